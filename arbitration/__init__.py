@@ -1,0 +1,1 @@
+"""Arbitration between providers: a pure engine and the Faust app around it."""

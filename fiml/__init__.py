@@ -1,0 +1,1 @@
+"""Shared parts of the FIML streaming services: settings, CLI, Kafka clients, local Kafka."""

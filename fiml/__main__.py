@@ -1,0 +1,3 @@
+from fiml.cli import main
+
+main()

@@ -1,0 +1,145 @@
+"""The ``fiml`` command: run the system, its services and the local Kafka broker."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+
+from fiml.local_kafka import KafkaRuntimeError, LocalKafka
+from fiml.runtime import configure_logging, run_until_signalled
+from fiml.settings import Settings, SettingsError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="FIML streaming: real-time market data on Apache Kafka.")
+kafka_app = typer.Typer(no_args_is_help=True, help="The local single-node Kafka broker.")
+topics_app = typer.Typer(no_args_is_help=True, help="The project's Kafka topics.")
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(topics_app, name="topics")
+
+ProvidersOption = Annotated[
+    str | None, typer.Option(help="Comma-separated providers (default: FIML_PROVIDERS).")
+]
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def _providers(value: str | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(p.strip() for p in value.split(",") if p.strip())
+
+
+@app.command()
+def up(providers: ProvidersOption = None) -> None:
+    """Run everything on this machine: Kafka, topics, ingest, arbitration, gateway."""
+    from fiml.supervisor import Supervisor
+
+    settings = _settings(providers=_providers(providers))
+    try:
+        code = Supervisor(settings).run()
+    except KafkaRuntimeError as error:
+        typer.echo(f"fiml up: {error}", err=True)
+        code = 1
+    raise typer.Exit(code)
+
+
+@kafka_app.command("fetch")
+def kafka_fetch() -> None:
+    """Resolve the broker's jars from Maven Central into the cache (once)."""
+    typer.echo(LocalKafka(_settings()).fetch_jars())
+
+
+@kafka_app.command("start")
+def kafka_start() -> None:
+    """Start the local broker in the background and wait until it is ready."""
+    local = LocalKafka(_settings())
+    try:
+        process = local.start()
+    except KafkaRuntimeError as error:
+        typer.echo(f"fiml kafka start: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Kafka ready on {local.bootstrap} (pid {process.pid}, log {local.log_file})")
+
+
+@kafka_app.command("stop")
+def kafka_stop() -> None:
+    """Stop the broker that ``fiml kafka start`` began."""
+    local = LocalKafka(_settings())
+    typer.echo("stopped" if local.stop() else "no broker was running")
+
+
+@kafka_app.command("status")
+def kafka_status() -> None:
+    """Say whether the local broker runs; exit code 3 if it does not."""
+    local = LocalKafka(_settings())
+    pid = local.running_pid()
+    if pid is None:
+        typer.echo(f"not running (data: {local.data_dir})")
+        raise typer.Exit(3)
+    typer.echo(f"running on {local.bootstrap} (pid {pid}, data: {local.data_dir})")
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every topic with its partitions and retention; existing ones are kept."""
+    from fiml.topics import create_topics
+
+    settings = _service_settings()
+    created = asyncio.run(create_topics(settings))
+    for spec in settings.topics().values():
+        state = "created" if spec.name in created else "exists"
+        typer.echo(f"{spec.name}: {state} ({spec.partitions} partitions)")
+
+
+@app.command()
+def ingest(providers: ProvidersOption = None) -> None:
+    """Run the ingest service: providers to fiml.ticks.raw and fiml.provider.status."""
+    from ingest.service import run_ingest
+
+    settings = _service_settings(providers=_providers(providers))
+    run_until_signalled(lambda stop: run_ingest(settings, stop))
+
+
+@app.command()
+def arbitrate() -> None:
+    """Run the arbitration worker (Faust): fiml.ticks.raw to fiml.quotes."""
+    from arbitration.app import run_worker
+
+    run_worker(_service_settings())
+
+
+@app.command()
+def gateway(
+    host: Annotated[str | None, typer.Option(help="Listen address (FIML_GATEWAY_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (FIML_GATEWAY_PORT).")] = None,
+) -> None:
+    """Run the WebSocket gateway under uvicorn."""
+    import uvicorn
+
+    from gateway.app import create_app
+
+    settings = _service_settings(gateway_host=host, gateway_port=port)
+    uvicorn.run(create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
+                log_level=settings.log_level, ws="websockets-sansio")
+
+
+def _service_settings(**overrides: object) -> Settings:
+    settings = _settings(**overrides)
+    if settings.kafka_bootstrap is None:
+        settings = _settings(kafka_bootstrap=LocalKafka(settings).bootstrap, **overrides)
+    configure_logging(settings.log_level)
+    return settings
+
+
+def main() -> None:
+    """Entry point of the ``fiml`` console script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,145 @@
+"""Settings of every FIML service, read from ``FIML_*`` environment variables.
+
+Each field ``name`` is set by the variable ``FIML_NAME``; a value that does not parse
+raises :class:`SettingsError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "FIML_"
+
+DEFAULT_EQUITIES = ("AAPL", "GOOGL", "MSFT", "TSLA", "NVDA", "AMZN", "META", "SPY")
+DEFAULT_CRYPTO = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "DOGE/USDT")
+
+
+class SettingsError(ValueError):
+    """A ``FIML_*`` variable holds a value its setting cannot take."""
+
+
+def _default_cache_dir() -> str:
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(xdg) / "fiml")
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic the project creates itself: name, partitions and retention."""
+
+    name: str
+    partitions: int
+    retention_ms: int | None
+    compacted: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting with its default; see :meth:`from_env`."""
+
+    kafka_bootstrap: str | None = None
+    kafka_version: str = "4.1.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "512m"
+    kafka_data_dir: str | None = None
+    cache_dir: str = field(default_factory=_default_cache_dir)
+
+    topic_prefix: str = "fiml"
+    partitions: int = 6
+    replication_factor: int = 1
+    raw_retention_hours: int = 7 * 24
+    status_retention_hours: int = 7 * 24
+    quotes_retention_hours: int = 7 * 24
+    trades_retention_hours: int = 7 * 24
+    candles_retention_hours: int = 30 * 24
+    dlq_retention_hours: int = 30 * 24
+
+    providers: tuple[str, ...] = ("synthetic",)
+    synthetic_symbols: tuple[str, ...] = DEFAULT_EQUITIES + DEFAULT_CRYPTO
+    synthetic_seed: int = 7
+    synthetic_tick_hz: float = 10.0
+
+    freshness_ms: int = 2000
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    gateway_warm_records: int = 1000
+    heartbeat_interval: float = 30.0
+    send_queue_limit: int = 1000
+
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        positive = ("partitions", "replication_factor", "synthetic_tick_hz", "freshness_ms",
+                    "heartbeat_interval", "send_queue_limit")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be above zero")
+        for name in ("kafka_port", "kafka_controller_port", "gateway_port"):
+            if not 0 < getattr(self, name) < 65536:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be a TCP port")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from ``env`` (default: the process environment), then ``overrides``."""
+        env = os.environ if env is None else env
+        hints = typing.get_type_hints(cls)
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            variable = ENV_PREFIX + f.name.upper()
+            raw = env.get(variable)
+            if raw is not None and raw.strip() != "":
+                values[f.name] = _parse(variable, raw.strip(), hints[f.name])
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def kafka_data_path(self) -> Path:
+        """Where the local broker keeps its log."""
+        return Path(self.kafka_data_dir or Path(self.cache_dir) / "broker")
+
+    def topic(self, role: str) -> str:
+        """The full name of a topic, for example ``topic("quotes")`` is ``fiml.quotes``."""
+        return f"{self.topic_prefix}.{role}"
+
+    def topics(self) -> dict[str, TopicSpec]:
+        """Every topic of ARCHITECTURE.md by role, as this configuration names it."""
+        hour_ms = 3_600_000
+        timed = {
+            "ticks.raw": self.raw_retention_hours,
+            "provider.status": self.status_retention_hours,
+            "quotes": self.quotes_retention_hours,
+            "candles": self.candles_retention_hours,
+            "trades": self.trades_retention_hours,
+            "ticks.dlq": self.dlq_retention_hours,
+        }
+        specs = {
+            role: TopicSpec(self.topic(role), self.partitions, hours * hour_ms)
+            for role, hours in timed.items()
+        }
+        specs["demand"] = TopicSpec(self.topic("demand"), self.partitions, None, compacted=True)
+        return specs
+
+
+def _parse(variable: str, raw: str, hint: object) -> object:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        inner = next(a for a in args if a is not type(None))
+        return _parse(variable, raw, inner)
+    if typing.get_origin(hint) is tuple:
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    try:
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{variable} must be a number, got {raw!r}") from None
+    return raw

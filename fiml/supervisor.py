@@ -1,0 +1,113 @@
+"""``fiml up``: the whole system on one machine, stopped as one.
+
+It starts the local broker (unless ``FIML_KAFKA_BOOTSTRAP`` names a cluster), creates the
+topics, then runs ingest, arbitration and the gateway as child processes. Ctrl-C or SIGTERM
+stops them all, the broker last. If one service dies, the rest are stopped too and the exit
+code says so. Children get SIGTERM from the kernel if this process itself is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from fiml.local_kafka import LocalKafka
+from fiml.processes import die_with_parent, stop_process
+from fiml.settings import Settings
+from fiml.topics import create_topics
+
+SERVICES = ("ingest", "arbitrate", "gateway")
+
+
+@dataclass
+class Supervisor:
+    """The processes ``fiml up`` started, and how to stop them."""
+
+    settings: Settings
+    broker: subprocess.Popen | None = None
+    services: dict[str, subprocess.Popen] = field(default_factory=dict)
+    stopping: bool = False
+
+    def run(self) -> int:
+        """Start everything, wait for a signal or a dead service, stop everything."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._request_stop)
+        try:
+            self._start()
+            return self._watch()
+        finally:
+            self._stop_all()
+
+    def _request_stop(self, signum: int, frame: object) -> None:
+        self.stopping = True
+
+    def _start(self) -> None:
+        settings = self.settings
+        if settings.kafka_bootstrap is None:
+            local = LocalKafka(settings)
+            print(f"starting Apache Kafka {settings.kafka_version} on {local.bootstrap} "
+                  f"(log: {local.log_file})", flush=True)
+            self.broker = local.start(stop_with_parent=True)
+            settings = dataclasses.replace(settings, kafka_bootstrap=local.bootstrap)
+            self.settings = settings
+        created = asyncio.run(create_topics(settings))
+        print(f"topics ready ({len(created)} created)", flush=True)
+        env = {**os.environ, "FIML_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+               "FIML_PROVIDERS": ",".join(settings.providers)}
+        for name in SERVICES:
+            if self.stopping:
+                return
+            self.services[name] = subprocess.Popen(
+                [sys.executable, "-m", "fiml", name], env=env, stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent(),
+            )
+        self._await_gateway()
+
+    def _await_gateway(self, timeout: float = 60.0) -> None:
+        host, port = self.settings.gateway_host, self.settings.gateway_port
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping and self._dead() is None:
+            try:
+                socket.create_connection((host, port), timeout=0.5).close()
+            except OSError:
+                time.sleep(0.2)
+                continue
+            print(f"FIML streaming is up: ws://{host}:{port}/ws/stream, "
+                  f"http://{host}:{port}/ws/connections (Ctrl-C stops it)", flush=True)
+            return
+
+    def _dead(self) -> str | None:
+        for name, process in self.services.items():
+            if process.poll() is not None:
+                return name
+        if self.broker is not None and self.broker.poll() is not None:
+            return "kafka"
+        return None
+
+    def _watch(self) -> int:
+        while not self.stopping:
+            dead = self._dead()
+            if dead is not None:
+                print(f"fiml up: {dead} exited unexpectedly; stopping everything",
+                      file=sys.stderr, flush=True)
+                return 1
+            time.sleep(0.2)
+        return 0
+
+    def _stop_all(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+        for name in reversed(SERVICES):
+            process = self.services.get(name)
+            if process is not None:
+                stop_process(process)
+        if self.broker is not None:
+            stop_process(self.broker, timeout=30)
+        print("fiml up: stopped", flush=True)

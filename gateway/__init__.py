@@ -1,0 +1,1 @@
+"""The WebSocket gateway: protocol, subscriptions, fan-out of arbitrated data."""

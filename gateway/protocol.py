@@ -1,0 +1,167 @@
+"""The client protocol of the WebSocket spec: message models, parsing and error frames.
+
+Parsing is pure: :func:`parse_client_message` turns a text frame into a typed message or
+raises :class:`ProtocolError` with the spec's error code and a message saying what was wrong.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from schemas.symbols import InvalidSymbol, canonical_symbol
+
+MAX_SYMBOLS = 50
+MIN_INTERVAL_MS = 100
+MAX_INTERVAL_MS = 60_000
+DEFAULT_INTERVAL_MS = 1000
+
+
+class ErrorCode(StrEnum):
+    """Error codes of error frames."""
+
+    INVALID_JSON = "INVALID_JSON"
+    INVALID_MESSAGE_TYPE = "INVALID_MESSAGE_TYPE"
+    SUBSCRIPTION_ERROR = "SUBSCRIPTION_ERROR"
+    UNSUBSCRIBE_ERROR = "UNSUBSCRIBE_ERROR"
+    PROCESSING_ERROR = "PROCESSING_ERROR"
+    SLOW_CONSUMER = "SLOW_CONSUMER"
+
+
+class StreamType(StrEnum):
+    PRICE = "price"
+    OHLCV = "ohlcv"
+    QUOTE = "quote"
+    TRADES = "trades"
+    MULTI_ASSET = "multi_asset"
+
+
+AssetType = Literal["equity", "crypto", "forex", "commodity", "index", "etf"]
+Market = Literal["US", "UK", "EU", "JP", "CN", "HK", "CRYPTO", "GLOBAL"]
+DataType = Literal["price", "ohlcv", "quote", "trades", "fundamentals"]
+
+
+class ProtocolError(Exception):
+    """A client message the gateway refuses, with the error code to answer it with."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _canonical_symbols(values: list[str]) -> tuple[str, ...]:
+    symbols: dict[str, None] = {}
+    for value in values:
+        try:
+            symbols[canonical_symbol(value)] = None
+        except InvalidSymbol as error:
+            raise ValueError(str(error)) from None
+    return tuple(symbols)
+
+
+class SubscribeRequest(BaseModel):
+    """``{"type": "subscribe", ...}``: start streaming ``stream_type`` for ``symbols``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["subscribe"]
+    stream_type: StreamType
+    symbols: Annotated[list[str], Field(min_length=1, max_length=MAX_SYMBOLS)]
+    asset_type: AssetType | None = None
+    market: Market | None = None
+    interval_ms: Annotated[int, Field(ge=MIN_INTERVAL_MS, le=MAX_INTERVAL_MS, strict=True)] = (
+        DEFAULT_INTERVAL_MS
+    )
+    data_type: DataType | None = None
+
+    @field_validator("symbols")
+    @classmethod
+    def _fold_symbols(cls, values: list[str]) -> list[str]:
+        return list(_canonical_symbols(values))
+
+
+class UnsubscribeRequest(BaseModel):
+    """``{"type": "unsubscribe", ...}``: end ``symbols`` (or, with null, all) of a stream type."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["unsubscribe"]
+    stream_type: StreamType
+    symbols: Annotated[list[str], Field(min_length=1)] | None = None
+
+    @field_validator("symbols")
+    @classmethod
+    def _fold_symbols(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else list(_canonical_symbols(values))
+
+
+class PingRequest(BaseModel):
+    """``{"type": "ping"}``, answered by ``{"type": "pong"}``."""
+
+    type: Literal["ping"]
+
+
+ClientMessage = SubscribeRequest | UnsubscribeRequest | PingRequest
+_MODELS: dict[str, tuple[type[BaseModel], ErrorCode]] = {
+    "subscribe": (SubscribeRequest, ErrorCode.SUBSCRIPTION_ERROR),
+    "unsubscribe": (UnsubscribeRequest, ErrorCode.UNSUBSCRIBE_ERROR),
+    "ping": (PingRequest, ErrorCode.PROCESSING_ERROR),
+}
+
+
+def parse_client_message(text: str | bytes) -> ClientMessage:
+    """Parse and validate one client frame, or raise :class:`ProtocolError`."""
+    try:
+        payload = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        raise ProtocolError(ErrorCode.INVALID_JSON, f"malformed JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise ProtocolError(ErrorCode.INVALID_JSON,
+                            f"a message must be a JSON object, got {_json_kind(payload)}")
+    return validate_message(payload)
+
+
+def validate_message(payload: dict[str, Any]) -> ClientMessage:
+    """Validate a decoded JSON object as a client message, or raise :class:`ProtocolError`."""
+    kind = payload.get("type")
+    entry = _MODELS.get(kind) if isinstance(kind, str) else None
+    if entry is None:
+        known = ", ".join(_MODELS)
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE_TYPE,
+                            f"unknown message type {kind!r}; expected one of: {known}")
+    model, code = entry
+    try:
+        return model.model_validate(payload)
+    except ValidationError as error:
+        raise ProtocolError(code, _describe(kind, error)) from None
+
+
+def _describe(kind: str, error: ValidationError) -> str:
+    problems = []
+    for item in error.errors(include_url=False)[:3]:
+        where = ".".join(str(part) for part in item["loc"]) or "message"
+        problems.append(f"{where}: {item['msg'].removeprefix('Value error, ')}")
+    action = "create subscription" if kind == "subscribe" else f"process {kind}"
+    return f"Failed to {action}: " + "; ".join(problems)
+
+
+def _json_kind(value: object) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number",
+            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """ISO 8601 UTC with a ``Z``, as in the spec's messages."""
+    moment = moment or datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def error_frame(code: ErrorCode, message: str) -> str:
+    """An error message as the spec shows it."""
+    return orjson.dumps({"type": "error", "error_code": code.value, "message": message,
+                         "timestamp": utc_timestamp()}).decode()

@@ -1,0 +1,1 @@
+"""Provider adapters and the ingest service that writes their ticks to Kafka."""

@@ -1,0 +1,171 @@
+"""A synthetic market: seeded random walks seen through several simulated venues.
+
+Each symbol follows a geometric random walk. Each venue reports it with its own noise,
+latency and spread, sometimes prints trades, and now and then goes down for a while, so
+the arbitration engine has real work to do offline. Everything is a pure function of the
+seed and the sequence of times passed to :meth:`SyntheticMarket.advance`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from schemas.records import ProviderStatus, RawTick
+
+MICROS = 1_000_000
+STATUS_EVERY_US = 5 * MICROS
+
+STARTING_PRICES = {
+    "AAPL": 190.0, "GOOGL": 170.0, "MSFT": 420.0, "TSLA": 250.0, "NVDA": 130.0,
+    "AMZN": 185.0, "META": 500.0, "SPY": 560.0, "QQQ": 480.0, "^GSPC": 5600.0,
+    "BTC/USDT": 65000.0, "ETH/USDT": 3200.0, "SOL/USDT": 150.0, "XRP/USDT": 0.6,
+    "DOGE/USDT": 0.15,
+}
+
+
+@dataclass(frozen=True)
+class Venue:
+    """How one simulated venue distorts the true price."""
+
+    name: str
+    noise_bps: float
+    latency_ms: float
+    spread_bps: float
+    trade_probability: float
+    outages_per_hour: float
+    outage_seconds: float
+
+
+DEFAULT_VENUES = (
+    Venue("synthetic:alpha", noise_bps=0.5, latency_ms=15, spread_bps=2, trade_probability=0.3,
+          outages_per_hour=2, outage_seconds=20),
+    Venue("synthetic:beta", noise_bps=1.5, latency_ms=60, spread_bps=4, trade_probability=0.2,
+          outages_per_hour=4, outage_seconds=15),
+    Venue("synthetic:gamma", noise_bps=3.0, latency_ms=150, spread_bps=8, trade_probability=0.1,
+          outages_per_hour=6, outage_seconds=30),
+)
+
+
+def starting_price(symbol: str) -> float:
+    """The walk's first price: a familiar level for known symbols, a stable one otherwise."""
+    known = STARTING_PRICES.get(symbol)
+    if known is not None:
+        return known
+    return 10.0 + sum(symbol.encode()) % 490
+
+
+@dataclass
+class _VenueState:
+    down_until_us: int = 0
+    last_status_us: int = -STATUS_EVERY_US
+    was_up: bool | None = None
+    seq: int = 0
+    volume: dict[str, float] = field(default_factory=dict)
+
+
+class SyntheticMarket:
+    """The simulated market for a set of symbols.
+
+    ``tick_hz`` is the number of quote ticks per second per symbol per venue.
+    """
+
+    def __init__(self, symbols: Iterable[str], *, seed: int, tick_hz: float,
+                 venues: Iterable[Venue] = DEFAULT_VENUES) -> None:
+        self.random = random.Random(seed)
+        self.tick_hz = tick_hz
+        self.venues = tuple(venues)
+        self.prices = {symbol: starting_price(symbol) for symbol in symbols}
+        self.reference = dict(self.prices)
+        self.state = {venue.name: _VenueState() for venue in self.venues}
+        self.credit = {venue.name: 0.0 for venue in self.venues}
+        self.now_us: int | None = None
+
+    def add_symbol(self, symbol: str) -> None:
+        """Start simulating one more symbol."""
+        if symbol not in self.prices:
+            self.prices[symbol] = self.reference[symbol] = starting_price(symbol)
+
+    def advance(self, now_us: int) -> tuple[list[RawTick], list[ProviderStatus]]:
+        """Move the market to ``now_us`` and return what the venues reported meanwhile."""
+        previous = self.now_us if self.now_us is not None else now_us - int(MICROS / self.tick_hz)
+        self.now_us = now_us
+        elapsed = max(0.0, (now_us - previous) / MICROS)
+        self._walk(elapsed)
+        ticks: list[RawTick] = []
+        statuses: list[ProviderStatus] = []
+        for venue in self.venues:
+            up = self._update_outage(venue, now_us, elapsed)
+            status = self._status(venue, now_us, up)
+            if status is not None:
+                statuses.append(status)
+            self.credit[venue.name] += elapsed * self.tick_hz
+            rounds = int(self.credit[venue.name])
+            self.credit[venue.name] -= rounds
+            if up:
+                for _ in range(rounds):
+                    for symbol in self.prices:
+                        ticks.extend(self._observe(venue, symbol, now_us))
+        return ticks, statuses
+
+    def _walk(self, elapsed: float) -> None:
+        for symbol, price in self.prices.items():
+            sigma = 0.0008 if "/" in symbol else 0.0003
+            shock = self.random.gauss(0.0, sigma * math.sqrt(max(elapsed, 1e-6)))
+            self.prices[symbol] = price * math.exp(shock)
+
+    def _update_outage(self, venue: Venue, now_us: int, elapsed: float) -> bool:
+        state = self.state[venue.name]
+        if now_us < state.down_until_us:
+            return False
+        chance = venue.outages_per_hour / 3600 * elapsed
+        if self.random.random() < chance:
+            state.down_until_us = now_us + int(venue.outage_seconds * MICROS)
+            return False
+        return True
+
+    def _status(self, venue: Venue, now_us: int, up: bool) -> ProviderStatus | None:
+        state = self.state[venue.name]
+        if state.was_up == up and now_us - state.last_status_us < STATUS_EVERY_US:
+            return None
+        state.was_up = up
+        state.last_status_us = now_us
+        if up:
+            return ProviderStatus(venue.name, now_us, "UP", latency_ms=venue.latency_ms)
+        return ProviderStatus(venue.name, now_us, "DOWN", error_kind="outage",
+                              message="simulated outage")
+
+    def _observe(self, venue: Venue, symbol: str, now_us: int) -> list[RawTick]:
+        state = self.state[venue.name]
+        rng = self.random
+        true_price = self.prices[symbol]
+        price = _round_price(true_price * (1 + rng.gauss(0.0, venue.noise_bps / 10_000)))
+        half_spread = price * venue.spread_bps / 20_000
+        latency_us = int(rng.expovariate(1.0 / venue.latency_ms) * 1000)
+        ts_event = now_us - latency_us
+        state.seq += 1
+        ticks = []
+        if rng.random() < venue.trade_probability:
+            size = round(rng.expovariate(1.0) * (0.5 if "/" in symbol else 100), 4) or 1.0
+            state.volume[symbol] = state.volume.get(symbol, 0.0) + size
+            ticks.append(RawTick(
+                symbol, venue.name, "TRADE", ts_event, now_us, state.seq, price,
+                trade_id=f"{venue.name}-{state.seq}", trade_size=size,
+                side="buy" if rng.random() < 0.5 else "sell",
+            ))
+            state.seq += 1
+        ticks.append(RawTick(
+            symbol, venue.name, "QUOTE", ts_event, now_us, state.seq, price,
+            bid=_round_price(price - half_spread), ask=_round_price(price + half_spread),
+            bid_size=round(rng.uniform(1, 50), 2), ask_size=round(rng.uniform(1, 50), 2),
+            volume=round(state.volume.get(symbol, 0.0), 4),
+            reference_price=self.reference[symbol],
+        ))
+        return ticks
+
+
+def _round_price(price: float) -> float:
+    digits = 2 if price >= 1 else 6
+    return round(price, digits)

@@ -1,0 +1,124 @@
+"""Avro encoding in the Confluent wire format: byte 0, a 4-byte big-endian schema id, the body.
+
+Schema ids are fixed by this module (see ``SCHEMA_IDS``); no registry is needed to read
+our topics. The ``.avsc`` files keep ``timestamp-micros`` logical types for other readers;
+this codec reads and writes those fields as plain integers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import fastavro
+
+from schemas.records import Candle, ProviderStatus, Quote, RawTick, Record, Trade
+
+MAGIC_BYTE = 0
+HEADER = struct.Struct(">bI")
+AVRO_DIR = Path(__file__).parent / "avro"
+
+SCHEMA_IDS: dict[type, tuple[int, str]] = {
+    RawTick: (1, "raw_tick.avsc"),
+    ProviderStatus: (2, "provider_status.avsc"),
+    Quote: (3, "quote.avsc"),
+    Candle: (4, "candle.avsc"),
+    Trade: (5, "trade.avsc"),
+}
+
+T = TypeVar("T", bound=Record)
+
+
+class DecodeError(ValueError):
+    """A payload that is not one of our Avro records; the message says why."""
+
+
+@dataclass(frozen=True)
+class RegisteredSchema:
+    """One schema with its fixed id, its record type and its parsed form."""
+
+    schema_id: int
+    record_type: type
+    source: dict[str, Any]
+    parsed: Any
+    field_names: tuple[str, ...]
+
+
+def load_schema(filename: str) -> dict[str, Any]:
+    """The ``.avsc`` file as written, logical types included."""
+    return json.loads((AVRO_DIR / filename).read_text())
+
+
+def _without_logical_types(node: Any) -> Any:
+    if isinstance(node, dict):
+        if "logicalType" in node and isinstance(node.get("type"), str):
+            return node["type"]
+        return {key: _without_logical_types(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_without_logical_types(item) for item in node]
+    return node
+
+
+def _register() -> tuple[dict[int, RegisteredSchema], dict[type, RegisteredSchema]]:
+    by_id: dict[int, RegisteredSchema] = {}
+    by_type: dict[type, RegisteredSchema] = {}
+    for record_type, (schema_id, filename) in SCHEMA_IDS.items():
+        source = load_schema(filename)
+        parsed = fastavro.parse_schema(_without_logical_types(source), named_schemas={})
+        names = tuple(f.name for f in dataclasses.fields(record_type))
+        registered = RegisteredSchema(schema_id, record_type, source, parsed, names)
+        by_id[schema_id] = by_type[record_type] = registered
+    return by_id, by_type
+
+
+SCHEMAS_BY_ID, SCHEMAS_BY_TYPE = _register()
+
+
+def encode(record: Record) -> bytes:
+    """Encode a typed record as Confluent-framed Avro."""
+    schema = SCHEMAS_BY_TYPE[type(record)]
+    buffer = io.BytesIO()
+    buffer.write(HEADER.pack(MAGIC_BYTE, schema.schema_id))
+    values = {name: getattr(record, name) for name in schema.field_names}
+    fastavro.schemaless_writer(buffer, schema.parsed, values)
+    return buffer.getvalue()
+
+
+def decode(payload: bytes, expected: type[T] | None = None) -> T:
+    """Decode a Confluent-framed Avro payload into its typed record.
+
+    Raises :class:`DecodeError` for an empty or truncated payload, a wrong magic byte, an
+    unknown schema id, a record of another type than ``expected``, or bytes left over.
+    """
+    if len(payload) < HEADER.size:
+        raise DecodeError(f"truncated payload: {len(payload)} bytes, the header alone has 5")
+    magic, schema_id = HEADER.unpack_from(payload)
+    if magic != MAGIC_BYTE:
+        raise DecodeError(f"bad magic byte {magic}: not Confluent-framed Avro")
+    schema = SCHEMAS_BY_ID.get(schema_id)
+    if schema is None:
+        known = ", ".join(str(i) for i in sorted(SCHEMAS_BY_ID))
+        raise DecodeError(f"unknown schema id {schema_id} (known ids: {known})")
+    if expected is not None and schema.record_type is not expected:
+        raise DecodeError(
+            f"schema id {schema_id} is {schema.record_type.__name__}, expected {expected.__name__}"
+        )
+    body = io.BytesIO(payload)
+    body.seek(HEADER.size)
+    try:
+        values = fastavro.schemaless_reader(body, schema.parsed, None)
+    except (EOFError, StopIteration, struct.error) as exc:
+        name = schema.record_type.__name__
+        detail = str(exc) or "body ends early"
+        raise DecodeError(f"truncated payload for {name} ({len(payload)} bytes): {detail}") from exc
+    except (ValueError, IndexError, UnicodeDecodeError) as exc:
+        raise DecodeError(f"corrupt {schema.record_type.__name__} body: {exc}") from exc
+    if body.tell() != len(payload):
+        extra = len(payload) - body.tell()
+        raise DecodeError(f"{extra} bytes left after the {schema.record_type.__name__} body")
+    return schema.record_type(**values)

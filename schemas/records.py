@@ -1,0 +1,111 @@
+"""Typed records, one per Avro schema in ``schemas/avro``.
+
+Times are integers: microseconds since the Unix epoch, UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RawTick:
+    """One observation from a provider: a quote update or a trade print."""
+
+    symbol: str
+    provider: str
+    kind: str
+    ts_event: int
+    ts_ingest: int
+    seq: int
+    price: float
+    bid: float | None = None
+    ask: float | None = None
+    bid_size: float | None = None
+    ask_size: float | None = None
+    volume: float | None = None
+    reference_price: float | None = None
+    trade_id: str | None = None
+    trade_size: float | None = None
+    side: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStatus:
+    """A provider's health: UP, DEGRADED or DOWN."""
+
+    provider: str
+    ts_event: int
+    state: str
+    latency_ms: float | None = None
+    error_kind: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """The arbitrated view of one symbol."""
+
+    symbol: str
+    ts_event: int
+    ts_ingest: int
+    seq: int
+    price: float
+    provider: str
+    confidence: float
+    bid: float | None = None
+    ask: float | None = None
+    bid_size: float | None = None
+    ask_size: float | None = None
+    volume: float | None = None
+    change: float | None = None
+    change_percent: float | None = None
+    reference_price: float | None = None
+    providers: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """An OHLCV candle of the arbitrated price series."""
+
+    symbol: str
+    timeframe: str
+    open_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    is_closed: bool
+    revision: int
+    seq: int
+    trade_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """A deduplicated trade print."""
+
+    symbol: str
+    trade_id: str
+    provider: str
+    ts_event: int
+    ts_ingest: int
+    price: float
+    amount: float
+    side: str | None = None
+
+
+Record = RawTick | ProviderStatus | Quote | Candle | Trade
+
+
+def micros_to_iso(micros: int) -> str:
+    """Format microseconds since the epoch as ISO 8601 UTC, e.g. ``2025-11-22T10:30:01.250000Z``."""
+    return datetime.fromtimestamp(micros / 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def datetime_to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime."""
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
