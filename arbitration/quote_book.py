@@ -81,7 +81,7 @@ class QuoteBook:
         coverage = min(1.0, len(fresh) / EXPECTED_PROVIDERS)
         confidence = round(agreeing / len(fresh) * coverage, 4)
         change = change_percent = None
-        if driver.reference_price:
+        if driver.reference_price is not None and _usable(driver.reference_price):
             change = round(driver.price - driver.reference_price, 8)
             change_percent = round(change / driver.reference_price * 100, 4)
         return Quote(
@@ -101,9 +101,9 @@ def _usable(price: float) -> bool:
 def _same_content(quote: Quote, previous: Quote | None) -> bool:
     if previous is None:
         return False
-    return (quote.price, quote.bid, quote.ask, quote.provider, quote.confidence,
-            quote.providers) == (previous.price, previous.bid, previous.ask, previous.provider,
-                                 previous.confidence, previous.providers)
+    return (quote.price, quote.bid, quote.ask, quote.volume, quote.provider, quote.confidence,
+            quote.providers) == (previous.price, previous.bid, previous.ask, previous.volume,
+                                 previous.provider, previous.confidence, previous.providers)
 
 
 class QuoteEngine:

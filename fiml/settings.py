@@ -80,8 +80,11 @@ class Settings:
         positive = ("partitions", "replication_factor", "synthetic_tick_hz", "freshness_ms",
                     "heartbeat_interval", "send_queue_limit")
         for name in positive:
-            if getattr(self, name) <= 0:
+            if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be above zero")
+        for name in ("providers", "synthetic_symbols"):
+            if not getattr(self, name):
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must name at least one")
         for name in ("kafka_port", "kafka_controller_port", "gateway_port"):
             if not 0 < getattr(self, name) < 65536:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be a TCP port")
@@ -99,6 +102,16 @@ class Settings:
                 values[f.name] = _parse(variable, raw.strip(), hints[f.name])
         values.update(overrides)
         return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``FIML_*`` variables, for child processes."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                text = ",".join(value) if isinstance(value, tuple) else str(value)
+                env[ENV_PREFIX + f.name.upper()] = text
+        return env
 
     @property
     def kafka_data_path(self) -> Path:

@@ -59,8 +59,7 @@ class Supervisor:
             self.settings = settings
         created = asyncio.run(create_topics(settings))
         print(f"topics ready ({len(created)} created)", flush=True)
-        env = {**os.environ, "FIML_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-               "FIML_PROVIDERS": ",".join(settings.providers)}
+        env = {**os.environ, **settings.to_env()}
         for name in SERVICES:
             if self.stopping:
                 return

@@ -141,8 +141,11 @@ class SyntheticMarket:
         state = self.state[venue.name]
         rng = self.random
         true_price = self.prices[symbol]
+        tick = _price_tick(true_price)
         price = _round_price(true_price * (1 + rng.gauss(0.0, venue.noise_bps / 10_000)))
         half_spread = price * venue.spread_bps / 20_000
+        bid = math.floor((price - half_spread) / tick) * tick
+        ask = max(math.ceil((price + half_spread) / tick) * tick, bid + tick)
         latency_us = int(rng.expovariate(1.0 / venue.latency_ms) * 1000)
         ts_event = now_us - latency_us
         state.seq += 1
@@ -158,7 +161,7 @@ class SyntheticMarket:
             state.seq += 1
         ticks.append(RawTick(
             symbol, venue.name, "QUOTE", ts_event, now_us, state.seq, price,
-            bid=_round_price(price - half_spread), ask=_round_price(price + half_spread),
+            bid=_round_price(bid), ask=_round_price(ask),
             bid_size=round(rng.uniform(1, 50), 2), ask_size=round(rng.uniform(1, 50), 2),
             volume=round(state.volume.get(symbol, 0.0), 4),
             reference_price=self.reference[symbol],
@@ -166,6 +169,9 @@ class SyntheticMarket:
         return ticks
 
 
+def _price_tick(price: float) -> float:
+    return 0.01 if price >= 1 else 0.000001
+
+
 def _round_price(price: float) -> float:
-    digits = 2 if price >= 1 else 6
-    return round(price, digits)
+    return round(price, 2 if price >= 1 else 6)

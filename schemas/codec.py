@@ -20,7 +20,7 @@ import fastavro
 from schemas.records import Candle, ProviderStatus, Quote, RawTick, Record, Trade
 
 MAGIC_BYTE = 0
-HEADER = struct.Struct(">bI")
+HEADER = struct.Struct(">BI")
 AVRO_DIR = Path(__file__).parent / "avro"
 
 SCHEMA_IDS: dict[type, tuple[int, str]] = {
@@ -112,12 +112,14 @@ def decode(payload: bytes, expected: type[T] | None = None) -> T:
     body.seek(HEADER.size)
     try:
         values = fastavro.schemaless_reader(body, schema.parsed, None)
-    except (EOFError, StopIteration, struct.error) as exc:
+    except (EOFError, StopIteration, struct.error, ValueError, IndexError,
+            UnicodeDecodeError) as exc:
         name = schema.record_type.__name__
-        detail = str(exc) or "body ends early"
-        raise DecodeError(f"truncated payload for {name} ({len(payload)} bytes): {detail}") from exc
-    except (ValueError, IndexError, UnicodeDecodeError) as exc:
-        raise DecodeError(f"corrupt {schema.record_type.__name__} body: {exc}") from exc
+        if body.tell() >= len(payload) or isinstance(exc, EOFError | StopIteration):
+            raise DecodeError(
+                f"truncated payload for {name}: the body ends early ({len(payload)} bytes)"
+            ) from exc
+        raise DecodeError(f"corrupt {name} body: {exc}") from exc
     if body.tell() != len(payload):
         extra = len(payload) - body.tell()
         raise DecodeError(f"{extra} bytes left after the {schema.record_type.__name__} body")

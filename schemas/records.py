@@ -6,7 +6,7 @@ Times are integers: microseconds since the Unix epoch, UTC.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,15 +97,18 @@ class Trade:
     side: str | None = None
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 Record = RawTick | ProviderStatus | Quote | Candle | Trade
 
 
 def micros_to_iso(micros: int) -> str:
     """Format microseconds since the epoch as ISO 8601 UTC, e.g. ``2025-11-22T10:30:01.250000Z``."""
-    return datetime.fromtimestamp(micros / 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = EPOCH + timedelta(microseconds=micros)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def datetime_to_micros(moment: datetime) -> int:
     """Microseconds since the epoch of an aware datetime."""
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    delta = moment - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -1,0 +1,85 @@
+"""Helpers of the integration tests: child services, topic reading, process scans."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fiml.kafka_clients import make_consumer, topic_partitions
+from fiml.processes import die_with_parent
+from fiml.settings import Settings
+from schemas import decode
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a child process that should see exactly ``settings``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
+    return {**env, **settings.to_env(), **extra}
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start ``python -m fiml <args>``; it dies with the test process."""
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "fiml", *args], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=die_with_parent())
+
+
+def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
+    """Block until something listens on ``host:port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing listened on {host}:{port} after {timeout} s")
+
+
+async def read_topic(settings: Settings, role: str, record_type: type) -> list[tuple]:
+    """Every record of a topic up to its current end: (partition, offset, decoded record)."""
+    topic = settings.topic(role)
+    partitions = await topic_partitions(settings, topic)
+    consumer = make_consumer(settings, "fiml-tests")
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        found = []
+        pending = {tp for tp in partitions if ends[tp] > 0}
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.offset < ends[tp]:
+                        value = decode(record.value, record_type)
+                        found.append((tp.partition, record.offset, value))
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        return found
+    finally:
+        await consumer.stop()
+
+
+def processes_with_env(marker: str) -> list[int]:
+    """Ids of live processes (other than this one) whose environment contains ``marker``."""
+    needle = marker.encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in environ.split(b"\0") and state != "Z":
+            found.append(int(entry.name))
+    return found
+

@@ -1,0 +1,343 @@
+"""Unit and property tests of the Avro codec (schemas/codec.py) and records (schemas/records.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import re
+from datetime import UTC, datetime, timedelta
+
+import avro.io
+import avro.schema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.codec import (
+    AVRO_DIR,
+    HEADER,
+    MAGIC_BYTE,
+    SCHEMA_IDS,
+    DecodeError,
+    decode,
+    encode,
+    load_schema,
+)
+from schemas.records import (
+    Candle,
+    ProviderStatus,
+    Quote,
+    RawTick,
+    Trade,
+    datetime_to_micros,
+    micros_to_iso,
+)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# timestamp-micros values a datetime can hold: what any Avro reader can turn into a date.
+MIN_MICROS = datetime_to_micros(datetime(1, 1, 1, tzinfo=UTC))
+MAX_MICROS = datetime_to_micros(datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC))
+
+longs = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+ints = st.integers(min_value=-(2**31), max_value=2**31 - 1)
+timestamps = st.integers(min_value=MIN_MICROS, max_value=MAX_MICROS)
+doubles = st.floats(allow_nan=True, allow_infinity=True)
+optional_doubles = st.none() | doubles
+text = st.text(max_size=20)
+optional_text = st.none() | text
+sides = st.sampled_from([None, "buy", "sell"])
+
+raw_ticks = st.builds(
+    RawTick,
+    symbol=text, provider=text, kind=st.sampled_from(["QUOTE", "TRADE"]),
+    ts_event=timestamps, ts_ingest=timestamps, seq=longs, price=doubles,
+    bid=optional_doubles, ask=optional_doubles, bid_size=optional_doubles,
+    ask_size=optional_doubles, volume=optional_doubles, reference_price=optional_doubles,
+    trade_id=optional_text, trade_size=optional_doubles, side=sides,
+)
+provider_statuses = st.builds(
+    ProviderStatus,
+    provider=text, ts_event=timestamps, state=st.sampled_from(["UP", "DEGRADED", "DOWN"]),
+    latency_ms=optional_doubles, error_kind=optional_text, message=optional_text,
+)
+quotes = st.builds(
+    Quote,
+    symbol=text, ts_event=timestamps, ts_ingest=timestamps, seq=longs, price=doubles,
+    provider=text, confidence=doubles, bid=optional_doubles, ask=optional_doubles,
+    bid_size=optional_doubles, ask_size=optional_doubles, volume=optional_doubles,
+    change=optional_doubles, change_percent=optional_doubles,
+    reference_price=optional_doubles, providers=st.lists(text, max_size=5),
+)
+candles = st.builds(
+    Candle,
+    symbol=text, timeframe=st.sampled_from(["1s", "1m", "5m", "15m", "1h", "1d"]),
+    open_time=timestamps, open=doubles, high=doubles, low=doubles, close=doubles,
+    volume=doubles, is_closed=st.booleans(), revision=ints, seq=longs, trade_count=longs,
+)
+trades = st.builds(
+    Trade,
+    symbol=text, trade_id=text, provider=text, ts_event=timestamps, ts_ingest=timestamps,
+    price=doubles, amount=doubles, side=sides,
+)
+records = st.one_of(raw_ticks, provider_statuses, quotes, candles, trades)
+
+TIMESTAMP_FIELDS = {"ts_event", "ts_ingest", "open_time"}
+RECORD_TYPES = [RawTick, ProviderStatus, Quote, Candle, Trade]
+
+
+def comparable(value):
+    """A form of a field value that compares equal for NaN and tells -0.0 from 0.0."""
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else (value, math.copysign(1.0, value))
+    if isinstance(value, list):
+        return [comparable(item) for item in value]
+    return value
+
+
+def fields_of(record):
+    return {f.name: comparable(getattr(record, f.name)) for f in dataclasses.fields(record)}
+
+
+def avro_schema_for(record_type):
+    _, filename = SCHEMA_IDS[record_type]
+    return avro.schema.parse(json.dumps(load_schema(filename)))
+
+
+AVRO_SCHEMAS = {record_type: avro_schema_for(record_type) for record_type in RECORD_TYPES}
+
+
+def read_with_official_avro(payload, record_type):
+    reader = avro.io.DatumReader(AVRO_SCHEMAS[record_type])
+    return reader.read(avro.io.BinaryDecoder(io.BytesIO(payload[HEADER.size:])))
+
+
+SAMPLES = [
+    RawTick("AAPL", "synthetic:alpha", "QUOTE", 1_700_000_000_000_000, 1_700_000_000_015_000,
+            42, 190.25, bid=190.2, ask=190.3, volume=1000.0, reference_price=188.0),
+    ProviderStatus("synthetic:beta", 1_700_000_000_000_000, "DOWN", error_kind="outage",
+                   message="simulated outage"),
+    Quote("BTC/USDT", 1_700_000_000_000_000, 1_700_000_000_000_500, 7, 65000.5,
+          "ccxt:binance", 0.98, providers=["ccxt:binance", "ccxt:kraken"]),
+    Candle("BTC/USDT", "1m", 1_700_000_040_000_000, 1.0, 2.0, 0.5, 1.5, 10.0, False, 3, 9,
+           trade_count=4),
+    Trade("ETH/USDT", "t-1", "ccxt:binance", 1_700_000_000_000_000, 1_700_000_000_000_100,
+          3200.0, 0.25, side="sell"),
+]
+
+
+# --- round trips -------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(records)
+def test_decode_inverts_encode(record):
+    decoded = decode(encode(record))
+    assert type(decoded) is type(record)
+    assert fields_of(decoded) == fields_of(record)
+
+
+@pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
+def test_sample_round_trip_is_equal(record):
+    assert decode(encode(record)) == record
+    assert decode(encode(record), expected=type(record)) == record
+
+
+@settings(max_examples=200, deadline=None)
+@given(records)
+def test_official_avro_reader_decodes_the_same_values(record):
+    """Any Avro reader, given the .avsc files, reads what fastavro wrote."""
+    datum = read_with_official_avro(encode(record), type(record))
+    assert set(datum) == {f.name for f in dataclasses.fields(record)}
+    for name in TIMESTAMP_FIELDS & set(datum):
+        assert isinstance(datum[name], datetime)
+        assert datum[name].tzinfo is not None
+        datum[name] = datetime_to_micros(datum[name])
+    assert {name: comparable(value) for name, value in datum.items()} == fields_of(record)
+
+
+# --- the Confluent header ----------------------------------------------------------------
+
+
+def test_schema_ids_are_one_to_five_and_files_exist():
+    ids = sorted(schema_id for schema_id, _ in SCHEMA_IDS.values())
+    assert ids == [1, 2, 3, 4, 5]
+    for _, filename in SCHEMA_IDS.values():
+        assert (AVRO_DIR / filename).is_file()
+
+
+@pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
+def test_header_is_magic_zero_and_big_endian_schema_id(record):
+    payload = encode(record)
+    assert payload[0] == MAGIC_BYTE == 0
+    assert int.from_bytes(payload[1:5], "big") == SCHEMA_IDS[type(record)][0]
+    assert payload[1:4] == b"\x00\x00\x00"
+
+
+@pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
+def test_avsc_doc_names_the_same_schema_id(record):
+    """Each .avsc says "Schema id N." in its doc; it must match SCHEMA_IDS."""
+    schema_id, filename = SCHEMA_IDS[type(record)]
+    source = load_schema(filename)
+    assert source["name"] == type(record).__name__
+    assert f"Schema id {schema_id}." in source["doc"]
+
+
+# --- decode errors -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("schema_id", [0, 6, 99, 2**31, 2**32 - 1])
+def test_unknown_schema_id_is_named(schema_id):
+    body = encode(SAMPLES[0])[HEADER.size:]
+    payload = bytes([0]) + schema_id.to_bytes(4, "big") + body
+    with pytest.raises(DecodeError, match=rf"unknown schema id {schema_id}\b"):
+        decode(payload)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records)
+def test_every_strict_prefix_raises_decode_error(record):
+    payload = encode(record)
+    for end in range(len(payload)):
+        with pytest.raises(DecodeError) as info:
+            decode(payload[:end])
+        assert type(record).__name__ in str(info.value) or end < HEADER.size
+
+
+@pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
+def test_prefixes_that_end_on_a_field_boundary_say_truncated(record):
+    payload = encode(record)
+    for end in range(HEADER.size):
+        with pytest.raises(DecodeError, match="truncated"):
+            decode(payload[:end])
+    with pytest.raises(DecodeError, match="truncated"):
+        decode(payload[:HEADER.size])
+    with pytest.raises(DecodeError, match="truncated"):
+        decode(payload[:-1])
+
+
+def test_prefix_cut_inside_a_varint_says_truncated():
+    payload = encode(RawTick("A", "p", "QUOTE", 0, 0, 300, 1.0))
+    cut = payload.index(b"\xd8\x04") + 1
+    with pytest.raises(DecodeError, match="truncated"):
+        decode(payload[:cut])
+
+
+def test_empty_payload_raises_decode_error():
+    with pytest.raises(DecodeError, match="truncated"):
+        decode(b"")
+
+
+@pytest.mark.parametrize("magic", [1, 2, 0x7F])
+def test_wrong_magic_byte(magic):
+    payload = bytes([magic]) + encode(SAMPLES[0])[1:]
+    with pytest.raises(DecodeError, match=rf"magic byte {magic}\b"):
+        decode(payload)
+
+
+@pytest.mark.parametrize("magic", [0x80, 0xFF])
+def test_wrong_high_magic_byte_is_reported_as_its_byte_value(magic):
+    payload = bytes([magic]) + encode(SAMPLES[0])[1:]
+    with pytest.raises(DecodeError, match=rf"magic byte {magic}\b"):
+        decode(payload)
+
+
+@pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
+@pytest.mark.parametrize("extra", [b"\x00", b"\x01\x02\x03"])
+def test_trailing_bytes_are_refused(record, extra):
+    with pytest.raises(DecodeError, match=rf"{len(extra)} bytes left"):
+        decode(encode(record) + extra)
+
+
+@pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
+@pytest.mark.parametrize("other", RECORD_TYPES, ids=lambda t: t.__name__)
+def test_expected_type_mismatch(record, other):
+    payload = encode(record)
+    if other is type(record):
+        assert decode(payload, expected=other) == record
+        return
+    with pytest.raises(DecodeError) as info:
+        decode(payload, expected=other)
+    assert type(record).__name__ in str(info.value)
+    assert f"expected {other.__name__}" in str(info.value)
+
+
+def test_decode_error_is_a_value_error():
+    assert issubclass(DecodeError, ValueError)
+
+
+framed_noise = st.builds(
+    lambda schema_id, body: bytes([0]) + schema_id.to_bytes(4, "big") + body,
+    st.integers(min_value=1, max_value=5),
+    st.binary(max_size=64),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64) | framed_noise)
+def test_arbitrary_bytes_raise_only_decode_error(payload):
+    try:
+        record = decode(payload)
+    except DecodeError as error:
+        assert str(error)
+    else:
+        assert type(record) in SCHEMA_IDS
+
+
+@settings(max_examples=200, deadline=None)
+@given(records, st.data())
+def test_corrupted_payloads_raise_only_decode_error(record, data):
+    """Overwrite one body byte of a valid payload: a record or DecodeError, nothing else."""
+    payload = bytearray(encode(record))
+    index = data.draw(st.integers(min_value=HEADER.size, max_value=len(payload) - 1))
+    payload[index] = data.draw(st.integers(min_value=0, max_value=255))
+    try:
+        decoded = decode(bytes(payload))
+    except DecodeError:
+        return
+    assert type(decoded) is type(record)
+
+
+# --- times -------------------------------------------------------------------------------
+
+
+ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+def exact_iso(micros):
+    return (EPOCH + timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@pytest.mark.parametrize(
+    ("micros", "expected"),
+    [
+        (0, "1970-01-01T00:00:00.000000Z"),
+        (1, "1970-01-01T00:00:00.000001Z"),
+        (1_763_807_401_250_000, "2025-11-22T10:30:01.250000Z"),
+        (1_700_000_000_123_457, "2023-11-14T22:13:20.123457Z"),
+        (1_763_807_400_999_999, "2025-11-22T10:30:00.999999Z"),
+    ],
+)
+def test_micros_to_iso_examples(micros, expected):
+    assert micros_to_iso(micros) == expected
+
+
+# Up to 2100: the range the project's data lives in.
+@settings(max_examples=200)
+@given(st.integers(min_value=0, max_value=datetime_to_micros(datetime(2100, 1, 1, tzinfo=UTC))))
+def test_micros_to_iso_is_exact_to_the_microsecond(micros):
+    iso = micros_to_iso(micros)
+    assert ISO_Z.match(iso)
+    assert iso == exact_iso(micros)
+
+
+def test_micros_to_iso_is_exact_far_in_the_future():
+    micros = 251_582_010_486_265_069
+    assert micros_to_iso(micros) == exact_iso(micros) == "9942-04-26T19:48:06.265069Z"
+
+
+@settings(max_examples=200)
+@given(timestamps)
+def test_datetime_to_micros_inverts_timedelta(micros):
+    assert datetime_to_micros(EPOCH + timedelta(microseconds=micros)) == micros
