@@ -1,0 +1,77 @@
+"""``fiml kafka start|status|stop`` and ``fiml topics create`` as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from fiml.processes import pid_alive
+from tests.kafka_broker import local_broker_settings
+from tests.support import service_env
+
+
+def fiml(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fiml", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_kafka_start_status_stop(tmp_path):
+    env = service_env(local_broker_settings(tmp_path / "broker"))
+    started = fiml("kafka", "start", env=env)
+    assert started.returncode == 0, started.stderr
+    assert "Kafka ready on 127.0.0.1:" in started.stdout
+    pid = int(started.stdout.split("(pid ")[1].split(",")[0])
+    try:
+        status = fiml("kafka", "status", env=env)
+        assert status.returncode == 0 and f"pid {pid}" in status.stdout
+        again = fiml("kafka", "start", env=env)
+        assert again.returncode == 1 and "already runs" in again.stderr
+    finally:
+        stopped = fiml("kafka", "stop", env=env)
+    assert stopped.stdout.strip() == "stopped"
+    assert not pid_alive(pid)
+    status = fiml("kafka", "status", env=env)
+    assert status.returncode == 3 and status.stdout.startswith("not running")
+    assert fiml("kafka", "stop", env=env).stdout.strip() == "no broker was running"
+
+
+async def test_topics_create_is_idempotent_with_partitions_and_retention(settings):
+    env = service_env(settings)
+    first = fiml("topics", "create", env=env, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count(": created") == 7
+    second = fiml("topics", "create", env=env, timeout=60)
+    assert second.returncode == 0 and second.stdout.count(": exists") == 7
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        specs = settings.topics()
+        described = await admin.describe_topics([spec.name for spec in specs.values()])
+        partitions = {entry["topic"]: len(entry["partitions"]) for entry in described}
+        assert partitions == {spec.name: settings.partitions for spec in specs.values()}
+        responses = await admin.describe_configs([
+            ConfigResource(ConfigResourceType.TOPIC, specs[role].name)
+            for role in ("ticks.raw", "candles", "demand")])
+        configs = {}
+        for response in responses:
+            for _, _, _, name, entries in response.resources:
+                configs[name] = {entry[0]: entry[1] for entry in entries}
+    finally:
+        await admin.close()
+    assert configs[specs["ticks.raw"].name]["retention.ms"] == str(7 * 24 * 3_600_000)
+    assert configs[specs["candles"].name]["retention.ms"] == str(30 * 24 * 3_600_000)
+    assert configs[specs["demand"].name]["cleanup.policy"] == "compact"
+
+
+@pytest.mark.parametrize("variable", ["FIML_PARTITIONS", "FIML_GATEWAY_PORT"])
+def test_a_bad_setting_is_named_in_the_error(variable):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
+    result = fiml("kafka", "status", env={**env, variable: "many"}, timeout=60)
+    assert result.returncode != 0
+    assert variable in result.stderr and "'many'" in result.stderr
