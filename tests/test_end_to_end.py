@@ -68,16 +68,20 @@ async def test_prices_reach_a_client_and_trace_back_to_raw_ticks(system):
     quotes_by_key = {(q.symbol, micros_to_iso(q.ts_event), q.price, q.provider): q
                      for _, _, q in quotes}
     raw_by_offset = {(tick.symbol, offset): tick for _, offset, tick in raw}
+    raw_offsets: dict[tuple, int] = {}
+    for _, offset, t in raw:
+        raw_offsets.setdefault((t.symbol, t.provider, t.ts_event, t.price), offset)
 
     for item in items:
         key = (item["symbol"], item["timestamp"], item["price"], item["provider"])
         assert key in quotes_by_key, f"{item} is not in fiml.quotes"
         quote = quotes_by_key[key]
         assert item["confidence"] == quote.confidence
-        source = raw_by_offset[(quote.symbol, quote.seq)]
-        assert source.kind == "QUOTE"
-        assert (source.price, source.provider, source.ts_event) == (
-            quote.price, quote.provider, quote.ts_event)
+        trigger = raw_by_offset[(quote.symbol, quote.seq)]
+        driver = (quote.symbol, quote.provider, quote.ts_event, quote.price)
+        assert driver in raw_offsets, f"no raw tick drives {quote}"
+        assert raw_offsets[driver] <= quote.seq
+        assert trigger.kind == "QUOTE" and trigger.provider in quote.providers
 
 
 def test_the_spec_demo_client_prints_prices(system):
