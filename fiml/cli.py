@@ -108,10 +108,29 @@ def ingest(providers: ProvidersOption = None) -> None:
 
 @app.command()
 def arbitrate() -> None:
-    """Run the arbitration worker (Faust): fiml.ticks.raw to fiml.quotes."""
+    """Run the arbitration worker (Faust): fiml.ticks.raw to quotes, candles, trades, DLQ."""
     from arbitration.app import run_worker
 
     run_worker(_service_settings())
+
+
+@app.command()
+def rebuild(
+    prefix: Annotated[str | None, typer.Option(
+        help="Topic prefix of the rebuilt topics (default: <FIML_TOPIC_PREFIX>-rebuild).")] = None,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Compare with the live topics record by record; exit 1 if they differ.",
+    )] = False,
+) -> None:
+    """Replay fiml.ticks.raw and fiml.provider.status through the engine into other topics."""
+    from arbitration.rebuild import rebuild as run_rebuild
+
+    settings = _service_settings()
+    target = prefix or f"{settings.topic_prefix}-rebuild"
+    report = asyncio.run(run_rebuild(settings, target, verify=verify))
+    typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -126,7 +145,8 @@ def gateway(
 
     settings = _service_settings(gateway_host=host, gateway_port=port)
     uvicorn.run(create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-                log_level=settings.log_level, ws="websockets-sansio")
+                log_level=settings.log_level, ws="websockets-sansio",
+                ws_max_size=max(1 << 20, 4 * settings.max_message_bytes))
 
 
 def _service_settings(**overrides: object) -> Settings:

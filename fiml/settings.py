@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import types
 import typing
 from collections.abc import Mapping
@@ -18,6 +19,10 @@ ENV_PREFIX = "FIML_"
 
 DEFAULT_EQUITIES = ("AAPL", "GOOGL", "MSFT", "TSLA", "NVDA", "AMZN", "META", "SPY")
 DEFAULT_CRYPTO = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "DOGE/USDT")
+
+
+WEIGHTS = ("weight_freshness", "weight_latency", "weight_uptime", "weight_completeness",
+           "weight_reliability", "weight_agreement")
 
 
 class SettingsError(ValueError):
@@ -62,32 +67,74 @@ class Settings:
     dlq_retention_hours: int = 30 * 24
 
     providers: tuple[str, ...] = ("synthetic",)
+    alphavantage_api_key: str | None = field(default=None, repr=False)
+    fmp_api_key: str | None = field(default=None, repr=False)
     synthetic_symbols: tuple[str, ...] = DEFAULT_EQUITIES + DEFAULT_CRYPTO
     synthetic_seed: int = 7
     synthetic_tick_hz: float = 10.0
 
     freshness_ms: int = 2000
+    synthetic_faults: tuple[str, ...] = ()
+    candle_lateness_ms: int = 3000
+    future_tolerance_ms: int = 1000
+    status_delay_ms: int = 2000
+    outlier_mads: float = 10.0
+    outlier_floor_bps: float = 5.0
+    agreement_bps: float = 50.0
+    latency_scale_ms: float = 100.0
+    expected_providers: int = 3
+    switch_margin: float = 0.05
+    weight_freshness: float = 1.0
+    weight_latency: float = 1.0
+    weight_uptime: float = 1.0
+    weight_completeness: float = 0.5
+    weight_reliability: float = 1.0
+    weight_agreement: float = 2.0
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     gateway_warm_records: int = 1000
     heartbeat_interval: float = 30.0
     send_queue_limit: int = 1000
+    slow_consumer_seconds: float = 15.0
+    stale_after_seconds: float = 10.0
+    max_message_bytes: int = 64 * 1024
+    client_messages_per_second: float = 50.0
+    api_keys: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    max_connections: int = 0
+    max_subscriptions_per_connection: int = 0
+    gateway_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    demand_refresh_seconds: float = 60.0
+
+    health_host: str = "127.0.0.1"
+    health_port: int = 0
 
     log_level: str = "info"
 
     def __post_init__(self) -> None:
         positive = ("partitions", "replication_factor", "synthetic_tick_hz", "freshness_ms",
-                    "heartbeat_interval", "send_queue_limit")
+                    "heartbeat_interval", "send_queue_limit", "slow_consumer_seconds",
+                    "stale_after_seconds", "max_message_bytes", "client_messages_per_second",
+                    "demand_refresh_seconds")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be above zero")
+        for name in ("outlier_mads", "agreement_bps", "latency_scale_ms", "expected_providers"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be above zero")
+        for name in ("candle_lateness_ms", "future_tolerance_ms", "status_delay_ms",
+                     "outlier_floor_bps", "switch_margin", *WEIGHTS):
+            if not getattr(self, name) >= 0:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must not be negative")
         for name in ("providers", "synthetic_symbols"):
             if not getattr(self, name):
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must name at least one")
         for name in ("kafka_port", "kafka_controller_port", "gateway_port"):
             if not 0 < getattr(self, name) < 65536:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be a TCP port")
+        if not 0 <= self.health_port < 65536:
+            raise SettingsError(f"{ENV_PREFIX}HEALTH_PORT must be a TCP port, or 0 for off")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -1,26 +1,38 @@
-"""The FastAPI application: /ws/stream, /ws/prices/{symbols} and GET /ws/connections."""
+"""The FastAPI application: /ws/stream, /ws/prices/{symbols}, GET /ws/connections, and the
+health endpoints GET /healthz and GET /readyz."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import typing
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import JSONResponse
 
 from fiml.settings import Settings
-from gateway.feed import QuoteFeed
-from gateway.latest import LatestQuotes
+from gateway.asyncapi import asyncapi_document
+from gateway.demand import DemandPublisher
+from gateway.feed import MarketFeed
 from gateway.protocol import (
     DEFAULT_INTERVAL_MS,
+    ErrorCode,
     ProtocolError,
     SubscribeRequest,
     error_frame,
     validate_message,
 )
 from gateway.registry import ConnectionRegistry
+from gateway.security import (
+    TRY_AGAIN_LATER,
+    UNAUTHORIZED_CLOSE,
+    api_key_accepted,
+    origin_allowed,
+)
 from gateway.session import POLICY_VIOLATION, ClientSession
+from gateway.stores import Market
 
 
 def prices_path_request(symbols: str) -> SubscribeRequest:
@@ -32,43 +44,88 @@ def prices_path_request(symbols: str) -> SubscribeRequest:
 
 def create_app(settings: Settings) -> FastAPI:
     """The gateway for this configuration; the Kafka feed runs while the app runs."""
-    latest = LatestQuotes()
+    market = Market()
     registry = ConnectionRegistry()
-    feed = QuoteFeed(settings, latest)
+    feed = MarketFeed(settings, market)
+    demand = DemandPublisher(settings, registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(feed.run())
+        tasks = [asyncio.create_task(feed.run()), asyncio.create_task(demand.run())]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     app = FastAPI(title="FIML streaming gateway", lifespan=lifespan)
     app.state.feed = feed
     app.state.registry = registry
+    app.state.market = market
+
+    async def admit(websocket: WebSocket) -> bool:
+        """Apply the access rules; refuse the connection with the right frame and code."""
+        if not origin_allowed(settings, websocket):
+            await websocket.close(POLICY_VIOLATION)
+            return False
+        await websocket.accept()
+        refusal = None
+        if not api_key_accepted(settings, websocket):
+            refusal = (ErrorCode.UNAUTHORIZED, "a valid API key is required", UNAUTHORIZED_CLOSE)
+        elif settings.max_connections and len(registry.connections) >= settings.max_connections:
+            refusal = (ErrorCode.PROCESSING_ERROR,
+                       f"connection limit of {settings.max_connections} reached; retry later",
+                       TRY_AGAIN_LATER)
+        if refusal is None:
+            return True
+        code, message, close_code = refusal
+        await websocket.send_text(error_frame(code, message))
+        await websocket.close(close_code)
+        return False
 
     @app.websocket("/ws/stream")
     async def stream(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await ClientSession(websocket, latest, registry, settings).serve()
+        if await admit(websocket):
+            await ClientSession(websocket, market, registry, settings).serve()
 
-    @app.websocket("/ws/prices/{symbols}")
+    @app.websocket("/ws/prices/{symbols:path}")
     async def prices(websocket: WebSocket, symbols: str) -> None:
-        await websocket.accept()
+        if not await admit(websocket):
+            return
         try:
             request = prices_path_request(symbols)
         except ProtocolError as error:
             await websocket.send_text(error_frame(error.code, error.message))
             await websocket.close(POLICY_VIOLATION)
             return
-        await ClientSession(websocket, latest, registry, settings).serve(first=request)
+        await ClientSession(websocket, market, registry, settings).serve(first=request)
 
-    @app.get("/ws/connections")
-    async def connections() -> dict[str, object]:
+    @app.get("/asyncapi.json")
+    async def asyncapi(request: Request) -> dict[str, object]:
+        """The AsyncAPI 3.0 document of the WebSocket protocol."""
+        host = request.headers.get("host") or f"{settings.gateway_host}:{settings.gateway_port}"
+        return asyncapi_document(importlib.metadata.version("fiml-streaming"), host)
+
+    @app.get("/ws/connections", response_model=None)
+    async def connections(request: Request) -> dict[str, object] | JSONResponse:
         """Open WebSocket connections, their subscriptions and the symbols subscribed now."""
+        if not api_key_accepted(settings, request):
+            return JSONResponse({"detail": "a valid API key is required"}, status_code=401)
         return registry.summary()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process serves HTTP."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=None)
+    async def readyz() -> dict[str, str] | JSONResponse:
+        """Readiness: the Kafka feed is connected and has its partitions assigned."""
+        if feed.ready.is_set():
+            return {"status": "ready"}
+        return JSONResponse({"status": "not ready"}, status_code=503)
 
     return app

@@ -1,4 +1,4 @@
-"""Reads every partition of the quotes topic into LatestQuotes.
+"""Reads every partition of the quotes, candles and trades topics into the Market stores.
 
 Each gateway replica assigns all partitions itself (no consumer group), so every replica
 sees every symbol. On start it reads back up to ``gateway_warm_records`` records per
@@ -9,26 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from fiml.kafka_clients import make_consumer, topic_partitions
 from fiml.settings import Settings
-from gateway.latest import LatestQuotes
-from schemas import DecodeError, Quote, decode
+from gateway.stores import Market
+from schemas import Candle, DecodeError, Quote, Trade, decode
 
 log = logging.getLogger("fiml.gateway.feed")
 
 RESTART_DELAY = 1.0
 
 
-class QuoteFeed:
-    """A background task that keeps ``latest`` up to date from Kafka."""
+class MarketFeed:
+    """A background task that keeps ``market`` up to date from Kafka."""
 
-    def __init__(self, settings: Settings, latest: LatestQuotes) -> None:
+    def __init__(self, settings: Settings, market: Market) -> None:
         self.settings = settings
-        self.latest = latest
-        self.topic = settings.topic("quotes")
+        self.routes: dict[str, tuple[type, Callable]] = {
+            settings.topic("quotes"): (Quote, market.quotes.update),
+            settings.topic("candles"): (Candle, market.candles.update),
+            settings.topic("trades"): (Trade, market.trades.update),
+        }
         self.ready = asyncio.Event()
         self.consumed = 0
         self.undecodable = 0
@@ -41,45 +45,50 @@ class QuoteFeed:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("quote feed failed; restarting in %.0f s", RESTART_DELAY)
+                log.exception("market feed failed; restarting in %.0f s", RESTART_DELAY)
                 self.ready.clear()
                 await asyncio.sleep(RESTART_DELAY)
 
     async def _consume(self) -> None:
-        partitions = await self._partitions()
+        partitions = [tp for topic in self.routes for tp in await self._partitions(topic)]
         consumer = make_consumer(self.settings, "fiml-gateway")
         await consumer.start()
         try:
-            consumer.assign(partitions)
-            ends = await consumer.end_offsets(partitions)
-            starts = await consumer.beginning_offsets(partitions)
-            for partition in partitions:
-                warm = ends[partition] - self.settings.gateway_warm_records
-                consumer.seek(partition, max(starts[partition], warm))
-            log.info("gateway reading %d partitions of %s", len(partitions), self.topic)
+            await self._warm_up(consumer, partitions)
+            log.info("gateway reading %d partitions", len(partitions))
             self.ready.set()
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=5000)
-                for records in batches.values():
+                for partition, records in batches.items():
+                    record_type, update = self.routes[partition.topic]
                     for record in records:
-                        self._take(record.value, record.offset)
+                        self._take(record_type, update, record.value, partition, record.offset)
         finally:
             await consumer.stop()
 
-    async def _partitions(self) -> list[TopicPartition]:
+    async def _warm_up(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        for partition in partitions:
+            warm = ends[partition] - self.settings.gateway_warm_records
+            consumer.seek(partition, max(starts[partition], warm))
+
+    async def _partitions(self, topic: str) -> list[TopicPartition]:
         while True:
-            partitions = await topic_partitions(self.settings, self.topic)
+            partitions = await topic_partitions(self.settings, topic)
             if partitions:
                 return partitions
-            log.warning("topic %s not found; waiting for it", self.topic)
+            log.warning("topic %s not found; waiting for it", topic)
             await asyncio.sleep(RESTART_DELAY)
 
-    def _take(self, value: bytes, offset: int) -> None:
+    def _take(self, record_type: type, update: Callable, value: bytes,
+              partition: TopicPartition, offset: int) -> None:
         try:
-            quote = decode(value, Quote)
+            record = decode(value, record_type)
         except DecodeError as error:
             self.undecodable += 1
-            log.warning("skipped undecodable quote at offset %d: %s", offset, error)
+            log.warning("skipped undecodable record at %s:%d: %s", partition, offset, error)
             return
         self.consumed += 1
-        self.latest.update(quote)
+        update(record)

@@ -29,7 +29,10 @@ class ErrorCode(StrEnum):
     SUBSCRIPTION_ERROR = "SUBSCRIPTION_ERROR"
     UNSUBSCRIBE_ERROR = "UNSUBSCRIBE_ERROR"
     PROCESSING_ERROR = "PROCESSING_ERROR"
+    RATE_LIMITED = "RATE_LIMITED"
+    UNAUTHORIZED = "UNAUTHORIZED"
     SLOW_CONSUMER = "SLOW_CONSUMER"
+    MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
 
 
 class StreamType(StrEnum):
@@ -43,6 +46,7 @@ class StreamType(StrEnum):
 AssetType = Literal["equity", "crypto", "forex", "commodity", "index", "etf"]
 Market = Literal["US", "UK", "EU", "JP", "CN", "HK", "CRYPTO", "GLOBAL"]
 DataType = Literal["price", "ohlcv", "quote", "trades", "fundamentals"]
+Timeframe = Literal["1s", "1m", "5m", "15m", "1h", "1d"]
 
 
 class ProtocolError(Exception):
@@ -78,6 +82,7 @@ class SubscribeRequest(BaseModel):
         DEFAULT_INTERVAL_MS
     )
     data_type: DataType | None = None
+    timeframe: Timeframe = "1m"
 
     @field_validator("symbols")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Protocol
 
 from gateway.subscription import Subscription
@@ -22,6 +23,12 @@ class ConnectionRegistry:
 
     def remove(self, connection: HasSubscriptions) -> None:
         self.connections.discard(connection)
+
+    def demand(self) -> Counter[str]:
+        """Per symbol, how many subscriptions include it."""
+        return Counter(symbol for connection in self.connections
+                       for subscription in connection.subscriptions.values()
+                       for symbol in subscription.symbols)
 
     def summary(self) -> dict[str, object]:
         """Counts as the spec's monitoring endpoint shows them."""

@@ -1,9 +1,11 @@
 """One WebSocket connection: its subscriptions, its paced data and its bounded outbox.
 
-Every frame to the client goes through one bounded queue drained by one writer task, so
-an ack always precedes its subscription's data and nothing of a subscription follows its
-``unsubscribe_ack``. A client that lets the queue fill up gets ``SLOW_CONSUMER`` and close
-code 1008; other clients never wait for it.
+Every frame to the client goes through one bounded queue drained by one writer task, so an
+ack always precedes its subscription's data and nothing of a subscription follows its
+``unsubscribe_ack``. Each subscription has at most one data message waiting at a time;
+while it waits, newer values conflate (trades accumulate, none is dropped). A client whose
+writes block longer than ``slow_consumer_seconds``, or whose queue fills, gets
+``SLOW_CONSUMER`` and close code 1008; other clients never wait for it.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from fiml.settings import Settings
-from gateway.latest import ITEM_BUILDERS, LatestQuotes
+from gateway.limits import TokenBucket
 from gateway.protocol import (
     ErrorCode,
     PingRequest,
     ProtocolError,
+    StreamType,
     SubscribeRequest,
     UnsubscribeRequest,
     error_frame,
@@ -29,71 +33,110 @@ from gateway.protocol import (
     utc_timestamp,
 )
 from gateway.registry import ConnectionRegistry
+from gateway.stores import Market, TradesLost
 from gateway.subscription import Subscription
 
 log = logging.getLogger("fiml.gateway")
 
 POLICY_VIOLATION = 1008
+MESSAGE_TOO_BIG = 1009
+WATCH_PERIOD = 0.5
+QUOTE_STREAMS = frozenset({StreamType.PRICE, StreamType.QUOTE, StreamType.MULTI_ASSET})
 
 
-class SlowConsumer(Exception):
-    """The client's outbox is full."""
+def _json(message: dict[str, object]) -> str:
+    return orjson.dumps(message).decode()
 
 
 class ClientSession:
     """Serve one accepted WebSocket until it closes."""
 
-    def __init__(self, websocket: WebSocket, latest: LatestQuotes, registry: ConnectionRegistry,
+    def __init__(self, websocket: WebSocket, market: Market, registry: ConnectionRegistry,
                  settings: Settings) -> None:
         self.websocket = websocket
-        self.latest = latest
+        self.market = market
         self.registry = registry
         self.settings = settings
-        self.outbox: asyncio.Queue[str] = asyncio.Queue(settings.send_queue_limit)
+        self.outbox: asyncio.Queue[tuple[str, Subscription | None]] = asyncio.Queue(
+            settings.send_queue_limit)
         self.subscriptions: dict[str, Subscription] = {}
         self.pacers: dict[str, asyncio.Task[None]] = {}
-        self.slow = asyncio.Event()
+        self.watched_since: dict[str, float] = {}
+        self.stale: set[str] = set()
+        self.sending_since: float | None = None
+        self.closing: tuple[str, int] | None = None
+        self.close_requested = asyncio.Event()
+        now = time.monotonic()
+        rate = settings.client_messages_per_second
+        self.inbound = TokenBucket(rate, 2 * rate, now)
+        self.last_rate_report = -math.inf
 
     async def serve(self, first: SubscribeRequest | None = None) -> None:
         """Run until the client leaves; ``first`` is subscribed before any client message."""
         self.registry.add(self)
-        background = [asyncio.create_task(self._write()), asyncio.create_task(self._heartbeat())]
+        writer = asyncio.create_task(self._write())
+        helpers = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._watch())]
         reader = asyncio.create_task(self._read(first))
-        slow = asyncio.create_task(self.slow.wait())
+        close_wait = asyncio.create_task(self.close_requested.wait())
         try:
-            await asyncio.wait([reader, slow, background[0]], return_when=asyncio.FIRST_COMPLETED)
-            if self.slow.is_set():
-                background[0].cancel()
-                await self._close_slow_consumer()
+            await asyncio.wait([reader, writer, close_wait], return_when=asyncio.FIRST_COMPLETED)
+            if self.closing is not None:
+                writer.cancel()
+                await self._close(*self.closing)
         finally:
-            for task in [reader, slow, *background, *self.pacers.values()]:
+            for task in [reader, writer, close_wait, *helpers, *self.pacers.values()]:
                 task.cancel()
             self.subscriptions.clear()
             self.registry.remove(self)
 
-    def send(self, text: str) -> None:
-        """Queue a frame for the client; a full queue marks it a slow consumer."""
-        if self.slow.is_set():
+    def send(self, text: str, subscription: Subscription | None = None) -> None:
+        """Queue a frame for the client; a full queue makes it a slow consumer."""
+        if self.closing is not None:
             return
         try:
-            self.outbox.put_nowait(text)
+            self.outbox.put_nowait((text, subscription))
         except asyncio.QueueFull:
-            self.slow.set()
+            self.close_with(ErrorCode.SLOW_CONSUMER,
+                            f"more than {self.settings.send_queue_limit} messages waited for "
+                            "this client", POLICY_VIOLATION)
+
+    def close_with(self, code: ErrorCode, message: str, close_code: int) -> None:
+        """End the connection with an error frame and a close code."""
+        if self.closing is None:
+            log.info("closing a connection: %s: %s", code.value, message)
+            self.closing = (error_frame(code, message), close_code)
+            self.close_requested.set()
 
     async def _read(self, first: SubscribeRequest | None) -> None:
         if first is not None:
             self._subscribe(first)
         with contextlib.suppress(WebSocketDisconnect):
-            while True:
+            while self.closing is None:
                 message = await self.websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     return
-                text = message.get("text")
-                if text is None:
-                    self.send(error_frame(ErrorCode.INVALID_JSON,
-                                          "binary frames are not supported; send JSON text"))
-                    continue
-                self._handle(text)
+                self._receive(message.get("text"))
+
+    def _receive(self, text: str | None) -> None:
+        limit = self.settings.max_message_bytes
+        if text is not None and len(text) > limit // 4 and len(text.encode()) > limit:
+            self.close_with(ErrorCode.MESSAGE_TOO_LARGE,
+                            f"a message may have at most {limit} bytes", MESSAGE_TOO_BIG)
+            return
+        now = time.monotonic()
+        if not self.inbound.take(now):
+            if now - self.last_rate_report >= 1.0:
+                self.last_rate_report = now
+                self.send(error_frame(
+                    ErrorCode.RATE_LIMITED,
+                    f"more than {self.settings.client_messages_per_second:g} messages per "
+                    "second; messages are being dropped"))
+            return
+        if text is None:
+            self.send(error_frame(ErrorCode.INVALID_JSON,
+                                  "binary frames are not supported; send JSON text"))
+            return
+        self._handle(text)
 
     def _handle(self, text: str) -> None:
         try:
@@ -103,7 +146,7 @@ class ClientSession:
             elif isinstance(request, UnsubscribeRequest):
                 self._unsubscribe(request)
             elif isinstance(request, PingRequest):
-                self.send(orjson.dumps({"type": "pong", "timestamp": utc_timestamp()}).decode())
+                self.send(_json({"type": "pong", "timestamp": utc_timestamp()}))
         except ProtocolError as error:
             self.send(error_frame(error.code, error.message))
         except Exception:
@@ -111,31 +154,36 @@ class ClientSession:
             self.send(error_frame(ErrorCode.PROCESSING_ERROR, "the message could not be processed"))
 
     def _subscribe(self, request: SubscribeRequest) -> None:
-        if request.stream_type not in ITEM_BUILDERS:
-            raise ProtocolError(
-                ErrorCode.SUBSCRIPTION_ERROR,
-                f"Failed to create subscription: stream_type {request.stream_type.value!r} "
-                f"is not available yet (available: {', '.join(sorted(ITEM_BUILDERS))})",
-            )
+        cap = self.settings.max_subscriptions_per_connection
+        if cap and len(self.subscriptions) >= cap:
+            raise ProtocolError(ErrorCode.SUBSCRIPTION_ERROR,
+                                f"Failed to create subscription: at most {cap} per connection")
         subscription = Subscription(request.stream_type, list(request.symbols),
-                                    request.interval_ms)
+                                    request.interval_ms, request.timeframe)
         self.subscriptions[subscription.id] = subscription
-        self.send(orjson.dumps({
+        ack: dict[str, object] = {
             "type": "subscription_ack",
             "stream_type": subscription.stream_type.value,
             "symbols": subscription.symbols,
             "subscription_id": subscription.id,
             "interval_ms": subscription.interval_ms,
             "timestamp": utc_timestamp(),
-        }).decode())
+        }
+        if subscription.stream_type == StreamType.OHLCV:
+            ack["timeframe"] = subscription.timeframe
+        self.send(_json(ack))
+        if subscription.stream_type in QUOTE_STREAMS:
+            now = time.monotonic()
+            for symbol in subscription.symbols:
+                self.watched_since.setdefault(symbol, now)
         self.pacers[subscription.id] = asyncio.create_task(self._pace(subscription))
 
     def _unsubscribe(self, request: UnsubscribeRequest) -> None:
-        matching = [sub for sub in self.subscriptions.values()
-                    if sub.stream_type == request.stream_type]
         removed: dict[str, None] = {}
         ended = []
-        for subscription in matching:
+        for subscription in list(self.subscriptions.values()):
+            if subscription.stream_type != request.stream_type:
+                continue
             if request.symbols is None:
                 removed.update(dict.fromkeys(subscription.symbols))
                 subscription.symbols = []
@@ -151,24 +199,40 @@ class ClientSession:
                 ErrorCode.UNSUBSCRIBE_ERROR,
                 f"Failed to unsubscribe: no {request.stream_type.value} subscription has {wanted}",
             )
-        self.send(orjson.dumps({
+        still_watched = self._quote_symbols()
+        for symbol in list(self.watched_since):
+            if symbol not in still_watched:
+                del self.watched_since[symbol]
+                self.stale.discard(symbol)
+        self.send(_json({
             "type": "unsubscribe_ack",
             "stream_type": request.stream_type.value,
             "symbols": list(removed),
             "subscription_ids": ended,
             "timestamp": utc_timestamp(),
-        }).decode())
+        }))
+
+    def _quote_symbols(self) -> set[str]:
+        return {symbol for sub in self.subscriptions.values() if sub.stream_type in QUOTE_STREAMS
+                for symbol in sub.symbols}
 
     async def _pace(self, subscription: Subscription) -> None:
-        """Send the snapshot now, then changed values on a fixed, non-drifting cadence."""
+        """Send the snapshot now, then new values on a fixed, non-drifting cadence."""
+        store = self.market.store_for(subscription.stream_type)
         loop = asyncio.get_running_loop()
         interval = subscription.interval_ms / 1000
         start = loop.time()
         slot = 0
         while True:
-            items = subscription.changed_items(self.latest)
-            if items:
-                self.send(subscription.data_message(items))
+            if not subscription.in_flight:
+                try:
+                    items = store.collect(subscription)
+                except TradesLost as lost:
+                    self.close_with(ErrorCode.SLOW_CONSUMER, str(lost), POLICY_VIOLATION)
+                    return
+                if items:
+                    subscription.in_flight = True
+                    self.send(subscription.data_message(items), subscription)
             slot += 1
             late = loop.time() - (start + slot * interval)
             if late > 0:
@@ -178,22 +242,54 @@ class ClientSession:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
-            self.send(orjson.dumps({
+            self.send(_json({
                 "type": "heartbeat",
                 "timestamp": utc_timestamp(),
                 "active_subscriptions": len(self.subscriptions),
-            }).decode())
+            }))
+
+    async def _watch(self) -> None:
+        """Close a client whose writes block too long; report symbols going stale and back."""
+        while True:
+            await asyncio.sleep(WATCH_PERIOD)
+            now = time.monotonic()
+            blocked = self.sending_since is not None and now - self.sending_since
+            if blocked and blocked > self.settings.slow_consumer_seconds:
+                self.close_with(ErrorCode.SLOW_CONSUMER,
+                                f"a message waited {blocked:.0f} s for this client",
+                                POLICY_VIOLATION)
+            self._report_staleness(now)
+
+    def _report_staleness(self, now: float) -> None:
+        limit = self.settings.stale_after_seconds
+        received_at = self.market.quotes.received_at
+        for symbol, since in self.watched_since.items():
+            last = max(received_at.get(symbol, since), since)
+            is_stale = now - last > limit
+            if is_stale == (symbol in self.stale):
+                continue
+            if is_stale:
+                self.stale.add(symbol)
+                message = f"no update for {limit:g} s: no provider is fresh"
+            else:
+                self.stale.discard(symbol)
+                message = "updates resumed"
+            self.send(_json({"type": "status", "symbol": symbol,
+                             "status": "stale" if is_stale else "live",
+                             "message": message, "timestamp": utc_timestamp()}))
 
     async def _write(self) -> None:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             while True:
-                await self.websocket.send_text(await self.outbox.get())
+                text, subscription = await self.outbox.get()
+                self.sending_since = time.monotonic()
+                await self.websocket.send_text(text)
+                self.sending_since = None
+                if subscription is not None:
+                    subscription.in_flight = False
 
-    async def _close_slow_consumer(self) -> None:
-        log.warning("closing a slow consumer: %d frames queued", self.outbox.qsize())
-        frame = error_frame(ErrorCode.SLOW_CONSUMER,
-                            f"more than {self.settings.send_queue_limit} messages waited for "
-                            "this client; closing")
+    async def _close(self, frame: str, code: int) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.websocket.send_text(frame), 1.0)
-            await asyncio.wait_for(self.websocket.close(POLICY_VIOLATION), 1.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.websocket.close(code), 1.0)

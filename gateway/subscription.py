@@ -1,34 +1,30 @@
-"""One client subscription: what it covers and which values it has already sent."""
+"""One client subscription: what it covers, what it has sent, and its data messages."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 
-from gateway.latest import LatestQuotes
 from gateway.protocol import StreamType, utc_timestamp
 
 
 @dataclass
 class Subscription:
-    """A stream type, a set of symbols and an interval; ``seq`` counts its data messages."""
+    """A stream type, symbols, an interval and (for ohlcv) a timeframe.
+
+    ``cursors`` tell the stores what this subscription has seen per symbol; ``seq`` counts
+    its data messages; ``in_flight`` is true while one of its data messages waits to be
+    written, during which new values conflate instead of queueing up.
+    """
 
     stream_type: StreamType
     symbols: list[str]
     interval_ms: int
+    timeframe: str = "1m"
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     seq: int = 0
-    sent_versions: dict[str, int] = field(default_factory=dict)
-
-    def changed_items(self, latest: LatestQuotes) -> list[str]:
-        """JSON items of every symbol whose value changed since the last call (conflated)."""
-        items = []
-        for symbol in self.symbols:
-            cached = latest.get(symbol)
-            if cached is not None and cached.version != self.sent_versions.get(symbol):
-                self.sent_versions[symbol] = cached.version
-                items.append(cached.json(self.stream_type))
-        return items
+    cursors: dict[str, int] = field(default_factory=dict)
+    in_flight: bool = False
 
     def data_message(self, items: list[str]) -> str:
         """A data message around already encoded items; counts ``seq`` up by one."""
@@ -44,5 +40,5 @@ class Subscription:
         removed = [symbol for symbol in symbols if symbol in self.symbols]
         self.symbols = [symbol for symbol in self.symbols if symbol not in removed]
         for symbol in removed:
-            self.sent_versions.pop(symbol, None)
+            self.cursors.pop(symbol, None)
         return removed

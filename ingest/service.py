@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
+from fiml.health import serve_health
 from fiml.kafka_clients import make_producer
 from fiml.runtime import now_micros
 from fiml.settings import Settings
-from ingest.synthetic import SyntheticMarket
+from ingest.synthetic import DEFAULT_VENUES, SyntheticMarket, with_faults
 from schemas import ProviderStatus, RawTick, encode
 
 log = logging.getLogger("fiml.ingest")
@@ -61,8 +62,9 @@ class TickWriter:
 async def synthetic_feed(settings: Settings, stop: asyncio.Event,
                          period: float = 0.1) -> AsyncIterator[Batch]:
     """Batches of the synthetic market on a fixed cadence of ``period`` seconds."""
+    venues = with_faults(DEFAULT_VENUES, settings.synthetic_faults)
     market = SyntheticMarket(settings.synthetic_symbols, seed=settings.synthetic_seed,
-                             tick_hz=settings.synthetic_tick_hz)
+                             tick_hz=settings.synthetic_tick_hz, venues=venues)
     loop = asyncio.get_running_loop()
     next_step = loop.time()
     while not stop.is_set():
@@ -83,15 +85,18 @@ async def run_ingest(settings: Settings, stop: asyncio.Event) -> IngestCounters:
     if unknown:
         raise ValueError(f"unknown providers: {', '.join(sorted(unknown))} (known: synthetic)")
     producer = make_producer(settings, "fiml-ingest")
-    await producer.start()
-    writer = TickWriter(producer, settings)
-    log.info("ingest started: providers=%s symbols=%d", ",".join(settings.providers),
-             len(settings.synthetic_symbols))
-    try:
-        async for batch in synthetic_feed(settings, stop):
-            await writer.write(batch)
-    finally:
-        await producer.stop()
-        log.info("ingest stopped: %d ticks, %d statuses written", writer.counters.ticks,
-                 writer.counters.statuses)
+    started = asyncio.Event()
+    async with serve_health(settings, started.is_set):
+        await producer.start()
+        started.set()
+        writer = TickWriter(producer, settings)
+        log.info("ingest started: providers=%s symbols=%d", ",".join(settings.providers),
+                 len(settings.synthetic_symbols))
+        try:
+            async for batch in synthetic_feed(settings, stop):
+                await writer.write(batch)
+        finally:
+            await producer.stop()
+            log.info("ingest stopped: %d ticks, %d statuses written", writer.counters.ticks,
+                     writer.counters.statuses)
     return writer.counters

@@ -4,10 +4,15 @@ Each symbol follows a geometric random walk. Each venue reports it with its own 
 latency and spread, sometimes prints trades, and now and then goes down for a while, so
 the arbitration engine has real work to do offline. Everything is a pure function of the
 seed and the sequence of times passed to :meth:`SyntheticMarket.advance`.
+
+Faults can be injected per venue (:func:`with_faults`, setting ``FIML_SYNTHETIC_FAULTS``):
+``down`` (down 4 s in every 12 s), ``lag`` (event times 1.5 s late), ``outliers`` (5% of
+prices 5% off) and ``duplicates`` (5% of ticks sent twice).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Iterable
@@ -37,6 +42,19 @@ class Venue:
     trade_probability: float
     outages_per_hour: float
     outage_seconds: float
+    down_every_s: float = 0.0
+    lag_ms: float = 0.0
+    outlier_probability: float = 0.0
+    duplicate_probability: float = 0.0
+
+
+FAULTS: dict[str, dict[str, float]] = {
+    "down": {"down_every_s": 12.0, "outage_seconds": 4.0},
+    "lag": {"lag_ms": 1500.0},
+    "outliers": {"outlier_probability": 0.05},
+    "duplicates": {"duplicate_probability": 0.05},
+}
+OUTLIER_FACTOR = 0.05
 
 
 DEFAULT_VENUES = (
@@ -47,6 +65,25 @@ DEFAULT_VENUES = (
     Venue("synthetic:gamma", noise_bps=3.0, latency_ms=150, spread_bps=8, trade_probability=0.1,
           outages_per_hour=6, outage_seconds=30),
 )
+
+
+def with_faults(venues: Iterable[Venue], specs: Iterable[str]) -> tuple[Venue, ...]:
+    """``venues`` with faults applied; each spec is ``venue=fault[+fault...]``.
+
+    Raises ValueError naming ``FIML_SYNTHETIC_FAULTS`` for an unknown venue or fault.
+    """
+    by_name = {venue.name: venue for venue in venues}
+    for spec in specs:
+        name, _, faults = spec.partition("=")
+        if name not in by_name:
+            raise ValueError(f"FIML_SYNTHETIC_FAULTS: unknown venue {name!r} in {spec!r}")
+        for fault in faults.split("+"):
+            if fault not in FAULTS:
+                known = ", ".join(FAULTS)
+                raise ValueError(f"FIML_SYNTHETIC_FAULTS: unknown fault {fault!r} "
+                                 f"in {spec!r} (known: {known})")
+            by_name[name] = dataclasses.replace(by_name[name], **FAULTS[fault])
+    return tuple(by_name.values())
 
 
 def starting_price(symbol: str) -> float:
@@ -82,6 +119,7 @@ class SyntheticMarket:
         self.state = {venue.name: _VenueState() for venue in self.venues}
         self.credit = {venue.name: 0.0 for venue in self.venues}
         self.now_us: int | None = None
+        self.start_us: int | None = None
 
     def add_symbol(self, symbol: str) -> None:
         """Start simulating one more symbol."""
@@ -92,6 +130,8 @@ class SyntheticMarket:
         """Move the market to ``now_us`` and return what the venues reported meanwhile."""
         previous = self.now_us if self.now_us is not None else now_us - int(MICROS / self.tick_hz)
         self.now_us = now_us
+        if self.start_us is None:
+            self.start_us = now_us
         elapsed = max(0.0, (now_us - previous) / MICROS)
         self._walk(elapsed)
         ticks: list[RawTick] = []
@@ -118,6 +158,9 @@ class SyntheticMarket:
 
     def _update_outage(self, venue: Venue, now_us: int, elapsed: float) -> bool:
         state = self.state[venue.name]
+        if venue.down_every_s > 0:
+            phase = (now_us - self.start_us) % int(venue.down_every_s * MICROS)
+            return phase < int((venue.down_every_s - venue.outage_seconds) * MICROS)
         if now_us < state.down_until_us:
             return False
         chance = venue.outages_per_hour / 3600 * elapsed
@@ -143,11 +186,13 @@ class SyntheticMarket:
         true_price = self.prices[symbol]
         tick = _price_tick(true_price)
         price = _round_price(true_price * (1 + rng.gauss(0.0, venue.noise_bps / 10_000)))
+        if venue.outlier_probability and rng.random() < venue.outlier_probability:
+            price = _round_price(price * (1 + rng.choice((-1, 1)) * OUTLIER_FACTOR))
         half_spread = price * venue.spread_bps / 20_000
         bid = math.floor((price - half_spread) / tick) * tick
         ask = max(math.ceil((price + half_spread) / tick) * tick, bid + tick)
         latency_us = int(rng.expovariate(1.0 / venue.latency_ms) * 1000)
-        ts_event = now_us - latency_us
+        ts_event = now_us - latency_us - int(venue.lag_ms * 1000)
         state.seq += 1
         ticks = []
         if rng.random() < venue.trade_probability:
@@ -166,6 +211,8 @@ class SyntheticMarket:
             volume=round(state.volume.get(symbol, 0.0), 4),
             reference_price=self.reference[symbol],
         ))
+        if venue.duplicate_probability and rng.random() < venue.duplicate_probability:
+            ticks.append(ticks[-1])
         return ticks
 
 

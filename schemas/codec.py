@@ -17,7 +17,16 @@ from typing import Any, TypeVar
 
 import fastavro
 
-from schemas.records import Candle, ProviderStatus, Quote, RawTick, Record, Trade
+from schemas.records import (
+    Candle,
+    Demand,
+    ProviderStatus,
+    Quote,
+    RawTick,
+    Record,
+    Rejected,
+    Trade,
+)
 
 MAGIC_BYTE = 0
 HEADER = struct.Struct(">BI")
@@ -29,6 +38,8 @@ SCHEMA_IDS: dict[type, tuple[int, str]] = {
     Quote: (3, "quote.avsc"),
     Candle: (4, "candle.avsc"),
     Trade: (5, "trade.avsc"),
+    Rejected: (6, "rejected.avsc"),
+    Demand: (7, "demand.avsc"),
 }
 
 T = TypeVar("T", bound=Record)

@@ -97,9 +97,37 @@ class Trade:
     side: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """How many subscriptions of one gateway include a symbol."""
+
+    symbol: str
+    gateway: str
+    subscribers: int
+    ts: int
+    refresh_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An input the arbitration engine refused: where it was, why, and its original bytes."""
+
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    reason: str
+    detail: str
+    original: bytes
+    ts_input: int
+    key: bytes | None = None
+    symbol: str | None = None
+    provider: str | None = None
+    ts_event: int | None = None
+
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-Record = RawTick | ProviderStatus | Quote | Candle | Trade
+Record = RawTick | ProviderStatus | Quote | Candle | Trade | Rejected | Demand
 
 
 def micros_to_iso(micros: int) -> str:

@@ -30,6 +30,7 @@ from schemas.records import (
     ProviderStatus,
     Quote,
     RawTick,
+    Rejected,
     Trade,
     datetime_to_micros,
     micros_to_iso,
@@ -81,10 +82,16 @@ trades = st.builds(
     symbol=text, trade_id=text, provider=text, ts_event=timestamps, ts_ingest=timestamps,
     price=doubles, amount=doubles, side=sides,
 )
-records = st.one_of(raw_ticks, provider_statuses, quotes, candles, trades)
+rejections = st.builds(
+    Rejected,
+    source_topic=text, source_partition=ints, source_offset=longs, reason=text, detail=text,
+    original=st.binary(max_size=40), ts_input=timestamps, key=st.none() | st.binary(max_size=8),
+    symbol=optional_text, provider=optional_text, ts_event=st.none() | timestamps,
+)
+records = st.one_of(raw_ticks, provider_statuses, quotes, candles, trades, rejections)
 
-TIMESTAMP_FIELDS = {"ts_event", "ts_ingest", "open_time"}
-RECORD_TYPES = [RawTick, ProviderStatus, Quote, Candle, Trade]
+TIMESTAMP_FIELDS = {"ts_event", "ts_ingest", "open_time", "ts_input"}
+RECORD_TYPES = [RawTick, ProviderStatus, Quote, Candle, Trade, Rejected]
 
 
 def comparable(value):
@@ -124,6 +131,9 @@ SAMPLES = [
            trade_count=4),
     Trade("ETH/USDT", "t-1", "ccxt:binance", 1_700_000_000_000_000, 1_700_000_000_000_100,
           3200.0, 0.25, side="sell"),
+    Rejected("fiml.ticks.raw", 2, 41, "outlier", "price 1.0 is 99 MADs from consensus",
+             b"\x00\x00\x00\x00\x01", 1_700_000_000_000_000, key=b"AAPL", symbol="AAPL",
+             provider="synthetic:gamma", ts_event=1_699_999_999_990_000),
 ]
 
 
@@ -151,6 +161,8 @@ def test_official_avro_reader_decodes_the_same_values(record):
     datum = read_with_official_avro(encode(record), type(record))
     assert set(datum) == {f.name for f in dataclasses.fields(record)}
     for name in TIMESTAMP_FIELDS & set(datum):
+        if datum[name] is None:
+            continue
         assert isinstance(datum[name], datetime)
         assert datum[name].tzinfo is not None
         datum[name] = datetime_to_micros(datum[name])
@@ -160,9 +172,13 @@ def test_official_avro_reader_decodes_the_same_values(record):
 # --- the Confluent header ----------------------------------------------------------------
 
 
-def test_schema_ids_are_one_to_five_and_files_exist():
+NEXT_ID = max(schema_id for schema_id, _ in SCHEMA_IDS.values()) + 1
+
+
+def test_schema_ids_count_from_one_and_files_exist():
     ids = sorted(schema_id for schema_id, _ in SCHEMA_IDS.values())
-    assert ids == [1, 2, 3, 4, 5]
+    assert ids == list(range(1, NEXT_ID))
+    assert SCHEMA_IDS[Rejected][0] == 6
     for _, filename in SCHEMA_IDS.values():
         assert (AVRO_DIR / filename).is_file()
 
@@ -187,7 +203,7 @@ def test_avsc_doc_names_the_same_schema_id(record):
 # --- decode errors -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("schema_id", [0, 6, 99, 2**31, 2**32 - 1])
+@pytest.mark.parametrize("schema_id", [0, NEXT_ID, 99, 2**31, 2**32 - 1])
 def test_unknown_schema_id_is_named(schema_id):
     body = encode(SAMPLES[0])[HEADER.size:]
     payload = bytes([0]) + schema_id.to_bytes(4, "big") + body
@@ -269,7 +285,7 @@ def test_decode_error_is_a_value_error():
 
 framed_noise = st.builds(
     lambda schema_id, body: bytes([0]) + schema_id.to_bytes(4, "big") + body,
-    st.integers(min_value=1, max_value=5),
+    st.integers(min_value=1, max_value=NEXT_ID - 1),
     st.binary(max_size=64),
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 
@@ -41,23 +42,37 @@ async def publish(settings, *quotes: Quote) -> None:
         await producer.stop()
 
 
-@pytest.fixture
-async def gateway(topics):
-    """A gateway serving on a free port; yields (settings, port, app)."""
-    settings = dataclasses.replace(topics, heartbeat_interval=0.5, gateway_port=free_port())
+@contextlib.asynccontextmanager
+async def serve_gateway(settings, wait_ready: bool = True):
+    """Run the gateway of ``settings`` on a real uvicorn server until the block ends.
+
+    With ``wait_ready`` the block starts once the gateway reads its topics.
+    """
     app = create_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=settings.gateway_port, log_level="warning",
-                            ws="websockets-sansio", lifespan="on")
+                            ws="websockets-sansio", lifespan="on",
+                            ws_max_size=4 * settings.max_message_bytes)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(200):
         if server.started:
             break
         await asyncio.sleep(0.05)
-    await asyncio.wait_for(app.state.feed.ready.wait(), 30)
-    yield settings, settings.gateway_port, app
-    server.should_exit = True
-    await asyncio.wait_for(task, 15)
+    if wait_ready:
+        await asyncio.wait_for(app.state.feed.ready.wait(), 30)
+    try:
+        yield app
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def gateway(topics):
+    """A gateway serving on a free port; yields (settings, port, app)."""
+    settings = dataclasses.replace(topics, heartbeat_interval=0.5, gateway_port=free_port())
+    async with serve_gateway(settings) as app:
+        yield settings, settings.gateway_port, app
 
 
 async def receive(ws, kind: str, within: float = 10.0) -> dict:
@@ -167,9 +182,9 @@ async def test_binary_frames_are_refused_with_an_error(gateway):
 async def test_prices_path_subscribes_at_once(gateway):
     settings, port, _ = gateway
     await publish(settings, make_quote("NVDA", 130.25, 20))
-    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/prices/nvda,NVDA") as ws:
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/prices/nvda,NVDA,btc/usdt") as ws:
         ack = await receive(ws, "subscription_ack")
-        assert ack["symbols"] == ["NVDA"]
+        assert ack["symbols"] == ["NVDA", "BTC/USDT"]
         data = await receive(ws, "data")
         assert data["data"][0]["symbol"] == "NVDA" and data["data"][0]["price"] == 130.25
 

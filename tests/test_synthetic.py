@@ -8,7 +8,14 @@ from itertools import pairwise
 import pytest
 
 from fiml.settings import DEFAULT_CRYPTO, DEFAULT_EQUITIES
-from ingest.synthetic import DEFAULT_VENUES, MICROS, SyntheticMarket, Venue, starting_price
+from ingest.synthetic import (
+    DEFAULT_VENUES,
+    MICROS,
+    SyntheticMarket,
+    Venue,
+    starting_price,
+    with_faults,
+)
 
 T0 = 1_763_807_400_000_000  # 2025-11-22T10:30:00Z
 STEP_US = 100_000
@@ -207,3 +214,47 @@ def test_starting_price_is_stable_for_unknown_symbols():
     assert starting_price("AAPL") == 190.0
     assert starting_price("NEWCO") == starting_price("NEWCO")
     assert 10 <= starting_price("NEWCO") < 500
+
+
+# --- injected faults -----------------------------------------------------------------------
+
+
+def faulty(*specs):
+    return with_faults([steady("v:one"), steady("v:two")], specs)
+
+
+def test_unknown_fault_or_venue_names_the_setting():
+    with pytest.raises(ValueError, match=r"FIML_SYNTHETIC_FAULTS.*nope"):
+        faulty("v:one=nope")
+    with pytest.raises(ValueError, match=r"FIML_SYNTHETIC_FAULTS.*v:zzz"):
+        faulty("v:zzz=down")
+
+
+def test_down_venue_is_down_four_seconds_in_every_twelve():
+    market = SyntheticMarket(["AAPL"], seed=3, tick_hz=10, venues=faulty("v:one=down"))
+    steps = run(market, 36)
+    silent = {now // MICROS - T0 // MICROS for now, ticks, _ in steps
+              if not any(t.provider == "v:one" for t in ticks)}
+    assert silent == {8, 9, 10, 11, 20, 21, 22, 23, 32, 33, 34, 35}
+    assert "DOWN" in {s.state for s in all_statuses(steps) if s.provider == "v:one"}
+
+
+def test_lagging_venue_reports_event_times_late():
+    market = SyntheticMarket(["AAPL"], seed=3, tick_hz=10, venues=faulty("v:two=lag"))
+    ticks = all_ticks(run(market, 5))
+    lag = [t.ts_ingest - t.ts_event for t in ticks if t.provider == "v:two"]
+    assert min(lag) >= 1_500_000
+    assert max(t.ts_ingest - t.ts_event for t in ticks if t.provider == "v:one") < 1_500_000
+
+
+def test_outliers_and_duplicates_on_one_venue():
+    market = SyntheticMarket(["AAPL"], seed=3, tick_hz=10,
+                             venues=faulty("v:two=outliers+duplicates"))
+    ticks = all_ticks(run(market, 60))
+    good = [t.price for t in ticks if t.provider == "v:one"]
+    median = sorted(good)[len(good) // 2]
+    off = [t for t in ticks if abs(t.price / median - 1) > 0.03]
+    assert off and {t.provider for t in off} == {"v:two"}
+    seqs = Counter((t.provider, t.seq) for t in ticks)
+    repeated = {key for key, n in seqs.items() if n > 1}
+    assert repeated and {provider for provider, _ in repeated} == {"v:two"}

@@ -1,0 +1,30 @@
+# One image for every FIML service; the command picks the service:
+#   fiml topics create | fiml ingest | fiml arbitrate | fiml gateway
+# Build: docker build -t fiml-streaming:0.1.0 .   Settings are FIML_* variables (README.md).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+WORKDIR /src
+RUN python -m venv /opt/fiml
+COPY pyproject.toml README.md ./
+COPY fiml ./fiml
+COPY schemas ./schemas
+COPY ingest ./ingest
+COPY arbitration ./arbitration
+COPY gateway ./gateway
+RUN /opt/fiml/bin/pip install --no-cache-dir --disable-pip-version-check .
+
+FROM ${PYTHON_IMAGE}
+ENV PATH=/opt/fiml/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN groupadd --system --gid 10001 fiml \
+    && useradd --system --uid 10001 --gid fiml --home-dir /var/lib/fiml --create-home \
+        --shell /usr/sbin/nologin fiml
+COPY --from=build /opt/fiml /opt/fiml
+# The Faust worker keeps its data directory in the working directory.
+WORKDIR /var/lib/fiml
+USER 10001:10001
+EXPOSE 8000 8081
+ENTRYPOINT ["fiml"]
+CMD ["gateway"]

@@ -1,0 +1,82 @@
+"""Why a raw tick is refused: one pure function per rule, each returning a reason or None.
+
+A refusal is ``(reason, detail)``; the reasons are the DLQ's vocabulary:
+
+- ``bad_price``: price (or a present bid or ask) is zero, negative, NaN or infinite;
+- ``crossed_book``: bid above ask;
+- ``bad_size``: a trade without a positive, finite size;
+- ``future``: ``ts_event`` later than ``ts_ingest`` plus the tolerance (never the wall clock);
+- ``duplicate``: the same provider and seq again, or the same provider and trade id;
+- ``late``: ``ts_event`` older than the symbol's event time minus the allowed lateness, so
+  it would fall into a closed candle;
+- ``outlier``: farther from the consensus of the other fresh providers than
+  ``outlier_mads`` median absolute deviations (the MAD floored at ``outlier_floor_bps``);
+- ``undecodable``: not a RawTick at all (decided by the engine).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from arbitration.scoring import BPS, mad, median
+from schemas.records import RawTick
+
+Refusal = tuple[str, str]
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def bad_price(tick: RawTick) -> Refusal | None:
+    """Price, bid and ask must be finite and above zero when present."""
+    for name in ("price", "bid", "ask"):
+        value = getattr(tick, name)
+        if value is not None and not _positive(value):
+            return "bad_price", f"{name} is {value!r}"
+    return None
+
+
+def crossed_book(tick: RawTick) -> Refusal | None:
+    """A bid above the ask cannot be a real market."""
+    if tick.bid is not None and tick.ask is not None and tick.bid > tick.ask:
+        return "crossed_book", f"bid {tick.bid} above ask {tick.ask}"
+    return None
+
+
+def bad_size(tick: RawTick) -> Refusal | None:
+    """A trade needs a positive, finite size."""
+    if tick.kind == "TRADE" and (tick.trade_size is None or not _positive(tick.trade_size)):
+        return "bad_size", f"trade size is {tick.trade_size!r}"
+    return None
+
+
+def future(tick: RawTick, tolerance_us: int) -> Refusal | None:
+    """Event time may lead ingest time by at most ``tolerance_us`` (clock skew)."""
+    lead = tick.ts_event - tick.ts_ingest
+    if lead > tolerance_us:
+        return "future", f"ts_event {lead} us after ts_ingest (tolerance {tolerance_us} us)"
+    return None
+
+
+def late(tick: RawTick, watermark_us: int | None, lateness_us: int) -> Refusal | None:
+    """Older than the symbol's event time minus the allowed lateness."""
+    if watermark_us is not None and tick.ts_event < watermark_us - lateness_us:
+        behind = watermark_us - tick.ts_event
+        return "late", f"{behind} us behind the symbol's event time (allowed {lateness_us} us)"
+    return None
+
+
+def outlier(price: float, others: Sequence[float], mads: float,
+            floor_bps: float) -> Refusal | None:
+    """Farther than ``mads`` MADs from the median of the other providers' prices."""
+    if not others:
+        return None
+    center = median(others)
+    spread = max(mad(others, center), center * floor_bps / BPS)
+    distance = abs(price - center)
+    if distance > mads * spread:
+        return "outlier", (f"price {price} is {distance / spread:.1f} MADs from consensus "
+                           f"{center} (limit {mads})")
+    return None

@@ -1,0 +1,123 @@
+"""The Kafka side of arbitration: the status feed, partition reads, written markers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from arbitration.config import EngineConfig
+from arbitration.engine import ROLES, SourceRecord
+from arbitration.outputs import Marker, parse_marker
+from arbitration.statuses import StatusTimeline
+from fiml.kafka_clients import make_consumer, topic_partitions
+from fiml.settings import Settings
+from schemas import DecodeError, ProviderStatus, decode
+
+log = logging.getLogger("fiml.arbitration")
+
+
+class StatusFeed:
+    """Reads ``provider.status`` into a :class:`StatusTimeline`, up to its end when needed.
+
+    Before a raw record with Kafka time ``K`` is processed, :meth:`ensure` reads the status
+    topic to its end unless that was done after a raw record with time at least
+    ``K - slack`` was read. The slack is half of ``status delay - future tolerance``; see
+    ``arbitration/statuses.py`` for why that makes the merge deterministic.
+    """
+
+    def __init__(self, settings: Settings, config: EngineConfig) -> None:
+        self.settings = settings
+        self.timeline = StatusTimeline()
+        self.slack_us = (config.effective_status_delay_us - config.future_tolerance_us) // 2
+        self.undecodable = 0
+        self._covered: int | None = None
+        self._newest_seen: int | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
+
+    async def start(self) -> None:
+        """Connect and assign every status partition from its beginning."""
+        self._consumer = make_consumer(self.settings, "fiml-arbitration-status")
+        await self._consumer.start()
+        self._partitions = await topic_partitions(self.settings,
+                                                  self.settings.topic("provider.status"))
+        if self._partitions:
+            self._consumer.assign(self._partitions)
+            await self._consumer.seek_to_beginning(*self._partitions)
+
+    async def stop(self) -> None:
+        """Disconnect."""
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def ensure(self, timestamp_us: int) -> None:
+        """Make sure every status a raw record of this Kafka time may need has been read."""
+        if self._newest_seen is None or timestamp_us > self._newest_seen:
+            self._newest_seen = timestamp_us
+        if self._covered is not None and timestamp_us <= self._covered + self.slack_us:
+            return
+        await self._catch_up()
+        self._covered = self._newest_seen
+
+    async def _catch_up(self) -> None:
+        if not self._partitions:
+            return
+        ends = await self._consumer.end_offsets(self._partitions)
+        pending = {tp for tp in self._partitions
+                   if await self._consumer.position(tp) < ends[tp]}
+        while pending:
+            batches = await self._consumer.getmany(*pending, timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        self.timeline.add(decode(record.value, ProviderStatus))
+                    except DecodeError as error:
+                        self.undecodable += 1
+                        log.warning("skipped undecodable status at offset %d: %s",
+                                    record.offset, error)
+            pending = {tp for tp in pending if await self._consumer.position(tp) < ends[tp]}
+
+
+async def read_partition(settings: Settings, topic: str, partition: int,
+                         end: int) -> AsyncIterator[SourceRecord]:
+    """Records of one partition from its first retained offset up to ``end`` (excluded)."""
+    consumer = make_consumer(settings, "fiml-arbitration-replay", max_partition_fetch_bytes=4 << 20)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        while await consumer.position(tp) < end:
+            batches = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
+            for record in batches.get(tp, []):
+                if record.offset >= end:
+                    return
+                yield SourceRecord(record.offset, record.key, record.value,
+                                   record.timestamp * 1000)
+    finally:
+        await consumer.stop()
+
+
+async def written_markers(settings: Settings, partition: int) -> dict[str, Marker]:
+    """Marker of the last record in ``partition`` of each output topic that has one."""
+    consumer = make_consumer(settings, "fiml-arbitration-markers")
+    await consumer.start()
+    try:
+        markers: dict[str, Marker] = {}
+        for role in ROLES.values():
+            tp = TopicPartition(settings.topic(role), partition)
+            consumer.assign([tp])
+            start = (await consumer.beginning_offsets([tp]))[tp]
+            end = (await consumer.end_offsets([tp]))[tp]
+            if end <= start:
+                continue
+            consumer.seek(tp, end - 1)
+            records = (await consumer.getmany(tp, timeout_ms=5000)).get(tp, [])
+            marker = parse_marker(records[-1].headers) if records else None
+            if marker is not None:
+                markers[role] = marker
+        return markers
+    finally:
+        await consumer.stop()

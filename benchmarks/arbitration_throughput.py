@@ -1,0 +1,210 @@
+"""Raw ticks per second through one arbitration worker process, beside a bare loop.
+
+Usage: ``python benchmarks/arbitration_throughput.py [--quick] [--ticks N] [--out FILE]``
+
+Fills a raw topic with synthetic ticks (three venues, simulated time, encoded once), then
+measures in the same run, on the same broker:
+
+- ``bare``: an aiokafka consume, decode, encode and produce loop (one output per tick,
+  acks=all), the floor cost of any Python worker on this machine;
+- ``worker``: ``python -m fiml arbitrate`` as its own process (Faust, the full engine, every
+  output: quotes, candles, trades, DLQ), timed from its first committed offset to the last,
+  so its start-up is not counted.
+
+Uses ``FIML_KAFKA_BOOTSTRAP`` if set, else starts a local broker in a temporary directory.
+Prints the results as JSON and writes them to ``--out`` if given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiokafka import TopicPartition
+
+from fiml.kafka_clients import make_consumer, make_producer, topic_partitions
+from fiml.local_kafka import LocalKafka
+from fiml.processes import stop_process
+from fiml.settings import Settings
+from fiml.topics import create_topics
+from ingest.synthetic import SyntheticMarket
+from schemas import Quote, RawTick, decode, encode
+
+ROOT = Path(__file__).resolve().parent.parent
+SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA", "SPY", "BTC/USDT", "ETH/USDT", "SOL/USDT")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def broker(tmp: Path) -> Iterator[str]:
+    """The bootstrap address of FIML_KAFKA_BOOTSTRAP, or of a local broker started here."""
+    if os.environ.get("FIML_KAFKA_BOOTSTRAP"):
+        yield os.environ["FIML_KAFKA_BOOTSTRAP"]
+        return
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
+    local = LocalKafka(Settings.from_env(env, kafka_port=free_port(),
+                                         kafka_controller_port=free_port(),
+                                         kafka_data_dir=str(tmp / "broker")))
+    process = local.start(stop_with_parent=True)
+    try:
+        yield local.bootstrap
+    finally:
+        stop_process(process, timeout=30)
+
+
+def synthetic_ticks(count: int) -> list[RawTick]:
+    """``count`` ticks of the default venues in simulated time, 100 ms steps."""
+    market = SyntheticMarket(SYMBOLS, seed=7, tick_hz=10)
+    now = 1_763_807_400_000_000
+    ticks: list[RawTick] = []
+    while len(ticks) < count:
+        ticks.extend(market.advance(now)[0])
+        now += 100_000
+    return ticks[:count]
+
+
+async def fill(settings: Settings, ticks: list[RawTick]) -> None:
+    """Write the ticks to the raw topic, keyed by symbol."""
+    producer = make_producer(settings, "bench-fill", linger_ms=20)
+    await producer.start()
+    try:
+        topic = settings.topic("ticks.raw")
+        deliveries = [await producer.send(topic, encode(t), key=t.symbol.encode())
+                      for t in ticks]
+        await asyncio.gather(*deliveries)
+    finally:
+        await producer.stop()
+
+
+async def bare_loop(settings: Settings, count: int) -> float:
+    """Ticks per second of consume, decode, encode, produce with aiokafka alone."""
+    partitions = await topic_partitions(settings, settings.topic("ticks.raw"))
+    consumer = make_consumer(settings, "bench-bare", max_partition_fetch_bytes=4 << 20)
+    producer = make_producer(settings, "bench-bare")
+    await consumer.start()
+    await producer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        out_topic = settings.topic("quotes")
+        seen, deliveries = 0, []
+        start = time.perf_counter()
+        while seen < count:
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, records in batches.items():
+                for record in records:
+                    tick = decode(record.value, RawTick)
+                    quote = Quote(tick.symbol, tick.ts_event, tick.ts_ingest, record.offset,
+                                  tick.price, tick.provider, 1.0, bid=tick.bid, ask=tick.ask)
+                    deliveries.append(await producer.send(
+                        out_topic, encode(quote), key=record.key, partition=tp.partition))
+                    seen += 1
+        await asyncio.gather(*deliveries)
+        return count / (time.perf_counter() - start)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def committed(settings: Settings, group: str, partitions: list[TopicPartition]) -> int:
+    """Sum of the group's committed offsets over ``partitions``."""
+    consumer = make_consumer(settings, "bench-probe", group_id=group)
+    await consumer.start()
+    try:
+        total = 0
+        for tp in partitions:
+            total += await consumer.committed(tp) or 0
+        return total
+    finally:
+        await consumer.stop()
+
+
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
+    """``python -m fiml arbitrate`` on these settings, logging to ``log``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
+    env.update(settings.to_env())
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "fiml", "arbitrate"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+async def worker_rate(settings: Settings, count: int, log: Path) -> dict:
+    """Ticks per second of one ``fiml arbitrate`` process, start-up excluded."""
+    partitions = await topic_partitions(settings, settings.topic("ticks.raw"))
+    group = f"{settings.topic_prefix}-arbitration"
+    process = start_worker(settings, log)
+    try:
+        first = first_at = None
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            done = await committed(settings, group, partitions)
+            now = time.perf_counter()
+            if first is None and done > 0:
+                first, first_at = done, now
+            if done >= count:
+                return {"ticks_per_s": (done - first) / (now - first_at),
+                        "measured_ticks": done - first}
+            await asyncio.sleep(0.2)
+        raise TimeoutError("the worker did not finish")
+    finally:
+        stop_process(process)
+
+
+async def measure(bootstrap: str, count: int, tmp: Path) -> dict:
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    settings = Settings.from_env({}, kafka_bootstrap=bootstrap, topic_prefix=prefix,
+                                 partitions=6, log_level="warning")
+    await create_topics(settings)
+    ticks = synthetic_ticks(count)
+    await fill(settings, ticks)
+    bare = await bare_loop(settings, count)
+    worker = await worker_rate(settings, count, tmp / "worker.log")
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python "
+                   f"{platform.python_version()}",
+        "ticks": count,
+        "partitions": settings.partitions,
+        "bare_ticks_per_s": round(bare),
+        "worker_ticks_per_s": round(worker["ticks_per_s"]),
+        "worker_measured_ticks": worker["measured_ticks"],
+        "ratio": round(worker["ticks_per_s"] / bare, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="about a minute in all")
+    parser.add_argument("--ticks", type=int, help="raw ticks to process")
+    parser.add_argument("--out", type=Path, help="write the JSON result here too")
+    args = parser.parse_args()
+    count = args.ticks or (60_000 if args.quick else 400_000)
+    with tempfile.TemporaryDirectory() as tmp, broker(Path(tmp)) as bootstrap:
+        result = asyncio.run(measure(bootstrap, count, Path(tmp)))
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Liveness and readiness over HTTP for the services without a web server of their own.
+
+``GET /healthz`` answers 200 while the process runs. ``GET /readyz`` answers 200 once the
+service's readiness check passes and 503 while it does not: for ingest, its Kafka producer
+has started; for arbitration, the Faust worker has joined its consumer group, received an
+assignment and is not in the middle of a rebalance. The server listens on
+``FIML_HEALTH_HOST:FIML_HEALTH_PORT`` and is off while ``FIML_HEALTH_PORT`` is 0 (the default).
+
+``python -m fiml.health URL`` probes such an endpoint (or the gateway's) for container
+health checks: exit code 0 when it answers 200, else 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from mode import Service
+
+from fiml.settings import Settings
+
+if TYPE_CHECKING:
+    import faust
+
+log = logging.getLogger("fiml.health")
+
+Check = Callable[[], bool]
+
+READ_TIMEOUT = 5.0
+MAX_HEADER_LINES = 100
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+           503: "Service Unavailable"}
+
+
+class HealthServer:
+    """A minimal HTTP/1.1 server that answers ``/healthz`` and ``/readyz``, one request per
+    connection."""
+
+    def __init__(self, host: str, port: int, ready: Check) -> None:
+        self.host = host
+        self.requested_port = port
+        self.ready = ready
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (the requested one, or the one picked for 0)."""
+        if self._server is None:
+            return self.requested_port
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        """Listen; requests are answered on the running event loop."""
+        self._server = await asyncio.start_server(self._serve, self.host, self.requested_port)
+        log.info("health endpoints on http://%s:%d (/healthz, /readyz)", self.host, self.port)
+
+    async def close(self) -> None:
+        """Stop listening and wait for the connections being answered."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def answer(self, method: str, target: str) -> tuple[int, dict[str, str]]:
+        """Status code and JSON body for a request line's method and target."""
+        path = target.split("?", 1)[0]
+        if path not in ("/healthz", "/readyz"):
+            return 404, {"status": "not found"}
+        if method not in ("GET", "HEAD"):
+            return 405, {"status": "method not allowed"}
+        if path == "/healthz":
+            return 200, {"status": "ok"}
+        if self.ready():
+            return 200, {"status": "ready"}
+        return 503, {"status": "not ready"}
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                request_line = (await reader.readline()).decode("latin-1").split()
+                for _ in range(MAX_HEADER_LINES):
+                    if (await reader.readline()).strip() == b"":
+                        break
+            if len(request_line) == 3:
+                method, target, _ = request_line
+                status, body = self.answer(method, target)
+            else:
+                method, (status, body) = "GET", (400, {"status": "bad request"})
+            payload = json.dumps(body).encode()
+            head = (f"HTTP/1.1 {status} {REASONS[status]}\r\n"
+                    "Content-Type: application/json\r\n"
+                    f"Content-Length: {len(payload)}\r\n"
+                    "Cache-Control: no-store\r\n"
+                    "Connection: close\r\n\r\n").encode()
+            writer.write(head if method == "HEAD" else head + payload)
+            await writer.drain()
+        except (TimeoutError, ConnectionError, ValueError):
+            pass  # a client too slow, gone, or sending an overlong line gets no answer
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def serve_health(settings: Settings, ready: Check) -> AsyncIterator[HealthServer | None]:
+    """Serve the health endpoints while the block runs; yields None if they are off."""
+    if not settings.health_port:
+        yield None
+        return
+    server = HealthServer(settings.health_host, settings.health_port, ready)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+class FaustHealth(Service):
+    """The health server as a service of a Faust worker, started before the app."""
+
+    def __init__(self, app: faust.App, host: str, port: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+        self.joined = False
+        self.server = HealthServer(host, port, self.ready)
+        app.on_partitions_assigned.connect(self._on_assigned)
+
+    def ready(self) -> bool:
+        """The worker holds an assignment (possibly empty) and no rebalance is running."""
+        return self.joined and not self.app.rebalancing
+
+    async def _on_assigned(self, sender: object, *args: object, **kwargs: object) -> None:
+        self.joined = True
+
+    async def on_start(self) -> None:
+        """Start the HTTP server."""
+        await self.server.start()
+
+    async def on_stop(self) -> None:
+        """Stop the HTTP server."""
+        await self.server.close()
+
+
+def faust_health(app: faust.App, settings: Settings) -> list[Service]:
+    """Worker services that serve health for ``app``: none while the endpoints are off."""
+    if not settings.health_port:
+        return []
+    return [FaustHealth(app, settings.health_host, settings.health_port)]
+
+
+def probe(url: str, timeout: float = 3.0) -> bool:
+    """Whether ``url`` answers 200 within ``timeout`` seconds."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def main(argv: list[str]) -> int:
+    """``python -m fiml.health URL``: exit code 0 if the endpoint answers 200, else 1."""
+    if len(argv) != 1:
+        print("usage: python -m fiml.health URL", file=sys.stderr)
+        return 2
+    return 0 if probe(argv[0]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

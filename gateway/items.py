@@ -1,0 +1,58 @@
+"""The JSON shape of one symbol's entry in a data message, per stream type."""
+
+from __future__ import annotations
+
+from schemas.records import Candle, Quote, Trade, micros_to_iso
+
+
+def price_item(quote: Quote) -> dict[str, object]:
+    """The spec's price update of one symbol."""
+    return {
+        "symbol": quote.symbol,
+        "price": quote.price,
+        "change": quote.change,
+        "change_percent": quote.change_percent,
+        "volume": quote.volume,
+        "timestamp": micros_to_iso(quote.ts_event),
+        "provider": quote.provider,
+        "confidence": quote.confidence,
+    }
+
+
+def quote_item(quote: Quote) -> dict[str, object]:
+    """A price update with the top of book: bid, ask and their sizes."""
+    return {
+        **price_item(quote),
+        "bid": quote.bid,
+        "ask": quote.ask,
+        "bid_size": quote.bid_size,
+        "ask_size": quote.ask_size,
+    }
+
+
+def candle_item(candle: Candle) -> dict[str, object]:
+    """The spec's OHLCV update, with the candle's timeframe."""
+    return {
+        "symbol": candle.symbol,
+        "timestamp": micros_to_iso(candle.open_time),
+        "open": candle.open,
+        "high": candle.high,
+        "low": candle.low,
+        "close": candle.close,
+        "volume": candle.volume,
+        "is_closed": candle.is_closed,
+        "timeframe": candle.timeframe,
+    }
+
+
+def trade_item(trade: Trade) -> dict[str, object]:
+    """One trade print."""
+    return {
+        "symbol": trade.symbol,
+        "id": trade.trade_id,
+        "price": trade.price,
+        "amount": trade.amount,
+        "side": trade.side,
+        "timestamp": micros_to_iso(trade.ts_event),
+        "provider": trade.provider,
+    }

@@ -1,0 +1,132 @@
+"""Models of the messages the gateway sends: the contract for the AsyncAPI document.
+
+The session writes these frames as pre-encoded JSON for speed; the tests check every frame
+they receive against the schemas generated from these models.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from gateway.protocol import ErrorCode, StreamType, Timeframe
+
+
+class SubscriptionAck(BaseModel):
+    """Confirms a subscription; precedes all of its data."""
+
+    type: Literal["subscription_ack"]
+    stream_type: StreamType
+    symbols: list[str]
+    subscription_id: str
+    interval_ms: int
+    timestamp: str
+    timeframe: Timeframe | None = None
+
+
+class PriceItem(BaseModel):
+    """One symbol in a price or multi_asset data message."""
+
+    symbol: str
+    price: float
+    change: float | None
+    change_percent: float | None
+    volume: float | None
+    timestamp: str
+    provider: str
+    confidence: float
+
+
+class QuoteItem(PriceItem):
+    """One symbol in a quote data message: the price fields and the top of book."""
+
+    bid: float | None
+    ask: float | None
+    bid_size: float | None
+    ask_size: float | None
+
+
+class OhlcvItem(BaseModel):
+    """One candle in an ohlcv data message; ``timestamp`` is its open time."""
+
+    symbol: str
+    timestamp: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    is_closed: bool
+    timeframe: Timeframe
+
+
+class TradeItem(BaseModel):
+    """One trade in a trades data message."""
+
+    symbol: str
+    id: str
+    price: float
+    amount: float
+    side: Literal["buy", "sell"] | None
+    timestamp: str
+    provider: str
+
+
+class DataMessage(BaseModel):
+    """New values of a subscription; ``seq`` counts 1, 2, 3... per subscription."""
+
+    type: Literal["data"]
+    stream_type: StreamType
+    subscription_id: str
+    timestamp: str
+    seq: int
+    data: list[QuoteItem | PriceItem | OhlcvItem | TradeItem]
+
+
+class UnsubscribeAck(BaseModel):
+    """Says which symbols left and which subscriptions ended."""
+
+    type: Literal["unsubscribe_ack"]
+    stream_type: StreamType
+    symbols: list[str]
+    subscription_ids: list[str]
+    timestamp: str
+
+
+class Heartbeat(BaseModel):
+    """Sent every FIML_HEARTBEAT_INTERVAL seconds."""
+
+    type: Literal["heartbeat"]
+    timestamp: str
+    active_subscriptions: int
+
+
+class Pong(BaseModel):
+    """The answer to a ping."""
+
+    type: Literal["pong"]
+    timestamp: str
+
+
+class Status(BaseModel):
+    """A subscribed symbol went stale (no update for a while) or came back."""
+
+    type: Literal["status"]
+    symbol: str
+    status: Literal["stale", "live"]
+    message: str
+    timestamp: str
+
+
+class ErrorMessage(BaseModel):
+    """Something the client sent, or did, could not be served."""
+
+    type: Literal["error"]
+    error_code: ErrorCode
+    message: str
+    timestamp: str
+
+
+SERVER_MESSAGES: tuple[type[BaseModel], ...] = (
+    SubscriptionAck, DataMessage, UnsubscribeAck, Heartbeat, Pong, Status, ErrorMessage)

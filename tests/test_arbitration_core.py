@@ -1,0 +1,314 @@
+"""Tests of the pure arbitration core: scoring, checks, selection, fail-over, statuses, DLQ."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from arbitration import checks, scoring
+from arbitration.config import EngineConfig, Weights
+from arbitration.statuses import StatusTimeline
+from schemas.records import Quote, RawTick, Rejected, Trade
+from tests.arbitration_support import MS, SECOND, T0, Harness, status, tick
+
+unit = st.floats(min_value=0, max_value=1)
+
+
+def quotes(outputs: list) -> list[Quote]:
+    return [o for o in outputs if isinstance(o, Quote)]
+
+
+def rejected(outputs: list) -> list[Rejected]:
+    return [o for o in outputs if isinstance(o, Rejected)]
+
+
+# --- scoring -----------------------------------------------------------------------------
+
+
+def test_components_at_their_reference_points():
+    assert scoring.freshness(0, 2 * SECOND) == 1.0
+    assert scoring.freshness(SECOND, 2 * SECOND) == 0.5
+    assert scoring.freshness(3 * SECOND, 2 * SECOND) == 0.0
+    assert scoring.latency(0, 100 * MS) == 1.0
+    assert scoring.latency(100 * MS, 100 * MS) == 0.5
+    assert scoring.reliability(0, 0) == 1.0
+    assert scoring.reliability(10, 1) == pytest.approx(0.9)
+    assert scoring.agreement(100.0, 100.0, 50) == 1.0
+    assert scoring.agreement(100.5, 100.0, 50) == pytest.approx(0.5)
+
+
+def test_score_is_the_weighted_mean():
+    parts = scoring.Components(1.0, 0.0, 1.0, 0.0, 1.0, 0.0)
+    assert scoring.score(parts, Weights(1, 1, 1, 1, 1, 1)) == pytest.approx(0.5)
+    assert scoring.score(parts, Weights(1, 0, 0, 0, 0, 0)) == 1.0
+    assert scoring.score(parts, Weights(0, 0, 0, 0, 0, 0)) == 0.0
+
+
+@settings(max_examples=300)
+@given(st.lists(unit, min_size=6, max_size=6), st.integers(0, 5), unit,
+       st.lists(st.floats(0, 10), min_size=6, max_size=6))
+def test_score_never_falls_when_one_component_rises(values, which, bump, weights):
+    before = scoring.Components(*values)
+    raised = list(values)
+    raised[which] = min(1.0, values[which] + bump)
+    w = Weights(*weights)
+    assert scoring.score(scoring.Components(*raised), w) >= scoring.score(before, w) - 1e-12
+    assert 0.0 <= scoring.score(before, w) <= 1.0 + 1e-12
+
+
+@settings(max_examples=300)
+@given(st.lists(unit, min_size=1, max_size=6), st.integers(0, 5), unit, unit, unit,
+       st.integers(1, 5))
+def test_confidence_is_monotone_in_agreement_freshness_and_count(agreements, which, bump,
+                                                                  fresh, fresh_bump, expected):
+    base = scoring.confidence(agreements, fresh, expected)
+    assert 0.0 <= base <= 1.0
+    index = which % len(agreements)
+    more = list(agreements)
+    more[index] = min(1.0, more[index] + bump)
+    assert scoring.confidence(more, fresh, expected) >= base
+    assert scoring.confidence(agreements, min(1.0, fresh + fresh_bump), expected) >= base
+    mean = sum(agreements) / len(agreements)
+    assert scoring.confidence([*agreements, mean], fresh, expected) >= base - 1e-4
+
+
+def test_confidence_examples():
+    assert scoring.confidence([1.0, 1.0, 1.0], 1.0, 3) == 1.0
+    assert scoring.confidence([1.0], 1.0, 3) == pytest.approx(1 / 3, abs=1e-4)
+    assert scoring.confidence([1.0, 1.0, 1.0], 0.0, 3) == 0.5
+    assert scoring.confidence([], 1.0, 3) == 0.0
+
+
+# --- checks ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("price", [0.0, -1.0, math.nan, math.inf, -math.inf])
+def test_bad_price(price):
+    assert checks.bad_price(tick("a", 0, price))[0] == "bad_price"
+    assert checks.bad_price(tick("a", 0, 10.0, bid=price))[0] == "bad_price"
+    assert checks.bad_price(tick("a", 0, 10.0, bid=9.9, ask=10.1)) is None
+
+
+def test_outlier_uses_median_and_mad_with_a_floor():
+    others = [100.0, 100.1, 99.9]
+    assert checks.outlier(100.2, others, mads=10, floor_bps=5) is None
+    assert checks.outlier(101.0, others, mads=10, floor_bps=5)[0] == "outlier"
+    # One wild provider cannot drag the consensus: the median stays near 100.
+    assert checks.outlier(100.05, [100.0, 100.1, 1000.0], mads=10, floor_bps=5) is None
+    assert checks.outlier(1000.0, [], mads=10, floor_bps=5) is None
+
+
+# --- every DLQ reason through the engine ---------------------------------------------------
+
+
+def three_venues(at: int = 0) -> list[RawTick]:
+    return [tick("a", at, 100.0), tick("b", at + 1, 100.05), tick("c", at + 2, 99.95)]
+
+
+@pytest.mark.parametrize(("bad", "reason"), [
+    (tick("d", 10 * MS, 0.0), "bad_price"),
+    (tick("d", 10 * MS, -5.0), "bad_price"),
+    (tick("d", 10 * MS, math.nan), "bad_price"),
+    (tick("d", 10 * MS, math.inf), "bad_price"),
+    (tick("d", 10 * MS, 100.0, bid=100.2, ask=100.1), "crossed_book"),
+    (tick("d", 10 * MS, 100.0, kind="TRADE", size=-1.0), "bad_size"),
+    (tick("d", 10 * MS, 100.0, latency=-2 * SECOND), "future"),
+    (tick("a", 0, 100.0), "duplicate"),
+    (tick("d", 10 * MS, 120.0), "outlier"),
+    (tick("d", -4 * SECOND, 100.0), "late"),
+    (b"\x00\x00\x00\x00\x01garbage", "undecodable"),
+    (b"", "undecodable"),
+])
+def test_every_reason_goes_to_the_dlq_with_the_original_bytes(bad, reason):
+    harness = Harness()
+    harness.feed(three_venues())
+    outputs = harness.send(bad)
+    assert len(outputs) == 1
+    record = outputs[0]
+    assert isinstance(record, Rejected)
+    assert record.reason == reason
+    assert record.detail
+    assert (record.source_topic, record.source_partition, record.source_offset) == ("raw", 0, 3)
+    assert harness.engine.rejections[reason] == 1
+    if isinstance(bad, bytes):
+        assert record.original == bad and record.symbol is None
+    else:
+        assert record.symbol == bad.symbol and record.provider == bad.provider
+
+
+def test_duplicate_trade_id_with_a_new_seq_is_rejected_and_trades_are_deduplicated():
+    harness = Harness()
+    harness.feed(three_venues())
+    first = harness.send(tick("a", 5 * MS, 100.0, kind="TRADE", seq=50, trade_id="t1"))
+    again = harness.send(tick("a", 6 * MS, 100.0, kind="TRADE", seq=51, trade_id="t1"))
+    trades = [o for o in first if isinstance(o, Trade)]
+    assert [t.trade_id for t in trades] == ["t1"] and trades[0].amount == 1.0
+    assert [r.reason for r in rejected(again)] == ["duplicate"]
+
+
+def test_a_poison_record_does_not_stop_the_engine():
+    harness = Harness()
+    harness.send(b"\xff" * 30)
+    assert quotes(harness.send(tick("a", 0, 100.0)))[0].price == 100.0
+
+
+def test_rejected_ticks_lower_the_providers_reliability():
+    harness = Harness()
+    harness.feed(three_venues())
+    harness.send(tick("c", 10 * MS, 150.0))
+    book = harness.engine.books["AAPL"]
+    assert (book.providers["c"].seen, book.providers["c"].rejected) == (2, 1)
+    assert scoring.reliability(2, 1) == 0.5
+
+
+def test_a_future_tick_does_not_move_event_time():
+    harness = Harness()
+    harness.feed(three_venues())
+    harness.send(tick("a", 60 * SECOND, 100.0, latency=-60 * SECOND))
+    assert harness.engine.books["AAPL"].watermark == T0 + 2
+    assert quotes(harness.send(tick("b", 20 * MS, 100.0)))
+
+
+# --- selection and fail-over ---------------------------------------------------------------
+
+
+def test_best_scored_provider_drives_and_quote_names_it():
+    harness = Harness()
+    out = harness.feed([tick("slow", 0, 100.0, latency=300 * MS),
+                        tick("fast", 1, 100.01, latency=5 * MS, bid=100.0, ask=100.02)])
+    last = quotes(out)[-1]
+    assert last.provider == "fast" and last.price == 100.01
+    assert (last.bid, last.ask) == (100.0, 100.02)
+    assert last.providers == ["fast", "slow"]
+
+
+def test_fail_over_order_when_the_driver_stalls():
+    """a > b > c by latency; a stalls, then b: each hand-over goes to the next best."""
+    harness = Harness(EngineConfig(switch_margin=0.0))
+    latencies = {"a": 5 * MS, "b": 50 * MS, "c": 200 * MS}
+    drivers = []
+    for step in range(60):
+        at = step * 100 * MS
+        alive = [p for p in "abc" if not (p == "a" and at >= 2 * SECOND)
+                 and not (p == "b" and at >= 4 * SECOND)]
+        for p in alive:
+            for q in quotes(harness.send(tick(p, at, 100.0, latency=latencies[p]))):
+                if not drivers or drivers[-1][1] != q.provider:
+                    drivers.append((at, q.provider))
+    assert [p for _, p in drivers] == ["a", "b", "c"]
+    # Hand-over within one tick interval (100 ms) once the freshness window (2 s) passed.
+    assert drivers[1][0] <= 2 * SECOND + 2 * SECOND + 100 * MS
+    assert drivers[2][0] <= 4 * SECOND + 2 * SECOND + 100 * MS
+
+
+def test_a_down_status_hands_over_after_the_status_delay():
+    config = EngineConfig()
+    delay = config.effective_status_delay_us
+    harness = Harness(config, [status("a", 1 * SECOND, "DOWN")])
+    drivers = []
+    for step in range(50):
+        at = step * 100 * MS
+        for p, latency in (("a", 5 * MS), ("b", 50 * MS)):
+            for q in quotes(harness.send(tick(p, at, 100.0, latency=latency))):
+                drivers.append((at, q.provider))
+    switch = next(at for at, p in drivers if p == "b")
+    assert 1 * SECOND + delay < switch <= 1 * SECOND + delay + 100 * MS
+    assert all(p == "b" for at, p in drivers if at >= switch)
+    assert harness.engine.health["a"].down
+
+
+def test_a_disagreeing_driver_loses_the_role():
+    harness = Harness()
+    for step in range(10):
+        harness.feed([tick("a", step * 100 * MS, 100.0, latency=5 * MS),
+                      tick("b", step * 100 * MS + 1, 100.0, latency=30 * MS),
+                      tick("c", step * 100 * MS + 2, 100.0, latency=30 * MS)])
+    assert harness.engine.books["AAPL"].driver == "a"
+    # a drifts 30 bps away: not an outlier, but far enough to lose the role.
+    out = harness.feed([tick("a", SECOND, 100.3, latency=5 * MS),
+                        tick("b", SECOND + 1, 100.0, latency=30 * MS)])
+    assert quotes(out)[0].provider in {"b", "c"}
+    assert all(q.provider != "a" for q in quotes(out))
+
+
+def test_the_driver_does_not_flap_between_equal_providers():
+    harness = Harness()
+    out = []
+    for step in range(20):
+        out += harness.feed([tick("a", step * 100 * MS, 100.0), tick("b", step * 100 * MS + 1,
+                                                                       100.0)])
+    assert {q.provider for q in quotes(out)} == {"a"}
+
+
+def test_change_against_the_drivers_reference_price():
+    harness = Harness()
+    quote = quotes(harness.send(tick("a", 0, 105.0, ref=100.0)))[0]
+    assert quote.change == pytest.approx(5.0) and quote.change_percent == pytest.approx(5.0)
+    assert quote.reference_price == 100.0
+    assert quotes(Harness().send(tick("a", 0, 105.0)))[0].change is None
+
+
+def test_a_tick_older_than_its_providers_last_changes_no_quote():
+    harness = Harness()
+    harness.feed([tick("a", 100 * MS, 100.0)])
+    assert harness.send(tick("a", 50 * MS, 101.0, seq=7)) == []
+    assert harness.engine.books["AAPL"].providers["a"].tick.price == 100.0
+
+
+# --- statuses ------------------------------------------------------------------------------
+
+
+def test_timeline_between_is_ordered_and_half_open():
+    timeline = StatusTimeline()
+    for s in [status("b", 20, "UP"), status("a", 10, "DOWN"), status("a", 20, "UP")]:
+        timeline.add(s)
+    assert [(s.provider, s.ts_event - T0) for s in timeline.between(None, T0 + 20)] == [
+        ("a", 10), ("a", 20), ("b", 20)]
+    assert [s.ts_event - T0 for s in timeline.between(T0 + 10, T0 + 20)] == [20, 20]
+    assert timeline.between(T0 + 20, T0 + 30) == []
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.permutations([status(p, t * 300 * MS, s) for p, t, s in [
+    ("a", 1, "DOWN"), ("b", 2, "UP"), ("a", 5, "UP"), ("c", 7, "DEGRADED"), ("b", 9, "DOWN")]]))
+def test_status_arrival_order_does_not_change_outputs(order):
+    """Statuses take effect by event time, so the order they were read in does not matter."""
+    ticks = [tick(p, step * 100 * MS + i, 100.0 + i / 100, latency=(i + 1) * 10 * MS)
+             for step in range(60) for i, p in enumerate("abc")]
+    reference = Harness(statuses=sorted(order, key=lambda s: s.ts_event)).feed(ticks)
+    assert Harness(statuses=list(order)).feed(ticks) == reference
+
+
+# --- properties of whole runs ----------------------------------------------------------------
+
+PROVIDERS = ["p1", "p2", "p3", "p4"]
+ticks_strategy = st.builds(
+    lambda provider, symbol, at, latency, price, kind: tick(
+        provider, at, price, latency=latency, symbol=symbol, kind=kind),
+    st.sampled_from(PROVIDERS), st.sampled_from(["AAPL", "BTC/USDT"]),
+    st.integers(0, 10 * SECOND), st.integers(-2 * SECOND, 500 * MS),
+    st.sampled_from([100.0, 100.02, 99.97, 100.1, 0.0, 130.0, math.nan]),
+    st.sampled_from(["QUOTE", "QUOTE", "TRADE"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(ticks_strategy, max_size=80))
+def test_any_tick_sequence_gives_consistent_deterministic_outputs(ticks):
+    outputs = Harness().feed(ticks)
+    assert Harness().feed(ticks) == outputs
+    for quote in quotes(outputs):
+        assert 0.0 <= quote.confidence <= 1.0
+        assert quote.provider in quote.providers == sorted(set(quote.providers))
+        assert math.isfinite(quote.price) and quote.price > 0
+    for record in rejected(outputs):
+        assert record.reason in {"bad_price", "future", "duplicate", "outlier", "late",
+                                 "bad_size", "crossed_book"}
+    accepted = {(q.symbol, q.ts_event, q.price) for q in quotes(outputs)}
+    refused = {(r.symbol, r.ts_event) for r in rejected(outputs)}
+    assert all(t.price > 0 and math.isfinite(t.price) for t in ticks
+               if (t.symbol, t.ts_event, t.price) in accepted and (t.symbol, t.ts_event)
+               not in refused)
