@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from pathlib import Path
 from aiokafka import TopicPartition
 
 from fiml.kafka_clients import make_consumer, make_producer, topic_partitions
-from fiml.local_kafka import LocalKafka
+from fiml.local_kafka import temporary_broker
 from fiml.processes import stop_process
 from fiml.settings import Settings
 from fiml.topics import create_topics
@@ -47,28 +46,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA", "SPY", "BTC/USDT", "ETH/USDT", "SOL/USDT")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def broker(tmp: Path) -> Iterator[str]:
     """The bootstrap address of FIML_KAFKA_BOOTSTRAP, or of a local broker started here."""
     if os.environ.get("FIML_KAFKA_BOOTSTRAP"):
         yield os.environ["FIML_KAFKA_BOOTSTRAP"]
         return
-    env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
-    local = LocalKafka(Settings.from_env(env, kafka_port=free_port(),
-                                         kafka_controller_port=free_port(),
-                                         kafka_data_dir=str(tmp / "broker")))
-    process = local.start(stop_with_parent=True)
-    try:
-        yield local.bootstrap
-    finally:
-        stop_process(process, timeout=30)
+    with temporary_broker(tmp / "broker") as bootstrap:
+        yield bootstrap
 
 
 def synthetic_ticks(count: int) -> list[RawTick]:

@@ -42,6 +42,19 @@ async def publish(settings, *quotes: Quote) -> None:
         await producer.stop()
 
 
+async def until_known(app, *quotes) -> None:
+    """Wait until the gateway's feed has taken in ``quotes`` (they may sit in different
+    partitions, so a snapshot taken too early could carry only some of them)."""
+    book = app.state.market.quotes
+    for _ in range(500):
+        latest = [book.latest(q.symbol) for q in quotes]
+        if all(have is not None and have.seq >= q.seq for have, q in zip(latest, quotes,
+                                                                        strict=True)):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the gateway never took in the published quotes")
+
+
 @contextlib.asynccontextmanager
 async def serve_gateway(settings, wait_ready: bool = True):
     """Run the gateway of ``settings`` on a real uvicorn server until the block ends.
@@ -86,8 +99,10 @@ async def receive(ws, kind: str, within: float = 10.0) -> dict:
 
 
 async def test_price_subscription_streams_quotes_from_the_topic(gateway):
-    settings, port, _ = gateway
-    await publish(settings, make_quote("AAPL", 101.5, 1), make_quote("BTC/USDT", 65000.0, 2))
+    settings, port, app = gateway
+    first = (make_quote("AAPL", 101.5, 1), make_quote("BTC/USDT", 65000.0, 2))
+    await publish(settings, *first)
+    await until_known(app, *first)
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await ws.send(json.dumps({
             "type": "subscribe", "stream_type": "price", "symbols": ["AAPL", "btc/usdt"],

@@ -24,6 +24,7 @@ from tests.test_gateway import (
     make_quote,
     publish,
     receive,
+    until_known,
 )
 
 __all__ = ["gateway"]
@@ -81,19 +82,6 @@ async def assert_refused(ws, frame: str, code: str, naming: str) -> None:
 
 async def assert_usable(ws) -> None:
     assert (await reply(ws, json.dumps({"type": "ping"})))["type"] == "pong"
-
-
-async def until_known(app, *quotes) -> None:
-    """Wait until the gateway's feed has taken in ``quotes`` (they may sit in different
-    partitions, so a snapshot taken too early could carry only some of them)."""
-    book = app.state.market.quotes
-    for _ in range(500):
-        latest = [book.latest(q.symbol) for q in quotes]
-        if all(have is not None and have.seq >= q.seq for have, q in zip(latest, quotes,
-                                                                        strict=True)):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the gateway never took in the published quotes")
 
 
 @contextlib.asynccontextmanager

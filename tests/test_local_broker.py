@@ -10,8 +10,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from fiml.local_kafka import isolated_broker_settings
 from fiml.processes import pid_alive
-from tests.kafka_broker import local_broker_settings
 from tests.support import service_env
 
 
@@ -21,7 +21,7 @@ def fiml(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.Co
 
 
 def test_kafka_start_status_stop(tmp_path):
-    env = service_env(local_broker_settings(tmp_path / "broker"))
+    env = service_env(isolated_broker_settings(tmp_path / "broker"))
     started = fiml("kafka", "start", env=env)
     assert started.returncode == 0, started.stderr
     assert "Kafka ready on 127.0.0.1:" in started.stdout

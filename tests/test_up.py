@@ -13,7 +13,7 @@ import uuid
 import pytest
 import websockets
 
-from tests.kafka_broker import free_port, local_broker_settings
+from fiml.local_kafka import free_port, isolated_broker_settings
 from tests.support import processes_with_env, service_env, wait_for_port
 
 
@@ -21,7 +21,7 @@ from tests.support import processes_with_env, service_env, wait_for_port
 def up(tmp_path):
     """Start ``fiml up`` with its own broker, ports and topics; yield (process, marker, port)."""
     marker_value = f"up-{uuid.uuid4().hex[:10]}"
-    settings = local_broker_settings(tmp_path / "broker")
+    settings = isolated_broker_settings(tmp_path / "broker")
     port = free_port()
     env = service_env(settings, FIML_TOPIC_PREFIX=marker_value, FIML_GATEWAY_PORT=str(port),
                       FIML_SYNTHETIC_SYMBOLS="AAPL,BTC/USDT")
