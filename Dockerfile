@@ -22,7 +22,7 @@ RUN groupadd --system --gid 10001 fiml \
     && useradd --system --uid 10001 --gid fiml --home-dir /var/lib/fiml --create-home \
         --shell /usr/sbin/nologin fiml
 COPY --from=build /opt/fiml /opt/fiml
-# The Faust worker keeps its data directory in the working directory.
+# The fiml user's home: the Faust worker keeps its data under ~/.cache/fiml/faust.
 WORKDIR /var/lib/fiml
 USER 10001:10001
 EXPOSE 8000 8081
