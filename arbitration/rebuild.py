@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
@@ -53,6 +55,7 @@ class RebuildReport:
     written: Counter[str] = field(default_factory=Counter)
     rejections: Counter[str] = field(default_factory=Counter)
     comparison: dict[str, Comparison] | None = None
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -64,7 +67,8 @@ class RebuildReport:
         lines = [f"rebuilt {self.records} raw records into {self.prefix}.*: "
                  + ", ".join(f"{role} {n}" for role, n in sorted(self.written.items())),
                  "rejections: " + (", ".join(f"{reason} {n}" for reason, n in
-                                             sorted(self.rejections.items())) or "none")]
+                                             sorted(self.rejections.items())) or "none"),
+                 f"took {self.seconds:.1f} s"]
         for role, c in sorted((self.comparison or {}).items()):
             lines.append(f"verify {role}: {c.matched} matched, {c.mismatched} mismatched, "
                          f"{c.live_only} only live, {c.rebuilt_only} only rebuilt")
@@ -73,8 +77,14 @@ class RebuildReport:
         return "\n".join(lines)
 
 
-async def rebuild(settings: Settings, prefix: str, verify: bool = False) -> RebuildReport:
-    """Replay the live raw and status topics of ``settings`` into topics named ``prefix.*``."""
+async def rebuild(settings: Settings, prefix: str, verify: bool = False,
+                  progress: Callable[[int, int], None] | None = None) -> RebuildReport:
+    """Replay the live raw and status topics of ``settings`` into topics named ``prefix.*``.
+
+    ``progress(done, total)`` is called after each raw record, ``total`` being the raw end
+    offsets summed.
+    """
+    began = time.monotonic()
     if prefix == settings.topic_prefix:
         raise ValueError(f"the rebuild prefix must differ from the live one ({prefix!r})")
     target = dataclasses.replace(settings, topic_prefix=prefix)
@@ -83,6 +93,7 @@ async def rebuild(settings: Settings, prefix: str, verify: bool = False) -> Rebu
     partitions = await topic_partitions(settings, raw_topic)
     ends = await _end_offsets(settings, partitions)
     report = RebuildReport(prefix, {tp.partition: ends[tp] for tp in partitions})
+    total = sum(report.raw_ends.values())
     feed = StatusFeed(settings, EngineConfig.from_settings(settings))
     arbiter = Arbiter(settings, target, feed)
     producer = make_producer(target, "fiml-rebuild")
@@ -93,6 +104,8 @@ async def rebuild(settings: Settings, prefix: str, verify: bool = False) -> Rebu
             deliveries = []
             async for record in read_partition(settings, raw_topic, tp.partition, ends[tp]):
                 report.records += 1
+                if progress is not None:
+                    progress(report.records, total)
                 for message in await arbiter.handle(tp.partition, record):
                     report.written[message.role] += 1
                     deliveries.append(await producer.send(
@@ -107,6 +120,7 @@ async def rebuild(settings: Settings, prefix: str, verify: bool = False) -> Rebu
         report.rejections.update(engine.rejections)
     if verify:
         report.comparison = await compare(settings, target, report.raw_ends)
+    report.seconds = time.monotonic() - began
     return report
 
 

@@ -19,41 +19,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import TopicPartition
+from harness import ROOT, run_and_report
 
 from fiml.kafka_clients import make_consumer, make_producer, topic_partitions
-from fiml.local_kafka import temporary_broker
 from fiml.processes import stop_process
 from fiml.settings import Settings
 from fiml.topics import create_topics
 from ingest.synthetic import SyntheticMarket
 from schemas import Quote, RawTick, decode, encode
 
-ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA", "SPY", "BTC/USDT", "ETH/USDT", "SOL/USDT")
-
-
-@contextlib.contextmanager
-def broker(tmp: Path) -> Iterator[str]:
-    """The bootstrap address of FIML_KAFKA_BOOTSTRAP, or of a local broker started here."""
-    if os.environ.get("FIML_KAFKA_BOOTSTRAP"):
-        yield os.environ["FIML_KAFKA_BOOTSTRAP"]
-        return
-    with temporary_broker(tmp / "broker") as bootstrap:
-        yield bootstrap
 
 
 def synthetic_ticks(count: int) -> list[RawTick]:
@@ -183,12 +168,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the JSON result here too")
     args = parser.parse_args()
     count = args.ticks or (60_000 if args.quick else 400_000)
-    with tempfile.TemporaryDirectory() as tmp, broker(Path(tmp)) as bootstrap:
-        result = asyncio.run(measure(bootstrap, count, Path(tmp)))
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    run_and_report(measure, count, args.out)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +13,8 @@ import typer
 from fiml.local_kafka import KafkaRuntimeError, LocalKafka
 from fiml.runtime import configure_logging, run_until_signalled
 from fiml.settings import Settings, SettingsError
+from schemas.records import datetime_to_micros
+from schemas.symbols import InvalidSymbol, canonical_symbol
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="FIML streaming: real-time market data on Apache Kafka.")
@@ -114,6 +118,70 @@ def arbitrate() -> None:
     run_worker(_service_settings())
 
 
+def _micros(value: str, name: str) -> int:
+    """ISO 8601 (UTC unless it says otherwise) to microseconds since the epoch."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=name) from None
+    return datetime_to_micros(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def _speed(value: str) -> float | None:
+    if value == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        speed = -1.0
+    if not 0 < speed <= 1000:
+        raise typer.BadParameter("a number above 0 and at most 1000, or max",
+                                 param_hint="--speed")
+    return speed
+
+
+@app.command()
+def replay(
+    stream: Annotated[str, typer.Option(help="quotes, candles, trades or raw.")],
+    symbols: Annotated[str, typer.Option(help="Comma-separated symbols.")],
+    start: Annotated[str, typer.Option(help="ISO 8601 event time to start at.")],
+    end: Annotated[str, typer.Option(help="ISO 8601 event time to end at (inclusive).")],
+    timeframe: Annotated[str | None, typer.Option(help="Candles only: 1s, 1m, 5m...")] = None,
+    speed: Annotated[str, typer.Option(help="1 = original pace, 10 = ten times faster, "
+                                             "max = at once.")] = "max",
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    out: Annotated[Path | None, typer.Option(help="Output file (default: stdout).")] = None,
+) -> None:
+    """Write a topic's records for a time range in event-time order."""
+    from fiml.export import FORMATS, export
+    from fiml.replay import ReplayError
+    from fiml.terminal import progress_bar
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"one of {', '.join(FORMATS)}", param_hint="--format")
+    settings = _service_settings()
+    try:
+        names = [canonical_symbol(s) for s in symbols.split(",") if s.strip()]
+    except InvalidSymbol as error:
+        raise typer.BadParameter(str(error), param_hint="--symbols") from None
+    begin, finish = _micros(start, "--start"), _micros(end, "--end")
+    target = sys.stdout if out is None else out.open("w", newline="")
+    show = sys.stderr.isatty() and (out is not None or sys.stdout.isatty())
+    try:
+        with progress_bar(show, f"replay {stream}") as progress:
+            count = asyncio.run(export(settings, stream, names, begin, finish, target, fmt,
+                                       timeframe=timeframe, speed=_speed(speed),
+                                       progress=progress))
+    except ReplayError as error:
+        typer.echo(f"fiml replay: {error}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        if out is not None:
+            target.close()
+    if show:
+        typer.echo(f"{count} records", err=True)
+
+
 @app.command()
 def rebuild(
     prefix: Annotated[str | None, typer.Option(
@@ -124,10 +192,12 @@ def rebuild(
 ) -> None:
     """Replay fiml.ticks.raw and fiml.provider.status through the engine into other topics."""
     from arbitration.rebuild import rebuild as run_rebuild
+    from fiml.terminal import progress_bar
 
     settings = _service_settings()
     target = prefix or f"{settings.topic_prefix}-rebuild"
-    report = asyncio.run(run_rebuild(settings, target, verify=verify))
+    with progress_bar(sys.stderr.isatty(), "rebuild") as progress:
+        report = asyncio.run(run_rebuild(settings, target, verify=verify, progress=progress))
     typer.echo(report.summary())
     if not report.ok:
         raise typer.Exit(1)

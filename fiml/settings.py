@@ -69,6 +69,10 @@ class Settings:
     providers: tuple[str, ...] = ("synthetic",)
     alphavantage_api_key: str | None = field(default=None, repr=False)
     fmp_api_key: str | None = field(default=None, repr=False)
+    ccxt_exchanges: tuple[str, ...] = ("binance", "kraken", "coinbase", "okx")
+    provider_timeout_seconds: float = 10.0
+    provider_poll_seconds: float = 2.0
+    demand_linger_seconds: float = 300.0
     synthetic_symbols: tuple[str, ...] = DEFAULT_EQUITIES + DEFAULT_CRYPTO
     synthetic_seed: int = 7
     synthetic_tick_hz: float = 10.0
@@ -106,6 +110,8 @@ class Settings:
     max_subscriptions_per_connection: int = 0
     gateway_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     demand_refresh_seconds: float = 60.0
+    max_replays_per_connection: int = 2
+    replay_lateness_ms: int = 2 * 86_400_000
 
     health_host: str = "127.0.0.1"
     health_port: int = 0
@@ -116,7 +122,8 @@ class Settings:
         positive = ("partitions", "replication_factor", "synthetic_tick_hz", "freshness_ms",
                     "heartbeat_interval", "send_queue_limit", "slow_consumer_seconds",
                     "stale_after_seconds", "max_message_bytes", "client_messages_per_second",
-                    "demand_refresh_seconds")
+                    "demand_refresh_seconds", "provider_timeout_seconds",
+                    "provider_poll_seconds")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be above zero")
@@ -124,6 +131,8 @@ class Settings:
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be above zero")
         for name in ("candle_lateness_ms", "future_tolerance_ms", "status_delay_ms",
+                     "demand_linger_seconds",
+                     "max_replays_per_connection", "replay_lateness_ms",
                      "outlier_floor_bps", "switch_margin", *WEIGHTS):
             if not getattr(self, name) >= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must not be negative")

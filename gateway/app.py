@@ -1,5 +1,6 @@
-"""The FastAPI application: /ws/stream, /ws/prices/{symbols}, GET /ws/connections, and the
-health endpoints GET /healthz and GET /readyz."""
+"""The FastAPI application: /ws/stream, /ws/prices/{symbols}, GET /ws/connections, the
+history endpoints GET /v1/candles/{symbol} and GET /v1/quotes/{symbol}, and the health
+endpoints GET /healthz and GET /readyz."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from fiml.settings import Settings
 from gateway.asyncapi import asyncapi_document
 from gateway.demand import DemandPublisher
 from gateway.feed import MarketFeed
+from gateway.history import history_router
 from gateway.protocol import (
     DEFAULT_INTERVAL_MS,
     ErrorCode,
@@ -65,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.feed = feed
     app.state.registry = registry
     app.state.market = market
+    app.include_router(history_router(settings))
 
     async def admit(websocket: WebSocket) -> bool:
         """Apply the access rules; refuse the connection with the right frame and code."""

@@ -23,6 +23,9 @@ class SubscriptionAck(BaseModel):
     interval_ms: int
     timestamp: str
     timeframe: Timeframe | None = None
+    start: str | None = None
+    end: str | None = None
+    speed: float | None = None
 
 
 class PriceItem(BaseModel):
@@ -81,7 +84,19 @@ class DataMessage(BaseModel):
     subscription_id: str
     timestamp: str
     seq: int
+    replay: bool | None = None
     data: list[QuoteItem | PriceItem | OhlcvItem | TradeItem]
+
+
+class ReplayComplete(BaseModel):
+    """A replay with an ``end`` sent all of its data; its subscription has ended."""
+
+    type: Literal["replay_complete"]
+    stream_type: StreamType
+    subscription_id: str
+    start: str
+    end: str
+    timestamp: str
 
 
 class UnsubscribeAck(BaseModel):
@@ -129,4 +144,5 @@ class ErrorMessage(BaseModel):
 
 
 SERVER_MESSAGES: tuple[type[BaseModel], ...] = (
-    SubscriptionAck, DataMessage, UnsubscribeAck, Heartbeat, Pong, Status, ErrorMessage)
+    SubscriptionAck, DataMessage, ReplayComplete, UnsubscribeAck, Heartbeat, Pong, Status,
+    ErrorMessage)

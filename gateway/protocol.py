@@ -11,7 +11,14 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from schemas.symbols import InvalidSymbol, canonical_symbol
 
@@ -19,6 +26,8 @@ MAX_SYMBOLS = 50
 MIN_INTERVAL_MS = 100
 MAX_INTERVAL_MS = 60_000
 DEFAULT_INTERVAL_MS = 1000
+MAX_REPLAY_SPEED = 1000
+REPLAY_FIELDS = frozenset({"start", "end", "speed"})
 
 
 class ErrorCode(StrEnum):
@@ -33,6 +42,7 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "UNAUTHORIZED"
     SLOW_CONSUMER = "SLOW_CONSUMER"
     MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
+    REPLAY_ERROR = "REPLAY_ERROR"
 
 
 class StreamType(StrEnum):
@@ -83,11 +93,33 @@ class SubscribeRequest(BaseModel):
     )
     data_type: DataType | None = None
     timeframe: Timeframe = "1m"
+    start: datetime | None = None
+    end: datetime | None = None
+    speed: Annotated[float, Field(ge=0, le=MAX_REPLAY_SPEED)] = 1.0
 
     @field_validator("symbols")
     @classmethod
     def _fold_symbols(cls, values: list[str]) -> list[str]:
         return list(_canonical_symbols(values))
+
+    @field_validator("start", "end")
+    @classmethod
+    def _as_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None:
+            return value
+        start = info.data.get("start")
+        if start is None:
+            raise ValueError("end needs a start")
+        if value < start:
+            raise ValueError("end is before start")
+        return value
 
 
 class UnsubscribeRequest(BaseModel):
@@ -143,6 +175,8 @@ def validate_message(payload: dict[str, Any]) -> ClientMessage:
     try:
         return model.model_validate(payload)
     except ValidationError as error:
+        if any(item["loc"][:1] and item["loc"][0] in REPLAY_FIELDS for item in error.errors()):
+            code = ErrorCode.REPLAY_ERROR
         raise ProtocolError(code, _describe(kind, error)) from None
 
 

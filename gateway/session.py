@@ -19,6 +19,7 @@ import time
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from fiml.catalog import Catalog
 from fiml.settings import Settings
 from gateway.limits import TokenBucket
 from gateway.protocol import (
@@ -33,6 +34,7 @@ from gateway.protocol import (
     utc_timestamp,
 )
 from gateway.registry import ConnectionRegistry
+from gateway.replaying import ReplayRun, replay_ack_fields
 from gateway.stores import Market, TradesLost
 from gateway.subscription import Subscription
 
@@ -154,12 +156,24 @@ class ClientSession:
             self.send(error_frame(ErrorCode.PROCESSING_ERROR, "the message could not be processed"))
 
     def _subscribe(self, request: SubscribeRequest) -> None:
+        catalog = Catalog.from_settings(self.settings)
+        unknown = [symbol for symbol in request.symbols if not catalog.can_serve(symbol)]
+        if unknown:
+            self.send(error_frame(ErrorCode.SUBSCRIPTION_ERROR,
+                                  f"unknown symbol {', '.join(unknown)}: no provider serves it"))
+            return
         cap = self.settings.max_subscriptions_per_connection
         if cap and len(self.subscriptions) >= cap:
             raise ProtocolError(ErrorCode.SUBSCRIPTION_ERROR,
                                 f"Failed to create subscription: at most {cap} per connection")
+        replay = request.start is not None
+        replay_cap = self.settings.max_replays_per_connection
+        if replay and replay_cap and sum(
+                sub.replay for sub in self.subscriptions.values()) >= replay_cap:
+            raise ProtocolError(ErrorCode.REPLAY_ERROR, "Failed to create subscription: at most "
+                                f"{replay_cap} replays per connection")
         subscription = Subscription(request.stream_type, list(request.symbols),
-                                    request.interval_ms, request.timeframe)
+                                    request.interval_ms, request.timeframe, replay=replay)
         self.subscriptions[subscription.id] = subscription
         ack: dict[str, object] = {
             "type": "subscription_ack",
@@ -171,6 +185,11 @@ class ClientSession:
         }
         if subscription.stream_type == StreamType.OHLCV:
             ack["timeframe"] = subscription.timeframe
+        if replay:
+            ack.update(replay_ack_fields(request))
+            self.pacers[subscription.id] = asyncio.create_task(
+                self._replay(subscription, request, _json(ack)))
+            return
         self.send(_json(ack))
         if subscription.stream_type in QUOTE_STREAMS:
             now = time.monotonic()
@@ -211,6 +230,15 @@ class ClientSession:
             "subscription_ids": ended,
             "timestamp": utc_timestamp(),
         }))
+
+    async def _replay(self, subscription: Subscription, request: SubscribeRequest,
+                      ack: str) -> None:
+        """Run a replay subscription; it ends with its replay (with ``end``) or when cancelled."""
+        try:
+            await ReplayRun(self.settings, subscription, request, self.send).run(ack)
+        finally:
+            self.subscriptions.pop(subscription.id, None)
+            self.pacers.pop(subscription.id, None)
 
     def _quote_symbols(self) -> set[str]:
         return {symbol for sub in self.subscriptions.values() if sub.stream_type in QUOTE_STREAMS

@@ -14,7 +14,8 @@ class Subscription:
 
     ``cursors`` tell the stores what this subscription has seen per symbol; ``seq`` counts
     its data messages; ``in_flight`` is true while one of its data messages waits to be
-    written, during which new values conflate instead of queueing up.
+    written, during which new values conflate instead of queueing up. ``replay`` marks a
+    subscription that reads the log from a ``start`` on its own consumer.
     """
 
     stream_type: StreamType
@@ -25,14 +26,19 @@ class Subscription:
     seq: int = 0
     cursors: dict[str, int] = field(default_factory=dict)
     in_flight: bool = False
+    replay: bool = False
 
-    def data_message(self, items: list[str]) -> str:
-        """A data message around already encoded items; counts ``seq`` up by one."""
+    def data_message(self, items: list[str], replay: bool = False) -> str:
+        """A data message around already encoded items; counts ``seq`` up by one.
+
+        Replayed data carries ``"replay":true``.
+        """
         self.seq += 1
+        marker = ',"replay":true' if replay else ""
         return (
             f'{{"type":"data","stream_type":"{self.stream_type.value}",'
             f'"subscription_id":"{self.id}","timestamp":"{utc_timestamp()}",'
-            f'"seq":{self.seq},"data":[{",".join(items)}]}}'
+            f'"seq":{self.seq}{marker},"data":[{",".join(items)}]}}'
         )
 
     def remove_symbols(self, symbols: list[str]) -> list[str]:

@@ -8,23 +8,20 @@ has acknowledged every record of it, so a tick counted as written is in the log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
 from fiml.health import serve_health
 from fiml.kafka_clients import make_producer
-from fiml.runtime import now_micros
 from fiml.settings import Settings
-from ingest.synthetic import DEFAULT_VENUES, SyntheticMarket, with_faults
-from schemas import ProviderStatus, RawTick, encode
+from ingest.demand import follow_demand
+from ingest.providers import Batch
+from ingest.providers.registry import build_providers
+from schemas import RawTick, encode
 
 log = logging.getLogger("fiml.ingest")
-
-Batch = Sequence[RawTick | ProviderStatus]
 
 
 @dataclass
@@ -59,43 +56,32 @@ class TickWriter:
         self.counters.statuses += len(batch) - ticks
 
 
-async def synthetic_feed(settings: Settings, stop: asyncio.Event,
-                         period: float = 0.1) -> AsyncIterator[Batch]:
-    """Batches of the synthetic market on a fixed cadence of ``period`` seconds."""
-    venues = with_faults(DEFAULT_VENUES, settings.synthetic_faults)
-    market = SyntheticMarket(settings.synthetic_symbols, seed=settings.synthetic_seed,
-                             tick_hz=settings.synthetic_tick_hz, venues=venues)
-    loop = asyncio.get_running_loop()
-    next_step = loop.time()
-    while not stop.is_set():
-        ticks, statuses = market.advance(now_micros())
-        yield [*statuses, *ticks]
-        next_step += period
-        delay = next_step - loop.time()
-        if delay < 0:
-            next_step = loop.time()
-            delay = 0
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
-
-
 async def run_ingest(settings: Settings, stop: asyncio.Event) -> IngestCounters:
-    """Run the configured providers until ``stop`` is set, then flush and return counters."""
-    unknown = set(settings.providers) - {"synthetic"}
-    if unknown:
-        raise ValueError(f"unknown providers: {', '.join(sorted(unknown))} (known: synthetic)")
+    """Run the configured providers until ``stop`` is set, then flush and return counters.
+
+    Each provider runs as its own task, told by :func:`follow_demand` which symbols clients
+    want beyond the configured ones. Providers report their own faults as statuses, so
+    an exception out of one (Kafka gone, a bug) stops the service rather than going unseen.
+    """
+    providers = build_providers(settings)
     producer = make_producer(settings, "fiml-ingest")
     started = asyncio.Event()
     async with serve_health(settings, started.is_set):
         await producer.start()
         started.set()
         writer = TickWriter(producer, settings)
-        log.info("ingest started: providers=%s symbols=%d", ",".join(settings.providers),
+        log.info("ingest started: providers=%s symbols=%d",
+                 ",".join(provider.name for provider in providers),
                  len(settings.synthetic_symbols))
+        tasks = [asyncio.create_task(provider.run(writer.write, stop), name=provider.name)
+                 for provider in providers]
+        tasks.append(asyncio.create_task(follow_demand(settings, providers, stop)))
         try:
-            async for batch in synthetic_feed(settings, stop):
-                await writer.write(batch)
+            await asyncio.gather(*tasks)
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await producer.stop()
             log.info("ingest stopped: %d ticks, %d statuses written", writer.counters.ticks,
                      writer.counters.statuses)

@@ -126,6 +126,11 @@ class SyntheticMarket:
         if symbol not in self.prices:
             self.prices[symbol] = self.reference[symbol] = starting_price(symbol)
 
+    def remove_symbol(self, symbol: str) -> None:
+        """Stop simulating a symbol."""
+        self.prices.pop(symbol, None)
+        self.reference.pop(symbol, None)
+
     def advance(self, now_us: int) -> tuple[list[RawTick], list[ProviderStatus]]:
         """Move the market to ``now_us`` and return what the venues reported meanwhile."""
         previous = self.now_us if self.now_us is not None else now_us - int(MICROS / self.tick_hz)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from fiml.kafka_clients import make_consumer, topic_partitions
 from fiml.processes import die_with_parent
 from fiml.settings import Settings
-from schemas import decode
+from schemas import ProviderStatus, RawTick, decode
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -83,3 +85,26 @@ def processes_with_env(marker: str) -> list[int]:
             found.append(int(entry.name))
     return found
 
+
+
+Records = list[RawTick | ProviderStatus]
+
+
+def has_tick(records: Records) -> bool:
+    """Whether a provider has produced at least one tick."""
+    return any(isinstance(record, RawTick) for record in records)
+
+
+async def run_provider_until(provider, done: Callable[[Records], bool],
+                             limit_s: float = 10.0) -> Records:
+    """Run ``provider`` until ``done(records)`` holds; fail if that takes over ``limit_s``."""
+    records: Records = []
+    stop = asyncio.Event()
+
+    async def emit(batch: Records) -> None:
+        records.extend(batch)
+        if done(records):
+            stop.set()
+
+    await asyncio.wait_for(provider.run(emit, stop), limit_s)
+    return records

@@ -42,7 +42,7 @@ async def test_the_document_is_valid_asyncapi_3(gateway, asyncapi_validator):
         "/ws/stream", "/ws/prices/{symbols}"}
     assert set(document["components"]["messages"]) == {
         "subscribe", "unsubscribe", "ping", "subscription_ack", "data", "unsubscribe_ack",
-        "heartbeat", "pong", "status", "error"}
+        "heartbeat", "pong", "status", "error", "replay_complete"}
     broken = copy.deepcopy(document)
     next(iter(broken["operations"].values()))["action"] = "publish"
     assert list(asyncapi_validator.iter_errors(broken)), "the validator accepts anything"

@@ -1,0 +1,231 @@
+"""Read a topic back by event time: the shared replay reader of the gateway, CLI and REST.
+
+Kafka timestamps are set when a record is produced (ingest time, which derived records
+inherit from their raw tick), so they never precede the event time by more than
+``future_tolerance_ms``. Each partition is sought with ``offsets_for_times(start -
+future_tolerance_ms)``, read forward in batches of at most ``batch`` records and stopped at
+the log end captured when the replay opened (or earlier, once its Kafka time passes ``end
++ replay_lateness_ms``). A heap merges the partitions' heads by (event time, partition,
+offset), so memory holds one batch per partition whatever the range.
+
+Without ``end``, :meth:`Replay.records` goes on past those captured ends ("the hand-over"),
+from exactly the next offsets, yielding records as they arrive with ``live`` set: every
+record from ``start`` on appears exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from fiml.kafka_clients import make_consumer, topic_partitions
+from fiml.settings import Settings
+from schemas import Candle, DecodeError, Quote, RawTick, Trade, decode
+from schemas.records import micros_to_iso
+
+DEFAULT_BATCH = 500
+FETCH_WAIT_MS = 200
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    """Where one replayable stream lives and which field holds its event time."""
+
+    role: str
+    record_type: type
+    time_field: str
+
+
+STREAMS: dict[str, StreamSource] = {
+    "quotes": StreamSource("quotes", Quote, "ts_event"),
+    "candles": StreamSource("candles", Candle, "open_time"),
+    "trades": StreamSource("trades", Trade, "ts_event"),
+    "raw": StreamSource("ticks.raw", RawTick, "ts_event"),
+}
+
+
+class ReplayError(ValueError):
+    """A replay that cannot be served; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """One record read back: where it was, its event time (µs) and whether it came live."""
+
+    partition: int
+    offset: int
+    time: int
+    record: Any
+    live: bool = False
+
+
+@dataclass
+class _Partition:
+    tp: TopicPartition
+    stop: int
+    buffer: deque[Replayed] = field(default_factory=deque)
+    done: bool = False
+
+
+class Replay:
+    """A replay of ``stream`` for ``symbols`` from ``start`` (µs) to ``end`` (µs, inclusive).
+
+    Use as ``async with Replay(...) as replay: async for item in replay.records()``.
+    ``after`` maps partitions to offsets to resume from (a page cursor): a partition starts
+    at the later of that offset and the one ``start`` gives.
+    Opening raises :class:`ReplayError` if ``start`` is older than the earliest record
+    the topic still keeps (its Kafka time, less ``future_tolerance_ms``), or ``end``
+    precedes ``start``.
+    """
+
+    def __init__(self, settings: Settings, stream: str, symbols: list[str], start: int,
+                 end: int | None = None, *, timeframe: str | None = None,
+                 batch: int = DEFAULT_BATCH, after: dict[int, int] | None = None) -> None:
+        if stream not in STREAMS:
+            raise ReplayError(f"unknown stream {stream!r}; expected one of {', '.join(STREAMS)}")
+        if end is not None and end < start:
+            raise ReplayError("end is before start")
+        self.settings = settings
+        self.source = STREAMS[stream]
+        self.symbols = frozenset(symbols)
+        self.keys = frozenset(symbol.encode() for symbol in symbols)
+        self.start = start
+        self.end = end
+        self.timeframe = timeframe
+        self.batch = batch
+        self.after = after or {}
+        self.consumer: AIOKafkaConsumer | None = None
+        self.partitions: list[_Partition] = []
+        self.handover: dict[int, int] = {}
+
+    async def __aenter__(self) -> Replay:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Check the range against what the topic keeps and seek every partition."""
+        topic = self.settings.topic(self.source.role)
+        tps = await topic_partitions(self.settings, topic)
+        if not tps:
+            raise ReplayError(f"topic {topic} does not exist")
+        self.consumer = make_consumer(self.settings, "fiml-replay",
+                                      max_partition_fetch_bytes=256 * 1024)
+        await self.consumer.start()
+        try:
+            await self._seek(tps)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Stop the consumer."""
+        if self.consumer is not None:
+            consumer, self.consumer = self.consumer, None
+            await consumer.stop()
+
+    async def _seek(self, tps: list[TopicPartition]) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        earliest = [found.timestamp for found in
+                    (await consumer.offsets_for_times(dict.fromkeys(tps, 0))).values() if found]
+        tolerance = self.settings.future_tolerance_ms
+        if earliest and self.start // 1000 + tolerance < min(earliest):
+            raise ReplayError(f"start is older than the retention: the earliest record kept "
+                              f"was written at {micros_to_iso(min(earliest) * 1000)}")
+        starts = await consumer.offsets_for_times(
+            dict.fromkeys(tps, max(0, self.start // 1000 - tolerance)))
+        stops = dict(ends)
+        if self.end is not None:
+            late = self.end // 1000 + self.settings.replay_lateness_ms
+            for tp, found in (await consumer.offsets_for_times(dict.fromkeys(tps, late))).items():
+                if found is not None:
+                    stops[tp] = min(stops[tp], found.offset)
+        for tp in tps:
+            offset = ends[tp] if starts[tp] is None else starts[tp].offset
+            offset = max(offset, self.after.get(tp.partition, 0))
+            consumer.seek(tp, offset)
+            self.partitions.append(_Partition(tp, stops[tp], done=offset >= stops[tp]))
+        self.handover = {tp.partition: ends[tp] for tp in tps}
+
+    async def records(self) -> AsyncIterator[Replayed]:
+        """Records in range in event-time order; then, without ``end``, live ones."""
+        heap: list[tuple[int, int, int, Replayed, _Partition]] = []
+        for part in self.partitions:
+            await self._push_next(heap, part)
+        while heap:
+            item, part = heapq.heappop(heap)[3:]
+            yield item
+            if part.buffer:
+                head = part.buffer.popleft()
+                heapq.heappush(heap, (head.time, head.partition, head.offset, head, part))
+            else:
+                await self._push_next(heap, part)
+        if self.end is None:
+            async for item in self._follow():
+                yield item
+
+    async def _push_next(self, heap: list, part: _Partition) -> None:
+        while not part.buffer and not part.done:
+            await self._fill(part)
+        if part.buffer:
+            item = part.buffer.popleft()
+            heapq.heappush(heap, (item.time, item.partition, item.offset, item, part))
+
+    async def _fill(self, part: _Partition) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        batches = await consumer.getmany(part.tp, timeout_ms=FETCH_WAIT_MS,
+                                         max_records=self.batch)
+        for raw in batches.get(part.tp, []):
+            if raw.offset >= part.stop:
+                break
+            item = self._take(raw)
+            if item is not None:
+                part.buffer.append(item)
+        if await consumer.position(part.tp) >= part.stop:
+            part.done = True
+            consumer.pause(part.tp)
+
+    async def _follow(self) -> AsyncIterator[Replayed]:
+        consumer = self.consumer
+        assert consumer is not None
+        for part in self.partitions:
+            consumer.seek(part.tp, part.stop)
+        consumer.resume(*(part.tp for part in self.partitions))
+        while True:
+            batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=self.batch)
+            for tp in sorted(batches, key=lambda tp: tp.partition):
+                for raw in batches[tp]:
+                    item = self._take(raw, live=True)
+                    if item is not None:
+                        yield item
+            if not batches:
+                await asyncio.sleep(0)
+
+    def _take(self, raw: ConsumerRecord, live: bool = False) -> Replayed | None:
+        if raw.key is not None and raw.key not in self.keys:
+            return None
+        try:
+            record = decode(raw.value, self.source.record_type)
+        except DecodeError:
+            return None
+        if record.symbol not in self.symbols:
+            return None
+        if self.timeframe is not None and record.timeframe != self.timeframe:
+            return None
+        time = getattr(record, self.source.time_field)
+        if time < self.start or (self.end is not None and time > self.end):
+            return None
+        return Replayed(raw.partition, raw.offset, time, record, live)

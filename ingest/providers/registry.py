@@ -1,0 +1,84 @@
+"""Which providers ``FIML_PROVIDERS`` names: a factory per provider family.
+
+An entry is a family (``synthetic``, ``ccxt``, ``yfinance``) or one member of it (``ccxt:kraken``);
+``ccxt`` alone means every exchange of ``FIML_CCXT_EXCHANGES``. ``alphavantage`` and
+``fmp`` run whenever their API key is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fiml.catalog import provider_families
+from fiml.settings import Settings
+from ingest.providers import Provider
+from ingest.providers.alphavantage import AlphaVantageProvider
+from ingest.providers.ccxt_provider import CcxtProvider, make_exchange
+from ingest.providers.fmp import FmpProvider
+from ingest.providers.synthetic_provider import SyntheticProvider
+from ingest.providers.yahoo_provider import YahooProvider
+
+Factory = Callable[[Settings, str | None], list[Provider]]
+
+
+def _synthetic(settings: Settings, member: str | None) -> list[Provider]:
+    if member is not None:
+        raise ValueError(f"unknown provider synthetic:{member} (use synthetic)")
+    return [SyntheticProvider(settings)]
+
+
+def _ccxt(settings: Settings, member: str | None) -> list[Provider]:
+    exchanges = settings.ccxt_exchanges if member is None else (member,)
+    return [CcxtProvider(make_exchange(exchange_id, settings.provider_timeout_seconds),
+                         settings.synthetic_symbols, timeout_s=settings.provider_timeout_seconds,
+                         poll_seconds=settings.provider_poll_seconds)
+            for exchange_id in exchanges]
+
+
+def _yfinance(settings: Settings, member: str | None) -> list[Provider]:
+    if member is not None:
+        raise ValueError(f"unknown provider yfinance:{member} (use yfinance)")
+    return [YahooProvider(settings.synthetic_symbols, timeout_s=settings.provider_timeout_seconds,
+                          poll_seconds=settings.provider_poll_seconds)]
+
+
+def _alphavantage(settings: Settings, member: str | None) -> list[Provider]:
+    if not settings.alphavantage_api_key:
+        raise ValueError("alphavantage needs FIML_ALPHAVANTAGE_API_KEY")
+    return [AlphaVantageProvider("alphavantage", settings.alphavantage_api_key,
+                                 settings.synthetic_symbols,
+                                 timeout_s=settings.provider_timeout_seconds)]
+
+
+def _fmp(settings: Settings, member: str | None) -> list[Provider]:
+    if not settings.fmp_api_key:
+        raise ValueError("fmp needs FIML_FMP_API_KEY")
+    return [FmpProvider("fmp", settings.fmp_api_key, settings.synthetic_symbols,
+                        timeout_s=settings.provider_timeout_seconds)]
+
+
+FACTORIES: dict[str, Factory] = {"synthetic": _synthetic, "ccxt": _ccxt, "yfinance": _yfinance,
+                                 "alphavantage": _alphavantage, "fmp": _fmp}
+
+
+def provider_names(settings: Settings) -> list[str]:
+    """``settings.providers``, plus ``alphavantage`` and ``fmp`` when their key is set."""
+    names = list(dict.fromkeys(settings.providers))
+    families = provider_families(settings)
+    names.extend(name for name in ("alphavantage", "fmp")
+                 if name in families and name not in names)
+    return names
+
+
+def build_providers(settings: Settings) -> list[Provider]:
+    """The providers of :func:`provider_names`; ValueError names an unknown one."""
+    names = provider_names(settings)
+    unknown = [name for name in names if name.partition(":")[0] not in FACTORIES]
+    if unknown:
+        raise ValueError(f"unknown providers: {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(FACTORIES)})")
+    providers: list[Provider] = []
+    for name in names:
+        family, _, member = name.partition(":")
+        providers.extend(FACTORIES[family](settings, member or None))
+    return providers

@@ -1,0 +1,257 @@
+"""WebSocket replay on a real server and the real broker: ranges, pace, hand-over, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+import json
+import socket
+import time
+
+import jsonschema
+import pytest
+import websockets
+
+from fiml.replay import Replayed
+from schemas import Trade
+from schemas.records import micros_to_iso
+from tests.kafka_broker import free_port
+from tests.support import read_topic
+from tests.test_asyncapi import fetch_document
+from tests.test_gateway import gateway, make_quote, receive, serve_gateway
+from tests.test_gateway_streams import candle
+from tests.test_replay_reader import BASE_US, MS, produce_timed, produce_trades, trade
+
+__all__ = ["gateway"]
+
+
+def iso(micros: int) -> str:
+    return micros_to_iso(micros)
+
+
+async def subscribe_replay(ws, **fields) -> None:
+    message = {"type": "subscribe", "stream_type": "trades", "symbols": ["ETH/USDT", "AAPL"],
+               **fields}
+    await ws.send(json.dumps(message))
+
+
+async def until_complete(ws, within: float = 20.0) -> tuple[list[dict], dict]:
+    """Data messages of a replay, then its replay_complete."""
+    messages = []
+    async with asyncio.timeout(within):
+        while True:
+            message = json.loads(await ws.recv())
+            if message["type"] == "replay_complete":
+                return messages, message
+            if message["type"] == "data":
+                messages.append(message)
+
+
+async def test_a_replay_with_end_sends_exactly_the_topics_records_in_order(gateway):
+    settings, port, app = gateway
+    await produce_trades(settings, [trade(n) for n in range(300)])
+    stored = await read_topic(settings, "trades", Trade)
+    start, end = BASE_US + 20 * MS, BASE_US + 250 * MS
+    want = [r for _, _, r in sorted(stored, key=lambda row: (row[2].ts_event, row[0], row[1]))
+            if r.symbol in {"ETH/USDT", "AAPL"} and start <= r.ts_event <= end]
+    document = await fetch_document(port)
+    components = document["components"]
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
+        await subscribe_replay(ws, start=iso(start), end=iso(end), speed=0, interval_ms=100)
+        ack = await receive(ws, "subscription_ack")
+        assert ack["start"] == iso(start) and ack["end"] == iso(end) and ack["speed"] == 0
+        messages, complete = await until_complete(ws)
+        summary = app.state.registry.summary()
+    items = [item for message in messages for item in message["data"]]
+    assert [(i["id"], i["symbol"], i["timestamp"]) for i in items] == [
+        (r.trade_id, r.symbol, iso(r.ts_event)) for r in want]
+    assert len(items) == 116
+    assert all(message["replay"] is True for message in messages)
+    assert [message["seq"] for message in messages] == list(range(1, len(messages) + 1))
+    assert complete["subscription_id"] == ack["subscription_id"]
+    assert complete["start"] == iso(start) and complete["end"] == iso(end)
+    assert summary["total_subscriptions"] == 0
+    for frame in (ack, messages[0], complete):
+        schema = {**components["messages"][frame["type"]]["payload"], "components": components}
+        jsonschema.validate(frame, schema, cls=jsonschema.Draft202012Validator)
+
+
+async def test_speed_ten_takes_about_a_tenth_of_the_range(gateway):
+    settings, port, _ = gateway
+    await produce_trades(settings, [trade(n * 50) for n in range(61)])
+    start, end = BASE_US, BASE_US + 3000 * MS
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
+        await subscribe_replay(ws, symbols=["ETH/USDT", "BTC/USDT", "AAPL", "MSFT"],
+                               start=iso(start), end=iso(end), speed=10, interval_ms=100)
+        await receive(ws, "subscription_ack")
+        began = time.monotonic()
+        messages, _ = await until_complete(ws)
+        elapsed = time.monotonic() - began
+    assert 0.25 <= elapsed <= 1.5, elapsed
+    assert len(messages) >= 2
+    assert sum(len(message["data"]) for message in messages) == 61
+
+
+async def test_price_replay_conflates_per_symbol_within_an_interval(gateway):
+    settings, port, _ = gateway
+    await produce_timed(settings, "quotes", [make_quote("MSFT", 400.0 + n, n) for n in range(1, 6)])
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
+        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
+                                  "symbols": ["MSFT"], "start": iso(BASE_US),
+                                  "end": iso(BASE_US + 10), "speed": 1, "interval_ms": 1000}))
+        await receive(ws, "subscription_ack")
+        messages, _ = await until_complete(ws)
+    assert [[(i["symbol"], i["price"]) for i in m["data"]] for m in messages] == [
+        [("MSFT", 405.0)]]
+
+
+async def test_without_end_the_replay_hands_over_to_live_with_no_gap_and_no_duplicate(gateway):
+    settings, port, _ = gateway
+    symbols = ["ETH/USDT", "BTC/USDT", "AAPL", "MSFT"]
+    await produce_trades(settings, [trade(n) for n in range(200)])
+    start = BASE_US + 10 * MS
+
+    async def keep_publishing() -> None:
+        for first in range(200, 600, 50):
+            await produce_trades(settings, [trade(n) for n in range(first, first + 50)])
+            await asyncio.sleep(0.05)
+
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
+        await subscribe_replay(ws, symbols=symbols, start=iso(start), speed=0, interval_ms=100)
+        await receive(ws, "subscription_ack")
+        writer = asyncio.create_task(keep_publishing())
+        messages = []
+        async with asyncio.timeout(30):
+            while sum(len(m["data"]) for m in messages) < 590:
+                message = json.loads(await ws.recv())
+                if message["type"] == "data":
+                    messages.append(message)
+        await writer
+    stored = await read_topic(settings, "trades", Trade)
+    flags = [message.get("replay", False) for message in messages]
+    assert flags == sorted(flags, reverse=True) and flags[0] and not flags[-1]
+    replayed = [i["id"] for m in messages if m.get("replay") for i in m["data"]]
+    live = [i["id"] for m in messages if not m.get("replay") for i in m["data"]]
+    assert replayed[:190] == [f"t{n}" for n in range(10, 200)]
+    everything = replayed + live
+    assert len(everything) == len(set(everything)) == 590
+    assert set(everything) == {r.trade_id for _, _, r in stored if r.ts_event >= start}
+
+
+@pytest.mark.parametrize(("fields", "reason"), [
+    ({"start": iso(BASE_US - 3_600_000_000)}, "older than the retention"),
+    ({"start": iso(BASE_US + 5000), "end": iso(BASE_US)}, "end is before start"),
+    ({"end": iso(BASE_US)}, "end needs a start"),
+    ({"start": iso(BASE_US), "speed": 1001}, "speed"),
+    ({"start": iso(BASE_US), "speed": -1}, "speed"),
+    ({"start": "yesterday"}, "start"),
+])
+async def test_bad_replays_get_replay_errors(gateway, fields, reason):
+    settings, port, _ = gateway
+    await produce_trades(settings, [trade(n) for n in range(5)])
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
+        await subscribe_replay(ws, **fields)
+        error = await receive(ws, "error")
+        assert error["error_code"] == "REPLAY_ERROR"
+        assert reason in error["message"]
+        await ws.send(json.dumps({"type": "ping"}))
+        await receive(ws, "pong")
+
+
+async def test_a_connection_may_run_only_so_many_replays(topics):
+    settings = dataclasses.replace(topics, gateway_port=free_port(), max_replays_per_connection=1)
+    await produce_trades(settings, [trade(n) for n in range(5)])
+    url = f"ws://127.0.0.1:{settings.gateway_port}/ws/stream"
+    async with serve_gateway(settings), websockets.connect(url) as ws:
+        await subscribe_replay(ws, start=iso(BASE_US))
+        await receive(ws, "subscription_ack")
+        await subscribe_replay(ws, start=iso(BASE_US))
+        error = await receive(ws, "error")
+        assert error["error_code"] == "REPLAY_ERROR"
+        assert "at most 1 replays per connection" in error["message"]
+        await ws.send(json.dumps({"type": "subscribe", "stream_type": "trades",
+                                  "symbols": ["AAPL"]}))
+        await receive(ws, "subscription_ack")
+
+
+def silent_client(port: int, message: dict) -> socket.socket:
+    """A WebSocket client that sends one text frame and then never reads."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(b"GET /ws/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(1)
+    assert response.startswith(b"HTTP/1.1 101")
+    payload = json.dumps(message).encode()
+    assert len(payload) < 126
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+    return sock
+
+
+async def test_a_client_that_does_not_read_keeps_the_replay_bounded(topics):
+    settings = dataclasses.replace(topics, gateway_port=free_port())
+    total = 60_000
+    await produce_trades(settings, [trade(n, "AAPL") for n in range(total)])
+    async with serve_gateway(settings) as app:
+        sock = await asyncio.to_thread(silent_client, settings.gateway_port, {
+            "type": "subscribe", "stream_type": "trades", "symbols": ["AAPL"],
+            "start": iso(BASE_US), "speed": 0})
+        await asyncio.sleep(4)
+        alive = sum(isinstance(o, Replayed) for o in gc.get_objects())
+        session = next(iter(app.state.registry.connections))
+        (subscription,) = session.subscriptions.values()
+        assert subscription.in_flight and session.outbox.qsize() <= 1
+        sent = subscription.seq
+        await asyncio.sleep(1)
+        assert subscription.seq == sent
+        sock.close()
+    assert 500 < alive < 4000, alive
+    assert sent * 1000 < total
+
+
+@pytest.mark.parametrize(("speed", "expected"), [
+    (2, [[(0, 103.0, True), (1, 98.0, True)], [(2, 97.0, False)]]),
+    (0, [[(0, 101.0, False), (0, 102.0, False), (0, 103.0, True), (1, 99.0, False),
+          (1, 98.0, True), (2, 97.0, False)]]),
+])
+async def test_ohlcv_replay_keeps_the_latest_state_per_candle_unless_at_speed_zero(
+        gateway, speed, expected):
+    settings, port, _ = gateway
+    await produce_timed(settings, "candles", [
+        candle(0, 101.0, 1), candle(0, 102.0, 2), candle(0, 103.0, 3, closed=True),
+        candle(1, 99.0, 1), candle(1, 98.0, 2, closed=True), candle(2, 97.0, 1),
+        candle(1, 50.0, 1, timeframe="1m")])
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
+        await ws.send(json.dumps({"type": "subscribe", "stream_type": "ohlcv",
+                                  "symbols": ["BTC/USDT"], "timeframe": "1s",
+                                  "start": iso(BASE_US - 500_000),
+                                  "end": iso(BASE_US + 3_000_000), "speed": speed,
+                                  "interval_ms": 1000}))
+        assert (await receive(ws, "subscription_ack"))["timeframe"] == "1s"
+        messages, _ = await until_complete(ws)
+    seconds = {iso(BASE_US + n * 1_000_000): n for n in range(3)}
+    assert [[(seconds[i["timestamp"]], i["close"], i["is_closed"]) for i in m["data"]]
+            for m in messages] == expected
+
+
+async def test_symbols_unsubscribed_during_a_replay_stop_arriving(gateway):
+    settings, port, _ = gateway
+    await produce_trades(settings, [trade(n) for n in range(2000, 2100)])
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
+        await subscribe_replay(ws, start=iso(BASE_US + 1500 * MS), speed=1, interval_ms=100)
+        await receive(ws, "subscription_ack")
+        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "trades",
+                                  "symbols": ["AAPL"]}))
+        assert (await receive(ws, "unsubscribe_ack"))["subscription_ids"] == []
+        items: list[dict] = []
+        async with asyncio.timeout(10):
+            while len(items) < 25:
+                items.extend((await receive(ws, "data"))["data"])
+    assert [i["id"] for i in items] == [f"t{n}" for n in range(2000, 2100, 4)]

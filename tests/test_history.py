@@ -1,0 +1,94 @@
+"""GET /v1/quotes and /v1/candles on a real server and broker: ranges, pages, errors."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from gateway.items import candle_item, quote_item
+from schemas import Candle, Quote
+from schemas.records import micros_to_iso
+from tests.support import read_topic
+from tests.test_gateway import gateway, make_quote
+from tests.test_gateway_streams import candle
+from tests.test_replay_reader import BASE_US, produce_timed
+
+__all__ = ["gateway"]
+
+SYMBOLS = ("AAPL", "MSFT", "BTC/USDT")
+
+
+async def all_pages(http: httpx.AsyncClient, url: str, params: dict) -> list[dict]:
+    pages = []
+    cursor = None
+    while True:
+        response = await http.get(url, params={**params, **({"cursor": cursor} if cursor else {})})
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        cursor = pages[-1]["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+async def test_quotes_come_in_pages_that_add_up_to_the_range(gateway):
+    settings, port, _ = gateway
+    await produce_timed(settings, "quotes",
+                        [make_quote(SYMBOLS[n % 3], 100.0 + n, n * 1000) for n in range(90)])
+    stored = await read_topic(settings, "quotes", Quote)
+    start, end = BASE_US + 3000, BASE_US + 80_000
+    want = [quote_item(r) for _, _, r in sorted(stored, key=lambda x: (x[2].ts_event, x[0], x[1]))
+            if r.symbol == "AAPL" and start <= r.ts_event <= end]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        pages = await all_pages(http, "/v1/quotes/aapl", {
+            "start": micros_to_iso(start), "end": micros_to_iso(end), "limit": 7})
+    assert len(want) == 26
+    assert [len(page["items"]) for page in pages] == [7, 7, 7, 5]
+    assert all(page["symbol"] == "AAPL" for page in pages)
+    assert [item for page in pages for item in page["items"]] == want
+
+
+async def test_candles_of_one_timeframe_with_a_slash_symbol(gateway):
+    settings, port, _ = gateway
+    written = [candle(n, 100.0 + n, 1, closed=True, timeframe=tf)
+               for n in range(12) for tf in ("1s", "1m")]
+    await produce_timed(settings, "candles", written)
+    stored = await read_topic(settings, "candles", Candle)
+    want = [candle_item(r) for _, _, r in sorted(stored, key=lambda x: (x[2].open_time, x[0], x[1]))
+            if r.timeframe == "1s"]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        pages = await all_pages(http, "/v1/candles/BTC/USDT", {
+            "timeframe": "1s", "start": micros_to_iso(BASE_US),
+            "end": micros_to_iso(BASE_US + 11_000_000), "limit": 5})
+    assert [len(page["items"]) for page in pages] == [5, 5, 2]
+    assert [item for page in pages for item in page["items"]] == want
+    assert pages[0]["timeframe"] == "1s" and pages[0]["symbol"] == "BTC/USDT"
+
+
+@pytest.mark.parametrize(("params", "status", "detail"), [
+    ({"limit": 10_001}, 422, "less than or equal to 10000"),
+    ({"limit": 0}, 422, "greater than or equal to 1"),
+    ({"cursor": "not-a-cursor"}, 400, "cursor"),
+    ({"start": micros_to_iso(BASE_US - 3_600_000_000)}, 400, "older than the retention"),
+    ({"end": micros_to_iso(BASE_US - 1)}, 400, "end is before start"),
+])
+async def test_bad_requests_are_refused(gateway, params, status, detail):
+    settings, port, _ = gateway
+    await produce_timed(settings, "quotes", [make_quote("AAPL", 100.0, 1000)])
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        response = await http.get("/v1/quotes/AAPL",
+                                  params={"start": micros_to_iso(BASE_US), **params})
+    assert response.status_code == status
+    assert detail in response.text
+
+
+async def test_the_openapi_page_documents_both_endpoints(gateway):
+    _, port, _ = gateway
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        document = (await http.get("/openapi.json")).json()
+    for path, page in (("/v1/quotes/{symbol}", "QuotePage"),
+                       ("/v1/candles/{symbol}", "CandlePage")):
+        get = document["paths"][path]["get"]
+        schema = get["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{page}"}
+        assert {"start", "end", "limit", "cursor"} <= {p["name"] for p in get["parameters"]}
+    assert "items" in document["components"]["schemas"]["CandlePage"]["properties"]

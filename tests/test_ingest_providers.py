@@ -1,0 +1,66 @@
+"""The provider registry and ingest with live providers on a machine without network."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from fiml.settings import Settings
+from ingest.providers.ccxt_provider import CcxtProvider
+from ingest.providers.registry import build_providers
+from ingest.providers.synthetic_provider import SyntheticProvider
+from ingest.providers.yahoo_provider import YahooProvider
+from ingest.service import run_ingest
+from schemas import ProviderStatus, RawTick
+from tests.support import read_topic
+
+
+def test_registry_expands_families_and_members() -> None:
+    settings = Settings(providers=("synthetic", "ccxt", "ccxt:kraken", "yfinance"),
+                        ccxt_exchanges=("binance", "okx"))
+    providers = build_providers(settings)
+    assert [p.name for p in providers] == ["synthetic", "ccxt:binance", "ccxt:okx",
+                                           "ccxt:kraken", "yfinance"]
+    assert isinstance(providers[0], SyntheticProvider)
+    assert all(isinstance(p, CcxtProvider) for p in providers[1:4])
+    assert isinstance(providers[4], YahooProvider)
+    assert list(providers[4].served) == ["AAPL", "GOOGL", "MSFT", "TSLA", "NVDA", "AMZN",
+                                         "META", "SPY"]
+    assert providers[1].symbols == ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "DOGE/USDT")
+
+
+@pytest.mark.parametrize(("providers", "message"), [
+    (("synthetic", "bloomberg"), "unknown providers: bloomberg"),
+    (("ccxt:nosuchexchange",), "unknown ccxt exchange 'nosuchexchange'"),
+    (("synthetic:alpha",), "unknown provider synthetic:alpha"),
+])
+def test_registry_refuses_unknown_providers(providers: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_providers(Settings(providers=providers))
+
+
+@pytest.mark.kafka
+async def test_offline_live_providers_report_down_while_synthetic_flows(
+        topics: Settings) -> None:
+    settings = dataclasses.replace(topics, providers=("synthetic", "ccxt:binance", "ccxt:kraken",
+                                                      "yfinance"),
+                                   provider_timeout_seconds=1.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_ingest(settings, stop))
+    await asyncio.sleep(4.0)
+    assert not task.done()
+    stop.set()
+    counters = await asyncio.wait_for(task, 15)
+    assert counters.ticks > 0
+    statuses = [record for _, _, record in await read_topic(settings, "provider.status",
+                                                             ProviderStatus)]
+    for name in ("ccxt:binance", "ccxt:kraken", "yfinance"):
+        mine = [status for status in statuses if status.provider == name]
+        assert mine, f"no status from {name}"
+        assert all(status.state == "DOWN" for status in mine)
+        assert all(status.error_kind in ("unavailable", "timeout", "network") for status in mine)
+        assert all("retrying in" in status.message for status in mine)
+    ticks = [record for _, _, record in await read_topic(settings, "ticks.raw", RawTick)]
+    assert ticks and all(tick.provider.startswith("synthetic:") for tick in ticks)

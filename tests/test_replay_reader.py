@@ -1,0 +1,118 @@
+"""The replay reader on the real broker: ranges, event-time order, errors, the hand-over."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from fiml.kafka_clients import make_producer
+from fiml.replay import Replay, ReplayError
+from schemas import Candle, Trade, encode
+from tests.support import read_topic
+
+BASE_US = 1_764_000_000_000_000
+MS = 1000
+SYMBOLS = ("ETH/USDT", "BTC/USDT", "AAPL", "MSFT")
+
+
+def trade(number: int, symbol: str | None = None) -> Trade:
+    """A trade whose event time is ``number`` ms after BASE_US, ingested 2 ms later."""
+    return Trade(symbol=symbol or SYMBOLS[number % len(SYMBOLS)], trade_id=f"t{number}",
+                 provider="synthetic:alpha", ts_event=BASE_US + number * MS,
+                 ts_ingest=BASE_US + number * MS + 2 * MS, price=100.0 + number, amount=1.0)
+
+
+async def produce_timed(settings, role: str, records: list) -> None:
+    """Write records as the services do: keyed by symbol, Kafka time = ingest time.
+
+    A candle has no ingest time; its open time stands in.
+    """
+    producer = make_producer(settings, "test-replay")
+    await producer.start()
+    try:
+        for item in records:
+            moment = item.open_time if isinstance(item, Candle) else item.ts_ingest
+            await producer.send(settings.topic(role), encode(item), key=item.symbol.encode(),
+                                timestamp_ms=moment // MS)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def produce_trades(settings, trades: list[Trade]) -> None:
+    """Write trades to the trades topic with their ingest time as Kafka time."""
+    await produce_timed(settings, "trades", trades)
+
+
+def expected(stored: list[tuple], symbols: set[str], start: int, end: int) -> list[tuple]:
+    chosen = [(r.ts_event, p, o, r) for p, o, r in stored
+              if r.symbol in symbols and start <= r.ts_event <= end]
+    return [(p, o, r) for _, p, o, r in sorted(chosen, key=lambda row: row[:3])]
+
+
+async def collect(replay: Replay, limit: int | None = None) -> list:
+    found = []
+    async for item in replay.records():
+        found.append(item)
+        if limit is not None and len(found) >= limit:
+            break
+    return found
+
+
+async def test_a_range_returns_exactly_the_topics_records_in_event_time_order(topics):
+    await produce_trades(topics, [trade(n) for n in range(400)])
+    stored = await read_topic(topics, "trades", Trade)
+    start, end = BASE_US + 50 * MS, BASE_US + 300 * MS
+    async with Replay(topics, "trades", ["ETH/USDT", "AAPL"], start, end, batch=7) as replay:
+        found = await collect(replay)
+        assert max(len(part.buffer) for part in replay.partitions) <= 7
+    want = expected(stored, {"ETH/USDT", "AAPL"}, start, end)
+    assert len(want) == 126
+    assert [(i.partition, i.offset, i.record) for i in found] == want
+    assert [i.time for i in found] == sorted(i.time for i in found)
+    assert not any(i.live for i in found)
+
+
+async def test_a_range_past_the_last_record_ends_at_the_log_end(topics):
+    await produce_trades(topics, [trade(n) for n in range(20)])
+    async with Replay(topics, "trades", list(SYMBOLS), BASE_US, BASE_US + 10**12) as replay:
+        found = await asyncio.wait_for(collect(replay), 10)
+    assert [i.record.trade_id for i in found] == [f"t{n}" for n in range(20)]
+
+
+@pytest.mark.parametrize(("start", "end", "reason"), [
+    (BASE_US - 60_000 * MS, None, "older than the retention"),
+    (BASE_US + 10 * MS, BASE_US + 5 * MS, "end is before start"),
+])
+async def test_bad_ranges_raise_replay_errors(topics, start, end, reason):
+    await produce_trades(topics, [trade(n) for n in range(5)])
+    with pytest.raises(ReplayError, match=reason):
+        async with Replay(topics, "trades", ["AAPL"], start, end):
+            pass
+
+
+async def test_an_unknown_stream_is_a_replay_error(topics):
+    with pytest.raises(ReplayError, match="unknown stream"):
+        Replay(topics, "orders", ["AAPL"], BASE_US)
+
+
+async def test_without_end_the_replay_hands_over_to_live_with_no_gap_and_no_duplicate(topics):
+    await produce_trades(topics, [trade(n) for n in range(100)])
+    async with Replay(topics, "trades", list(SYMBOLS), BASE_US + 10 * MS, batch=9) as replay:
+        handover = dict(replay.handover)
+        writer = asyncio.create_task(produce_trades(topics, [trade(n) for n in range(100, 300)]))
+        found = await asyncio.wait_for(collect(replay, limit=290), 20)
+        await writer
+    stored = await read_topic(topics, "trades", Trade)
+    replayed = [i for i in found if not i.live]
+    live = [i for i in found if i.live]
+    assert [i.record.trade_id for i in replayed] == [f"t{n}" for n in range(10, 100)]
+    assert all(i.offset < handover[i.partition] for i in replayed)
+    assert all(i.offset >= handover[i.partition] for i in live)
+    keys = [(i.partition, i.offset) for i in found]
+    assert len(set(keys)) == len(keys) == 290
+    assert sorted(keys) == sorted((p, o) for p, o, r in stored if r.ts_event >= BASE_US + 10 * MS)
+    for partition in {i.partition for i in live}:
+        offsets = [i.offset for i in live if i.partition == partition]
+        assert offsets == sorted(offsets)
