@@ -59,6 +59,7 @@ class ClientSession:
         self.market = market
         self.registry = registry
         self.settings = settings
+        self.catalog = Catalog.from_settings(settings)
         self.outbox: asyncio.Queue[tuple[str, Subscription | None]] = asyncio.Queue(
             settings.send_queue_limit)
         self.subscriptions: dict[str, Subscription] = {}
@@ -156,8 +157,7 @@ class ClientSession:
             self.send(error_frame(ErrorCode.PROCESSING_ERROR, "the message could not be processed"))
 
     def _subscribe(self, request: SubscribeRequest) -> None:
-        catalog = Catalog.from_settings(self.settings)
-        unknown = [symbol for symbol in request.symbols if not catalog.can_serve(symbol)]
+        unknown = [symbol for symbol in request.symbols if not self.catalog.can_serve(symbol)]
         if unknown:
             self.send(error_frame(ErrorCode.SUBSCRIPTION_ERROR,
                                   f"unknown symbol {', '.join(unknown)}: no provider serves it"))
