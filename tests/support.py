@@ -108,3 +108,14 @@ async def run_provider_until(provider, done: Callable[[Records], bool],
 
     await asyncio.wait_for(provider.run(emit, stop), limit_s)
     return records
+
+
+async def poll_until(predicate: Callable[[], bool], within: float, interval: float = 0.2) -> None:
+    """Wait until ``predicate()`` holds; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        if predicate():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within} s")
+        await asyncio.sleep(interval)
