@@ -17,7 +17,7 @@ import websockets
 from fiml.local_kafka import LocalKafka, free_port, isolated_broker_settings
 from fiml.processes import stop_process
 from fiml.topics import create_topics
-from schemas import RawTick
+from schemas import Quote, RawTick
 from tests.support import poll_until, read_topic, service_env, spawn, wait_for_port
 
 OUTAGE_SECONDS = 8.0
@@ -89,3 +89,36 @@ async def test_a_broker_killed_and_restarted_loses_no_accepted_tick(own_broker, 
     distinct = {(tick.provider, tick.seq) for _, _, tick in ticks}
     assert written > 0
     assert len(distinct) == written, f"{written} ticks accepted, {len(distinct)} in the log"
+
+
+async def test_a_killed_arbitration_worker_resumes_without_duplicate_quotes(topics, tmp_path):
+    """Clients see a pause, then data again; no quote sequence number is written twice."""
+    settings = dataclasses.replace(topics, gateway_port=free_port(),
+                                   synthetic_symbols=("AAPL", "BTC/USDT"))
+    env = service_env(settings)
+    services = {name: spawn([name], env, tmp_path / f"{name}.log")
+                for name in ("ingest", "arbitrate", "gateway")}
+    arrivals: list[float] = []
+    closed: list[str] = []
+    watcher = None
+    try:
+        wait_for_port(settings.gateway_port, timeout=60)
+        watcher = asyncio.create_task(watch_prices(
+            f"ws://127.0.0.1:{settings.gateway_port}/ws/stream", arrivals, closed))
+        await poll_until(lambda: len(arrivals) >= 10, within=60)
+        os.kill(services["arbitrate"].pid, signal.SIGKILL)
+        services["arbitrate"].wait()
+        await asyncio.sleep(3)
+        services["arbitrate"] = spawn(["arbitrate"], env, tmp_path / "arbitrate-2.log")
+        back = time.monotonic()
+        await poll_until(lambda: arrivals[-1] > back + 1.0, within=60)
+        assert not closed, f"the client was disconnected: {closed}"
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        for process in reversed(list(services.values())):
+            stop_process(process, timeout=60)
+    quotes = await read_topic(settings, "quotes", Quote)
+    keys = [(quote.symbol, quote.seq) for _, _, quote in quotes]
+    assert len(keys) > 20
+    assert len(keys) == len(set(keys)), "a quote sequence number was written twice"
