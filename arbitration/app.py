@@ -20,8 +20,11 @@ from arbitration.arbiter import Arbiter
 from arbitration.config import EngineConfig
 from arbitration.engine import ROLES, SourceRecord
 from arbitration.feeds import StatusFeed
+from arbitration.outputs import Message
 from fiml.health import faust_health
+from fiml.metrics import OUTPUTS, TICKS_REJECTED
 from fiml.settings import Settings
+from schemas import Rejected, decode
 
 log = logging.getLogger("fiml.arbitration")
 
@@ -64,15 +67,28 @@ def build_app(settings: Settings) -> faust.App:
                 for out in await arbiter.handle(message.partition, record):
                     await app.producer.send(names[out.role], out.key, out.value,
                                             message.partition, message.timestamp, out.headers)
+                    count_output(out)
         finally:
             await feed.stop()
 
     return app
 
 
+def count_output(out: Message) -> None:
+    """Count a written output by kind, and a rejection by its reason."""
+    OUTPUTS.labels(out.role).inc()
+    if out.role == ROLES[Rejected]:
+        TICKS_REJECTED.labels(decode(out.value, Rejected).reason).inc()
+
+
 def run_worker(settings: Settings) -> None:
-    """Run the arbitration worker until SIGTERM or Ctrl-C."""
+    """Run the arbitration worker until SIGTERM or Ctrl-C.
+
+    Logging stays as ``fiml`` configured it (JSON lines or text), and the worker's progress
+    spinner is off: it would write control characters between the log lines.
+    """
     app = build_app(settings)
     worker = faust.Worker(app, *faust_health(app, settings), loglevel=settings.log_level.upper(),
-                          quiet=True)
+                          quiet=True, override_logging=False)
+    worker.spinner = None
     worker.execute_from_commandline()

@@ -215,7 +215,7 @@ def gateway(
 
     settings = _service_settings(gateway_host=host, gateway_port=port)
     uvicorn.run(create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-                log_level=settings.log_level, ws="websockets-sansio",
+                log_level=settings.log_level, log_config=None, ws="websockets-sansio",
                 ws_max_size=max(1 << 20, 4 * settings.max_message_bytes))
 
 
@@ -223,7 +223,7 @@ def _service_settings(**overrides: object) -> Settings:
     settings = _settings(**overrides)
     if settings.kafka_bootstrap is None:
         settings = _settings(kafka_bootstrap=LocalKafka(settings).bootstrap, **overrides)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return settings
 
 

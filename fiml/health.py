@@ -1,6 +1,7 @@
 """Liveness and readiness over HTTP for the services without a web server of their own.
 
-``GET /healthz`` answers 200 while the process runs. ``GET /readyz`` answers 200 once the
+``GET /healthz`` answers 200 while the process runs; ``GET /metrics`` answers the
+process's Prometheus metrics (:mod:`fiml.metrics`). ``GET /readyz`` answers 200 once the
 service's readiness check passes and 503 while it does not: for ingest, its Kafka producer
 has started; for arbitration, the Faust worker has joined its consumer group, received an
 assignment and is not in the middle of a rebalance. The server listens on
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from mode import Service
 
+from fiml.metrics import CONTENT_TYPE, exposition
 from fiml.settings import Settings
 
 if TYPE_CHECKING:
@@ -40,8 +42,8 @@ REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not All
 
 
 class HealthServer:
-    """A minimal HTTP/1.1 server that answers ``/healthz`` and ``/readyz``, one request per
-    connection."""
+    """A minimal HTTP/1.1 server that answers ``/healthz``, ``/readyz`` and ``/metrics``, one
+    request per connection."""
 
     def __init__(self, host: str, port: int, ready: Check) -> None:
         self.host = host
@@ -59,7 +61,8 @@ class HealthServer:
     async def start(self) -> None:
         """Listen; requests are answered on the running event loop."""
         self._server = await asyncio.start_server(self._serve, self.host, self.requested_port)
-        log.info("health endpoints on http://%s:%d (/healthz, /readyz)", self.host, self.port)
+        log.info("health endpoints on http://%s:%d (/healthz, /readyz, /metrics)", self.host,
+                 self.port)
 
     async def close(self) -> None:
         """Stop listening and wait for the connections being answered."""
@@ -68,18 +71,20 @@ class HealthServer:
             await self._server.wait_closed()
             self._server = None
 
-    def answer(self, method: str, target: str) -> tuple[int, dict[str, str]]:
-        """Status code and JSON body for a request line's method and target."""
+    def answer(self, method: str, target: str) -> tuple[int, str, bytes]:
+        """Status code, content type and body for a request line's method and target."""
         path = target.split("?", 1)[0]
-        if path not in ("/healthz", "/readyz"):
-            return 404, {"status": "not found"}
+        if path not in ("/healthz", "/readyz", "/metrics"):
+            return _status(404, "not found")
         if method not in ("GET", "HEAD"):
-            return 405, {"status": "method not allowed"}
+            return _status(405, "method not allowed")
+        if path == "/metrics":
+            return 200, CONTENT_TYPE, exposition()
         if path == "/healthz":
-            return 200, {"status": "ok"}
+            return _status(200, "ok")
         if self.ready():
-            return 200, {"status": "ready"}
-        return 503, {"status": "not ready"}
+            return _status(200, "ready")
+        return _status(503, "not ready")
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -90,12 +95,11 @@ class HealthServer:
                         break
             if len(request_line) == 3:
                 method, target, _ = request_line
-                status, body = self.answer(method, target)
+                status, content_type, payload = self.answer(method, target)
             else:
-                method, (status, body) = "GET", (400, {"status": "bad request"})
-            payload = json.dumps(body).encode()
+                method, (status, content_type, payload) = "GET", _status(400, "bad request")
             head = (f"HTTP/1.1 {status} {REASONS[status]}\r\n"
-                    "Content-Type: application/json\r\n"
+                    f"Content-Type: {content_type}\r\n"
                     f"Content-Length: {len(payload)}\r\n"
                     "Cache-Control: no-store\r\n"
                     "Connection: close\r\n\r\n").encode()
@@ -107,6 +111,11 @@ class HealthServer:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+
+def _status(code: int, status: str) -> tuple[int, str, bytes]:
+    """A JSON answer ``{"status": status}``."""
+    return code, "application/json", json.dumps({"status": status}).encode()
 
 
 @contextlib.asynccontextmanager

@@ -5,17 +5,44 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import time
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 
-def configure_logging(level: str) -> None:
-    """Log lines with time, level, component and message to standard error."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+CONTEXT_FIELDS = ("symbol", "provider")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, component (the logger's name), message, and
+    ``symbol`` and ``provider`` when the call passed them with ``extra=``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "component": record.name,
+            "message": record.getMessage(),
+        }
+        for name in CONTEXT_FIELDS:
+            if name in record.__dict__:
+                line[name] = record.__dict__[name]
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+def configure_logging(level: str, log_format: str = "auto") -> None:
+    """Log to standard error: JSON lines (``json``, or ``auto`` when standard error is not a
+    terminal), else lines with time, level, component and message (``text``)."""
+    handler = logging.StreamHandler(sys.stderr)
+    json_lines = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 def now_micros() -> int:

@@ -117,8 +117,11 @@ class Settings:
     health_port: int = 0
 
     log_level: str = "info"
+    log_format: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.log_format not in ("auto", "json", "text"):
+            raise SettingsError(f"{ENV_PREFIX}LOG_FORMAT must be auto, json or text")
         positive = ("partitions", "replication_factor", "synthetic_tick_hz", "freshness_ms",
                     "heartbeat_interval", "send_queue_limit", "slow_consumer_seconds",
                     "stale_after_seconds", "max_message_bytes", "client_messages_per_second",

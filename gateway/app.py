@@ -1,6 +1,6 @@
 """The FastAPI application: /ws/stream, /ws/prices/{symbols}, GET /ws/connections, the
-history endpoints GET /v1/candles/{symbol} and GET /v1/quotes/{symbol}, and the health
-endpoints GET /healthz and GET /readyz."""
+history endpoints GET /v1/candles/{symbol} and GET /v1/quotes/{symbol}, GET /metrics, and
+the health endpoints GET /healthz and GET /readyz."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import typing
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from fiml.metrics import CONNECTIONS, CONTENT_TYPE, SUBSCRIPTIONS, exposition
 from fiml.settings import Settings
 from gateway.asyncapi import asyncapi_document
 from gateway.demand import DemandPublisher
@@ -50,6 +51,8 @@ def create_app(settings: Settings) -> FastAPI:
     registry = ConnectionRegistry()
     feed = MarketFeed(settings, market)
     demand = DemandPublisher(settings, registry)
+    CONNECTIONS.set_function(lambda: len(registry.connections))
+    SUBSCRIPTIONS.set_function(registry.subscription_count)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -118,6 +121,13 @@ def create_app(settings: Settings) -> FastAPI:
         if not api_key_accepted(settings, request):
             return JSONResponse({"detail": "a valid API key is required"}, status_code=401)
         return registry.summary()
+
+    @app.get("/metrics", response_model=None)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics of this gateway process."""
+        if not api_key_accepted(settings, request):
+            return JSONResponse({"detail": "a valid API key is required"}, status_code=401)
+        return Response(exposition(), media_type=CONTENT_TYPE)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -24,6 +24,10 @@ class ConnectionRegistry:
     def remove(self, connection: HasSubscriptions) -> None:
         self.connections.discard(connection)
 
+    def subscription_count(self) -> int:
+        """How many subscriptions the open connections have."""
+        return sum(len(connection.subscriptions) for connection in self.connections)
+
     def demand(self) -> Counter[str]:
         """Per symbol, how many subscriptions include it."""
         return Counter(symbol for connection in self.connections

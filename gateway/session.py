@@ -20,6 +20,8 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from fiml.catalog import Catalog
+from fiml.metrics import FRAMES_SENT, LATENCY, SEND_QUEUE_DEPTH, SLOW_CONSUMER_DROPS
+from fiml.runtime import now_micros
 from fiml.settings import Settings
 from gateway.limits import TokenBucket
 from gateway.protocol import (
@@ -96,6 +98,7 @@ class ClientSession:
         """Queue a frame for the client; a full queue makes it a slow consumer."""
         if self.closing is not None:
             return
+        SEND_QUEUE_DEPTH.observe(self.outbox.qsize())
         try:
             self.outbox.put_nowait((text, subscription))
         except asyncio.QueueFull:
@@ -107,6 +110,8 @@ class ClientSession:
         """End the connection with an error frame and a close code."""
         if self.closing is None:
             log.info("closing a connection: %s: %s", code.value, message)
+            if code == ErrorCode.SLOW_CONSUMER:
+                SLOW_CONSUMER_DROPS.inc()
             self.closing = (error_frame(code, message), close_code)
             self.close_requested.set()
 
@@ -260,6 +265,9 @@ class ClientSession:
                     return
                 if items:
                     subscription.in_flight = True
+                    if subscription.stream_type in QUOTE_STREAMS:
+                        subscription.ts_ingest = self.market.quotes.newest_ts_ingest(
+                            subscription.symbols)
                     self.send(subscription.data_message(items), subscription)
             slot += 1
             late = loop.time() - (start + slot * interval)
@@ -313,8 +321,12 @@ class ClientSession:
                 self.sending_since = time.monotonic()
                 await self.websocket.send_text(text)
                 self.sending_since = None
+                FRAMES_SENT.inc()
                 if subscription is not None:
                     subscription.in_flight = False
+                    if subscription.ts_ingest is not None:
+                        LATENCY.observe((now_micros() - subscription.ts_ingest) / 1e6)
+                        subscription.ts_ingest = None
 
     async def _close(self, frame: str, code: int) -> None:
         with contextlib.suppress(Exception):

@@ -73,6 +73,11 @@ class LatestQuotes:
         cached = self.entries.get(symbol)
         return None if cached is None else cached.quote
 
+    def newest_ts_ingest(self, symbols: list[str]) -> int | None:
+        """The ingest time of the quote that arrived last among ``symbols``."""
+        cached = [entry for symbol in symbols if (entry := self.entries.get(symbol))]
+        return max(cached, key=lambda entry: entry.version).quote.ts_ingest if cached else None
+
     def collect(self, subscription: Subscription) -> list[str]:
         """Items of every symbol whose quote changed since its cursor (conflated)."""
         builder = QUOTE_BUILDERS[subscription.stream_type]

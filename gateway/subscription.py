@@ -14,7 +14,8 @@ class Subscription:
 
     ``cursors`` tell the stores what this subscription has seen per symbol; ``seq`` counts
     its data messages; ``in_flight`` is true while one of its data messages waits to be
-    written, during which new values conflate instead of queueing up. ``replay`` marks a
+    written, during which new values conflate instead of queueing up; ``ts_ingest`` is
+    that message's newest quote's ingest time, for the latency metric. ``replay`` marks a
     subscription that reads the log from a ``start`` on its own consumer.
     """
 
@@ -26,6 +27,7 @@ class Subscription:
     seq: int = 0
     cursors: dict[str, int] = field(default_factory=dict)
     in_flight: bool = False
+    ts_ingest: int | None = None
     replay: bool = False
 
     def data_message(self, items: list[str], replay: bool = False) -> str:

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from fiml.health import serve_health
 from fiml.kafka_clients import make_producer
+from fiml.metrics import count_ingested
 from fiml.settings import Settings
 from ingest.demand import follow_demand
 from ingest.providers import Batch
@@ -54,6 +55,7 @@ class TickWriter:
         ticks = sum(isinstance(record, RawTick) for record in batch)
         self.counters.ticks += ticks
         self.counters.statuses += len(batch) - ticks
+        count_ingested(batch)
 
 
 async def run_ingest(settings: Settings, stop: asyncio.Event) -> IngestCounters:

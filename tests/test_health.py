@@ -74,7 +74,7 @@ async def test_healthz_answers_while_readyz_waits_for_the_check(health_server):
         now_ready = await client.get("/readyz?verbose=1")
         assert (now_ready.status_code, now_ready.json()) == (200, {"status": "ready"})
         assert now_ready.headers["content-type"] == "application/json"
-        assert (await client.get("/metrics")).status_code == 404
+        assert (await client.get("/nothing")).status_code == 404
         assert (await client.post("/readyz")).status_code == 405
         head = await client.head("/healthz")
         assert head.status_code == 200 and head.content == b""

@@ -96,7 +96,7 @@ class RetryingProvider:
         self.attempt += 1
         self.up = False
         message = f"{type(error).__name__}: {self.describe(error)}; retrying in {delay:.1f} s"
-        log.warning("%s %s", self.name, message)
+        log.warning("%s %s", self.name, message, extra={"provider": self.name})
         await emit([ProviderStatus(self.name, now_micros(), failure.state,
                                    error_kind=failure.kind, message=message)])
         return delay
