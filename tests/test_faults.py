@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
 import re
 import signal
+import subprocess
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 import websockets
@@ -45,6 +48,37 @@ async def watch_prices(url: str, arrivals: list[float], closed: list[str]) -> No
         closed.append(repr(closing))
 
 
+@dataclasses.dataclass
+class System:
+    """The three services as processes, and a client's data arrivals and disconnections."""
+
+    env: dict[str, str]
+    services: dict[str, subprocess.Popen]
+    arrivals: list[float] = dataclasses.field(default_factory=list)
+    closed: list[str] = dataclasses.field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def streaming_system(settings, tmp_path) -> AsyncIterator[System]:
+    """Run ingest, arbitration and gateway with a client already receiving prices."""
+    env = service_env(settings)
+    system = System(env, {name: spawn([name], env, tmp_path / f"{name}.log")
+                          for name in ("ingest", "arbitrate", "gateway")})
+    watcher = None
+    try:
+        wait_for_port(settings.gateway_port, timeout=60)
+        watcher = asyncio.create_task(watch_prices(
+            f"ws://127.0.0.1:{settings.gateway_port}/ws/stream", system.arrivals,
+            system.closed))
+        await poll_until(lambda: len(system.arrivals) >= 10, within=60)
+        yield system
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        for process in reversed(list(system.services.values())):
+            stop_process(process, timeout=60)
+
+
 async def test_a_broker_killed_and_restarted_loses_no_accepted_tick(own_broker, tmp_path):
     """Clients stay connected, data resumes within 15 s of the broker, and every tick ingest
     accepted is in the log (the idempotent producer retries until the broker is back, and
@@ -55,33 +89,18 @@ async def test_a_broker_killed_and_restarted_loses_no_accepted_tick(own_broker, 
         topic_prefix=f"fault-{uuid.uuid4().hex[:8]}", partitions=3,
         synthetic_symbols=("AAPL", "BTC/USDT"))
     await create_topics(settings)
-    env = service_env(settings)
-    services = {name: spawn([name], env, tmp_path / f"{name}.log")
-                for name in ("ingest", "arbitrate", "gateway")}
-    arrivals: list[float] = []
-    closed: list[str] = []
-    watcher = None
-    try:
-        wait_for_port(settings.gateway_port, timeout=60)
-        watcher = asyncio.create_task(watch_prices(
-            f"ws://127.0.0.1:{settings.gateway_port}/ws/stream", arrivals, closed))
-        await poll_until(lambda: len(arrivals) >= 10, within=60)
-
+    async with streaming_system(settings, tmp_path) as system:
         os.kill(holder["process"].pid, signal.SIGKILL)
         holder["process"].wait()
         await asyncio.sleep(OUTAGE_SECONDS)
         holder["process"] = await asyncio.to_thread(local.start, stop_with_parent=True)
         back = time.monotonic()
-        await poll_until(lambda: bool(arrivals) and arrivals[-1] > back + 1.0, within=30)
+        arrivals = system.arrivals
+        await poll_until(lambda: arrivals[-1] > back + 1.0, within=30)
         assert arrivals[-1] - back < 15, "data did not resume within 15 s of the broker"
-        assert not closed, f"the client was disconnected: {closed}"
-        for name, process in services.items():
+        assert not system.closed, f"the client was disconnected: {system.closed}"
+        for name, process in system.services.items():
             assert process.poll() is None, f"{name} died while the broker was away"
-    finally:
-        if watcher is not None:
-            watcher.cancel()
-        for process in reversed(list(services.values())):
-            stop_process(process, timeout=60)
 
     log = (tmp_path / "ingest.log").read_text()
     written = int(re.search(r"ingest stopped: (\d+) ticks", log).group(1))
@@ -95,29 +114,15 @@ async def test_a_killed_arbitration_worker_resumes_without_duplicate_quotes(topi
     """Clients see a pause, then data again; no quote sequence number is written twice."""
     settings = dataclasses.replace(topics, gateway_port=free_port(),
                                    synthetic_symbols=("AAPL", "BTC/USDT"))
-    env = service_env(settings)
-    services = {name: spawn([name], env, tmp_path / f"{name}.log")
-                for name in ("ingest", "arbitrate", "gateway")}
-    arrivals: list[float] = []
-    closed: list[str] = []
-    watcher = None
-    try:
-        wait_for_port(settings.gateway_port, timeout=60)
-        watcher = asyncio.create_task(watch_prices(
-            f"ws://127.0.0.1:{settings.gateway_port}/ws/stream", arrivals, closed))
-        await poll_until(lambda: len(arrivals) >= 10, within=60)
+    async with streaming_system(settings, tmp_path) as system:
+        services = system.services
         os.kill(services["arbitrate"].pid, signal.SIGKILL)
         services["arbitrate"].wait()
         await asyncio.sleep(3)
-        services["arbitrate"] = spawn(["arbitrate"], env, tmp_path / "arbitrate-2.log")
+        services["arbitrate"] = spawn(["arbitrate"], system.env, tmp_path / "arbitrate-2.log")
         back = time.monotonic()
-        await poll_until(lambda: arrivals[-1] > back + 1.0, within=60)
-        assert not closed, f"the client was disconnected: {closed}"
-    finally:
-        if watcher is not None:
-            watcher.cancel()
-        for process in reversed(list(services.values())):
-            stop_process(process, timeout=60)
+        await poll_until(lambda: system.arrivals[-1] > back + 1.0, within=60)
+        assert not system.closed, f"the client was disconnected: {system.closed}"
     quotes = await read_topic(settings, "quotes", Quote)
     keys = [(quote.symbol, quote.seq) for _, _, quote in quotes]
     assert len(keys) > 20
