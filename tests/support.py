@@ -119,3 +119,15 @@ async def poll_until(predicate: Callable[[], bool], within: float, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(interval)
+
+
+async def worst_loop_stall(samples: int = 50, period: float = 0.01) -> float:
+    """The longest extra delay, in seconds, of ``samples`` short sleeps on this event loop:
+    how long something else kept the loop from running."""
+    loop = asyncio.get_running_loop()
+    worst = 0.0
+    for _ in range(samples):
+        before = loop.time()
+        await asyncio.sleep(period)
+        worst = max(worst, loop.time() - before - period)
+    return worst
