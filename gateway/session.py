@@ -25,6 +25,7 @@ from fiml.runtime import now_micros
 from fiml.settings import Settings
 from gateway.limits import TokenBucket
 from gateway.protocol import (
+    ClientMessage,
     ErrorCode,
     PingRequest,
     ProtocolError,
@@ -117,7 +118,7 @@ class ClientSession:
 
     async def _read(self, first: SubscribeRequest | None) -> None:
         if first is not None:
-            self._subscribe(first)
+            self._apply(first)
         with contextlib.suppress(WebSocketDisconnect):
             while self.closing is None:
                 message = await self.websocket.receive()
@@ -148,7 +149,13 @@ class ClientSession:
 
     def _handle(self, text: str) -> None:
         try:
-            request = parse_client_message(text)
+            self._apply(parse_client_message(text))
+        except ProtocolError as error:
+            self.send(error_frame(error.code, error.message))
+
+    def _apply(self, request: ClientMessage) -> None:
+        """Carry out a valid request; refusals and failures become error frames."""
+        try:
             if isinstance(request, SubscribeRequest):
                 self._subscribe(request)
             elif isinstance(request, UnsubscribeRequest):
@@ -164,9 +171,8 @@ class ClientSession:
     def _subscribe(self, request: SubscribeRequest) -> None:
         unknown = [symbol for symbol in request.symbols if not self.catalog.can_serve(symbol)]
         if unknown:
-            self.send(error_frame(ErrorCode.SUBSCRIPTION_ERROR,
-                                  f"unknown symbol {', '.join(unknown)}: no provider serves it"))
-            return
+            raise ProtocolError(ErrorCode.SUBSCRIPTION_ERROR,
+                                f"unknown symbol {', '.join(unknown)}: no provider serves it")
         cap = self.settings.max_subscriptions_per_connection
         if cap and len(self.subscriptions) >= cap:
             raise ProtocolError(ErrorCode.SUBSCRIPTION_ERROR,

@@ -204,6 +204,7 @@ async def test_a_client_that_does_not_read_keeps_the_replay_bounded(topics):
             "type": "subscribe", "stream_type": "trades", "symbols": ["AAPL"],
             "start": iso(BASE_US), "speed": 0})
         await asyncio.sleep(4)
+        gc.collect()
         alive = sum(isinstance(o, Replayed) for o in gc.get_objects())
         session = next(iter(app.state.registry.connections))
         (subscription,) = session.subscriptions.values()
