@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CACHE ?= $(or $(FIML_CACHE_DIR),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/fiml),$(HOME)/.cache/fiml)
 ASYNCAPI_SPECS := $(CACHE)/npm/node_modules/@asyncapi/specs/package.json
+CHART_LIBRARY := $(CACHE)/dashboard/node_modules/lightweight-charts/package.json
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup kafka-jars deploy-tools test-tools run test lint clean
+.PHONY: setup kafka-jars dashboard-assets browser deploy-tools test-tools run test lint clean
 
 setup: $(VENV)/.installed
 
@@ -22,15 +24,43 @@ kafka-jars: setup
 $(ASYNCAPI_SPECS):
 	npm install --no-save --no-audit --no-fund --prefix $(CACHE)/npm @asyncapi/specs@6.11.1
 
+# The dashboard's chart library, served by the gateway (FIML_DASHBOARD_CHART_LIBRARY); a
+# prefix of its own, since `npm install --no-save` removes what else a prefix holds.
+dashboard-assets: $(CHART_LIBRARY)
+
+$(CHART_LIBRARY):
+	npm install --no-save --no-audit --no-fund --prefix $(CACHE)/dashboard lightweight-charts@5.2.1
+
+# Debian's Chromium for the browser tests (Playwright drives it; no downloaded browser).
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
 # kustomize (Go module proxy) and Strimzi's CRDs (Maven Central) for the deployment tests,
 # cached under $(CACHE)/tools; see tests/deploy_tools.py.
 deploy-tools: setup
 	$(BIN)/python -m tests.deploy_tools
 
-test-tools: $(ASYNCAPI_SPECS) deploy-tools
+test-tools: $(ASYNCAPI_SPECS) deploy-tools dashboard-assets browser
 
-run: kafka-jars
+run: kafka-jars dashboard-assets
 	$(BIN)/fiml up
+
+# Benchmarks (benchmarks/README.md), each on a broker of its own unless FIML_KAFKA_BOOTSTRAP
+# is set. BENCH_ARGS= (empty) runs the full mode; the soak runs SOAK_MINUTES.
+.PHONY: bench-latency bench-fanout soak
+BENCH_ARGS ?= --quick
+SOAK_MINUTES ?= 30
+
+bench-latency: kafka-jars
+	$(BIN)/python benchmarks/latency.py $(BENCH_ARGS) --out benchmarks/latency.json
+
+bench-fanout: kafka-jars
+	$(BIN)/python benchmarks/fanout.py $(BENCH_ARGS) --out benchmarks/fanout.json
+
+soak: kafka-jars
+	$(BIN)/python benchmarks/soak.py --minutes $(SOAK_MINUTES) --out benchmarks/soak.json
 
 lint: setup
 	$(BIN)/ruff check .

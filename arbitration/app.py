@@ -1,40 +1,58 @@
 """The Faust worker: raw ticks in; quotes, candles, trades and rejections out.
 
-All decisions live in the pure engine (``arbitration/engine.py``); this shell hands each
-raw record to the :class:`Arbiter` and sends what comes back to the partition of the same
-number as the input's, with the input's Kafka time and the marker header.
+All decisions live in the pure engine (``arbitration/engine.py``); this shell takes the raw
+records in batches (``take_events``: up to ``BATCH_EVENTS``, or what arrived within
+``BATCH_SECONDS``), hands each partition's records to the :class:`Arbiter` and sends what
+comes back to the partition of the same number as the input's, with the input's Kafka time
+and the marker header.
 
-Outputs go straight to Faust's producer rather than through ``Topic.send`` (which costs
-several times more per record); at-least-once still holds because Faust flushes the
-producer before it commits an offset.
+Outputs go to the producer of Faust's aiokafka driver as whole record batches
+(``arbitration/sender.py``) rather than through ``Topic.send`` or one ``send`` per record;
+at-least-once still holds because Faust flushes the producer before it commits an offset,
+and ``take_events`` acknowledges a batch's events only after its outputs were handed over.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import faust
+from faust.types import EventT
 
 from arbitration.arbiter import Arbiter
 from arbitration.config import EngineConfig
 from arbitration.engine import ROLES, SourceRecord
 from arbitration.feeds import StatusFeed
+from arbitration.monitor import METRICS_PERIOD, ArbitrationMonitor
 from arbitration.outputs import Message
+from arbitration.sender import BatchSender
+from arbitration.snapshots import SnapshotStore
 from fiml.health import faust_health
 from fiml.metrics import OUTPUTS, TICKS_REJECTED
 from fiml.settings import Settings
-from schemas import Rejected, decode
 
 log = logging.getLogger("fiml.arbitration")
 
+BATCH_EVENTS = 4000
+BATCH_SECONDS = 0.02
 
-def build_app(settings: Settings) -> faust.App:
-    """A Faust app whose agent arbitrates ``ticks.raw`` for this configuration."""
+
+def make_app(settings: Settings, name: str | None = None) -> faust.App:
+    """The arbitration worker's Faust app (consumer group ``name``, by default
+    ``<prefix>-arbitration``), without agents.
+
+    Offsets are committed every second or every 10 000 records: each commit first waits
+    for the producer to flush, inside Faust's fetch loop, so committing more often stalls
+    the stream (recovery replays at most what came after the last commit, see
+    ``arbitration/arbiter.py``).
+    """
     faust_root = Path(settings.cache_dir) / "faust"
     faust_root.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        f"{settings.topic_prefix}-arbitration",
+    return faust.App(
+        name or f"{settings.topic_prefix}-arbitration",
         broker=f"kafka://{settings.kafka_bootstrap}",
         web_enabled=False,
         store="memory://",
@@ -43,51 +61,94 @@ def build_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         topic_partitions=settings.partitions,
         producer_acks=-1,
-        broker_commit_every=1000,
+        broker_commit_every=10_000,
         broker_commit_interval=1.0,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
     )
-    raw = app.topic(settings.topic("ticks.raw"), key_type=bytes, value_type=bytes,
-                    key_serializer="raw", value_serializer="raw")
+
+
+def raw_topic(app: faust.App, settings: Settings) -> faust.TopicT:
+    """``ticks.raw`` as raw bytes."""
+    return app.topic(settings.topic("ticks.raw"), key_type=bytes, value_type=bytes,
+                     key_serializer="raw", value_serializer="raw")
+
+
+def build_app(settings: Settings) -> faust.App:
+    """A Faust app whose agent arbitrates ``ticks.raw`` for this configuration."""
+    app = make_app(settings)
+    raw = raw_topic(app, settings)
     names = {role: settings.topic(role) for role in ROLES.values()}
     feed = StatusFeed(settings, EngineConfig.from_settings(settings))
-    arbiter = Arbiter(settings, settings, feed)
+    snapshots = SnapshotStore(settings)
+    arbiter = Arbiter(settings, settings, feed, snapshots)
 
     @app.agent(raw, name="arbitrate")
     async def arbitrate(stream: faust.StreamT) -> None:
         await feed.start()
+        await snapshots.create_topic()
         try:
-            async for event in stream.events():
-                message = event.message
-                record = SourceRecord(message.offset, message.key, message.value,
-                                      round(message.timestamp * 1000) * 1000)
-                for out in await arbiter.handle(message.partition, record):
-                    await app.producer.send(names[out.role], out.key, out.value,
-                                            message.partition, message.timestamp, out.headers)
-                    count_output(out)
+            producer = app.producer._ensure_producer()
+            sender = BatchSender(producer)
+            async for events in stream.take_events(BATCH_EVENTS, within=BATCH_SECONDS):
+                for partition, records in by_partition(events).items():
+                    results = await arbiter.handle_batch(partition, records)
+                    for record, outputs in zip(records, results, strict=True):
+                        timestamp_ms = record.timestamp_us // 1000
+                        for out in outputs:
+                            sender.add(names[out.role], partition, out.key, out.value,
+                                       timestamp_ms, out.headers)
+                    count_outputs(out for outputs in results for out in outputs)
+                await sender.send()
+                await arbiter.checkpoint(producer)
         finally:
             await feed.stop()
+
+    monitor = ArbitrationMonitor(settings.topic("ticks.raw"), settings.metrics_score_symbols)
+
+    @app.timer(METRICS_PERIOD)
+    async def export_metrics() -> None:
+        monitor.export(arbiter.engines, app.consumer)
 
     return app
 
 
-def count_output(out: Message) -> None:
-    """Count a written output by kind, and a rejection by its reason."""
-    OUTPUTS.labels(out.role).inc()
-    if out.role == ROLES[Rejected]:
-        TICKS_REJECTED.labels(decode(out.value, Rejected).reason).inc()
+def by_partition(events: Sequence[EventT]) -> dict[int, list[SourceRecord]]:
+    """The raw records of a batch of events, per partition in offset order."""
+    found: dict[int, list[SourceRecord]] = {}
+    for event in events:
+        message = event.message
+        records = found.get(message.partition)
+        if records is None:
+            records = found[message.partition] = []
+        records.append(SourceRecord(message.offset, message.key, message.value,
+                                    round(message.timestamp * 1000) * 1000))
+    return found
 
 
-def run_worker(settings: Settings) -> None:
-    """Run the arbitration worker until SIGTERM or Ctrl-C.
+def count_outputs(outputs: Iterable[Message]) -> None:
+    """Count written outputs by kind, and rejections by their reason."""
+    kinds: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    for out in outputs:
+        kinds[out.role] += 1
+        if out.reason is not None:
+            reasons[out.reason] += 1
+    for kind, n in kinds.items():
+        OUTPUTS.labels(kind).inc(n)
+    for reason, n in reasons.items():
+        TICKS_REJECTED.labels(reason).inc(n)
+
+
+def run_worker(settings: Settings, app: faust.App | None = None) -> None:
+    """Run the arbitration worker (or another ``app``) until SIGTERM or Ctrl-C.
 
     Logging stays as ``fiml`` configured it (JSON lines or text), and the worker's progress
     spinner is off: it would write control characters between the log lines.
     """
-    app = build_app(settings)
+    app = app or build_app(settings)
     worker = faust.Worker(app, *faust_health(app, settings), loglevel=settings.log_level.upper(),
                           quiet=True, override_logging=False)
     worker.spinner = None

@@ -10,10 +10,15 @@ with ``open_time`` a multiple of ``tf`` since the Unix epoch (aligned to UTC):
 - revision: 1 for the first record of a candle, one more for every later record;
 - seq: offset of the raw tick that caused the record.
 
-A record is produced whenever a candle changes, and a final one with ``is_closed = true``
-once the symbol's event time reaches ``open_time + tf + lateness``. A bucket that saw trades
-but no quote has no price and yields no candle. The engine rejects ticks older than the
-lateness, so nothing ever lands in a closed candle.
+:meth:`CandleSeries.add_price` and :meth:`CandleSeries.add_trade` return a record for every
+candle that changed. The engine uses :meth:`CandleSeries.mark_price`,
+:meth:`CandleSeries.mark_trade` and :meth:`CandleSeries.flush` instead, which coalesce the
+changes of several ticks into one record per candle (see ``arbitration/engine.py`` for when it
+flushes); a pending update of a candle that closes is dropped, its final record carrying the
+same values. The final record, ``is_closed = true``, comes once the symbol's event time
+reaches ``open_time + tf + lateness``. A bucket that saw trades but no quote has no price and
+yields no candle. The engine rejects ticks older than the lateness, so nothing ever lands in
+a closed candle.
 """
 
 from __future__ import annotations
@@ -34,9 +39,9 @@ def bucket_start(ts_us: int, timeframe_us: int) -> int:
     return ts_us - ts_us % timeframe_us
 
 
-@dataclass
+@dataclass(eq=False)
 class OpenCandle:
-    """One candle still taking updates."""
+    """One candle still taking updates (compared by identity)."""
 
     timeframe: str
     open_time: int
@@ -49,23 +54,33 @@ class OpenCandle:
     volume: float = 0.0
     trade_count: int = 0
     revision: int = 0
+    changed_by: int = 0
 
     def add_price(self, ts_us: int, seq: int, price: float) -> bool:
         """Take one quote price; return whether the candle changed."""
-        before = self._values()
         order = (ts_us, seq)
+        changed = False
         if self.first is None or order < self.first:
-            self.first, self.open = order, price
+            self.first = order
+            changed |= self.open != price
+            self.open = price
         if self.last is None or order >= self.last:
-            self.last, self.close = order, price
-        self.high = price if self.high is None else max(self.high, price)
-        self.low = price if self.low is None else min(self.low, price)
-        return self._values() != before
+            self.last = order
+            changed |= self.close != price
+            self.close = price
+        if self.high is None or price > self.high:
+            self.high, changed = price, True
+        if self.low is None or price < self.low:
+            self.low, changed = price, True
+        if changed:
+            self.changed_by = seq
+        return changed
 
-    def add_trade(self, amount: float) -> None:
+    def add_trade(self, seq: int, amount: float) -> None:
         """Take one trade's amount."""
         self.volume += amount
         self.trade_count += 1
+        self.changed_by = seq
 
     def record(self, symbol: str, seq: int, is_closed: bool) -> Candle:
         """The next record of this candle (its revision goes up by one)."""
@@ -80,17 +95,15 @@ class OpenCandle:
         """Whether a quote has set the prices yet."""
         return self.open is not None
 
-    def _values(self) -> tuple:
-        return (self.open, self.high, self.low, self.close)
-
 
 class CandleSeries:
-    """The open candles of one symbol in every timeframe."""
+    """The open candles of one symbol in every timeframe, and those with a pending update."""
 
     def __init__(self, symbol: str, lateness_us: int) -> None:
         self.symbol = symbol
         self.lateness_us = lateness_us
         self.open: dict[str, dict[int, OpenCandle]] = {tf: {} for tf in TIMEFRAMES}
+        self.pending: dict[OpenCandle, None] = {}
         self._next_close: int | None = None
 
     def close_until(self, watermark_us: int, seq: int) -> list[Candle]:
@@ -104,6 +117,7 @@ class CandleSeries:
                 if open_time + size + self.lateness_us > watermark_us:
                     break
                 candle = candles.pop(open_time)
+                self.pending.pop(candle, None)
                 if candle.priced:
                     closed.append(candle.record(self.symbol, seq, is_closed=True))
         self._next_close = min((t + TIMEFRAMES[tf] + self.lateness_us
@@ -113,19 +127,44 @@ class CandleSeries:
 
     def add_price(self, ts_us: int, seq: int, price: float) -> list[Candle]:
         """Apply one quote price to its candle in every timeframe; records of those changed."""
-        records = []
-        for candle in self._buckets(ts_us):
-            if candle.add_price(ts_us, seq, price):
-                records.append(candle.record(self.symbol, seq, is_closed=False))
-        return records
+        return [candle.record(self.symbol, seq, is_closed=False)
+                for candle in self._buckets(ts_us) if candle.add_price(ts_us, seq, price)]
 
     def add_trade(self, ts_us: int, seq: int, amount: float) -> list[Candle]:
         """Apply one trade to its candle in every timeframe; records of the priced ones."""
         records = []
         for candle in self._buckets(ts_us):
-            candle.add_trade(amount)
+            candle.add_trade(seq, amount)
             if candle.priced:
                 records.append(candle.record(self.symbol, seq, is_closed=False))
+        return records
+
+    def mark_price(self, ts_us: int, seq: int, price: float) -> bool:
+        """Like :meth:`add_price`, but the changed candles wait for :meth:`flush`."""
+        pending = self.pending
+        for candle in self._buckets(ts_us):
+            if candle.add_price(ts_us, seq, price):
+                pending[candle] = None
+        return bool(pending)
+
+    def mark_trade(self, ts_us: int, seq: int, amount: float) -> bool:
+        """Like :meth:`add_trade`, but the changed candles wait for :meth:`flush`."""
+        pending = self.pending
+        for candle in self._buckets(ts_us):
+            candle.add_trade(seq, amount)
+            if candle.priced:
+                pending[candle] = None
+        return bool(pending)
+
+    def flush(self) -> list[Candle]:
+        """One record of every candle changed since the last flush, in the order they first
+        changed.
+
+        Each record's ``seq`` is the offset of the last tick that changed its candle.
+        """
+        records = [candle.record(self.symbol, candle.changed_by, is_closed=False)
+                   for candle in self.pending]
+        self.pending.clear()
         return records
 
     def _buckets(self, ts_us: int) -> list[OpenCandle]:

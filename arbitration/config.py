@@ -33,6 +33,7 @@ class EngineConfig:
     latency_scale_us: float = 100_000.0
     expected_providers: int = 3
     switch_margin: float = 0.05
+    candle_flush_us: int = 100_000
     weights: Weights = Weights()
 
     @property

@@ -5,10 +5,15 @@ records of one partition of ``fiml.ticks.raw`` in offset order and returns, for 
 records to write: Rejected (to the DLQ), Trade, Quote and Candle. Feeding the same records
 into a new engine gives the same outputs, which is what recovery and rebuild rely on.
 
-Per record, in this order: decode (``undecodable`` on failure); the checks of
-:meth:`SymbolBook.refuse`; statuses whose time has come (``arbitration/statuses.py``);
-candles the new event time closes; then the Trade and its candle updates, or the Quote and
-its candle updates.
+Per record, in this order: the pending candle updates, if the record's Kafka time is in a
+later slot of ``candle_flush_us`` (100 ms) than every record before it; decode
+(``undecodable`` on failure); the checks of :meth:`SymbolBook.refuse`; statuses whose time
+has come (``arbitration/statuses.py``); candles the new event time closes; then the Trade or
+the Quote. The candles a Trade or Quote changes get their update record at the next flush:
+one record per changed candle per slot instead of one per tick. Kafka time is part of the
+log, so when updates are written depends on the log alone, never on how the records were
+batched or when they were processed; a closing candle's pending update is dropped, its
+final record carrying the same values.
 """
 
 from __future__ import annotations
@@ -62,14 +67,23 @@ class PartitionEngine:
         self.next_offset: int | None = None
         self.watermark: int | None = None
         self._status_until: int | None = None
+        self._slot: int | None = None
+        self._dirty: dict[CandleSeries, None] = {}
 
     def process(self, record: SourceRecord) -> list[Output]:
         """Outputs of one raw record, the next in offset order."""
         self.next_offset = record.offset + 1
+        slot = record.timestamp_us // self.config.candle_flush_us
+        if self._slot is None or slot > self._slot:
+            self._slot = slot
+            outputs: list[Output] = self.flush() if self._dirty else []
+        else:
+            outputs = []
         try:
             tick = decode(record.value, RawTick)
         except DecodeError as error:
-            return [self._reject(record, None, "undecodable", str(error))]
+            outputs.append(self._reject(record, None, "undecodable", str(error)))
+            return outputs
         book = self.books.get(tick.symbol)
         if book is None:
             book = self.books[tick.symbol] = SymbolBook(tick.symbol, self.config)
@@ -77,20 +91,32 @@ class PartitionEngine:
         refusal = book.refuse(tick)
         if refusal is not None:
             book.reject(tick)
-            return [self._reject(record, tick, *refusal)]
+            outputs.append(self._reject(record, tick, *refusal))
+            return outputs
         book.accept(tick)
         self._apply_statuses(tick.ts_event)
         series = self.candles[tick.symbol]
-        outputs: list[Output] = list(series.close_until(book.watermark, record.offset))
+        closed = series.close_until(book.watermark, record.offset)
+        if closed:
+            outputs.extend(closed)
         if tick.kind == "TRADE":
             outputs.append(_trade(tick))
-            outputs.extend(series.add_trade(tick.ts_event, record.offset, tick.trade_size))
+            if series.mark_trade(tick.ts_event, record.offset, tick.trade_size):
+                self._dirty[series] = None
         else:
             quote = book.quote(tick, record.offset, self.health)
             if quote is not None:
                 outputs.append(quote)
-                outputs.extend(series.add_price(quote.ts_event, quote.seq, quote.price))
+                if series.mark_price(quote.ts_event, quote.seq, quote.price):
+                    self._dirty[series] = None
         return outputs
+
+    def flush(self) -> list[Candle]:
+        """The pending candle updates of every symbol, in the order the symbols' candles first
+        changed."""
+        records = [record for series in self._dirty for record in series.flush()]
+        self._dirty.clear()
+        return records
 
     def _apply_statuses(self, ts_event: int) -> None:
         if self.watermark is not None and ts_event <= self.watermark:

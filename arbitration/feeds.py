@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from arbitration.config import EngineConfig
 from arbitration.engine import ROLES, SourceRecord
@@ -80,15 +80,19 @@ class StatusFeed:
             pending = {tp for tp in pending if await self._consumer.position(tp) < ends[tp]}
 
 
-async def read_partition(settings: Settings, topic: str, partition: int,
-                         end: int) -> AsyncIterator[SourceRecord]:
-    """Records of one partition from its first retained offset up to ``end`` (excluded)."""
+async def read_partition(settings: Settings, topic: str, partition: int, end: int,
+                         start: int | None = None) -> AsyncIterator[SourceRecord]:
+    """Records of one partition from ``start`` (else its first retained offset) up to
+    ``end`` (excluded)."""
     consumer = make_consumer(settings, "fiml-arbitration-replay", max_partition_fetch_bytes=4 << 20)
     await consumer.start()
     try:
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
+        if start is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, start)
         while await consumer.position(tp) < end:
             batches = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
             for record in batches.get(tp, []):
@@ -107,17 +111,22 @@ async def written_markers(settings: Settings, partition: int) -> dict[str, Marke
     try:
         markers: dict[str, Marker] = {}
         for role in ROLES.values():
-            tp = TopicPartition(settings.topic(role), partition)
-            consumer.assign([tp])
-            start = (await consumer.beginning_offsets([tp]))[tp]
-            end = (await consumer.end_offsets([tp]))[tp]
-            if end <= start:
-                continue
-            consumer.seek(tp, end - 1)
-            records = (await consumer.getmany(tp, timeout_ms=5000)).get(tp, [])
-            marker = parse_marker(records[-1].headers) if records else None
+            record = await last_record(consumer, TopicPartition(settings.topic(role), partition))
+            marker = None if record is None else parse_marker(record.headers)
             if marker is not None:
                 markers[role] = marker
         return markers
     finally:
         await consumer.stop()
+
+
+async def last_record(consumer: AIOKafkaConsumer, tp: TopicPartition) -> ConsumerRecord | None:
+    """The last record of ``tp`` (assigning ``consumer`` to it), or None if it is empty."""
+    consumer.assign([tp])
+    start = (await consumer.beginning_offsets([tp]))[tp]
+    end = (await consumer.end_offsets([tp]))[tp]
+    if end <= start:
+        return None
+    consumer.seek(tp, end - 1)
+    records = (await consumer.getmany(tp, timeout_ms=5000)).get(tp, [])
+    return records[-1] if records else None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from arbitration.engine import ROLES, Output, output_key
 from schemas import encode
+from schemas.records import Rejected
 
 MARKER_HEADER = "fiml-source"
 
@@ -22,12 +23,16 @@ Marker = tuple[int, int]
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One record to produce: the topic role, key, value and marker header."""
+    """One record to produce: the topic role, key, value and marker header.
+
+    ``reason`` is a rejection's reason (for the metric), None for other records.
+    """
 
     role: str
     key: bytes | None
     value: bytes
     marker: Marker
+    reason: str | None = None
 
     @property
     def headers(self) -> list[tuple[str, bytes]]:
@@ -61,5 +66,6 @@ def messages(offset: int, outputs: Sequence[Output],
         marker = (offset, index)
         done = written.get(role)
         if done is None or marker > done:
-            found.append(Message(role, output_key(record), encode(record), marker))
+            reason = record.reason if type(record) is Rejected else None
+            found.append(Message(role, output_key(record), encode(record), marker, reason))
     return found

@@ -11,9 +11,9 @@ latency and the counts of seen and rejected ticks. It refuses bad ticks (see
    more than ``switch_margin``, so the quote does not flap between equal providers; it loses
    the role as soon as it is stale, DOWN, or out-scored (for example by disagreeing).
 3. The quote carries the driver's price, bid, ask, sizes, volume and reference price, the
-   sorted list of fresh providers and the confidence. ``change`` is ``price - reference``,
-   the reference being the driver's ``reference_price`` (previous close for equities, the
-   price 24 hours earlier for crypto).
+   sorted list of fresh providers, each candidate's score (rounded to 4 decimals) and the
+   confidence. ``change`` is ``price - reference``, the reference being the driver's
+   ``reference_price`` (previous close for equities, the price 24 hours earlier for crypto).
 
 A quote tick older than its provider's last one still counts for latency, duplicates and
 reliability but does not replace the last one. Only a tick of a fresh provider can produce
@@ -45,13 +45,14 @@ class ProviderView:
     latency_us: float = 0.0
     seen: int = 0
     rejected: int = 0
+    completeness: float = 0.0
 
-    def completeness(self) -> float:
-        """Share of the optional quote fields the last tick carried."""
-        if self.tick is None:
-            return 0.0
-        present = sum(getattr(self.tick, name) is not None for name in OPTIONAL_FIELDS)
-        return present / len(OPTIONAL_FIELDS)
+    def take(self, tick: RawTick) -> None:
+        """Make ``tick`` the last quote tick; ``completeness`` becomes the share of the
+        optional quote fields it carries."""
+        self.tick = tick
+        present = sum(getattr(tick, name) is not None for name in OPTIONAL_FIELDS)
+        self.completeness = present / len(OPTIONAL_FIELDS)
 
 
 class SymbolBook:
@@ -66,12 +67,16 @@ class SymbolBook:
         self.last_quote: Quote | None = None
         self._seen: set[tuple] = set()
         self._seen_order: deque[tuple[int, tuple]] = deque()
+        weights = config.weights
+        self._weights = (weights.freshness, weights.latency, weights.uptime,
+                         weights.completeness, weights.reliability, weights.agreement)
 
     def view(self, provider: str) -> ProviderView:
-        """The view of ``provider``, created empty on first use."""
+        """The view of ``provider``, created empty on first use (``providers`` stays sorted)."""
         view = self.providers.get(provider)
         if view is None:
             view = self.providers[provider] = ProviderView()
+            self.providers = dict(sorted(self.providers.items()))
         return view
 
     def fresh(self) -> dict[str, RawTick]:
@@ -79,7 +84,7 @@ class SymbolBook:
         if self.watermark is None:
             return {}
         horizon = self.watermark - self.config.freshness_us
-        return {name: view.tick for name, view in sorted(self.providers.items())
+        return {name: view.tick for name, view in self.providers.items()
                 if view.tick is not None and view.tick.ts_event >= horizon}
 
     def refuse(self, tick: RawTick) -> Refusal | None:
@@ -117,7 +122,7 @@ class SymbolBook:
             else:
                 view.latency_us += scoring.LATENCY_SMOOTHING * (latency - view.latency_us)
             if view.tick is None or tick.ts_event >= view.tick.ts_event:
-                view.tick = tick
+                view.take(tick)
 
     def quote(self, trigger: RawTick, seq: int,
               health: Mapping[str, ProviderHealth]) -> Quote | None:
@@ -138,30 +143,28 @@ class SymbolBook:
             self.driver = best
         driver = fresh[self.driver]
         age = self.watermark - driver.ts_event
-        quote = _make_quote(driver, seq, sorted(fresh), scoring.confidence(
+        quote = _make_quote(driver, seq, list(fresh), scoring.confidence(
             list(agreements.values()), scoring.freshness(age, self.config.freshness_us),
-            self.config.expected_providers))
+            self.config.expected_providers), scores)
         if _same_content(quote, self.last_quote):
             return None
         self.last_quote = quote
         return quote
 
     def components(self, name: str, agreement: float,
-                   health: Mapping[str, ProviderHealth]) -> scoring.Components:
-        """Score components of one fresh provider."""
+                   health: Mapping[str, ProviderHealth]) -> tuple[float, ...]:
+        """Score components of one fresh provider, in the order of ``scoring.Components``."""
         view = self.providers[name]
-        age = self.watermark - view.tick.ts_event
-        return scoring.Components(
-            freshness=scoring.freshness(age, self.config.freshness_us),
-            latency=scoring.latency(view.latency_us, self.config.latency_scale_us),
-            uptime=health.get(name, HEALTHY).uptime,
-            completeness=view.completeness(),
-            reliability=scoring.reliability(view.seen, view.rejected),
-            agreement=agreement,
-        )
+        config = self.config
+        return (scoring.freshness(self.watermark - view.tick.ts_event, config.freshness_us),
+                scoring.latency(view.latency_us, config.latency_scale_us),
+                health.get(name, HEALTHY).uptime,
+                view.completeness,
+                scoring.reliability(view.seen, view.rejected),
+                agreement)
 
     def _score(self, name: str, agreement: float, health: Mapping[str, ProviderHealth]) -> float:
-        return scoring.score(self.components(name, agreement, health), self.config.weights)
+        return scoring.weighted_mean(self.components(name, agreement, health), self._weights)
 
     def _duplicate(self, tick: RawTick) -> Refusal | None:
         for key in _identities(tick):
@@ -184,7 +187,8 @@ def _identities(tick: RawTick) -> list[tuple]:
     return keys
 
 
-def _make_quote(driver: RawTick, seq: int, providers: list[str], confidence: float) -> Quote:
+def _make_quote(driver: RawTick, seq: int, providers: list[str], confidence: float,
+                scores: dict[str, float]) -> Quote:
     change = change_percent = None
     reference = driver.reference_price
     if reference is not None and math.isfinite(reference) and reference > 0:
@@ -196,6 +200,7 @@ def _make_quote(driver: RawTick, seq: int, providers: list[str], confidence: flo
         bid=driver.bid, ask=driver.ask, bid_size=driver.bid_size, ask_size=driver.ask_size,
         volume=driver.volume, change=change, change_percent=change_percent,
         reference_price=reference, providers=providers,
+        scores={name: round(score, 4) for name, score in scores.items()},
     )
 
 

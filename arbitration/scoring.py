@@ -19,9 +19,9 @@ The score is the weighted mean ``sum(w_i * s_i) / sum(w_i)`` (0 if every weight 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
+from operator import mul
 
 from arbitration.config import Weights
 
@@ -69,24 +69,33 @@ def agreement(price: float, consensus: float, tolerance_bps: float) -> float:
 
 
 def median(values: Sequence[float]) -> float:
-    """The median; the consensus price of a set of providers."""
-    return statistics.median(values)
+    """The median; the consensus price of a set of providers (as ``statistics.median``)."""
+    data = sorted(values)
+    n = len(data)
+    if n == 0:
+        raise ValueError("no median for empty data")
+    if n % 2:
+        return data[n // 2]
+    return (data[n // 2 - 1] + data[n // 2]) / 2
 
 
 def mad(values: Sequence[float], center: float) -> float:
     """Median absolute deviation of ``values`` around ``center``."""
-    return statistics.median(abs(v - center) for v in values)
+    return median([abs(v - center) for v in values])
 
 
 def score(parts: Components, weights: Weights) -> float:
     """Weighted mean of the components; 0 if every weight is 0."""
-    pairs = ((weights.freshness, parts.freshness), (weights.latency, parts.latency),
-             (weights.uptime, parts.uptime), (weights.completeness, parts.completeness),
-             (weights.reliability, parts.reliability), (weights.agreement, parts.agreement))
-    total = sum(weight for weight, _ in pairs)
+    return weighted_mean(astuple(parts), astuple(weights))
+
+
+def weighted_mean(values: Sequence[float], weights: Sequence[float]) -> float:
+    """``sum(w_i * v_i) / sum(w_i)`` of components and weights in the same order (the
+    fields of :class:`Components` and of ``Weights``); 0 if every weight is 0."""
+    total = sum(weights)
     if total <= 0:
         return 0.0
-    return sum(weight * value for weight, value in pairs) / total
+    return sum(map(mul, weights, values)) / total
 
 
 def confidence(agreements: Sequence[float], driver_freshness: float, expected: int) -> float:

@@ -9,7 +9,15 @@ measures in the same run, on the same broker:
   acks=all), the floor cost of any Python worker on this machine;
 - ``worker``: ``python -m fiml arbitrate`` as its own process (Faust, the full engine, every
   output: quotes, candles, trades, DLQ), timed from its first committed offset to the last,
-  so its start-up is not counted.
+  so its start-up is not counted;
+- ``faust``: the worker's Faust app and batching with an agent that does nothing else
+  (this script with ``--faust-floor``), timed the same way: the most any Faust worker so
+  configured can do here.
+
+Beside the rates, each side's CPU time per tick (all threads of the process, from
+``/proc``): on a machine shared with other work the rates move with the load, the CPU time
+much less, so ``cpu_ratio`` (bare CPU per tick over the worker's) is the steadier
+comparison.
 
 Uses ``FIML_KAFKA_BOOTSTRAP`` if set, else starts a local broker in a temporary directory.
 Prints the results as JSON and writes them to ``--out`` if given.
@@ -20,17 +28,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
+import faust
 from aiokafka import TopicPartition
-from harness import ROOT, run_and_report
+from harness import cpu_seconds, run_and_report, run_facts, spawn_service
 
+from arbitration.app import BATCH_EVENTS, BATCH_SECONDS, make_app, raw_topic, run_worker
 from fiml.kafka_clients import make_consumer, make_producer, topic_partitions
 from fiml.processes import stop_process
 from fiml.settings import Settings
@@ -65,8 +73,9 @@ async def fill(settings: Settings, ticks: list[RawTick]) -> None:
         await producer.stop()
 
 
-async def bare_loop(settings: Settings, count: int) -> float:
-    """Ticks per second of consume, decode, encode, produce with aiokafka alone."""
+async def bare_loop(settings: Settings, count: int) -> dict:
+    """Ticks per second and CPU time per tick of consume, decode, encode, produce with
+    aiokafka alone."""
     partitions = await topic_partitions(settings, settings.topic("ticks.raw"))
     consumer = make_consumer(settings, "bench-bare", max_partition_fetch_bytes=4 << 20)
     producer = make_producer(settings, "bench-bare")
@@ -77,7 +86,7 @@ async def bare_loop(settings: Settings, count: int) -> float:
         await consumer.seek_to_beginning(*partitions)
         out_topic = settings.topic("quotes")
         seen, deliveries = 0, []
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds(os.getpid())
         while seen < count:
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)
             for tp, records in batches.items():
@@ -89,7 +98,8 @@ async def bare_loop(settings: Settings, count: int) -> float:
                         out_topic, encode(quote), key=record.key, partition=tp.partition))
                     seen += 1
         await asyncio.gather(*deliveries)
-        return count / (time.perf_counter() - start)
+        return {"ticks_per_s": count / (time.perf_counter() - start),
+                "cpu_s_per_tick": (cpu_seconds(os.getpid()) - cpu) / count}
     finally:
         await consumer.stop()
         await producer.stop()
@@ -108,33 +118,46 @@ async def committed(settings: Settings, group: str, partitions: list[TopicPartit
         await consumer.stop()
 
 
-def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
-    """``python -m fiml arbitrate`` on these settings, logging to ``log``."""
+def floor_app(settings: Settings) -> faust.App:
+    """The worker's Faust app taking the raw records in the worker's batches, nothing else."""
+    app = make_app(settings, f"{settings.topic_prefix}-faust-floor")
+
+    @app.agent(raw_topic(app, settings), name="floor")
+    async def floor(stream: faust.StreamT) -> None:
+        async for _ in stream.take_events(BATCH_EVENTS, within=BATCH_SECONDS):
+            pass
+
+    return app
+
+
+def start_floor(settings: Settings, log: Path) -> subprocess.Popen:
+    """This script with ``--faust-floor`` on these settings, logging to ``log``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
     env.update(settings.to_env())
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "fiml", "arbitrate"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        return subprocess.Popen([sys.executable, __file__, "--faust-floor"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
 
 
-async def worker_rate(settings: Settings, count: int, log: Path) -> dict:
-    """Ticks per second of one ``fiml arbitrate`` process, start-up excluded."""
+async def process_rate(settings: Settings, count: int, process: subprocess.Popen,
+                       group: str) -> dict:
+    """Ticks per second and CPU time per tick of a consumer group's one ``process``, from
+    its first committed offset to ``count``, so that start-up is excluded."""
     partitions = await topic_partitions(settings, settings.topic("ticks.raw"))
-    group = f"{settings.topic_prefix}-arbitration"
-    process = start_worker(settings, log)
     try:
-        first = first_at = None
+        first = first_at = first_cpu = None
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             done = await committed(settings, group, partitions)
-            now = time.perf_counter()
+            now, cpu = time.perf_counter(), cpu_seconds(process.pid)
             if first is None and done > 0:
-                first, first_at = done, now
+                first, first_at, first_cpu = done, now, cpu
             if done >= count:
                 return {"ticks_per_s": (done - first) / (now - first_at),
+                        "cpu_s_per_tick": (cpu - first_cpu) / (done - first),
                         "measured_ticks": done - first}
             await asyncio.sleep(0.2)
-        raise TimeoutError("the worker did not finish")
+        raise TimeoutError(f"{group} did not finish")
     finally:
         stop_process(process)
 
@@ -147,17 +170,23 @@ async def measure(bootstrap: str, count: int, tmp: Path) -> dict:
     ticks = synthetic_ticks(count)
     await fill(settings, ticks)
     bare = await bare_loop(settings, count)
-    worker = await worker_rate(settings, count, tmp / "worker.log")
+    worker = await process_rate(settings, count, spawn_service(
+        settings, "arbitrate", tmp / "worker.log"), f"{prefix}-arbitration")
+    floor = await process_rate(settings, count, start_floor(settings, tmp / "floor.log"),
+                               f"{prefix}-faust-floor")
     return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python "
-                   f"{platform.python_version()}",
+        **run_facts(),
         "ticks": count,
         "partitions": settings.partitions,
-        "bare_ticks_per_s": round(bare),
+        "bare_ticks_per_s": round(bare["ticks_per_s"]),
         "worker_ticks_per_s": round(worker["ticks_per_s"]),
         "worker_measured_ticks": worker["measured_ticks"],
-        "ratio": round(worker["ticks_per_s"] / bare, 3),
+        "ratio": round(worker["ticks_per_s"] / bare["ticks_per_s"], 3),
+        "bare_cpu_us_per_tick": round(bare["cpu_s_per_tick"] * 1e6, 1),
+        "worker_cpu_us_per_tick": round(worker["cpu_s_per_tick"] * 1e6, 1),
+        "cpu_ratio": round(bare["cpu_s_per_tick"] / worker["cpu_s_per_tick"], 3),
+        "faust_floor_ticks_per_s": round(floor["ticks_per_s"]),
+        "faust_floor_cpu_us_per_tick": round(floor["cpu_s_per_tick"] * 1e6, 1),
     }
 
 
@@ -166,7 +195,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="about a minute in all")
     parser.add_argument("--ticks", type=int, help="raw ticks to process")
     parser.add_argument("--out", type=Path, help="write the JSON result here too")
+    parser.add_argument("--faust-floor", action="store_true",
+                        help="run the do-nothing Faust worker on the FIML_* settings")
     args = parser.parse_args()
+    if args.faust_floor:
+        settings = Settings.from_env()
+        run_worker(settings, floor_app(settings))
+        return
     count = args.ticks or (60_000 if args.quick else 400_000)
     run_and_report(measure, count, args.out)
 

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
+import platform
+import resource
+import subprocess
+import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fiml.local_kafka import temporary_broker
+from fiml.processes import die_with_parent
+from fiml.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,3 +43,65 @@ def run_and_report(measure: Measure, count: int, out: Path | None) -> None:
     print(text)
     if out:
         out.write_text(text + "\n")
+
+
+def run_facts() -> dict[str, str]:
+    """The first fields of every result: today's date (UTC) and what machine this is."""
+    return {"date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python "
+                       f"{platform.python_version()}"}
+
+
+def raise_open_files() -> int:
+    """Raise this process's soft limit of open files to the hard limit; return it."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def _prepare_child(die: Callable[[], None] | None) -> None:
+    if die is not None:
+        die()
+    raise_open_files()
+
+
+def spawn_service(settings: Settings, command: str, log: Path, **env: str) -> subprocess.Popen:
+    """``python -m fiml <command>`` on exactly ``settings`` (plus ``env``), logging to
+    ``log``; it may open as many files as the hard limit allows and dies with this process."""
+    child_env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
+    child_env.update(settings.to_env(), **env)
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "fiml", command], env=child_env,
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=ROOT,
+                                preexec_fn=functools.partial(_prepare_child, die_with_parent()))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a live process so far, all its threads (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a live process (Linux ``/proc``), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise ProcessLookupError(pid)
+
+
+def percentiles(values: Sequence[float], points: Sequence[float] = (50, 99, 99.9)
+                ) -> dict[str, float | None]:
+    """Nearest-rank percentiles of ``values``, keyed ``p50``, ``p99``, ``p99_9``; None when
+    there are no values."""
+    ordered = sorted(values)
+    result: dict[str, float | None] = {}
+    for point in points:
+        key = "p" + f"{point:g}".replace(".", "_")
+        if not ordered:
+            result[key] = None
+            continue
+        rank = max(1, -(-len(ordered) * point // 100))
+        result[key] = round(ordered[int(rank) - 1], 3)
+    return result

@@ -1,10 +1,16 @@
 """The instrument catalog: which symbols the configured providers can serve.
 
-Pure and light (the gateway imports it at subscribe time). The synthetic provider serves
-any well-formed symbol; the CCXT exchanges any crypto pair (the gateway does not load
-their markets; an exchange lacking one reports it as ``missing_market``); Yahoo Finance,
-Alpha Vantage and FMP serve the known Yahoo tickers, the configured universe's tickers and,
-for Yahoo, fiat currency pairs.
+Light (the gateway imports it at subscribe time). The synthetic provider serves any
+well-formed symbol. The CCXT exchanges serve the spot pairs they list: the gateway loads
+each enabled exchange's markets in the background at start (see
+``ingest/providers/ccxt_markets.py``) and records them here with :func:`remember_markets`;
+until at least one exchange's markets are known (no network, a venue down), any crypto pair
+passes, and an exchange lacking it reports ``missing_market``. Yahoo Finance, Alpha Vantage
+and FMP serve the known Yahoo tickers, the configured universe's tickers and, for Yahoo,
+fiat currency pairs.
+
+The loaded markets are kept per process, by exchange id: they describe the venues, not a
+configuration, so every gateway app of a process shares them.
 """
 
 from __future__ import annotations
@@ -24,6 +30,31 @@ KNOWN_YAHOO = frozenset({
     "NQ=F", "YM=F", "ZC=F", "ZW=F",
 })
 YAHOO_FAMILIES = frozenset({"yfinance", "alphavantage", "fmp"})
+
+_SPOT_PAIRS: dict[str, frozenset[str]] = {}
+
+
+def remember_markets(exchange_id: str, pairs: frozenset[str]) -> None:
+    """Record the spot pairs an exchange lists, for every catalog built from now on."""
+    _SPOT_PAIRS[exchange_id] = pairs
+
+
+def needs_exchange_markets(settings: Settings) -> bool:
+    """Whether the catalog depends on exchange markets: ``ccxt`` runs and ``synthetic``
+    (which serves any pair) does not."""
+    families = provider_families(settings)
+    return "ccxt" in families and "synthetic" not in families
+
+
+def ccxt_exchange_ids(settings: Settings) -> tuple[str, ...]:
+    """The exchanges ``FIML_PROVIDERS`` enables: ``ccxt`` names all of
+    ``FIML_CCXT_EXCHANGES``, ``ccxt:<id>`` one."""
+    ids: list[str] = []
+    for name in settings.providers:
+        family, _, member = name.partition(":")
+        if family == "ccxt":
+            ids.extend([member] if member else settings.ccxt_exchanges)
+    return tuple(dict.fromkeys(ids))
 
 
 def provider_families(settings: Settings) -> frozenset[str]:
@@ -48,11 +79,16 @@ class Catalog:
 
     families: frozenset[str]
     universe: frozenset[str] = frozenset()
+    crypto_pairs: frozenset[str] | None = None  # None: no exchange's markets known yet
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Catalog:
-        """The catalog of the providers ``settings`` runs."""
-        return cls(provider_families(settings), frozenset(settings.synthetic_symbols))
+        """The catalog of the providers ``settings`` runs, with the spot pairs of its
+        exchanges whose markets are known."""
+        known = [_SPOT_PAIRS[exchange] for exchange in ccxt_exchange_ids(settings)
+                 if exchange in _SPOT_PAIRS]
+        return cls(provider_families(settings), frozenset(settings.synthetic_symbols),
+                   frozenset().union(*known) if known else None)
 
     def can_serve(self, symbol: str) -> bool:
         """Whether some configured provider can serve the canonical ``symbol``."""
@@ -61,6 +97,7 @@ class Catalog:
         if "/" in symbol:
             if is_fiat_pair(symbol):
                 return "yfinance" in self.families
-            return "ccxt" in self.families
+            return "ccxt" in self.families and (
+                self.crypto_pairs is None or symbol in self.crypto_pairs)
         return bool(self.families & YAHOO_FAMILIES) and (
             symbol in KNOWN_YAHOO or symbol in self.universe)

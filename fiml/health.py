@@ -5,7 +5,9 @@ process's Prometheus metrics (:mod:`fiml.metrics`). ``GET /readyz`` answers 200 
 service's readiness check passes and 503 while it does not: for ingest, its Kafka producer
 has started; for arbitration, the Faust worker has joined its consumer group, received an
 assignment and is not in the middle of a rebalance. The server listens on
-``FIML_HEALTH_HOST:FIML_HEALTH_PORT`` and is off while ``FIML_HEALTH_PORT`` is 0 (the default).
+``FIML_HEALTH_HOST:FIML_HEALTH_PORT`` and is off while ``FIML_HEALTH_PORT`` is 0, the default
+for a service run alone; ``fiml up`` gives ingest and arbitration ports of their own
+(``FIML_UP_INGEST_HEALTH_PORT``, ``FIML_UP_ARBITRATION_HEALTH_PORT``).
 
 ``python -m fiml.health URL`` probes such an endpoint (or the gateway's) for container
 health checks: exit code 0 when it answers 200, else 1.

@@ -1,23 +1,35 @@
 """Prometheus metrics of every service, in the default registry (each service is its own
-process and exports only what it updates). ``exposition()`` is the body of ``GET /metrics``."""
+process and exports only what it updates). ``exposition()`` is the body of ``GET /metrics``.
+
+Label cardinality is bounded: providers and topic partitions are few and fixed by the
+configuration; symbols appear only in ``fiml_provider_score``, for at most
+``FIML_METRICS_SCORE_SYMBOLS`` symbols per process (the first ones seen).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
-from schemas.records import ProviderStatus, RawTick
+from schemas.records import ProviderStatus, Quote, RawTick
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
-STATUS_VALUES = {"UP": 1.0, "DEGRADED": 0.5, "DOWN": 0.0}
+STATES = ("UP", "DEGRADED", "DOWN")
 
 TICKS_IN = Counter("fiml_ticks_in_total", "Raw ticks ingest wrote to Kafka, per provider.",
                    ["provider"])
 PROVIDER_STATUS = Gauge("fiml_provider_status",
-                        "Last status a provider reported to ingest: 1 UP, 0.5 DEGRADED, 0 DOWN.",
-                        ["provider"])
+                        "1 for the provider's last status (UP, DEGRADED or DOWN), 0 for the "
+                        "others. Ingest: as reported; arbitration: as applied to quotes.",
+                        ["provider", "state"])
+PROVIDER_SCORE = Gauge("fiml_provider_score",
+                       "Score in [0, 1] of a provider for a symbol in the symbol's last quote.",
+                       ["provider", "symbol"])
+CONSUMER_LAG = Gauge("fiml_consumer_lag",
+                     "Records of a partition this process has not consumed yet: the end offset "
+                     "it last fetched minus its position.", ["topic", "partition"])
 TICKS_REJECTED = Counter("fiml_ticks_rejected_total",
                          "Raw records arbitration refused (sent to the DLQ), per reason.",
                          ["reason"])
@@ -47,7 +59,53 @@ def count_ingested(records: Iterable[RawTick | ProviderStatus]) -> None:
         if isinstance(record, RawTick):
             TICKS_IN.labels(record.provider).inc()
         else:
-            PROVIDER_STATUS.labels(record.provider).set(STATUS_VALUES.get(record.state, 0.0))
+            set_provider_state(record.provider, record.state)
+
+
+def set_provider_state(provider: str, state: str) -> None:
+    """Mark ``state`` as the provider's status: 1 for it, 0 for the other states."""
+    for candidate in STATES:
+        PROVIDER_STATUS.labels(provider, candidate).set(1.0 if candidate == state else 0.0)
+
+
+class ConsumerLag:
+    """The ``fiml_consumer_lag`` series of one consumer; partitions it no longer reads are
+    removed."""
+
+    def __init__(self) -> None:
+        self.exported: set[tuple[str, int]] = set()
+
+    def export(self, lags: Mapping[tuple[str, int], int]) -> None:
+        """Set the lag of every (topic, partition) of ``lags``; drop the others."""
+        for topic, partition in self.exported - lags.keys():
+            CONSUMER_LAG.remove(topic, str(partition))
+        for (topic, partition), lag in lags.items():
+            CONSUMER_LAG.labels(topic, str(partition)).set(max(0, lag))
+        self.exported = set(lags)
+
+
+class ScoreExport:
+    """``fiml_provider_score`` from quotes, for at most ``max_symbols`` symbols: the first ones
+    seen; later symbols are left out. A provider missing from a symbol's newest quote loses
+    its series."""
+
+    def __init__(self, max_symbols: int) -> None:
+        self.max_symbols = max_symbols
+        self.exported: dict[str, set[str]] = {}
+
+    def export(self, quotes: Iterable[Quote]) -> None:
+        """Set the scores of each quote's symbol from that quote."""
+        for quote in quotes:
+            previous = self.exported.get(quote.symbol)
+            if previous is None:
+                if len(self.exported) >= self.max_symbols:
+                    continue
+                previous = self.exported[quote.symbol] = set()
+            for provider in previous - quote.scores.keys():
+                PROVIDER_SCORE.remove(provider, quote.symbol)
+            for provider, score in quote.scores.items():
+                PROVIDER_SCORE.labels(provider, quote.symbol).set(score)
+            self.exported[quote.symbol] = set(quote.scores)
 
 
 def exposition() -> bytes:

@@ -70,7 +70,8 @@ class Settings:
     alphavantage_api_key: str | None = field(default=None, repr=False)
     fmp_api_key: str | None = field(default=None, repr=False)
     ccxt_exchanges: tuple[str, ...] = ("binance", "kraken", "coinbase", "okx")
-    provider_timeout_seconds: float = 10.0
+    provider_call_timeout_seconds: float = 10.0
+    provider_stall_seconds: float = 30.0
     provider_poll_seconds: float = 2.0
     demand_linger_seconds: float = 300.0
     synthetic_symbols: tuple[str, ...] = DEFAULT_EQUITIES + DEFAULT_CRYPTO
@@ -112,9 +113,13 @@ class Settings:
     demand_refresh_seconds: float = 60.0
     max_replays_per_connection: int = 2
     replay_lateness_ms: int = 2 * 86_400_000
+    dashboard_chart_library: str | None = None
 
     health_host: str = "127.0.0.1"
     health_port: int = 0
+    up_ingest_health_port: int = 8001
+    up_arbitration_health_port: int = 8002
+    metrics_score_symbols: int = 100
 
     log_level: str = "info"
     log_format: str = "auto"
@@ -125,8 +130,8 @@ class Settings:
         positive = ("partitions", "replication_factor", "synthetic_tick_hz", "freshness_ms",
                     "heartbeat_interval", "send_queue_limit", "slow_consumer_seconds",
                     "stale_after_seconds", "max_message_bytes", "client_messages_per_second",
-                    "demand_refresh_seconds", "provider_timeout_seconds",
-                    "provider_poll_seconds")
+                    "demand_refresh_seconds", "provider_call_timeout_seconds",
+                    "provider_stall_seconds", "provider_poll_seconds")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be above zero")
@@ -136,7 +141,7 @@ class Settings:
         for name in ("candle_lateness_ms", "future_tolerance_ms", "status_delay_ms",
                      "demand_linger_seconds",
                      "max_replays_per_connection", "replay_lateness_ms",
-                     "outlier_floor_bps", "switch_margin", *WEIGHTS):
+                     "outlier_floor_bps", "switch_margin", "metrics_score_symbols", *WEIGHTS):
             if not getattr(self, name) >= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must not be negative")
         for name in ("providers", "synthetic_symbols"):
@@ -145,8 +150,9 @@ class Settings:
         for name in ("kafka_port", "kafka_controller_port", "gateway_port"):
             if not 0 < getattr(self, name) < 65536:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be a TCP port")
-        if not 0 <= self.health_port < 65536:
-            raise SettingsError(f"{ENV_PREFIX}HEALTH_PORT must be a TCP port, or 0 for off")
+        for name in ("health_port", "up_ingest_health_port", "up_arbitration_health_port"):
+            if not 0 <= getattr(self, name) < 65536:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be a TCP port, or 0 for off")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -196,7 +202,8 @@ class Settings:
             role: TopicSpec(self.topic(role), self.partitions, hours * hour_ms)
             for role, hours in timed.items()
         }
-        specs["demand"] = TopicSpec(self.topic("demand"), self.partitions, None, compacted=True)
+        for role in ("demand", "arbitration.state"):
+            specs[role] = TopicSpec(self.topic(role), self.partitions, None, compacted=True)
         return specs
 
 

@@ -1,7 +1,9 @@
 """``fiml up``: the whole system on one machine, stopped as one.
 
 It starts the local broker (unless ``FIML_KAFKA_BOOTSTRAP`` names a cluster), creates the
-topics, then runs ingest, arbitration and the gateway as child processes. Ctrl-C or SIGTERM
+topics, then runs ingest, arbitration and the gateway as child processes; ingest and
+arbitration serve /healthz, /readyz and /metrics on ``FIML_UP_INGEST_HEALTH_PORT`` and
+``FIML_UP_ARBITRATION_HEALTH_PORT`` (8001, 8002; 0 turns one off). Ctrl-C or SIGTERM
 stops them all, the broker last. If one service dies, the rest are stopped too and the exit
 code says so. Children get SIGTERM from the kernel if this process itself is killed.
 """
@@ -64,10 +66,17 @@ class Supervisor:
             if self.stopping:
                 return
             self.services[name] = subprocess.Popen(
-                [sys.executable, "-m", "fiml", name], env=env, stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent(),
+                [sys.executable, "-m", "fiml", name], env={**env, **self._health_env(name)},
+                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(),
             )
         self._await_gateway()
+
+    def _health_env(self, name: str) -> dict[str, str]:
+        """The health port of one service: ingest and arbitration get their own (the gateway
+        serves /healthz, /readyz and /metrics on its port)."""
+        ports = {"ingest": self.settings.up_ingest_health_port,
+                 "arbitrate": self.settings.up_arbitration_health_port}
+        return {"FIML_HEALTH_PORT": str(ports[name])} if name in ports else {}
 
     def _await_gateway(self, timeout: float = 60.0) -> None:
         host, port = self.settings.gateway_host, self.settings.gateway_port
@@ -80,6 +89,11 @@ class Supervisor:
                 continue
             print(f"FIML streaming is up: ws://{host}:{port}/ws/stream, "
                   f"http://{host}:{port}/ws/connections (Ctrl-C stops it)", flush=True)
+            metrics = [f"http://{host}:{port}/metrics"] + [
+                f"http://{self.settings.health_host}:{health}/metrics"
+                for health in (self.settings.up_ingest_health_port,
+                               self.settings.up_arbitration_health_port) if health]
+            print(f"metrics: {', '.join(metrics)}", flush=True)
             return
 
     def _dead(self) -> str | None:

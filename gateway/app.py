@@ -1,6 +1,7 @@
 """The FastAPI application: /ws/stream, /ws/prices/{symbols}, GET /ws/connections, the
-history endpoints GET /v1/candles/{symbol} and GET /v1/quotes/{symbol}, GET /metrics, and
-the health endpoints GET /healthz and GET /readyz."""
+history endpoints GET /v1/candles/{symbol} and GET /v1/quotes/{symbol}, the provider
+statuses GET /v1/providers, GET /metrics, the health endpoints GET /healthz and GET /readyz,
+and the browser dashboard at /."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 
+from fiml.catalog import needs_exchange_markets
 from fiml.metrics import CONNECTIONS, CONTENT_TYPE, SUBSCRIPTIONS, exposition
 from fiml.settings import Settings
 from gateway.asyncapi import asyncapi_document
+from gateway.dashboard import mount_dashboard
 from gateway.demand import DemandPublisher
 from gateway.feed import MarketFeed
 from gateway.history import history_router
@@ -27,6 +30,7 @@ from gateway.protocol import (
     error_frame,
     validate_message,
 )
+from gateway.providers import ProviderStatuses, providers_router
 from gateway.registry import ConnectionRegistry
 from gateway.security import (
     TRY_AGAIN_LATER,
@@ -49,7 +53,8 @@ def create_app(settings: Settings) -> FastAPI:
     """The gateway for this configuration; the Kafka feed runs while the app runs."""
     market = Market()
     registry = ConnectionRegistry()
-    feed = MarketFeed(settings, market)
+    statuses = ProviderStatuses()
+    feed = MarketFeed(settings, market, statuses)
     demand = DemandPublisher(settings, registry)
     CONNECTIONS.set_function(lambda: len(registry.connections))
     SUBSCRIPTIONS.set_function(registry.subscription_count)
@@ -57,6 +62,9 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(feed.run()), asyncio.create_task(demand.run())]
+        if needs_exchange_markets(settings):  # ccxt is imported only when its markets matter
+            from ingest.providers.ccxt_markets import learn_ccxt_markets
+            tasks.append(asyncio.create_task(learn_ccxt_markets(settings)))
         try:
             yield
         finally:
@@ -70,7 +78,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.feed = feed
     app.state.registry = registry
     app.state.market = market
+    app.state.statuses = statuses
     app.include_router(history_router(settings))
+    app.include_router(providers_router(settings, statuses))
+    mount_dashboard(app, settings)
 
     async def admit(websocket: WebSocket) -> bool:
         """Apply the access rules; refuse the connection with the right frame and code."""
@@ -95,7 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.websocket("/ws/stream")
     async def stream(websocket: WebSocket) -> None:
         if await admit(websocket):
-            await ClientSession(websocket, market, registry, settings).serve()
+            await ClientSession(websocket, market, registry, settings, statuses).serve()
 
     @app.websocket("/ws/prices/{symbols:path}")
     async def prices(websocket: WebSocket, symbols: str) -> None:
@@ -107,7 +118,8 @@ def create_app(settings: Settings) -> FastAPI:
             await websocket.send_text(error_frame(error.code, error.message))
             await websocket.close(POLICY_VIOLATION)
             return
-        await ClientSession(websocket, market, registry, settings).serve(first=request)
+        await ClientSession(websocket, market, registry, settings, statuses).serve(
+            first=request)
 
     @app.get("/asyncapi.json")
     async def asyncapi(request: Request) -> dict[str, object]:

@@ -34,10 +34,13 @@ End = Annotated[datetime | None, Query(description="ISO 8601 event time of the l
                                                    "(inclusive); default now.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Records per page.")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page.")]
+ClosedOnly = Annotated[bool, Query(description="Only closed candles: the final record of "
+                                               "each bucket, no intermediate revisions.")]
 
 
 class CandlePage(BaseModel):
-    """One page of candles, oldest first; every revision of a bucket as it was written."""
+    """One page of candles, oldest first; every revision of a bucket as it was written, or
+    only the closed ones."""
 
     symbol: str
     timeframe: Timeframe
@@ -76,9 +79,11 @@ def _micros(moment: datetime) -> int:
 
 async def read_page(settings: Settings, stream: str, symbol: str, start: datetime,
                     end: datetime | None, limit: int, cursor: str | None,
-                    build: Callable[[Any], dict[str, object]],
-                    timeframe: str | None = None) -> tuple[list[dict[str, object]], str | None]:
-    """Up to ``limit`` items from ``cursor`` on, and the cursor of the next page if any."""
+                    build: Callable[[Any], dict[str, object]], timeframe: str | None = None,
+                    keep: Callable[[Any], bool] | None = None,
+                    ) -> tuple[list[dict[str, object]], str | None]:
+    """Up to ``limit`` items from ``cursor`` on (only records ``keep`` accepts, if given), and
+    the cursor of the next page if any."""
     after = decode_cursor(cursor)
     end_us = _micros(end or datetime.now(UTC))
     items: list[dict[str, object]] = []
@@ -86,11 +91,18 @@ async def read_page(settings: Settings, stream: str, symbol: str, start: datetim
     async with Replay(settings, stream, [symbol], _micros(start), end_us, timeframe=timeframe,
                       after=after, batch=min(limit + 1, 1000)) as replay:
         async for item in replay.records():
+            if keep is not None and not keep(item.record):
+                positions[item.partition] = item.offset + 1
+                continue
             if len(items) == limit:
                 return items, encode_cursor(positions)
             items.append(build(item.record))
             positions[item.partition] = item.offset + 1
     return items, None
+
+
+def _is_closed(candle: Any) -> bool:
+    return candle.is_closed
 
 
 def history_router(settings: Settings) -> APIRouter:
@@ -99,14 +111,14 @@ def history_router(settings: Settings) -> APIRouter:
 
     async def page(request: Request, stream: str, symbol: str, start: datetime,
                    end: datetime | None, limit: int, cursor: str | None,
-                   build: Callable[[Any], dict[str, object]],
-                   timeframe: str | None = None) -> tuple[str, list, str | None]:
+                   build: Callable[[Any], dict[str, object]], timeframe: str | None = None,
+                   keep: Callable[[Any], bool] | None = None) -> tuple[str, list, str | None]:
         if not api_key_accepted(settings, request):
             raise HTTPException(401, "a valid API key is required")
         try:
             canonical = canonical_symbol(symbol)
             items, next_cursor = await read_page(settings, stream, canonical, start, end, limit,
-                                                 cursor, build, timeframe)
+                                                 cursor, build, timeframe, keep)
         except (InvalidSymbol, ReplayError, ValueError) as error:
             raise HTTPException(400, str(error)) from None
         return canonical, items, next_cursor
@@ -114,10 +126,11 @@ def history_router(settings: Settings) -> APIRouter:
     @router.get("/candles/{symbol:path}", response_model=CandlePage)
     async def candles(request: Request, symbol: str, start: Start, end: End = None,
                       timeframe: Timeframe = "1m", limit: Limit = DEFAULT_LIMIT,
-                      cursor: Cursor = None) -> dict[str, object]:
+                      cursor: Cursor = None, closed: ClosedOnly = False) -> dict[str, object]:
         """Candles of one symbol and timeframe by open time, from fiml.candles."""
+        keep = _is_closed if closed else None
         canonical, items, next_cursor = await page(request, "candles", symbol, start, end, limit,
-                                                   cursor, candle_item, timeframe)
+                                                   cursor, candle_item, timeframe, keep)
         return {"symbol": canonical, "timeframe": timeframe, "items": items,
                 "next_cursor": next_cursor}
 

@@ -42,12 +42,16 @@ class PriceItem(BaseModel):
 
 
 class QuoteItem(PriceItem):
-    """One symbol in a quote data message: the price fields and the top of book."""
+    """One symbol in a quote data message: the price fields, the top of book, the providers
+    that were fresh and the score in [0, 1] of each one that could drive the quote (fresh and
+    not DOWN)."""
 
     bid: float | None
     ask: float | None
     bid_size: float | None
     ask_size: float | None
+    providers: list[str]
+    scores: dict[str, float]
 
 
 class OhlcvItem(BaseModel):
@@ -125,13 +129,15 @@ class Pong(BaseModel):
 
 
 class Status(BaseModel):
-    """A subscribed symbol went stale (no update for a while) or came back."""
+    """A subscribed symbol went stale (no update for a while) or came back, or a provider of
+    it reported DOWN or DEGRADED, or UP again (``provider`` names it)."""
 
     type: Literal["status"]
     symbol: str
-    status: Literal["stale", "live"]
+    status: Literal["stale", "live", "provider_down", "provider_degraded", "provider_up"]
     message: str
     timestamp: str
+    provider: str | None = None
 
 
 class ErrorMessage(BaseModel):

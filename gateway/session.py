@@ -36,6 +36,7 @@ from gateway.protocol import (
     parse_client_message,
     utc_timestamp,
 )
+from gateway.providers import ProviderStatuses, notice_message, provider_notices
 from gateway.registry import ConnectionRegistry
 from gateway.replaying import ReplayRun, replay_ack_fields
 from gateway.stores import Market, TradesLost
@@ -57,9 +58,12 @@ class ClientSession:
     """Serve one accepted WebSocket until it closes."""
 
     def __init__(self, websocket: WebSocket, market: Market, registry: ConnectionRegistry,
-                 settings: Settings) -> None:
+                 settings: Settings, statuses: ProviderStatuses) -> None:
         self.websocket = websocket
         self.market = market
+        self.statuses = statuses
+        self.told: dict[tuple[str, str], str] = {}
+        self.providers_checked: tuple[int, int] | None = None
         self.registry = registry
         self.settings = settings
         self.catalog = Catalog.from_settings(settings)
@@ -301,6 +305,7 @@ class ClientSession:
                                 f"a message waited {blocked:.0f} s for this client",
                                 POLICY_VIOLATION)
             self._report_staleness(now)
+            self._report_providers()
 
     def _report_staleness(self, now: float) -> None:
         limit = self.settings.stale_after_seconds
@@ -319,6 +324,21 @@ class ClientSession:
             self.send(_json({"type": "status", "symbol": symbol,
                              "status": "stale" if is_stale else "live",
                              "message": message, "timestamp": utc_timestamp()}))
+
+    def _report_providers(self) -> None:
+        """Tell the client of provider status changes of its symbols (see gateway/providers.py)."""
+        checked = (self.statuses.version, len(self.watched_since))
+        if checked == self.providers_checked:
+            return
+        self.providers_checked = checked
+        def serving(symbol: str) -> list[str]:
+            quote = self.market.quotes.latest(symbol)
+            return [] if quote is None else quote.providers
+
+        for notice in provider_notices(self.watched_since, serving, self.statuses.state,
+                                       self.told):
+            self.send(_json({**notice_message(notice, self.statuses.latest),
+                             "timestamp": utc_timestamp()}))
 
     async def _write(self) -> None:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):

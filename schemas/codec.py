@@ -1,8 +1,10 @@
 """Avro encoding in the Confluent wire format: byte 0, a 4-byte big-endian schema id, the body.
 
 Schema ids are fixed by this module (see ``SCHEMA_IDS``); no registry is needed to read
-our topics. The ``.avsc`` files keep ``timestamp-micros`` logical types for other readers;
-this codec reads and writes those fields as plain integers.
+our topics. A record type's schema evolves by a new id: records written with an earlier id
+(``EARLIER_SCHEMA_IDS``) are still read, resolved to the current schema by Avro's rules
+(fields added since take their defaults). The ``.avsc`` files keep ``timestamp-micros``
+logical types for other readers; this codec reads and writes those fields as plain integers.
 """
 
 from __future__ import annotations
@@ -35,11 +37,15 @@ AVRO_DIR = Path(__file__).parent / "avro"
 SCHEMA_IDS: dict[type, tuple[int, str]] = {
     RawTick: (1, "raw_tick.avsc"),
     ProviderStatus: (2, "provider_status.avsc"),
-    Quote: (3, "quote.avsc"),
+    Quote: (8, "quote.avsc"),
     Candle: (4, "candle.avsc"),
     Trade: (5, "trade.avsc"),
     Rejected: (6, "rejected.avsc"),
     Demand: (7, "demand.avsc"),
+}
+
+EARLIER_SCHEMA_IDS: dict[int, tuple[type, str]] = {
+    3: (Quote, "earlier/quote_v1.avsc"),
 }
 
 T = TypeVar("T", bound=Record)
@@ -51,13 +57,22 @@ class DecodeError(ValueError):
 
 @dataclass(frozen=True)
 class RegisteredSchema:
-    """One schema with its fixed id, its record type and its parsed form."""
+    """One schema with its fixed id, its record type and its parsed form.
+
+    ``header`` is the Confluent frame of its records; ``positional`` says whether the
+    schema lists the record type's fields in the same order, so that a decoded record can
+    be built from its values alone. ``reader`` is the current schema an earlier one is
+    resolved to (None for a current schema).
+    """
 
     schema_id: int
     record_type: type
     source: dict[str, Any]
     parsed: Any
     field_names: tuple[str, ...]
+    header: bytes
+    positional: bool
+    reader: Any = None
 
 
 def load_schema(filename: str) -> dict[str, Any]:
@@ -75,15 +90,24 @@ def _without_logical_types(node: Any) -> Any:
     return node
 
 
+def _registered(schema_id: int, record_type: type, filename: str) -> RegisteredSchema:
+    source = load_schema(filename)
+    parsed = fastavro.parse_schema(_without_logical_types(source), named_schemas={})
+    names = tuple(f.name for f in dataclasses.fields(record_type))
+    positional = tuple(f["name"] for f in source["fields"]) == names
+    return RegisteredSchema(schema_id, record_type, source, parsed, names,
+                            HEADER.pack(MAGIC_BYTE, schema_id), positional)
+
+
 def _register() -> tuple[dict[int, RegisteredSchema], dict[type, RegisteredSchema]]:
-    by_id: dict[int, RegisteredSchema] = {}
-    by_type: dict[type, RegisteredSchema] = {}
-    for record_type, (schema_id, filename) in SCHEMA_IDS.items():
-        source = load_schema(filename)
-        parsed = fastavro.parse_schema(_without_logical_types(source), named_schemas={})
-        names = tuple(f.name for f in dataclasses.fields(record_type))
-        registered = RegisteredSchema(schema_id, record_type, source, parsed, names)
-        by_id[schema_id] = by_type[record_type] = registered
+    by_type = {record_type: _registered(schema_id, record_type, filename)
+               for record_type, (schema_id, filename) in SCHEMA_IDS.items()}
+    by_id = {schema.schema_id: schema for schema in by_type.values()}
+    for schema_id, (record_type, filename) in EARLIER_SCHEMA_IDS.items():
+        current = by_type[record_type]
+        by_id[schema_id] = dataclasses.replace(_registered(schema_id, record_type, filename),
+                                               positional=current.positional,
+                                               reader=current.parsed)
     return by_id, by_type
 
 
@@ -94,9 +118,9 @@ def encode(record: Record) -> bytes:
     """Encode a typed record as Confluent-framed Avro."""
     schema = SCHEMAS_BY_TYPE[type(record)]
     buffer = io.BytesIO()
-    buffer.write(HEADER.pack(MAGIC_BYTE, schema.schema_id))
-    values = {name: getattr(record, name) for name in schema.field_names}
-    fastavro.schemaless_writer(buffer, schema.parsed, values)
+    buffer.write(schema.header)
+    fastavro.schemaless_writer(buffer, schema.parsed,
+                               {name: getattr(record, name) for name in schema.field_names})
     return buffer.getvalue()
 
 
@@ -122,7 +146,7 @@ def decode(payload: bytes, expected: type[T] | None = None) -> T:
     body = io.BytesIO(payload)
     body.seek(HEADER.size)
     try:
-        values = fastavro.schemaless_reader(body, schema.parsed, None)
+        values = fastavro.schemaless_reader(body, schema.parsed, schema.reader)
     except (EOFError, StopIteration, struct.error, ValueError, IndexError,
             UnicodeDecodeError) as exc:
         name = schema.record_type.__name__
@@ -134,4 +158,6 @@ def decode(payload: bytes, expected: type[T] | None = None) -> T:
     if body.tell() != len(payload):
         extra = len(payload) - body.tell()
         raise DecodeError(f"{extra} bytes left after the {schema.record_type.__name__} body")
+    if schema.positional:
+        return schema.record_type(*values.values())
     return schema.record_type(**values)

@@ -63,6 +63,7 @@ class Quote:
     change_percent: float | None = None
     reference_price: float | None = None
     providers: list[str] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

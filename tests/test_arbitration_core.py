@@ -220,6 +220,19 @@ def test_a_down_status_hands_over_after_the_status_delay():
     assert harness.engine.health["a"].down
 
 
+def test_quotes_carry_the_score_of_each_fresh_provider_that_is_not_down():
+    harness = Harness(EngineConfig(), [status("a", 1 * SECOND, "DOWN")])
+    made = []
+    for step in range(50):
+        for p, latency in (("a", 5 * MS), ("b", 50 * MS)):
+            made += quotes(harness.send(tick(p, step * 100 * MS, 100.0 + step / 100,
+                                             latency=latency)))
+    both = [q for q in made if q.providers == ["a", "b"]]
+    assert set(both[0].scores) == {"a", "b"} and both[0].scores["a"] > both[0].scores["b"]
+    assert set(both[-1].scores) == {"b"}, "a still ticks, but is DOWN"
+    assert all(0 <= v <= 1 and round(v, 4) == v for q in made for v in q.scores.values())
+
+
 def test_a_disagreeing_driver_loses_the_role():
     harness = Harness()
     for step in range(10):

@@ -7,7 +7,6 @@ import asyncio
 import json
 import random
 import re
-from collections.abc import Callable
 
 import aiohttp
 import pytest
@@ -184,35 +183,3 @@ async def test_the_event_loop_stays_responsive_while_a_call_hangs() -> None:
     assert not failures(records)
     stop.set()
     await asyncio.wait_for(task, 5)
-
-
-async def test_streaming_from_recorded_websocket_messages_then_a_stall() -> None:
-    provider = binance(binance_routes(), symbols=("BTC/USDT",), timeout_s=1.0)
-    provider.streaming = True
-    exchange = provider.exchange
-    messages = json.loads(fixture("ccxt/binance_ws_messages.json"))
-
-    def replay(parse: Callable[[dict], dict], recorded: list[dict]) -> Callable:
-        pending = list(recorded)
-
-        async def watch(symbols: list[str]) -> object:
-            if not pending:
-                await asyncio.Event().wait()
-            return parse(pending.pop(0))
-        return watch
-
-    exchange.watch_tickers = replay(lambda m: {"BTC/USDT": exchange.parse_ws_ticker(m, "spot")},
-                                    messages["tickers"])
-    exchange.watch_trades_for_symbols = replay(
-        lambda m: [exchange.parse_ws_trade(m, exchange.safe_market(m["s"], None, None, "spot"))],
-        messages["trades"])
-    records = await run_provider_until(provider, lambda r: bool(failures(r)))
-    ticks = {t.kind: t for t in records if isinstance(t, RawTick)}
-    quote, trade = ticks["QUOTE"], ticks["TRADE"]
-    assert (quote.symbol, quote.price, quote.bid, quote.ask) == ("BTC/USDT", 90500.01, 90500.0,
-                                                                 90500.01)
-    assert quote.ts_event == 1764151200456000
-    assert (trade.trade_id, trade.price, trade.trade_size, trade.side, trade.ts_event) == (
-        "5503456702", 90500.01, 0.0012, "buy", 1764151200001000)
-    assert [(s.state, s.error_kind) for s in statuses(records)] == [("UP", None),
-                                                                     ("DOWN", "timeout")]

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from schemas.codec import (
     AVRO_DIR,
+    EARLIER_SCHEMA_IDS,
     HEADER,
     MAGIC_BYTE,
     SCHEMA_IDS,
@@ -172,15 +173,40 @@ def test_official_avro_reader_decodes_the_same_values(record):
 # --- the Confluent header ----------------------------------------------------------------
 
 
-NEXT_ID = max(schema_id for schema_id, _ in SCHEMA_IDS.values()) + 1
+ALL_IDS = sorted([schema_id for schema_id, _ in SCHEMA_IDS.values()] + list(EARLIER_SCHEMA_IDS))
+NEXT_ID = ALL_IDS[-1] + 1
 
 
 def test_schema_ids_count_from_one_and_files_exist():
-    ids = sorted(schema_id for schema_id, _ in SCHEMA_IDS.values())
-    assert ids == list(range(1, NEXT_ID))
+    assert list(range(1, NEXT_ID)) == ALL_IDS
     assert SCHEMA_IDS[Rejected][0] == 6
-    for _, filename in SCHEMA_IDS.values():
+    for _, filename in [*SCHEMA_IDS.values(), *EARLIER_SCHEMA_IDS.values()]:
         assert (AVRO_DIR / filename).is_file()
+
+
+@pytest.mark.parametrize("schema_id", sorted(EARLIER_SCHEMA_IDS))
+def test_earlier_schema_files_name_their_id_and_type(schema_id):
+    record_type, filename = EARLIER_SCHEMA_IDS[schema_id]
+    source = load_schema(filename)
+    assert source["name"] == record_type.__name__
+    assert f"Schema id {schema_id}." in source["doc"]
+
+
+def test_a_quote_written_before_scores_existed_still_decodes():
+    """Quotes of schema id 3 (no scores), written here by the official avro package."""
+    earlier = avro.schema.parse(json.dumps(load_schema("earlier/quote_v1.avsc")))
+    datum = {"symbol": "BTC/USDT", "ts_event": EPOCH + timedelta(seconds=1_700_000_000),
+             "ts_ingest": EPOCH + timedelta(seconds=1_700_000_000, microseconds=500), "seq": 7,
+             "price": 65000.5, "bid": None, "ask": 65001.0, "bid_size": None, "ask_size": None,
+             "volume": None, "change": None, "change_percent": None, "reference_price": None,
+             "provider": "ccxt:binance", "confidence": 0.98, "providers": ["ccxt:binance"]}
+    body = io.BytesIO()
+    avro.io.DatumWriter(earlier).write(datum, avro.io.BinaryEncoder(body))
+    decoded = decode(HEADER.pack(MAGIC_BYTE, 3) + body.getvalue(), expected=Quote)
+    assert decoded == Quote("BTC/USDT", 1_700_000_000_000_000, 1_700_000_000_000_500, 7, 65000.5,
+                            "ccxt:binance", 0.98, ask=65001.0, providers=["ccxt:binance"])
+    assert decoded.scores == {}
+    assert encode(decoded)[:HEADER.size] == HEADER.pack(MAGIC_BYTE, SCHEMA_IDS[Quote][0])
 
 
 @pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)

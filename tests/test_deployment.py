@@ -33,6 +33,7 @@ import yaml
 
 from fiml.cli import app as cli_app
 from fiml.settings import ENV_PREFIX, Settings, TopicSpec
+from gateway.dashboard import CHART_LIBRARY
 from tests.deploy_tools import kustomize, strimzi_crds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -305,6 +306,23 @@ def test_the_services_have_probes_resources_and_a_graceful_stop(path):
     assert all(value == "" for key, value in cluster_env(docs).items() if key in secret_keys)
 
 
+@pytest.mark.parametrize("path", BUILDS)
+def test_prometheus_scrapes_metrics_of_every_service(path):
+    """Each pod is annotated for Prometheus with the port that serves its /metrics: the one
+    of its health probes (ingest and arbitration serve /metrics beside /healthz)."""
+    docs = build(path)
+    settings = Settings.from_env(cluster_env(docs))
+    for component, port_setting in SERVICE_PORT_SETTING.items():
+        annotations = deployment(docs, component)["spec"]["template"]["metadata"]["annotations"]
+        box = container(docs, component)
+        ports = {port["name"]: port["containerPort"] for port in box["ports"]}
+        probed = ports[box["readinessProbe"]["httpGet"]["port"]]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/path"] == "/metrics"
+        assert int(annotations["prometheus.io/port"]) == probed == getattr(settings,
+                                                                           port_setting)
+
+
 # ---------------------------------------------------------------- everywhere
 
 
@@ -351,6 +369,8 @@ def test_compose_file_matches_the_compose_specification():
 
 
 def test_compose_runs_the_system_like_make_run():
+    """The same services as ``fiml up``, on the same host ports: the gateway's, and the
+    /metrics ports ``fiml up`` gives ingest and arbitration."""
     spec = compose()
     services = spec["services"]
     kafka = services["kafka"]
@@ -387,6 +407,12 @@ def test_compose_runs_the_system_like_make_run():
     gateway = Settings.from_env(compose_env(services["gateway"]))
     assert gateway.gateway_host == "0.0.0.0"
     assert services["gateway"]["ports"] == [f"{gateway.gateway_port}:{gateway.gateway_port}"]
+    defaults = Settings()
+    for name, host_port in (("ingest", defaults.up_ingest_health_port),
+                            ("arbitration", defaults.up_arbitration_health_port)):
+        settings = Settings.from_env(compose_env(services[name]))
+        assert settings.health_host == "0.0.0.0"
+        assert services[name]["ports"] == [f"127.0.0.1:{host_port}:{settings.health_port}"]
 
 
 def test_the_image_is_slim_non_root_and_built_from_the_packages():
@@ -408,3 +434,11 @@ def test_the_image_is_slim_non_root_and_built_from_the_packages():
         assert f"COPY {package} ./{package}" in dockerfile
     assert {"!pyproject.toml", "!README.md"} <= set(allowed)
     assert compose()["services"]["topics"]["build"] == "."
+
+
+def test_the_image_carries_the_dashboard_chart_library_the_makefile_pins():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    [pinned] = re.findall(r"(lightweight-charts@\S+)$", (ROOT / "Makefile").read_text(), re.M)
+    [installed] = re.findall(r"npm install .*--prefix /opt/dashboard (\S+)$", dockerfile, re.M)
+    assert installed == pinned
+    assert f"FIML_DASHBOARD_CHART_LIBRARY=/opt/dashboard/{CHART_LIBRARY}" in dockerfile

@@ -1,4 +1,5 @@
-"""Faults on the real broker: the broker killed with SIGKILL and restarted mid-stream."""
+"""Faults on the real broker: the broker killed with SIGKILL and restarted mid-stream, the
+arbitration worker killed, and providers that go down, lag or send garbage."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import time
 import uuid
@@ -17,10 +19,14 @@ from collections.abc import AsyncIterator
 import pytest
 import websockets
 
+from arbitration.config import EngineConfig
 from fiml.local_kafka import LocalKafka, free_port, isolated_broker_settings
 from fiml.processes import stop_process
 from fiml.topics import create_topics
-from schemas import Quote, RawTick
+from gateway.messages import Status
+from ingest.synthetic import MICROS, SyntheticMarket
+from schemas import Quote, RawTick, Rejected
+from tests.arbitration_support import Harness
 from tests.support import poll_until, read_topic, service_env, spawn, wait_for_port
 
 OUTAGE_SECONDS = 8.0
@@ -127,3 +133,83 @@ async def test_a_killed_arbitration_worker_resumes_without_duplicate_quotes(topi
     keys = [(quote.symbol, quote.seq) for _, _, quote in quotes]
     assert len(keys) > 20
     assert len(keys) == len(set(keys)), "a quote sequence number was written twice"
+
+
+FAULTS = ("synthetic:alpha=down", "synthetic:beta=lag", "synthetic:gamma=outliers+duplicates")
+ALPHA = "synthetic:alpha"
+
+
+def healthy_confidence(settings, seconds: float = 20.0) -> float:
+    """Median confidence of the quotes the engine makes from the same synthetic market with
+    every venue healthy: the baseline, computed offline by the same pure engine."""
+    market = SyntheticMarket(settings.synthetic_symbols, seed=settings.synthetic_seed,
+                             tick_hz=settings.synthetic_tick_hz)
+    harness = Harness(EngineConfig.from_settings(settings))
+    start = 1_764_000_000 * MICROS
+    confidences = []
+    for step in range(int(seconds * settings.synthetic_tick_hz)):
+        ticks, statuses = market.advance(start + step * MICROS // 10)
+        for status in statuses:
+            harness.timeline.add(status)
+        confidences += [out.confidence for out in harness.feed(ticks) if isinstance(out, Quote)]
+    return statistics.median(confidences)
+
+
+async def watch_quotes(url: str, frames: list[tuple[float, dict]]) -> None:
+    """Subscribe to quotes of AAPL and BTC/USDT and keep every frame with its arrival time."""
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "stream_type": "quote",
+                                  "symbols": ["AAPL", "BTC/USDT"], "interval_ms": 200}))
+        async for raw in ws:
+            frames.append((time.monotonic(), json.loads(raw)))
+
+
+async def test_quotes_flow_from_the_healthy_providers_with_lower_confidence(topics, tmp_path):
+    """alpha is down 4 s in every 12, beta's ticks come 1.5 s late, gamma sends 5% outliers
+    and 5% duplicates. The client keeps getting quotes, driven by beta or gamma while alpha
+    is down and with less confidence than an all-healthy market gives; it is told when alpha
+    goes down and comes back; no outlier reaches it, and the garbage is in the DLQ."""
+    settings = dataclasses.replace(topics, gateway_port=free_port(), synthetic_faults=FAULTS,
+                                   synthetic_symbols=("AAPL", "BTC/USDT"))
+    baseline = healthy_confidence(settings)
+    frames: list[tuple[float, dict]] = []
+
+    def notices(kind: str) -> list[tuple[float, dict]]:
+        return [(t, f) for t, f in frames if f["type"] == "status" and f["status"] == kind
+                and f.get("provider") == ALPHA]
+
+    def came_back() -> bool:
+        down = notices("provider_down")
+        return bool(down) and any(t > down[0][0] for t, _ in notices("provider_up"))
+
+    async with streaming_system(settings, tmp_path) as system:
+        client = asyncio.create_task(watch_quotes(
+            f"ws://127.0.0.1:{settings.gateway_port}/ws/stream", frames))
+        try:
+            await poll_until(came_back, within=45)
+        finally:
+            client.cancel()
+        assert not system.closed, system.closed
+    down_at = notices("provider_down")[0][0]
+    up_at = next(t for t, _ in notices("provider_up") if t > down_at)
+    for _, frame in notices("provider_down") + notices("provider_up"):
+        Status.model_validate(frame)
+        assert frame["symbol"] in ("AAPL", "BTC/USDT")
+    data = [(t, item) for t, f in frames if f["type"] == "data" for item in f["data"]]
+    during = [item for t, item in data if down_at < t < up_at and ALPHA not in item["providers"]]
+    assert during, "no quote arrived while alpha was down"
+    assert {item["provider"] for item in during} <= {"synthetic:beta", "synthetic:gamma"}
+    assert all(ALPHA not in item["scores"] and 0 <= min(item["scores"].values()) <= 1
+               for item in during)
+    arrivals = [t for t, f in frames if f["type"] == "data" and down_at < t < up_at]
+    assert max(b - a for a, b in zip([down_at, *arrivals], [*arrivals, up_at],
+                                     strict=True)) < 2.0, "quotes paused while alpha was down"
+    degraded = statistics.median(item["confidence"] for item in during)
+    assert degraded < baseline, (degraded, baseline)
+    for symbol in ("AAPL", "BTC/USDT"):
+        prices = [item["price"] for _, item in data if item["symbol"] == symbol]
+        middle = statistics.median(prices)
+        assert all(abs(price / middle - 1) < 0.02 for price in prices), "an outlier got through"
+    rejected = await read_topic(settings, "ticks.dlq", Rejected)
+    reasons = {r.reason for _, _, r in rejected if r.provider == "synthetic:gamma"}
+    assert {"outlier", "duplicate"} <= reasons, reasons

@@ -29,7 +29,7 @@ from tests.test_gateway import (
 
 __all__ = ["gateway"]
 
-QUOTE_FIELDS = [*SPEC_PRICE_FIELDS, "bid", "ask", "bid_size", "ask_size"]
+QUOTE_FIELDS = [*SPEC_PRICE_FIELDS, "bid", "ask", "bid_size", "ask_size", "providers", "scores"]
 NOISE = {"heartbeat", "status"}
 
 

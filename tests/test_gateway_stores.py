@@ -34,7 +34,7 @@ MINUTE_US = 60_000_000
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 SPEC_PRICE_FIELDS = ["symbol", "price", "change", "change_percent", "volume", "timestamp",
                      "provider", "confidence"]
-QUOTE_FIELDS = [*SPEC_PRICE_FIELDS, "bid", "ask", "bid_size", "ask_size"]
+QUOTE_FIELDS = [*SPEC_PRICE_FIELDS, "bid", "ask", "bid_size", "ask_size", "providers", "scores"]
 SPEC_OHLCV_FIELDS = ["symbol", "timestamp", "open", "high", "low", "close", "volume",
                      "is_closed"]
 PROPERTY = settings(max_examples=200, deadline=None,

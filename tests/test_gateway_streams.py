@@ -14,6 +14,7 @@ from fiml.kafka_clients import make_producer
 from schemas import Candle, Trade, encode
 from schemas.records import micros_to_iso
 from tests.kafka_broker import free_port
+from tests.support import poll_until
 from tests.test_gateway import BASE_US, gateway, make_quote, publish, receive, serve_gateway
 
 __all__ = ["gateway"]
@@ -51,8 +52,11 @@ async def subscribe(ws, **fields) -> dict:
 
 
 async def test_ohlcv_snapshot_then_every_closed_candle(gateway):
-    settings, port, _ = gateway
+    settings, port, app = gateway
     await produce(settings, "candles", candle(0, 101.0, 1), candle(0, 102.0, 2))
+    series = app.state.market.candles.series
+    await poll_until(lambda: ("BTC/USDT", "1s") in series
+                     and series["BTC/USDT", "1s"].buckets[BASE_US].revision == 2, within=10)
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         ack = await subscribe(ws, stream_type="ohlcv", symbols=["BTC/USDT"], interval_ms=1000,
                               timeframe="1s")

@@ -64,6 +64,23 @@ async def test_candles_of_one_timeframe_with_a_slash_symbol(gateway):
     assert pages[0]["timeframe"] == "1s" and pages[0]["symbol"] == "BTC/USDT"
 
 
+async def test_closed_only_candles_skip_the_revisions_of_forming_buckets(gateway):
+    settings, port, _ = gateway
+    written = [candle(n, 100.0 + n + revision, revision, closed=revision == 2, timeframe="5m")
+               for n in range(8) for revision in range(3)]
+    await produce_timed(settings, "candles", written)
+    stored = await read_topic(settings, "candles", Candle)
+    want = [candle_item(r) for _, _, r in sorted(stored, key=lambda x: (x[2].open_time, x[0], x[1]))
+            if r.timeframe == "5m" and r.is_closed]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        pages = await all_pages(http, "/v1/candles/BTC/USDT", {
+            "timeframe": "5m", "start": micros_to_iso(BASE_US),
+            "end": micros_to_iso(BASE_US + 11_000_000), "limit": 3, "closed": "true"})
+    assert len(want) == 8
+    assert [len(page["items"]) for page in pages] == [3, 3, 2]
+    assert [item for page in pages for item in page["items"]] == want
+
+
 @pytest.mark.parametrize(("params", "status", "detail"), [
     ({"limit": 10_001}, 422, "less than or equal to 10000"),
     ({"limit": 0}, 422, "greater than or equal to 1"),

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from fiml.settings import Settings
+from fiml.settings import Settings, SettingsError
 from ingest.providers.ccxt_provider import CcxtProvider
 from ingest.providers.registry import build_providers
 from ingest.providers.synthetic_provider import SyntheticProvider
@@ -31,6 +31,17 @@ def test_registry_expands_families_and_members() -> None:
     assert providers[1].symbols == ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "DOGE/USDT")
 
 
+def test_call_timeout_and_stall_time_are_separate_settings() -> None:
+    settings = Settings.from_env({"FIML_PROVIDERS": "ccxt:kraken,yfinance",
+                                  "FIML_PROVIDER_CALL_TIMEOUT_SECONDS": "4",
+                                  "FIML_PROVIDER_STALL_SECONDS": "45"})
+    kraken, yahoo = build_providers(settings)
+    assert (kraken.timeout_s, kraken.stall_s, kraken.exchange.timeout) == (4.0, 45.0, 4000)
+    assert (yahoo.timeout_s, yahoo.stall_s) == (4.0, 45.0)
+    with pytest.raises(SettingsError, match="FIML_PROVIDER_STALL_SECONDS must be above zero"):
+        Settings.from_env({"FIML_PROVIDER_STALL_SECONDS": "0"})
+
+
 @pytest.mark.parametrize(("providers", "message"), [
     (("synthetic", "bloomberg"), "unknown providers: bloomberg"),
     (("ccxt:nosuchexchange",), "unknown ccxt exchange 'nosuchexchange'"),
@@ -46,7 +57,7 @@ async def test_offline_live_providers_report_down_while_synthetic_flows(
         topics: Settings) -> None:
     settings = dataclasses.replace(topics, providers=("synthetic", "ccxt:binance", "ccxt:kraken",
                                                       "yfinance"),
-                                   provider_timeout_seconds=1.0)
+                                   provider_call_timeout_seconds=1.0)
     stop = asyncio.Event()
     task = asyncio.create_task(run_ingest(settings, stop))
     await asyncio.sleep(4.0)

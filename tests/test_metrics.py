@@ -14,13 +14,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
+from arbitration.config import EngineConfig
+from arbitration.engine import PartitionEngine
+from arbitration.monitor import applied_states
+from arbitration.statuses import ProviderHealth, StatusTimeline
 from fiml.kafka_clients import make_producer
+from fiml.metrics import ConsumerLag, ScoreExport, exposition
 from fiml.processes import stop_process
 from fiml.runtime import now_micros
+from fiml.settings import Settings
 from gateway.app import create_app
+from schemas import ProviderStatus
 from tests.kafka_broker import free_port
 from tests.support import service_env, spawn
 from tests.test_gateway import make_quote, publish, serve_gateway
@@ -103,13 +111,16 @@ async def test_gateway_metrics_follow_connections_frames_and_latency(topics):
         assert value(gone, "fiml_gateway_subscriptions") == 0
 
 
-async def test_gateway_metrics_need_an_api_key_when_keys_are_set(settings):
+@pytest.mark.parametrize(("path", "content"), [("/metrics", "fiml_gateway_connections"),
+                                               ("/v1/providers", "[]")])
+async def test_gateway_metrics_and_statuses_need_an_api_key_when_keys_are_set(settings, path,
+                                                                            content):
     app = create_app(dataclasses.replace(settings, api_keys=("secret-key",)))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-        assert (await client.get("/metrics")).status_code == 401
-        allowed = await client.get("/metrics", headers={"x-api-key": "secret-key"})
-        assert allowed.status_code == 200 and "fiml_gateway_connections" in allowed.text
+        assert (await client.get(path)).status_code == 401
+        allowed = await client.get(path, headers={"x-api-key": "secret-key"})
+        assert allowed.status_code == 200 and content in allowed.text
 
 
 async def produce_raw(settings, key: bytes, value_bytes: bytes) -> None:
@@ -163,3 +174,115 @@ async def test_ingest_and_arbitration_export_counters_and_log_json(topics, tmp_p
         assert all({"time", "level", "message"} <= line.keys() for line in lines)
     assert "fiml.ingest" in {line["component"] for line in json_lines(logs["ingest"])}
     assert "fiml.arbitration" in {line["component"] for line in json_lines(logs["arbitrate"])}
+
+
+
+def own_samples() -> Samples:
+    """The metrics of this test process."""
+    return parse(exposition().decode())
+
+
+def test_consumer_lag_series_follow_the_partitions_held():
+    lag = ConsumerLag()
+    lag.export({("t.lag", 0): 5, ("t.lag", 1): -1})
+    first = own_samples()
+    assert value(first, "fiml_consumer_lag", topic="t.lag", partition="0") == 5
+    assert ("fiml_consumer_lag", frozenset({("topic", "t.lag"), ("partition", "1")})) in first
+    assert value(first, "fiml_consumer_lag", topic="t.lag", partition="1") == 0, "never < 0"
+    lag.export({("t.lag", 1): 7})
+    then = own_samples()
+    assert value(then, "fiml_consumer_lag", topic="t.lag", partition="1") == 7
+    assert ("fiml_consumer_lag", frozenset({("topic", "t.lag"), ("partition", "0")})) \
+        not in then, "a partition no longer held loses its series"
+
+
+def test_score_series_are_bounded_by_symbols_and_follow_the_last_quote():
+    scores = ScoreExport(max_symbols=2)
+    scores.export([make_quote("S1", 1.0, 1, scores={"p": 0.9, "q": 0.5}),
+                   make_quote("S2", 1.0, 2, scores={"p": 0.8}),
+                   make_quote("S3", 1.0, 3, scores={"p": 0.7})])
+    scores.export([make_quote("S1", 1.0, 4, scores={"p": 0.6})])
+    samples = own_samples()
+    exported = {(dict(labels)["symbol"], dict(labels)["provider"]): sample
+                for (name, labels), sample in samples.items()
+                if name == "fiml_provider_score" and dict(labels)["symbol"].startswith("S")}
+    assert exported == {("S1", "p"): 0.6, ("S2", "p"): 0.8}, \
+        "S3 is beyond the bound; q is no longer in S1's last quote"
+
+
+def test_arbitration_reports_the_status_of_the_engine_furthest_in_event_time():
+    config = EngineConfig.from_settings(Settings.from_env({}))
+    early, late = (PartitionEngine(config, "raw", p, StatusTimeline()) for p in (0, 1))
+    early.watermark, late.watermark = 100, 200
+    for engine, statuses in ((early, {"a": "DOWN", "b": "UP"}), (late, {"a": "UP"})):
+        for provider, state in statuses.items():
+            engine.health[provider] = ProviderHealth()
+            engine.health[provider].apply(ProviderStatus(provider, 0, state))
+    assert applied_states([early, late]) == {"a": "UP", "b": "UP"}
+    assert applied_states([early]) == {"a": "DOWN", "b": "UP"}
+
+
+def series(samples: Samples, name: str) -> dict[frozenset, float]:
+    """The samples of one metric by their labels."""
+    return {labels: sample for (sample_name, labels), sample in samples.items()
+            if sample_name == name}
+
+
+def states_by_provider(samples: Samples) -> dict[str, dict[str, float]]:
+    """``fiml_provider_status`` as provider -> state -> 0 or 1."""
+    found: dict[str, dict[str, float]] = {}
+    for labels, sample in series(samples, "fiml_provider_status").items():
+        found.setdefault(dict(labels)["provider"], {})[dict(labels)["state"]] = sample
+    return found
+
+
+def lagging_partitions(samples: Samples, topic: str) -> dict[str, float]:
+    """``fiml_consumer_lag`` of one topic as partition -> lag."""
+    return {dict(labels)["partition"]: sample
+            for labels, sample in series(samples, "fiml_consumer_lag").items()
+            if dict(labels)["topic"] == topic}
+
+
+async def test_fiml_up_serves_lag_scores_and_statuses_on_every_service(topics, tmp_path: Path):
+    """Under ``fiml up`` (on the session's broker) every service answers /metrics without a
+    health setting of its own: ingest and arbitration on the ``FIML_UP_*_HEALTH_PORT``s."""
+    settings = dataclasses.replace(topics, synthetic_symbols=("AAPL", "BTC/USDT"),
+                                   gateway_port=free_port())
+    ports = {"gateway": settings.gateway_port, "ingest": free_port(),
+             "arbitration": free_port()}
+    env = service_env(settings, FIML_UP_INGEST_HEALTH_PORT=str(ports["ingest"]),
+                      FIML_UP_ARBITRATION_HEALTH_PORT=str(ports["arbitration"]))
+    process = spawn(["up"], env, tmp_path / "up.log")
+    urls = {name: f"http://127.0.0.1:{port}/metrics" for name, port in ports.items()}
+    venues = {"synthetic:alpha", "synthetic:beta", "synthetic:gamma"}
+    raw = settings.topic("ticks.raw")
+    followed = [settings.topic(role) for role in ("quotes", "candles", "trades",
+                                                  "provider.status")]
+    try:
+        for port in ports.values():
+            await poll(f"http://127.0.0.1:{port}/readyz", SERVICE_START_TIMEOUT, process)
+        async with httpx.AsyncClient() as http:
+            arbitration = await scrape_until(
+                http, urls["arbitration"],
+                lambda s: len(lagging_partitions(s, raw)) == settings.partitions
+                and {dict(labels)["symbol"] for labels in series(s, "fiml_provider_score")}
+                == {"AAPL", "BTC/USDT"} and set(states_by_provider(s)) == venues)
+            ingest = await scrape_until(http, urls["ingest"],
+                                        lambda s: set(states_by_provider(s)) == venues)
+            gateway = await scrape_until(
+                http, urls["gateway"],
+                lambda s: all(len(lagging_partitions(s, topic)) == settings.partitions
+                              for topic in followed))
+    finally:
+        code = await asyncio.to_thread(stop_process, process, 60)
+    assert code == 0, (tmp_path / "up.log").read_text(errors="replace")[-3000:]
+    for samples in (arbitration, gateway):
+        assert all(lag >= 0 for lag in series(samples, "fiml_consumer_lag").values())
+    scores = series(arbitration, "fiml_provider_score")
+    assert {dict(labels)["provider"] for labels in scores} <= venues
+    assert all(0 < score <= 1 for score in scores.values())
+    for samples in (arbitration, ingest):
+        for provider, states in states_by_provider(samples).items():
+            assert set(states) == {"UP", "DEGRADED", "DOWN"}, provider
+            assert sorted(states.values()) == [0, 0, 1], (provider, states)
+    assert total(gateway, "fiml_consumer_lag") >= 0

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from fiml.settings import DEFAULT_CRYPTO, DEFAULT_EQUITIES, Settings, SettingsError, TopicSpec
 
 HOUR_MS = 3_600_000
-ROLES = {"ticks.raw", "provider.status", "quotes", "candles", "trades", "ticks.dlq", "demand"}
+ROLES = {"ticks.raw", "provider.status", "quotes", "candles", "trades", "ticks.dlq", "demand",
+         "arbitration.state"}
+COMPACTED = {"demand", "arbitration.state"}
 
 
 def test_defaults():
@@ -214,7 +216,7 @@ def test_topic_names_use_the_prefix():
     assert s.topic("ticks.raw") == "acme.ticks.raw"
 
 
-def test_topics_have_the_seven_roles_of_the_architecture():
+def test_topics_have_the_roles_of_the_architecture():
     s = Settings(topic_prefix="acme", partitions=5)
     specs = s.topics()
     assert set(specs) == ROLES
@@ -222,14 +224,15 @@ def test_topics_have_the_seven_roles_of_the_architecture():
         assert isinstance(spec, TopicSpec)
         assert spec.name == f"acme.{role}"
         assert spec.partitions == 5
-    assert len({spec.name for spec in specs.values()}) == 7
+    assert len({spec.name for spec in specs.values()}) == len(ROLES)
 
 
-def test_demand_is_compacted_and_the_others_are_not():
+def test_demand_and_arbitration_state_are_compacted_and_the_others_are_not():
     specs = Settings().topics()
-    assert specs["demand"].compacted is True
-    assert specs["demand"].retention_ms is None
-    for role in ROLES - {"demand"}:
+    for role in COMPACTED:
+        assert specs[role].compacted is True
+        assert specs[role].retention_ms is None
+    for role in ROLES - COMPACTED:
         assert specs[role].compacted is False
         assert specs[role].retention_ms is not None
 
@@ -255,7 +258,7 @@ def test_retention_hours_come_from_each_setting():
     assert retention == {
         "ticks.raw": 1 * HOUR_MS, "provider.status": 2 * HOUR_MS, "quotes": 3 * HOUR_MS,
         "candles": 4 * HOUR_MS, "trades": 5 * HOUR_MS, "ticks.dlq": 6 * HOUR_MS,
-        "demand": None,
+        "demand": None, "arbitration.state": None,
     }
 
 

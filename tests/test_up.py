@@ -24,6 +24,8 @@ def up(tmp_path):
     settings = isolated_broker_settings(tmp_path / "broker")
     port = free_port()
     env = service_env(settings, FIML_TOPIC_PREFIX=marker_value, FIML_GATEWAY_PORT=str(port),
+                      FIML_UP_INGEST_HEALTH_PORT=str(free_port()),
+                      FIML_UP_ARBITRATION_HEALTH_PORT=str(free_port()),
                       FIML_SYNTHETIC_SYMBOLS="AAPL,BTC/USDT")
     log = (tmp_path / "up.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "fiml", "up"], env=env, stdout=log,

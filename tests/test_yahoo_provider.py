@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 import yfinance as yf
 from curl_cffi.requests import exceptions as http_errors
+from websockets import exceptions as ws_errors
+from websockets.datastructures import Headers
+from websockets.http11 import Response
 
 from ingest.providers.backoff import LONG, NETWORK, RATE_LIMIT
 from ingest.providers.yahoo_mapping import (
@@ -67,6 +70,11 @@ def test_chart_and_pricing_mapping() -> None:
     (http_errors.HTTPError("HTTP Error 429: Too Many Requests"), "rate_limited", RATE_LIMIT),
     (http_errors.HTTPError("HTTP Error 503: Service Unavailable"), "unavailable", NETWORK),
     (ValueError("garbage"), "bad_response", NETWORK),
+    (ws_errors.InvalidStatus(Response(429, "Too Many Requests", Headers())), "rate_limited",
+     RATE_LIMIT),
+    (ws_errors.InvalidStatus(Response(503, "Service Unavailable", Headers())), "unavailable",
+     NETWORK),
+    (ws_errors.ConnectionClosedError(None, None), "network", NETWORK),
 ])
 def test_classification(error: BaseException, kind: str, policy: object) -> None:
     failure = classify_yahoo_error(error)
@@ -75,7 +83,8 @@ def test_classification(error: BaseException, kind: str, policy: object) -> None
 
 def provider(symbols: tuple[str, ...], routes: dict, timeout_s: float = 5.0) -> YahooProvider:
     return YahooProvider(symbols, timeout_s=timeout_s, poll_seconds=0.05,
-                         http=RecordedYahooSession(routes), rng=random.Random(1))
+                         http=RecordedYahooSession(routes), streaming=False,
+                         rng=random.Random(1))
 
 
 def failures(records: Records) -> list[ProviderStatus]:

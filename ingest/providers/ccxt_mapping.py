@@ -26,11 +26,20 @@ def venue_symbols(markets: Mapping[str, Mapping[str, Any]],
     missing: list[str] = []
     for symbol in canonical:
         market = markets.get(symbol)
-        if market is not None and market.get("spot") and market.get("active") is not False:
+        if market is not None and _active_spot(market):
             served[symbol] = symbol
         else:
             missing.append(symbol)
     return served, missing
+
+
+def spot_pairs(markets: Mapping[str, Mapping[str, Any]]) -> frozenset[str]:
+    """The canonical pairs of every active spot market of loaded ccxt ``markets``."""
+    return frozenset(symbol for symbol, market in markets.items() if _active_spot(market))
+
+
+def _active_spot(market: Mapping[str, Any]) -> bool:
+    return bool(market.get("spot")) and market.get("active") is not False
 
 
 def _number(value: Any) -> float | None:

@@ -5,7 +5,9 @@ streams them with ccxt.pro's ``watch_tickers``/``watch_trades_for_symbols`` wher
 exchange has them, else polls ``fetch_tickers``/``fetch_trades`` no faster than the
 exchange's ``rateLimit`` (ccxt's own throttler spaces the calls too). A failure is
 classified (:func:`classify_ccxt_error`), reported as a ProviderStatus and retried after
-its backoff; a call that gets no answer within the timeout counts as a timeout.
+its backoff. A REST call that gets no answer within the call timeout counts as a timeout;
+so does a stream that delivers neither a ticker nor a trade for the stall time, after which
+its WebSocket connections are closed so the retry connects afresh.
 """
 
 from __future__ import annotations
@@ -34,21 +36,22 @@ from ingest.providers.ccxt_mapping import (
 from schemas import ProviderStatus, RawTick
 
 SEEN_TRADES = 1000
-SPOT_ONLY: dict[str, dict[str, Any]] = {
-    "binance": {"fetchMarkets": {"types": ["spot"]}},
+EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
+    "binance": {"fetchMarkets": {"types": ["spot"]}, "watchTickers": {"name": "ticker"}},
     "okx": {"fetchMarkets": {"types": ["spot"]}},
 }
 
 
 def make_exchange(exchange_id: str, timeout_s: float) -> Any:
-    """A ccxt.pro exchange (REST and WebSocket) when ccxt.pro has it, else ccxt's async one."""
+    """A ccxt.pro exchange (REST and WebSocket) when ccxt.pro has it, else ccxt's async one;
+    spot markets only, and Binance's full ticker stream (with bid and ask) for tickers."""
     module = ccxt.pro if exchange_id in ccxt.pro.exchanges else ccxt.async_support
     if exchange_id not in module.exchanges:
         raise ValueError(f"unknown ccxt exchange {exchange_id!r}")
     return getattr(module, exchange_id)({
         "enableRateLimit": True,
         "timeout": int(timeout_s * 1000),
-        "options": SPOT_ONLY.get(exchange_id, {}),
+        "options": EXCHANGE_OPTIONS.get(exchange_id, {}),
     })
 
 
@@ -56,12 +59,13 @@ class CcxtProvider(RetryingProvider):
     """Reports one exchange's tickers and trades for a set of canonical crypto pairs."""
 
     def __init__(self, exchange: Any, symbols: Iterable[str], *, timeout_s: float,
-                 poll_seconds: float, streaming: bool | None = None,
-                 rng: random.Random | None = None) -> None:
+                 poll_seconds: float, stall_s: float | None = None,
+                 streaming: bool | None = None, rng: random.Random | None = None) -> None:
         super().__init__(f"ccxt:{exchange.id}", symbols, rng)
         self.exchange = exchange
         self.reported_missing: frozenset[str] = frozenset()
         self.timeout_s = timeout_s
+        self.stall_s = timeout_s if stall_s is None else stall_s
         self.poll_seconds = max(poll_seconds, exchange.rateLimit / 1000)
         has = exchange.has
         self.streaming = (bool(has.get("watchTickers")) and bool(has.get("watchTradesForSymbols"))
@@ -131,16 +135,22 @@ class CcxtProvider(RetryingProvider):
 
     async def _stream(self, served: Mapping[str, str], emit: Emit, stop: asyncio.Event) -> None:
         venue = list(served)
+        loop = asyncio.get_running_loop()
+        last_update = loop.time()
 
         async def tickers() -> None:
+            nonlocal last_update
             while True:
-                update = await self._call(self.exchange.watch_tickers(venue))
+                update = await self.exchange.watch_tickers(venue)
+                last_update = loop.time()
                 await emit([*self.up_status(None), *self._ticker_ticks(update, served,
                                                                         now_micros())])
 
         async def trades() -> None:
+            nonlocal last_update
             while True:
-                update = await self._call(self.exchange.watch_trades_for_symbols(venue))
+                update = await self.exchange.watch_trades_for_symbols(venue)
+                last_update = loop.time()
                 by_symbol: dict[str, list[Mapping[str, Any]]] = {}
                 for trade in update:
                     by_symbol.setdefault(trade.get("symbol"), []).append(trade)
@@ -148,8 +158,15 @@ class CcxtProvider(RetryingProvider):
                 await emit([tick for symbol, group in by_symbol.items() if symbol in served
                             for tick in self._trade_ticks(group, served[symbol], ts_ingest)])
 
+        async def watchdog() -> None:
+            idle = 0.0
+            while idle < self.stall_s:
+                await asyncio.sleep(self.stall_s - idle)
+                idle = loop.time() - last_update
+            raise TimeoutError(f"the stream sent nothing for {self.stall_s:g} s")
+
         tasks = [asyncio.create_task(tickers()), asyncio.create_task(trades()),
-                 asyncio.create_task(stop.wait()),
+                 asyncio.create_task(watchdog()), asyncio.create_task(stop.wait()),
                  asyncio.create_task(self.symbols_changed.wait())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -157,9 +174,10 @@ class CcxtProvider(RetryingProvider):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        for task in done:
-            if task.exception() is not None:
-                raise task.exception()
+        failed = [task.exception() for task in done if task.exception() is not None]
+        if failed:
+            await self.exchange.close_ws_clients()
+            raise failed[0]
 
     async def _call(self, call: Awaitable[Any]) -> Any:
         return await asyncio.wait_for(call, self.timeout_s)

@@ -29,8 +29,10 @@ def _synthetic(settings: Settings, member: str | None) -> list[Provider]:
 
 def _ccxt(settings: Settings, member: str | None) -> list[Provider]:
     exchanges = settings.ccxt_exchanges if member is None else (member,)
-    return [CcxtProvider(make_exchange(exchange_id, settings.provider_timeout_seconds),
-                         settings.synthetic_symbols, timeout_s=settings.provider_timeout_seconds,
+    return [CcxtProvider(make_exchange(exchange_id, settings.provider_call_timeout_seconds),
+                         settings.synthetic_symbols,
+                         timeout_s=settings.provider_call_timeout_seconds,
+                         stall_s=settings.provider_stall_seconds,
                          poll_seconds=settings.provider_poll_seconds)
             for exchange_id in exchanges]
 
@@ -38,7 +40,9 @@ def _ccxt(settings: Settings, member: str | None) -> list[Provider]:
 def _yfinance(settings: Settings, member: str | None) -> list[Provider]:
     if member is not None:
         raise ValueError(f"unknown provider yfinance:{member} (use yfinance)")
-    return [YahooProvider(settings.synthetic_symbols, timeout_s=settings.provider_timeout_seconds,
+    return [YahooProvider(settings.synthetic_symbols,
+                          timeout_s=settings.provider_call_timeout_seconds,
+                          stall_s=settings.provider_stall_seconds,
                           poll_seconds=settings.provider_poll_seconds)]
 
 
@@ -47,14 +51,14 @@ def _alphavantage(settings: Settings, member: str | None) -> list[Provider]:
         raise ValueError("alphavantage needs FIML_ALPHAVANTAGE_API_KEY")
     return [AlphaVantageProvider("alphavantage", settings.alphavantage_api_key,
                                  settings.synthetic_symbols,
-                                 timeout_s=settings.provider_timeout_seconds)]
+                                 timeout_s=settings.provider_call_timeout_seconds)]
 
 
 def _fmp(settings: Settings, member: str | None) -> list[Provider]:
     if not settings.fmp_api_key:
         raise ValueError("fmp needs FIML_FMP_API_KEY")
     return [FmpProvider("fmp", settings.fmp_api_key, settings.synthetic_symbols,
-                        timeout_s=settings.provider_timeout_seconds)]
+                        timeout_s=settings.provider_call_timeout_seconds)]
 
 
 FACTORIES: dict[str, Factory] = {"synthetic": _synthetic, "ccxt": _ccxt, "yfinance": _yfinance,

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from curl_cffi.requests import exceptions as http_errors
+from websockets import exceptions as ws_errors
 from yfinance import exceptions as yf_errors
 
 from fiml.catalog import is_fiat_pair
@@ -84,8 +85,8 @@ def pricing_to_tick(message: Mapping[str, Any], canonical: str, provider: str, s
 
 def classify_yahoo_error(error: BaseException) -> Failure:
     """Rate limits (HTTP 429) back off; a ticker Yahoo does not know (HTTP 404) takes a long
-    cooldown; 5xx, timeouts and network errors retry with backoff; anything else degrades
-    and retries."""
+    cooldown; 5xx, timeouts and network errors (a streamer connection refused or dropped
+    among them) retry with backoff; anything else (a malformed frame) degrades and retries."""
     if isinstance(error, yf_errors.YFRateLimitError):
         return Failure("rate_limited", "DEGRADED", RATE_LIMIT)
     status = _http_status(error)
@@ -97,12 +98,14 @@ def classify_yahoo_error(error: BaseException) -> Failure:
         return Failure("unavailable", "DOWN", NETWORK)
     if isinstance(error, http_errors.Timeout | TimeoutError):
         return Failure("timeout", "DOWN", NETWORK)
-    if isinstance(error, http_errors.RequestException | OSError):
+    if isinstance(error, http_errors.RequestException | OSError | ws_errors.WebSocketException):
         return Failure("network", "DOWN", NETWORK)
     return Failure("bad_response", "DEGRADED", NETWORK)
 
 
 def _http_status(error: BaseException) -> int | None:
+    if isinstance(error, ws_errors.InvalidStatus):
+        return error.response.status_code
     if not isinstance(error, http_errors.HTTPError):
         return None
     response = getattr(error, "response", None)

@@ -1,19 +1,29 @@
 """Yahoo Finance through yfinance, as the provider ``yfinance``.
 
-yfinance is blocking, so every call runs on the provider's own worker thread, never on the
-event loop, and is given up on after the timeout. Each poll reads the chart metadata
-(``regularMarketPrice`` and its time) of every served ticker; polls are at least
-``poll_seconds`` apart. Equities, ETFs, indices (``^GSPC``), futures (``GC=F``) and forex
-(``EUR/USD`` as ``EURUSD=X``) are served; crypto pairs are left to the exchanges.
-Each provider passes its own curl_cffi session (the kind yfinance would make) with every
-call rather than relying on whatever session yfinance last held. yfinance is told to raise
-its errors (``config.debug.hide_exceptions = False``) rather than log them and return
-nothing, so each becomes a status.
+Where the installed yfinance has ``AsyncWebSocket`` the provider streams Yahoo's pricing
+updates; else it polls. Streaming: it connects and subscribes through ``AsyncWebSocket``
+and decodes each frame with the library's own protobuf decoding. It reads the socket itself
+rather than through ``listen()``, which reconnects on its own terms and busy-loops the event
+loop once the server closes the socket cleanly. A stream quiet for ``stall_s`` (a closed
+market sends nothing) is checked with one poll round, whose ticks go out too; a failed
+connection or a malformed frame ends the session with a status and a backoff.
+
+Polling reads the chart metadata (``regularMarketPrice`` and its time) of every served
+ticker, at least ``poll_seconds`` apart. yfinance's HTTP is blocking, so every chart call
+runs on the provider's own worker thread, never on the event loop, and is given up on after
+the call timeout. Each provider passes its own curl_cffi session (the kind yfinance would
+make) with every call rather than relying on whatever session yfinance last held. yfinance
+is told to raise its errors (``config.debug.hide_exceptions = False``) rather than log them
+and return nothing, so each becomes a status.
+
+Equities, ETFs, indices (``^GSPC``), futures (``GC=F``) and forex (``EUR/USD`` as
+``EURUSD=X``) are served; crypto pairs are left to the exchanges.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,22 +39,31 @@ from ingest.providers.base import RetryingProvider, wait
 from ingest.providers.yahoo_mapping import (
     chart_to_tick,
     classify_yahoo_error,
+    pricing_to_tick,
     yahoo_symbol,
     yahoo_symbols,
 )
-from schemas import ProviderStatus
+from schemas import ProviderStatus, RawTick
+
+STREAMER_URL = "wss://streamer.finance.yahoo.com/?version=2"
 
 
 class YahooProvider(RetryingProvider):
-    """Polls Yahoo's chart API for the served symbols."""
+    """Streams (or polls) Yahoo's prices of the served symbols."""
 
     def __init__(self, symbols: Iterable[str], *, timeout_s: float, poll_seconds: float,
-                 http: Any = None, rng: random.Random | None = None) -> None:
+                 stall_s: float | None = None, http: Any = None,
+                 stream_url: str = STREAMER_URL, streaming: bool | None = None,
+                 rng: random.Random | None = None) -> None:
         super().__init__("yfinance", symbols, rng)
         self.timeout_s = timeout_s
+        self.stall_s = timeout_s if stall_s is None else stall_s
         self.poll_seconds = poll_seconds
         self.http = http if http is not None else curl_requests.Session(impersonate="chrome")
+        self.stream_url = stream_url
+        self.streaming = hasattr(yf, "AsyncWebSocket") if streaming is None else streaming
         self.seq = 0
+        self.skipped: dict[str, float] = {}
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yfinance")
         yf.config.debug.hide_exceptions = False
 
@@ -76,34 +95,77 @@ class YahooProvider(RetryingProvider):
                                                            ticker), self.timeout_s)
 
     async def session(self, emit: Emit, stop: asyncio.Event) -> None:
-        """Poll every served ticker; one Yahoo does not know is reported and skipped for a
-        long cooldown, any other failure ends the session."""
-        loop = asyncio.get_running_loop()
-        skipped: dict[str, float] = {}
+        """Stream where yfinance can, else poll, until ``stop`` is set."""
+        if self.streaming:
+            await self._stream(emit)
+            return
         while not stop.is_set():
-            started = loop.time()
-            ticks, statuses = [], []
-            for ticker, canonical in self.served.items():
-                if skipped.get(ticker, 0.0) > started:
-                    continue
-                try:
-                    meta = await self._off_loop(ticker)
-                except Exception as error:
-                    if self.classify(error).kind != "missing_market":
-                        raise
-                    delay = LONG.delay(0, self.rng)
-                    skipped[ticker] = loop.time() + delay
-                    statuses.append(ProviderStatus(
-                        self.name, now_micros(), "DEGRADED", error_kind="missing_market",
-                        message=f"Yahoo has no data for {canonical} ({ticker}); "
-                                f"retrying it in {delay:.1f} s"))
-                    continue
-                tick = chart_to_tick(meta, canonical, self.name, self.seq + 1, now_micros())
-                if tick is not None:
-                    self.seq += 1
-                    ticks.append(tick)
-            if ticks:
-                latency_ms = (loop.time() - started) * 1000 / len(ticks)
-                statuses.extend(self.up_status(latency_ms))
-            await emit([*statuses, *ticks])
+            await self._poll_round(emit)
             await wait(stop, self.poll_seconds)
+
+    async def _poll_round(self, emit: Emit) -> None:
+        """Poll every served ticker once; one Yahoo does not know is reported and skipped
+        for a long cooldown, any other failure ends the session."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        ticks, statuses = [], []
+        for ticker, canonical in self.served.items():
+            if self.skipped.get(ticker, 0.0) > started:
+                continue
+            try:
+                meta = await self._off_loop(ticker)
+            except Exception as error:
+                if self.classify(error).kind != "missing_market":
+                    raise
+                delay = LONG.delay(0, self.rng)
+                self.skipped[ticker] = loop.time() + delay
+                statuses.append(ProviderStatus(
+                    self.name, now_micros(), "DEGRADED", error_kind="missing_market",
+                    message=f"Yahoo has no data for {canonical} ({ticker}); "
+                            f"retrying it in {delay:.1f} s"))
+                continue
+            tick = chart_to_tick(meta, canonical, self.name, self.seq + 1, now_micros())
+            if tick is not None:
+                self.seq += 1
+                ticks.append(tick)
+        if ticks:
+            latency_ms = (loop.time() - started) * 1000 / len(ticks)
+            statuses.extend(self.up_status(latency_ms))
+        await emit([*statuses, *ticks])
+
+    async def _stream(self, emit: Emit) -> None:
+        """Subscribe to the served tickers and report their updates until the served
+        symbols change; a quiet stream gets a poll round."""
+        self.symbols_changed.clear()
+        served = self.served
+        socket = yf.AsyncWebSocket(self.stream_url, verbose=False)
+        changed = asyncio.ensure_future(self.symbols_changed.wait())
+        receive: asyncio.Future[Any] = changed
+        try:
+            await asyncio.wait_for(socket.subscribe(list(served)), self.timeout_s)
+            while not changed.done():
+                receive = asyncio.ensure_future(socket._ws.recv())
+                done, _ = await asyncio.wait((receive, changed), timeout=self.stall_s,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if receive in done:
+                    await emit(self._pricing_ticks(socket, receive.result(), served))
+                elif not done:
+                    receive.cancel()
+                    await self._poll_round(emit)
+        finally:
+            for task in (receive, changed):
+                task.cancel()
+            await asyncio.gather(receive, changed, return_exceptions=True)
+            await socket.close()
+
+    def _pricing_ticks(self, socket: Any, frame: str | bytes,
+                       served: dict[str, str]) -> list[ProviderStatus | RawTick]:
+        message = socket._decode_message(json.loads(frame)["message"])
+        canonical = served.get(message.get("id"))
+        if canonical is None:
+            return []
+        tick = pricing_to_tick(message, canonical, self.name, self.seq + 1, now_micros())
+        if tick is None:
+            return []
+        self.seq += 1
+        return [*self.up_status(None), tick]

@@ -1,0 +1,131 @@
+"""Provider health at the gateway: the latest ProviderStatus of each provider, read from
+``fiml.provider.status`` by the market feed, served at ``GET /v1/providers`` and turned into
+``status`` messages for clients whose symbols a provider serves.
+
+A client is told, per subscribed symbol (price, quote and multi_asset subscriptions), when a
+provider listed in the symbol's latest quote reports DOWN (``provider_down``) or DEGRADED
+(``provider_degraded``), and when that provider reports UP again (``provider_up``). Quotes
+keep flowing from the other providers meanwhile, with their lower confidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel
+
+from fiml.settings import Settings
+from gateway.security import api_key_accepted
+from schemas.records import ProviderStatus, micros_to_iso
+
+UP = "UP"
+NOTICES = {"UP": "provider_up", "DEGRADED": "provider_degraded", "DOWN": "provider_down"}
+
+
+class ProviderStatusItem(BaseModel):
+    """The latest status a provider reported."""
+
+    provider: str
+    status: str
+    latency_ms: float | None
+    error_kind: str | None
+    message: str | None
+    timestamp: str
+
+
+def provider_status_item(status: ProviderStatus) -> dict[str, object]:
+    """The JSON shape of one provider's status."""
+    return {
+        "provider": status.provider,
+        "status": status.state,
+        "latency_ms": status.latency_ms,
+        "error_kind": status.error_kind,
+        "message": status.message,
+        "timestamp": micros_to_iso(status.ts_event),
+    }
+
+
+class ProviderStatuses:
+    """Latest status per provider by event time; ``version`` grows whenever a provider's
+    state (UP, DEGRADED, DOWN) changes, not with the periodic reports of the same state."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, ProviderStatus] = {}
+        self.version = 0
+
+    def update(self, status: ProviderStatus) -> None:
+        """Keep ``status`` unless a newer one of its provider is known."""
+        current = self.latest.get(status.provider)
+        if current is not None and current.ts_event > status.ts_event:
+            return
+        self.latest[status.provider] = status
+        if current is None or current.state != status.state:
+            self.version += 1
+
+    def state(self, provider: str) -> str:
+        """The provider's last state; UP for a provider that has not reported."""
+        status = self.latest.get(provider)
+        return UP if status is None else status.state
+
+    def items(self) -> list[dict[str, object]]:
+        """Every provider's latest status, by provider name."""
+        return [provider_status_item(self.latest[name]) for name in sorted(self.latest)]
+
+
+Notice = tuple[str, str, str]
+
+
+def provider_notices(symbols: Iterable[str], serving: Callable[[str], Iterable[str]],
+                     state: Callable[[str], str], told: dict[tuple[str, str], str]) -> list[Notice]:
+    """``(symbol, provider, state)`` for every change a client has not been told yet.
+
+    ``serving(symbol)`` names the providers of the symbol's latest quote; ``told`` maps
+    ``(symbol, provider)`` to the state last reported to the client, for the providers it was
+    told are not UP; it is updated, and entries of symbols no longer watched are dropped.
+    A provider the client was told about is followed until it is UP again, even once it has
+    left the symbol's quotes.
+    """
+    watched = set(symbols)
+    for key in [key for key in told if key[0] not in watched]:
+        del told[key]
+    notices = []
+    for symbol in sorted(watched):
+        providers = set(serving(symbol)) | {p for (s, p) in told if s == symbol}
+        for provider in sorted(providers):
+            now = state(provider)
+            if now == told.get((symbol, provider), UP):
+                continue
+            if now == UP:
+                del told[(symbol, provider)]
+            else:
+                told[(symbol, provider)] = now
+            notices.append((symbol, provider, now))
+    return notices
+
+
+def notice_message(notice: Notice, statuses: Mapping[str, ProviderStatus]) -> dict[str, str]:
+    """The ``status`` message of one notice (without its timestamp)."""
+    symbol, provider, state = notice
+    status = statuses.get(provider)
+    reason = f" ({status.error_kind})" if status is not None and status.error_kind else ""
+    text = (f"provider {provider} is UP again" if state == UP
+            else f"provider {provider} is {state}{reason}; {symbol} goes on from the others")
+    return {"type": "status", "symbol": symbol, "status": NOTICES[state], "provider": provider,
+            "message": text}
+
+
+def providers_router(settings: Settings, statuses: ProviderStatuses) -> APIRouter:
+    """``GET /v1/providers``."""
+    router = APIRouter()
+
+    @router.get("/v1/providers", response_model=list[ProviderStatusItem], tags=["providers"])
+    async def providers(request: Request) -> list[dict[str, object]]:
+        """The latest status of every provider, by name, from fiml.provider.status (read
+        back FIML_GATEWAY_WARM_RECORDS records per partition at gateway start, then
+        followed)."""
+        if not api_key_accepted(settings, request):
+            raise HTTPException(401, "a valid API key is required")
+        return statuses.items()
+
+    return router

@@ -1,0 +1,142 @@
+"""Bounded recovery (arbitration/snapshots.py, arbitration/arbiter.py) and the deterministic
+coalescing of candle updates (arbitration/engine.py)."""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from arbitration.arbiter import Arbiter
+from arbitration.config import EngineConfig
+from arbitration.engine import SourceRecord
+from arbitration.feeds import StatusFeed
+from arbitration.snapshots import SnapshotError, SnapshotStore, dumps, loads
+from fiml.kafka_clients import make_producer
+from fiml.settings import Settings
+from schemas import encode
+from schemas.records import Candle, RawTick
+from tests.arbitration_support import MS, SECOND, Harness, status, tick
+
+STATUSES = [status("a", 2 * SECOND, "DOWN"), status("a", 4 * SECOND, "UP")]
+
+
+def market(steps: int) -> list[RawTick]:
+    """Three venues quoting AAPL and trading every tenth step; c drifts a little."""
+    ticks = []
+    for step in range(steps):
+        at = step * 100 * MS
+        for i, provider in enumerate("abc"):
+            ticks.append(tick(provider, at + i, 100.0 + (step % 7) / 100 + i / 50,
+                              latency=(i + 1) * 10 * MS))
+        if step % 10 == 0:
+            ticks.append(tick("a", at + 5, 100.0, kind="TRADE", trade_id=f"t{step}"))
+    return ticks
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 240), st.integers(1, 4))
+def test_an_engine_restored_from_a_snapshot_continues_like_the_uninterrupted_one(cut, round_trips):
+    ticks = market(60)
+    reference = Harness(statuses=STATUSES).feed(ticks)
+    harness = Harness(statuses=STATUSES)
+    outputs = harness.feed(ticks[:cut])
+    for _ in range(round_trips):
+        harness.engine = loads(dumps(harness.engine), EngineConfig(), harness.timeline)
+    outputs += harness.feed(ticks[cut:])
+    assert outputs == reference
+
+
+def test_a_snapshot_keeps_the_engine_usable_and_refuses_what_is_not_ours():
+    harness = Harness()
+    harness.feed(market(5))
+    data = dumps(harness.engine)
+    assert harness.engine.statuses is harness.timeline
+    with pytest.raises(SnapshotError, match="another engine configuration"):
+        loads(data, EngineConfig(freshness_us=1), harness.timeline)
+    evil = zlib.compress(pickle.dumps(print))
+    with pytest.raises(SnapshotError, match=r"may not contain builtins\.print"):
+        loads(evil, EngineConfig(), harness.timeline)
+    with pytest.raises(SnapshotError, match="not a snapshot"):
+        loads(b"garbage", EngineConfig(), harness.timeline)
+    with pytest.raises(SnapshotError, match="not a snapshot: a dict"):
+        loads(zlib.compress(pickle.dumps({})), EngineConfig(), harness.timeline)
+
+
+def test_candle_updates_are_coalesced_per_kafka_time_slot_and_closed_candles_kept():
+    """Whatever the Kafka times, the closed candles are the same; updates only get fewer."""
+    ticks = market(40)
+
+    def run(spacing_us: int) -> list:
+        harness = Harness()
+        outputs = []
+        for offset, t in enumerate(ticks):
+            record = SourceRecord(offset, b"AAPL", encode(t), 1_800_000_000_000_000
+                                  + offset * spacing_us)
+            outputs += harness.engine.process(record)
+        return [o for o in outputs if isinstance(o, Candle)]
+
+    per_tick = run(200 * MS)
+    coalesced = run(10)
+    assert [c for c in coalesced if c.is_closed] == [c for c in per_tick if c.is_closed]
+    assert len(coalesced) < len(per_tick) / 3
+    for candles in (per_tick, coalesced):
+        revisions: dict[tuple, int] = {}
+        for c in candles:
+            key = (c.timeframe, c.open_time)
+            assert c.revision == revisions.get(key, 0) + 1
+            revisions[key] = c.revision
+
+
+async def produce_raw(settings: Settings, ticks: list[RawTick]) -> list[SourceRecord]:
+    """Write ``ticks`` to partition 0 of the raw topic; the records as the arbiter sees them."""
+    producer = make_producer(settings, "fiml-tests")
+    await producer.start()
+    try:
+        records = []
+        for t in ticks:
+            value = encode(t)
+            meta = await producer.send_and_wait(settings.topic("ticks.raw"), value, key=b"AAPL",
+                                                partition=0, timestamp_ms=t.ts_ingest // 1000)
+            records.append(SourceRecord(meta.offset, b"AAPL", value, meta.timestamp * 1000))
+        return records
+    finally:
+        await producer.stop()
+
+
+async def test_a_restart_replays_only_from_the_last_snapshot(topics: Settings, caplog):
+    """Snapshots after the first batch, then every 50 records: at 10, 60 and 110. A new
+    arbiter resumes after the last one (replaying 10 records) and before it (skipping the
+    records the snapshot covers); either way its outputs are those of an uninterrupted run."""
+    records = await produce_raw(topics, market(50))
+    store = SnapshotStore(topics, every=50)
+    await store.create_topic()
+    feed = StatusFeed(topics, EngineConfig.from_settings(topics))
+    producer = make_producer(topics, "fiml-tests")
+    await feed.start()
+    await producer.start()
+    try:
+        first = Arbiter(topics, topics, feed, store)
+        uninterrupted = []
+        for start in range(0, 130, 10):
+            uninterrupted += await first.handle_batch(0, records[start:start + 10])
+            await first.checkpoint(producer)
+        await producer.flush()
+        uninterrupted += await first.handle_batch(0, records[130:])
+        assert sum(len(out) for out in uninterrupted) > len(records) / 2
+        for resume, replayed in ((120, 10), (100, 0)):
+            again = Arbiter(topics, topics, feed, SnapshotStore(topics, every=50))
+            caplog.clear()
+            with caplog.at_level("INFO", logger="fiml.arbitration"):
+                resumed = await again.handle_batch(0, records[resume:])
+            assert (f"state rebuilt from {replayed} records before offset {resume} "
+                    "(snapshot at 110)") in caplog.text
+            skipped = max(0, 110 - resume)
+            assert resumed[:skipped] == [[]] * skipped
+            assert resumed[skipped:] == uninterrupted[resume + skipped:]
+    finally:
+        await producer.stop()
+        await feed.stop()
