@@ -1,54 +1,57 @@
 """Records per second of a WebSocket replay at speed 0, beside a bare aiokafka read.
 
-Usage: ``python benchmarks/replay_throughput.py [--quick] [--records N] [--out FILE]``
+Usage: ``python benchmarks/replay_throughput.py [--quick] [--records N] [--rounds N] [--out FILE]``
 
-Fills a trades topic (8 symbols, 6 partitions, Kafka time = ingest time) and measures in
-the same run, on the same broker:
+Fills a trades topic (8 symbols, 6 partitions, Kafka time = ingest time, all within the
+last minutes so that retention keeps them) and measures in each round, on the same broker:
 
 - ``bare``: one aiokafka consumer reading and decoding every record of the range;
-- ``replay``: ``python -m fiml gateway`` as its own process serving one WebSocket client
-  that subscribes to all symbols with ``start``, ``end`` and ``speed: 0``, timed from the
-  subscribe message to ``replay_complete``; items counted as the client parses them.
+- ``replay``: ``python -m fiml gateway`` as its own process serving one WebSocket client in
+  another process (the websockets library with its defaults, permessage-deflate included,
+  parsing every frame's JSON) that subscribes to all symbols with ``start``, ``end`` and
+  ``speed: 0``, timed from the subscribe message to ``replay_complete``, every item counted.
 
-Uses ``FIML_KAFKA_BOOTSTRAP`` if set, else starts a local broker in a temporary directory.
-Prints the results as JSON and writes them to ``--out`` if given.
+The result holds the median of the rounds and each round's figures, with the CPU seconds
+the gateway and the client used during each replay: a client far below the gateway shows
+that the client does not set the pace. Uses ``FIML_KAFKA_BOOTSTRAP`` if set, else starts a
+local broker in a temporary directory. Prints the results as JSON and writes them to
+``--out`` if given.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
-import subprocess
-import sys
+import multiprocessing
+import statistics
 import time
 import uuid
-from datetime import UTC, datetime
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import httpx
 import orjson
 import websockets
 from arbitration_throughput import SYMBOLS
-from harness import ROOT, run_and_report
+from harness import cpu_seconds, run_and_report, run_facts, spawn_service
 
 from fiml.kafka_clients import make_consumer, make_producer, topic_partitions
 from fiml.local_kafka import free_port
 from fiml.processes import stop_process
+from fiml.runtime import now_micros
 from fiml.settings import Settings
 from fiml.topics import create_topics
 from schemas import Trade, decode, encode
 from schemas.records import micros_to_iso
 
-BASE_US = 1_763_807_400_000_000
+STEP_US = 100
+ROUNDS = 3
 
 
-def trades(count: int) -> list[Trade]:
-    """``count`` trades over the symbols, one every 100 µs of event time."""
+def trades(count: int, base: int) -> list[Trade]:
+    """``count`` trades over the symbols from ``base`` (µs), one every 100 µs of event time."""
     return [Trade(symbol=SYMBOLS[n % len(SYMBOLS)], trade_id=f"t{n}", provider="bench",
-                  ts_event=BASE_US + n * 100, ts_ingest=BASE_US + n * 100 + 1000,
+                  ts_event=base + n * STEP_US, ts_ingest=base + n * STEP_US + 1000,
                   price=100.0 + n % 97, amount=1.0, side="buy") for n in range(count)]
 
 
@@ -85,15 +88,6 @@ async def bare_read(settings: Settings, count: int) -> float:
         await consumer.stop()
 
 
-def start_gateway(settings: Settings, log: Path) -> subprocess.Popen:
-    """``python -m fiml gateway`` on these settings, logging to ``log``."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
-    env.update(settings.to_env())
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "fiml", "gateway"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-
-
 async def wait_ready(port: int) -> None:
     """Wait until the gateway on ``port`` answers /readyz with 200."""
     async with httpx.AsyncClient() as http:
@@ -107,52 +101,73 @@ async def wait_ready(port: int) -> None:
     raise TimeoutError("the gateway did not get ready")
 
 
-async def replay_rate(settings: Settings, count: int, log: Path) -> float:
-    """Records per second a WebSocket client gets from a gateway replay at speed 0."""
-    process = start_gateway(settings, log)
-    try:
-        await wait_ready(settings.gateway_port)
-        url = f"ws://127.0.0.1:{settings.gateway_port}/ws/stream"
-        async with websockets.connect(url, max_size=None) as ws:
-            received = 0
-            start = time.perf_counter()
-            await ws.send(json.dumps({
-                "type": "subscribe", "stream_type": "trades", "symbols": list(SYMBOLS),
-                "start": micros_to_iso(BASE_US),
-                "end": micros_to_iso(BASE_US + count * 100), "speed": 0}))
-            while True:
-                message = orjson.loads(await ws.recv())
-                if message["type"] == "data":
-                    received += len(message["data"])
-                elif message["type"] == "replay_complete":
-                    break
-                elif message["type"] == "error":
-                    raise RuntimeError(message["message"])
-            elapsed = time.perf_counter() - start
-        if received != count:
-            raise RuntimeError(f"the replay sent {received} of {count} records")
-        return count / elapsed
-    finally:
-        stop_process(process)
+async def _receive_replay(url: str, subscribe: dict) -> dict:
+    async with websockets.connect(url, max_size=None) as ws:
+        received = 0
+        start, cpu = time.perf_counter(), time.process_time()
+        await ws.send(orjson.dumps(subscribe).decode())
+        while True:
+            message = orjson.loads(await ws.recv())
+            if message["type"] == "data":
+                received += len(message["data"])
+            elif message["type"] == "replay_complete":
+                break
+            elif message["type"] == "error":
+                raise RuntimeError(message["message"])
+        return {"received": received, "seconds": time.perf_counter() - start,
+                "cpu_s": time.process_time() - cpu}
 
 
-async def measure(bootstrap: str, count: int, tmp: Path) -> dict:
+def replay_client(url: str, subscribe: dict) -> dict:
+    """Run in a process of its own: subscribe, read every frame until replay_complete."""
+    return asyncio.run(_receive_replay(url, subscribe))
+
+
+async def replay_round(settings: Settings, count: int, base: int, gateway_pid: int,
+                       clients: ProcessPoolExecutor) -> dict:
+    """One replay of the range to a client process; its rate and the CPU it cost."""
+    subscribe = {"type": "subscribe", "stream_type": "trades", "symbols": list(SYMBOLS),
+                 "start": micros_to_iso(base), "end": micros_to_iso(base + count * STEP_US),
+                 "speed": 0}
+    url = f"ws://127.0.0.1:{settings.gateway_port}/ws/stream"
+    gateway_cpu = cpu_seconds(gateway_pid)
+    client = await asyncio.get_running_loop().run_in_executor(
+        clients, replay_client, url, subscribe)
+    gateway_cpu = cpu_seconds(gateway_pid) - gateway_cpu
+    if client["received"] != count:
+        raise RuntimeError(f"the replay sent {client['received']} of {count} records")
+    return {"replay_records_per_s": round(count / client["seconds"]),
+            "gateway_cpu_s": round(gateway_cpu, 2), "client_cpu_s": round(client["cpu_s"], 2),
+            "replay_s": round(client["seconds"], 2)}
+
+
+async def measure(bootstrap: str, count: int, tmp: Path, rounds: int = ROUNDS) -> dict:
     settings = Settings.from_env({}, kafka_bootstrap=bootstrap, partitions=6,
                                  topic_prefix=f"bench-{uuid.uuid4().hex[:8]}",
                                  gateway_port=free_port(), log_level="warning")
+    base = now_micros() // 1_000_000 * 1_000_000 - count * STEP_US - 60_000_000
     await create_topics(settings)
-    await fill(settings, trades(count))
-    bare = await bare_read(settings, count)
-    replay = await replay_rate(settings, count, tmp / "gateway.log")
+    await fill(settings, trades(count, base))
+    gateway = spawn_service(settings, "gateway", tmp / "gateway.log")
+    spawn = multiprocessing.get_context("spawn")
+    try:
+        with ProcessPoolExecutor(1, mp_context=spawn) as clients:
+            await asyncio.get_running_loop().run_in_executor(clients, time.sleep, 0)
+            await wait_ready(settings.gateway_port)
+            results = []
+            for _ in range(rounds):
+                bare = await bare_read(settings, count)
+                replay = await replay_round(settings, count, base, gateway.pid, clients)
+                results.append({"bare_records_per_s": round(bare), **replay,
+                                "ratio": round(replay["replay_records_per_s"] / bare, 3)})
+    finally:
+        stop_process(gateway)
     return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python "
-                   f"{platform.python_version()}",
+        **run_facts(),
         "records": count,
         "partitions": settings.partitions,
-        "bare_records_per_s": round(bare),
-        "replay_records_per_s": round(replay),
-        "ratio": round(replay / bare, 3),
+        **{key: statistics.median(r[key] for r in results) for key in results[0]},
+        "rounds": results,
     }
 
 
@@ -160,10 +175,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller range")
     parser.add_argument("--records", type=int, help="records in the range")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="bare reads and replays")
     parser.add_argument("--out", type=Path, help="write the JSON result here too")
     args = parser.parse_args()
     count = args.records or (100_000 if args.quick else 400_000)
-    run_and_report(measure, count, args.out)
+
+    async def rounds(bootstrap: str, records: int, tmp: Path) -> dict:
+        return await measure(bootstrap, records, tmp, args.rounds)
+
+    run_and_report(rounds, count, args.out)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,14 +146,17 @@ def replay(
     stream: Annotated[str, typer.Option(help="quotes, candles, trades or raw.")],
     symbols: Annotated[str, typer.Option(help="Comma-separated symbols.")],
     start: Annotated[str, typer.Option(help="ISO 8601 event time to start at.")],
-    end: Annotated[str, typer.Option(help="ISO 8601 event time to end at (inclusive).")],
+    end: Annotated[str | None, typer.Option(
+        help="ISO 8601 event time to end at (inclusive); without it, follow the topic live "
+             "until Ctrl-C or SIGTERM.")] = None,
     timeframe: Annotated[str | None, typer.Option(help="Candles only: 1s, 1m, 5m...")] = None,
     speed: Annotated[str, typer.Option(help="1 = original pace, 10 = ten times faster, "
                                              "max = at once.")] = "max",
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
     out: Annotated[Path | None, typer.Option(help="Output file (default: stdout).")] = None,
 ) -> None:
-    """Write a topic's records for a time range in event-time order."""
+    """Write a topic's records for a time range in event-time order, then, without --end,
+    the new ones as they arrive until Ctrl-C or SIGTERM."""
     from fiml.export import FORMATS, export
     from fiml.replay import ReplayError
     from fiml.terminal import progress_bar
@@ -164,14 +168,22 @@ def replay(
         names = [canonical_symbol(s) for s in symbols.split(",") if s.strip()]
     except InvalidSymbol as error:
         raise typer.BadParameter(str(error), param_hint="--symbols") from None
-    begin, finish = _micros(start, "--start"), _micros(end, "--end")
+    begin = _micros(start, "--start")
+    finish = None if end is None else _micros(end, "--end")
+    pace = _speed(speed)
     target = sys.stdout if out is None else out.open("w", newline="")
     show = sys.stderr.isatty() and (out is not None or sys.stdout.isatty())
+    count, interrupted = 0, False
+
+    async def write(stop: asyncio.Event) -> None:
+        nonlocal count, interrupted
+        count = await export(settings, stream, names, begin, finish, target, fmt,
+                             timeframe=timeframe, speed=pace, progress=progress, stop=stop)
+        interrupted = finish is not None and stop.is_set()
+
     try:
         with progress_bar(show, f"replay {stream}") as progress:
-            count = asyncio.run(export(settings, stream, names, begin, finish, target, fmt,
-                                       timeframe=timeframe, speed=_speed(speed),
-                                       progress=progress))
+            run_until_signalled(write)
     except ReplayError as error:
         typer.echo(f"fiml replay: {error}", err=True)
         raise typer.Exit(2) from None
@@ -180,6 +192,8 @@ def replay(
             target.close()
     if show:
         typer.echo(f"{count} records", err=True)
+    if interrupted:
+        raise typer.Exit(130)
 
 
 @app.command()
@@ -214,7 +228,9 @@ def gateway(
     from gateway.app import create_app
 
     settings = _service_settings(gateway_host=host, gateway_port=port)
-    uvicorn.run(create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
+    app = create_app(settings)
+    gc.freeze()  # the objects of start-up live as long as the process: the collector skips them
+    uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port,
                 log_level=settings.log_level, log_config=None, ws="websockets-sansio",
                 ws_max_size=max(1 << 20, 4 * settings.max_message_bytes))
 

@@ -3,6 +3,8 @@
 Records come from :class:`fiml.replay.Replay` in event-time order; each is written as its
 fields (times in microseconds since the epoch, as in the topics). With a speed, writing is
 paced by event time: 1 is the original pace, 10 ten times faster; ``None`` writes at once.
+Without an end the replay follows the topic live until it is told to stop. The output is
+flushed whenever writing would wait, so a reader sees each record once it is written.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Any, TextIO
 import orjson
 
 from fiml.replay import STREAMS, Replay
+from fiml.runtime import now_micros, until_stopped
 from fiml.settings import Settings
 
 FORMATS = ("jsonl", "csv")
+CHUNK = 500
 
 Progress = Callable[[int, int], None]
 
@@ -29,10 +33,10 @@ def row(record: Any) -> dict[str, Any]:
 
 
 def csv_cell(value: object) -> object:
-    """A CSV cell: lists as JSON, None as empty."""
+    """A CSV cell: lists and maps as JSON, None as empty."""
     if value is None:
         return ""
-    if isinstance(value, list):
+    if isinstance(value, list | dict):
         return orjson.dumps(value).decode()
     return value
 
@@ -44,6 +48,7 @@ class Writer:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
         self.out = out
+        self.written = 0
         self.csv = None
         if fmt == "csv":
             names = [f.name for f in dataclasses.fields(STREAMS[stream].record_type)]
@@ -51,6 +56,8 @@ class Writer:
             self.csv.writeheader()
 
     def write(self, record: Any) -> None:
+        """Write one record as a line."""
+        self.written += 1
         values = row(record)
         if self.csv is None:
             self.out.write(orjson.dumps(values).decode() + "\n")
@@ -58,27 +65,45 @@ class Writer:
             self.csv.writerow({key: csv_cell(value) for key, value in values.items()})
 
 
-async def export(settings: Settings, stream: str, symbols: list[str], start: int, end: int,
-                 out: TextIO, fmt: str = "jsonl", *, timeframe: str | None = None,
-                 speed: float | None = None, progress: Progress | None = None) -> int:
+async def export(settings: Settings, stream: str, symbols: list[str], start: int,
+                 end: int | None, out: TextIO, fmt: str = "jsonl", *,
+                 timeframe: str | None = None, speed: float | None = None,
+                 progress: Progress | None = None, stop: asyncio.Event | None = None) -> int:
     """Write the records of ``stream`` in [start, end] (µs) to ``out``; returns how many.
 
-    ``progress(done, total)`` is called with event time covered so far, in µs.
+    Without ``end`` the records written since follow, as they arrive, until ``stop`` is set;
+    ``stop`` also ends a replay with ``end`` early. ``progress(done, total)`` is called with
+    the event time covered so far and the length of the range, in µs; without ``end`` the
+    range runs to now.
     """
     writer = Writer(out, fmt, stream)
+    async with Replay(settings, stream, symbols, start, end, timeframe=timeframe) as replay:
+        copying = _copy(replay, writer, speed, progress)
+        await (copying if stop is None else until_stopped(copying, stop))
+    out.flush()
+    if progress is not None and end is not None and (stop is None or not stop.is_set()):
+        progress(end - start, end - start)
+    return writer.written
+
+
+async def _copy(replay: Replay, writer: Writer, speed: float | None,
+                progress: Progress | None) -> None:
     loop = asyncio.get_running_loop()
     began = loop.time()
-    written = 0
-    async with Replay(settings, stream, symbols, start, end, timeframe=timeframe) as replay:
-        async for item in replay.records():
+    start, end = replay.start, replay.end
+
+    def advance(time: int) -> None:
+        writer.out.flush()
+        if progress is not None:
+            done = time - start
+            progress(done, max(done, (now_micros() if end is None else end) - start))
+
+    async for chunk in replay.chunks(CHUNK):
+        for item in chunk:
             if speed:
                 wait = began + (item.time - start) / 1_000_000 / speed - loop.time()
                 if wait > 0:
+                    advance(item.time)
                     await asyncio.sleep(wait)
             writer.write(item.record)
-            written += 1
-            if progress is not None:
-                progress(item.time - start, end - start)
-    if progress is not None:
-        progress(end - start, end - start)
-    return written
+        advance(chunk[-1].time)

@@ -3,10 +3,12 @@
 Kafka timestamps are set when a record is produced (ingest time, which derived records
 inherit from their raw tick), so they never precede the event time by more than
 ``future_tolerance_ms``. Each partition is sought with ``offsets_for_times(start -
-future_tolerance_ms)``, read forward in batches of at most ``batch`` records and stopped at
-the log end captured when the replay opened (or earlier, once its Kafka time passes ``end
-+ replay_lateness_ms``). A heap merges the partitions' heads by (event time, partition,
-offset), so memory holds one batch per partition whatever the range.
+future_tolerance_ms)``, read forward and stopped at the log end captured when the replay
+opened (or earlier, once its Kafka time passes ``end + replay_lateness_ms``). A partition
+holding fewer than ``batch`` fetched records takes what the consumer fetched for it since (at
+most ``FETCH_BYTES``), so memory holds about that much per partition whatever the range.
+A heap merges the partitions' heads by (event time, partition, offset); a record is decoded
+when it becomes its partition's head.
 
 Without ``end``, :meth:`Replay.records` goes on past those captured ends ("the hand-over"),
 from exactly the next offsets, yielding records as they arrive with ``live`` set: every
@@ -32,6 +34,7 @@ from schemas.records import micros_to_iso
 
 DEFAULT_BATCH = 500
 FETCH_WAIT_MS = 200
+FETCH_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,12 @@ class ReplayError(ValueError):
     """A replay that cannot be served; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Replayed:
-    """One record read back: where it was, its event time (µs) and whether it came live."""
+    """One record read back: where it was, its event time (µs) and whether it came live.
+
+    Not frozen: a frozen dataclass takes four times as long to make, once per record.
+    """
 
     partition: int
     offset: int
@@ -68,9 +74,12 @@ class Replayed:
 
 @dataclass
 class _Partition:
+    """A partition in a replay: records fetched up to ``stop`` and not merged yet, and
+    whether every one of them has been fetched."""
+
     tp: TopicPartition
     stop: int
-    buffer: deque[Replayed] = field(default_factory=deque)
+    fetched: deque[ConsumerRecord] = field(default_factory=deque)
     done: bool = False
 
 
@@ -119,7 +128,7 @@ class Replay:
         if not tps:
             raise ReplayError(f"topic {topic} does not exist")
         self.consumer = make_consumer(self.settings, "fiml-replay",
-                                      max_partition_fetch_bytes=256 * 1024)
+                                      max_partition_fetch_bytes=FETCH_BYTES)
         await self.consumer.start()
         try:
             await self._seek(tps)
@@ -161,57 +170,88 @@ class Replay:
 
     async def records(self) -> AsyncIterator[Replayed]:
         """Records in range in event-time order; then, without ``end``, live ones."""
+        async for chunk in self.chunks(self.batch):
+            for item in chunk:
+                yield item
+
+    async def chunks(self, size: int) -> AsyncIterator[list[Replayed]]:
+        """What :meth:`records` yields, in lists of at most ``size``: the merge runs without
+        awaiting between records, and a chunk is never empty. Live records come in the
+        chunks the consumer fetched them in, never mixed with replayed ones."""
         heap: list[tuple[int, int, int, Replayed, _Partition]] = []
         for part in self.partitions:
             await self._push_next(heap, part)
+        chunk: list[Replayed] = []
         while heap:
-            item, part = heapq.heappop(heap)[3:]
-            yield item
-            if part.buffer:
-                head = part.buffer.popleft()
-                heapq.heappush(heap, (head.time, head.partition, head.offset, head, part))
-            else:
+            item, part = heap[0][3:]
+            chunk.append(item)
+            following = self._next_of(part)
+            if following is None:
+                heapq.heappop(heap)
                 await self._push_next(heap, part)
+            else:
+                heapq.heapreplace(heap, (following.time, following.partition,
+                                         following.offset, following, part))
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
         if self.end is None:
-            async for item in self._follow():
-                yield item
+            async for chunk in self._follow(size):
+                yield chunk
 
     async def _push_next(self, heap: list, part: _Partition) -> None:
-        while not part.buffer and not part.done:
-            await self._fill(part)
-        if part.buffer:
-            item = part.buffer.popleft()
+        item = self._next_of(part)
+        while item is None and not part.done:
+            await self._fill()
+            item = self._next_of(part)
+        if item is not None:
             heapq.heappush(heap, (item.time, item.partition, item.offset, item, part))
 
-    async def _fill(self, part: _Partition) -> None:
+    def _next_of(self, part: _Partition) -> Replayed | None:
+        """The partition's next fetched record in range, decoded; None once none is left."""
+        fetched = part.fetched
+        while fetched:
+            item = self._take(fetched.popleft())
+            if item is not None:
+                return item
+        return None
+
+    async def _fill(self) -> None:
+        """Take what the consumer has fetched for every partition running low.
+
+        Taking all of it at once lets the consumer fetch the next records of every partition
+        while these are merged (it fetches from a broker only once nothing it fetched before
+        from there waits to be taken).
+        """
         consumer = self.consumer
         assert consumer is not None
-        batches = await consumer.getmany(part.tp, timeout_ms=FETCH_WAIT_MS,
-                                         max_records=self.batch)
-        for raw in batches.get(part.tp, []):
-            if raw.offset >= part.stop:
-                break
-            item = self._take(raw)
-            if item is not None:
-                part.buffer.append(item)
-        if await consumer.position(part.tp) >= part.stop:
-            part.done = True
-            consumer.pause(part.tp)
+        low = [part for part in self.partitions
+               if not part.done and len(part.fetched) < self.batch]
+        batches = await consumer.getmany(*(part.tp for part in low), timeout_ms=FETCH_WAIT_MS)
+        for part in low:
+            for raw in batches.get(part.tp, ()):
+                if raw.offset >= part.stop:
+                    break
+                part.fetched.append(raw)
+            if await consumer.position(part.tp) >= part.stop:
+                part.done = True
+                consumer.pause(part.tp)
 
-    async def _follow(self) -> AsyncIterator[Replayed]:
+    async def _follow(self, size: int) -> AsyncIterator[list[Replayed]]:
         consumer = self.consumer
         assert consumer is not None
         for part in self.partitions:
             consumer.seek(part.tp, part.stop)
         consumer.resume(*(part.tp for part in self.partitions))
         while True:
-            batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=self.batch)
-            for tp in sorted(batches, key=lambda tp: tp.partition):
-                for raw in batches[tp]:
-                    item = self._take(raw, live=True)
-                    if item is not None:
-                        yield item
-            if not batches:
+            batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=size)
+            chunk = [item for tp in sorted(batches, key=lambda tp: tp.partition)
+                     for raw in batches[tp] if (item := self._take(raw, live=True)) is not None]
+            if chunk:
+                yield chunk
+            elif not batches:
                 await asyncio.sleep(0)
 
     def _take(self, raw: ConsumerRecord, live: bool = False) -> Replayed | None:

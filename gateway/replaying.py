@@ -1,12 +1,14 @@
 """Replay subscriptions: a subscribe message with ``start`` streams the log by event time.
 
-A reader task pulls :class:`fiml.replay.Replay` into a small bounded queue; the pacer takes
-from it on the subscription's ``interval_ms`` cadence, releasing the records whose event time
-the replay clock (``start + elapsed * speed``) has reached, conflated per interval like live
-data (price and quote per symbol, ohlcv per bucket, trades never). At speed 0 the clock is
-off: every record is sent, unconflated, as fast as the client takes the messages. While a
-message waits for the client (``in_flight``) nothing is taken, so the queue fills and the
-reader stops reading: memory stays bounded whatever the client's pace.
+A reader task takes :class:`fiml.replay.Replay` in chunks of ``READ_CHUNK`` records, encodes
+each chunk's JSON items at once (so the decoded records die young and the next message is
+mostly built while the previous one is written) and puts it in a small bounded queue; the
+pacer takes from it on the subscription's ``interval_ms`` cadence, releasing the items whose
+event time the replay clock (``start + elapsed * speed``) has reached, conflated per interval
+like live data (price and quote per symbol, ohlcv per bucket, trades never). At speed 0 the
+clock is off: every record is sent, unconflated, as fast as the client takes the messages.
+While a message waits for the client (``in_flight``) nothing is taken, so the queue fills and
+the reader stops reading: memory stays bounded whatever the client's pace.
 
 With ``end`` a ``replay_complete`` message ends the subscription. Without it, the records
 past the offsets captured at the start come live from the same consumer, so nothing is
@@ -16,8 +18,10 @@ missed or repeated at the hand-over; from then on data messages carry no ``repla
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -33,7 +37,8 @@ from schemas.records import datetime_to_micros
 log = logging.getLogger("fiml.gateway.replay")
 
 MAX_ITEMS = 1000
-QUEUE_SIZE = 1000
+READ_CHUNK = 100
+QUEUE_CHUNKS = 2 * MAX_ITEMS // READ_CHUNK
 UNPACED_POLL = 0.001
 END = object()
 
@@ -53,13 +58,11 @@ def item_builder(stream_type: StreamType) -> Callable[[Any], dict[str, object]]:
     return QUOTE_BUILDERS[stream_type]
 
 
-def conflation_key(stream_type: StreamType, item: Replayed, unconflated: bool) -> Hashable:
-    """Items with the same key in one message keep only the latest."""
-    if unconflated or stream_type == StreamType.TRADES:
-        return (item.partition, item.offset)
+def conflation_key(stream_type: StreamType, record: Any) -> Hashable:
+    """Price, quote and ohlcv items with the same key in one message keep only the latest."""
     if stream_type == StreamType.OHLCV:
-        return (item.record.symbol, item.record.open_time)
-    return item.record.symbol
+        return (record.symbol, record.open_time)
+    return record.symbol
 
 
 def replay_ack_fields(request: SubscribeRequest) -> dict[str, object]:
@@ -68,6 +71,18 @@ def replay_ack_fields(request: SubscribeRequest) -> dict[str, object]:
     return {"start": utc_timestamp(request.start),
             "end": None if request.end is None else utc_timestamp(request.end),
             "speed": request.speed}
+
+
+@dataclass(slots=True)
+class Encoded:
+    """Records read back, all replayed or all live, as the JSON items of data messages,
+    with each one's event time, symbol and (when it may be conflated) conflation key."""
+
+    live: bool
+    times: list[int]
+    symbols: list[str]
+    items: list[str]
+    keys: list[Hashable]
 
 
 class ReplayRun:
@@ -84,8 +99,10 @@ class ReplayRun:
         self.end = None if request.end is None else datetime_to_micros(request.end)
         self.speed = request.speed
         self.build = item_builder(subscription.stream_type)
-        self.queue: asyncio.Queue[object] = asyncio.Queue(QUEUE_SIZE)
-        self.head: object | None = None
+        self.queue: asyncio.Queue[object] = asyncio.Queue(QUEUE_CHUNKS)
+        self.chunk = Encoded(False, [], [], [], [])
+        self.next = 0
+        self.finished = False
         self.handed_over = False
 
     async def run(self, ack: str) -> None:
@@ -123,13 +140,9 @@ class ReplayRun:
             self._complete()
 
     async def _read(self, replay: Replay) -> None:
-        queue = self.queue
         try:
-            async for item in replay.records():
-                if queue.full():
-                    await queue.put(item)
-                else:
-                    queue.put_nowait(item)
+            async for chunk in replay.chunks(READ_CHUNK):
+                await self.queue.put(self._encode(chunk))
         except Exception as error:
             await self.queue.put(error)
             return
@@ -161,37 +174,65 @@ class ReplayRun:
                 slot += int(late // interval) + 1
             await asyncio.sleep(began + slot * interval - loop.time())
 
-    def _take(self, clock: float | None) -> tuple[list[str], bool, bool]:
-        """Items released by ``clock``, all replayed or all live; and whether the replay ended."""
+    def _encode(self, chunk: list[Replayed]) -> Encoded:
+        """Encode a chunk at once, so that its records die young."""
+        live = chunk[0].live
+        records = [item.record for item in chunk]
         stream_type = self.subscription.stream_type
-        symbols = self.subscription.symbols
-        batch: dict[Hashable, str] = {}
+        conflated = (self.speed != 0 or live) and stream_type != StreamType.TRADES
+        return Encoded(live, [item.time for item in chunk], [r.symbol for r in records],
+                       [orjson.dumps(self.build(r)).decode() for r in records],
+                       [conflation_key(stream_type, r) for r in records] if conflated else [])
+
+    def _take(self, clock: float | None) -> tuple[list[str], bool, bool]:
+        """Items released by ``clock``, all replayed or all live; and whether the replay ended.
+
+        Replayed records at speed 0, and trades, are never conflated: they go to ``items``;
+        the others to ``latest``, by conflation key.
+        """
+        symbols = set(self.subscription.symbols)
+        items: list[str] = []
+        latest: dict[Hashable, str] = {}
         live: bool | None = None
-        while len(batch) < MAX_ITEMS:
-            if self.head is None:
-                try:
-                    self.head = self.queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-            head = self.head
-            if head is END:
-                return list(batch.values()), bool(live), True
-            if isinstance(head, Exception):
-                raise head
-            assert isinstance(head, Replayed)
-            if live is not None and head.live != live:
+        while (room := MAX_ITEMS - len(items) - len(latest)) > 0 and (
+                self.next < len(self.chunk.items) or self._next_chunk()):
+            chunk = self.chunk
+            if live is not None and chunk.live != live:
                 break
-            if not head.live and clock is not None and head.time > clock:
-                break
-            live = head.live
+            live = chunk.live
             self.handed_over = self.handed_over or live
-            self.head = None
-            if head.record.symbol not in symbols:
+            first, stop = self.next, min(len(chunk.items), self.next + room)
+            if clock is not None and not live:
+                stop = bisect.bisect_right(chunk.times, clock, first, stop)
+                if stop == first:
+                    break
+            self.next = stop
+            if not chunk.keys:
+                items.extend(item for item, symbol in zip(chunk.items[first:stop],
+                                                          chunk.symbols[first:stop], strict=True)
+                             if symbol in symbols)
                 continue
-            key = conflation_key(stream_type, head, unconflated=clock is None and not live)
-            batch.pop(key, None)
-            batch[key] = orjson.dumps(self.build(head.record)).decode()
-        return list(batch.values()), bool(live), False
+            for index in range(first, stop):
+                if chunk.symbols[index] in symbols:
+                    latest.pop(chunk.keys[index], None)
+                    latest[chunk.keys[index]] = chunk.items[index]
+        return items or list(latest.values()), bool(live), (
+            self.finished and self.next == len(self.chunk.items))
+
+    def _next_chunk(self) -> bool:
+        """Make the next chunk of the queue current; False if there is none yet or any more."""
+        try:
+            head = self.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return False
+        if head is END:
+            self.finished = True
+            return False
+        if isinstance(head, Exception):
+            raise head
+        assert isinstance(head, Encoded)
+        self.chunk, self.next = head, 0
+        return True
 
     def _complete(self) -> None:
         sub = self.subscription

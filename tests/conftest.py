@@ -20,12 +20,21 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield bootstrap
 
 
+# Tests write records with fixed event times (tests/test_gateway.py's BASE_US, November
+# 2025); the broker's retention check would delete them mid-session under the default
+# retention of days, so test topics keep records for about ten years.
+TEST_RETENTION_HOURS = 10 * 365 * 24
+
+
 @pytest.fixture
 def settings(kafka_bootstrap: str) -> Settings:
     """Settings on the session broker, with a topic prefix no other test uses."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
+    retention = {f"{kind}_retention_hours": TEST_RETENTION_HOURS
+                 for kind in ("raw", "status", "quotes", "trades", "candles", "dlq")}
     return Settings.from_env(env, kafka_bootstrap=kafka_bootstrap,
-                             topic_prefix=f"test-{uuid.uuid4().hex[:10]}", partitions=3)
+                             topic_prefix=f"test-{uuid.uuid4().hex[:10]}", partitions=3,
+                             **retention)
 
 
 @pytest.fixture

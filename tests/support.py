@@ -62,6 +62,7 @@ async def read_topic(settings: Settings, role: str, record_type: type) -> list[t
                     if record.offset < ends[tp]:
                         value = decode(record.value, record_type)
                         found.append((tp.partition, record.offset, value))
+            for tp in list(pending):  # every one: records deleted meanwhile return no batch
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
         return found

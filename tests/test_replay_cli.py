@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import io
 import json
 import os
 import pty
+import signal
 import sys
+from pathlib import Path
 
 import pytest
 
 from fiml.export import csv_cell, row
-from schemas import Quote
+from fiml.runtime import now_micros
+from schemas import Quote, Trade
 from schemas.records import micros_to_iso
-from tests.support import read_topic, service_env
+from tests.support import poll_until, read_topic, service_env
 from tests.test_gateway import make_quote
-from tests.test_replay_reader import BASE_US, produce_timed
+from tests.test_replay_reader import BASE_US, MS, produce_timed, produce_trades, trade
 
 SYMBOLS = ("AAPL", "MSFT", "BTC/USDT")
 BAR = "━"
@@ -103,3 +107,76 @@ async def test_bad_arguments_are_refused(topics, args, message):
     code, _, err = await run_cli(topics, "--stream", "quotes", "--symbols", "AAPL", *args)
     assert code == 2
     assert message in err.decode()
+
+
+def recent_trades(numbers: range, base: int) -> list[Trade]:
+    """Trades ``number`` ms after ``base``, a recent time that the topic's retention keeps."""
+    return [dataclasses.replace(t, ts_event=t.ts_event - BASE_US + base,
+                                ts_ingest=t.ts_ingest - BASE_US + base)
+            for t in (trade(n) for n in numbers)]
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+async def start_cli(settings, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fiml", "replay", *args, env=service_env(settings),
+        stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+
+
+async def stop_cli(process: asyncio.subprocess.Process, signum: int) -> tuple[int, bytes]:
+    process.send_signal(signum)
+    try:
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    return process.returncode, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_without_end_it_follows_live_until_stopped(topics, tmp_path, signum):
+    base = now_micros() // 1_000_000 * 1_000_000 - 60_000_000
+    symbols = {"ETH/USDT", "AAPL"}
+    await produce_trades(topics, recent_trades(range(100), base))
+    target = tmp_path / "follow.jsonl"
+    process = await start_cli(topics, "--stream", "trades", "--symbols", "ETH/USDT,aapl",
+                              "--start", micros_to_iso(base + 10 * MS), "--out", str(target))
+    try:
+        await poll_until(lambda: len(lines(target)) >= 45, 30)
+        await produce_trades(topics, recent_trades(range(100, 200), base))
+        await poll_until(lambda: len(lines(target)) >= 95, 30)
+    finally:
+        code, err = await stop_cli(process, signum)
+    assert code == 0, err
+    assert b"Traceback" not in err
+    stored = await read_topic(topics, "trades", Trade)
+    place = {r.trade_id: (p, o) for p, o, r in stored}
+    written = [row["trade_id"] for row in lines(target)]
+    assert target.read_text().endswith("\n")
+    assert written[:45] == [f"t{n}" for n in range(10, 100) if n % 2 == 0]
+    live = written[45:]
+    assert sorted(live) == sorted(f"t{n}" for n in range(100, 200) if n % 2 == 0)
+    for partition in {place[i][0] for i in live}:
+        offsets = [place[i][1] for i in live if place[i][0] == partition]
+        assert offsets == sorted(offsets)
+    assert {r.symbol for _, _, r in stored if r.trade_id in written} == symbols
+
+
+async def test_a_signal_ends_a_replay_with_end_early_with_its_output_flushed(topics, tmp_path):
+    base = now_micros() // 1_000_000 * 1_000_000 - 60_000_000
+    await produce_trades(topics, recent_trades(range(0, 60_000, 1000), base))
+    target = tmp_path / "paced.jsonl"
+    process = await start_cli(topics, "--stream", "trades", "--symbols", "ETH/USDT,AAPL",
+                              "--start", micros_to_iso(base), "--end",
+                              micros_to_iso(base + 60_000 * MS), "--speed", "1",
+                              "--out", str(target))
+    try:
+        await poll_until(lambda: len(lines(target)) >= 1, 30)
+    finally:
+        code, err = await stop_cli(process, signal.SIGTERM)
+    assert code == 130, err
+    assert [row["trade_id"] for row in lines(target)][:1] == ["t0"]
+    assert len(lines(target)) < 15

@@ -66,7 +66,10 @@ async def test_a_range_returns_exactly_the_topics_records_in_event_time_order(to
     start, end = BASE_US + 50 * MS, BASE_US + 300 * MS
     async with Replay(topics, "trades", ["ETH/USDT", "AAPL"], start, end, batch=7) as replay:
         found = await collect(replay)
-        assert max(len(part.buffer) for part in replay.partitions) <= 7
+    async with Replay(topics, "trades", ["ETH/USDT", "AAPL"], start, end) as replay:
+        chunks = [chunk async for chunk in replay.chunks(10)]
+    assert [item for chunk in chunks for item in chunk] == found
+    assert [len(chunk) for chunk in chunks] == [10] * 12 + [6]
     want = expected(stored, {"ETH/USDT", "AAPL"}, start, end)
     assert len(want) == 126
     assert [(i.partition, i.offset, i.record) for i in found] == want

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Iterable
+from collections.abc import Iterable
 
-from fiml.runtime import now_micros
+from fiml.runtime import now_micros, until_stopped
 from ingest.providers import Batch, Emit
 from ingest.providers.backoff import Failure
 from schemas import ProviderStatus
@@ -106,18 +106,3 @@ async def wait(stop: asyncio.Event, seconds: float) -> None:
     """Sleep ``seconds`` or until ``stop`` is set."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-
-
-async def until_stopped(work: Awaitable[None], stop: asyncio.Event) -> None:
-    """Run ``work`` until it ends or ``stop`` is set, whichever comes first."""
-    task = asyncio.ensure_future(work)
-    stopper = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopper.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    if not task.cancelled():
-        task.result()
