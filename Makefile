@@ -31,11 +31,13 @@ dashboard-assets: $(CHART_LIBRARY)
 $(CHART_LIBRARY):
 	npm install --no-save --no-audit --no-fund --prefix $(CACHE)/dashboard lightweight-charts@5.2.1
 
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
 # Debian's Chromium for the browser tests (Playwright drives it; no downloaded browser).
 browser: $(CHROMIUM)
 
 $(CHROMIUM):
-	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+	$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium
 
 # kustomize (Go module proxy) and Strimzi's CRDs (Maven Central) for the deployment tests,
 # cached under $(CACHE)/tools; see tests/deploy_tools.py.
@@ -49,9 +51,15 @@ run: kafka-jars dashboard-assets
 
 # Benchmarks (benchmarks/README.md), each on a broker of its own unless FIML_KAFKA_BOOTSTRAP
 # is set. BENCH_ARGS= (empty) runs the full mode; the soak runs SOAK_MINUTES.
-.PHONY: bench-latency bench-fanout soak
+.PHONY: bench-arbitration bench-replay bench-latency bench-fanout soak
 BENCH_ARGS ?= --quick
 SOAK_MINUTES ?= 30
+
+bench-arbitration: kafka-jars
+	$(BIN)/python benchmarks/arbitration_throughput.py $(BENCH_ARGS) --out benchmarks/arbitration_throughput.json
+
+bench-replay: kafka-jars
+	$(BIN)/python benchmarks/replay_throughput.py $(BENCH_ARGS) --out benchmarks/replay_throughput.json
 
 bench-latency: kafka-jars
 	$(BIN)/python benchmarks/latency.py $(BENCH_ARGS) --out benchmarks/latency.json

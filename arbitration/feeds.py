@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -24,7 +25,10 @@ class StatusFeed:
     Before a raw record with Kafka time ``K`` is processed, :meth:`ensure` reads the status
     topic to its end unless that was done after a raw record with time at least
     ``K - slack`` was read. The slack is half of ``status delay - future tolerance``; see
-    ``arbitration/statuses.py`` for why that makes the merge deterministic.
+    ``arbitration/statuses.py`` for why that makes the merge deterministic. Each read to the
+    end costs a round trip to the broker (tens of ms behind the consumer's own fetch), so
+    once half the slack has passed :meth:`ensure` starts the next read in the background: in
+    a steady stream the raw records never wait for one.
     """
 
     def __init__(self, settings: Settings, config: EngineConfig) -> None:
@@ -36,6 +40,7 @@ class StatusFeed:
         self._newest_seen: int | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
+        self._reading: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Connect and assign every status partition from its beginning."""
@@ -48,7 +53,11 @@ class StatusFeed:
             await self._consumer.seek_to_beginning(*self._partitions)
 
     async def stop(self) -> None:
-        """Disconnect."""
+        """Stop reading and disconnect."""
+        if self._reading is not None:
+            self._reading.cancel()
+            await asyncio.wait([self._reading])
+            self._reading = None
         if self._consumer is not None:
             await self._consumer.stop()
 
@@ -56,10 +65,21 @@ class StatusFeed:
         """Make sure every status a raw record of this Kafka time may need has been read."""
         if self._newest_seen is None or timestamp_us > self._newest_seen:
             self._newest_seen = timestamp_us
-        if self._covered is not None and timestamp_us <= self._covered + self.slack_us:
-            return
+        if self._reading is not None and (self._reading.done() or not self._covers(timestamp_us)):
+            reading, self._reading = self._reading, None
+            await reading
+        if not self._covers(timestamp_us):
+            await self._read_to_end()
+        elif self._reading is None and not self._covers(self._newest_seen + self.slack_us // 2):
+            self._reading = asyncio.create_task(self._read_to_end())
+
+    def _covers(self, timestamp_us: int) -> bool:
+        return self._covered is not None and timestamp_us <= self._covered + self.slack_us
+
+    async def _read_to_end(self) -> None:
+        seen = self._newest_seen
         await self._catch_up()
-        self._covered = self._newest_seen
+        self._covered = seen if self._covered is None else max(self._covered, seen)
 
     async def _catch_up(self) -> None:
         if not self._partitions:

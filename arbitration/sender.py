@@ -4,7 +4,8 @@
 record; :class:`BatchSender` appends each record to a :class:`BatchBuilder` of its topic
 partition and hands the filled builders to the producer with ``send_batch``. The producer
 keeps them until they are delivered, so ``producer.flush()`` (which Faust awaits before it
-commits offsets) still covers them.
+commits offsets) still covers them. Each builder is closed first: the batch is complete, and
+aiokafka sends a closed batch at once instead of holding it for the producer's linger.
 """
 
 from __future__ import annotations
@@ -43,4 +44,5 @@ class BatchSender:
         self._full.clear()
         self._open.clear()
         for (topic, partition), builder in batches:
+            builder.close()
             await self.producer.send_batch(builder, topic, partition=partition)
