@@ -3,19 +3,16 @@
 Light (the gateway imports it at subscribe time). The synthetic provider serves any
 well-formed symbol. The CCXT exchanges serve the spot pairs they list: the gateway loads
 each enabled exchange's markets in the background at start (see
-``ingest/providers/ccxt_markets.py``) and records them here with :func:`remember_markets`;
-until at least one exchange's markets are known (no network, a venue down), any crypto pair
-passes, and an exchange lacking it reports ``missing_market``. Yahoo Finance, Alpha Vantage
-and FMP serve the known Yahoo tickers, the configured universe's tickers and, for Yahoo,
-fiat currency pairs.
-
-The loaded markets are kept per process, by exchange id: they describe the venues, not a
-configuration, so every gateway app of a process shares them.
+``ingest/providers/ccxt_markets.py``) into its :class:`ExchangeMarkets`, which its one
+:class:`Catalog` reads; until at least one enabled exchange's markets are known (no
+network, a venue down), any crypto pair passes, and an exchange lacking it reports
+``missing_market``. Yahoo Finance, Alpha Vantage and FMP serve the known Yahoo tickers,
+the configured universe's tickers and, for Yahoo, fiat currency pairs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fiml.settings import Settings
 
@@ -31,12 +28,22 @@ KNOWN_YAHOO = frozenset({
 })
 YAHOO_FAMILIES = frozenset({"yfinance", "alphavantage", "fmp"})
 
-_SPOT_PAIRS: dict[str, frozenset[str]] = {}
 
+class ExchangeMarkets:
+    """The spot pairs of the exchanges whose markets are loaded, by exchange id."""
 
-def remember_markets(exchange_id: str, pairs: frozenset[str]) -> None:
-    """Record the spot pairs an exchange lists, for every catalog built from now on."""
-    _SPOT_PAIRS[exchange_id] = pairs
+    def __init__(self) -> None:
+        self.pairs: dict[str, frozenset[str]] = {}
+
+    def remember(self, exchange_id: str, pairs: frozenset[str]) -> None:
+        """Record the spot pairs ``exchange_id`` lists."""
+        self.pairs[exchange_id] = pairs
+
+    def lists(self, exchange_ids: tuple[str, ...], symbol: str) -> bool | None:
+        """Whether one of ``exchange_ids`` lists ``symbol``; None while none of their
+        markets is known."""
+        known = [self.pairs[exchange] for exchange in exchange_ids if exchange in self.pairs]
+        return any(symbol in pairs for pairs in known) if known else None
 
 
 def needs_exchange_markets(settings: Settings) -> bool:
@@ -79,16 +86,16 @@ class Catalog:
 
     families: frozenset[str]
     universe: frozenset[str] = frozenset()
-    crypto_pairs: frozenset[str] | None = None  # None: no exchange's markets known yet
+    exchanges: tuple[str, ...] = ()
+    markets: ExchangeMarkets = field(default_factory=ExchangeMarkets, compare=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Catalog:
-        """The catalog of the providers ``settings`` runs, with the spot pairs of its
-        exchanges whose markets are known."""
-        known = [_SPOT_PAIRS[exchange] for exchange in ccxt_exchange_ids(settings)
-                 if exchange in _SPOT_PAIRS]
+    def from_settings(cls, settings: Settings,
+                      markets: ExchangeMarkets | None = None) -> Catalog:
+        """The catalog of the providers ``settings`` runs; crypto pairs are checked against
+        ``markets`` as they become known (none known: any pair passes)."""
         return cls(provider_families(settings), frozenset(settings.synthetic_symbols),
-                   frozenset().union(*known) if known else None)
+                   ccxt_exchange_ids(settings), markets or ExchangeMarkets())
 
     def can_serve(self, symbol: str) -> bool:
         """Whether some configured provider can serve the canonical ``symbol``."""
@@ -98,6 +105,6 @@ class Catalog:
             if is_fiat_pair(symbol):
                 return "yfinance" in self.families
             return "ccxt" in self.families and (
-                self.crypto_pairs is None or symbol in self.crypto_pairs)
+                self.markets.lists(self.exchanges, symbol) is not False)
         return bool(self.families & YAHOO_FAMILIES) and (
             symbol in KNOWN_YAHOO or symbol in self.universe)

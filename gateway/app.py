@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 
-from fiml.catalog import needs_exchange_markets
+from fiml.catalog import Catalog, ExchangeMarkets, needs_exchange_markets
 from fiml.metrics import CONNECTIONS, CONTENT_TYPE, SUBSCRIPTIONS, exposition
 from fiml.settings import Settings
 from gateway.asyncapi import asyncapi_document
+from gateway.clock import Clocks
 from gateway.dashboard import mount_dashboard
 from gateway.demand import DemandPublisher
 from gateway.feed import MarketFeed
@@ -38,8 +39,9 @@ from gateway.security import (
     api_key_accepted,
     origin_allowed,
 )
-from gateway.session import POLICY_VIOLATION, ClientSession
+from gateway.session import POLICY_VIOLATION, ClientSession, Shared
 from gateway.stores import Market
+from gateway.watcher import watch_connections
 
 
 def prices_path_request(symbols: str) -> SubscribeRequest:
@@ -56,15 +58,19 @@ def create_app(settings: Settings) -> FastAPI:
     statuses = ProviderStatuses()
     feed = MarketFeed(settings, market, statuses)
     demand = DemandPublisher(settings, registry)
+    exchange_markets = ExchangeMarkets()
+    shared = Shared(settings, market, registry, statuses,
+                    Catalog.from_settings(settings, exchange_markets), Clocks())
     CONNECTIONS.set_function(lambda: len(registry.connections))
     SUBSCRIPTIONS.set_function(registry.subscription_count)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(feed.run()), asyncio.create_task(demand.run())]
+        tasks = [asyncio.create_task(feed.run()), asyncio.create_task(demand.run()),
+                 asyncio.create_task(watch_connections(registry))]
         if needs_exchange_markets(settings):  # ccxt is imported only when its markets matter
             from ingest.providers.ccxt_markets import learn_ccxt_markets
-            tasks.append(asyncio.create_task(learn_ccxt_markets(settings)))
+            tasks.append(asyncio.create_task(learn_ccxt_markets(settings, exchange_markets)))
         try:
             yield
         finally:
@@ -73,12 +79,14 @@ def create_app(settings: Settings) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            shared.clocks.close()
 
     app = FastAPI(title="FIML streaming gateway", lifespan=lifespan)
     app.state.feed = feed
     app.state.registry = registry
     app.state.market = market
     app.state.statuses = statuses
+    app.state.exchange_markets = exchange_markets
     app.include_router(history_router(settings))
     app.include_router(providers_router(settings, statuses))
     mount_dashboard(app, settings)
@@ -106,7 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.websocket("/ws/stream")
     async def stream(websocket: WebSocket) -> None:
         if await admit(websocket):
-            await ClientSession(websocket, market, registry, settings, statuses).serve()
+            await ClientSession(websocket, shared).serve()
 
     @app.websocket("/ws/prices/{symbols:path}")
     async def prices(websocket: WebSocket, symbols: str) -> None:
@@ -118,8 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
             await websocket.send_text(error_frame(error.code, error.message))
             await websocket.close(POLICY_VIOLATION)
             return
-        await ClientSession(websocket, market, registry, settings, statuses).serve(
-            first=request)
+        await ClientSession(websocket, shared).serve(first=request)
 
     @app.get("/asyncapi.json")
     async def asyncapi(request: Request) -> dict[str, object]:

@@ -1,4 +1,5 @@
-"""Which connections are open and what they subscribe to, for GET /ws/connections."""
+"""Which connections are open and what they subscribe to: for GET /ws/connections, the
+demand publisher and the watcher."""
 
 from __future__ import annotations
 
@@ -8,21 +9,36 @@ from typing import Protocol
 from gateway.subscription import Subscription
 
 
-class HasSubscriptions(Protocol):
+class Connection(Protocol):
+    """An open connection as the registry and the watcher see it."""
+
     subscriptions: dict[str, Subscription]
+
+    def watch(self, now: float) -> None: ...
 
 
 class ConnectionRegistry:
-    """The open connections of this gateway process."""
+    """The open connections of this gateway process.
+
+    A connection calls :meth:`changed` whenever its subscriptions or their symbols change,
+    so the demand is counted again only after a change, not on every ask.
+    """
 
     def __init__(self) -> None:
-        self.connections: set[HasSubscriptions] = set()
+        self.connections: set[Connection] = set()
+        self.counted: Counter[str] | None = None
 
-    def add(self, connection: HasSubscriptions) -> None:
+    def add(self, connection: Connection) -> None:
         self.connections.add(connection)
+        self.counted = None
 
-    def remove(self, connection: HasSubscriptions) -> None:
+    def remove(self, connection: Connection) -> None:
         self.connections.discard(connection)
+        self.counted = None
+
+    def changed(self) -> None:
+        """Some connection's subscriptions changed."""
+        self.counted = None
 
     def subscription_count(self) -> int:
         """How many subscriptions the open connections have."""
@@ -30,9 +46,11 @@ class ConnectionRegistry:
 
     def demand(self) -> Counter[str]:
         """Per symbol, how many subscriptions include it."""
-        return Counter(symbol for connection in self.connections
-                       for subscription in connection.subscriptions.values()
-                       for symbol in subscription.symbols)
+        if self.counted is None:
+            self.counted = Counter(symbol for connection in self.connections
+                                   for subscription in connection.subscriptions.values()
+                                   for symbol in subscription.symbols)
+        return self.counted.copy()
 
     def summary(self) -> dict[str, object]:
         """Counts as the spec's monitoring endpoint shows them."""

@@ -6,15 +6,22 @@ ack always precedes its subscription's data and nothing of a subscription follow
 while it waits, newer values conflate (trades accumulate, none is dropped). A client whose
 writes block longer than ``slow_consumer_seconds``, or whose queue fills, gets
 ``SLOW_CONSUMER`` and close code 1008; other clients never wait for it.
+
+A connection runs two tasks, its reader and its writer. Its subscriptions' data and its
+heartbeat are paced by the gateway's shared clocks (``gateway/clock.py``) and it is watched
+(slow writes, stale symbols, provider notices) by the gateway's one watcher
+(``gateway/watcher.py``); what every connection shares is one :class:`Shared`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -23,7 +30,9 @@ from fiml.catalog import Catalog
 from fiml.metrics import FRAMES_SENT, LATENCY, SEND_QUEUE_DEPTH, SLOW_CONSUMER_DROPS
 from fiml.runtime import now_micros
 from fiml.settings import Settings
+from gateway.clock import Clocks
 from gateway.limits import TokenBucket
+from gateway.outbox import Outbox
 from gateway.protocol import (
     ClientMessage,
     ErrorCode,
@@ -46,7 +55,6 @@ log = logging.getLogger("fiml.gateway")
 
 POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
-WATCH_PERIOD = 0.5
 QUOTE_STREAMS = frozenset({StreamType.PRICE, StreamType.QUOTE, StreamType.MULTI_ASSET})
 
 
@@ -54,28 +62,37 @@ def _json(message: dict[str, object]) -> str:
     return orjson.dumps(message).decode()
 
 
+@dataclass(frozen=True)
+class Shared:
+    """What every connection of one gateway app shares."""
+
+    settings: Settings
+    market: Market
+    registry: ConnectionRegistry
+    statuses: ProviderStatuses
+    catalog: Catalog
+    clocks: Clocks
+
+
 class ClientSession:
     """Serve one accepted WebSocket until it closes."""
 
-    def __init__(self, websocket: WebSocket, market: Market, registry: ConnectionRegistry,
-                 settings: Settings, statuses: ProviderStatuses) -> None:
+    def __init__(self, websocket: WebSocket, shared: Shared) -> None:
         self.websocket = websocket
-        self.market = market
-        self.statuses = statuses
+        self.shared = shared
+        self.market = shared.market
+        self.settings = settings = shared.settings
         self.told: dict[tuple[str, str], str] = {}
         self.providers_checked: tuple[int, int] | None = None
-        self.registry = registry
-        self.settings = settings
-        self.catalog = Catalog.from_settings(settings)
-        self.outbox: asyncio.Queue[tuple[str, Subscription | None]] = asyncio.Queue(
-            settings.send_queue_limit)
+        self.outbox: Outbox[tuple[str, Subscription | None]] = Outbox(settings.send_queue_limit)
         self.subscriptions: dict[str, Subscription] = {}
-        self.pacers: dict[str, asyncio.Task[None]] = {}
+        self.replays: dict[str, asyncio.Task[None]] = {}
         self.watched_since: dict[str, float] = {}
         self.stale: set[str] = set()
+        self.stale_check_at = math.inf
         self.sending_since: float | None = None
         self.closing: tuple[str, int] | None = None
-        self.close_requested = asyncio.Event()
+        self.writer: asyncio.Task[None] | None = None
         now = time.monotonic()
         rate = settings.client_messages_per_second
         self.inbound = TokenBucket(rate, 2 * rate, now)
@@ -83,21 +100,23 @@ class ClientSession:
 
     async def serve(self, first: SubscribeRequest | None = None) -> None:
         """Run until the client leaves; ``first`` is subscribed before any client message."""
-        self.registry.add(self)
-        writer = asyncio.create_task(self._write())
-        helpers = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._watch())]
+        clocks = self.shared.clocks
+        self.writer = writer = asyncio.create_task(self._write())
         reader = asyncio.create_task(self._read(first))
-        close_wait = asyncio.create_task(self.close_requested.wait())
+        self.shared.registry.add(self)
+        clocks.start(self, self.settings.heartbeat_interval, self._heartbeat)
         try:
-            await asyncio.wait([reader, writer, close_wait], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([reader, writer], return_when=asyncio.FIRST_COMPLETED)
             if self.closing is not None:
-                writer.cancel()
                 await self._close(*self.closing)
         finally:
-            for task in [reader, writer, close_wait, *helpers, *self.pacers.values()]:
+            for task in [reader, writer, *self.replays.values()]:
                 task.cancel()
+            clocks.stop(self)
+            for subscription_id in self.subscriptions:
+                clocks.stop(subscription_id)
             self.subscriptions.clear()
-            self.registry.remove(self)
+            self.shared.registry.remove(self)
 
     def send(self, text: str, subscription: Subscription | None = None) -> None:
         """Queue a frame for the client; a full queue makes it a slow consumer."""
@@ -118,7 +137,8 @@ class ClientSession:
             if code == ErrorCode.SLOW_CONSUMER:
                 SLOW_CONSUMER_DROPS.inc()
             self.closing = (error_frame(code, message), close_code)
-            self.close_requested.set()
+            if self.writer is not None:
+                self.writer.cancel()
 
     async def _read(self, first: SubscribeRequest | None) -> None:
         if first is not None:
@@ -173,7 +193,8 @@ class ClientSession:
             self.send(error_frame(ErrorCode.PROCESSING_ERROR, "the message could not be processed"))
 
     def _subscribe(self, request: SubscribeRequest) -> None:
-        unknown = [symbol for symbol in request.symbols if not self.catalog.can_serve(symbol)]
+        catalog = self.shared.catalog
+        unknown = [symbol for symbol in request.symbols if not catalog.can_serve(symbol)]
         if unknown:
             raise ProtocolError(ErrorCode.SUBSCRIPTION_ERROR,
                                 f"unknown symbol {', '.join(unknown)}: no provider serves it")
@@ -190,6 +211,7 @@ class ClientSession:
         subscription = Subscription(request.stream_type, list(request.symbols),
                                     request.interval_ms, request.timeframe, replay=replay)
         self.subscriptions[subscription.id] = subscription
+        self.shared.registry.changed()
         ack: dict[str, object] = {
             "type": "subscription_ack",
             "stream_type": subscription.stream_type.value,
@@ -202,7 +224,7 @@ class ClientSession:
             ack["timeframe"] = subscription.timeframe
         if replay:
             ack.update(replay_ack_fields(request))
-            self.pacers[subscription.id] = asyncio.create_task(
+            self.replays[subscription.id] = asyncio.create_task(
                 self._replay(subscription, request, _json(ack)))
             return
         self.send(_json(ack))
@@ -210,7 +232,10 @@ class ClientSession:
             now = time.monotonic()
             for symbol in subscription.symbols:
                 self.watched_since.setdefault(symbol, now)
-        self.pacers[subscription.id] = asyncio.create_task(self._pace(subscription))
+            self.stale_check_at = min(self.stale_check_at, now + self.settings.stale_after_seconds)
+        self._pace(subscription)
+        self.shared.clocks.start(subscription.id, subscription.interval_ms / 1000,
+                                 functools.partial(self._pace, subscription))
 
     def _unsubscribe(self, request: UnsubscribeRequest) -> None:
         removed: dict[str, None] = {}
@@ -224,9 +249,14 @@ class ClientSession:
             else:
                 removed.update(dict.fromkeys(subscription.remove_symbols(request.symbols)))
             if not subscription.symbols:
-                self.pacers.pop(subscription.id).cancel()
+                replay = self.replays.pop(subscription.id, None)
+                if replay is None:
+                    self.shared.clocks.stop(subscription.id)
+                else:
+                    replay.cancel()
                 del self.subscriptions[subscription.id]
                 ended.append(subscription.id)
+        self.shared.registry.changed()
         if not removed:
             wanted = "any symbol" if request.symbols is None else ", ".join(request.symbols)
             raise ProtocolError(
@@ -253,66 +283,60 @@ class ClientSession:
             await ReplayRun(self.settings, subscription, request, self.send).run(ack)
         finally:
             self.subscriptions.pop(subscription.id, None)
-            self.pacers.pop(subscription.id, None)
+            self.replays.pop(subscription.id, None)
+            self.shared.registry.changed()
 
     def _quote_symbols(self) -> set[str]:
         return {symbol for sub in self.subscriptions.values() if sub.stream_type in QUOTE_STREAMS
                 for symbol in sub.symbols}
 
-    async def _pace(self, subscription: Subscription) -> None:
-        """Send the snapshot now, then new values on a fixed, non-drifting cadence."""
-        store = self.market.store_for(subscription.stream_type)
-        loop = asyncio.get_running_loop()
-        interval = subscription.interval_ms / 1000
-        start = loop.time()
-        slot = 0
-        while True:
-            if not subscription.in_flight:
-                try:
-                    items = store.collect(subscription)
-                except TradesLost as lost:
-                    self.close_with(ErrorCode.SLOW_CONSUMER, str(lost), POLICY_VIOLATION)
-                    return
-                if items:
-                    subscription.in_flight = True
-                    if subscription.stream_type in QUOTE_STREAMS:
-                        subscription.ts_ingest = self.market.quotes.newest_ts_ingest(
-                            subscription.symbols)
-                    self.send(subscription.data_message(items), subscription)
-            slot += 1
-            late = loop.time() - (start + slot * interval)
-            if late > 0:
-                slot += math.ceil(late / interval)
-            await asyncio.sleep(start + slot * interval - loop.time())
+    def _pace(self, subscription: Subscription) -> None:
+        """Send what changed since the last data message, unless that one still waits:
+        at subscribe (the snapshot), then at each slot of its cadence."""
+        if subscription.in_flight:
+            return
+        try:
+            items = self.market.store_for(subscription.stream_type).collect(subscription)
+        except TradesLost as lost:
+            self.close_with(ErrorCode.SLOW_CONSUMER, str(lost), POLICY_VIOLATION)
+            return
+        if items:
+            subscription.in_flight = True
+            if subscription.stream_type in QUOTE_STREAMS:
+                subscription.ts_ingest = self.market.quotes.newest_ts_ingest(
+                    subscription.symbols)
+            self.send(subscription.data_message(items), subscription)
 
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.heartbeat_interval)
-            self.send(_json({
-                "type": "heartbeat",
-                "timestamp": utc_timestamp(),
-                "active_subscriptions": len(self.subscriptions),
-            }))
+    def _heartbeat(self) -> None:
+        self.send(_json({
+            "type": "heartbeat",
+            "timestamp": utc_timestamp(),
+            "active_subscriptions": len(self.subscriptions),
+        }))
 
-    async def _watch(self) -> None:
-        """Close a client whose writes block too long; report symbols going stale and back."""
-        while True:
-            await asyncio.sleep(WATCH_PERIOD)
-            now = time.monotonic()
-            blocked = self.sending_since is not None and now - self.sending_since
-            if blocked and blocked > self.settings.slow_consumer_seconds:
-                self.close_with(ErrorCode.SLOW_CONSUMER,
-                                f"a message waited {blocked:.0f} s for this client",
-                                POLICY_VIOLATION)
+    def watch(self, now: float) -> None:
+        """Close a client whose writes block too long; report symbols going stale and back,
+        and provider status changes (called by the gateway's watcher)."""
+        blocked = self.sending_since is not None and now - self.sending_since
+        if blocked and blocked > self.settings.slow_consumer_seconds:
+            self.close_with(ErrorCode.SLOW_CONSUMER,
+                            f"a message waited {blocked:.0f} s for this client",
+                            POLICY_VIOLATION)
+        if self.stale or now >= self.stale_check_at:
             self._report_staleness(now)
+        if (self.shared.statuses.version, len(self.watched_since)) != self.providers_checked:
             self._report_providers()
 
     def _report_staleness(self, now: float) -> None:
+        """Report changes; note when the next symbol could go stale at the earliest."""
         limit = self.settings.stale_after_seconds
         received_at = self.market.quotes.received_at
+        self.stale_check_at = math.inf
         for symbol, since in self.watched_since.items():
             last = max(received_at.get(symbol, since), since)
             is_stale = now - last > limit
+            if not is_stale:
+                self.stale_check_at = min(self.stale_check_at, last + limit)
             if is_stale == (symbol in self.stale):
                 continue
             if is_stale:
@@ -327,17 +351,15 @@ class ClientSession:
 
     def _report_providers(self) -> None:
         """Tell the client of provider status changes of its symbols (see gateway/providers.py)."""
-        checked = (self.statuses.version, len(self.watched_since))
-        if checked == self.providers_checked:
-            return
-        self.providers_checked = checked
+        statuses = self.shared.statuses
+        self.providers_checked = (statuses.version, len(self.watched_since))
+
         def serving(symbol: str) -> list[str]:
             quote = self.market.quotes.latest(symbol)
             return [] if quote is None else quote.providers
 
-        for notice in provider_notices(self.watched_since, serving, self.statuses.state,
-                                       self.told):
-            self.send(_json({**notice_message(notice, self.statuses.latest),
+        for notice in provider_notices(self.watched_since, serving, statuses.state, self.told):
+            self.send(_json({**notice_message(notice, statuses.latest),
                              "timestamp": utc_timestamp()}))
 
     async def _write(self) -> None:

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from fiml import catalog
-from fiml.catalog import Catalog, ccxt_exchange_ids, needs_exchange_markets, remember_markets
+from fiml.catalog import Catalog, ExchangeMarkets, ccxt_exchange_ids, needs_exchange_markets
 from fiml.settings import Settings
 from ingest.providers import ccxt_markets
 from ingest.providers.backoff import Backoff
@@ -25,12 +24,6 @@ from tests.test_gateway import serve_gateway
 
 KRAKEN_ROUTES = {"/AssetPairs": Reply(fixture("ccxt/kraken_asset_pairs.json")),
                  "/Assets": Reply(fixture("ccxt/kraken_assets.json"))}
-
-
-@pytest.fixture(autouse=True)
-def no_known_markets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts with no exchange's markets known."""
-    monkeypatch.setattr(catalog, "_SPOT_PAIRS", {})
 
 
 @pytest.fixture
@@ -63,28 +56,32 @@ def test_enabled_exchanges_and_when_markets_matter() -> None:
 
 
 def test_catalog_serves_the_listed_pairs_of_enabled_exchanges_only() -> None:
-    settings = Settings(providers=("ccxt:kraken", "yfinance"))
-    assert Catalog.from_settings(settings).crypto_pairs is None
-    assert Catalog.from_settings(settings).can_serve("ANY/COIN")  # nothing known yet
-    remember_markets("binance", frozenset({"ETH/USDT"}))
-    assert Catalog.from_settings(settings).can_serve("ANY/COIN")  # binance is not enabled
-    remember_markets("kraken", frozenset({"BTC/USD"}))
-    known = Catalog.from_settings(settings)
-    assert known.crypto_pairs == {"BTC/USD"}
-    assert known.can_serve("BTC/USD") and known.can_serve("EUR/USD") and known.can_serve("AAPL")
-    assert not known.can_serve("ETH/USDT") and not known.can_serve("ANY/COIN")
-    assert Catalog.from_settings(Settings(providers=("synthetic", "ccxt:kraken"))).can_serve(
-        "ANY/COIN")
+    markets = ExchangeMarkets()
+    catalog = Catalog.from_settings(Settings(providers=("ccxt:kraken", "yfinance")), markets)
+    assert catalog.can_serve("ANY/COIN")  # nothing known yet
+    markets.remember("binance", frozenset({"ETH/USDT"}))
+    assert catalog.can_serve("ANY/COIN")  # binance is not enabled
+    markets.remember("kraken", frozenset({"BTC/USD"}))
+    assert catalog.can_serve("BTC/USD") and catalog.can_serve("EUR/USD")
+    assert catalog.can_serve("AAPL")
+    assert not catalog.can_serve("ETH/USDT") and not catalog.can_serve("ANY/COIN")
+    assert Catalog.from_settings(Settings(providers=("synthetic", "ccxt:kraken")),
+                                 markets).can_serve("ANY/COIN")
 
 
 async def test_markets_load_through_ccxt_and_a_failure_is_retried(
         recorded_exchanges: list[str]) -> None:
-    pairs = await asyncio.wait_for(learn_exchange_markets("binance", 2.0, random.Random(1)), 10)
+    markets = ExchangeMarkets()
+    pairs = await asyncio.wait_for(
+        learn_exchange_markets("binance", 2.0, markets, random.Random(1)), 10)
     assert pairs == {"BTC/USDT", "ETH/USDT"}
     assert recorded_exchanges == ["binance", "binance"]
-    assert await learn_exchange_markets("kraken", 2.0) == {"BTC/USD"}
-    settings = Settings(providers=("ccxt",), ccxt_exchanges=("binance", "kraken"))
-    assert Catalog.from_settings(settings).crypto_pairs == {"BTC/USDT", "ETH/USDT", "BTC/USD"}
+    assert await learn_exchange_markets("kraken", 2.0, markets) == {"BTC/USD"}
+    assert markets.pairs == {"binance": {"BTC/USDT", "ETH/USDT"}, "kraken": {"BTC/USD"}}
+    catalog = Catalog.from_settings(
+        Settings(providers=("ccxt",), ccxt_exchanges=("binance", "kraken")), markets)
+    assert catalog.can_serve("BTC/USD") and catalog.can_serve("ETH/USDT")
+    assert not catalog.can_serve("DOGE/EUR")
 
 
 @pytest.mark.kafka
@@ -92,9 +89,9 @@ async def test_the_gateway_refuses_a_pair_no_enabled_exchange_lists(
         topics: Settings, recorded_exchanges: list[str]) -> None:
     settings = dataclasses.replace(topics, gateway_port=free_port(),
                                    providers=("ccxt:binance", "ccxt:kraken"))
-    async with serve_gateway(settings):
+    async with serve_gateway(settings) as app:
         for _ in range(100):
-            if set(catalog._SPOT_PAIRS) == {"binance", "kraken"}:
+            if set(app.state.exchange_markets.pairs) == {"binance", "kraken"}:
                 break
             await asyncio.sleep(0.05)
         refused = await subscribe(settings.gateway_port, ["BTC/USD", "DOGE/EUR"])

@@ -2,9 +2,10 @@
 
 The gateway runs :func:`learn_ccxt_markets` in the background at start: each exchange's
 markets are loaded once through ccxt (``load_markets``, the venue's public REST API) and
-recorded in :mod:`fiml.catalog`, so a crypto pair no enabled exchange lists is refused at
-subscribe time. A venue that cannot be reached (no network, a region block) is retried
-after a long backoff; until some exchange answered, the catalog lets every crypto pair pass.
+recorded in the app's :class:`fiml.catalog.ExchangeMarkets`, so a crypto pair no enabled
+exchange lists is refused at subscribe time. A venue that cannot be reached (no network, a
+region block) is retried after a long backoff; until some exchange answered, the catalog
+lets every crypto pair pass.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import logging
 import random
 
-from fiml.catalog import ccxt_exchange_ids, remember_markets
+from fiml.catalog import ExchangeMarkets, ccxt_exchange_ids
 from fiml.settings import Settings
 from ingest.providers.backoff import LONG
 from ingest.providers.ccxt_mapping import spot_pairs
@@ -22,9 +23,9 @@ from ingest.providers.ccxt_provider import make_exchange
 log = logging.getLogger("fiml.catalog")
 
 
-async def learn_exchange_markets(exchange_id: str, timeout_s: float,
+async def learn_exchange_markets(exchange_id: str, timeout_s: float, markets: ExchangeMarkets,
                                  rng: random.Random | None = None) -> frozenset[str]:
-    """Load one exchange's spot pairs into the catalog, retrying until it answers."""
+    """Load one exchange's spot pairs into ``markets``, retrying until it answers."""
     rng = rng or random.Random()
     attempt = 0
     while True:
@@ -37,7 +38,7 @@ async def learn_exchange_markets(exchange_id: str, timeout_s: float,
             log.warning("markets of %s not loaded (%s: %s); retrying in %.0f s", exchange_id,
                         type(error).__name__, str(error)[:200], delay)
         else:
-            remember_markets(exchange_id, pairs)
+            markets.remember(exchange_id, pairs)
             log.info("catalog: %s lists %d spot pairs", exchange_id, len(pairs))
             return pairs
         finally:
@@ -45,8 +46,10 @@ async def learn_exchange_markets(exchange_id: str, timeout_s: float,
         await asyncio.sleep(delay)
 
 
-async def learn_ccxt_markets(settings: Settings) -> None:
-    """Load the spot pairs of every exchange ``settings`` enables, each on its own."""
+async def learn_ccxt_markets(settings: Settings, markets: ExchangeMarkets) -> None:
+    """Load the spot pairs of every exchange ``settings`` enables into ``markets``, each on
+    its own."""
     await asyncio.gather(*(learn_exchange_markets(exchange_id,
-                                                  settings.provider_call_timeout_seconds)
+                                                  settings.provider_call_timeout_seconds,
+                                                  markets)
                            for exchange_id in ccxt_exchange_ids(settings)))
