@@ -21,13 +21,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient, CoordinationType
 
 from fiml.processes import command_line, die_with_parent, pid_alive, stop_process
 from fiml.settings import Settings
 
 MAIN_CLASS = "kafka.Kafka"
 RUNTIME_FILES = Path(__file__).parent / "kafka_runtime"
+READINESS_GROUP = "fiml-readiness"
 
 
 class KafkaRuntimeError(RuntimeError):
@@ -182,7 +183,7 @@ class LocalKafka:
                     f"the broker exited with code {process.returncode}; last lines of "
                     f"{self.log_file}:\n{_tail(self.log_file)}"
                 )
-            if asyncio.run(broker_listed(self.bootstrap)):
+            if asyncio.run(broker_ready(self.bootstrap)):
                 return
             time.sleep(0.3)
         raise KafkaRuntimeError(
@@ -190,23 +191,27 @@ class LocalKafka:
         )
 
 
-async def broker_listed(bootstrap: str, timeout_ms: int = 2000) -> bool:
-    """Whether the cluster at ``bootstrap`` answers and its metadata lists a broker."""
+async def broker_ready(bootstrap: str, timeout_ms: int = 2000) -> bool:
+    """Whether the cluster at ``bootstrap`` answers, lists a broker and coordinates consumer
+    groups: the first coordinator lookup creates ``__consumer_offsets``, and until that is
+    done a worker joining its group logs GroupCoordinatorNotAvailable errors."""
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=timeout_ms / 1000):
             pass
     except OSError:
         return False
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
     try:
-        await admin.start()
-        cluster = await admin.describe_cluster()
-        return bool(cluster.get("brokers"))
+        await client.bootstrap()
+        if not client.cluster.brokers():
+            return False
+        await client.coordinator_lookup(CoordinationType.GROUP, READINESS_GROUP)
+        return True
     except Exception:
         return False
     finally:
-        await admin.close()
+        await client.close()
 
 
 def _java() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -9,8 +10,10 @@ import sys
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.client import AIOKafkaClient, CoordinationType
+from aiokafka.errors import CoordinatorNotAvailableError
 
-from fiml.local_kafka import isolated_broker_settings
+from fiml.local_kafka import LocalKafka, isolated_broker_settings
 from fiml.processes import pid_alive
 from tests.support import service_env
 
@@ -20,13 +23,29 @@ def fiml(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.Co
                           text=True, timeout=timeout)
 
 
+async def coordinates_groups_at_once(bootstrap: str) -> bool:
+    """One FindCoordinator request for a new group, no retry."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        await client.coordinator_lookup(CoordinationType.GROUP, "fiml-tests-first-group")
+        return True
+    except CoordinatorNotAvailableError:
+        return False
+    finally:
+        await client.close()
+
+
 def test_kafka_start_status_stop(tmp_path):
-    env = service_env(isolated_broker_settings(tmp_path / "broker"))
+    settings = isolated_broker_settings(tmp_path / "broker")
+    env = service_env(settings)
     started = fiml("kafka", "start", env=env)
     assert started.returncode == 0, started.stderr
     assert "Kafka ready on 127.0.0.1:" in started.stdout
     pid = int(started.stdout.split("(pid ")[1].split(",")[0])
     try:
+        # ready means ready for consumer groups too: no worker's first join is refused
+        assert asyncio.run(coordinates_groups_at_once(LocalKafka(settings).bootstrap))
         status = fiml("kafka", "status", env=env)
         assert status.returncode == 0 and f"pid {pid}" in status.stdout
         again = fiml("kafka", "start", env=env)
