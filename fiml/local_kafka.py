@@ -119,7 +119,7 @@ class LocalKafka:
         self._format_storage(jars)
         java = _java()
         command = [java, f"-Xmx{self.settings.kafka_heap}", f"-Xms{self.settings.kafka_heap}",
-                   "-XX:+UseG1GC", "-Djava.awt.headless=true",
+                   "-XX:+UseG1GC", "-XX:+AlwaysPreTouch", "-Djava.awt.headless=true",
                    f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
                    "-cp", f"{jars}/*", MAIN_CLASS, str(self.config_file)]
         with self.log_file.open("ab") as log:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from gateway.items import candle_item, price_item, quote_item, trade_item
-from gateway.protocol import StreamType
+from gateway.protocol import MAX_INTERVAL_MS, StreamType
 from schemas.records import Candle, Quote, Trade
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 CANDLES_KEPT = 64
 TRADES_KEPT = 10_000
+TRADES_KEPT_SECONDS = 2 * MAX_INTERVAL_MS / 1000
 
 
 QUOTE_BUILDERS = {StreamType.PRICE: price_item, StreamType.MULTI_ASSET: price_item,
@@ -157,10 +158,20 @@ class CandleStore:
 
 
 class TradeStore:
-    """Per symbol, the last ``TRADES_KEPT`` trades, deduplicated by provider and trade id."""
+    """Per symbol, the trades that arrived in the last ``TRADES_KEPT_SECONDS`` (at most
+    ``TRADES_KEPT``), deduplicated by provider and trade id among those kept.
 
-    def __init__(self) -> None:
-        self.recent: dict[str, deque[tuple[int, tuple[str, str], str]]] = {}
+    Twice the longest interval: a subscription collects at least once per interval unless
+    its client blocks, and a client blocked longer than ``slow_consumer_seconds`` is closed,
+    so every client that keeps up gets every trade, and memory follows the trade rate
+    rather than growing to ``TRADES_KEPT`` per symbol. A duplicate that arrives after its
+    original has left (a worker reprocessing after a longer outage) is sent again; trade
+    messages carry provider and id for that case.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.recent: dict[str, deque[tuple[int, tuple[str, str], str, float]]] = {}
         self.seen: dict[str, set[tuple[str, str]]] = {}
         self.counts: dict[str, int] = {}
 
@@ -171,9 +182,11 @@ class TradeStore:
             return
         ring = self.recent.setdefault(trade.symbol, deque())
         count = self.counts[trade.symbol] = self.counts.get(trade.symbol, 0) + 1
-        ring.append((count, identity, _encode(trade_item(trade))))
+        now = self.clock()
+        ring.append((count, identity, _encode(trade_item(trade)), now))
         seen.add(identity)
-        if len(ring) > TRADES_KEPT:
+        horizon = now - TRADES_KEPT_SECONDS
+        while len(ring) > TRADES_KEPT or ring[0][3] < horizon:
             seen.discard(ring.popleft()[1])
 
     def collect(self, subscription: Subscription) -> list[str]:
@@ -192,7 +205,7 @@ class TradeStore:
             if ring[0][0] > cursor + 1:
                 raise TradesLost(f"{ring[0][0] - cursor - 1} trades of {symbol} were evicted")
             new = list(itertools.islice(reversed(ring), newest - cursor))
-            items.extend(text for _, _, text in reversed(new))
+            items.extend(entry[2] for entry in reversed(new))
             cursors[symbol] = newest
         return items
 

@@ -20,6 +20,7 @@ from gateway.protocol import StreamType
 from gateway.stores import (
     CANDLES_KEPT,
     TRADES_KEPT,
+    TRADES_KEPT_SECONDS,
     CandleStore,
     LatestQuotes,
     Market,
@@ -461,6 +462,48 @@ def test_exactly_trades_kept_unseen_trades_are_all_still_delivered():
     items = decoded(store.collect(subscription))
     assert len(items) == TRADES_KEPT
     assert (items[0]["id"], items[-1]["id"]) == ("a0", f"a{TRADES_KEPT - 1}")
+
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_trades_older_than_the_kept_seconds_leave_and_a_client_that_kept_up_lost_none():
+    clock = FakeClock()
+    store = TradeStore(clock)
+    keeping_up, stalled = sub(StreamType.TRADES, "BTC/USDT"), sub(StreamType.TRADES, "BTC/USDT")
+    store.collect(keeping_up)
+    store.collect(stalled)
+    delivered = []
+    for n in range(30):
+        store.update(trade("BTC/USDT", f"a{n}", n=n))
+        clock.now += 10.0
+        delivered += [item["id"] for item in decoded(store.collect(keeping_up))]
+    assert delivered == [f"a{n}" for n in range(30)]
+    kept = len(store.recent["BTC/USDT"])
+    assert kept == int(TRADES_KEPT_SECONDS // 10) + 1, "only the last 120 s of trades stay"
+    with pytest.raises(TradesLost, match=f"{30 - kept} trades of BTC/USDT were evicted"):
+        store.collect(stalled)
+
+
+def test_a_duplicate_is_dropped_while_its_original_is_kept_and_sent_once_it_left():
+    clock = FakeClock()
+    store = TradeStore(clock)
+    subscription = sub(StreamType.TRADES, "BTC/USDT")
+    store.collect(subscription)
+    store.update(trade("BTC/USDT", "x"))
+    clock.now += TRADES_KEPT_SECONDS - 1
+    store.update(trade("BTC/USDT", "x"))
+    assert [item["id"] for item in decoded(store.collect(subscription))] == ["x"]
+    clock.now += 2
+    store.update(trade("BTC/USDT", "y"))
+    store.update(trade("BTC/USDT", "x"))
+    assert [item["id"] for item in decoded(store.collect(subscription))] == ["y", "x"]
 
 
 trade_ops = st.lists(
