@@ -7,9 +7,9 @@ with trades), ``fiml arbitrate`` and ``fiml gateway`` as processes, and 500 WebS
 clients in two client processes (each 10 symbols at interval_ms 1000: eight in ten
 ``price``, one ``trades``, one ``ohlcv``). Every ``--sample-seconds`` it samples the RSS of
 every process: the broker (when started here), the three services, the client processes
-and this one. At the end it reports, per process, the growth of RSS from the end of the
-warm-up (the first fifth of the run) to the end, and counts the ERROR lines each service
-and the broker logged. Targets (issue 8): growth under 5% and no ERROR line.
+and this one. At the end it reports, per process, every sample and the growth of RSS from
+the end of the warm-up (the first fifth of the run) to the end, and counts the ERROR lines
+each service and the broker logged. Targets (issue 8): growth under 5% and no ERROR line.
 
 Not part of CI: it runs for ``--minutes`` (30 by default). Uses ``FIML_KAFKA_BOOTSTRAP``
 if set, else starts a local broker in a temporary directory. Prints the results as JSON
@@ -130,7 +130,9 @@ async def measure(options: tuple[float, int, float], bootstrap: str, _: int,
     warm = max(1, int(len(next(iter(rss.values()))) * WARM_UP_SHARE))
     memory = {name: {"first_mb": round(samples[warm] / 2**20, 1),
                      "last_mb": round(samples[-1] / 2**20, 1),
-                     "growth": growth(samples, warm)} for name, samples in rss.items()}
+                     "growth": growth(samples, warm),
+                     "samples_mb": [round(sample / 2**20, 1) for sample in samples]}
+              for name, samples in rss.items()}
     errors = {name: error_lines(log) for name, log in logs.items()}
     errors["broker"] = error_lines(tmp / "broker" / "broker.log")
     logged = sum(found["count"] for found in errors.values())
