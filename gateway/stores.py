@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 
@@ -157,9 +157,16 @@ class CandleStore:
         return items
 
 
+class _KeptTrade(NamedTuple):
+    count: int
+    identity: tuple[str, str]
+    json: str
+    arrived: float
+
+
 class TradeStore:
-    """Per symbol, the trades that arrived in the last ``TRADES_KEPT_SECONDS`` (at most
-    ``TRADES_KEPT``), deduplicated by provider and trade id among those kept.
+    """Per symbol, the trades that arrived within ``TRADES_KEPT_SECONDS`` of its newest one
+    (at most ``TRADES_KEPT``), deduplicated by provider and trade id among those kept.
 
     Twice the longest interval: a subscription collects at least once per interval unless
     its client blocks, and a client blocked longer than ``slow_consumer_seconds`` is closed,
@@ -171,7 +178,7 @@ class TradeStore:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.recent: dict[str, deque[tuple[int, tuple[str, str], str, float]]] = {}
+        self.recent: dict[str, deque[_KeptTrade]] = {}
         self.seen: dict[str, set[tuple[str, str]]] = {}
         self.counts: dict[str, int] = {}
 
@@ -183,11 +190,11 @@ class TradeStore:
         ring = self.recent.setdefault(trade.symbol, deque())
         count = self.counts[trade.symbol] = self.counts.get(trade.symbol, 0) + 1
         now = self.clock()
-        ring.append((count, identity, _encode(trade_item(trade)), now))
+        ring.append(_KeptTrade(count, identity, _encode(trade_item(trade)), now))
         seen.add(identity)
         horizon = now - TRADES_KEPT_SECONDS
-        while len(ring) > TRADES_KEPT or ring[0][3] < horizon:
-            seen.discard(ring.popleft()[1])
+        while len(ring) > TRADES_KEPT or ring[0].arrived < horizon:
+            seen.discard(ring.popleft().identity)
 
     def collect(self, subscription: Subscription) -> list[str]:
         """Every trade since the cursor, in arrival order; a new cursor starts at now.
@@ -202,10 +209,11 @@ class TradeStore:
             if newest == cursor:
                 continue
             ring = self.recent[symbol]
-            if ring[0][0] > cursor + 1:
-                raise TradesLost(f"{ring[0][0] - cursor - 1} trades of {symbol} were evicted")
+            oldest = ring[0].count
+            if oldest > cursor + 1:
+                raise TradesLost(f"{oldest - cursor - 1} trades of {symbol} were evicted")
             new = list(itertools.islice(reversed(ring), newest - cursor))
-            items.extend(entry[2] for entry in reversed(new))
+            items.extend(kept.json for kept in reversed(new))
             cursors[symbol] = newest
         return items
 
