@@ -35,6 +35,18 @@ class KafkaRuntimeError(RuntimeError):
     """The local broker could not be fetched, formatted, started or stopped."""
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (22 URL-safe base64 characters).
+
+    Like Kafka's own ``Uuid.randomUuid``, it never starts with ``-``: the storage tool would
+    read such an id as an option and refuse to format (one id in 64 otherwise).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 @dataclass
 class LocalKafka:
     """Fetch, format, start, probe and stop the local broker that ``settings`` describe."""
@@ -166,14 +178,14 @@ class LocalKafka:
     def _format_storage(self, jars: Path) -> None:
         if (self.data_dir / "log" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         command = [_java(), "-cp", f"{jars}/*",
                    f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
-                   "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                   "kafka.tools.StorageTool", "format", "-t", new_cluster_id(),
                    "-c", str(self.config_file)]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
-            raise KafkaRuntimeError(f"formatting {self.data_dir} failed:\n{result.stdout[-3000:]}")
+            output = (result.stdout + result.stderr)[-3000:]
+            raise KafkaRuntimeError(f"formatting {self.data_dir} failed:\n{output}")
 
     def _await_ready(self, process: subprocess.Popen, timeout: float) -> None:
         deadline = time.monotonic() + timeout

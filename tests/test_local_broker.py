@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -13,7 +14,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.errors import CoordinatorNotAvailableError
 
-from fiml.local_kafka import LocalKafka, isolated_broker_settings
+from fiml.local_kafka import LocalKafka, isolated_broker_settings, new_cluster_id
 from fiml.processes import pid_alive
 from tests.support import service_env
 
@@ -95,3 +96,14 @@ def test_a_bad_setting_is_named_in_the_error(variable):
     result = fiml("kafka", "status", env={**env, variable: "many"}, timeout=60)
     assert result.returncode != 0
     assert variable in result.stderr and "'many'" in result.stderr
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch):
+    """The storage tool reads an id starting with '-' as an option and refuses to format."""
+    dash_first = uuid.UUID(bytes=b"\xf8" + bytes(15))
+    plain = uuid.UUID(bytes=bytes(16))
+    drawn = iter([dash_first, dash_first, plain])
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(drawn))
+    cluster_id = new_cluster_id()
+    assert cluster_id == "A" * 22
+    assert next(drawn, None) is None
