@@ -143,24 +143,27 @@ class Replay:
             await consumer.stop()
 
     async def _seek(self, tps: list[TopicPartition]) -> None:
+        """Look up every offset the range needs at once, then seek each partition."""
         consumer = self.consumer
         assert consumer is not None
         consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        earliest = [found.timestamp for found in
-                    (await consumer.offsets_for_times(dict.fromkeys(tps, 0))).values() if found]
         tolerance = self.settings.future_tolerance_ms
+        late = None if self.end is None else self.end // 1000 + self.settings.replay_lateness_ms
+
+        async def offsets_at(ms: int | None) -> dict[TopicPartition, Any]:
+            return {} if ms is None else await consumer.offsets_for_times(dict.fromkeys(tps, ms))
+
+        ends, firsts, starts, lates = await asyncio.gather(
+            consumer.end_offsets(tps), offsets_at(0),
+            offsets_at(max(0, self.start // 1000 - tolerance)), offsets_at(late))
+        earliest = [found.timestamp for found in firsts.values() if found]
         if earliest and self.start // 1000 + tolerance < min(earliest):
             raise ReplayError(f"start is older than the retention: the earliest record kept "
                               f"was written at {micros_to_iso(min(earliest) * 1000)}")
-        starts = await consumer.offsets_for_times(
-            dict.fromkeys(tps, max(0, self.start // 1000 - tolerance)))
         stops = dict(ends)
-        if self.end is not None:
-            late = self.end // 1000 + self.settings.replay_lateness_ms
-            for tp, found in (await consumer.offsets_for_times(dict.fromkeys(tps, late))).items():
-                if found is not None:
-                    stops[tp] = min(stops[tp], found.offset)
+        for tp, found in lates.items():
+            if found is not None:
+                stops[tp] = min(stops[tp], found.offset)
         for tp in tps:
             offset = ends[tp] if starts[tp] is None else starts[tp].offset
             offset = max(offset, self.after.get(tp.partition, 0))

@@ -155,6 +155,20 @@ def test_sample_round_trip_is_equal(record):
     assert decode(encode(record), expected=type(record)) == record
 
 
+@pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
+def test_a_decoded_record_is_as_its_constructor_makes_it(record):
+    """Decoding sets the slots without ``__init__``: the record is still frozen, hashes like
+    the original, and no record type has a ``__post_init__`` that this would skip."""
+    decoded = decode(encode(record))
+    assert not hasattr(type(record), "__post_init__")
+    assert repr(decoded) == repr(record)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(decoded, dataclasses.fields(record)[0].name, "changed")
+    if not any(isinstance(getattr(record, f.name), list | dict)
+               for f in dataclasses.fields(record)):
+        assert hash(decoded) == hash(record)
+
+
 @settings(max_examples=200, deadline=None)
 @given(records)
 def test_official_avro_reader_decodes_the_same_values(record):
