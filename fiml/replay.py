@@ -234,10 +234,10 @@ class Replay:
                if not part.done and len(part.fetched) < self.batch]
         batches = await consumer.getmany(*(part.tp for part in low), timeout_ms=FETCH_WAIT_MS)
         for part in low:
-            for raw in batches.get(part.tp, ()):
-                if raw.offset >= part.stop:
-                    break
-                part.fetched.append(raw)
+            fetched = batches.get(part.tp, [])
+            if fetched and fetched[-1].offset >= part.stop:
+                fetched = [raw for raw in fetched if raw.offset < part.stop]
+            part.fetched.extend(fetched)
             if await consumer.position(part.tp) >= part.stop:
                 part.done = True
                 consumer.pause(part.tp)

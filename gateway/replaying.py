@@ -208,9 +208,9 @@ class ReplayRun:
                     break
             self.next = stop
             if not chunk.keys:
-                items.extend(item for item, symbol in zip(chunk.items[first:stop],
-                                                          chunk.symbols[first:stop], strict=True)
-                             if symbol in symbols)
+                items += [item for item, symbol in zip(chunk.items[first:stop],
+                                                       chunk.symbols[first:stop], strict=True)
+                          if symbol in symbols]
                 continue
             for index in range(first, stop):
                 if chunk.symbols[index] in symbols:
