@@ -1,0 +1,15 @@
+"""The arbitration worker's Faust configuration."""
+
+from __future__ import annotations
+
+from arbitration.app import MAX_POLL_RECORDS, make_app
+from fiml.settings import Settings
+
+
+def test_a_poll_takes_at_most_max_poll_records(tmp_path):
+    """With a backlog an unbounded poll turns up to 1 MiB per partition into Python records
+    at once: the worker's memory followed its backlog in the soak."""
+    settings = Settings.from_env({}, kafka_bootstrap="127.0.0.1:9", cache_dir=str(tmp_path))
+    app = make_app(settings)
+    assert app.conf.broker_max_poll_records == MAX_POLL_RECORDS
+    assert 0 < MAX_POLL_RECORDS <= 1000
