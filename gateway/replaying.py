@@ -149,9 +149,15 @@ class ReplayRun:
         await self.queue.put(END)
 
     async def _pace(self) -> bool:
-        """Send the replay's data; True once a replay with ``end`` sent all of it."""
+        """Send the replay's data; True once a replay with ``end`` sent all of it.
+
+        The replay clock starts when the first records have been read, not at the ack, so
+        a slow first read (old segments on disk, a busy broker) does not release its share
+        of the range in one burst.
+        """
         sub = self.subscription
         loop = asyncio.get_running_loop()
+        self._make_current(await self.queue.get())
         interval = sub.interval_ms / 1000
         began = loop.time()
         slot = 0
@@ -225,6 +231,11 @@ class ReplayRun:
             head = self.queue.get_nowait()
         except asyncio.QueueEmpty:
             return False
+        return self._make_current(head)
+
+    def _make_current(self, head: object) -> bool:
+        """Make ``head``, taken from the queue, the current chunk; False if it ends the
+        replay."""
         if head is END:
             self.finished = True
             return False

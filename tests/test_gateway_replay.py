@@ -14,7 +14,7 @@ import pytest
 import websockets
 from aiokafka.structs import ConsumerRecord
 
-from fiml.replay import Replayed
+from fiml.replay import Replay, Replayed
 from gateway.replaying import Encoded
 from schemas import Trade
 from schemas.records import micros_to_iso
@@ -93,6 +93,31 @@ async def test_speed_ten_takes_about_a_tenth_of_the_range(gateway):
     assert 0.25 <= elapsed <= 1.5, elapsed
     assert len(messages) >= 2
     assert sum(len(message["data"]) for message in messages) == 61
+
+
+async def test_the_replay_clock_starts_with_the_first_records_read(gateway, monkeypatch):
+    """A slow first read (here 0.6 s) delays the replay; it does not release at once what
+    the clock would have passed meanwhile."""
+    settings, port, _ = gateway
+    chunks = Replay.chunks
+
+    async def slow_first_read(self, size):
+        await asyncio.sleep(0.6)
+        async for chunk in chunks(self, size):
+            yield chunk
+
+    monkeypatch.setattr(Replay, "chunks", slow_first_read)
+    await produce_trades(settings, [trade(n * 50) for n in range(61)])
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
+        await subscribe_replay(ws, symbols=["ETH/USDT", "BTC/USDT", "AAPL", "MSFT"],
+                               start=iso(BASE_US), end=iso(BASE_US + 3000 * MS), speed=10,
+                               interval_ms=100)
+        await receive(ws, "subscription_ack")
+        messages, _ = await until_complete(ws)
+    assert len(messages) >= 2
+    assert sum(len(message["data"]) for message in messages) == 61
+    first = [item["timestamp"] for item in messages[0]["data"]]
+    assert max(first) < iso(BASE_US + 1500 * MS)
 
 
 async def test_price_replay_conflates_per_symbol_within_an_interval(gateway):
