@@ -89,9 +89,10 @@ class Replay:
     Use as ``async with Replay(...) as replay: async for item in replay.records()``.
     ``after`` maps partitions to offsets to resume from (a page cursor): a partition starts
     at the later of that offset and the one ``start`` gives.
-    Opening raises :class:`ReplayError` if ``start`` is older than the earliest record
-    the topic still keeps (its Kafka time, less ``future_tolerance_ms``), or ``end``
-    precedes ``start``.
+    Opening raises :class:`ReplayError` if ``end`` precedes ``start``, or if records of the
+    range may be gone: a partition lost records (to retention) that this replay would read,
+    and the first it still keeps was written more than ``future_tolerance_ms`` after
+    ``start``. A topic that has lost no record can be replayed from any start.
     """
 
     def __init__(self, settings: Settings, stream: str, symbols: list[str], start: int,
@@ -153,13 +154,14 @@ class Replay:
         async def offsets_at(ms: int | None) -> dict[TopicPartition, Any]:
             return {} if ms is None else await consumer.offsets_for_times(dict.fromkeys(tps, ms))
 
-        ends, firsts, starts, lates = await asyncio.gather(
-            consumer.end_offsets(tps), offsets_at(0),
+        begins, ends, firsts, starts, lates = await asyncio.gather(
+            consumer.beginning_offsets(tps), consumer.end_offsets(tps), offsets_at(0),
             offsets_at(max(0, self.start // 1000 - tolerance)), offsets_at(late))
-        earliest = [found.timestamp for found in firsts.values() if found]
-        if earliest and self.start // 1000 + tolerance < min(earliest):
-            raise ReplayError(f"start is older than the retention: the earliest record kept "
-                              f"was written at {micros_to_iso(min(earliest) * 1000)}")
+        kept_since = [found.timestamp for tp, found in firsts.items()
+                      if found is not None and begins[tp] > self.after.get(tp.partition, 0)]
+        if kept_since and self.start // 1000 + tolerance < max(kept_since):
+            raise ReplayError(f"start is older than the retention: records written before "
+                              f"{micros_to_iso(max(kept_since) * 1000)} were deleted")
         stops = dict(ends)
         for tp, found in lates.items():
             if found is not None:

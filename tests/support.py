@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
 from fiml.kafka_clients import make_consumer, topic_partitions
 from fiml.processes import die_with_parent
 from fiml.settings import Settings
@@ -68,6 +70,24 @@ async def read_topic(settings: Settings, role: str, record_type: type) -> list[t
         return found
     finally:
         await consumer.stop()
+
+
+async def expire_oldest(settings: Settings, role: str) -> None:
+    """Delete the first record of every partition holding two or more, as retention would."""
+    partitions = await topic_partitions(settings, settings.topic(role))
+    consumer = make_consumer(settings, "fiml-tests")
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_records({tp: RecordsToDelete(before_offset=1)
+                                    for tp in partitions if ends[tp] >= 2})
+    finally:
+        await admin.close()
 
 
 def processes_with_env(marker: str) -> list[int]:

@@ -19,7 +19,7 @@ from gateway.replaying import Encoded
 from schemas import Trade
 from schemas.records import micros_to_iso
 from tests.kafka_broker import free_port
-from tests.support import read_topic
+from tests.support import expire_oldest, read_topic
 from tests.test_asyncapi import fetch_document
 from tests.test_gateway import gateway, make_quote, receive, serve_gateway
 from tests.test_gateway_streams import candle
@@ -177,6 +177,7 @@ async def test_without_end_the_replay_hands_over_to_live_with_no_gap_and_no_dupl
 async def test_bad_replays_get_replay_errors(gateway, fields, reason):
     settings, port, _ = gateway
     await produce_trades(settings, [trade(n) for n in range(5)])
+    await expire_oldest(settings, "trades")
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await subscribe_replay(ws, **fields)
         error = await receive(ws, "error")

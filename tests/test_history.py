@@ -5,10 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from fiml.runtime import now_micros
 from gateway.items import candle_item, quote_item
 from schemas import Candle, Quote
 from schemas.records import micros_to_iso
-from tests.support import read_topic
+from tests.support import expire_oldest, read_topic
 from tests.test_gateway import gateway, make_quote
 from tests.test_gateway_streams import candle
 from tests.test_replay_reader import BASE_US, produce_timed
@@ -90,12 +91,23 @@ async def test_closed_only_candles_skip_the_revisions_of_forming_buckets(gateway
 ])
 async def test_bad_requests_are_refused(gateway, params, status, detail):
     settings, port, _ = gateway
-    await produce_timed(settings, "quotes", [make_quote("AAPL", 100.0, 1000)])
+    await produce_timed(settings, "quotes", [make_quote("AAPL", 100.0, 1000),
+                                             make_quote("AAPL", 101.0, 2000)])
+    await expire_oldest(settings, "quotes")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         response = await http.get("/v1/quotes/AAPL",
                                   params={"start": micros_to_iso(BASE_US), **params})
     assert response.status_code == status
     assert detail in response.text
+
+
+async def test_a_start_still_to_come_without_end_gets_an_empty_page(gateway):
+    settings, port, _ = gateway
+    await produce_timed(settings, "quotes", [make_quote("AAPL", 100.0, 1000)])
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        pages = await all_pages(http, "/v1/quotes/AAPL",
+                                {"start": micros_to_iso(now_micros() + 3_600_000_000)})
+    assert pages == [{"symbol": "AAPL", "items": [], "next_cursor": None}]
 
 
 async def test_the_openapi_page_documents_both_endpoints(gateway):

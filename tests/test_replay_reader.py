@@ -9,7 +9,7 @@ import pytest
 from fiml.kafka_clients import make_producer
 from fiml.replay import Replay, ReplayError
 from schemas import Candle, Trade, encode
-from tests.support import read_topic
+from tests.support import expire_oldest, read_topic
 
 BASE_US = 1_764_000_000_000_000
 MS = 1000
@@ -90,9 +90,44 @@ async def test_a_range_past_the_last_record_ends_at_the_log_end(topics):
 ])
 async def test_bad_ranges_raise_replay_errors(topics, start, end, reason):
     await produce_trades(topics, [trade(n) for n in range(5)])
+    await expire_oldest(topics, "trades")
     with pytest.raises(ReplayError, match=reason):
         async with Replay(topics, "trades", ["AAPL"], start, end):
             pass
+
+
+async def test_a_topic_that_lost_no_record_replays_from_any_start(topics):
+    """The first candle of a timeframe is written well after its open time; nothing was
+    deleted, so a start at that open time, or an hour before, is no error."""
+    first = Candle(symbol="AAPL", timeframe="1m", open_time=BASE_US, open=1.0, high=2.0,
+                   low=0.5, close=1.5, volume=10.0, is_closed=True, revision=3, seq=7)
+    producer = make_producer(topics, "test-replay")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.topic("candles"), encode(first), key=b"AAPL",
+                                     timestamp_ms=BASE_US // MS + 30_000)
+    finally:
+        await producer.stop()
+    for start in (BASE_US, BASE_US - 3_600_000 * MS):
+        async with Replay(topics, "candles", ["AAPL"], start, BASE_US + 60_000 * MS,
+                          timeframe="1m") as replay:
+            assert [item.record for item in await collect(replay)] == [first]
+
+
+async def test_a_page_past_the_deleted_records_is_not_refused(topics):
+    await produce_trades(topics, [trade(n) for n in range(8)])
+    stored = await read_topic(topics, "trades", Trade)
+    await expire_oldest(topics, "trades")
+    start = BASE_US - 3_600_000 * MS
+    with pytest.raises(ReplayError, match="older than the retention"):
+        async with Replay(topics, "trades", list(SYMBOLS), start):
+            pass
+    after = {partition: 1 for partition in range(topics.partitions)}
+    async with Replay(topics, "trades", list(SYMBOLS), start, BASE_US + 10 * MS,
+                      after=after) as replay:
+        found = await collect(replay)
+    assert sorted(i.record.trade_id for i in found) == sorted(
+        record.trade_id for _, offset, record in stored if offset >= 1)
 
 
 async def test_an_unknown_stream_is_a_replay_error(topics):
