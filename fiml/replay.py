@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from fiml.kafka_clients import make_consumer, topic_partitions
+from fiml.runtime import now_micros
 from fiml.settings import Settings
 from schemas import Candle, DecodeError, Quote, RawTick, Trade, decode
 from schemas.records import micros_to_iso
@@ -89,10 +90,11 @@ class Replay:
     Use as ``async with Replay(...) as replay: async for item in replay.records()``.
     ``after`` maps partitions to offsets to resume from (a page cursor): a partition starts
     at the later of that offset and the one ``start`` gives.
-    Opening raises :class:`ReplayError` if ``end`` precedes ``start``, or if records of the
-    range may be gone: a partition lost records (to retention) that this replay would read,
-    and the first it still keeps was written more than ``future_tolerance_ms`` after
-    ``start``. A topic that has lost no record can be replayed from any start.
+    Making one raises :class:`ReplayError` if ``end`` precedes ``start`` or is still to
+    come; opening it, if records of the range may be gone: a partition lost records (to
+    retention) that this replay would read, and the first it still keeps was written more
+    than ``future_tolerance_ms`` after ``start``. A topic that has lost no record can be
+    replayed from any start.
     """
 
     def __init__(self, settings: Settings, stream: str, symbols: list[str], start: int,
@@ -102,6 +104,9 @@ class Replay:
             raise ReplayError(f"unknown stream {stream!r}; expected one of {', '.join(STREAMS)}")
         if end is not None and end < start:
             raise ReplayError("end is before start")
+        if end is not None and end > now_micros() + settings.future_tolerance_ms * 1000:
+            raise ReplayError("end is in the future: its records are not written yet "
+                              "(without end, a replay goes on with live data)")
         self.settings = settings
         self.source = STREAMS[stream]
         self.symbols = frozenset(symbols)
@@ -130,8 +135,8 @@ class Replay:
             raise ReplayError(f"topic {topic} does not exist")
         self.consumer = make_consumer(self.settings, "fiml-replay",
                                       max_partition_fetch_bytes=FETCH_BYTES)
-        await self.consumer.start()
         try:
+            await self.consumer.start()
             await self._seek(tps)
         except BaseException:
             await self.close()

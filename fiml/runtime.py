@@ -46,7 +46,8 @@ def configure_logging(level: str, log_format: str = "auto") -> None:
 
 
 def now_micros() -> int:
-    """The wall clock in microseconds since the epoch (for ingest times only)."""
+    """The wall clock in microseconds since the epoch: for ingest times and for checking
+    requests, never for derived records."""
     return time.time_ns() // 1000
 
 

@@ -31,8 +31,9 @@ MAX_LIMIT = 10_000
 
 Start = Annotated[datetime, Query(description="ISO 8601 event time of the first record.")]
 End = Annotated[datetime | None, Query(description="ISO 8601 event time of the last record "
-                                                   "(inclusive); default now (an empty "
-                                                   "page for a start still to come).")]
+                                                   "(inclusive), not in the future; default "
+                                                   "now (an empty page for a start still to "
+                                                   "come).")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Records per page.")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page.")]
 ClosedOnly = Annotated[bool, Query(description="Only closed candles: the final record of "
@@ -86,7 +87,10 @@ async def read_page(settings: Settings, stream: str, symbol: str, start: datetim
     """Up to ``limit`` items from ``cursor`` on (only records ``keep`` accepts, if given), and
     the cursor of the next page if any."""
     after = decode_cursor(cursor)
-    end_us = _micros(end) if end is not None else max(_micros(datetime.now(UTC)), _micros(start))
+    now = datetime.now(UTC)
+    if end is None and start > now:
+        return [], None
+    end_us = _micros(end or now)
     items: list[dict[str, object]] = []
     positions = dict(after)
     async with Replay(settings, stream, [symbol], _micros(start), end_us, timeframe=timeframe,

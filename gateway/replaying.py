@@ -135,7 +135,7 @@ class ReplayRun:
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
-            await replay.close()
+            await asyncio.shield(replay.close())  # an unsubscribe now must not cut it short
         if completed:
             self._complete()
 

@@ -19,7 +19,7 @@ from gateway.replaying import Encoded
 from schemas import Trade
 from schemas.records import micros_to_iso
 from tests.kafka_broker import free_port
-from tests.support import expire_oldest, read_topic
+from tests.support import expire_oldest, poll_until, read_topic
 from tests.test_asyncapi import fetch_document
 from tests.test_gateway import gateway, make_quote, receive, serve_gateway
 from tests.test_gateway_streams import candle
@@ -170,6 +170,7 @@ async def test_without_end_the_replay_hands_over_to_live_with_no_gap_and_no_dupl
     ({"start": iso(BASE_US - 3_600_000_000)}, "older than the retention"),
     ({"start": iso(BASE_US + 5000), "end": iso(BASE_US)}, "end is before start"),
     ({"end": iso(BASE_US)}, "end needs a start"),
+    ({"start": iso(BASE_US), "end": "2100-01-01T00:00:00Z"}, "end is in the future"),
     ({"start": iso(BASE_US), "speed": 1001}, "speed"),
     ({"start": iso(BASE_US), "speed": -1}, "speed"),
     ({"start": "yesterday"}, "start"),
@@ -271,6 +272,31 @@ async def test_ohlcv_replay_keeps_the_latest_state_per_candle_unless_at_speed_ze
     seconds = {iso(BASE_US + n * 1_000_000): n for n in range(3)}
     assert [[(seconds[i["timestamp"]], i["close"], i["is_closed"]) for i in m["data"]]
             for m in messages] == expected
+
+
+async def test_an_unsubscribe_while_a_replay_closes_still_stops_its_consumer(gateway,
+                                                                          monkeypatch):
+    settings, port, _ = gateway
+    closing: list[Replay] = []
+    close = Replay.close
+
+    async def slow_close(self):
+        closing.append(self)
+        await asyncio.sleep(0.5)
+        await close(self)
+
+    monkeypatch.setattr(Replay, "close", slow_close)
+    await produce_trades(settings, [trade(n) for n in range(20)])
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
+        await subscribe_replay(ws, start=iso(BASE_US), end=iso(BASE_US + 100 * MS), speed=0)
+        await receive(ws, "subscription_ack")
+        await poll_until(lambda: bool(closing), 10, interval=0.01)
+        consumer = closing[0].consumer
+        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "trades"}))
+        async with asyncio.timeout(10):
+            while json.loads(await ws.recv())["type"] != "unsubscribe_ack":
+                pass
+    await poll_until(lambda: consumer._closed, 5)
 
 
 async def test_symbols_unsubscribed_during_a_replay_stop_arriving(gateway):

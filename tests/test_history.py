@@ -88,6 +88,7 @@ async def test_closed_only_candles_skip_the_revisions_of_forming_buckets(gateway
     ({"cursor": "not-a-cursor"}, 400, "cursor"),
     ({"start": micros_to_iso(BASE_US - 3_600_000_000)}, 400, "older than the retention"),
     ({"end": micros_to_iso(BASE_US - 1)}, 400, "end is before start"),
+    ({"end": "2100-01-01T00:00:00Z"}, 400, "end is in the future"),
 ])
 async def test_bad_requests_are_refused(gateway, params, status, detail):
     settings, port, _ = gateway

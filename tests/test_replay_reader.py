@@ -9,7 +9,7 @@ import pytest
 from fiml.kafka_clients import make_producer
 from fiml.replay import Replay, ReplayError
 from schemas import Candle, Trade, encode
-from tests.support import expire_oldest, read_topic
+from tests.support import expire_oldest, poll_until, read_topic
 
 BASE_US = 1_764_000_000_000_000
 MS = 1000
@@ -87,6 +87,7 @@ async def test_a_range_past_the_last_record_ends_at_the_log_end(topics):
 @pytest.mark.parametrize(("start", "end", "reason"), [
     (BASE_US - 60_000 * MS, None, "older than the retention"),
     (BASE_US + 10 * MS, BASE_US + 5 * MS, "end is before start"),
+    (BASE_US, 4_102_444_800_000_000, "end is in the future"),
 ])
 async def test_bad_ranges_raise_replay_errors(topics, start, end, reason):
     await produce_trades(topics, [trade(n) for n in range(5)])
@@ -128,6 +129,18 @@ async def test_a_page_past_the_deleted_records_is_not_refused(topics):
         found = await collect(replay)
     assert sorted(i.record.trade_id for i in found) == sorted(
         record.trade_id for _, offset, record in stored if offset >= 1)
+
+
+async def test_a_replay_cancelled_while_opening_leaves_no_consumer_running(topics):
+    await produce_trades(topics, [trade(n) for n in range(5)])
+    replay = Replay(topics, "trades", list(SYMBOLS), BASE_US, BASE_US + 10 * MS)
+    opening = asyncio.create_task(replay.open())
+    await poll_until(lambda: replay.consumer is not None, 10, interval=0)  # now starting
+    consumer = replay.consumer
+    opening.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await opening
+    assert replay.consumer is None and consumer._closed
 
 
 async def test_an_unknown_stream_is_a_replay_error(topics):
