@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from fiml.runtime import now_micros
 from fiml.settings import Settings
 from schemas import Candle, DecodeError, Quote, RawTick, Trade, decode
 from schemas.records import micros_to_iso
+
+log = logging.getLogger("fiml.replay")
 
 DEFAULT_BATCH = 500
 FETCH_WAIT_MS = 200
@@ -269,7 +272,9 @@ class Replay:
             return None
         try:
             record = decode(raw.value, self.source.record_type)
-        except DecodeError:
+        except DecodeError as error:
+            log.warning("skipped undecodable record at %s-%d:%d: %s", raw.topic, raw.partition,
+                        raw.offset, error)
             return None
         if record.symbol not in self.symbols:
             return None

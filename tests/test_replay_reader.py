@@ -143,6 +143,21 @@ async def test_a_replay_cancelled_while_opening_leaves_no_consumer_running(topic
     assert replay.consumer is None and consumer._closed
 
 
+async def test_an_undecodable_record_is_skipped_with_a_warning(topics, caplog):
+    producer = make_producer(topics, "test-replay")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.topic("trades"), b"\x00\x00\x00\x00\x05\xff",
+                                     key=b"AAPL", timestamp_ms=BASE_US // MS)
+    finally:
+        await producer.stop()
+    await produce_trades(topics, [trade(2, "AAPL")])
+    async with Replay(topics, "trades", ["AAPL"], BASE_US, BASE_US + 10 * MS) as replay:
+        found = await collect(replay)
+    assert [item.record.trade_id for item in found] == ["t2"]
+    assert "skipped undecodable record" in caplog.text
+
+
 async def test_an_unknown_stream_is_a_replay_error(topics):
     with pytest.raises(ReplayError, match="unknown stream"):
         Replay(topics, "orders", ["AAPL"], BASE_US)
