@@ -38,6 +38,14 @@ async def subscribe_replay(ws, **fields) -> None:
     await ws.send(json.dumps(message))
 
 
+async def skip_to(ws, kind: str, within: float = 10.0) -> dict:
+    """The next message of type ``kind``, skipping any other (data of a running replay)."""
+    async with asyncio.timeout(within):
+        while (message := json.loads(await ws.recv()))["type"] != kind:
+            pass
+    return message
+
+
 async def until_complete(ws, within: float = 20.0) -> tuple[list[dict], dict]:
     """Data messages of a replay, then its replay_complete."""
     messages = []
@@ -196,12 +204,12 @@ async def test_a_connection_may_run_only_so_many_replays(topics):
         await subscribe_replay(ws, start=iso(BASE_US))
         await receive(ws, "subscription_ack")
         await subscribe_replay(ws, start=iso(BASE_US))
-        error = await receive(ws, "error")
+        error = await skip_to(ws, "error")
         assert error["error_code"] == "REPLAY_ERROR"
         assert "at most 1 replays per connection" in error["message"]
         await ws.send(json.dumps({"type": "subscribe", "stream_type": "trades",
                                   "symbols": ["AAPL"]}))
-        await receive(ws, "subscription_ack")
+        await skip_to(ws, "subscription_ack")
 
 
 def silent_client(port: int, message: dict) -> socket.socket:
@@ -293,9 +301,7 @@ async def test_an_unsubscribe_while_a_replay_closes_still_stops_its_consumer(gat
         await poll_until(lambda: bool(closing), 10, interval=0.01)
         consumer = closing[0].consumer
         await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "trades"}))
-        async with asyncio.timeout(10):
-            while json.loads(await ws.recv())["type"] != "unsubscribe_ack":
-                pass
+        await skip_to(ws, "unsubscribe_ack")
     await poll_until(lambda: consumer._closed, 5)
 
 
