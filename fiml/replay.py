@@ -7,8 +7,12 @@ future_tolerance_ms)``, read forward and stopped at the log end captured when th
 opened (or earlier, once its Kafka time passes ``end + replay_lateness_ms``). A partition
 holding fewer than ``batch`` fetched records takes what the consumer fetched for it since (at
 most ``FETCH_BYTES``), so memory holds about that much per partition whatever the range.
-A heap merges the partitions' heads by (event time, partition, offset); a record is decoded
-when it becomes its partition's head.
+A heap merges the partitions' heads by (time, partition, offset); a record is decoded when
+it becomes its partition's head. The time is the event time, except for candles: every
+revision of a bucket has the bucket's open time, so candles (kept by open time) are merged and
+paced by the time each revision was written, the Kafka time it inherits from the tick that
+made it. A replay at speed then shows a bucket forming as it did live, not its close at its
+open.
 
 Without ``end``, :meth:`Replay.records` goes on past those captured ends ("the hand-over"),
 from exactly the next offsets, yielding records as they arrive with ``live`` set: every
@@ -43,16 +47,18 @@ FETCH_BYTES = 256 * 1024
 
 @dataclass(frozen=True)
 class StreamSource:
-    """Where one replayable stream lives and which field holds its event time."""
+    """Where one replayable stream lives, which field holds its event time (what the range
+    applies to), and whether its records are ordered by that or by when they were written."""
 
     role: str
     record_type: type
     time_field: str
+    by_write_time: bool = False
 
 
 STREAMS: dict[str, StreamSource] = {
     "quotes": StreamSource("quotes", Quote, "ts_event"),
-    "candles": StreamSource("candles", Candle, "open_time"),
+    "candles": StreamSource("candles", Candle, "open_time", by_write_time=True),
     "trades": StreamSource("trades", Trade, "ts_event"),
     "raw": StreamSource("ticks.raw", RawTick, "ts_event"),
 }
@@ -64,7 +70,8 @@ class ReplayError(ValueError):
 
 @dataclass(slots=True)
 class Replayed:
-    """One record read back: where it was, its event time (µs) and whether it came live.
+    """One record read back: where it was, its time (µs: the event time, or for a candle the
+    time it was written) and whether it came live.
 
     Not frozen: a frozen dataclass takes four times as long to make, once per record.
     """
@@ -283,4 +290,6 @@ class Replay:
         time = getattr(record, self.source.time_field)
         if time < self.start or (self.end is not None and time > self.end):
             return None
+        if self.source.by_write_time:
+            time = raw.timestamp * 1000
         return Replayed(raw.partition, raw.offset, time, record, live)

@@ -4,11 +4,12 @@ A reader task takes :class:`fiml.replay.Replay` in chunks of ``READ_CHUNK`` reco
 each chunk's JSON items at once (so the decoded records die young and the next message is
 mostly built while the previous one is written) and puts it in a small bounded queue; the
 pacer takes from it on the subscription's ``interval_ms`` cadence, releasing the items whose
-event time the replay clock (``start + elapsed * speed``) has reached, conflated per interval
-like live data (price and quote per symbol, ohlcv per bucket, trades never). At speed 0 the
-clock is off: every record is sent, unconflated, as fast as the client takes the messages.
-While a message waits for the client (``in_flight``) nothing is taken, so the queue fills and
-the reader stops reading: memory stays bounded whatever the client's pace.
+time (:attr:`fiml.replay.Replayed.time`) the replay clock (``start + elapsed * speed``) has
+reached, conflated per interval like live data (price and quote per symbol, ohlcv per
+bucket, trades never). At speed 0 the clock is off: every record is sent, unconflated, as
+fast as the client takes the messages. While a message waits for the client (``in_flight``)
+nothing is taken, so the queue fills and the reader stops reading: memory stays bounded
+whatever the client's pace.
 
 With ``end`` a ``replay_complete`` message ends the subscription. Without it, the records
 past the offsets captured at the start come live from the same consumer, so nothing is

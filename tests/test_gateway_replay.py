@@ -14,9 +14,10 @@ import pytest
 import websockets
 from aiokafka.structs import ConsumerRecord
 
+from fiml.kafka_clients import make_producer
 from fiml.replay import Replay, Replayed
 from gateway.replaying import Encoded
-from schemas import Trade
+from schemas import Trade, encode
 from schemas.records import micros_to_iso
 from tests.kafka_broker import free_port
 from tests.support import expire_oldest, poll_until, read_topic
@@ -280,6 +281,32 @@ async def test_ohlcv_replay_keeps_the_latest_state_per_candle_unless_at_speed_ze
     seconds = {iso(BASE_US + n * 1_000_000): n for n in range(3)}
     assert [[(seconds[i["timestamp"]], i["close"], i["is_closed"]) for i in m["data"]]
             for m in messages] == expected
+
+
+async def test_a_candle_replay_at_speed_shows_the_bucket_forming_not_its_close(gateway):
+    """Three revisions of one minute's candle, written 0, 30 and 59 s into it: at speed 50
+    they come 0.6 s apart, each when it was written, the closed one last."""
+    settings, port, _ = gateway
+    producer = make_producer(settings, "test-replay")
+    await producer.start()
+    try:
+        for revision, written_s in enumerate((0, 30, 59), start=1):
+            revised = candle(0, 100.0 + revision, revision, closed=revision == 3,
+                             timeframe="1m")
+            await producer.send_and_wait(settings.topic("candles"), encode(revised),
+                                         key=b"BTC/USDT",
+                                         timestamp_ms=(BASE_US // MS) + written_s * 1000)
+    finally:
+        await producer.stop()
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
+        await ws.send(json.dumps({"type": "subscribe", "stream_type": "ohlcv",
+                                  "symbols": ["BTC/USDT"], "timeframe": "1m",
+                                  "start": iso(BASE_US), "end": iso(BASE_US + 59_000 * MS),
+                                  "speed": 50, "interval_ms": 100}))
+        await receive(ws, "subscription_ack")
+        messages, _ = await until_complete(ws)
+    assert [[(i["close"], i["is_closed"]) for i in m["data"]] for m in messages] == [
+        [(101.0, False)], [(102.0, False)], [(103.0, True)]]
 
 
 async def test_an_unsubscribe_while_a_replay_closes_still_stops_its_consumer(gateway,
