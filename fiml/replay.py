@@ -115,8 +115,7 @@ class Replay:
         if end is not None and end < start:
             raise ReplayError("end is before start")
         if end is not None and end > now_micros() + settings.future_tolerance_ms * 1000:
-            raise ReplayError("end is in the future: its records are not written yet "
-                              "(without end, a replay goes on with live data)")
+            raise ReplayError("end is in the future: its records are not written yet")
         self.settings = settings
         self.source = STREAMS[stream]
         self.symbols = frozenset(symbols)
