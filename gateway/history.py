@@ -87,13 +87,12 @@ async def read_page(settings: Settings, stream: str, symbol: str, start: datetim
     """Up to ``limit`` items from ``cursor`` on (only records ``keep`` accepts, if given), and
     the cursor of the next page if any."""
     after = decode_cursor(cursor)
-    now = datetime.now(UTC)
-    if end is None and start > now:
+    start_us, end_us = _micros(start), _micros(end or datetime.now(UTC))
+    if end is None and start_us > end_us:
         return [], None
-    end_us = _micros(end or now)
     items: list[dict[str, object]] = []
     positions = dict(after)
-    async with Replay(settings, stream, [symbol], _micros(start), end_us, timeframe=timeframe,
+    async with Replay(settings, stream, [symbol], start_us, end_us, timeframe=timeframe,
                       after=after, batch=min(limit + 1, 1000)) as replay:
         async for item in replay.records():
             if keep is not None and not keep(item.record):

@@ -102,12 +102,13 @@ async def test_bad_requests_are_refused(gateway, params, status, detail):
     assert detail in response.text
 
 
-async def test_a_start_still_to_come_without_end_gets_an_empty_page(gateway):
+@pytest.mark.parametrize("zone", ["Z", ""])
+async def test_a_start_still_to_come_without_end_gets_an_empty_page(gateway, zone):
     settings, port, _ = gateway
     await produce_timed(settings, "quotes", [make_quote("AAPL", 100.0, 1000)])
+    start = micros_to_iso(now_micros() + 3_600_000_000).removesuffix("Z") + zone
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-        pages = await all_pages(http, "/v1/quotes/AAPL",
-                                {"start": micros_to_iso(now_micros() + 3_600_000_000)})
+        pages = await all_pages(http, "/v1/quotes/AAPL", {"start": start})
     assert pages == [{"symbol": "AAPL", "items": [], "next_cursor": None}]
 
 
