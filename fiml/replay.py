@@ -286,9 +286,8 @@ class Replay:
             return None
         if self.timeframe is not None and record.timeframe != self.timeframe:
             return None
-        time = getattr(record, self.source.time_field)
-        if time < self.start or (self.end is not None and time > self.end):
+        event_time = getattr(record, self.source.time_field)
+        if event_time < self.start or (self.end is not None and event_time > self.end):
             return None
-        if self.source.by_write_time:
-            time = raw.timestamp * 1000
+        time = raw.timestamp * 1000 if self.source.by_write_time else event_time
         return Replayed(raw.partition, raw.offset, time, record, live)

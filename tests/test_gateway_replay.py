@@ -14,7 +14,6 @@ import pytest
 import websockets
 from aiokafka.structs import ConsumerRecord
 
-from fiml.kafka_clients import make_producer
 from fiml.replay import Replay, Replayed
 from gateway.replaying import Encoded
 from schemas import Trade, encode
@@ -24,7 +23,14 @@ from tests.support import expire_oldest, poll_until, read_topic
 from tests.test_asyncapi import fetch_document
 from tests.test_gateway import gateway, make_quote, receive, serve_gateway
 from tests.test_gateway_streams import candle
-from tests.test_replay_reader import BASE_US, MS, produce_timed, produce_trades, trade
+from tests.test_replay_reader import (
+    BASE_US,
+    MS,
+    produce_timed,
+    produce_trades,
+    produce_written,
+    trade,
+)
 
 __all__ = ["gateway"]
 
@@ -287,17 +293,10 @@ async def test_a_candle_replay_at_speed_shows_the_bucket_forming_not_its_close(g
     """Three revisions of one minute's candle, written 0, 30 and 59 s into it: at speed 50
     they come 0.6 s apart, each when it was written, the closed one last."""
     settings, port, _ = gateway
-    producer = make_producer(settings, "test-replay")
-    await producer.start()
-    try:
-        for revision, written_s in enumerate((0, 30, 59), start=1):
-            revised = candle(0, 100.0 + revision, revision, closed=revision == 3,
-                             timeframe="1m")
-            await producer.send_and_wait(settings.topic("candles"), encode(revised),
-                                         key=b"BTC/USDT",
-                                         timestamp_ms=(BASE_US // MS) + written_s * 1000)
-    finally:
-        await producer.stop()
+    await produce_written(settings, "candles", [
+        (b"BTC/USDT", encode(candle(0, 100.0 + revision, revision, closed=revision == 3,
+                                    timeframe="1m")), BASE_US // MS + written_s * 1000)
+        for revision, written_s in enumerate((0, 30, 59), start=1)])
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await ws.send(json.dumps({"type": "subscribe", "stream_type": "ohlcv",
                                   "symbols": ["BTC/USDT"], "timeframe": "1m",

@@ -23,21 +23,27 @@ def trade(number: int, symbol: str | None = None) -> Trade:
                  ts_ingest=BASE_US + number * MS + 2 * MS, price=100.0 + number, amount=1.0)
 
 
+async def produce_written(settings, role: str, entries: list[tuple[bytes, bytes, int]]) -> None:
+    """Write (key, value, Kafka time in ms) entries to a topic, in order."""
+    producer = make_producer(settings, "test-replay")
+    await producer.start()
+    try:
+        for key, value, written_ms in entries:
+            await producer.send(settings.topic(role), value, key=key, timestamp_ms=written_ms)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
 async def produce_timed(settings, role: str, records: list) -> None:
     """Write records as the services do: keyed by symbol, Kafka time = ingest time.
 
     A candle has no ingest time; its open time stands in.
     """
-    producer = make_producer(settings, "test-replay")
-    await producer.start()
-    try:
-        for item in records:
-            moment = item.open_time if isinstance(item, Candle) else item.ts_ingest
-            await producer.send(settings.topic(role), encode(item), key=item.symbol.encode(),
-                                timestamp_ms=moment // MS)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    await produce_written(settings, role, [
+        (item.symbol.encode(), encode(item),
+         (item.open_time if isinstance(item, Candle) else item.ts_ingest) // MS)
+        for item in records])
 
 
 async def produce_trades(settings, trades: list[Trade]) -> None:
@@ -102,13 +108,7 @@ async def test_a_topic_that_lost_no_record_replays_from_any_start(topics):
     deleted, so a start at that open time, or an hour before, is no error."""
     first = Candle(symbol="AAPL", timeframe="1m", open_time=BASE_US, open=1.0, high=2.0,
                    low=0.5, close=1.5, volume=10.0, is_closed=True, revision=3, seq=7)
-    producer = make_producer(topics, "test-replay")
-    await producer.start()
-    try:
-        await producer.send_and_wait(topics.topic("candles"), encode(first), key=b"AAPL",
-                                     timestamp_ms=BASE_US // MS + 30_000)
-    finally:
-        await producer.stop()
+    await produce_written(topics, "candles", [(b"AAPL", encode(first), BASE_US // MS + 30_000)])
     for start in (BASE_US, BASE_US - 3_600_000 * MS):
         async with Replay(topics, "candles", ["AAPL"], start, BASE_US + 60_000 * MS,
                           timeframe="1m") as replay:
@@ -144,13 +144,8 @@ async def test_a_replay_cancelled_while_opening_leaves_no_consumer_running(topic
 
 
 async def test_an_undecodable_record_is_skipped_with_a_warning(topics, caplog):
-    producer = make_producer(topics, "test-replay")
-    await producer.start()
-    try:
-        await producer.send_and_wait(topics.topic("trades"), b"\x00\x00\x00\x00\x05\xff",
-                                     key=b"AAPL", timestamp_ms=BASE_US // MS)
-    finally:
-        await producer.stop()
+    await produce_written(topics, "trades", [(b"AAPL", b"\x00\x00\x00\x00\x05\xff",
+                                              BASE_US // MS)])
     await produce_trades(topics, [trade(2, "AAPL")])
     async with Replay(topics, "trades", ["AAPL"], BASE_US, BASE_US + 10 * MS) as replay:
         found = await collect(replay)
