@@ -9,8 +9,9 @@ A refusal is ``(reason, detail)``; the reasons are the DLQ's vocabulary:
 - ``duplicate``: the same provider and seq again, or the same provider and trade id;
 - ``late``: ``ts_event`` older than the symbol's event time minus the allowed lateness, so
   it would fall into a closed candle;
-- ``outlier``: farther from the consensus of the other fresh providers than
-  ``outlier_mads`` median absolute deviations (the MAD floored at ``outlier_floor_bps``);
+- ``outlier``: outside the :class:`Band` of the fresh providers' latest prices (this tick's
+  in place of its provider's): farther from their consensus than ``outlier_mads`` times
+  their spread, the spread floored at ``outlier_floor_bps`` of the consensus;
 - ``undecodable``: not a RawTick at all (decided by the engine).
 """
 
@@ -18,8 +19,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from arbitration.scoring import BPS, mad, median
+from arbitration.scoring import BPS, consensus, spread
 from schemas.records import RawTick
 
 Refusal = tuple[str, str]
@@ -68,15 +70,41 @@ def late(tick: RawTick, watermark_us: int | None, lateness_us: int) -> Refusal |
     return None
 
 
-def outlier(price: float, others: Sequence[float], mads: float,
-            floor_bps: float) -> Refusal | None:
-    """Farther than ``mads`` MADs from the median of the other providers' prices."""
-    if not others:
-        return None
-    center = median(others)
-    spread = max(mad(others, center), center * floor_bps / BPS)
-    distance = abs(price - center)
-    if distance > mads * spread:
-        return "outlier", (f"price {price} is {distance / spread:.1f} MADs from consensus "
-                           f"{center} (limit {mads})")
-    return None
+@dataclass(frozen=True, slots=True)
+class Band:
+    """The prices a symbol's fresh providers make acceptable: within ``limit`` of ``center``.
+
+    ``center`` is the consensus of their latest prices (``scoring.consensus``), ``width``
+    their spread floored at ``floor_bps`` of the center, ``limit`` that times ``mads``.
+    """
+
+    center: float
+    width: float
+    limit: float
+    providers: int
+
+    def admits(self, price: float) -> bool:
+        """Whether ``price`` is within the band."""
+        return abs(price - self.center) <= self.limit
+
+    def refuse(self, price: float) -> Refusal | None:
+        """``outlier`` if ``price`` is outside the band, with how far it is."""
+        if self.admits(price):
+            return None
+        distance = abs(price - self.center)
+        return "outlier", (f"price {price} is {distance:.6g} from consensus {self.center} of "
+                           f"{self.providers} providers (limit {self.limit:.6g})")
+
+
+def band(sample: Sequence[float], mads: float, floor_bps: float,
+         reference: float | None = None) -> Band:
+    """The band of ``sample``, the latest price of every fresh provider.
+
+    ``reference`` is the last quote's price, which breaks a tie between two equal groups
+    (see ``scoring.consensus``). A strict majority of the sample within ``w`` of each other
+    puts the center among them and the spread at most ``w``, so a price farther than
+    ``mads * max(w, floor)`` from them is outside; a provider alone is always inside.
+    """
+    center = consensus(sample, reference)
+    width = max(spread(sample, center), center * floor_bps / BPS)
+    return Band(center, width, mads * width, len(sample))

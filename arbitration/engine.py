@@ -7,9 +7,10 @@ into a new engine gives the same outputs, which is what recovery and rebuild rel
 
 Per record, in this order: the pending candle updates, if the record's Kafka time is in a
 later slot of ``candle_flush_us`` (100 ms) than every record before it; decode
-(``undecodable`` on failure); the checks of :meth:`SymbolBook.refuse`; statuses whose time
-has come (``arbitration/statuses.py``); candles the new event time closes; then the Trade or
-the Quote. The candles a Trade or Quote changes get their update record at the next flush:
+(``undecodable`` on failure); the validity checks of :meth:`SymbolBook.refuse`; the tick
+observed (it moves the event time); statuses whose time has come
+(``arbitration/statuses.py``); candles the new event time closes; the outlier check of
+:meth:`SymbolBook.outlier`; then the Trade or the Quote. The candles a Trade or Quote changes get their update record at the next flush:
 one record per changed candle per slot instead of one per tick. Kafka time is part of the
 log, so when updates are written depends on the log alone, never on how the records were
 batched or when they were processed; a closing candle's pending update is dropped, its
@@ -93,12 +94,18 @@ class PartitionEngine:
             book.reject(tick)
             outputs.append(self._reject(record, tick, *refusal))
             return outputs
-        book.accept(tick)
+        book.observe(tick)
         self._apply_statuses(tick.ts_event)
         series = self.candles[tick.symbol]
         closed = series.close_until(book.watermark, record.offset)
         if closed:
             outputs.extend(closed)
+        refusal = book.outlier(tick, self.health)
+        if refusal is not None:
+            book.reject(tick, outlier=True)
+            outputs.append(self._reject(record, tick, *refusal))
+            return outputs
+        book.accept(tick)
         if tick.kind == "TRADE":
             outputs.append(_trade(tick))
             if series.mark_trade(tick.ts_event, record.offset, tick.trade_size):

@@ -1,23 +1,34 @@
 """The arbitrated quote of one symbol, as a pure function of its ticks in log order.
 
-A :class:`SymbolBook` keeps, per provider, the last accepted quote tick, the smoothed
-latency and the counts of seen and rejected ticks. It refuses bad ticks (see
-``arbitration/checks.py``) and picks the driving provider:
+A :class:`SymbolBook` keeps, per provider, the last accepted quote tick, the newest
+*observed* one (accepted, or refused as an outlier: evidence of where the venue is), the
+smoothed latency and the counts of seen and rejected ticks. The symbol's event time is the
+newest event time of any tick that passed the validity checks, accepted or not, so the
+freshness window moves with the market even while every tick is being refused.
 
-1. *Candidates* are the fresh providers (last quote tick at most ``freshness`` behind the
-   symbol's event time) whose last status is not DOWN.
-2. Each candidate gets a score (``arbitration/scoring.py``); the best one, ties to the name
+1. :meth:`SymbolBook.refuse` applies the validity checks (``arbitration/checks.py``);
+   :meth:`SymbolBook.observe` then records the tick as evidence and moves the event time;
+   :meth:`SymbolBook.outlier` judges its price against the consensus of the latest
+   observations of the fresh providers that are not DOWN, its own price included.
+2. *Candidates* are the fresh providers (last accepted quote tick at most ``freshness``
+   behind the symbol's event time) whose newest observation was accepted, whose last
+   status is not DOWN and whose price is within the band of the fresh observations now. A
+   provider refused as an outlier stops driving at once, and so does one the others have
+   moved away from.
+3. Each candidate gets a score (``arbitration/scoring.py``); the best one, ties to the name
    that sorts first, drives. The current driver keeps driving while no candidate beats it by
    more than ``switch_margin``, so the quote does not flap between equal providers; it loses
-   the role as soon as it is stale, DOWN, or out-scored (for example by disagreeing).
-3. The quote carries the driver's price, bid, ask, sizes, volume and reference price, the
-   sorted list of fresh providers, each candidate's score (rounded to 4 decimals) and the
-   confidence. ``change`` is ``price - reference``, the reference being the driver's
+   the role as soon as it is stale, DOWN, refused, or out-scored (for example by
+   disagreeing).
+4. The quote carries the driver's price, bid, ask, sizes, volume and reference price, the
+   sorted list of candidates, each candidate's score (rounded to 4 decimals) and the
+   confidence, whose agreement covers every fresh observation, refused ones included.
+   ``change`` is ``price - reference``, the reference being the driver's
    ``reference_price`` (previous close for equities, the price 24 hours earlier for crypto).
 
 A quote tick older than its provider's last one still counts for latency, duplicates and
-reliability but does not replace the last one. Only a tick of a fresh provider can produce
-a quote, and only if the quote's content differs from the previous one.
+reliability but does not replace the last one. Only an accepted tick of a candidate can
+produce a quote, and only if the quote's content differs from the previous one.
 """
 
 from __future__ import annotations
@@ -42,6 +53,8 @@ class ProviderView:
     """What the book knows of one provider of its symbol."""
 
     tick: RawTick | None = None
+    observed: RawTick | None = None
+    outlying: bool = False
     latency_us: float = 0.0
     seen: int = 0
     rejected: int = 0
@@ -53,6 +66,12 @@ class ProviderView:
         self.tick = tick
         present = sum(getattr(tick, name) is not None for name in OPTIONAL_FIELDS)
         self.completeness = present / len(OPTIONAL_FIELDS)
+
+    def observe(self, tick: RawTick, outlying: bool) -> None:
+        """Keep ``tick`` as the newest observation unless a newer one is already kept."""
+        if self.observed is None or tick.ts_event >= self.observed.ts_event:
+            self.observed = tick
+            self.outlying = outlying
 
 
 class SymbolBook:
@@ -80,41 +99,68 @@ class SymbolBook:
         return view
 
     def fresh(self) -> dict[str, RawTick]:
-        """Last quote tick of every fresh provider, by provider name in sorted order."""
+        """Last accepted quote tick of every fresh provider whose newest observation was
+        accepted, by provider name in sorted order."""
         if self.watermark is None:
             return {}
         horizon = self.watermark - self.config.freshness_us
         return {name: view.tick for name, view in self.providers.items()
-                if view.tick is not None and view.tick.ts_event >= horizon}
+                if view.tick is not None and view.tick.ts_event >= horizon
+                and not view.outlying}
+
+    def observations(self, health: Mapping[str, ProviderHealth],
+                     now: int) -> dict[str, float]:
+        """Newest observed price of every provider that is fresh at event time ``now`` and
+        not DOWN, refused ones included."""
+        horizon = now - self.config.freshness_us
+        return {name: view.observed.price for name, view in self.providers.items()
+                if view.observed is not None and view.observed.ts_event >= horizon
+                and not health.get(name, HEALTHY).down}
 
     def refuse(self, tick: RawTick) -> Refusal | None:
-        """Why ``tick`` must be rejected, or None if it is acceptable."""
+        """Why ``tick`` is not a valid observation at all, or None if it is one."""
         config = self.config
-        refusal = (checks.bad_price(tick) or checks.crossed_book(tick) or checks.bad_size(tick)
-                   or checks.future(tick, config.future_tolerance_us)
-                   or self._duplicate(tick)
-                   or checks.late(tick, self.watermark, config.effective_lateness_us))
-        if refusal is not None:
-            return refusal
-        others = [t.price for name, t in self.fresh().items() if name != tick.provider]
-        return checks.outlier(tick.price, others, config.outlier_mads, config.outlier_floor_bps)
+        return (checks.bad_price(tick) or checks.crossed_book(tick) or checks.bad_size(tick)
+                or checks.future(tick, config.future_tolerance_us)
+                or self._duplicate(tick)
+                or checks.late(tick, self.watermark, config.effective_lateness_us))
 
-    def reject(self, tick: RawTick) -> None:
-        """Count a rejected tick against its provider."""
-        view = self.view(tick.provider)
-        view.seen += 1
-        view.rejected += 1
-
-    def accept(self, tick: RawTick) -> None:
-        """Take an acceptable tick: remember it for duplicates, move the event time."""
-        view = self.view(tick.provider)
-        view.seen += 1
+    def observe(self, tick: RawTick) -> None:
+        """Take a valid tick as evidence: remember it for duplicates, move the event time."""
         for key in _identities(tick):
             self._seen.add(key)
             self._seen_order.append((tick.ts_event, key))
         if self.watermark is None or tick.ts_event > self.watermark:
             self.watermark = tick.ts_event
             self._forget_before(self.watermark - self.config.effective_lateness_us)
+
+    def band(self, sample: Mapping[str, float]) -> checks.Band:
+        """The band of ``sample``, the latest price of each fresh provider; the last quote's
+        price breaks a tie between two equal groups."""
+        reference = None if self.last_quote is None else self.last_quote.price
+        return checks.band(list(sample.values()), self.config.outlier_mads,
+                           self.config.outlier_floor_bps, reference)
+
+    def outlier(self, tick: RawTick, health: Mapping[str, ProviderHealth]) -> Refusal | None:
+        """Why an observed ``tick`` is refused as an outlier, or None: its price against the
+        band of the fresh observations, its own price in place of its provider's."""
+        sample = self.observations(health, self.watermark)
+        sample[tick.provider] = tick.price
+        return self.band(sample).refuse(tick.price)
+
+    def reject(self, tick: RawTick, outlier: bool = False) -> None:
+        """Count a rejected tick against its provider; a quote tick refused as an outlier is
+        kept as the provider's observation."""
+        view = self.view(tick.provider)
+        view.seen += 1
+        view.rejected += 1
+        if outlier and tick.kind == "QUOTE":
+            view.observe(tick, outlying=True)
+
+    def accept(self, tick: RawTick) -> None:
+        """Take an observed tick that passed every check."""
+        view = self.view(tick.provider)
+        view.seen += 1
         if tick.kind == "QUOTE":
             latency = float(tick.ts_ingest - tick.ts_event)
             if view.tick is None:
@@ -123,6 +169,7 @@ class SymbolBook:
                 view.latency_us += scoring.LATENCY_SMOOTHING * (latency - view.latency_us)
             if view.tick is None or tick.ts_event >= view.tick.ts_event:
                 view.take(tick)
+            view.observe(tick, outlying=False)
 
     def quote(self, trigger: RawTick, seq: int,
               health: Mapping[str, ProviderHealth]) -> Quote | None:
@@ -130,10 +177,15 @@ class SymbolBook:
         fresh = self.fresh()
         if trigger.kind != "QUOTE" or trigger.provider not in fresh:
             return None
-        consensus = scoring.median([tick.price for tick in fresh.values()])
-        agreements = {name: scoring.agreement(tick.price, consensus, self.config.agreement_bps)
-                      for name, tick in fresh.items()}
-        candidates = [name for name in fresh if not health.get(name, HEALTHY).down]
+        observed = self.observations(health, self.watermark)
+        if not observed:
+            return None  # every fresh provider is DOWN
+        band = self.band(observed)
+        agreement_bps = self.config.agreement_bps
+        agreements = {name: scoring.agreement(price, band.center, agreement_bps)
+                      for name, price in observed.items()}
+        candidates = [name for name, tick in fresh.items()
+                      if not health.get(name, HEALTHY).down and band.admits(tick.price)]
         if not candidates:
             return None
         scores = {name: self._score(name, agreements[name], health) for name in candidates}

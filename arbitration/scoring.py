@@ -11,7 +11,7 @@ Every score component is in [0, 1], higher is better:
   reference price) its last tick carried;
 - reliability ``r = 1 - rejected / seen`` over the provider's ticks of the symbol;
 - agreement ``a = 1 / (1 + d / agreement_bps)``, ``d`` the distance of its price from the
-  consensus (median of the fresh providers' prices) in basis points.
+  consensus (:func:`consensus` of the fresh providers' latest prices) in basis points.
 
 The score is the weighted mean ``sum(w_i * s_i) / sum(w_i)`` (0 if every weight is 0).
 """
@@ -68,20 +68,32 @@ def agreement(price: float, consensus: float, tolerance_bps: float) -> float:
     return 1.0 / (1.0 + deviation_bps(price, consensus) / tolerance_bps)
 
 
-def median(values: Sequence[float]) -> float:
-    """The median; the consensus price of a set of providers (as ``statistics.median``)."""
+def consensus(values: Sequence[float], reference: float | None = None) -> float:
+    """The median of ``values``; of an even number, the middle value nearer ``reference``
+    (the last quote's price), or the mean of the two middle values without one.
+
+    So a tie between two equal-sized groups of providers goes to the group the quote is at,
+    and the consensus is always the price of a provider, or between two.
+    """
     data = sorted(values)
     n = len(data)
     if n == 0:
-        raise ValueError("no median for empty data")
+        raise ValueError("no consensus of no prices")
     if n % 2:
         return data[n // 2]
-    return (data[n // 2 - 1] + data[n // 2]) / 2
+    low, high = data[n // 2 - 1], data[n // 2]
+    if reference is None:
+        return (low + high) / 2
+    return low if abs(low - reference) <= abs(high - reference) else high
 
 
-def mad(values: Sequence[float], center: float) -> float:
-    """Median absolute deviation of ``values`` around ``center``."""
-    return median([abs(v - center) for v in values])
+def spread(values: Sequence[float], center: float) -> float:
+    """The low median of the absolute deviations of ``values`` from ``center``: the
+    ``(n + 1) // 2``-th smallest, so a strict majority within ``w`` of ``center`` makes it
+    at most ``w`` (for an even ``n`` too)."""
+    if not values:
+        raise ValueError("no spread of no prices")
+    return sorted(abs(v - center) for v in values)[(len(values) - 1) // 2]
 
 
 def score(parts: Components, weights: Weights) -> float:

@@ -135,9 +135,12 @@ class Settings:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be above zero")
-        for name in ("outlier_mads", "agreement_bps", "latency_scale_ms", "expected_providers"):
+        for name in ("agreement_bps", "latency_scale_ms", "expected_providers"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be above zero")
+        if not self.outlier_mads >= 1:
+            raise SettingsError(f"{ENV_PREFIX}OUTLIER_MADS must be at least 1, so that the "
+                                "providers at the consensus are never refused")
         for name in ("candle_lateness_ms", "future_tolerance_ms", "status_delay_ms",
                      "demand_linger_seconds",
                      "max_replays_per_connection", "replay_lateness_ms",

@@ -92,13 +92,44 @@ def test_bad_price(price):
     assert checks.bad_price(tick("a", 0, 10.0, bid=9.9, ask=10.1)) is None
 
 
-def test_outlier_uses_median_and_mad_with_a_floor():
-    others = [100.0, 100.1, 99.9]
-    assert checks.outlier(100.2, others, mads=10, floor_bps=5) is None
-    assert checks.outlier(101.0, others, mads=10, floor_bps=5)[0] == "outlier"
+def refused(price: float, sample: list[float], reference: float | None = None) -> bool:
+    """Whether ``price`` is refused as an outlier among ``sample`` (10 spreads, 5 bps)."""
+    refusal = checks.band(sample, 10, 5, reference).refuse(price)
+    assert refusal is None or refusal[0] == "outlier"
+    return refusal is not None
+
+
+def test_outlier_is_judged_against_every_fresh_price_its_own_included():
+    venues = [100.0, 100.1, 99.9]
+    assert not refused(100.2, [*venues, 100.2])
+    assert refused(101.0, [*venues, 101.0])
     # One wild provider cannot drag the consensus: the median stays near 100.
-    assert checks.outlier(100.05, [100.0, 100.1, 1000.0], mads=10, floor_bps=5) is None
-    assert checks.outlier(1000.0, [], mads=10, floor_bps=5) is None
+    assert not refused(100.05, [100.0, 100.1, 1000.0, 100.05])
+    assert refused(1000.0, [100.0, 100.1, 1000.0])
+    # A provider alone has nothing to disagree with.
+    assert not refused(1000.0, [1000.0])
+
+
+def test_two_equal_halves_go_to_the_half_the_quote_is_at():
+    assert refused(130.0, [100.0, 130.0], reference=100.0)
+    assert not refused(100.0, [100.0, 130.0], reference=100.0)
+    assert refused(100.0, [100.0, 100.0, 130.0, 130.0], reference=129.0)
+    # Without a quote yet there is no side to prefer, and both halves are taken.
+    assert not refused(130.0, [100.0, 130.0])
+
+
+@settings(max_examples=300)
+@given(st.lists(st.floats(90, 110), min_size=2, max_size=9), st.floats(0.0, 0.5),
+       st.floats(-0.4, 0.4).filter(lambda x: abs(x) > 0.02), st.floats(90, 110) | st.none())
+def test_a_minority_beyond_the_band_is_always_refused(majority, noise_bps, offset, reference):
+    """A strict majority within ``w`` of each other makes any price farther than
+    ``mads * max(w, floor)`` from them an outlier, however the minority is spread."""
+    center = majority[0]
+    group = [center * (1 + noise_bps / 10_000 * (i % 3 - 1)) for i in range(len(majority))]
+    minority = [center * (1 + offset + i / 1000) for i in range(len(group) - 1)]
+    sample = group + minority
+    assert all(refused(price, sample, reference) for price in minority)
+    assert not any(refused(price, sample, reference) for price in group)
 
 
 # --- every DLQ reason through the engine ---------------------------------------------------
@@ -325,3 +356,64 @@ def test_any_tick_sequence_gives_consistent_deterministic_outputs(ticks):
     assert all(t.price > 0 and math.isfinite(t.price) for t in ticks
                if (t.symbol, t.ts_event, t.price) in accepted and (t.symbol, t.ts_event)
                not in refused)
+
+
+# --- market stories: the quote follows the market, a minority never drives ----------------
+
+
+def rounds(harness: Harness, prices: dict[str, float], start: int, count: int,
+           step: int = 100 * MS) -> list:
+    """``count`` rounds of ticks, one per venue per ``step``, at the given prices."""
+    out = []
+    for n in range(count):
+        at = start + n * step
+        for i, (venue, price) in enumerate(prices.items()):
+            out += harness.send(tick(venue, at + i, price, seq=at + i))
+    return out
+
+
+def test_a_gap_every_venue_makes_moves_the_quote_within_a_round():
+    harness = Harness()
+    before = rounds(harness, {"a": 100.0, "b": 100.0, "c": 100.0}, 0, 10)
+    assert quotes(before)[-1].price == 100.0
+    after = rounds(harness, {"a": 108.0, "b": 108.0, "c": 108.0}, SECOND, 3)
+    # The first venue to move is refused (two still say 100); the second makes a majority.
+    assert [r.provider for r in rejected(after)] == ["a"]
+    assert quotes(after)[0].price == 108.0 and quotes(after)[0].ts_event == T0 + SECOND + 1
+    assert all(q.price == 108.0 for q in quotes(after))
+
+
+def test_a_lone_venue_far_from_the_others_never_drives():
+    harness = Harness()
+    out = rounds(harness, {"b": 100.0, "c": 100.0, "a": 130.0}, 0, 50)
+    assert quotes(out) and all(q.price == 100.0 for q in quotes(out))
+    assert {r.provider for r in rejected(out)} == {"a"} and len(rejected(out)) == 50
+
+
+def test_the_first_venue_of_a_symbol_drives_until_a_majority_says_otherwise():
+    harness = Harness()
+    out = rounds(harness, {"a": 130.0, "b": 100.0, "c": 100.0}, 0, 20)
+    # a alone makes the first quote; b ties with it and is refused; c makes a majority.
+    assert [q.price for q in quotes(out)][:2] == [130.0, 100.0]
+    assert all(q.price == 100.0 for q in quotes(out)[1:])
+    assert all(q.confidence < 0.7 for q in quotes(out)[1:]), "a disagreeing venue costs"
+
+
+def test_after_a_restart_on_old_state_the_new_prices_are_taken():
+    """The state of a run that ended minutes ago holds prices 2% away from the new ones."""
+    harness = Harness()
+    rounds(harness, {"a": 100.0, "b": 100.0, "c": 100.0}, 0, 10)
+    later = 5 * 60 * SECOND
+    out = rounds(harness, {"a": 98.0, "b": 98.0, "c": 98.0}, later, 3)
+    assert rejected(out) == []
+    assert quotes(out)[0].price == 98.0 and quotes(out)[0].ts_event == T0 + later
+
+
+def test_a_venue_left_alone_is_taken_once_the_others_are_stale():
+    harness = Harness()
+    rounds(harness, {"a": 100.0, "b": 100.0, "c": 100.0}, 0, 5)
+    out = rounds(harness, {"a": 103.0}, SECOND, 40)
+    first = quotes(out)[0]
+    assert first.price == 103.0
+    # b and c last ticked at 0.4 s: stale 2 s later, and a's next tick is taken.
+    assert first.ts_event - T0 <= 400 * MS + 2 * SECOND + 100 * MS

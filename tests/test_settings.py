@@ -109,6 +109,13 @@ def test_non_positive_values_are_refused(variable, raw):
         Settings.from_env({variable: raw})
 
 
+@pytest.mark.parametrize("raw", ["0.5", "0", "nan"])
+def test_an_outlier_band_under_one_spread_is_refused(raw):
+    with pytest.raises(SettingsError, match="FIML_OUTLIER_MADS must be at least 1"):
+        Settings.from_env({"FIML_OUTLIER_MADS": raw})
+    assert Settings.from_env({"FIML_OUTLIER_MADS": "1"}).outlier_mads == 1.0
+
+
 def test_non_positive_partitions_refused_in_the_constructor_too():
     with pytest.raises(SettingsError, match="FIML_PARTITIONS"):
         Settings(partitions=0)
