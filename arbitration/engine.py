@@ -10,8 +10,9 @@ later slot of ``candle_flush_us`` (100 ms) than every record before it; decode
 (``undecodable`` on failure); the validity checks of :meth:`SymbolBook.refuse`; the tick
 observed (it moves the event time); statuses whose time has come
 (``arbitration/statuses.py``); candles the new event time closes; the outlier check of
-:meth:`SymbolBook.outlier`; then the Trade or the Quote. The candles a Trade or Quote changes get their update record at the next flush:
-one record per changed candle per slot instead of one per tick. Kafka time is part of the
+:meth:`SymbolBook.outlier`; then the Trade or the Quote. The candles a Trade or Quote
+changes get their update record at the next flush: one record per changed candle per slot
+instead of one per tick. Kafka time is part of the
 log, so when updates are written depends on the log alone, never on how the records were
 batched or when they were processed; a closing candle's pending update is dropped, its
 final record carrying the same values.
