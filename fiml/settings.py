@@ -77,6 +77,8 @@ class Settings:
     synthetic_symbols: tuple[str, ...] = DEFAULT_EQUITIES + DEFAULT_CRYPTO
     synthetic_seed: int = 7
     synthetic_tick_hz: float = 10.0
+    synthetic_resume: bool = True
+    synthetic_trend_bps: float = 0.0
 
     freshness_ms: int = 2000
     synthetic_faults: tuple[str, ...] = ()
@@ -177,7 +179,10 @@ class Settings:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if value is not None:
-                text = ",".join(value) if isinstance(value, tuple) else str(value)
+                if isinstance(value, tuple):
+                    text = ",".join(value)
+                else:
+                    text = str(value).lower() if isinstance(value, bool) else str(value)
                 env[ENV_PREFIX + f.name.upper()] = text
         return env
 
@@ -217,6 +222,12 @@ def _parse(variable: str, raw: str, hint: object) -> object:
         return _parse(variable, raw, inner)
     if typing.get_origin(hint) is tuple:
         return tuple(item.strip() for item in raw.split(",") if item.strip())
+    if hint is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{variable} must be true or false, got {raw!r}")
     try:
         if hint is int:
             return int(raw)

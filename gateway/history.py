@@ -2,14 +2,16 @@
 
 A page holds up to ``limit`` records in event-time order. Its ``next_cursor`` is where each
 partition's reading stopped (offsets, base64 JSON), so the next page continues the same
-merge exactly: no record is repeated or skipped between pages.
+merge exactly: no record is repeated or skipped between pages. Candles come one row per
+bucket by default (its latest revision, ``gateway/buckets.py``): their cursor also names the
+last bucket returned and resumes at the first revision of every bucket not returned yet.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -19,11 +21,12 @@ from pydantic import BaseModel
 
 from fiml.replay import Replay, ReplayError
 from fiml.settings import Settings
+from gateway.buckets import BucketPage
 from gateway.items import candle_item, quote_item
 from gateway.messages import OhlcvItem, QuoteItem
 from gateway.protocol import Timeframe
 from gateway.security import api_key_accepted
-from schemas.records import datetime_to_micros
+from schemas.records import Candle, datetime_to_micros
 from schemas.symbols import InvalidSymbol, canonical_symbol
 
 DEFAULT_LIMIT = 1000
@@ -37,12 +40,14 @@ End = Annotated[datetime | None, Query(description="ISO 8601 event time of the l
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Records per page.")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page.")]
 ClosedOnly = Annotated[bool, Query(description="Only closed candles: the final record of "
-                                               "each bucket, no intermediate revisions.")]
+                                               "each bucket.")]
+Revisions = Annotated[bool, Query(description="Every revision of each bucket as it was "
+                                              "written, instead of one row per bucket.")]
 
 
 class CandlePage(BaseModel):
-    """One page of candles, oldest first; every revision of a bucket as it was written, or
-    only the closed ones."""
+    """One page of candles by open time: one per bucket (its latest revision), every
+    revision as it was written, or only the closed ones."""
 
     symbol: str
     timeframe: Timeframe
@@ -58,25 +63,41 @@ class QuotePage(BaseModel):
     next_cursor: str | None
 
 
-def encode_cursor(positions: dict[int, int]) -> str:
-    """Partition offsets as an opaque cursor."""
-    return base64.urlsafe_b64encode(orjson.dumps({str(p): o for p, o in positions.items()}
-                                                 )).decode()
+def encode_cursor(positions: dict[int, int], after: int | None = None) -> str:
+    """Partition offsets (and, for candles by bucket, the open time of the last bucket
+    returned) as an opaque cursor."""
+    state = {"p": {str(p): o for p, o in positions.items()}, "t": after}
+    return base64.urlsafe_b64encode(orjson.dumps(state)).decode()
 
 
-def decode_cursor(cursor: str | None) -> dict[int, int]:
-    """The partition offsets of a cursor; ValueError if it is not one of ours."""
+def decode_cursor(cursor: str | None) -> tuple[dict[int, int], int | None]:
+    """The partition offsets and last bucket of a cursor; ValueError if it is not ours."""
     if cursor is None:
-        return {}
+        return {}, None
     try:
-        raw = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return {int(p): int(o) for p, o in raw.items()}
-    except (binascii.Error, orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        state = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+        after = state["t"]
+        if after is not None and type(after) is not int:
+            raise TypeError(after)
+        return {int(p): int(o) for p, o in state["p"].items()}, after
+    except (binascii.Error, orjson.JSONDecodeError, AttributeError, KeyError, TypeError,
+            ValueError):
         raise ValueError("the cursor is not one this server made") from None
 
 
 def _micros(moment: datetime) -> int:
     return datetime_to_micros(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def _replay(settings: Settings, stream: str, symbol: str, start: datetime,
+            end: datetime | None, limit: int, positions: dict[int, int],
+            timeframe: str | None) -> Replay | None:
+    """The replay a page reads, or None for a range that has not begun yet."""
+    start_us, end_us = _micros(start), _micros(end or datetime.now(UTC))
+    if end is None and start_us > end_us:
+        return None
+    return Replay(settings, stream, [symbol], start_us, end_us, timeframe=timeframe,
+                  after=positions, batch=min(limit + 1, 1000))
 
 
 async def read_page(settings: Settings, stream: str, symbol: str, start: datetime,
@@ -86,14 +107,13 @@ async def read_page(settings: Settings, stream: str, symbol: str, start: datetim
                     ) -> tuple[list[dict[str, object]], str | None]:
     """Up to ``limit`` items from ``cursor`` on (only records ``keep`` accepts, if given), and
     the cursor of the next page if any."""
-    after = decode_cursor(cursor)
-    start_us, end_us = _micros(start), _micros(end or datetime.now(UTC))
-    if end is None and start_us > end_us:
+    after, _ = decode_cursor(cursor)
+    replay = _replay(settings, stream, symbol, start, end, limit, after, timeframe)
+    if replay is None:
         return [], None
     items: list[dict[str, object]] = []
     positions = dict(after)
-    async with Replay(settings, stream, [symbol], start_us, end_us, timeframe=timeframe,
-                      after=after, batch=min(limit + 1, 1000)) as replay:
+    async with replay:
         async for item in replay.records():
             if keep is not None and not keep(item.record):
                 positions[item.partition] = item.offset + 1
@@ -105,7 +125,31 @@ async def read_page(settings: Settings, stream: str, symbol: str, start: datetim
     return items, None
 
 
-def _is_closed(candle: Any) -> bool:
+async def read_buckets(settings: Settings, symbol: str, start: datetime, end: datetime | None,
+                       limit: int, cursor: str | None, timeframe: str,
+                       ) -> tuple[list[dict[str, object]], str | None]:
+    """Up to ``limit`` candles, one per bucket (its latest revision) in open-time order, and
+    the cursor of the next page if any. The cursor resumes at the first revision of every
+    bucket not returned yet, so none is cut between pages."""
+    after, last_bucket = decode_cursor(cursor)
+    replay = _replay(settings, "candles", symbol, start, end, limit, after, timeframe)
+    if replay is None:
+        return [], None
+    page = BucketPage(limit, last_bucket)
+    positions = dict(after)
+    async with replay:
+        async for item in replay.records():
+            if page.add(item.record, item.partition, item.offset):
+                break
+            positions[item.partition] = item.offset + 1
+        else:
+            if not page.finish():
+                return [candle_item(row) for row in page.rows], None
+    next_cursor = encode_cursor({**positions, **page.resume_offsets()}, page.after)
+    return [candle_item(row) for row in page.rows], next_cursor
+
+
+def _is_closed(candle: Candle) -> bool:
     return candle.is_closed
 
 
@@ -113,16 +157,16 @@ def history_router(settings: Settings) -> APIRouter:
     """The /v1 history endpoints of this configuration."""
     router = APIRouter(prefix="/v1", tags=["history"])
 
-    async def page(request: Request, stream: str, symbol: str, start: datetime,
-                   end: datetime | None, limit: int, cursor: str | None,
-                   build: Callable[[Any], dict[str, object]], timeframe: str | None = None,
-                   keep: Callable[[Any], bool] | None = None) -> tuple[str, list, str | None]:
+    async def answer(request: Request, symbol: str,
+                     read: Callable[[str], Awaitable[tuple[list, str | None]]],
+                     ) -> tuple[str, list, str | None]:
+        """The canonical symbol and ``read(symbol)``, with the key checked and bad requests
+        answered 400."""
         if not api_key_accepted(settings, request):
             raise HTTPException(401, "a valid API key is required")
         try:
             canonical = canonical_symbol(symbol)
-            items, next_cursor = await read_page(settings, stream, canonical, start, end, limit,
-                                                 cursor, build, timeframe, keep)
+            items, next_cursor = await read(canonical)
         except (InvalidSymbol, ReplayError, ValueError) as error:
             raise HTTPException(400, str(error)) from None
         return canonical, items, next_cursor
@@ -130,11 +174,18 @@ def history_router(settings: Settings) -> APIRouter:
     @router.get("/candles/{symbol:path}", response_model=CandlePage)
     async def candles(request: Request, symbol: str, start: Start, end: End = None,
                       timeframe: Timeframe = "1m", limit: Limit = DEFAULT_LIMIT,
-                      cursor: Cursor = None, closed: ClosedOnly = False) -> dict[str, object]:
-        """Candles of one symbol and timeframe by open time, from fiml.candles."""
-        keep = _is_closed if closed else None
-        canonical, items, next_cursor = await page(request, "candles", symbol, start, end, limit,
-                                                   cursor, candle_item, timeframe, keep)
+                      cursor: Cursor = None, closed: ClosedOnly = False,
+                      revisions: Revisions = False) -> dict[str, object]:
+        """Candles of one symbol and timeframe by open time, from fiml.candles: one row per
+        bucket (its latest revision; ``is_closed`` says whether it is final), every revision
+        with ``revisions=true``, closed buckets only with ``closed=true``."""
+        def read(canonical: str) -> Awaitable[tuple[list, str | None]]:
+            if closed or revisions:
+                return read_page(settings, "candles", canonical, start, end, limit, cursor,
+                                 candle_item, timeframe, _is_closed if closed else None)
+            return read_buckets(settings, canonical, start, end, limit, cursor, timeframe)
+
+        canonical, items, next_cursor = await answer(request, symbol, read)
         return {"symbol": canonical, "timeframe": timeframe, "items": items,
                 "next_cursor": next_cursor}
 
@@ -142,8 +193,8 @@ def history_router(settings: Settings) -> APIRouter:
     async def quotes(request: Request, symbol: str, start: Start, end: End = None,
                      limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> dict[str, object]:
         """Arbitrated quotes of one symbol by event time, from fiml.quotes."""
-        canonical, items, next_cursor = await page(request, "quotes", symbol, start, end, limit,
-                                                   cursor, quote_item)
+        canonical, items, next_cursor = await answer(request, symbol, lambda canonical: read_page(
+            settings, "quotes", canonical, start, end, limit, cursor, quote_item))
         return {"symbol": canonical, "items": items, "next_cursor": next_cursor}
 
     return router

@@ -5,6 +5,11 @@ latency and spread, sometimes prints trades, and now and then goes down for a wh
 the arbitration engine has real work to do offline. Everything is a pure function of the
 seed and the sequence of times passed to :meth:`SyntheticMarket.advance`.
 
+A run continues the market a previous run left in the log (:meth:`SyntheticMarket.resume`:
+each symbol from its last price, sequence numbers after the last ones), so a restart looks
+like a market that kept trading. ``trend_bps`` adds a steady drift per second (a setting for
+demos and for tests of a market that moved).
+
 Faults can be injected per venue (:func:`with_faults`, setting ``FIML_SYNTHETIC_FAULTS``):
 ``down`` (down 4 s in every 12 s), ``lag`` (event times 1.5 s late), ``outliers`` (5% of
 prices 5% off) and ``duplicates`` (5% of ticks sent twice).
@@ -110,9 +115,10 @@ class SyntheticMarket:
     """
 
     def __init__(self, symbols: Iterable[str], *, seed: int, tick_hz: float,
-                 venues: Iterable[Venue] = DEFAULT_VENUES) -> None:
+                 venues: Iterable[Venue] = DEFAULT_VENUES, trend_bps: float = 0.0) -> None:
         self.random = random.Random(seed)
         self.tick_hz = tick_hz
+        self.trend = trend_bps / 10_000
         self.venues = tuple(venues)
         self.prices = {symbol: starting_price(symbol) for symbol in symbols}
         self.reference = dict(self.prices)
@@ -125,6 +131,18 @@ class SyntheticMarket:
         """Start simulating one more symbol."""
         if symbol not in self.prices:
             self.prices[symbol] = self.reference[symbol] = starting_price(symbol)
+
+    def resume(self, last: Iterable[RawTick], first_seq: int) -> None:
+        """Continue from a previous run: each symbol from the price (and reference price) of
+        its last tick in ``last``, and every venue's sequence numbers (and so its trade ids)
+        from ``first_seq``, which the caller chooses after every earlier one."""
+        for tick in last:
+            if tick.symbol in self.prices:
+                self.prices[tick.symbol] = tick.price
+                if tick.reference_price is not None:
+                    self.reference[tick.symbol] = tick.reference_price
+        for state in self.state.values():
+            state.seq = first_seq - 1
 
     def remove_symbol(self, symbol: str) -> None:
         """Stop simulating a symbol."""
@@ -158,7 +176,7 @@ class SyntheticMarket:
     def _walk(self, elapsed: float) -> None:
         for symbol, price in self.prices.items():
             sigma = 0.0008 if "/" in symbol else 0.0003
-            shock = self.random.gauss(0.0, sigma * math.sqrt(max(elapsed, 1e-6)))
+            shock = self.random.gauss(self.trend * elapsed, sigma * math.sqrt(max(elapsed, 1e-6)))
             self.prices[symbol] = price * math.exp(shock)
 
     def _update_outage(self, venue: Venue, now_us: int, elapsed: float) -> bool:

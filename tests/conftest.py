@@ -7,10 +7,16 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from fiml.settings import Settings
 from fiml.topics import create_topics
 from tests.kafka_broker import session_broker
+
+# HYPOTHESIS_PROFILE=slow runs the property and model-based tests with ten times as many
+# examples as `make test` (README, "Tests").
+hypothesis_settings.register_profile("slow", max_examples=3000)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

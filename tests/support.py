@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
@@ -131,11 +132,16 @@ async def run_provider_until(provider, done: Callable[[Records], bool],
     return records
 
 
-async def poll_until(predicate: Callable[[], bool], within: float, interval: float = 0.2) -> None:
-    """Wait until ``predicate()`` holds; fail after ``within`` seconds."""
+async def poll_until(predicate: Callable[[], bool | Awaitable[bool]], within: float,
+                     interval: float = 0.2) -> None:
+    """Wait until ``predicate()`` (or what it returns, if awaitable) holds; fail after
+    ``within`` seconds."""
     deadline = time.monotonic() + within
     while True:
-        if predicate():
+        held = predicate()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within} s")

@@ -82,6 +82,32 @@ async def test_closed_only_candles_skip_the_revisions_of_forming_buckets(gateway
     assert [item for page in pages for item in page["items"]] == want
 
 
+async def test_candles_come_one_row_per_bucket_unless_every_revision_is_asked_for(gateway):
+    settings, port, _ = gateway
+    # Buckets 0..5 of 5m: three revisions each, the third closing it, written interleaved as
+    # the engine does (a bucket's first revisions before the previous one closes); bucket 5
+    # is still forming.
+    written = []
+    for n in range(6):
+        written += [candle(n, 100.0 + n, 1, timeframe="5m"),
+                    candle(n, 101.0 + n, 2, timeframe="5m")]
+        if n:
+            written.append(candle(n - 1, 102.0 + n - 1, 3, closed=True, timeframe="5m"))
+    await produce_timed(settings, "candles", written)
+    params = {"timeframe": "5m", "start": micros_to_iso(BASE_US),
+              "end": micros_to_iso(BASE_US + 11_000_000)}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        by_bucket = await all_pages(http, "/v1/candles/BTC/USDT", {**params, "limit": 2})
+        every = await all_pages(http, "/v1/candles/BTC/USDT", {**params, "revisions": "true"})
+    rows = [item for page in by_bucket for item in page["items"]]
+    assert [len(page["items"]) for page in by_bucket] == [2, 2, 2]
+    assert [row["timestamp"] for row in rows] == [
+        candle_item(candle(n, 0, 1, timeframe="5m"))["timestamp"] for n in range(6)]
+    assert [(row["close"], row["is_closed"]) for row in rows] == [
+        (102.0 + n, True) for n in range(5)] + [(106.0, False)]
+    assert len([item for page in every for item in page["items"]]) == len(written) == 17
+
+
 @pytest.mark.parametrize(("params", "status", "detail"), [
     ({"limit": 10_001}, 422, "less than or equal to 10000"),
     ({"limit": 0}, 422, "greater than or equal to 1"),

@@ -289,3 +289,16 @@ def test_every_field_has_a_variable_that_from_env_reads():
         differing = [g.name for g in dataclasses.fields(Settings)
                      if getattr(changed, g.name) != getattr(base, g.name)]
         assert differing == [f.name]
+
+
+@pytest.mark.parametrize(("raw", "value"), [("true", True), ("0", False), ("Off", False),
+                                            ("yes", True)])
+def test_switches_read_the_usual_words(raw, value):
+    settings = Settings.from_env({"FIML_SYNTHETIC_RESUME": raw})
+    assert settings.synthetic_resume is value
+    assert Settings.from_env(settings.to_env()).synthetic_resume is value
+
+
+def test_a_switch_that_is_neither_true_nor_false_is_refused():
+    with pytest.raises(SettingsError, match="FIML_SYNTHETIC_RESUME must be true or false"):
+        Settings.from_env({"FIML_SYNTHETIC_RESUME": "maybe"})

@@ -258,3 +258,30 @@ def test_outliers_and_duplicates_on_one_venue():
     seqs = Counter((t.provider, t.seq) for t in ticks)
     repeated = {key for key, n in seqs.items() if n > 1}
     assert repeated and {provider for provider, _ in repeated} == {"v:two"}
+
+
+def test_a_resumed_market_continues_prices_and_never_repeats_a_seq_or_trade_id():
+    first = SyntheticMarket(["AAPL", "ETH/USDT"], seed=5, tick_hz=10, trend_bps=50)
+    before = all_ticks(run(first, 20))
+    last = {t.symbol: t for t in before if t.kind == "QUOTE"}
+    resumed = SyntheticMarket(["AAPL", "ETH/USDT", "SOL/USDT"], seed=5, tick_hz=10)
+    resumed.resume(last.values(), first_seq=max(t.seq for t in before) + 1)
+    after = all_ticks(run(resumed, 2, start=T0 + 30 * MICROS))
+    for symbol, tick in last.items():
+        assert tick.price > starting_price(symbol) * 1.05, "the trend moved it"
+        first_again = next(t for t in after if t.symbol == symbol and t.kind == "QUOTE")
+        assert abs(first_again.price / tick.price - 1) < 0.002
+        assert first_again.reference_price == tick.reference_price
+    assert next(t for t in after if t.symbol == "SOL/USDT").price == pytest.approx(
+        starting_price("SOL/USDT"), rel=0.002), "a symbol without a last tick starts afresh"
+    assert not {(t.provider, t.seq) for t in before} & {(t.provider, t.seq) for t in after}
+    assert not {t.trade_id for t in before if t.trade_id} & {
+        t.trade_id for t in after if t.trade_id}
+
+
+def test_a_trend_moves_every_walk_the_same_way():
+    market = SyntheticMarket(UNIVERSE, seed=3, tick_hz=10, trend_bps=-20)
+    ticks = all_ticks(run(market, 30))
+    for symbol in UNIVERSE:
+        final = [t.price for t in ticks if t.symbol == symbol][-1]
+        assert final < starting_price(symbol) * (1 - 0.03), symbol
