@@ -21,7 +21,15 @@ import httpx
 import pytest
 import websockets
 
-from fiml.health import FaustHealth, HealthServer, faust_health, main, probe, serve_health
+from fiml.health import (
+    FaustHealth,
+    HealthServer,
+    Progress,
+    faust_health,
+    main,
+    probe,
+    serve_health,
+)
 from fiml.processes import stop_process
 from fiml.settings import Settings, SettingsError
 from fiml.topics import create_topics
@@ -134,16 +142,22 @@ def test_health_settings_are_off_by_default_and_checked():
 async def test_serve_health_is_a_no_op_while_off():
     async with serve_health(Settings.from_env({}), lambda: True) as server:
         assert server is None
-    assert faust_health(faust.App("health-off"), Settings.from_env({})) == []
+    assert faust_health(faust.App("health-off"), Settings.from_env({}), Progress(1.0)) == []
 
 
-async def test_a_faust_worker_is_ready_once_assigned_and_not_while_rebalancing():
+async def test_a_faust_worker_is_ready_once_assigned_and_not_while_rebalancing(monkeypatch):
+    """...and while connected to a broker (the real check is exercised with a broker that
+    goes away in tests/test_outages.py)."""
     port = free_port()
+    connected = Flag()
+    monkeypatch.setattr("fiml.health.faust_connected", lambda app: connected())
     app = faust.App("health-test", broker="kafka://127.0.0.1:1")
-    [service] = faust_health(app, Settings.from_env({}, health_port=port))
+    [service] = faust_health(app, Settings.from_env({}, health_port=port), Progress(1.0))
     assert isinstance(service, FaustHealth)
     assert not service.ready()
     await app.on_partitions_assigned.send(set())
+    assert not service.ready()
+    connected.value = True
     assert service.ready()
     app.rebalancing = True
     assert not service.ready()
