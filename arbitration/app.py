@@ -27,7 +27,7 @@ from arbitration.arbiter import Arbiter
 from arbitration.config import EngineConfig
 from arbitration.engine import ROLES, SourceRecord
 from arbitration.feeds import StatusFeed
-from arbitration.monitor import METRICS_PERIOD, ArbitrationMonitor, observe_agent
+from arbitration.monitor import METRICS_PERIOD, ArbitrationMonitor
 from arbitration.relay import Relay
 from arbitration.sender import BatchSender
 from arbitration.snapshots import SnapshotStore
@@ -88,8 +88,8 @@ def raw_topic(app: faust.App, settings: Settings) -> faust.TopicT:
 
 
 def build_app(settings: Settings, progress: Progress | None = None) -> faust.App:
-    """A Faust app whose agent arbitrates ``ticks.raw`` for this configuration; its monitor
-    feeds ``progress`` (for ``/healthz``) if given."""
+    """A Faust app whose agent arbitrates ``ticks.raw`` for this configuration; its metrics
+    timer feeds ``progress`` (for ``/healthz``) if given."""
     app = make_app(settings)
     raw = raw_topic(app, settings)
     names = {role: settings.topic(role) for role in ROLES.values()}
@@ -121,7 +121,10 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
     async def export_metrics() -> None:
         monitor.export(arbiter.engines, app.consumer)
         if progress is not None:
-            observe_agent(progress, arbiter.engines, arbiter.replayed, relay.pending)
+            # The agent moves as records are delivered, and as restores replay records, but
+            # not the same records again while it retries a failed batch.
+            moved = (relay.delivered, None if relay.retrying else arbiter.replayed)
+            progress.observe(moved, relay.pending)
 
     return app
 

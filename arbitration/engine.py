@@ -86,7 +86,7 @@ class PartitionEngine:
         try:
             tick = decode(record.value, RawTick)
         except DecodeError as error:
-            outputs.append(self._reject(record, None, "undecodable", str(error)))
+            outputs.append(self._reject(record, None, "undecodable", f"{error.reason}: {error}"))
             return outputs
         book = self.books.get(tick.symbol)
         if book is None:

@@ -1,7 +1,7 @@
 """What the arbitration worker exports as metrics besides its counters, read off the engines
 every ``METRICS_PERIOD`` seconds (never on the per-record path): the consumer lag of each
 raw partition it holds, the provider scores of each symbol's last quote and the provider
-statuses as the engines apply them; and, for ``/healthz``, whether the agent keeps up."""
+statuses as the engines apply them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from arbitration.engine import PartitionEngine
-from fiml.health import Progress
 from fiml.metrics import ConsumerLag, ScoreExport, set_provider_state
 
 METRICS_PERIOD = 1.0
@@ -44,15 +43,6 @@ class ArbitrationMonitor:
                            if book.last_quote is not None)
         for provider, state in applied_states(held).items():
             set_provider_state(provider, state)
-
-
-def observe_agent(progress: Progress, engines: Mapping[int, PartitionEngine], replayed: int,
-                  pending: int) -> None:
-    """Tell ``progress`` where the agent is: it moves when an engine's next offset or
-    ``replayed`` (records its restores replayed so far) changes, and ``pending`` records (the
-    batch it is delivering) wait for it."""
-    positions = tuple(sorted((p, engine.next_offset) for p, engine in engines.items()))
-    progress.observe((positions, replayed), pending)
 
 
 def applied_states(engines: Iterable[PartitionEngine]) -> dict[str, str]:

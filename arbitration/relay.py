@@ -44,24 +44,31 @@ class Relay:
         self.arbiter = arbiter
         self.names = names
         self.pending = 0
+        self.delivered = 0
+        self.retrying = False
 
     async def deliver(self, sender: BatchSender, batch: Batch) -> None:
         """Return once every output of every record of ``batch`` (raw partition to its
         records in offset order) is acknowledged, retrying what failed until it is.
-        ``pending`` counts the batch's records meanwhile."""
+        ``pending`` counts the batch's records meanwhile, ``delivered`` the records done so
+        far; ``retrying`` is set from a first failure until the batch is done."""
         self.pending = sum(len(records) for records in batch.values())
         attempt = 0
         try:
             while batch:
                 failed = await self._attempt(sender, batch)
+                self.delivered += sum(len(records) for partition, records in batch.items()
+                                      if partition not in failed)
                 for partition in failed:
                     self.arbiter.forget(partition)
                 batch = {partition: batch[partition] for partition in failed}
                 if batch:
+                    self.retrying = True
                     await asyncio.sleep(min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** attempt))
                     attempt += 1
         finally:
             self.pending = 0
+            self.retrying = False
 
     async def _attempt(self, sender: BatchSender, batch: Batch) -> set[int]:
         """Process and send ``batch`` once; the partitions that must be processed again."""

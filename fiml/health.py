@@ -64,8 +64,9 @@ class Progress:
         self.since = clock()
 
     def observe(self, positions: Hashable, waiting: int) -> None:
-        """Take one sample: the loop's positions now, and how many records wait after them."""
-        if waiting <= 0 or positions != self.positions:
+        """Take one sample: the loop's positions now, and how many records wait after them
+        (the wait counts from the first sample that saw them)."""
+        if waiting <= 0 or self.waiting <= 0 or positions != self.positions:
             self.since = self.clock()
         self.positions = positions
         self.waiting = waiting

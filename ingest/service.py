@@ -38,7 +38,7 @@ from fiml.metrics import BROKER_UP, INGEST_BUFFERED, INGEST_DROPPED, count_inges
 from fiml.settings import Settings
 from ingest.demand import follow_demand
 from ingest.providers import Batch
-from ingest.providers.backoff import NETWORK
+from ingest.providers.backoff import Backoff
 from ingest.providers.registry import build_providers
 from schemas import ProviderStatus, RawTick, encode
 
@@ -47,6 +47,7 @@ log = logging.getLogger("fiml.ingest")
 Record = RawTick | ProviderStatus
 
 MAX_ROUND = 5000
+KAFKA_RETRY = Backoff(base=0.5, cap=5.0)
 STOP_GRACE_S = 10.0
 WAIT_REPORT_S = 5.0
 DROP_LOG_EVERY_S = 10.0
@@ -62,8 +63,10 @@ REFUSED = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidTimestampEr
 
 @dataclass
 class IngestCounters:
-    """What the service has written so far, and what it had to drop."""
+    """What the providers reported so far (records), what was written of it, what dropped;
+    the rest is still buffered."""
 
+    reported: int = 0
     ticks: int = 0
     statuses: int = 0
     dropped: int = 0
@@ -89,6 +92,7 @@ class TickWriter:
 
     async def write(self, batch: Batch) -> None:
         """Take a batch into the buffer (the providers' emit); what does not fit is dropped."""
+        self.counters.reported += len(batch)
         room = self.limit - len(self.buffer)
         self.buffer.extend(batch[:room] if room < len(batch) else batch)
         if room < len(batch):
@@ -134,7 +138,7 @@ class TickWriter:
                 if await self._round():
                     attempt = 0
                 else:
-                    delay = NETWORK.delay(attempt, self.rng)
+                    delay = KAFKA_RETRY.delay(attempt, self.rng)
                     attempt += 1
                     log.warning("Kafka unavailable (%s); %d records buffered, retrying in "
                                 "%.1f s", self.problem, len(self.buffer), delay)
@@ -278,6 +282,8 @@ async def run_ingest(settings: Settings, stop: asyncio.Event) -> IngestCounters:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, delivery, return_exceptions=True)
-            log.info("ingest stopped: %d ticks, %d statuses written, %d dropped",
-                     writer.counters.ticks, writer.counters.statuses, writer.counters.dropped)
+            counters = writer.counters
+            log.info("ingest stopped: %d ticks, %d statuses written, %d dropped, of %d records "
+                     "reported", counters.ticks, counters.statuses, counters.dropped,
+                     counters.reported)
     return writer.counters
