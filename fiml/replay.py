@@ -31,12 +31,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from fiml.intake import decode_or_skip
+from fiml.intake import INVALID, decode_or_skip, skip
 from fiml.kafka_clients import make_consumer, topic_partitions
 from fiml.runtime import now_micros
 from fiml.settings import Settings
 from schemas import Candle, Quote, RawTick, Trade
-from schemas.records import micros_to_iso
+from schemas.records import LAST_MICROS, micros_to_iso
 
 DEFAULT_BATCH = 500
 FETCH_WAIT_MS = 200
@@ -283,6 +283,9 @@ class Replay:
             return None
         event_time = getattr(record, self.source.time_field)
         if event_time < self.start or (self.end is not None and event_time > self.end):
+            return None
+        if event_time > LAST_MICROS:
+            skip(raw.topic, raw.partition, raw.offset, INVALID, f"time {event_time} is no date")
             return None
         time = raw.timestamp * 1000 if self.source.by_write_time else event_time
         return Replayed(raw.partition, raw.offset, time, record, live)

@@ -23,10 +23,10 @@ from fiml.intake import decode_or_skip
 from fiml.kafka_clients import connected, make_consumer, topic_partitions
 from fiml.metrics import ConsumerLag
 from fiml.settings import Settings
-from gateway.items import candle_item, quote_item, trade_item
-from gateway.providers import NOTICES, ProviderStatuses, provider_status_item
+from gateway.providers import NOTICES, ProviderStatuses
 from gateway.stores import Market
 from schemas import Candle, ProviderStatus, Quote, Trade
+from schemas.records import check_micros
 
 log = logging.getLogger("fiml.gateway.feed")
 
@@ -39,9 +39,9 @@ class MarketFeed:
     def __init__(self, settings: Settings, market: Market, statuses: ProviderStatuses) -> None:
         self.settings = settings
         self.routes: dict[str, tuple[type, Callable, Callable]] = {
-            settings.topic("quotes"): (Quote, quote_item, market.quotes.update),
-            settings.topic("candles"): (Candle, candle_item, market.candles.update),
-            settings.topic("trades"): (Trade, trade_item, market.trades.update),
+            settings.topic("quotes"): (Quote, check_event_time, market.quotes.update),
+            settings.topic("candles"): (Candle, check_open_time, market.candles.update),
+            settings.topic("trades"): (Trade, check_event_time, market.trades.update),
             settings.topic("provider.status"): (ProviderStatus, check_status, statuses.update),
         }
         self.lag = ConsumerLag()
@@ -105,9 +105,20 @@ class MarketFeed:
             await asyncio.sleep(RESTART_DELAY)
 
 
+def check_event_time(record: Quote | Trade) -> None:
+    """Raise ValueError unless the record's event time is one a date can show (its item
+    needs one)."""
+    check_micros(record.ts_event)
+
+
+def check_open_time(candle: Candle) -> None:
+    """Raise ValueError unless the candle's open time is one a date can show."""
+    check_micros(candle.open_time)
+
+
 def check_status(status: ProviderStatus) -> None:
     """Raise ValueError unless clients can be told of ``status`` (a known state, a time a
     date can show)."""
     if status.state not in NOTICES:
         raise ValueError(f"unknown state {status.state!r}")
-    provider_status_item(status)
+    check_micros(status.ts_event)

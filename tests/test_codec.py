@@ -29,24 +29,24 @@ from schemas.codec import (
     load_schema,
 )
 from schemas.records import (
+    FIRST_MICROS,
+    LAST_MICROS,
     Candle,
     ProviderStatus,
     Quote,
     RawTick,
     Rejected,
     Trade,
+    check_micros,
     datetime_to_micros,
     micros_to_iso,
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# timestamp-micros values a datetime can hold: what any Avro reader can turn into a date.
-MIN_MICROS = datetime_to_micros(datetime(1, 1, 1, tzinfo=UTC))
-MAX_MICROS = datetime_to_micros(datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC))
 
 longs = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 ints = st.integers(min_value=-(2**31), max_value=2**31 - 1)
-timestamps = st.integers(min_value=MIN_MICROS, max_value=MAX_MICROS)
+timestamps = st.integers(min_value=FIRST_MICROS, max_value=LAST_MICROS)
 doubles = st.floats(allow_nan=True, allow_infinity=True)
 optional_doubles = st.none() | doubles
 text = st.text(max_size=20)
@@ -405,6 +405,15 @@ def test_micros_to_iso_is_exact_to_the_microsecond(micros):
     iso = micros_to_iso(micros)
     assert ISO_Z.match(iso)
     assert iso == exact_iso(micros)
+
+
+def test_the_times_a_date_can_show_are_checked():
+    for micros in (FIRST_MICROS, 0, LAST_MICROS):
+        check_micros(micros)
+        assert micros_to_iso(micros).endswith("Z")
+    for micros in (FIRST_MICROS - 1, LAST_MICROS + 1, 2**62):
+        with pytest.raises(ValueError, match="is no date"):
+            check_micros(micros)
 
 
 def test_micros_to_iso_is_exact_far_in_the_future():

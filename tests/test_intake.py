@@ -12,7 +12,7 @@ from fiml import intake
 from fiml.health import HealthServer, Progress
 from fiml.intake import decode_or_skip, skip
 from fiml.metrics import RECORDS_SKIPPED
-from gateway.feed import check_status
+from gateway.feed import check_event_time, check_status
 from ingest.demand import check_demand
 from schemas import Demand, ProviderStatus, Quote, encode
 
@@ -99,12 +99,12 @@ def test_statuses_clients_cannot_be_told_of_are_refused(status):
 
 
 def test_a_quote_no_date_can_show_is_skipped_by_the_gateway_check():
-    from gateway.items import quote_item
-
     quote = Quote("AAPL", 2**62, NOW, 1, 1.0, "p", 1.0)
     before = skipped("t.intake", "invalid")
-    assert decode_or_skip(Found(encode(quote)), Quote, quote_item) is None
+    assert decode_or_skip(Found(encode(quote)), Quote, check_event_time) is None
     assert skipped("t.intake", "invalid") == before + 1
+    fine = dataclasses.replace(quote, ts_event=NOW)
+    assert decode_or_skip(Found(encode(fine)), Quote, check_event_time) == fine
 
 
 def test_progress_stalls_only_while_records_wait_and_nothing_moves():
