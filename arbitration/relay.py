@@ -19,6 +19,8 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 
+from aiokafka.errors import KafkaError
+
 from arbitration.arbiter import Arbiter
 from arbitration.engine import SourceRecord
 from arbitration.outputs import Message
@@ -81,7 +83,7 @@ class Relay:
                     timestamp_ms = record.timestamp_us // 1000
                     for out in outputs:
                         sender.add(self.names[out.role], partition, out.key, out.value,
-                                        timestamp_ms, out.headers)
+                                   timestamp_ms, out.headers)
             await sender.send()
         except DeliveryFailed as failure:
             log.warning("outputs of raw partitions %s not acknowledged (%s); processing them "
@@ -90,7 +92,8 @@ class Relay:
             failed = failure.partitions & batch.keys()
         except Exception as error:  # a restore without a broker, or anything: never lose a batch
             log.warning("raw partitions %s not processed (%s: %s); processing them again",
-                        sorted(batch), type(error).__name__, error, exc_info=True)
+                        sorted(batch), type(error).__name__, error,
+                        exc_info=not isinstance(error, KafkaError | OSError))
             sender.clear()
             return set(batch)
         else:

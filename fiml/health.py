@@ -5,10 +5,11 @@ stalled: records wait for it (consumer lag above zero) and it has not moved for
 ``FIML_CONSUMER_STALL_SECONDS`` (:class:`Progress`), so Kubernetes restarts a stuck worker;
 an idle loop with nothing to read is alive. ``GET /metrics`` answers the process's
 Prometheus metrics (:mod:`fiml.metrics`). ``GET /readyz`` answers 200 once the service's
-readiness check passes and 503 while it does not: for ingest, its Kafka producer is
-connected and delivering; for arbitration, the Faust worker is connected to the broker, has
-joined its consumer group, received an assignment and is not in the middle of a rebalance
-(the gateway has the same endpoints, see ``gateway/app.py``). The server listens on
+readiness check passes and 503 while it does not: for ingest, Kafka acknowledges what it
+sends (503 with the reason while the broker is away); for arbitration, the Faust worker is
+connected to the broker, has joined its consumer group, received an assignment and is not
+in the middle of a rebalance (the gateway has the same endpoints, see ``gateway/app.py``).
+The server listens on
 ``FIML_HEALTH_HOST:FIML_HEALTH_PORT`` and is off while ``FIML_HEALTH_PORT`` is 0, the default
 for a service run alone; ``fiml up`` gives ingest and arbitration ports of their own
 (``FIML_UP_INGEST_HEALTH_PORT``, ``FIML_UP_ARBITRATION_HEALTH_PORT``).
@@ -45,6 +46,7 @@ log = logging.getLogger("fiml.health")
 Check = Callable[[], bool]
 
 READ_TIMEOUT = 5.0
+WATCH_PERIOD = 1.0
 MAX_HEADER_LINES = 100
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
            503: "Service Unavailable"}
@@ -92,10 +94,10 @@ class Progress:
                 await task
 
     async def watch(self, consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition],
-                    lag: ConsumerLag | None = None, period: float = 1.0) -> None:
-        """Sample an aiokafka consumer every ``period`` seconds until cancelled, exporting
-        its lag to ``lag`` too: what is waiting is the end offset it last fetched minus its
-        position, per partition."""
+                    lag: ConsumerLag | None = None) -> None:
+        """Sample an aiokafka consumer every ``WATCH_PERIOD`` seconds until cancelled,
+        exporting its lag to ``lag`` too: what is waiting is the end offset it last fetched
+        minus its position, per partition."""
         while True:
             positions, lags = [], {}
             for tp in partitions:
@@ -107,7 +109,7 @@ class Progress:
             self.observe(tuple(positions), sum(max(0, n) for n in lags.values()))
             if lag is not None:
                 lag.export(lags)
-            await asyncio.sleep(period)
+            await asyncio.sleep(WATCH_PERIOD)
 
 
 class HealthServer:

@@ -33,7 +33,7 @@ from aiokafka.errors import (
 )
 
 from fiml.health import Progress, serve_health
-from fiml.kafka_clients import connected, make_producer
+from fiml.kafka_clients import make_producer
 from fiml.metrics import BROKER_UP, INGEST_BUFFERED, INGEST_DROPPED, count_ingested
 from fiml.settings import Settings
 from ingest.demand import follow_demand
@@ -75,7 +75,7 @@ class IngestCounters:
 class TickWriter:
     """Buffers what the providers report and delivers it to Kafka, whatever the broker does."""
 
-    def __init__(self, settings: Settings, rng: random.Random | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.raw_topic = settings.topic("ticks.raw")
         self.status_topic = settings.topic("provider.status")
@@ -85,24 +85,26 @@ class TickWriter:
         self.broker_up = False
         self.problem: str | None = "not connected to Kafka yet"
         self.producer: AIOKafkaProducer | None = None
-        self.rng = rng or random.Random()
+        self.rng = random.Random()
         self._arrived = asyncio.Event()
+        self._stop = asyncio.Event()
         self._dropped_since_log: Counter[str] = Counter()
         self._drop_logged_at = float("-inf")
 
     async def write(self, batch: Batch) -> None:
         """Take a batch into the buffer (the providers' emit); what does not fit is dropped."""
         self.counters.reported += len(batch)
-        room = self.limit - len(self.buffer)
+        room = max(0, self.limit - len(self.buffer))
         self.buffer.extend(batch[:room] if room < len(batch) else batch)
         if room < len(batch):
-            self.drop(batch[max(room, 0):], "buffer_full")
+            self.drop(batch[room:], "buffer_full")
         INGEST_BUFFERED.set(len(self.buffer))
         self._arrived.set()
 
     def ready(self) -> bool:
-        """Whether the producer is connected to Kafka and delivering."""
-        return self.broker_up and self.producer is not None and connected(self.producer.client)
+        """Whether Kafka acknowledged the last records in time (an idle producer may have
+        no open connection, so the connection itself says less)."""
+        return self.broker_up
 
     def why_not_ready(self) -> str:
         """What /readyz says while not ready: the broker is the problem, not a provider."""
@@ -128,6 +130,7 @@ class TickWriter:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver the buffer until ``stop`` is set, then what is left (within
         ``STOP_GRACE_S`` if the broker is away); drop what could not be delivered."""
+        self._stop = stop
         attempt = 0
         try:
             while not stop.is_set():
@@ -157,10 +160,10 @@ class TickWriter:
     async def _round(self) -> bool:
         """Deliver the head of the buffer; False if Kafka failed us. A record leaves the
         buffer once acknowledged (or dropped), so nothing delivered is sent again and
-        nothing undelivered is lost."""
+        nothing undelivered is lost, even if this is cancelled."""
         if self.producer is None and not await self._connect():
             return False
-        records = [self.buffer.popleft() for _ in range(min(len(self.buffer), MAX_ROUND))]
+        records = [self.buffer[n] for n in range(min(len(self.buffer), MAX_ROUND))]
         futures, failure = [], None
         try:
             for record in records:
@@ -168,6 +171,8 @@ class TickWriter:
         except KafkaError as error:  # this record and the later ones were not taken
             failure = error
         outcomes = await self._outcomes(futures)
+        for _ in records:
+            self.buffer.popleft()
         refused = [r for r, o in zip(records, outcomes, strict=False) if isinstance(o, REFUSED)]
         self.drop(refused, "refused")
         retry = [r for r, o in zip(records, outcomes, strict=False)
@@ -205,19 +210,26 @@ class TickWriter:
         return await self.producer.send(topic, value, key=key.encode())
 
     async def _outcomes(self, futures: list[asyncio.Future]) -> list[object]:
-        """Each future's result or exception, once all are done; logs while they wait."""
-        if not futures:
-            return []
-        began = time.monotonic()
+        """Each future's result or exception once all are done (logging while they wait),
+        or, for those still waiting ``STOP_GRACE_S`` after a stop, a TimeoutError."""
+        began = reported = time.monotonic()
+        stopping: float | None = None
         pending = set(futures)
         while pending:
-            _, pending = await asyncio.wait(pending, timeout=WAIT_REPORT_S)
-            if pending:
+            _, pending = await asyncio.wait(pending, timeout=1.0)
+            now = time.monotonic()
+            if pending and self._stop.is_set():
+                stopping = stopping or now
+                if now - stopping >= STOP_GRACE_S:
+                    break
+            if pending and now - reported >= WAIT_REPORT_S:
+                reported = now
                 self._set_up(False, "no acknowledgement from the broker")
                 log.warning("Kafka unavailable: %d records waiting %.0f s for their "
                             "acknowledgement; %d records buffered", len(pending),
-                            time.monotonic() - began, len(self.buffer))
-        return [future.exception() or future.result() for future in futures]
+                            now - began, len(self.buffer))
+        return [(future.exception() or future.result()) if future.done()
+                else TimeoutError("not acknowledged before the stop") for future in futures]
 
     async def _connect(self) -> bool:
         producer = make_producer(self.settings, "fiml-ingest")

@@ -23,8 +23,11 @@ import httpx
 import pytest
 
 from fiml.local_kafka import LocalKafka, free_port, isolated_broker_settings
+from fiml.metrics import INGEST_DROPPED
 from fiml.processes import stop_process
+from fiml.settings import Settings
 from fiml.topics import create_topics
+from ingest.service import TickWriter
 from schemas import ProviderStatus, RawTick
 from tests.support import read_topic, service_env, spawn
 from tests.test_health import SERVICE_START_TIMEOUT, poll
@@ -125,3 +128,16 @@ async def test_ingest_rides_out_a_missing_then_vanishing_broker(tmp_path):
     finally:
         if broker is not None:
             stop_process(broker, timeout=30)
+
+
+async def test_a_full_buffer_takes_what_fits_and_counts_the_rest_per_provider():
+    writer = TickWriter(Settings(ingest_buffer_records=3))
+    ticks = [RawTick("AAPL", "test:full", "QUOTE", 1, 2, seq, 100.0) for seq in range(5)]
+    before = INGEST_DROPPED.labels("test:full", "buffer_full")._value.get()
+    await writer.write(ticks)
+    assert list(writer.buffer) == ticks[:3]
+    writer.buffer.extendleft([ticks[4]])  # records back from a failed round may overfill it
+    await writer.write(ticks[:2])
+    assert len(writer.buffer) == 4
+    assert (writer.counters.reported, writer.counters.dropped) == (7, 4)
+    assert INGEST_DROPPED.labels("test:full", "buffer_full")._value.get() == before + 4
