@@ -7,6 +7,7 @@ gateway join. Then the broker is killed for 20 s and restarted: every service sa
 ready meanwhile and ready again after. In the end the roomy ingest has lost no tick its
 providers reported, and the tight one has written or counted as dropped every record its
 providers reported (and said so in its log); no provider status blames a provider for Kafka.
+Without a broker at all: what fits in the buffer is taken, the rest counted per provider.
 """
 
 from __future__ import annotations
