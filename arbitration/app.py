@@ -7,16 +7,17 @@ comes back to the partition of the same number as the input's, with the input's 
 and the marker header.
 
 Outputs go to the producer of Faust's aiokafka driver as whole record batches
-(``arbitration/sender.py``) rather than through ``Topic.send`` or one ``send`` per record;
-at-least-once still holds because Faust flushes the producer before it commits an offset,
-and ``take_events`` acknowledges a batch's events only after its outputs were handed over.
+(``arbitration/sender.py``) rather than through ``Topic.send`` or one ``send`` per record.
+At-least-once: each event of a batch is held (one more reference on its message) until
+:meth:`Relay.deliver` has every output of the batch acknowledged by the broker, retrying what
+failed (``arbitration/relay.py``); only then can ``take_events`` acknowledge the events and
+Faust commit their offsets. A worker stopped while a batch is held commits none of it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import faust
@@ -27,11 +28,10 @@ from arbitration.config import EngineConfig
 from arbitration.engine import ROLES, SourceRecord
 from arbitration.feeds import StatusFeed
 from arbitration.monitor import METRICS_PERIOD, ArbitrationMonitor
-from arbitration.outputs import Message
+from arbitration.relay import Relay
 from arbitration.sender import BatchSender
 from arbitration.snapshots import SnapshotStore
-from fiml.health import faust_health
-from fiml.metrics import OUTPUTS, TICKS_REJECTED
+from fiml.health import Progress, faust_health
 from fiml.settings import Settings
 
 log = logging.getLogger("fiml.arbitration")
@@ -46,7 +46,9 @@ MAX_POLL_RECORDS = 1000
 
 def make_app(settings: Settings, name: str | None = None) -> faust.App:
     """The arbitration worker's Faust app (consumer group ``name``, by default
-    ``<prefix>-arbitration``), without agents.
+    ``<prefix>-arbitration``), without agents. Its producer gives up on a batch after
+    ``FIML_DELIVERY_TIMEOUT_SECONDS`` (Faust's default is 20 minutes), so a failed send is
+    retried from the log (``arbitration/relay.py``) instead of waited for.
 
     Offsets are committed every second or every 10 000 records: each commit first waits
     for the producer to flush, inside Faust's fetch loop, so committing more often stalls
@@ -75,6 +77,7 @@ def make_app(settings: Settings, name: str | None = None) -> faust.App:
         producer_linger=0.005,
         producer_max_batch_size=256 * 1024,
         broker_max_poll_records=MAX_POLL_RECORDS,
+        producer_request_timeout=settings.delivery_timeout_seconds,
     )
 
 
@@ -84,14 +87,16 @@ def raw_topic(app: faust.App, settings: Settings) -> faust.TopicT:
                      key_serializer="raw", value_serializer="raw")
 
 
-def build_app(settings: Settings) -> faust.App:
-    """A Faust app whose agent arbitrates ``ticks.raw`` for this configuration."""
+def build_app(settings: Settings, progress: Progress | None = None) -> faust.App:
+    """A Faust app whose agent arbitrates ``ticks.raw`` for this configuration; its metrics
+    timer feeds ``progress`` (for ``/healthz``) if given."""
     app = make_app(settings)
     raw = raw_topic(app, settings)
     names = {role: settings.topic(role) for role in ROLES.values()}
     feed = StatusFeed(settings, EngineConfig.from_settings(settings))
     snapshots = SnapshotStore(settings)
     arbiter = Arbiter(settings, settings, feed, snapshots)
+    relay = Relay(arbiter, names)
 
     @app.agent(raw, name="arbitrate")
     async def arbitrate(stream: faust.StreamT) -> None:
@@ -101,15 +106,11 @@ def build_app(settings: Settings) -> faust.App:
             producer = app.producer._ensure_producer()
             sender = BatchSender(producer)
             async for events in stream.take_events(BATCH_EVENTS, within=BATCH_SECONDS):
-                for partition, records in by_partition(events).items():
-                    results = await arbiter.handle_batch(partition, records)
-                    for record, outputs in zip(records, results, strict=True):
-                        timestamp_ms = record.timestamp_us // 1000
-                        for out in outputs:
-                            sender.add(names[out.role], partition, out.key, out.value,
-                                       timestamp_ms, out.headers)
-                    count_outputs(out for outputs in results for out in outputs)
-                await sender.send()
+                for event in events:
+                    event.message.incref()  # held: take_events' ack will not be the last
+                await relay.deliver(sender, by_partition(events))
+                for event in events:
+                    event.message.decref()
                 await arbiter.checkpoint(producer)
         finally:
             await feed.stop()
@@ -119,6 +120,11 @@ def build_app(settings: Settings) -> faust.App:
     @app.timer(METRICS_PERIOD)
     async def export_metrics() -> None:
         monitor.export(arbiter.engines, app.consumer)
+        if progress is not None:
+            # The agent moves as records are delivered, and as restores replay records, but
+            # not the same records again while it retries a failed batch.
+            moved = (relay.delivered, None if relay.retrying else arbiter.replayed)
+            progress.observe(moved, relay.pending)
 
     return app
 
@@ -136,28 +142,15 @@ def by_partition(events: Sequence[EventT]) -> dict[int, list[SourceRecord]]:
     return found
 
 
-def count_outputs(outputs: Iterable[Message]) -> None:
-    """Count written outputs by kind, and rejections by their reason."""
-    kinds: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    for out in outputs:
-        kinds[out.role] += 1
-        if out.reason is not None:
-            reasons[out.reason] += 1
-    for kind, n in kinds.items():
-        OUTPUTS.labels(kind).inc(n)
-    for reason, n in reasons.items():
-        TICKS_REJECTED.labels(reason).inc(n)
-
-
 def run_worker(settings: Settings, app: faust.App | None = None) -> None:
     """Run the arbitration worker (or another ``app``) until SIGTERM or Ctrl-C.
 
     Logging stays as ``fiml`` configured it (JSON lines or text), and the worker's progress
     spinner is off: it would write control characters between the log lines.
     """
-    app = app or build_app(settings)
-    worker = faust.Worker(app, *faust_health(app, settings), loglevel=settings.log_level.upper(),
-                          quiet=True, override_logging=False)
+    progress = Progress(settings.consumer_stall_seconds)
+    app = app or build_app(settings, progress)
+    worker = faust.Worker(app, *faust_health(app, settings, progress),
+                          loglevel=settings.log_level.upper(), quiet=True, override_logging=False)
     worker.spinner = None
     worker.execute_from_commandline()

@@ -45,6 +45,7 @@ class Arbiter:
         self.raw_topic = source.topic("ticks.raw")
         self.engines: dict[int, PartitionEngine] = {}
         self.written: dict[int, dict[str, Marker]] = {}
+        self.replayed = 0
         self._ahead: dict[int, int] = {}
 
     async def handle(self, partition: int, record: SourceRecord) -> list[Message]:
@@ -95,11 +96,19 @@ class Arbiter:
                 await self.feed.ensure(record.timestamp_us)
                 engine.process(record)
                 replayed += 1
+                self.replayed += 1
         self.written[partition] = await written_markers(self.target, partition)
         self.engines[partition] = engine
         log.info("partition %d: state rebuilt from %d records before offset %d (snapshot at "
                  "%s); written: %s", partition, replayed, offset, start, self.written[partition])
         return engine
+
+    def forget(self, partition: int) -> None:
+        """Drop the engine of ``partition``: its next record restores one from the log, which
+        writes only the outputs the output partitions do not hold yet."""
+        self.engines.pop(partition, None)
+        self.written.pop(partition, None)
+        self._ahead.pop(partition, None)
 
     async def checkpoint(self, producer: AIOKafkaProducer) -> int:
         """Snapshot the engines that are due (flushing ``producer`` first); how many."""

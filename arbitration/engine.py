@@ -35,6 +35,10 @@ Output = Quote | Candle | Trade | Rejected
 ROLES: dict[type, str] = {Quote: "quotes", Candle: "candles", Trade: "trades",
                           Rejected: "ticks.dlq"}
 
+# A rejection keeps at most this much of its input's value and key, so that it always fits
+# in a Kafka record whatever a producer wrote (``detail`` says when a value was cut).
+MAX_KEPT_BYTES = 64 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
@@ -42,7 +46,7 @@ class SourceRecord:
 
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None
     timestamp_us: int
 
 
@@ -84,7 +88,7 @@ class PartitionEngine:
         try:
             tick = decode(record.value, RawTick)
         except DecodeError as error:
-            outputs.append(self._reject(record, None, "undecodable", str(error)))
+            outputs.append(self._reject(record, None, "undecodable", f"{error.reason}: {error}"))
             return outputs
         book = self.books.get(tick.symbol)
         if book is None:
@@ -143,10 +147,14 @@ class PartitionEngine:
     def _reject(self, record: SourceRecord, tick: RawTick | None, reason: str,
                 detail: str) -> Rejected:
         self.rejections[reason] += 1
+        original = record.value or b""
+        if len(original) > MAX_KEPT_BYTES:
+            detail = f"{detail} (original cut to its first {MAX_KEPT_BYTES} bytes)"
         return Rejected(
             source_topic=self.topic, source_partition=self.partition,
-            source_offset=record.offset, reason=reason, detail=detail, original=record.value,
-            ts_input=record.timestamp_us, key=record.key,
+            source_offset=record.offset, reason=reason, detail=detail,
+            original=original[:MAX_KEPT_BYTES], ts_input=record.timestamp_us,
+            key=None if record.key is None else record.key[:MAX_KEPT_BYTES],
             symbol=None if tick is None else tick.symbol,
             provider=None if tick is None else tick.provider,
             ts_event=None if tick is None else tick.ts_event,

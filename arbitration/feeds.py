@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -12,11 +11,10 @@ from arbitration.config import EngineConfig
 from arbitration.engine import ROLES, SourceRecord
 from arbitration.outputs import Marker, parse_marker
 from arbitration.statuses import StatusTimeline
+from fiml.intake import decode_or_skip
 from fiml.kafka_clients import make_consumer, topic_partitions
 from fiml.settings import Settings
-from schemas import DecodeError, ProviderStatus, decode
-
-log = logging.getLogger("fiml.arbitration")
+from schemas import ProviderStatus
 
 
 class StatusFeed:
@@ -35,7 +33,6 @@ class StatusFeed:
         self.settings = settings
         self.timeline = StatusTimeline()
         self.slack_us = (config.effective_status_delay_us - config.future_tolerance_us) // 2
-        self.undecodable = 0
         self._covered: int | None = None
         self._newest_seen: int | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -91,12 +88,9 @@ class StatusFeed:
             batches = await self._consumer.getmany(*pending, timeout_ms=500)
             for records in batches.values():
                 for record in records:
-                    try:
-                        self.timeline.add(decode(record.value, ProviderStatus))
-                    except DecodeError as error:
-                        self.undecodable += 1
-                        log.warning("skipped undecodable status at offset %d: %s",
-                                    record.offset, error)
+                    status = decode_or_skip(record, ProviderStatus)
+                    if status is not None:
+                        self.timeline.add(status)
             pending = {tp for tp in pending if await self._consumer.position(tp) < ends[tp]}
 
 

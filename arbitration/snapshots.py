@@ -11,10 +11,16 @@ it and the first record it is given; a restart therefore replays at most
 ``SNAPSHOT_EVERY`` records plus those processed since the last offset commit, whatever the
 retention of the raw topic.
 
-Format: zlib-compressed pickle of the engine without its status timeline (shared, read from
-the status topic) and with its :class:`EngineConfig`; a snapshot taken under another
-configuration is ignored. Reading uses an unpickler that only builds the engine's own
-classes and a few built-in containers, so a record that is not ours cannot run code.
+Format: ``FORMAT`` (a magic and a version), then the zlib-compressed pickle of the engine
+with its :class:`EngineConfig`, the status timeline (shared, read from the status topic)
+pickled as a reference that loading replaces with the live one. Reading uses an unpickler
+that only builds the engine's own classes and a few built-in containers, so a record that
+is not ours cannot run code, and it is bounded: at most ``MAX_SNAPSHOT_BYTES`` compressed
+and ``MAX_STATE_BYTES`` once decompressed (a small record cannot expand without limit).
+Whatever fails in loading (not a snapshot, another format version, another engine
+configuration, bytes that decompress or unpickle to anything else) makes the worker rebuild
+the partition's state from the log instead, with a warning and a count in
+``fiml_records_skipped_total``: a snapshot only ever saves time.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import pickle
 import zlib
 
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from arbitration.candles import CandleSeries, OpenCandle
 from arbitration.config import EngineConfig, Weights
@@ -33,6 +40,7 @@ from arbitration.engine import PartitionEngine
 from arbitration.feeds import last_record
 from arbitration.quote_book import ProviderView, SymbolBook
 from arbitration.statuses import ProviderHealth, StatusTimeline
+from fiml.intake import skip
 from fiml.kafka_clients import make_consumer, topic_partitions
 from fiml.settings import Settings
 from fiml.topics import create_topics
@@ -43,6 +51,9 @@ log = logging.getLogger("fiml.arbitration")
 STATE_ROLE = "arbitration.state"
 SNAPSHOT_EVERY = 50_000
 MAX_SNAPSHOT_BYTES = 900_000
+MAX_STATE_BYTES = 32 * 1024 * 1024
+FORMAT = b"FIMLSNAP\x02"
+TIMELINE = "statuses"
 
 ALLOWED = {(cls.__module__, cls.__qualname__) for cls in (
     PartitionEngine, SymbolBook, ProviderView, CandleSeries, OpenCandle, ProviderHealth,
@@ -50,40 +61,81 @@ ALLOWED = {(cls.__module__, cls.__qualname__) for cls in (
 
 
 class SnapshotError(ValueError):
-    """Bytes that are not a snapshot of ours."""
+    """Bytes that are not a snapshot this worker can use; ``reason`` says which way."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class _Pickler(pickle.Pickler):
+    def __init__(self, file: io.BytesIO, timeline: StatusTimeline) -> None:
+        super().__init__(file, protocol=5)
+        self.timeline = timeline
+
+    def persistent_id(self, obj: object) -> str | None:
+        return TIMELINE if obj is self.timeline else None
 
 
 class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, timeline: StatusTimeline) -> None:
+        super().__init__(file)
+        self.timeline = timeline
+
+    def persistent_load(self, pid: object) -> StatusTimeline:
+        if pid != TIMELINE:
+            raise SnapshotError("corrupt", f"unknown reference {pid!r}")
+        return self.timeline
+
     def find_class(self, module: str, name: str) -> type:
         if (module, name) not in ALLOWED:
-            raise SnapshotError(f"a snapshot may not contain {module}.{name}")
+            raise SnapshotError("corrupt", f"a snapshot may not contain {module}.{name}")
         return super().find_class(module, name)
 
 
 def dumps(engine: PartitionEngine) -> bytes:
-    """The snapshot of ``engine``'s state."""
-    timeline, engine.statuses = engine.statuses, None
-    try:
-        return zlib.compress(pickle.dumps(engine, protocol=5), 1)
-    finally:
-        engine.statuses = timeline
+    """The snapshot of ``engine``'s state (the engine is left as it is)."""
+    buffer = io.BytesIO()
+    _Pickler(buffer, engine.statuses).dump(engine)
+    state = buffer.getbuffer()
+    if len(state) > MAX_STATE_BYTES:
+        raise SnapshotError("oversize", f"{len(state)} bytes of state, over the limit of "
+                                        f"{MAX_STATE_BYTES}")
+    return FORMAT + zlib.compress(state, 1)
 
 
-def loads(data: bytes, config: EngineConfig, timeline: StatusTimeline) -> PartitionEngine:
+def loads(data: bytes | None, config: EngineConfig, timeline: StatusTimeline) -> PartitionEngine:
     """The engine of a snapshot, reading statuses from ``timeline``.
 
-    Raises :class:`SnapshotError` if ``data`` is not a snapshot or was taken under another
-    configuration.
+    Raises :class:`SnapshotError`, and nothing else, if ``data`` is not a snapshot of this
+    format or was taken under another configuration.
     """
+    if data is None:
+        raise SnapshotError("null", "no value: a tombstone, not a snapshot")
+    if len(data) > MAX_SNAPSHOT_BYTES:
+        raise SnapshotError("oversize", f"{len(data)} bytes, over the limit of "
+                                        f"{MAX_SNAPSHOT_BYTES}")
+    if not data.startswith(FORMAT):
+        raise SnapshotError("format", "not a snapshot of this format (version "
+                                      f"{FORMAT[-1]})")
     try:
-        engine = _Unpickler(io.BytesIO(zlib.decompress(data))).load()
-    except (zlib.error, pickle.UnpicklingError, EOFError, AttributeError, TypeError) as error:
-        raise SnapshotError(f"not a snapshot: {error}") from error
+        inflater = zlib.decompressobj()
+        state = inflater.decompress(data[len(FORMAT):], MAX_STATE_BYTES)
+        if inflater.unconsumed_tail:
+            raise SnapshotError("oversize", f"decompresses to more than {MAX_STATE_BYTES} "
+                                            "bytes")
+        if not inflater.eof:
+            raise SnapshotError("truncated", "the compressed state ends early")
+        engine = _Unpickler(io.BytesIO(state), timeline).load()
+    except SnapshotError:
+        raise
+    except Exception as error:  # unpickling bad bytes can raise almost anything
+        raise SnapshotError("corrupt", f"not a snapshot: {type(error).__name__}: "
+                                       f"{error}") from error
     if not isinstance(engine, PartitionEngine):
-        raise SnapshotError(f"not a snapshot: a {type(engine).__name__}")
+        raise SnapshotError("corrupt", f"not a snapshot: a {type(engine).__name__}")
     if engine.config != config:
-        raise SnapshotError("taken under another engine configuration")
-    engine.statuses = timeline
+        raise SnapshotError("config", "taken under another engine configuration")
     return engine
 
 
@@ -118,7 +170,9 @@ class SnapshotStore:
         try:
             engine = loads(record.value, config, timeline)
         except SnapshotError as error:
-            log.warning("partition %d: snapshot ignored: %s", partition, error)
+            skip(self.topic, partition, record.offset, error.reason, str(error))
+            log.warning("partition %d: snapshot ignored, state rebuilt from the log: %s",
+                        partition, error)
             return None
         self._taken[partition] = engine.next_offset
         return engine
@@ -130,14 +184,23 @@ class SnapshotStore:
         return taken is None or engine.next_offset - taken >= self.every
 
     async def save(self, producer: AIOKafkaProducer, engine: PartitionEngine) -> bool:
-        """Send a snapshot of ``engine``, whose outputs the caller has flushed; False if it is
-        too large for one record and was skipped (the previous one stays)."""
+        """Write a snapshot of ``engine``, whose outputs the broker has acknowledged; False if
+        it is too large for one record or could not be written, and was skipped (the
+        previous one stays)."""
         self._taken[engine.partition] = engine.next_offset
-        data = dumps(engine)
-        if len(data) > MAX_SNAPSHOT_BYTES:
-            log.warning("partition %d: snapshot of %d bytes skipped (limit %d)",
-                        engine.partition, len(data), MAX_SNAPSHOT_BYTES)
-            return False
-        await producer.send(self.topic, data, key=str(engine.partition).encode(),
-                            partition=engine.partition)
-        return True
+        try:
+            data = dumps(engine)
+        except SnapshotError as error:
+            data, problem = b"", str(error)
+        else:
+            problem = (f"{len(data)} bytes, over the limit of {MAX_SNAPSHOT_BYTES}"
+                       if len(data) > MAX_SNAPSHOT_BYTES else None)
+        if problem is None:
+            try:
+                await producer.send_and_wait(self.topic, data, partition=engine.partition,
+                                             key=str(engine.partition).encode())
+                return True
+            except KafkaError as error:
+                problem = f"not written: {type(error).__name__}: {error}"
+        log.warning("partition %d: snapshot skipped (%s)", engine.partition, problem)
+        return False

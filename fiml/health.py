@@ -1,10 +1,15 @@
 """Liveness and readiness over HTTP for the services without a web server of their own.
 
-``GET /healthz`` answers 200 while the process runs; ``GET /metrics`` answers the
-process's Prometheus metrics (:mod:`fiml.metrics`). ``GET /readyz`` answers 200 once the
-service's readiness check passes and 503 while it does not: for ingest, its Kafka producer
-has started; for arbitration, the Faust worker has joined its consumer group, received an
-assignment and is not in the middle of a rebalance. The server listens on
+``GET /healthz`` answers 200 while the service's consume loop keeps up and 503 once it has
+stalled: records wait for it (consumer lag above zero) and it has not moved for
+``FIML_CONSUMER_STALL_SECONDS`` (:class:`Progress`), so Kubernetes restarts a stuck worker;
+an idle loop with nothing to read is alive. ``GET /metrics`` answers the process's
+Prometheus metrics (:mod:`fiml.metrics`). ``GET /readyz`` answers 200 once the service's
+readiness check passes and 503 while it does not: for ingest, Kafka acknowledges what it
+sends (503 with the reason while the broker is away); for arbitration, the Faust worker is
+connected to the broker, has joined its consumer group, received an assignment and is not
+in the middle of a rebalance (the gateway has the same endpoints, see ``gateway/app.py``).
+The server listens on
 ``FIML_HEALTH_HOST:FIML_HEALTH_PORT`` and is off while ``FIML_HEALTH_PORT`` is 0, the default
 for a service run alone; ``fiml up`` gives ingest and arbitration ports of their own
 (``FIML_UP_INGEST_HEALTH_PORT``, ``FIML_UP_ARBITRATION_HEALTH_PORT``).
@@ -20,14 +25,17 @@ import contextlib
 import json
 import logging
 import sys
+import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
 
-from fiml.metrics import CONTENT_TYPE, exposition
+from fiml.kafka_clients import connected
+from fiml.metrics import CONTENT_TYPE, ConsumerLag, exposition
 from fiml.settings import Settings
 
 if TYPE_CHECKING:
@@ -38,19 +46,83 @@ log = logging.getLogger("fiml.health")
 Check = Callable[[], bool]
 
 READ_TIMEOUT = 5.0
+WATCH_PERIOD = 1.0
 MAX_HEADER_LINES = 100
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
            503: "Service Unavailable"}
+
+
+class Progress:
+    """Whether a consume loop keeps up: fed samples of its positions and of the records
+    waiting after them, it has stalled once records have waited ``limit`` seconds while its
+    positions stayed the same. Samples come from outside the loop (a task or timer of their
+    own), so a loop stuck on any await is still seen."""
+
+    def __init__(self, limit: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.clock = clock
+        self.positions: Hashable = None
+        self.waiting = 0
+        self.since = clock()
+
+    def observe(self, positions: Hashable, waiting: int) -> None:
+        """Take one sample: the loop's positions now, and how many records wait after them
+        (the wait counts from the first sample that saw them)."""
+        if waiting <= 0 or self.waiting <= 0 or positions != self.positions:
+            self.since = self.clock()
+        self.positions = positions
+        self.waiting = waiting
+
+    def stalled(self) -> bool:
+        """Whether records wait and nothing moved for longer than ``limit``."""
+        return self.waiting > 0 and self.clock() - self.since > self.limit
+
+    def alive(self) -> bool:
+        """The liveness check: not stalled."""
+        return not self.stalled()
+
+    @contextlib.asynccontextmanager
+    async def watching(self, consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition],
+                       lag: ConsumerLag | None = None) -> AsyncIterator[None]:
+        """Run :meth:`watch` while the block runs."""
+        task = asyncio.create_task(self.watch(consumer, partitions, lag))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def watch(self, consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition],
+                    lag: ConsumerLag | None = None) -> None:
+        """Sample an aiokafka consumer every ``WATCH_PERIOD`` seconds until cancelled,
+        exporting its lag to ``lag`` too: what is waiting is the end offset it last fetched
+        minus its position, per partition."""
+        while True:
+            positions, lags = [], {}
+            for tp in partitions:
+                position = await consumer.position(tp)
+                end = consumer.highwater(tp)
+                positions.append(position)
+                if end is not None:
+                    lags[(tp.topic, tp.partition)] = end - position
+            self.observe(tuple(positions), sum(max(0, n) for n in lags.values()))
+            if lag is not None:
+                lag.export(lags)
+            await asyncio.sleep(WATCH_PERIOD)
 
 
 class HealthServer:
     """A minimal HTTP/1.1 server that answers ``/healthz``, ``/readyz`` and ``/metrics``, one
     request per connection."""
 
-    def __init__(self, host: str, port: int, ready: Check) -> None:
+    def __init__(self, host: str, port: int, ready: Check, live: Check = lambda: True,
+                 why_not_ready: Callable[[], str] | None = None) -> None:
         self.host = host
         self.requested_port = port
         self.ready = ready
+        self.live = live
+        self.why_not_ready = why_not_ready
         self._server: asyncio.Server | None = None
 
     @property
@@ -83,9 +155,11 @@ class HealthServer:
         if path == "/metrics":
             return 200, CONTENT_TYPE, exposition()
         if path == "/healthz":
-            return _status(200, "ok")
+            return _status(200, "ok") if self.live() else _status(503, "stalled")
         if self.ready():
             return _status(200, "ready")
+        if self.why_not_ready is not None:
+            return _status(503, "not ready", self.why_not_ready())
         return _status(503, "not ready")
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -115,18 +189,22 @@ class HealthServer:
                 await writer.wait_closed()
 
 
-def _status(code: int, status: str) -> tuple[int, str, bytes]:
-    """A JSON answer ``{"status": status}``."""
-    return code, "application/json", json.dumps({"status": status}).encode()
+def _status(code: int, status: str, reason: str | None = None) -> tuple[int, str, bytes]:
+    """A JSON answer ``{"status": status}``, with ``"reason"`` if given."""
+    body = {"status": status} if reason is None else {"status": status, "reason": reason}
+    return code, "application/json", json.dumps(body).encode()
 
 
 @contextlib.asynccontextmanager
-async def serve_health(settings: Settings, ready: Check) -> AsyncIterator[HealthServer | None]:
+async def serve_health(settings: Settings, ready: Check, live: Check = lambda: True,
+                       why_not_ready: Callable[[], str] | None = None,
+                       ) -> AsyncIterator[HealthServer | None]:
     """Serve the health endpoints while the block runs; yields None if they are off."""
     if not settings.health_port:
         yield None
         return
-    server = HealthServer(settings.health_host, settings.health_port, ready)
+    server = HealthServer(settings.health_host, settings.health_port, ready, live,
+                          why_not_ready)
     await server.start()
     try:
         yield server
@@ -135,18 +213,21 @@ async def serve_health(settings: Settings, ready: Check) -> AsyncIterator[Health
 
 
 class FaustHealth(Service):
-    """The health server as a service of a Faust worker, started before the app."""
+    """The health server as a service of a Faust worker, started before the app; alive
+    while ``progress`` says its agent keeps up."""
 
-    def __init__(self, app: faust.App, host: str, port: int, **kwargs: Any) -> None:
+    def __init__(self, app: faust.App, host: str, port: int, progress: Progress,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.app = app
         self.joined = False
-        self.server = HealthServer(host, port, self.ready)
+        self.server = HealthServer(host, port, self.ready, progress.alive)
         app.on_partitions_assigned.connect(self._on_assigned)
 
     def ready(self) -> bool:
-        """The worker holds an assignment (possibly empty) and no rebalance is running."""
-        return self.joined and not self.app.rebalancing
+        """The worker holds an assignment (possibly empty), no rebalance is running and its
+        consumer is connected to a broker."""
+        return self.joined and not self.app.rebalancing and faust_connected(self.app)
 
     async def _on_assigned(self, sender: object, *args: object, **kwargs: object) -> None:
         self.joined = True
@@ -160,11 +241,17 @@ class FaustHealth(Service):
         await self.server.close()
 
 
-def faust_health(app: faust.App, settings: Settings) -> list[Service]:
+def faust_connected(app: faust.App) -> bool:
+    """Whether the aiokafka consumer under the Faust worker's has a live broker connection."""
+    consumer = getattr(app.consumer._thread, "_consumer", None)
+    return consumer is not None and connected(consumer._client)
+
+
+def faust_health(app: faust.App, settings: Settings, progress: Progress) -> list[Service]:
     """Worker services that serve health for ``app``: none while the endpoints are off."""
     if not settings.health_port:
         return []
-    return [FaustHealth(app, settings.health_host, settings.health_port)]
+    return [FaustHealth(app, settings.health_host, settings.health_port, progress)]
 
 
 def probe(url: str, timeout: float = 3.0) -> bool:

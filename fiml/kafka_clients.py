@@ -6,6 +6,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient
 
 from fiml.settings import Settings
 
@@ -52,3 +53,9 @@ async def topic_partitions(settings: Settings, topic: str) -> list[TopicPartitio
         for partition in entry["partitions"]
     )
     return [TopicPartition(topic, number) for number in numbers]
+
+
+def connected(client: AIOKafkaClient) -> bool:
+    """Whether a client holds at least one open connection to a broker (it drops those a
+    broker closes and opens new ones as it needs them)."""
+    return any(conn.connected() for conn in client._conns.values())

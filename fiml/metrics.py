@@ -20,6 +20,16 @@ STATES = ("UP", "DEGRADED", "DOWN")
 
 TICKS_IN = Counter("fiml_ticks_in_total", "Raw ticks ingest wrote to Kafka, per provider.",
                    ["provider"])
+INGEST_BUFFERED = Gauge("fiml_ingest_buffered_records",
+                        "Records ingest holds for Kafka: reported by providers, not yet "
+                        "acknowledged.")
+INGEST_DROPPED = Counter("fiml_ingest_dropped_total",
+                         "Records ingest will never write, per provider and reason: "
+                         "buffer_full (the buffer was full), refused (too large or not "
+                         "encodable), stopped (still buffered at a stop with no broker).",
+                         ["provider", "reason"])
+BROKER_UP = Gauge("fiml_ingest_broker_up",
+                  "1 while ingest's producer delivers to Kafka, 0 while the broker is away.")
 PROVIDER_STATUS = Gauge("fiml_provider_status",
                         "1 for the provider's last status (UP, DEGRADED or DOWN), 0 for the "
                         "others. Ingest: as reported; arbitration: as applied to quotes.",
@@ -33,6 +43,11 @@ CONSUMER_LAG = Gauge("fiml_consumer_lag",
 TICKS_REJECTED = Counter("fiml_ticks_rejected_total",
                          "Raw records arbitration refused (sent to the DLQ), per reason.",
                          ["reason"])
+RECORDS_SKIPPED = Counter("fiml_records_skipped_total",
+                          "Records a consumer skipped as not one of ours (see fiml/intake.py), "
+                          "per topic and reason: null, empty, oversize, bad_magic, "
+                          "unknown_schema, wrong_type, truncated, corrupt, invalid, or the "
+                          "snapshot loader's snapshot reasons.", ["topic", "reason"])
 OUTPUTS = Counter("fiml_arbitration_outputs_total",
                   "Records arbitration produced, per kind: quotes, candles, trades, ticks.dlq.",
                   ["kind"])

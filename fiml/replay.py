@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -32,13 +31,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from fiml.intake import INVALID, decode_or_skip, skip
 from fiml.kafka_clients import make_consumer, topic_partitions
 from fiml.runtime import now_micros
 from fiml.settings import Settings
-from schemas import Candle, DecodeError, Quote, RawTick, Trade, decode
-from schemas.records import micros_to_iso
-
-log = logging.getLogger("fiml.replay")
+from schemas import Candle, Quote, RawTick, Trade
+from schemas.records import LAST_MICROS, micros_to_iso
 
 DEFAULT_BATCH = 500
 FETCH_WAIT_MS = 200
@@ -276,11 +274,8 @@ class Replay:
     def _take(self, raw: ConsumerRecord, live: bool = False) -> Replayed | None:
         if raw.key is not None and raw.key not in self.keys:
             return None
-        try:
-            record = decode(raw.value, self.source.record_type)
-        except DecodeError as error:
-            log.warning("skipped undecodable record at %s-%d:%d: %s", raw.topic, raw.partition,
-                        raw.offset, error)
+        record = decode_or_skip(raw, self.source.record_type)
+        if record is None:
             return None
         if record.symbol not in self.symbols:
             return None
@@ -288,6 +283,9 @@ class Replay:
             return None
         event_time = getattr(record, self.source.time_field)
         if event_time < self.start or (self.end is not None and event_time > self.end):
+            return None
+        if event_time > LAST_MICROS:
+            skip(raw.topic, raw.partition, raw.offset, INVALID, f"time {event_time} is no date")
             return None
         time = raw.timestamp * 1000 if self.source.by_write_time else event_time
         return Replayed(raw.partition, raw.offset, time, record, live)

@@ -74,6 +74,7 @@ class Settings:
     provider_stall_seconds: float = 30.0
     provider_poll_seconds: float = 2.0
     demand_linger_seconds: float = 300.0
+    ingest_buffer_records: int = 100_000
     synthetic_symbols: tuple[str, ...] = DEFAULT_EQUITIES + DEFAULT_CRYPTO
     synthetic_seed: int = 7
     synthetic_tick_hz: float = 10.0
@@ -121,6 +122,8 @@ class Settings:
     health_port: int = 0
     up_ingest_health_port: int = 8001
     up_arbitration_health_port: int = 8002
+    consumer_stall_seconds: float = 60.0
+    delivery_timeout_seconds: float = 30.0
     metrics_score_symbols: int = 100
 
     log_level: str = "info"
@@ -133,7 +136,8 @@ class Settings:
                     "heartbeat_interval", "send_queue_limit", "slow_consumer_seconds",
                     "stale_after_seconds", "max_message_bytes", "client_messages_per_second",
                     "demand_refresh_seconds", "provider_call_timeout_seconds",
-                    "provider_stall_seconds", "provider_poll_seconds")
+                    "provider_stall_seconds", "provider_poll_seconds", "ingest_buffer_records",
+                    "consumer_stall_seconds", "delivery_timeout_seconds")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be above zero")

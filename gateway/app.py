@@ -148,15 +148,19 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse({"detail": "a valid API key is required"}, status_code=401)
         return Response(exposition(), media_type=CONTENT_TYPE)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        """Liveness: the process serves HTTP."""
-        return {"status": "ok"}
+    @app.get("/healthz", response_model=None)
+    async def healthz() -> dict[str, str] | JSONResponse:
+        """Liveness: the Kafka feed keeps up; 503 once records have waited
+        FIML_CONSUMER_STALL_SECONDS for it while it did not move."""
+        if feed.progress.alive():
+            return {"status": "ok"}
+        return JSONResponse({"status": "stalled"}, status_code=503)
 
     @app.get("/readyz", response_model=None)
     async def readyz() -> dict[str, str] | JSONResponse:
-        """Readiness: the Kafka feed is connected and has its partitions assigned."""
-        if feed.ready.is_set():
+        """Readiness: the Kafka feed has its partitions assigned and is connected to a
+        broker."""
+        if feed.ready.is_set() and feed.connected():
             return {"status": "ready"}
         return JSONResponse({"status": "not ready"}, status_code=503)
 

@@ -4,29 +4,33 @@ Market stores and the provider statuses.
 Each gateway replica assigns all partitions itself (no consumer group), so every replica
 sees every symbol. On start it reads back up to ``gateway_warm_records`` records per
 partition, so clients get a snapshot right away. Its consumer lag per partition goes to
-``fiml_consumer_lag`` at most once per ``LAG_PERIOD`` seconds.
+``fiml_consumer_lag`` once a second, from a task beside the reading loop that also tells
+``/healthz`` whether the loop keeps up (:class:`fiml.health.Progress`). A record that is not
+one of ours, or that clients could not be shown (a time no date can show, an unknown
+provider state), is counted, logged and skipped (``fiml/intake.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from fiml.kafka_clients import make_consumer, topic_partitions
+from fiml.health import Progress
+from fiml.intake import decode_or_skip
+from fiml.kafka_clients import connected, make_consumer, topic_partitions
 from fiml.metrics import ConsumerLag
 from fiml.settings import Settings
-from gateway.providers import ProviderStatuses
+from gateway.providers import NOTICES, ProviderStatuses
 from gateway.stores import Market
-from schemas import Candle, DecodeError, ProviderStatus, Quote, Trade, decode
+from schemas import Candle, ProviderStatus, Quote, Trade
+from schemas.records import check_micros
 
 log = logging.getLogger("fiml.gateway.feed")
 
 RESTART_DELAY = 1.0
-LAG_PERIOD = 1.0
 
 
 class MarketFeed:
@@ -34,16 +38,21 @@ class MarketFeed:
 
     def __init__(self, settings: Settings, market: Market, statuses: ProviderStatuses) -> None:
         self.settings = settings
-        self.routes: dict[str, tuple[type, Callable]] = {
-            settings.topic("quotes"): (Quote, market.quotes.update),
-            settings.topic("candles"): (Candle, market.candles.update),
-            settings.topic("trades"): (Trade, market.trades.update),
-            settings.topic("provider.status"): (ProviderStatus, statuses.update),
+        self.routes: dict[str, tuple[type, Callable, Callable]] = {
+            settings.topic("quotes"): (Quote, check_event_time, market.quotes.update),
+            settings.topic("candles"): (Candle, check_open_time, market.candles.update),
+            settings.topic("trades"): (Trade, check_event_time, market.trades.update),
+            settings.topic("provider.status"): (ProviderStatus, check_status, statuses.update),
         }
         self.lag = ConsumerLag()
+        self.progress = Progress(settings.consumer_stall_seconds)
         self.ready = asyncio.Event()
+        self.consumer: AIOKafkaConsumer | None = None
         self.consumed = 0
-        self.undecodable = 0
+
+    def connected(self) -> bool:
+        """Whether the feed's consumer has a live connection to a broker."""
+        return self.consumer is not None and connected(self.consumer._client)
 
     async def run(self) -> None:
         """Assign, warm up, then consume until cancelled; restart after unexpected errors."""
@@ -59,34 +68,25 @@ class MarketFeed:
 
     async def _consume(self) -> None:
         partitions = [tp for topic in self.routes for tp in await self._partitions(topic)]
-        consumer = make_consumer(self.settings, "fiml-gateway")
+        consumer = self.consumer = make_consumer(self.settings, "fiml-gateway")
         await consumer.start()
         try:
             await self._warm_up(consumer, partitions)
             log.info("gateway reading %d partitions", len(partitions))
             self.ready.set()
-            lag_due = 0.0
-            while True:
-                batches = await consumer.getmany(timeout_ms=500, max_records=5000)
-                for partition, records in batches.items():
-                    record_type, update = self.routes[partition.topic]
-                    for record in records:
-                        self._take(record_type, update, record.value, partition, record.offset)
-                if time.monotonic() >= lag_due:
-                    lag_due = time.monotonic() + LAG_PERIOD
-                    await self._export_lag(consumer, partitions)
+            async with self.progress.watching(consumer, partitions, self.lag):
+                while True:
+                    batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+                    for partition, records in batches.items():
+                        record_type, check, update = self.routes[partition.topic]
+                        for record in records:
+                            value = decode_or_skip(record, record_type, check)
+                            if value is not None:
+                                self.consumed += 1
+                                update(value)
         finally:
             self.lag.export({})
             await consumer.stop()
-
-    async def _export_lag(self, consumer: AIOKafkaConsumer,
-                          partitions: list[TopicPartition]) -> None:
-        lags = {}
-        for tp in partitions:
-            end = consumer.highwater(tp)
-            if end is not None:
-                lags[(tp.topic, tp.partition)] = end - await consumer.position(tp)
-        self.lag.export(lags)
 
     async def _warm_up(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
         consumer.assign(partitions)
@@ -104,13 +104,21 @@ class MarketFeed:
             log.warning("topic %s not found; waiting for it", topic)
             await asyncio.sleep(RESTART_DELAY)
 
-    def _take(self, record_type: type, update: Callable, value: bytes,
-              partition: TopicPartition, offset: int) -> None:
-        try:
-            record = decode(value, record_type)
-        except DecodeError as error:
-            self.undecodable += 1
-            log.warning("skipped undecodable record at %s:%d: %s", partition, offset, error)
-            return
-        self.consumed += 1
-        update(record)
+
+def check_event_time(record: Quote | Trade) -> None:
+    """Raise ValueError unless the record's event time is one a date can show (its item
+    needs one)."""
+    check_micros(record.ts_event)
+
+
+def check_open_time(candle: Candle) -> None:
+    """Raise ValueError unless the candle's open time is one a date can show."""
+    check_micros(candle.open_time)
+
+
+def check_status(status: ProviderStatus) -> None:
+    """Raise ValueError unless clients can be told of ``status`` (a known state, a time a
+    date can show)."""
+    if status.state not in NOTICES:
+        raise ValueError(f"unknown state {status.state!r}")
+    check_micros(status.ts_event)

@@ -13,15 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Iterable, Sequence
 
 from aiokafka.errors import KafkaError
 
+from fiml.health import Progress
+from fiml.intake import decode_or_skip
 from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.runtime import now_micros
+from fiml.runtime import now_micros, until_stopped
 from fiml.settings import Settings
 from ingest.providers import Provider
-from schemas import Demand, decode
+from schemas import Demand
+from schemas.symbols import canonical_symbol
 
 log = logging.getLogger("fiml.ingest.demand")
 
@@ -72,45 +76,79 @@ class Universe:
         return frozenset(self.last_wanted)
 
 
+def check_demand(record: Demand) -> None:
+    """Raise ValueError unless ``record`` can count: a canonical symbol, subscribers not
+    negative, a finite refresh period above zero."""
+    if canonical_symbol(record.symbol) != record.symbol:
+        raise ValueError(f"symbol {record.symbol!r} is not canonical")
+    if record.subscribers < 0:
+        raise ValueError(f"negative subscribers: {record.subscribers}")
+    if not (math.isfinite(record.refresh_seconds) and record.refresh_seconds > 0):
+        raise ValueError(f"refresh period {record.refresh_seconds} is not above zero")
+
+
 async def follow_demand(settings: Settings, providers: Sequence[Provider],
-                        stop: asyncio.Event, period: float = 0.5) -> None:
-    """Read the demand topic until ``stop`` and keep the providers' extra symbols current."""
-    book = DemandBook()
-    universe = Universe(settings.synthetic_symbols, settings.demand_linger_seconds)
-    extra: frozenset[str] = frozenset()
-    topic = settings.topic("demand")
+                        stop: asyncio.Event, progress: Progress, period: float = 0.5) -> None:
+    """Read the demand topic until ``stop`` and keep the providers' extra symbols current;
+    ``progress`` follows the reading (for ``/healthz``).
+
+    Kafka trouble (no broker yet, a broker gone) is logged and retried every ``RETRY_S``
+    seconds, from the topic's beginning, with what was read so far kept.
+    """
+    follower = _DemandFollower(settings, providers, period, progress)
     while not stop.is_set():
-        partitions = await topic_partitions(settings, topic)
-        if partitions:
-            break
-        log.warning("demand topic %s not found; retrying", topic)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), RETRY_S)
-    else:
-        return
-    consumer = make_consumer(settings, "fiml-ingest-demand")
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        while not stop.is_set():
-            try:
-                batches = await consumer.getmany(timeout_ms=int(period * 1000))
-            except KafkaError as error:
-                log.warning("demand not read (%s); retrying", error)
-                await asyncio.sleep(RETRY_S)
-                continue
-            for records in batches.values():
-                for record in records:
-                    if record.value is not None:
-                        book.apply(decode(record.value, Demand))
-            now_us = now_micros()
-            wanted = universe.update(book.subscribers(now_us), now_us)
-            if wanted != extra:
-                log.info("demand: serving %d extra symbols (%s)", len(wanted),
-                         ",".join(sorted(wanted)))
-                extra = wanted
-                for provider in providers:
-                    provider.set_demand(extra)
-    finally:
-        await consumer.stop()
+        try:
+            await until_stopped(follower.follow(), stop)
+        except (KafkaError, OSError) as error:
+            log.warning("demand not read (%s: %s); retrying in %.0f s", type(error).__name__,
+                        error, RETRY_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RETRY_S)
+
+
+class _DemandFollower:
+    """One reading of the demand topic into the book, the universe and the providers."""
+
+    def __init__(self, settings: Settings, providers: Sequence[Provider], period: float,
+                 progress: Progress) -> None:
+        self.settings = settings
+        self.providers = providers
+        self.period = period
+        self.progress = progress
+        self.book = DemandBook()
+        self.universe = Universe(settings.synthetic_symbols, settings.demand_linger_seconds)
+        self.extra: frozenset[str] = frozenset()
+
+    async def follow(self) -> None:
+        """Wait for the topic, then read it from its beginning until cancelled."""
+        topic = self.settings.topic("demand")
+        partitions = await topic_partitions(self.settings, topic)
+        while not partitions:
+            log.warning("demand topic %s not found; retrying", topic)
+            await asyncio.sleep(RETRY_S)
+            partitions = await topic_partitions(self.settings, topic)
+        consumer = make_consumer(self.settings, "fiml-ingest-demand")
+        await consumer.start()
+        try:
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            async with self.progress.watching(consumer, partitions):
+                while True:
+                    batches = await consumer.getmany(timeout_ms=int(self.period * 1000))
+                    for records in batches.values():
+                        for record in records:
+                            demand = decode_or_skip(record, Demand, check_demand)
+                            if demand is not None:
+                                self.book.apply(demand)
+                    self._serve(now_micros())
+        finally:
+            await consumer.stop()
+
+    def _serve(self, now_us: int) -> None:
+        wanted = self.universe.update(self.book.subscribers(now_us), now_us)
+        if wanted != self.extra:
+            log.info("demand: serving %d extra symbols (%s)", len(wanted),
+                     ",".join(sorted(wanted)))
+            self.extra = wanted
+            for provider in self.providers:
+                provider.set_demand(wanted)

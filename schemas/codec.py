@@ -52,8 +52,26 @@ EARLIER_SCHEMA_IDS: dict[int, tuple[type, str]] = {
 T = TypeVar("T", bound=Record)
 
 
+MAX_PAYLOAD_BYTES = 256 * 1024
+
+NULL = "null"
+EMPTY = "empty"
+OVERSIZE = "oversize"
+BAD_MAGIC = "bad_magic"
+UNKNOWN_SCHEMA = "unknown_schema"
+WRONG_TYPE = "wrong_type"
+TRUNCATED = "truncated"
+CORRUPT = "corrupt"
+REASONS = (NULL, EMPTY, OVERSIZE, BAD_MAGIC, UNKNOWN_SCHEMA, WRONG_TYPE, TRUNCATED, CORRUPT)
+
+
 class DecodeError(ValueError):
-    """A payload that is not one of our Avro records; the message says why."""
+    """A payload that is not one of our Avro records: ``reason`` (one of ``REASONS``) says
+    what kind of failure for machines, the message says why for people."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -138,40 +156,52 @@ def encode(record: Record) -> bytes:
     return buffer.getvalue()
 
 
-def decode(payload: bytes, expected: type[T] | None = None) -> T:
+def decode(payload: bytes | None, expected: type[T] | None = None) -> T:
     """Decode a Confluent-framed Avro payload into its typed record.
 
-    Raises :class:`DecodeError` for an empty or truncated payload, a wrong magic byte, an
-    unknown schema id, a record of another type than ``expected``, or bytes left over.
+    Whatever ``payload`` is, returns a record or raises :class:`DecodeError`: for a missing
+    value (a Kafka tombstone), an empty, oversize (over ``MAX_PAYLOAD_BYTES``) or truncated
+    payload, a wrong magic byte, an unknown schema id, a record of another type than
+    ``expected``, a corrupt body or bytes left over.
     """
+    if payload is None:
+        raise DecodeError(NULL, "no value: a tombstone, not a record")
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise DecodeError(CORRUPT, f"a {type(payload).__name__}, not bytes")
+    if not payload:
+        raise DecodeError(EMPTY, "an empty value")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise DecodeError(OVERSIZE, f"{len(payload)} bytes, over the limit of "
+                                    f"{MAX_PAYLOAD_BYTES} for a record")
     if len(payload) < HEADER.size:
-        raise DecodeError(f"truncated payload: {len(payload)} bytes, the header alone has 5")
+        raise DecodeError(TRUNCATED,
+                          f"truncated payload: {len(payload)} bytes, the header alone has 5")
     magic, schema_id = HEADER.unpack_from(payload)
     if magic != MAGIC_BYTE:
-        raise DecodeError(f"bad magic byte {magic}: not Confluent-framed Avro")
+        raise DecodeError(BAD_MAGIC, f"bad magic byte {magic}: not Confluent-framed Avro")
     schema = SCHEMAS_BY_ID.get(schema_id)
     if schema is None:
         known = ", ".join(str(i) for i in sorted(SCHEMAS_BY_ID))
-        raise DecodeError(f"unknown schema id {schema_id} (known ids: {known})")
+        raise DecodeError(UNKNOWN_SCHEMA, f"unknown schema id {schema_id} (known ids: {known})")
     if expected is not None and schema.record_type is not expected:
-        raise DecodeError(
-            f"schema id {schema_id} is {schema.record_type.__name__}, expected {expected.__name__}"
-        )
+        raise DecodeError(WRONG_TYPE, f"schema id {schema_id} is {schema.record_type.__name__}, "
+                                      f"expected {expected.__name__}")
     body = io.BytesIO(payload)
     body.seek(HEADER.size)
+    name = schema.record_type.__name__
     try:
         values = fastavro.schemaless_reader(body, schema.parsed, schema.reader)
-    except (EOFError, StopIteration, struct.error, ValueError, IndexError,
-            UnicodeDecodeError) as exc:
-        name = schema.record_type.__name__
-        if body.tell() >= len(payload) or isinstance(exc, EOFError | StopIteration):
-            raise DecodeError(
-                f"truncated payload for {name}: the body ends early ({len(payload)} bytes)"
-            ) from exc
-        raise DecodeError(f"corrupt {name} body: {exc}") from exc
+    except (EOFError, StopIteration) as exc:
+        raise DecodeError(TRUNCATED, f"truncated payload for {name}: the body ends early "
+                                     f"({len(payload)} bytes)") from exc
+    except Exception as exc:  # fastavro's errors on bad bytes have no common base
+        if body.tell() >= len(payload):
+            raise DecodeError(TRUNCATED, f"truncated payload for {name}: the body ends early "
+                                         f"({len(payload)} bytes)") from exc
+        raise DecodeError(CORRUPT, f"corrupt {name} body: {exc}") from exc
     if body.tell() != len(payload):
         extra = len(payload) - body.tell()
-        raise DecodeError(f"{extra} bytes left after the {schema.record_type.__name__} body")
+        raise DecodeError(CORRUPT, f"{extra} bytes left after the {name} body")
     if schema.positional:
         return _build(schema.record_type, schema.setters, values.values())
     return schema.record_type(**values)

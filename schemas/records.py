@@ -141,3 +141,15 @@ def datetime_to_micros(moment: datetime) -> int:
     """Microseconds since the epoch of an aware datetime."""
     delta = moment - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+# The times a date can show (years 1 to 9999): what micros_to_iso and any Avro reader's
+# timestamp-micros can turn into a date.
+FIRST_MICROS = datetime_to_micros(datetime(1, 1, 1, tzinfo=UTC))
+LAST_MICROS = datetime_to_micros(datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC))
+
+
+def check_micros(micros: int) -> None:
+    """Raise ValueError unless ``micros`` is a time a date can show."""
+    if not FIRST_MICROS <= micros <= LAST_MICROS:
+        raise ValueError(f"time {micros} µs since the epoch is no date")

@@ -41,10 +41,11 @@ class Harness:
         self.engine = PartitionEngine(config or EngineConfig(), "raw", 0, self.timeline)
         self.offset = 0
 
-    def send(self, item: RawTick | bytes) -> list:
-        """Outputs of one tick (or raw bytes) at the next offset."""
-        value = item if isinstance(item, bytes) else encode(item)
-        ts = T0 if isinstance(item, bytes) else item.ts_ingest
+    def send(self, item: RawTick | bytes | None) -> list:
+        """Outputs of one tick (or raw bytes, or no value) at the next offset."""
+        raw = item is None or isinstance(item, bytes)
+        value = item if raw else encode(item)
+        ts = T0 if raw else item.ts_ingest
         outputs = self.engine.process(SourceRecord(self.offset, b"AAPL", value, ts))
         self.offset += 1
         return outputs

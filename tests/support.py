@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from fiml.kafka_clients import make_consumer, topic_partitions
 from fiml.processes import die_with_parent
 from fiml.settings import Settings
-from schemas import ProviderStatus, RawTick, decode
+from schemas import DecodeError, ProviderStatus, RawTick, decode
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -46,8 +46,10 @@ def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
     raise TimeoutError(f"nothing listened on {host}:{port} after {timeout} s")
 
 
-async def read_topic(settings: Settings, role: str, record_type: type) -> list[tuple]:
-    """Every record of a topic up to its current end: (partition, offset, decoded record)."""
+async def read_topic(settings: Settings, role: str, record_type: type,
+                     strict: bool = True) -> list[tuple]:
+    """Every record of a topic up to its current end: (partition, offset, decoded record);
+    unless ``strict``, those that do not decode are left out."""
     topic = settings.topic(role)
     partitions = await topic_partitions(settings, topic)
     consumer = make_consumer(settings, "fiml-tests")
@@ -63,7 +65,12 @@ async def read_topic(settings: Settings, role: str, record_type: type) -> list[t
             for tp, records in batches.items():
                 for record in records:
                     if record.offset < ends[tp]:
-                        value = decode(record.value, record_type)
+                        try:
+                            value = decode(record.value, record_type)
+                        except DecodeError:
+                            if strict:
+                                raise
+                            continue
                         found.append((tp.partition, record.offset, value))
             for tp in list(pending):  # every one: records deleted meanwhile return no batch
                 if await consumer.position(tp) >= ends[tp]:

@@ -10,7 +10,10 @@ from hypothesis import strategies as st
 
 from arbitration import checks, scoring
 from arbitration.config import EngineConfig, Weights
+from arbitration.engine import MAX_KEPT_BYTES
 from arbitration.statuses import StatusTimeline
+from schemas import decode, encode
+from schemas.codec import MAX_PAYLOAD_BYTES
 from schemas.records import Quote, RawTick, Rejected, Trade
 from tests.arbitration_support import MS, SECOND, T0, Harness, status, tick
 
@@ -152,6 +155,7 @@ def three_venues(at: int = 0) -> list[RawTick]:
     (tick("d", -4 * SECOND, 100.0), "late"),
     (b"\x00\x00\x00\x00\x01garbage", "undecodable"),
     (b"", "undecodable"),
+    (None, "undecodable"),
 ])
 def test_every_reason_goes_to_the_dlq_with_the_original_bytes(bad, reason):
     harness = Harness()
@@ -164,10 +168,29 @@ def test_every_reason_goes_to_the_dlq_with_the_original_bytes(bad, reason):
     assert record.detail
     assert (record.source_topic, record.source_partition, record.source_offset) == ("raw", 0, 3)
     assert harness.engine.rejections[reason] == 1
-    if isinstance(bad, bytes):
-        assert record.original == bad and record.symbol is None
+    if bad is None or isinstance(bad, bytes):
+        assert record.original == (bad or b"") and record.symbol is None
     else:
         assert record.symbol == bad.symbol and record.provider == bad.provider
+
+
+large = st.builds(lambda size, byte: bytes([byte]) * size,
+                  st.integers(MAX_KEPT_BYTES - 8, MAX_PAYLOAD_BYTES + 8), st.integers(0, 255))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.none() | st.binary(max_size=300) | large)
+def test_any_value_a_producer_writes_gives_outputs_that_can_be_written(value):
+    """Nothing stops the engine, and a rejection always fits in a Kafka record: it keeps at
+    most MAX_KEPT_BYTES of the original, and says so."""
+    harness = Harness()
+    harness.feed(three_venues())
+    for out in harness.send(value):
+        assert type(decode(encode(out))) is type(out)
+        if isinstance(out, Rejected):
+            assert out.original == (value or b"")[:MAX_KEPT_BYTES]
+            assert ("cut to its first" in out.detail) == (len(value or b"") > MAX_KEPT_BYTES)
+    assert Quote in [type(out) for out in harness.send(tick("a", 100 * MS, 100.2))]
 
 
 def test_duplicate_trade_id_with_a_new_seq_is_rejected_and_trades_are_deduplicated():

@@ -12,9 +12,18 @@ from hypothesis import strategies as st
 
 from arbitration.arbiter import Arbiter
 from arbitration.config import EngineConfig
-from arbitration.engine import SourceRecord
+from arbitration.engine import PartitionEngine, SourceRecord
 from arbitration.feeds import StatusFeed
-from arbitration.snapshots import SnapshotError, SnapshotStore, dumps, loads
+from arbitration.snapshots import (
+    FORMAT,
+    MAX_SNAPSHOT_BYTES,
+    MAX_STATE_BYTES,
+    SnapshotError,
+    SnapshotStore,
+    dumps,
+    loads,
+)
+from arbitration.statuses import StatusTimeline
 from fiml.kafka_clients import make_producer
 from fiml.settings import Settings
 from schemas import encode
@@ -50,20 +59,70 @@ def test_an_engine_restored_from_a_snapshot_continues_like_the_uninterrupted_one
     assert outputs == reference
 
 
-def test_a_snapshot_keeps_the_engine_usable_and_refuses_what_is_not_ours():
-    harness = Harness()
+def test_a_snapshot_leaves_the_engine_alone_and_refuses_what_is_not_ours(monkeypatch):
+    harness = Harness(statuses=STATUSES)
     harness.feed(market(5))
-    data = dumps(harness.engine)
-    assert harness.engine.statuses is harness.timeline
-    with pytest.raises(SnapshotError, match="another engine configuration"):
+
+    def untouchable(engine, name, value):
+        raise AssertionError(f"dumps set {name} of the live engine")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(PartitionEngine, "__setattr__", untouchable)
+        data = dumps(harness.engine)
+    assert data.startswith(FORMAT)
+    restored = loads(data, EngineConfig(), harness.timeline)
+    assert restored.statuses is harness.timeline
+    assert restored.books.keys() == harness.engine.books.keys()
+
+    def refused(payload, reason, match=None):
+        with pytest.raises(SnapshotError, match=match) as info:
+            loads(payload, EngineConfig(), harness.timeline)
+        assert info.value.reason == reason
+
+    with pytest.raises(SnapshotError, match="another engine configuration") as info:
         loads(data, EngineConfig(freshness_us=1), harness.timeline)
-    evil = zlib.compress(pickle.dumps(print))
-    with pytest.raises(SnapshotError, match=r"may not contain builtins\.print"):
-        loads(evil, EngineConfig(), harness.timeline)
-    with pytest.raises(SnapshotError, match="not a snapshot"):
-        loads(b"garbage", EngineConfig(), harness.timeline)
-    with pytest.raises(SnapshotError, match="not a snapshot: a dict"):
-        loads(zlib.compress(pickle.dumps({})), EngineConfig(), harness.timeline)
+    assert info.value.reason == "config"
+    refused(FORMAT + zlib.compress(pickle.dumps(print)), "corrupt", r"builtins\.print")
+    refused(b"garbage", "format")
+    refused(zlib.compress(pickle.dumps(harness.engine.config)), "format")  # no version
+    refused(FORMAT[:-1] + b"\x01" + data[len(FORMAT):], "format", "version 2")
+    refused(None, "null")
+    refused(FORMAT + b"garbage", "corrupt")
+    refused(FORMAT + zlib.compress(pickle.dumps({})), "corrupt", "not a snapshot: a dict")
+    future_protocol = pickle.dumps(0, protocol=5).replace(b"\x80\x05", b"\x80\x09", 1)
+    refused(FORMAT + zlib.compress(future_protocol), "corrupt", "unsupported pickle protocol")
+    refused(data[:len(data) // 2], "truncated")
+    refused(FORMAT + b"\x00" * MAX_SNAPSHOT_BYTES, "oversize")
+
+
+def test_a_small_record_that_would_decompress_past_the_bound_is_refused_unread():
+    bomb = FORMAT + zlib.compress(b"\x00" * (MAX_STATE_BYTES + 1), 9)
+    assert len(bomb) < MAX_SNAPSHOT_BYTES // 10
+    with pytest.raises(SnapshotError, match="decompresses to more than") as info:
+        loads(bomb, EngineConfig(), StatusTimeline())
+    assert info.value.reason == "oversize"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.none() | st.binary(max_size=200) | st.binary(max_size=200).map(
+    lambda tail: FORMAT + zlib.compress(tail)))
+def test_loading_anything_gives_an_engine_or_a_snapshot_error(data):
+    with pytest.raises(SnapshotError):
+        loads(data, EngineConfig(), StatusTimeline())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_a_damaged_snapshot_is_refused_or_loads_an_engine(data):
+    """One byte of a real snapshot changed: never anything but an engine or SnapshotError."""
+    snapshot = bytearray(dumps(Harness(statuses=STATUSES).engine))
+    index = data.draw(st.integers(0, len(snapshot) - 1))
+    snapshot[index] = data.draw(st.integers(0, 255))
+    try:
+        engine = loads(bytes(snapshot), EngineConfig(), StatusTimeline())
+    except SnapshotError:
+        return
+    assert isinstance(engine, PartitionEngine)
 
 
 def test_candle_updates_are_coalesced_per_kafka_time_slot_and_closed_candles_kept():

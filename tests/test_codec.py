@@ -20,6 +20,8 @@ from schemas.codec import (
     EARLIER_SCHEMA_IDS,
     HEADER,
     MAGIC_BYTE,
+    MAX_PAYLOAD_BYTES,
+    REASONS,
     SCHEMA_IDS,
     DecodeError,
     decode,
@@ -27,24 +29,24 @@ from schemas.codec import (
     load_schema,
 )
 from schemas.records import (
+    FIRST_MICROS,
+    LAST_MICROS,
     Candle,
     ProviderStatus,
     Quote,
     RawTick,
     Rejected,
     Trade,
+    check_micros,
     datetime_to_micros,
     micros_to_iso,
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# timestamp-micros values a datetime can hold: what any Avro reader can turn into a date.
-MIN_MICROS = datetime_to_micros(datetime(1, 1, 1, tzinfo=UTC))
-MAX_MICROS = datetime_to_micros(datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC))
 
 longs = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 ints = st.integers(min_value=-(2**31), max_value=2**31 - 1)
-timestamps = st.integers(min_value=MIN_MICROS, max_value=MAX_MICROS)
+timestamps = st.integers(min_value=FIRST_MICROS, max_value=LAST_MICROS)
 doubles = st.floats(allow_nan=True, allow_infinity=True)
 optional_doubles = st.none() | doubles
 text = st.text(max_size=20)
@@ -247,8 +249,9 @@ def test_avsc_doc_names_the_same_schema_id(record):
 def test_unknown_schema_id_is_named(schema_id):
     body = encode(SAMPLES[0])[HEADER.size:]
     payload = bytes([0]) + schema_id.to_bytes(4, "big") + body
-    with pytest.raises(DecodeError, match=rf"unknown schema id {schema_id}\b"):
+    with pytest.raises(DecodeError, match=rf"unknown schema id {schema_id}\b") as info:
         decode(payload)
+    assert info.value.reason == "unknown_schema"
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -264,13 +267,10 @@ def test_every_strict_prefix_raises_decode_error(record):
 @pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
 def test_prefixes_that_end_on_a_field_boundary_say_truncated(record):
     payload = encode(record)
-    for end in range(HEADER.size):
-        with pytest.raises(DecodeError, match="truncated"):
+    for end in (*range(1, HEADER.size + 1), len(payload) - 1):
+        with pytest.raises(DecodeError, match="truncated") as info:
             decode(payload[:end])
-    with pytest.raises(DecodeError, match="truncated"):
-        decode(payload[:HEADER.size])
-    with pytest.raises(DecodeError, match="truncated"):
-        decode(payload[:-1])
+        assert info.value.reason == "truncated"
 
 
 def test_prefix_cut_inside_a_varint_says_truncated():
@@ -280,16 +280,28 @@ def test_prefix_cut_inside_a_varint_says_truncated():
         decode(payload[:cut])
 
 
-def test_empty_payload_raises_decode_error():
-    with pytest.raises(DecodeError, match="truncated"):
-        decode(b"")
+@pytest.mark.parametrize(("payload", "reason"), [(None, "null"), (b"", "empty")])
+def test_a_tombstone_or_an_empty_payload_raises_decode_error(payload, reason):
+    with pytest.raises(DecodeError) as info:
+        decode(payload, RawTick)
+    assert info.value.reason == reason
+
+
+def test_an_oversize_payload_is_refused_before_it_is_read():
+    record = dataclasses.replace(SAMPLES[0], symbol="A" * MAX_PAYLOAD_BYTES)
+    with pytest.raises(DecodeError, match="over the limit") as info:
+        decode(encode(record))
+    assert info.value.reason == "oversize"
+    fitting = dataclasses.replace(SAMPLES[0], symbol="A" * (MAX_PAYLOAD_BYTES // 2))
+    assert decode(encode(fitting)) == fitting
 
 
 @pytest.mark.parametrize("magic", [1, 2, 0x7F])
 def test_wrong_magic_byte(magic):
     payload = bytes([magic]) + encode(SAMPLES[0])[1:]
-    with pytest.raises(DecodeError, match=rf"magic byte {magic}\b"):
+    with pytest.raises(DecodeError, match=rf"magic byte {magic}\b") as info:
         decode(payload)
+    assert info.value.reason == "bad_magic"
 
 
 @pytest.mark.parametrize("magic", [0x80, 0xFF])
@@ -302,8 +314,9 @@ def test_wrong_high_magic_byte_is_reported_as_its_byte_value(magic):
 @pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
 @pytest.mark.parametrize("extra", [b"\x00", b"\x01\x02\x03"])
 def test_trailing_bytes_are_refused(record, extra):
-    with pytest.raises(DecodeError, match=rf"{len(extra)} bytes left"):
+    with pytest.raises(DecodeError, match=rf"{len(extra)} bytes left") as info:
         decode(encode(record) + extra)
+    assert info.value.reason == "corrupt"
 
 
 @pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
@@ -317,6 +330,7 @@ def test_expected_type_mismatch(record, other):
         decode(payload, expected=other)
     assert type(record).__name__ in str(info.value)
     assert f"expected {other.__name__}" in str(info.value)
+    assert info.value.reason == "wrong_type"
 
 
 def test_decode_error_is_a_value_error():
@@ -330,15 +344,19 @@ framed_noise = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=64) | framed_noise)
-def test_arbitrary_bytes_raise_only_decode_error(payload):
+@settings(max_examples=500, deadline=None)
+@given(st.none() | st.binary(max_size=64) | framed_noise,
+       st.sampled_from([None, *RECORD_TYPES]))
+def test_anything_gives_a_record_or_a_decode_error_with_a_reason(payload, expected):
+    """The one promise every consumer relies on: no other exception, whatever the value."""
     try:
-        record = decode(payload)
+        record = decode(payload, expected)
     except DecodeError as error:
         assert str(error)
+        assert error.reason in REASONS
     else:
         assert type(record) in SCHEMA_IDS
+        assert expected is None or type(record) is expected
 
 
 @settings(max_examples=200, deadline=None)
@@ -350,7 +368,8 @@ def test_corrupted_payloads_raise_only_decode_error(record, data):
     payload[index] = data.draw(st.integers(min_value=0, max_value=255))
     try:
         decoded = decode(bytes(payload))
-    except DecodeError:
+    except DecodeError as error:
+        assert error.reason in ("truncated", "corrupt")
         return
     assert type(decoded) is type(record)
 
@@ -386,6 +405,15 @@ def test_micros_to_iso_is_exact_to_the_microsecond(micros):
     iso = micros_to_iso(micros)
     assert ISO_Z.match(iso)
     assert iso == exact_iso(micros)
+
+
+def test_the_times_a_date_can_show_are_checked():
+    for micros in (FIRST_MICROS, 0, LAST_MICROS):
+        check_micros(micros)
+        assert micros_to_iso(micros).endswith("Z")
+    for micros in (FIRST_MICROS - 1, LAST_MICROS + 1, 2**62):
+        with pytest.raises(ValueError, match="is no date"):
+            check_micros(micros)
 
 
 def test_micros_to_iso_is_exact_far_in_the_future():

@@ -21,13 +21,21 @@ import httpx
 import pytest
 import websockets
 
-from fiml.health import FaustHealth, HealthServer, faust_health, main, probe, serve_health
+from fiml.health import (
+    FaustHealth,
+    HealthServer,
+    Progress,
+    faust_health,
+    main,
+    probe,
+    serve_health,
+)
 from fiml.processes import stop_process
 from fiml.settings import Settings, SettingsError
 from fiml.topics import create_topics
 from tests.kafka_broker import free_port
 from tests.support import service_env, spawn
-from tests.test_gateway import serve_gateway
+from tests.test_gateway import make_quote, publish, serve_gateway, until_known
 
 SERVICE_START_TIMEOUT = 90.0
 
@@ -134,16 +142,22 @@ def test_health_settings_are_off_by_default_and_checked():
 async def test_serve_health_is_a_no_op_while_off():
     async with serve_health(Settings.from_env({}), lambda: True) as server:
         assert server is None
-    assert faust_health(faust.App("health-off"), Settings.from_env({})) == []
+    assert faust_health(faust.App("health-off"), Settings.from_env({}), Progress(1.0)) == []
 
 
-async def test_a_faust_worker_is_ready_once_assigned_and_not_while_rebalancing():
+async def test_a_faust_worker_is_ready_once_assigned_and_not_while_rebalancing(monkeypatch):
+    """...and while connected to a broker (the real check is exercised with a broker that
+    goes away in tests/test_outages.py)."""
     port = free_port()
+    connected = Flag()
+    monkeypatch.setattr("fiml.health.faust_connected", lambda app: connected())
     app = faust.App("health-test", broker="kafka://127.0.0.1:1")
-    [service] = faust_health(app, Settings.from_env({}, health_port=port))
+    [service] = faust_health(app, Settings.from_env({}, health_port=port), Progress(1.0))
     assert isinstance(service, FaustHealth)
     assert not service.ready()
     await app.on_partitions_assigned.send(set())
+    assert not service.ready()
+    connected.value = True
     assert service.ready()
     app.rebalancing = True
     assert not service.ready()
@@ -237,3 +251,36 @@ async def test_sigterm_closes_websockets_with_1012_so_clients_move(topics, tmp_p
         stop_process(process)
     text = (tmp_path / "gateway.log").read_text(errors="replace")
     assert "Traceback" not in text and "Finished server process" in text, text[-3000:]
+
+
+async def test_a_stuck_feed_turns_healthz_failing_within_the_stall_time_and_back(topics):
+    """The gateway's reading loop hangs on an await while quotes keep arriving: /healthz
+    answers 503 once FIML_CONSUMER_STALL_SECONDS passed, and 200 again once it reads on."""
+    stall = 2.0
+    settings = dataclasses.replace(topics, gateway_port=free_port(), consumer_stall_seconds=stall)
+    async with serve_gateway(settings) as app:
+        feed = app.state.feed
+        entered, release = asyncio.Event(), asyncio.Event()
+        getmany = feed.consumer.getmany
+
+        async def stuck(*args, **kwargs):
+            entered.set()
+            await release.wait()
+            return await getmany(*args, **kwargs)
+
+        feed.consumer.getmany = stuck
+        url = f"http://127.0.0.1:{settings.gateway_port}/healthz"
+        async with httpx.AsyncClient() as client:
+            await asyncio.wait_for(entered.wait(), 5)
+            await publish(settings, make_quote("AAPL", 101.0, 1))
+            began = time.monotonic()
+            assert (await client.get(url)).status_code == 200
+            while (answer := await client.get(url)).status_code == 200:
+                assert time.monotonic() - began < stall + 5, "/healthz never failed"
+                await asyncio.sleep(0.1)
+            assert answer.json() == {"status": "stalled"}
+            assert time.monotonic() - began > stall
+            assert app.state.market.quotes.latest("AAPL") is None
+            release.set()
+            await poll(url, within=10)
+            await until_known(app, make_quote("AAPL", 101.0, 1))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
 from fiml.kafka_clients import make_producer
 from fiml.replay import Replay, ReplayError
 from schemas import Candle, Trade, encode
+from schemas.records import LAST_MICROS
 from tests.support import expire_oldest, poll_until, read_topic
 
 BASE_US = 1_764_000_000_000_000
@@ -150,7 +152,16 @@ async def test_an_undecodable_record_is_skipped_with_a_warning(topics, caplog):
     async with Replay(topics, "trades", ["AAPL"], BASE_US, BASE_US + 10 * MS) as replay:
         found = await collect(replay)
     assert [item.record.trade_id for item in found] == ["t2"]
-    assert "skipped undecodable record" in caplog.text
+    assert f"skipped a record at {topics.topic('trades')}-" in caplog.text
+    assert "(truncated)" in caplog.text
+
+
+async def test_a_record_no_date_can_show_is_skipped_even_when_following_live(topics):
+    far = dataclasses.replace(trade(1, "AAPL"), trade_id="far", ts_event=LAST_MICROS + 1)
+    async with Replay(topics, "trades", ["AAPL"], BASE_US) as replay:
+        await produce_trades(topics, [far, trade(2, "AAPL")])
+        found = await asyncio.wait_for(collect(replay, limit=1), 20)
+    assert [item.record.trade_id for item in found] == ["t2"]
 
 
 async def test_an_unknown_stream_is_a_replay_error(topics):
