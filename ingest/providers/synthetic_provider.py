@@ -8,12 +8,13 @@ import logging
 
 from aiokafka.errors import KafkaError
 
+from fiml.intake import decode_or_skip
 from fiml.runtime import now_micros
 from fiml.settings import Settings
 from fiml.tail import read_tail
 from ingest.providers import Emit
 from ingest.synthetic import DEFAULT_VENUES, SyntheticMarket, with_faults
-from schemas import DecodeError, RawTick, decode
+from schemas import RawTick
 
 log = logging.getLogger("fiml.ingest.synthetic")
 
@@ -61,11 +62,8 @@ class SyntheticProvider:
                         error)
             records = []
         for record in records:
-            try:
-                tick = decode(record.value, RawTick)
-            except DecodeError:
-                continue
-            if tick.provider not in venues:
+            tick = decode_or_skip(record, RawTick)
+            if tick is None or tick.provider not in venues:
                 continue
             newest_seq = max(newest_seq, tick.seq)
             held = last.get(tick.symbol)
