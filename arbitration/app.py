@@ -83,8 +83,13 @@ def make_app(settings: Settings, name: str | None = None) -> faust.App:
 
 def raw_topic(app: faust.App, settings: Settings) -> faust.TopicT:
     """``ticks.raw`` as raw bytes."""
-    return app.topic(settings.topic("ticks.raw"), key_type=bytes, value_type=bytes,
-                     key_serializer="raw", value_serializer="raw")
+    return app.topic(
+        settings.topic("ticks.raw"),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
 
 
 def build_app(settings: Settings, progress: Progress | None = None) -> faust.App:
@@ -137,8 +142,11 @@ def by_partition(events: Sequence[EventT]) -> dict[int, list[SourceRecord]]:
         records = found.get(message.partition)
         if records is None:
             records = found[message.partition] = []
-        records.append(SourceRecord(message.offset, message.key, message.value,
-                                    round(message.timestamp * 1000) * 1000))
+        records.append(
+            SourceRecord(
+                message.offset, message.key, message.value, round(message.timestamp * 1000) * 1000
+            )
+        )
     return found
 
 
@@ -150,7 +158,12 @@ def run_worker(settings: Settings, app: faust.App | None = None) -> None:
     """
     progress = Progress(settings.consumer_stall_seconds)
     app = app or build_app(settings, progress)
-    worker = faust.Worker(app, *faust_health(app, settings, progress),
-                          loglevel=settings.log_level.upper(), quiet=True, override_logging=False)
+    worker = faust.Worker(
+        app,
+        *faust_health(app, settings, progress),
+        loglevel=settings.log_level.upper(),
+        quiet=True,
+        override_logging=False,
+    )
     worker.spinner = None
     worker.execute_from_commandline()

@@ -35,8 +35,13 @@ log = logging.getLogger("fiml.arbitration")
 class Arbiter:
     """Raw records of any partition in, messages to write out."""
 
-    def __init__(self, source: Settings, target: Settings, feed: StatusFeed,
-                 snapshots: SnapshotStore | None = None) -> None:
+    def __init__(
+        self,
+        source: Settings,
+        target: Settings,
+        feed: StatusFeed,
+        snapshots: SnapshotStore | None = None,
+    ) -> None:
         self.source = source
         self.target = target
         self.feed = feed
@@ -52,8 +57,9 @@ class Arbiter:
         """Process the next record of ``partition``; the messages not yet written."""
         return (await self.handle_batch(partition, [record]))[0]
 
-    async def handle_batch(self, partition: int,
-                           records: Sequence[SourceRecord]) -> list[list[Message]]:
+    async def handle_batch(
+        self, partition: int, records: Sequence[SourceRecord]
+    ) -> list[list[Message]]:
         """Process the next records of ``partition`` in offset order; for each, the messages
         not yet written.
 
@@ -91,16 +97,24 @@ class Arbiter:
             engine = PartitionEngine(self.config, self.raw_topic, partition, self.feed.timeline)
         replayed = 0
         if start is None or start < offset:
-            async for record in read_partition(self.source, self.raw_topic, partition, offset,
-                                               start):
+            async for record in read_partition(
+                self.source, self.raw_topic, partition, offset, start
+            ):
                 await self.feed.ensure(record.timestamp_us)
                 engine.process(record)
                 replayed += 1
                 self.replayed += 1
         self.written[partition] = await written_markers(self.target, partition)
         self.engines[partition] = engine
-        log.info("partition %d: state rebuilt from %d records before offset %d (snapshot at "
-                 "%s); written: %s", partition, replayed, offset, start, self.written[partition])
+        log.info(
+            "partition %d: state rebuilt from %d records before offset %d (snapshot at "
+            "%s); written: %s",
+            partition,
+            replayed,
+            offset,
+            start,
+            self.written[partition],
+        )
         return engine
 
     def forget(self, partition: int) -> None:

@@ -29,8 +29,12 @@ from schemas.records import Candle
 
 SECOND = 1_000_000
 TIMEFRAMES: dict[str, int] = {
-    "1s": SECOND, "1m": 60 * SECOND, "5m": 300 * SECOND, "15m": 900 * SECOND,
-    "1h": 3600 * SECOND, "1d": 86_400 * SECOND,
+    "1s": SECOND,
+    "1m": 60 * SECOND,
+    "5m": 300 * SECOND,
+    "15m": 900 * SECOND,
+    "1h": 3600 * SECOND,
+    "1d": 86_400 * SECOND,
 }
 
 
@@ -85,10 +89,20 @@ class OpenCandle:
     def record(self, symbol: str, seq: int, is_closed: bool) -> Candle:
         """The next record of this candle (its revision goes up by one)."""
         self.revision += 1
-        return Candle(symbol=symbol, timeframe=self.timeframe, open_time=self.open_time,
-                      open=self.open, high=self.high, low=self.low, close=self.close,
-                      volume=self.volume, is_closed=is_closed, revision=self.revision, seq=seq,
-                      trade_count=self.trade_count)
+        return Candle(
+            symbol=symbol,
+            timeframe=self.timeframe,
+            open_time=self.open_time,
+            open=self.open,
+            high=self.high,
+            low=self.low,
+            close=self.close,
+            volume=self.volume,
+            is_closed=is_closed,
+            revision=self.revision,
+            seq=seq,
+            trade_count=self.trade_count,
+        )
 
     @property
     def priced(self) -> bool:
@@ -120,15 +134,23 @@ class CandleSeries:
                 self.pending.pop(candle, None)
                 if candle.priced:
                     closed.append(candle.record(self.symbol, seq, is_closed=True))
-        self._next_close = min((t + TIMEFRAMES[tf] + self.lateness_us
-                                for tf, candles in self.open.items() for t in candles),
-                               default=None)
+        self._next_close = min(
+            (
+                t + TIMEFRAMES[tf] + self.lateness_us
+                for tf, candles in self.open.items()
+                for t in candles
+            ),
+            default=None,
+        )
         return closed
 
     def add_price(self, ts_us: int, seq: int, price: float) -> list[Candle]:
         """Apply one quote price to its candle in every timeframe; records of those changed."""
-        return [candle.record(self.symbol, seq, is_closed=False)
-                for candle in self._buckets(ts_us) if candle.add_price(ts_us, seq, price)]
+        return [
+            candle.record(self.symbol, seq, is_closed=False)
+            for candle in self._buckets(ts_us)
+            if candle.add_price(ts_us, seq, price)
+        ]
 
     def add_trade(self, ts_us: int, seq: int, amount: float) -> list[Candle]:
         """Apply one trade to its candle in every timeframe; records of the priced ones."""
@@ -162,8 +184,10 @@ class CandleSeries:
 
         Each record's ``seq`` is the offset of the last tick that changed its candle.
         """
-        records = [candle.record(self.symbol, candle.changed_by, is_closed=False)
-                   for candle in self.pending]
+        records = [
+            candle.record(self.symbol, candle.changed_by, is_closed=False)
+            for candle in self.pending
+        ]
         self.pending.clear()
         return records
 

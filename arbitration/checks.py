@@ -92,12 +92,15 @@ class Band:
         if self.admits(price):
             return None
         distance = abs(price - self.center)
-        return "outlier", (f"price {price} is {distance:.6g} from consensus {self.center} of "
-                           f"{self.providers} providers (limit {self.limit:.6g})")
+        return "outlier", (
+            f"price {price} is {distance:.6g} from consensus {self.center} of "
+            f"{self.providers} providers (limit {self.limit:.6g})"
+        )
 
 
-def band(sample: Sequence[float], mads: float, floor_bps: float,
-         reference: float | None = None) -> Band:
+def band(
+    sample: Sequence[float], mads: float, floor_bps: float, reference: float | None = None
+) -> Band:
     """The band of ``sample``, the latest price of every fresh provider.
 
     ``reference`` is the last quote's price, which breaks a tie between two equal groups

@@ -61,8 +61,11 @@ class EngineConfig:
             expected_providers=settings.expected_providers,
             switch_margin=settings.switch_margin,
             weights=Weights(
-                freshness=settings.weight_freshness, latency=settings.weight_latency,
-                uptime=settings.weight_uptime, completeness=settings.weight_completeness,
-                reliability=settings.weight_reliability, agreement=settings.weight_agreement,
+                freshness=settings.weight_freshness,
+                latency=settings.weight_latency,
+                uptime=settings.weight_uptime,
+                completeness=settings.weight_completeness,
+                reliability=settings.weight_reliability,
+                agreement=settings.weight_agreement,
             ),
         )

@@ -32,8 +32,12 @@ from schemas.records import Candle, Quote, Rejected, Trade
 
 Output = Quote | Candle | Trade | Rejected
 
-ROLES: dict[type, str] = {Quote: "quotes", Candle: "candles", Trade: "trades",
-                          Rejected: "ticks.dlq"}
+ROLES: dict[type, str] = {
+    Quote: "quotes",
+    Candle: "candles",
+    Trade: "trades",
+    Rejected: "ticks.dlq",
+}
 
 # A rejection keeps at most this much of its input's value and key, so that it always fits
 # in a Kafka record whatever a producer wrote (``detail`` says when a value was cut).
@@ -60,8 +64,9 @@ def output_key(record: Output) -> bytes | None:
 class PartitionEngine:
     """Books, candles and provider health for the symbols of one raw partition."""
 
-    def __init__(self, config: EngineConfig, topic: str, partition: int,
-                 statuses: StatusTimeline) -> None:
+    def __init__(
+        self, config: EngineConfig, topic: str, partition: int, statuses: StatusTimeline
+    ) -> None:
         self.config = config
         self.topic = topic
         self.partition = partition
@@ -144,16 +149,21 @@ class PartitionEngine:
             health.apply(status)
         self._status_until = until
 
-    def _reject(self, record: SourceRecord, tick: RawTick | None, reason: str,
-                detail: str) -> Rejected:
+    def _reject(
+        self, record: SourceRecord, tick: RawTick | None, reason: str, detail: str
+    ) -> Rejected:
         self.rejections[reason] += 1
         original = record.value or b""
         if len(original) > MAX_KEPT_BYTES:
             detail = f"{detail} (original cut to its first {MAX_KEPT_BYTES} bytes)"
         return Rejected(
-            source_topic=self.topic, source_partition=self.partition,
-            source_offset=record.offset, reason=reason, detail=detail,
-            original=original[:MAX_KEPT_BYTES], ts_input=record.timestamp_us,
+            source_topic=self.topic,
+            source_partition=self.partition,
+            source_offset=record.offset,
+            reason=reason,
+            detail=detail,
+            original=original[:MAX_KEPT_BYTES],
+            ts_input=record.timestamp_us,
             key=None if record.key is None else record.key[:MAX_KEPT_BYTES],
             symbol=None if tick is None else tick.symbol,
             provider=None if tick is None else tick.provider,
@@ -162,6 +172,13 @@ class PartitionEngine:
 
 
 def _trade(tick: RawTick) -> Trade:
-    return Trade(symbol=tick.symbol, trade_id=tick.trade_id or f"{tick.provider}#{tick.seq}",
-                 provider=tick.provider, ts_event=tick.ts_event, ts_ingest=tick.ts_ingest,
-                 price=tick.price, amount=tick.trade_size, side=tick.side)
+    return Trade(
+        symbol=tick.symbol,
+        trade_id=tick.trade_id or f"{tick.provider}#{tick.seq}",
+        provider=tick.provider,
+        ts_event=tick.ts_event,
+        ts_ingest=tick.ts_ingest,
+        price=tick.price,
+        amount=tick.trade_size,
+        side=tick.side,
+    )

@@ -43,8 +43,9 @@ class StatusFeed:
         """Connect and assign every status partition from its beginning."""
         self._consumer = make_consumer(self.settings, "fiml-arbitration-status")
         await self._consumer.start()
-        self._partitions = await topic_partitions(self.settings,
-                                                  self.settings.topic("provider.status"))
+        self._partitions = await topic_partitions(
+            self.settings, self.settings.topic("provider.status")
+        )
         if self._partitions:
             self._consumer.assign(self._partitions)
             await self._consumer.seek_to_beginning(*self._partitions)
@@ -82,8 +83,7 @@ class StatusFeed:
         if not self._partitions:
             return
         ends = await self._consumer.end_offsets(self._partitions)
-        pending = {tp for tp in self._partitions
-                   if await self._consumer.position(tp) < ends[tp]}
+        pending = {tp for tp in self._partitions if await self._consumer.position(tp) < ends[tp]}
         while pending:
             batches = await self._consumer.getmany(*pending, timeout_ms=500)
             for records in batches.values():
@@ -94,8 +94,9 @@ class StatusFeed:
             pending = {tp for tp in pending if await self._consumer.position(tp) < ends[tp]}
 
 
-async def read_partition(settings: Settings, topic: str, partition: int, end: int,
-                         start: int | None = None) -> AsyncIterator[SourceRecord]:
+async def read_partition(
+    settings: Settings, topic: str, partition: int, end: int, start: int | None = None
+) -> AsyncIterator[SourceRecord]:
     """Records of one partition from ``start`` (else its first retained offset) up to
     ``end`` (excluded)."""
     consumer = make_consumer(settings, "fiml-arbitration-replay", max_partition_fetch_bytes=4 << 20)
@@ -112,8 +113,7 @@ async def read_partition(settings: Settings, topic: str, partition: int, end: in
             for record in batches.get(tp, []):
                 if record.offset >= end:
                     return
-                yield SourceRecord(record.offset, record.key, record.value,
-                                   record.timestamp * 1000)
+                yield SourceRecord(record.offset, record.key, record.value, record.timestamp * 1000)
     finally:
         await consumer.stop()
 

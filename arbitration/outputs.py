@@ -54,8 +54,9 @@ def parse_marker(headers: Sequence[tuple[str, bytes]] | None) -> Marker | None:
     return None
 
 
-def messages(offset: int, outputs: Sequence[Output],
-             written: Mapping[str, Marker]) -> list[Message]:
+def messages(
+    offset: int, outputs: Sequence[Output], written: Mapping[str, Marker]
+) -> list[Message]:
     """The messages of the outputs of raw ``offset`` not yet written per ``written``."""
     counts: dict[str, int] = {}
     found = []

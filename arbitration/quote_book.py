@@ -87,8 +87,14 @@ class SymbolBook:
         self._seen: set[tuple] = set()
         self._seen_order: deque[tuple[int, tuple]] = deque()
         weights = config.weights
-        self._weights = (weights.freshness, weights.latency, weights.uptime,
-                         weights.completeness, weights.reliability, weights.agreement)
+        self._weights = (
+            weights.freshness,
+            weights.latency,
+            weights.uptime,
+            weights.completeness,
+            weights.reliability,
+            weights.agreement,
+        )
 
     def view(self, provider: str) -> ProviderView:
         """The view of ``provider``, created empty on first use (``providers`` stays sorted)."""
@@ -104,26 +110,35 @@ class SymbolBook:
         if self.watermark is None:
             return {}
         horizon = self.watermark - self.config.freshness_us
-        return {name: view.tick for name, view in self.providers.items()
-                if view.tick is not None and view.tick.ts_event >= horizon
-                and not view.outlying}
+        return {
+            name: view.tick
+            for name, view in self.providers.items()
+            if view.tick is not None and view.tick.ts_event >= horizon and not view.outlying
+        }
 
-    def observations(self, health: Mapping[str, ProviderHealth],
-                     now: int) -> dict[str, float]:
+    def observations(self, health: Mapping[str, ProviderHealth], now: int) -> dict[str, float]:
         """Newest observed price of every provider that is fresh at event time ``now`` and
         not DOWN, refused ones included."""
         horizon = now - self.config.freshness_us
-        return {name: view.observed.price for name, view in self.providers.items()
-                if view.observed is not None and view.observed.ts_event >= horizon
-                and not health.get(name, HEALTHY).down}
+        return {
+            name: view.observed.price
+            for name, view in self.providers.items()
+            if view.observed is not None
+            and view.observed.ts_event >= horizon
+            and not health.get(name, HEALTHY).down
+        }
 
     def refuse(self, tick: RawTick) -> Refusal | None:
         """Why ``tick`` is not a valid observation at all, or None if it is one."""
         config = self.config
-        return (checks.bad_price(tick) or checks.crossed_book(tick) or checks.bad_size(tick)
-                or checks.future(tick, config.future_tolerance_us)
-                or self._duplicate(tick)
-                or checks.late(tick, self.watermark, config.effective_lateness_us))
+        return (
+            checks.bad_price(tick)
+            or checks.crossed_book(tick)
+            or checks.bad_size(tick)
+            or checks.future(tick, config.future_tolerance_us)
+            or self._duplicate(tick)
+            or checks.late(tick, self.watermark, config.effective_lateness_us)
+        )
 
     def observe(self, tick: RawTick) -> None:
         """Take a valid tick as evidence: remember it for duplicates, move the event time."""
@@ -138,8 +153,12 @@ class SymbolBook:
         """The band of ``sample``, the latest price of each fresh provider; the last quote's
         price breaks a tie between two equal groups."""
         reference = None if self.last_quote is None else self.last_quote.price
-        return checks.band(list(sample.values()), self.config.outlier_mads,
-                           self.config.outlier_floor_bps, reference)
+        return checks.band(
+            list(sample.values()),
+            self.config.outlier_mads,
+            self.config.outlier_floor_bps,
+            reference,
+        )
 
     def outlier(self, tick: RawTick, health: Mapping[str, ProviderHealth]) -> Refusal | None:
         """Why an observed ``tick`` is refused as an outlier, or None: its price against the
@@ -171,8 +190,9 @@ class SymbolBook:
                 view.take(tick)
             view.observe(tick, outlying=False)
 
-    def quote(self, trigger: RawTick, seq: int,
-              health: Mapping[str, ProviderHealth]) -> Quote | None:
+    def quote(
+        self, trigger: RawTick, seq: int, health: Mapping[str, ProviderHealth]
+    ) -> Quote | None:
         """The quote after ``trigger`` (offset ``seq``) was accepted, or None if unchanged."""
         fresh = self.fresh()
         if trigger.kind != "QUOTE" or trigger.provider not in fresh:
@@ -182,38 +202,56 @@ class SymbolBook:
             return None  # every fresh provider is DOWN
         band = self.band(observed)
         agreement_bps = self.config.agreement_bps
-        agreements = {name: scoring.agreement(price, band.center, agreement_bps)
-                      for name, price in observed.items()}
-        candidates = [name for name, tick in fresh.items()
-                      if not health.get(name, HEALTHY).down and band.admits(tick.price)]
+        agreements = {
+            name: scoring.agreement(price, band.center, agreement_bps)
+            for name, price in observed.items()
+        }
+        candidates = [
+            name
+            for name, tick in fresh.items()
+            if not health.get(name, HEALTHY).down and band.admits(tick.price)
+        ]
         if not candidates:
             return None
         scores = {name: self._score(name, agreements[name], health) for name in candidates}
         best = min(candidates, key=lambda name: (-scores[name], name))
-        if self.driver not in scores or scores[best] > scores[self.driver] + \
-                self.config.switch_margin:
+        if (
+            self.driver not in scores
+            or scores[best] > scores[self.driver] + self.config.switch_margin
+        ):
             self.driver = best
         driver = fresh[self.driver]
         age = self.watermark - driver.ts_event
-        quote = _make_quote(driver, seq, list(fresh), scoring.confidence(
-            list(agreements.values()), scoring.freshness(age, self.config.freshness_us),
-            self.config.expected_providers), scores)
+        quote = _make_quote(
+            driver,
+            seq,
+            list(fresh),
+            scoring.confidence(
+                list(agreements.values()),
+                scoring.freshness(age, self.config.freshness_us),
+                self.config.expected_providers,
+            ),
+            scores,
+        )
         if _same_content(quote, self.last_quote):
             return None
         self.last_quote = quote
         return quote
 
-    def components(self, name: str, agreement: float,
-                   health: Mapping[str, ProviderHealth]) -> tuple[float, ...]:
+    def components(
+        self, name: str, agreement: float, health: Mapping[str, ProviderHealth]
+    ) -> tuple[float, ...]:
         """Score components of one fresh provider, in the order of ``scoring.Components``."""
         view = self.providers[name]
         config = self.config
-        return (scoring.freshness(self.watermark - view.tick.ts_event, config.freshness_us),
-                scoring.latency(view.latency_us, config.latency_scale_us),
-                health.get(name, HEALTHY).uptime,
-                view.completeness,
-                scoring.reliability(view.seen, view.rejected),
-                agreement)
+        return (
+            scoring.freshness(self.watermark - view.tick.ts_event, config.freshness_us),
+            scoring.latency(view.latency_us, config.latency_scale_us),
+            health.get(name, HEALTHY).uptime,
+            view.completeness,
+            scoring.reliability(view.seen, view.rejected),
+            agreement,
+        )
 
     def _score(self, name: str, agreement: float, health: Mapping[str, ProviderHealth]) -> float:
         return scoring.weighted_mean(self.components(name, agreement, health), self._weights)
@@ -239,19 +277,31 @@ def _identities(tick: RawTick) -> list[tuple]:
     return keys
 
 
-def _make_quote(driver: RawTick, seq: int, providers: list[str], confidence: float,
-                scores: dict[str, float]) -> Quote:
+def _make_quote(
+    driver: RawTick, seq: int, providers: list[str], confidence: float, scores: dict[str, float]
+) -> Quote:
     change = change_percent = None
     reference = driver.reference_price
     if reference is not None and math.isfinite(reference) and reference > 0:
         change = round(driver.price - reference, 8)
         change_percent = round(change / reference * 100, 4)
     return Quote(
-        symbol=driver.symbol, ts_event=driver.ts_event, ts_ingest=driver.ts_ingest, seq=seq,
-        price=driver.price, provider=driver.provider, confidence=confidence,
-        bid=driver.bid, ask=driver.ask, bid_size=driver.bid_size, ask_size=driver.ask_size,
-        volume=driver.volume, change=change, change_percent=change_percent,
-        reference_price=reference, providers=providers,
+        symbol=driver.symbol,
+        ts_event=driver.ts_event,
+        ts_ingest=driver.ts_ingest,
+        seq=seq,
+        price=driver.price,
+        provider=driver.provider,
+        confidence=confidence,
+        bid=driver.bid,
+        ask=driver.ask,
+        bid_size=driver.bid_size,
+        ask_size=driver.ask_size,
+        volume=driver.volume,
+        change=change,
+        change_percent=change_percent,
+        reference_price=reference,
+        providers=providers,
         scores={name: round(score, 4) for name, score in scores.items()},
     )
 
@@ -259,6 +309,20 @@ def _make_quote(driver: RawTick, seq: int, providers: list[str], confidence: flo
 def _same_content(quote: Quote, previous: Quote | None) -> bool:
     if previous is None:
         return False
-    return (quote.price, quote.bid, quote.ask, quote.volume, quote.provider, quote.confidence,
-            quote.providers) == (previous.price, previous.bid, previous.ask, previous.volume,
-                                 previous.provider, previous.confidence, previous.providers)
+    return (
+        quote.price,
+        quote.bid,
+        quote.ask,
+        quote.volume,
+        quote.provider,
+        quote.confidence,
+        quote.providers,
+    ) == (
+        previous.price,
+        previous.bid,
+        previous.ask,
+        previous.volume,
+        previous.provider,
+        previous.confidence,
+        previous.providers,
+    )

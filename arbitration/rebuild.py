@@ -64,21 +64,32 @@ class RebuildReport:
 
     def summary(self) -> str:
         """A few lines for people."""
-        lines = [f"rebuilt {self.records} raw records into {self.prefix}.*: "
-                 + ", ".join(f"{role} {n}" for role, n in sorted(self.written.items())),
-                 "rejections: " + (", ".join(f"{reason} {n}" for reason, n in
-                                             sorted(self.rejections.items())) or "none"),
-                 f"took {self.seconds:.1f} s"]
+        lines = [
+            f"rebuilt {self.records} raw records into {self.prefix}.*: "
+            + ", ".join(f"{role} {n}" for role, n in sorted(self.written.items())),
+            "rejections: "
+            + (
+                ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejections.items()))
+                or "none"
+            ),
+            f"took {self.seconds:.1f} s",
+        ]
         for role, c in sorted((self.comparison or {}).items()):
-            lines.append(f"verify {role}: {c.matched} matched, {c.mismatched} mismatched, "
-                         f"{c.live_only} only live, {c.rebuilt_only} only rebuilt")
+            lines.append(
+                f"verify {role}: {c.matched} matched, {c.mismatched} mismatched, "
+                f"{c.live_only} only live, {c.rebuilt_only} only rebuilt"
+            )
         if self.comparison is not None:
             lines.append("verify: OK" if self.ok else "verify: DIFFERENT")
         return "\n".join(lines)
 
 
-async def rebuild(settings: Settings, prefix: str, verify: bool = False,
-                  progress: Callable[[int, int], None] | None = None) -> RebuildReport:
+async def rebuild(
+    settings: Settings,
+    prefix: str,
+    verify: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> RebuildReport:
     """Replay the live raw and status topics of ``settings`` into topics named ``prefix.*``.
 
     ``progress(done, total)`` is called after each raw record, ``total`` being the raw end
@@ -108,10 +119,16 @@ async def rebuild(settings: Settings, prefix: str, verify: bool = False,
                     progress(report.records, total)
                 for message in await arbiter.handle(tp.partition, record):
                     report.written[message.role] += 1
-                    deliveries.append(await producer.send(
-                        target.topic(message.role), message.value, key=message.key,
-                        partition=tp.partition, timestamp_ms=record.timestamp_us // 1000,
-                        headers=message.headers))
+                    deliveries.append(
+                        await producer.send(
+                            target.topic(message.role),
+                            message.value,
+                            key=message.key,
+                            partition=tp.partition,
+                            timestamp_ms=record.timestamp_us // 1000,
+                            headers=message.headers,
+                        )
+                    )
             await asyncio.gather(*deliveries)
     finally:
         await producer.stop()
@@ -124,8 +141,9 @@ async def rebuild(settings: Settings, prefix: str, verify: bool = False,
     return report
 
 
-async def compare(live: Settings, rebuilt: Settings,
-                  raw_ends: dict[int, int]) -> dict[str, Comparison]:
+async def compare(
+    live: Settings, rebuilt: Settings, raw_ends: dict[int, int]
+) -> dict[str, Comparison]:
     """Compare the output topics of ``rebuilt`` with those of ``live`` up to ``raw_ends``."""
     result = {}
     for role in ROLES.values():
@@ -155,8 +173,11 @@ async def read_stored(settings: Settings, role: str, partition: int) -> list[Sto
         stored: list[Stored] = []
         while await consumer.position(tp) < end:
             batches = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
-            stored.extend((r.key, r.value, parse_marker(r.headers))
-                          for r in batches.get(tp, []) if r.offset < end)
+            stored.extend(
+                (r.key, r.value, parse_marker(r.headers))
+                for r in batches.get(tp, [])
+                if r.offset < end
+            )
         return stored
     finally:
         await consumer.stop()

@@ -59,14 +59,15 @@ class Relay:
         try:
             while batch:
                 failed = await self._attempt(sender, batch)
-                self.delivered += sum(len(records) for partition, records in batch.items()
-                                      if partition not in failed)
+                self.delivered += sum(
+                    len(records) for partition, records in batch.items() if partition not in failed
+                )
                 for partition in failed:
                     self.arbiter.forget(partition)
                 batch = {partition: batch[partition] for partition in failed}
                 if batch:
                     self.retrying = True
-                    await asyncio.sleep(min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** attempt))
+                    await asyncio.sleep(min(RETRY_MAX_S, RETRY_FIRST_S * 2**attempt))
                     attempt += 1
         finally:
             self.pending = 0
@@ -82,18 +83,31 @@ class Relay:
                 for record, outputs in done[partition]:
                     timestamp_ms = record.timestamp_us // 1000
                     for out in outputs:
-                        sender.add(self.names[out.role], partition, out.key, out.value,
-                                   timestamp_ms, out.headers)
+                        sender.add(
+                            self.names[out.role],
+                            partition,
+                            out.key,
+                            out.value,
+                            timestamp_ms,
+                            out.headers,
+                        )
             await sender.send()
         except DeliveryFailed as failure:
-            log.warning("outputs of raw partitions %s not acknowledged (%s); processing them "
-                        "again from what the output partitions hold", sorted(failure.partitions),
-                        failure)
+            log.warning(
+                "outputs of raw partitions %s not acknowledged (%s); processing them "
+                "again from what the output partitions hold",
+                sorted(failure.partitions),
+                failure,
+            )
             failed = failure.partitions & batch.keys()
         except Exception as error:  # a restore without a broker, or anything: never lose a batch
-            log.warning("raw partitions %s not processed (%s: %s); processing them again",
-                        sorted(batch), type(error).__name__, error,
-                        exc_info=not isinstance(error, KafkaError | OSError))
+            log.warning(
+                "raw partitions %s not processed (%s: %s); processing them again",
+                sorted(batch),
+                type(error).__name__,
+                error,
+                exc_info=not isinstance(error, KafkaError | OSError),
+            )
             sender.clear()
             return set(batch)
         else:
@@ -112,8 +126,7 @@ class Relay:
                 try:
                     decode(record.value, RawTick)
                 except DecodeError as error:
-                    skip(self.arbiter.raw_topic, partition, record.offset, error.reason,
-                         str(error))
+                    skip(self.arbiter.raw_topic, partition, record.offset, error.reason, str(error))
 
 
 def count_outputs(outputs: Iterable[Message]) -> None:

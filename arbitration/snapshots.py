@@ -55,9 +55,23 @@ MAX_STATE_BYTES = 32 * 1024 * 1024
 FORMAT = b"FIMLSNAP\x02"
 TIMELINE = "statuses"
 
-ALLOWED = {(cls.__module__, cls.__qualname__) for cls in (
-    PartitionEngine, SymbolBook, ProviderView, CandleSeries, OpenCandle, ProviderHealth,
-    EngineConfig, Weights, RawTick, Quote, collections.Counter, collections.deque)}
+ALLOWED = {
+    (cls.__module__, cls.__qualname__)
+    for cls in (
+        PartitionEngine,
+        SymbolBook,
+        ProviderView,
+        CandleSeries,
+        OpenCandle,
+        ProviderHealth,
+        EngineConfig,
+        Weights,
+        RawTick,
+        Quote,
+        collections.Counter,
+        collections.deque,
+    )
+}
 
 
 class SnapshotError(ValueError):
@@ -99,8 +113,9 @@ def dumps(engine: PartitionEngine) -> bytes:
     _Pickler(buffer, engine.statuses).dump(engine)
     state = buffer.getbuffer()
     if len(state) > MAX_STATE_BYTES:
-        raise SnapshotError("oversize", f"{len(state)} bytes of state, over the limit of "
-                                        f"{MAX_STATE_BYTES}")
+        raise SnapshotError(
+            "oversize", f"{len(state)} bytes of state, over the limit of {MAX_STATE_BYTES}"
+        )
     return FORMAT + zlib.compress(state, 1)
 
 
@@ -113,25 +128,25 @@ def loads(data: bytes | None, config: EngineConfig, timeline: StatusTimeline) ->
     if data is None:
         raise SnapshotError("null", "no value: a tombstone, not a snapshot")
     if len(data) > MAX_SNAPSHOT_BYTES:
-        raise SnapshotError("oversize", f"{len(data)} bytes, over the limit of "
-                                        f"{MAX_SNAPSHOT_BYTES}")
+        raise SnapshotError(
+            "oversize", f"{len(data)} bytes, over the limit of {MAX_SNAPSHOT_BYTES}"
+        )
     if not data.startswith(FORMAT):
-        raise SnapshotError("format", "not a snapshot of this format (version "
-                                      f"{FORMAT[-1]})")
+        raise SnapshotError("format", f"not a snapshot of this format (version {FORMAT[-1]})")
     try:
         inflater = zlib.decompressobj()
-        state = inflater.decompress(data[len(FORMAT):], MAX_STATE_BYTES)
+        state = inflater.decompress(data[len(FORMAT) :], MAX_STATE_BYTES)
         if inflater.unconsumed_tail:
-            raise SnapshotError("oversize", f"decompresses to more than {MAX_STATE_BYTES} "
-                                            "bytes")
+            raise SnapshotError("oversize", f"decompresses to more than {MAX_STATE_BYTES} bytes")
         if not inflater.eof:
             raise SnapshotError("truncated", "the compressed state ends early")
         engine = _Unpickler(io.BytesIO(state), timeline).load()
     except SnapshotError:
         raise
     except Exception as error:  # unpickling bad bytes can raise almost anything
-        raise SnapshotError("corrupt", f"not a snapshot: {type(error).__name__}: "
-                                       f"{error}") from error
+        raise SnapshotError(
+            "corrupt", f"not a snapshot: {type(error).__name__}: {error}"
+        ) from error
     if not isinstance(engine, PartitionEngine):
         raise SnapshotError("corrupt", f"not a snapshot: a {type(engine).__name__}")
     if engine.config != config:
@@ -152,14 +167,18 @@ class SnapshotStore:
         """Create the compacted state topic if missing (``fiml topics create`` makes it too)."""
         await create_topics(self.settings, [self.settings.topics()[STATE_ROLE]])
 
-    async def load(self, partition: int, config: EngineConfig,
-                   timeline: StatusTimeline) -> PartitionEngine | None:
+    async def load(
+        self, partition: int, config: EngineConfig, timeline: StatusTimeline
+    ) -> PartitionEngine | None:
         """The engine of the last snapshot of ``partition``, or None if there is none."""
         tp = TopicPartition(self.topic, partition)
         if tp not in await topic_partitions(self.settings, self.topic):
             return None
-        consumer = make_consumer(self.settings, "fiml-arbitration-state",
-                                 max_partition_fetch_bytes=2 * MAX_SNAPSHOT_BYTES)
+        consumer = make_consumer(
+            self.settings,
+            "fiml-arbitration-state",
+            max_partition_fetch_bytes=2 * MAX_SNAPSHOT_BYTES,
+        )
         await consumer.start()
         try:
             record = await last_record(consumer, tp)
@@ -171,8 +190,9 @@ class SnapshotStore:
             engine = loads(record.value, config, timeline)
         except SnapshotError as error:
             skip(self.topic, partition, record.offset, error.reason, str(error))
-            log.warning("partition %d: snapshot ignored, state rebuilt from the log: %s",
-                        partition, error)
+            log.warning(
+                "partition %d: snapshot ignored, state rebuilt from the log: %s", partition, error
+            )
             return None
         self._taken[partition] = engine.next_offset
         return engine
@@ -193,12 +213,16 @@ class SnapshotStore:
         except SnapshotError as error:
             data, problem = b"", str(error)
         else:
-            problem = (f"{len(data)} bytes, over the limit of {MAX_SNAPSHOT_BYTES}"
-                       if len(data) > MAX_SNAPSHOT_BYTES else None)
+            problem = (
+                f"{len(data)} bytes, over the limit of {MAX_SNAPSHOT_BYTES}"
+                if len(data) > MAX_SNAPSHOT_BYTES
+                else None
+            )
         if problem is None:
             try:
-                await producer.send_and_wait(self.topic, data, partition=engine.partition,
-                                             key=str(engine.partition).encode())
+                await producer.send_and_wait(
+                    self.topic, data, partition=engine.partition, key=str(engine.partition).encode()
+                )
                 return True
             except KafkaError as error:
                 problem = f"not written: {type(error).__name__}: {error}"

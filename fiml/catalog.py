@@ -16,16 +16,97 @@ from dataclasses import dataclass, field
 
 from fiml.settings import Settings
 
-FIAT = frozenset({"USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK",
-                  "HKD", "SGD", "CNY", "INR", "MXN", "BRL", "ZAR", "TRY", "PLN", "KRW"})
-KNOWN_YAHOO = frozenset({
-    "AAPL", "MSFT", "GOOGL", "GOOG", "AMZN", "META", "NVDA", "TSLA", "BRK-B", "JPM", "V", "MA",
-    "UNH", "XOM", "JNJ", "PG", "HD", "COST", "AVGO", "ORCL", "AMD", "INTC", "IBM", "NFLX",
-    "DIS", "KO", "PEP", "WMT", "BAC", "CSCO", "ADBE", "CRM", "QCOM", "TXN", "SPY", "QQQ",
-    "DIA", "IWM", "VTI", "VOO", "GLD", "TLT", "^GSPC", "^DJI", "^IXIC", "^RUT", "^VIX",
-    "^FTSE", "^GDAXI", "^N225", "^HSI", "GC=F", "SI=F", "CL=F", "BZ=F", "NG=F", "HG=F", "ES=F",
-    "NQ=F", "YM=F", "ZC=F", "ZW=F",
-})
+FIAT = frozenset(
+    {
+        "USD",
+        "EUR",
+        "GBP",
+        "JPY",
+        "CHF",
+        "CAD",
+        "AUD",
+        "NZD",
+        "SEK",
+        "NOK",
+        "DKK",
+        "HKD",
+        "SGD",
+        "CNY",
+        "INR",
+        "MXN",
+        "BRL",
+        "ZAR",
+        "TRY",
+        "PLN",
+        "KRW",
+    }
+)
+KNOWN_YAHOO = frozenset(
+    {
+        "AAPL",
+        "MSFT",
+        "GOOGL",
+        "GOOG",
+        "AMZN",
+        "META",
+        "NVDA",
+        "TSLA",
+        "BRK-B",
+        "JPM",
+        "V",
+        "MA",
+        "UNH",
+        "XOM",
+        "JNJ",
+        "PG",
+        "HD",
+        "COST",
+        "AVGO",
+        "ORCL",
+        "AMD",
+        "INTC",
+        "IBM",
+        "NFLX",
+        "DIS",
+        "KO",
+        "PEP",
+        "WMT",
+        "BAC",
+        "CSCO",
+        "ADBE",
+        "CRM",
+        "QCOM",
+        "TXN",
+        "SPY",
+        "QQQ",
+        "DIA",
+        "IWM",
+        "VTI",
+        "VOO",
+        "GLD",
+        "TLT",
+        "^GSPC",
+        "^DJI",
+        "^IXIC",
+        "^RUT",
+        "^VIX",
+        "^FTSE",
+        "^GDAXI",
+        "^N225",
+        "^HSI",
+        "GC=F",
+        "SI=F",
+        "CL=F",
+        "BZ=F",
+        "NG=F",
+        "HG=F",
+        "ES=F",
+        "NQ=F",
+        "YM=F",
+        "ZC=F",
+        "ZW=F",
+    }
+)
 YAHOO_FAMILIES = frozenset({"yfinance", "alphavantage", "fmp"})
 
 
@@ -90,12 +171,15 @@ class Catalog:
     markets: ExchangeMarkets = field(default_factory=ExchangeMarkets, compare=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings,
-                      markets: ExchangeMarkets | None = None) -> Catalog:
+    def from_settings(cls, settings: Settings, markets: ExchangeMarkets | None = None) -> Catalog:
         """The catalog of the providers ``settings`` runs; crypto pairs are checked against
         ``markets`` as they become known (none known: any pair passes)."""
-        return cls(provider_families(settings), frozenset(settings.synthetic_symbols),
-                   ccxt_exchange_ids(settings), markets or ExchangeMarkets())
+        return cls(
+            provider_families(settings),
+            frozenset(settings.synthetic_symbols),
+            ccxt_exchange_ids(settings),
+            markets or ExchangeMarkets(),
+        )
 
     def can_serve(self, symbol: str) -> bool:
         """Whether some configured provider can serve the canonical ``symbol``."""
@@ -105,6 +189,8 @@ class Catalog:
             if is_fiat_pair(symbol):
                 return "yfinance" in self.families
             return "ccxt" in self.families and (
-                self.markets.lists(self.exchanges, symbol) is not False)
+                self.markets.lists(self.exchanges, symbol) is not False
+            )
         return bool(self.families & YAHOO_FAMILIES) and (
-            symbol in KNOWN_YAHOO or symbol in self.universe)
+            symbol in KNOWN_YAHOO or symbol in self.universe
+        )

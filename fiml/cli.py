@@ -17,8 +17,11 @@ from fiml.settings import Settings, SettingsError
 from schemas.records import datetime_to_micros
 from schemas.symbols import InvalidSymbol, canonical_symbol
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="FIML streaming: real-time market data on Apache Kafka.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="FIML streaming: real-time market data on Apache Kafka.",
+)
 kafka_app = typer.Typer(no_args_is_help=True, help="The local single-node Kafka broker.")
 topics_app = typer.Typer(no_args_is_help=True, help="The project's Kafka topics.")
 app.add_typer(kafka_app, name="kafka")
@@ -136,8 +139,7 @@ def _speed(value: str) -> float | None:
     except ValueError:
         speed = -1.0
     if not 0 < speed <= 1000:
-        raise typer.BadParameter("a number above 0 and at most 1000, or max",
-                                 param_hint="--speed")
+        raise typer.BadParameter("a number above 0 and at most 1000, or max", param_hint="--speed")
     return speed
 
 
@@ -146,12 +148,17 @@ def replay(
     stream: Annotated[str, typer.Option(help="quotes, candles, trades or raw.")],
     symbols: Annotated[str, typer.Option(help="Comma-separated symbols.")],
     start: Annotated[str, typer.Option(help="ISO 8601 event time to start at.")],
-    end: Annotated[str | None, typer.Option(
-        help="ISO 8601 event time to end at (inclusive); without it, follow the topic live "
-             "until Ctrl-C or SIGTERM.")] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            help="ISO 8601 event time to end at (inclusive); without it, follow the topic live "
+            "until Ctrl-C or SIGTERM."
+        ),
+    ] = None,
     timeframe: Annotated[str | None, typer.Option(help="Candles only: 1s, 1m, 5m...")] = None,
-    speed: Annotated[str, typer.Option(help="1 = original pace, 10 = ten times faster, "
-                                             "max = at once.")] = "max",
+    speed: Annotated[
+        str, typer.Option(help="1 = original pace, 10 = ten times faster, max = at once.")
+    ] = "max",
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
     out: Annotated[Path | None, typer.Option(help="Output file (default: stdout).")] = None,
 ) -> None:
@@ -177,8 +184,19 @@ def replay(
 
     async def write(stop: asyncio.Event) -> None:
         nonlocal count, interrupted
-        count = await export(settings, stream, names, begin, finish, target, fmt,
-                             timeframe=timeframe, speed=pace, progress=progress, stop=stop)
+        count = await export(
+            settings,
+            stream,
+            names,
+            begin,
+            finish,
+            target,
+            fmt,
+            timeframe=timeframe,
+            speed=pace,
+            progress=progress,
+            stop=stop,
+        )
         interrupted = finish is not None and stop.is_set()
 
     try:
@@ -198,11 +216,19 @@ def replay(
 
 @app.command()
 def rebuild(
-    prefix: Annotated[str | None, typer.Option(
-        help="Topic prefix of the rebuilt topics (default: <FIML_TOPIC_PREFIX>-rebuild).")] = None,
-    verify: Annotated[bool, typer.Option(
-        "--verify", help="Compare with the live topics record by record; exit 1 if they differ.",
-    )] = False,
+    prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="Topic prefix of the rebuilt topics (default: <FIML_TOPIC_PREFIX>-rebuild)."
+        ),
+    ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Compare with the live topics record by record; exit 1 if they differ.",
+        ),
+    ] = False,
 ) -> None:
     """Replay fiml.ticks.raw and fiml.provider.status through the engine into other topics."""
     from arbitration.rebuild import rebuild as run_rebuild
@@ -230,9 +256,15 @@ def gateway(
     settings = _service_settings(gateway_host=host, gateway_port=port)
     app = create_app(settings)
     gc.freeze()  # the objects of start-up live as long as the process: the collector skips them
-    uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port,
-                log_level=settings.log_level, log_config=None, ws="websockets-sansio",
-                ws_max_size=max(1 << 20, 4 * settings.max_message_bytes))
+    uvicorn.run(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_level=settings.log_level,
+        log_config=None,
+        ws="websockets-sansio",
+        ws_max_size=max(1 << 20, 4 * settings.max_message_bytes),
+    )
 
 
 def _service_settings(**overrides: object) -> Settings:

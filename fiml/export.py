@@ -65,10 +65,20 @@ class Writer:
             self.csv.writerow({key: csv_cell(value) for key, value in values.items()})
 
 
-async def export(settings: Settings, stream: str, symbols: list[str], start: int,
-                 end: int | None, out: TextIO, fmt: str = "jsonl", *,
-                 timeframe: str | None = None, speed: float | None = None,
-                 progress: Progress | None = None, stop: asyncio.Event | None = None) -> int:
+async def export(
+    settings: Settings,
+    stream: str,
+    symbols: list[str],
+    start: int,
+    end: int | None,
+    out: TextIO,
+    fmt: str = "jsonl",
+    *,
+    timeframe: str | None = None,
+    speed: float | None = None,
+    progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
     """Write the records of ``stream`` in [start, end] (µs) to ``out``; returns how many.
 
     Without ``end`` the records written since follow, as they arrive, until ``stop`` is set;
@@ -86,8 +96,9 @@ async def export(settings: Settings, stream: str, symbols: list[str], start: int
     return writer.written
 
 
-async def _copy(replay: Replay, writer: Writer, speed: float | None,
-                progress: Progress | None) -> None:
+async def _copy(
+    replay: Replay, writer: Writer, speed: float | None, progress: Progress | None
+) -> None:
     loop = asyncio.get_running_loop()
     began = loop.time()
     start, end = replay.start, replay.end

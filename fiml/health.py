@@ -48,8 +48,13 @@ Check = Callable[[], bool]
 READ_TIMEOUT = 5.0
 WATCH_PERIOD = 1.0
 MAX_HEADER_LINES = 100
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           503: "Service Unavailable"}
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    503: "Service Unavailable",
+}
 
 
 class Progress:
@@ -82,8 +87,12 @@ class Progress:
         return not self.stalled()
 
     @contextlib.asynccontextmanager
-    async def watching(self, consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition],
-                       lag: ConsumerLag | None = None) -> AsyncIterator[None]:
+    async def watching(
+        self,
+        consumer: AIOKafkaConsumer,
+        partitions: Sequence[TopicPartition],
+        lag: ConsumerLag | None = None,
+    ) -> AsyncIterator[None]:
         """Run :meth:`watch` while the block runs."""
         task = asyncio.create_task(self.watch(consumer, partitions, lag))
         try:
@@ -93,8 +102,12 @@ class Progress:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def watch(self, consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition],
-                    lag: ConsumerLag | None = None) -> None:
+    async def watch(
+        self,
+        consumer: AIOKafkaConsumer,
+        partitions: Sequence[TopicPartition],
+        lag: ConsumerLag | None = None,
+    ) -> None:
         """Sample an aiokafka consumer every ``WATCH_PERIOD`` seconds until cancelled,
         exporting its lag to ``lag`` too: what is waiting is the end offset it last fetched
         minus its position, per partition."""
@@ -116,8 +129,14 @@ class HealthServer:
     """A minimal HTTP/1.1 server that answers ``/healthz``, ``/readyz`` and ``/metrics``, one
     request per connection."""
 
-    def __init__(self, host: str, port: int, ready: Check, live: Check = lambda: True,
-                 why_not_ready: Callable[[], str] | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ready: Check,
+        live: Check = lambda: True,
+        why_not_ready: Callable[[], str] | None = None,
+    ) -> None:
         self.host = host
         self.requested_port = port
         self.ready = ready
@@ -135,8 +154,9 @@ class HealthServer:
     async def start(self) -> None:
         """Listen; requests are answered on the running event loop."""
         self._server = await asyncio.start_server(self._serve, self.host, self.requested_port)
-        log.info("health endpoints on http://%s:%d (/healthz, /readyz, /metrics)", self.host,
-                 self.port)
+        log.info(
+            "health endpoints on http://%s:%d (/healthz, /readyz, /metrics)", self.host, self.port
+        )
 
     async def close(self) -> None:
         """Stop listening and wait for the connections being answered."""
@@ -174,11 +194,13 @@ class HealthServer:
                 status, content_type, payload = self.answer(method, target)
             else:
                 method, (status, content_type, payload) = "GET", _status(400, "bad request")
-            head = (f"HTTP/1.1 {status} {REASONS[status]}\r\n"
-                    f"Content-Type: {content_type}\r\n"
-                    f"Content-Length: {len(payload)}\r\n"
-                    "Cache-Control: no-store\r\n"
-                    "Connection: close\r\n\r\n").encode()
+            head = (
+                f"HTTP/1.1 {status} {REASONS[status]}\r\n"
+                f"Content-Type: {content_type}\r\n"
+                f"Content-Length: {len(payload)}\r\n"
+                "Cache-Control: no-store\r\n"
+                "Connection: close\r\n\r\n"
+            ).encode()
             writer.write(head if method == "HEAD" else head + payload)
             await writer.drain()
         except (TimeoutError, ConnectionError, ValueError):
@@ -196,15 +218,17 @@ def _status(code: int, status: str, reason: str | None = None) -> tuple[int, str
 
 
 @contextlib.asynccontextmanager
-async def serve_health(settings: Settings, ready: Check, live: Check = lambda: True,
-                       why_not_ready: Callable[[], str] | None = None,
-                       ) -> AsyncIterator[HealthServer | None]:
+async def serve_health(
+    settings: Settings,
+    ready: Check,
+    live: Check = lambda: True,
+    why_not_ready: Callable[[], str] | None = None,
+) -> AsyncIterator[HealthServer | None]:
     """Serve the health endpoints while the block runs; yields None if they are off."""
     if not settings.health_port:
         yield None
         return
-    server = HealthServer(settings.health_host, settings.health_port, ready, live,
-                          why_not_ready)
+    server = HealthServer(settings.health_host, settings.health_port, ready, live, why_not_ready)
     await server.start()
     try:
         yield server
@@ -216,8 +240,9 @@ class FaustHealth(Service):
     """The health server as a service of a Faust worker, started before the app; alive
     while ``progress`` says its agent keeps up."""
 
-    def __init__(self, app: faust.App, host: str, port: int, progress: Progress,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, app: faust.App, host: str, port: int, progress: Progress, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.app = app
         self.joined = False

@@ -69,12 +69,20 @@ def skip(topic: str, partition: int, offset: int, reason: str, detail: str) -> N
     if unlogged is None:
         return
     more = f" ({unlogged} more {reason} records skipped unlogged since)" if unlogged else ""
-    log.warning("skipped a record at %s-%d:%d (%s): %s%s", topic, partition, offset, reason,
-                detail[:DETAIL_CHARS], more)
+    log.warning(
+        "skipped a record at %s-%d:%d (%s): %s%s",
+        topic,
+        partition,
+        offset,
+        reason,
+        detail[:DETAIL_CHARS],
+        more,
+    )
 
 
-def decode_or_skip(record: Located, expected: type[T],
-                   check: Callable[[T], object] | None = None) -> T | None:
+def decode_or_skip(
+    record: Located, expected: type[T], check: Callable[[T], object] | None = None
+) -> T | None:
     """The record's value as ``expected``, or None once it was skipped with its reason:
     the decode error's, or ``invalid`` if ``check(value)`` raises (a record its consumer
     cannot use, such as a time no date can show)."""
@@ -87,7 +95,12 @@ def decode_or_skip(record: Located, expected: type[T],
         try:
             check(value)
         except Exception as error:  # any failure of the check is the record's, not ours
-            skip(record.topic, record.partition, record.offset, INVALID,
-                 f"{type(error).__name__}: {error}")
+            skip(
+                record.topic,
+                record.partition,
+                record.offset,
+                INVALID,
+                f"{type(error).__name__}: {error}",
+            )
             return None
     return value

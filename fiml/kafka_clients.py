@@ -49,7 +49,8 @@ async def topic_partitions(settings: Settings, topic: str) -> list[TopicPartitio
         await admin.close()
     numbers = sorted(
         partition["partition"]
-        for entry in described if entry["topic"] == topic and entry["error_code"] == 0
+        for entry in described
+        if entry["topic"] == topic and entry["error_code"] == 0
         for partition in entry["partitions"]
     )
     return [TopicPartition(topic, number) for number in numbers]

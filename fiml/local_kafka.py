@@ -86,17 +86,27 @@ class LocalKafka:
         if maven is None:
             raise KafkaRuntimeError("Maven (mvn) is needed to fetch the Kafka jars; install it")
         version = self.settings.kafka_version
-        print(f"fetching Apache Kafka {version} jars from Maven Central (first run only)...",
-              flush=True)
+        print(
+            f"fetching Apache Kafka {version} jars from Maven Central (first run only)...",
+            flush=True,
+        )
         home = self.jar_dir.parent
         home.mkdir(parents=True, exist_ok=True)
         staging = home / "libs.partial"
         shutil.rmtree(staging, ignore_errors=True)
         pom = home / "pom.xml"
         pom.write_text(_runtime_file("pom.xml"))
-        command = [maven, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
-                   f"-Dkafka.version={version}", "-DincludeScope=runtime",
-                   f"-DoutputDirectory={staging}"]
+        command = [
+            maven,
+            "-B",
+            "-q",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-Dkafka.version={version}",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}",
+        ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             raise KafkaRuntimeError(
@@ -130,13 +140,25 @@ class LocalKafka:
         self._write_config()
         self._format_storage(jars)
         java = _java()
-        command = [java, f"-Xmx{self.settings.kafka_heap}", f"-Xms{self.settings.kafka_heap}",
-                   "-XX:+UseG1GC", "-XX:+AlwaysPreTouch", "-Djava.awt.headless=true",
-                   f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
-                   "-cp", f"{jars}/*", MAIN_CLASS, str(self.config_file)]
+        command = [
+            java,
+            f"-Xmx{self.settings.kafka_heap}",
+            f"-Xms{self.settings.kafka_heap}",
+            "-XX:+UseG1GC",
+            "-XX:+AlwaysPreTouch",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+            "-cp",
+            f"{jars}/*",
+            MAIN_CLASS,
+            str(self.config_file),
+        ]
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 preexec_fn=die_with_parent() if stop_with_parent else None,
                 start_new_session=not stop_with_parent,
             )
@@ -178,10 +200,18 @@ class LocalKafka:
     def _format_storage(self, jars: Path) -> None:
         if (self.data_dir / "log" / "meta.properties").exists():
             return
-        command = [_java(), "-cp", f"{jars}/*",
-                   f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
-                   "kafka.tools.StorageTool", "format", "-t", new_cluster_id(),
-                   "-c", str(self.config_file)]
+        command = [
+            _java(),
+            "-cp",
+            f"{jars}/*",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            new_cluster_id(),
+            "-c",
+            str(self.config_file),
+        ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             output = (result.stdout + result.stderr)[-3000:]
@@ -258,8 +288,9 @@ def isolated_broker_settings(data_dir: Path) -> Settings:
     """Settings of a broker of its own: free ports, data in ``data_dir``, no FIML_* from
     the environment."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
-    return Settings.from_env(env, kafka_port=free_port(), kafka_controller_port=free_port(),
-                             kafka_data_dir=str(data_dir))
+    return Settings.from_env(
+        env, kafka_port=free_port(), kafka_controller_port=free_port(), kafka_data_dir=str(data_dir)
+    )
 
 
 @contextlib.contextmanager

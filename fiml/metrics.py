@@ -18,54 +18,80 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 STATES = ("UP", "DEGRADED", "DOWN")
 
-TICKS_IN = Counter("fiml_ticks_in_total", "Raw ticks ingest wrote to Kafka, per provider.",
-                   ["provider"])
-INGEST_BUFFERED = Gauge("fiml_ingest_buffered_records",
-                        "Records ingest holds for Kafka: reported by providers, not yet "
-                        "acknowledged.")
-INGEST_DROPPED = Counter("fiml_ingest_dropped_total",
-                         "Records ingest will never write, per provider and reason: "
-                         "buffer_full (the buffer was full), refused (too large or not "
-                         "encodable), stopped (still buffered at a stop with no broker).",
-                         ["provider", "reason"])
-BROKER_UP = Gauge("fiml_ingest_broker_up",
-                  "1 while ingest's producer delivers to Kafka, 0 while the broker is away.")
-PROVIDER_STATUS = Gauge("fiml_provider_status",
-                        "1 for the provider's last status (UP, DEGRADED or DOWN), 0 for the "
-                        "others. Ingest: as reported; arbitration: as applied to quotes.",
-                        ["provider", "state"])
-PROVIDER_SCORE = Gauge("fiml_provider_score",
-                       "Score in [0, 1] of a provider for a symbol in the symbol's last quote.",
-                       ["provider", "symbol"])
-CONSUMER_LAG = Gauge("fiml_consumer_lag",
-                     "Records of a partition this process has not consumed yet: the end offset "
-                     "it last fetched minus its position.", ["topic", "partition"])
-TICKS_REJECTED = Counter("fiml_ticks_rejected_total",
-                         "Raw records arbitration refused (sent to the DLQ), per reason.",
-                         ["reason"])
-RECORDS_SKIPPED = Counter("fiml_records_skipped_total",
-                          "Records a consumer skipped as not one of ours (see fiml/intake.py), "
-                          "per topic and reason: null, empty, oversize, bad_magic, "
-                          "unknown_schema, wrong_type, truncated, corrupt, invalid, or the "
-                          "snapshot loader's snapshot reasons.", ["topic", "reason"])
-OUTPUTS = Counter("fiml_arbitration_outputs_total",
-                  "Records arbitration produced, per kind: quotes, candles, trades, ticks.dlq.",
-                  ["kind"])
+TICKS_IN = Counter(
+    "fiml_ticks_in_total", "Raw ticks ingest wrote to Kafka, per provider.", ["provider"]
+)
+INGEST_BUFFERED = Gauge(
+    "fiml_ingest_buffered_records",
+    "Records ingest holds for Kafka: reported by providers, not yet acknowledged.",
+)
+INGEST_DROPPED = Counter(
+    "fiml_ingest_dropped_total",
+    "Records ingest will never write, per provider and reason: "
+    "buffer_full (the buffer was full), refused (too large or not "
+    "encodable), stopped (still buffered at a stop with no broker).",
+    ["provider", "reason"],
+)
+BROKER_UP = Gauge(
+    "fiml_ingest_broker_up",
+    "1 while ingest's producer delivers to Kafka, 0 while the broker is away.",
+)
+PROVIDER_STATUS = Gauge(
+    "fiml_provider_status",
+    "1 for the provider's last status (UP, DEGRADED or DOWN), 0 for the "
+    "others. Ingest: as reported; arbitration: as applied to quotes.",
+    ["provider", "state"],
+)
+PROVIDER_SCORE = Gauge(
+    "fiml_provider_score",
+    "Score in [0, 1] of a provider for a symbol in the symbol's last quote.",
+    ["provider", "symbol"],
+)
+CONSUMER_LAG = Gauge(
+    "fiml_consumer_lag",
+    "Records of a partition this process has not consumed yet: the end offset "
+    "it last fetched minus its position.",
+    ["topic", "partition"],
+)
+TICKS_REJECTED = Counter(
+    "fiml_ticks_rejected_total",
+    "Raw records arbitration refused (sent to the DLQ), per reason.",
+    ["reason"],
+)
+RECORDS_SKIPPED = Counter(
+    "fiml_records_skipped_total",
+    "Records a consumer skipped as not one of ours (see fiml/intake.py), "
+    "per topic and reason: null, empty, oversize, bad_magic, "
+    "unknown_schema, wrong_type, truncated, corrupt, invalid, or the "
+    "snapshot loader's snapshot reasons.",
+    ["topic", "reason"],
+)
+OUTPUTS = Counter(
+    "fiml_arbitration_outputs_total",
+    "Records arbitration produced, per kind: quotes, candles, trades, ticks.dlq.",
+    ["kind"],
+)
 CONNECTIONS = Gauge("fiml_gateway_connections", "Open WebSocket connections of the gateway.")
-SUBSCRIPTIONS = Gauge("fiml_gateway_subscriptions",
-                      "Subscriptions of the open WebSocket connections.")
-SEND_QUEUE_DEPTH = Histogram("fiml_gateway_send_queue_depth",
-                             "Frames already waiting in a client's send queue when one more "
-                             "is queued.", buckets=(0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
-SLOW_CONSUMER_DROPS = Counter("fiml_gateway_slow_consumer_drops_total",
-                              "Connections closed with SLOW_CONSUMER.")
-FRAMES_SENT = Counter("fiml_gateway_frames_sent_total",
-                      "Frames the gateway handed to client sockets.")
-LATENCY = Histogram("fiml_end_to_end_latency_seconds",
-                    "From the ts_ingest of the newest quote of a data message to the moment "
-                    "the gateway hands that message to the socket.",
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                             2.5, 5.0, 10.0))
+SUBSCRIPTIONS = Gauge(
+    "fiml_gateway_subscriptions", "Subscriptions of the open WebSocket connections."
+)
+SEND_QUEUE_DEPTH = Histogram(
+    "fiml_gateway_send_queue_depth",
+    "Frames already waiting in a client's send queue when one more is queued.",
+    buckets=(0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+SLOW_CONSUMER_DROPS = Counter(
+    "fiml_gateway_slow_consumer_drops_total", "Connections closed with SLOW_CONSUMER."
+)
+FRAMES_SENT = Counter(
+    "fiml_gateway_frames_sent_total", "Frames the gateway handed to client sockets."
+)
+LATENCY = Histogram(
+    "fiml_end_to_end_latency_seconds",
+    "From the ts_ingest of the newest quote of a data message to the moment "
+    "the gateway hands that message to the socket.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 
 
 def count_ingested(records: Iterable[RawTick | ProviderStatus]) -> None:

@@ -105,9 +105,18 @@ class Replay:
     replayed from any start.
     """
 
-    def __init__(self, settings: Settings, stream: str, symbols: list[str], start: int,
-                 end: int | None = None, *, timeframe: str | None = None,
-                 batch: int = DEFAULT_BATCH, after: dict[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stream: str,
+        symbols: list[str],
+        start: int,
+        end: int | None = None,
+        *,
+        timeframe: str | None = None,
+        batch: int = DEFAULT_BATCH,
+        after: dict[int, int] | None = None,
+    ) -> None:
         if stream not in STREAMS:
             raise ReplayError(f"unknown stream {stream!r}; expected one of {', '.join(STREAMS)}")
         if end is not None and end < start:
@@ -140,8 +149,9 @@ class Replay:
         tps = await topic_partitions(self.settings, topic)
         if not tps:
             raise ReplayError(f"topic {topic} does not exist")
-        self.consumer = make_consumer(self.settings, "fiml-replay",
-                                      max_partition_fetch_bytes=FETCH_BYTES)
+        self.consumer = make_consumer(
+            self.settings, "fiml-replay", max_partition_fetch_bytes=FETCH_BYTES
+        )
         try:
             await self.consumer.start()
             await self._seek(tps)
@@ -167,13 +177,22 @@ class Replay:
             return {} if ms is None else await consumer.offsets_for_times(dict.fromkeys(tps, ms))
 
         begins, ends, firsts, starts, lates = await asyncio.gather(
-            consumer.beginning_offsets(tps), consumer.end_offsets(tps), offsets_at(0),
-            offsets_at(max(0, self.start // 1000 - tolerance)), offsets_at(late))
-        kept_since = [found.timestamp for tp, found in firsts.items()
-                      if found is not None and begins[tp] > self.after.get(tp.partition, 0)]
+            consumer.beginning_offsets(tps),
+            consumer.end_offsets(tps),
+            offsets_at(0),
+            offsets_at(max(0, self.start // 1000 - tolerance)),
+            offsets_at(late),
+        )
+        kept_since = [
+            found.timestamp
+            for tp, found in firsts.items()
+            if found is not None and begins[tp] > self.after.get(tp.partition, 0)
+        ]
         if kept_since and self.start // 1000 + tolerance < max(kept_since):
-            raise ReplayError(f"start is older than the retention: records written before "
-                              f"{micros_to_iso(max(kept_since) * 1000)} were deleted")
+            raise ReplayError(
+                f"start is older than the retention: records written before "
+                f"{micros_to_iso(max(kept_since) * 1000)} were deleted"
+            )
         stops = dict(ends)
         for tp, found in lates.items():
             if found is not None:
@@ -207,8 +226,9 @@ class Replay:
                 heapq.heappop(heap)
                 await self._push_next(heap, part)
             else:
-                heapq.heapreplace(heap, (following.time, following.partition,
-                                         following.offset, following, part))
+                heapq.heapreplace(
+                    heap, (following.time, following.partition, following.offset, following, part)
+                )
             if len(chunk) == size:
                 yield chunk
                 chunk = []
@@ -244,8 +264,7 @@ class Replay:
         """
         consumer = self.consumer
         assert consumer is not None
-        low = [part for part in self.partitions
-               if not part.done and len(part.fetched) < self.batch]
+        low = [part for part in self.partitions if not part.done and len(part.fetched) < self.batch]
         batches = await consumer.getmany(*(part.tp for part in low), timeout_ms=FETCH_WAIT_MS)
         for part in low:
             fetched = batches.get(part.tp, [])
@@ -264,8 +283,12 @@ class Replay:
         consumer.resume(*(part.tp for part in self.partitions))
         while True:
             batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=size)
-            chunk = [item for tp in sorted(batches, key=lambda tp: tp.partition)
-                     for raw in batches[tp] if (item := self._take(raw, live=True)) is not None]
+            chunk = [
+                item
+                for tp in sorted(batches, key=lambda tp: tp.partition)
+                for raw in batches[tp]
+                if (item := self._take(raw, live=True)) is not None
+            ]
             if chunk:
                 yield chunk
             elif not batches:

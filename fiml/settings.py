@@ -21,8 +21,14 @@ DEFAULT_EQUITIES = ("AAPL", "GOOGL", "MSFT", "TSLA", "NVDA", "AMZN", "META", "SP
 DEFAULT_CRYPTO = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "DOGE/USDT")
 
 
-WEIGHTS = ("weight_freshness", "weight_latency", "weight_uptime", "weight_completeness",
-           "weight_reliability", "weight_agreement")
+WEIGHTS = (
+    "weight_freshness",
+    "weight_latency",
+    "weight_uptime",
+    "weight_completeness",
+    "weight_reliability",
+    "weight_agreement",
+)
 
 
 class SettingsError(ValueError):
@@ -132,12 +138,25 @@ class Settings:
     def __post_init__(self) -> None:
         if self.log_format not in ("auto", "json", "text"):
             raise SettingsError(f"{ENV_PREFIX}LOG_FORMAT must be auto, json or text")
-        positive = ("partitions", "replication_factor", "synthetic_tick_hz", "freshness_ms",
-                    "heartbeat_interval", "send_queue_limit", "slow_consumer_seconds",
-                    "stale_after_seconds", "max_message_bytes", "client_messages_per_second",
-                    "demand_refresh_seconds", "provider_call_timeout_seconds",
-                    "provider_stall_seconds", "provider_poll_seconds", "ingest_buffer_records",
-                    "consumer_stall_seconds", "delivery_timeout_seconds")
+        positive = (
+            "partitions",
+            "replication_factor",
+            "synthetic_tick_hz",
+            "freshness_ms",
+            "heartbeat_interval",
+            "send_queue_limit",
+            "slow_consumer_seconds",
+            "stale_after_seconds",
+            "max_message_bytes",
+            "client_messages_per_second",
+            "demand_refresh_seconds",
+            "provider_call_timeout_seconds",
+            "provider_stall_seconds",
+            "provider_poll_seconds",
+            "ingest_buffer_records",
+            "consumer_stall_seconds",
+            "delivery_timeout_seconds",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be above zero")
@@ -145,12 +164,22 @@ class Settings:
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be above zero")
         if not self.outlier_mads >= 1:
-            raise SettingsError(f"{ENV_PREFIX}OUTLIER_MADS must be at least 1, so that the "
-                                "providers at the consensus are never refused")
-        for name in ("candle_lateness_ms", "future_tolerance_ms", "status_delay_ms",
-                     "demand_linger_seconds",
-                     "max_replays_per_connection", "replay_lateness_ms",
-                     "outlier_floor_bps", "switch_margin", "metrics_score_symbols", *WEIGHTS):
+            raise SettingsError(
+                f"{ENV_PREFIX}OUTLIER_MADS must be at least 1, so that the "
+                "providers at the consensus are never refused"
+            )
+        for name in (
+            "candle_lateness_ms",
+            "future_tolerance_ms",
+            "status_delay_ms",
+            "demand_linger_seconds",
+            "max_replays_per_connection",
+            "replay_lateness_ms",
+            "outlier_floor_bps",
+            "switch_margin",
+            "metrics_score_symbols",
+            *WEIGHTS,
+        ):
             if not getattr(self, name) >= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must not be negative")
         for name in ("providers", "synthetic_symbols"):

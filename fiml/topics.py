@@ -30,11 +30,17 @@ async def create_topics(settings: Settings, specs: list[TopicSpec] | None = None
         missing = [spec for spec in specs if spec.name not in existing]
         if not missing:
             return []
-        response = await admin.create_topics([
-            NewTopic(spec.name, spec.partitions, settings.replication_factor,
-                     topic_configs=topic_configs(spec))
-            for spec in missing
-        ])
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    spec.name,
+                    spec.partitions,
+                    settings.replication_factor,
+                    topic_configs=topic_configs(spec),
+                )
+                for spec in missing
+            ]
+        )
         created, failures = [], []
         for name, code, *rest in response.topic_errors:
             if code == 0:

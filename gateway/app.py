@@ -46,8 +46,12 @@ from gateway.watcher import watch_connections
 
 def prices_path_request(symbols: str) -> SubscribeRequest:
     """The price subscription that ``/ws/prices/{symbols}`` stands for, or ProtocolError."""
-    request = {"type": "subscribe", "stream_type": "price", "symbols": symbols.split(","),
-               "interval_ms": DEFAULT_INTERVAL_MS}
+    request = {
+        "type": "subscribe",
+        "stream_type": "price",
+        "symbols": symbols.split(","),
+        "interval_ms": DEFAULT_INTERVAL_MS,
+    }
     return typing.cast(SubscribeRequest, validate_message(request))
 
 
@@ -59,17 +63,27 @@ def create_app(settings: Settings) -> FastAPI:
     feed = MarketFeed(settings, market, statuses)
     demand = DemandPublisher(settings, registry)
     exchange_markets = ExchangeMarkets()
-    shared = Shared(settings, market, registry, statuses,
-                    Catalog.from_settings(settings, exchange_markets), Clocks())
+    shared = Shared(
+        settings,
+        market,
+        registry,
+        statuses,
+        Catalog.from_settings(settings, exchange_markets),
+        Clocks(),
+    )
     CONNECTIONS.set_function(lambda: len(registry.connections))
     SUBSCRIPTIONS.set_function(registry.subscription_count)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(feed.run()), asyncio.create_task(demand.run()),
-                 asyncio.create_task(watch_connections(registry))]
+        tasks = [
+            asyncio.create_task(feed.run()),
+            asyncio.create_task(demand.run()),
+            asyncio.create_task(watch_connections(registry)),
+        ]
         if needs_exchange_markets(settings):  # ccxt is imported only when its markets matter
             from ingest.providers.ccxt_markets import learn_ccxt_markets
+
             tasks.append(asyncio.create_task(learn_ccxt_markets(settings, exchange_markets)))
         try:
             yield
@@ -101,9 +115,11 @@ def create_app(settings: Settings) -> FastAPI:
         if not api_key_accepted(settings, websocket):
             refusal = (ErrorCode.UNAUTHORIZED, "a valid API key is required", UNAUTHORIZED_CLOSE)
         elif settings.max_connections and len(registry.connections) >= settings.max_connections:
-            refusal = (ErrorCode.PROCESSING_ERROR,
-                       f"connection limit of {settings.max_connections} reached; retry later",
-                       TRY_AGAIN_LATER)
+            refusal = (
+                ErrorCode.PROCESSING_ERROR,
+                f"connection limit of {settings.max_connections} reached; retry later",
+                TRY_AGAIN_LATER,
+            )
         if refusal is None:
             return True
         code, message, close_code = refusal

@@ -20,8 +20,9 @@ def _message_name(model: type[BaseModel]) -> str:
 def asyncapi_document(version: str, host: str) -> dict[str, Any]:
     """The AsyncAPI document for a gateway reachable at ``host`` (``host:port``)."""
     models = (*CLIENT_MESSAGES, *SERVER_MESSAGES)
-    _, definitions = models_json_schema([(model, "validation") for model in models],
-                                        ref_template="#/components/schemas/{model}")
+    _, definitions = models_json_schema(
+        [(model, "validation") for model in models], ref_template="#/components/schemas/{model}"
+    )
     messages = {
         _message_name(model): {
             "name": _message_name(model),
@@ -34,12 +35,19 @@ def asyncapi_document(version: str, host: str) -> dict[str, Any]:
     }
     channel_messages = {name: {"$ref": f"#/components/messages/{name}"} for name in messages}
     channels = {
-        "stream": {"address": "/ws/stream", "messages": channel_messages,
-                   "description": "The full protocol: subscribe, unsubscribe, ping."},
-        "prices": {"address": "/ws/prices/{symbols}", "messages": channel_messages,
-                   "parameters": {"symbols": {"description": "Comma-separated symbols, "
-                                              "subscribed to price at once."}},
-                   "description": "Price updates without a subscribe message."},
+        "stream": {
+            "address": "/ws/stream",
+            "messages": channel_messages,
+            "description": "The full protocol: subscribe, unsubscribe, ping.",
+        },
+        "prices": {
+            "address": "/ws/prices/{symbols}",
+            "messages": channel_messages,
+            "parameters": {
+                "symbols": {"description": "Comma-separated symbols, subscribed to price at once."}
+            },
+            "description": "Price updates without a subscribe message.",
+        },
     }
     operations = {}
     for channel in channels:

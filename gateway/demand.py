@@ -31,8 +31,9 @@ RETRY_DELAY = 2.0
 def demand_changes(previous: dict[str, int], current: Counter[str]) -> dict[str, int]:
     """Counts that differ from ``previous``, with 0 for symbols no longer subscribed."""
     changes = {symbol: 0 for symbol in previous if symbol not in current}
-    changes.update({symbol: count for symbol, count in current.items()
-                    if previous.get(symbol) != count})
+    changes.update(
+        {symbol: count for symbol, count in current.items() if previous.get(symbol) != count}
+    )
     return changes
 
 
@@ -81,8 +82,9 @@ class DemandPublisher:
         ts = now_micros()
         deliveries = []
         for symbol, count in counts.items():
-            record = Demand(symbol, self.settings.gateway_id, count, ts,
-                            self.settings.demand_refresh_seconds)
+            record = Demand(
+                symbol, self.settings.gateway_id, count, ts, self.settings.demand_refresh_seconds
+            )
             key = f"{symbol}|{self.settings.gateway_id}".encode()
             deliveries.append(await self.producer.send(self.topic, encode(record), key=key))
         try:

@@ -33,16 +33,27 @@ DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
 
 Start = Annotated[datetime, Query(description="ISO 8601 event time of the first record.")]
-End = Annotated[datetime | None, Query(description="ISO 8601 event time of the last record "
-                                                   "(inclusive), not in the future; default "
-                                                   "now (an empty page for a start still to "
-                                                   "come).")]
+End = Annotated[
+    datetime | None,
+    Query(
+        description="ISO 8601 event time of the last record "
+        "(inclusive), not in the future; default "
+        "now (an empty page for a start still to "
+        "come)."
+    ),
+]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Records per page.")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page.")]
-ClosedOnly = Annotated[bool, Query(description="Only closed candles: the final record of "
-                                               "each bucket.")]
-Revisions = Annotated[bool, Query(description="Every revision of each bucket as it was "
-                                              "written, instead of one row per bucket.")]
+ClosedOnly = Annotated[
+    bool, Query(description="Only closed candles: the final record of each bucket.")
+]
+Revisions = Annotated[
+    bool,
+    Query(
+        description="Every revision of each bucket as it was "
+        "written, instead of one row per bucket."
+    ),
+]
 
 
 class CandlePage(BaseModel):
@@ -80,8 +91,14 @@ def decode_cursor(cursor: str | None) -> tuple[dict[int, int], int | None]:
         if after is not None and type(after) is not int:
             raise TypeError(after)
         return {int(p): int(o) for p, o in state["p"].items()}, after
-    except (binascii.Error, orjson.JSONDecodeError, AttributeError, KeyError, TypeError,
-            ValueError):
+    except (
+        binascii.Error,
+        orjson.JSONDecodeError,
+        AttributeError,
+        KeyError,
+        TypeError,
+        ValueError,
+    ):
         raise ValueError("the cursor is not one this server made") from None
 
 
@@ -89,22 +106,44 @@ def _micros(moment: datetime) -> int:
     return datetime_to_micros(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
-def _replay(settings: Settings, stream: str, symbol: str, start: datetime,
-            end: datetime | None, limit: int, positions: dict[int, int],
-            timeframe: str | None) -> Replay | None:
+def _replay(
+    settings: Settings,
+    stream: str,
+    symbol: str,
+    start: datetime,
+    end: datetime | None,
+    limit: int,
+    positions: dict[int, int],
+    timeframe: str | None,
+) -> Replay | None:
     """The replay a page reads, or None for a range that has not begun yet."""
     start_us, end_us = _micros(start), _micros(end or datetime.now(UTC))
     if end is None and start_us > end_us:
         return None
-    return Replay(settings, stream, [symbol], start_us, end_us, timeframe=timeframe,
-                  after=positions, batch=min(limit + 1, 1000))
+    return Replay(
+        settings,
+        stream,
+        [symbol],
+        start_us,
+        end_us,
+        timeframe=timeframe,
+        after=positions,
+        batch=min(limit + 1, 1000),
+    )
 
 
-async def read_page(settings: Settings, stream: str, symbol: str, start: datetime,
-                    end: datetime | None, limit: int, cursor: str | None,
-                    build: Callable[[Any], dict[str, object]], timeframe: str | None = None,
-                    keep: Callable[[Any], bool] | None = None,
-                    ) -> tuple[list[dict[str, object]], str | None]:
+async def read_page(
+    settings: Settings,
+    stream: str,
+    symbol: str,
+    start: datetime,
+    end: datetime | None,
+    limit: int,
+    cursor: str | None,
+    build: Callable[[Any], dict[str, object]],
+    timeframe: str | None = None,
+    keep: Callable[[Any], bool] | None = None,
+) -> tuple[list[dict[str, object]], str | None]:
     """Up to ``limit`` items from ``cursor`` on (only records ``keep`` accepts, if given), and
     the cursor of the next page if any."""
     after, _ = decode_cursor(cursor)
@@ -125,9 +164,15 @@ async def read_page(settings: Settings, stream: str, symbol: str, start: datetim
     return items, None
 
 
-async def read_buckets(settings: Settings, symbol: str, start: datetime, end: datetime | None,
-                       limit: int, cursor: str | None, timeframe: str,
-                       ) -> tuple[list[dict[str, object]], str | None]:
+async def read_buckets(
+    settings: Settings,
+    symbol: str,
+    start: datetime,
+    end: datetime | None,
+    limit: int,
+    cursor: str | None,
+    timeframe: str,
+) -> tuple[list[dict[str, object]], str | None]:
     """Up to ``limit`` candles, one per bucket (its latest revision) in open-time order, and
     the cursor of the next page if any. The cursor resumes at the first revision of every
     bucket not returned yet, so none is cut between pages."""
@@ -157,9 +202,11 @@ def history_router(settings: Settings) -> APIRouter:
     """The /v1 history endpoints of this configuration."""
     router = APIRouter(prefix="/v1", tags=["history"])
 
-    async def answer(request: Request, symbol: str,
-                     read: Callable[[str], Awaitable[tuple[list, str | None]]],
-                     ) -> tuple[str, list, str | None]:
+    async def answer(
+        request: Request,
+        symbol: str,
+        read: Callable[[str], Awaitable[tuple[list, str | None]]],
+    ) -> tuple[str, list, str | None]:
         """The canonical symbol and ``read(symbol)``, with the key checked and bad requests
         answered 400."""
         if not api_key_accepted(settings, request):
@@ -172,29 +219,62 @@ def history_router(settings: Settings) -> APIRouter:
         return canonical, items, next_cursor
 
     @router.get("/candles/{symbol:path}", response_model=CandlePage)
-    async def candles(request: Request, symbol: str, start: Start, end: End = None,
-                      timeframe: Timeframe = "1m", limit: Limit = DEFAULT_LIMIT,
-                      cursor: Cursor = None, closed: ClosedOnly = False,
-                      revisions: Revisions = False) -> dict[str, object]:
+    async def candles(
+        request: Request,
+        symbol: str,
+        start: Start,
+        end: End = None,
+        timeframe: Timeframe = "1m",
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+        closed: ClosedOnly = False,
+        revisions: Revisions = False,
+    ) -> dict[str, object]:
         """Candles of one symbol and timeframe by open time, from fiml.candles: one row per
         bucket (its latest revision; ``is_closed`` says whether it is final), every revision
         with ``revisions=true``, closed buckets only with ``closed=true``."""
+
         def read(canonical: str) -> Awaitable[tuple[list, str | None]]:
             if closed or revisions:
-                return read_page(settings, "candles", canonical, start, end, limit, cursor,
-                                 candle_item, timeframe, _is_closed if closed else None)
+                return read_page(
+                    settings,
+                    "candles",
+                    canonical,
+                    start,
+                    end,
+                    limit,
+                    cursor,
+                    candle_item,
+                    timeframe,
+                    _is_closed if closed else None,
+                )
             return read_buckets(settings, canonical, start, end, limit, cursor, timeframe)
 
         canonical, items, next_cursor = await answer(request, symbol, read)
-        return {"symbol": canonical, "timeframe": timeframe, "items": items,
-                "next_cursor": next_cursor}
+        return {
+            "symbol": canonical,
+            "timeframe": timeframe,
+            "items": items,
+            "next_cursor": next_cursor,
+        }
 
     @router.get("/quotes/{symbol:path}", response_model=QuotePage)
-    async def quotes(request: Request, symbol: str, start: Start, end: End = None,
-                     limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> dict[str, object]:
+    async def quotes(
+        request: Request,
+        symbol: str,
+        start: Start,
+        end: End = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> dict[str, object]:
         """Arbitrated quotes of one symbol by event time, from fiml.quotes."""
-        canonical, items, next_cursor = await answer(request, symbol, lambda canonical: read_page(
-            settings, "quotes", canonical, start, end, limit, cursor, quote_item))
+        canonical, items, next_cursor = await answer(
+            request,
+            symbol,
+            lambda canonical: read_page(
+                settings, "quotes", canonical, start, end, limit, cursor, quote_item
+            ),
+        )
         return {"symbol": canonical, "items": items, "next_cursor": next_cursor}
 
     return router

@@ -158,8 +158,9 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
     except orjson.JSONDecodeError as error:
         raise ProtocolError(ErrorCode.INVALID_JSON, f"malformed JSON: {error}") from None
     if not isinstance(payload, dict):
-        raise ProtocolError(ErrorCode.INVALID_JSON,
-                            f"a message must be a JSON object, got {_json_kind(payload)}")
+        raise ProtocolError(
+            ErrorCode.INVALID_JSON, f"a message must be a JSON object, got {_json_kind(payload)}"
+        )
     return validate_message(payload)
 
 
@@ -169,8 +170,10 @@ def validate_message(payload: dict[str, Any]) -> ClientMessage:
     entry = _MODELS.get(kind) if isinstance(kind, str) else None
     if entry is None:
         known = ", ".join(_MODELS)
-        raise ProtocolError(ErrorCode.INVALID_MESSAGE_TYPE,
-                            f"unknown message type {kind!r}; expected one of: {known}")
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE_TYPE,
+            f"unknown message type {kind!r}; expected one of: {known}",
+        )
     model, code = entry
     try:
         return model.model_validate(payload)
@@ -190,8 +193,14 @@ def _describe(kind: str, error: ValidationError) -> str:
 
 
 def _json_kind(value: object) -> str:
-    return {list: "an array", str: "a string", int: "a number", float: "a number",
-            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -202,5 +211,11 @@ def utc_timestamp(moment: datetime | None = None) -> str:
 
 def error_frame(code: ErrorCode, message: str) -> str:
     """An error message as the spec shows it."""
-    return orjson.dumps({"type": "error", "error_code": code.value, "message": message,
-                         "timestamp": utc_timestamp()}).decode()
+    return orjson.dumps(
+        {
+            "type": "error",
+            "error_code": code.value,
+            "message": message,
+            "timestamp": utc_timestamp(),
+        }
+    ).decode()

@@ -76,8 +76,12 @@ class ProviderStatuses:
 Notice = tuple[str, str, str]
 
 
-def provider_notices(symbols: Iterable[str], serving: Callable[[str], Iterable[str]],
-                     state: Callable[[str], str], told: dict[tuple[str, str], str]) -> list[Notice]:
+def provider_notices(
+    symbols: Iterable[str],
+    serving: Callable[[str], Iterable[str]],
+    state: Callable[[str], str],
+    told: dict[tuple[str, str], str],
+) -> list[Notice]:
     """``(symbol, provider, state)`` for every change a client has not been told yet.
 
     ``serving(symbol)`` names the providers of the symbol's latest quote; ``told`` maps
@@ -109,10 +113,18 @@ def notice_message(notice: Notice, statuses: Mapping[str, ProviderStatus]) -> di
     symbol, provider, state = notice
     status = statuses.get(provider)
     reason = f" ({status.error_kind})" if status is not None and status.error_kind else ""
-    text = (f"provider {provider} is UP again" if state == UP
-            else f"provider {provider} is {state}{reason}; {symbol} goes on from the others")
-    return {"type": "status", "symbol": symbol, "status": NOTICES[state], "provider": provider,
-            "message": text}
+    text = (
+        f"provider {provider} is UP again"
+        if state == UP
+        else f"provider {provider} is {state}{reason}; {symbol} goes on from the others"
+    )
+    return {
+        "type": "status",
+        "symbol": symbol,
+        "status": NOTICES[state],
+        "provider": provider,
+        "message": text,
+    }
 
 
 def providers_router(settings: Settings, statuses: ProviderStatuses) -> APIRouter:

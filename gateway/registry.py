@@ -47,9 +47,12 @@ class ConnectionRegistry:
     def demand(self) -> Counter[str]:
         """Per symbol, how many subscriptions include it."""
         if self.counted is None:
-            self.counted = Counter(symbol for connection in self.connections
-                                   for subscription in connection.subscriptions.values()
-                                   for symbol in subscription.symbols)
+            self.counted = Counter(
+                symbol
+                for connection in self.connections
+                for subscription in connection.subscriptions.values()
+                for symbol in subscription.symbols
+            )
         return self.counted.copy()
 
     def summary(self) -> dict[str, object]:

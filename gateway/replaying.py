@@ -43,9 +43,13 @@ QUEUE_CHUNKS = 2 * MAX_ITEMS // READ_CHUNK
 UNPACED_POLL = 0.001
 END = object()
 
-SOURCES = {StreamType.PRICE: "quotes", StreamType.QUOTE: "quotes",
-           StreamType.MULTI_ASSET: "quotes", StreamType.OHLCV: "candles",
-           StreamType.TRADES: "trades"}
+SOURCES = {
+    StreamType.PRICE: "quotes",
+    StreamType.QUOTE: "quotes",
+    StreamType.MULTI_ASSET: "quotes",
+    StreamType.OHLCV: "candles",
+    StreamType.TRADES: "trades",
+}
 
 Send = Callable[[str, Subscription | None], None]
 
@@ -69,9 +73,11 @@ def conflation_key(stream_type: StreamType, record: Any) -> Hashable:
 def replay_ack_fields(request: SubscribeRequest) -> dict[str, object]:
     """What a subscription_ack of a replay adds: its start, end and speed."""
     assert request.start is not None
-    return {"start": utc_timestamp(request.start),
-            "end": None if request.end is None else utc_timestamp(request.end),
-            "speed": request.speed}
+    return {
+        "start": utc_timestamp(request.start),
+        "end": None if request.end is None else utc_timestamp(request.end),
+        "speed": request.speed,
+    }
 
 
 @dataclass(slots=True)
@@ -89,8 +95,9 @@ class Encoded:
 class ReplayRun:
     """Serve one replay subscription until it completes or is cancelled."""
 
-    def __init__(self, settings: Settings, subscription: Subscription,
-                 request: SubscribeRequest, send: Send) -> None:
+    def __init__(
+        self, settings: Settings, subscription: Subscription, request: SubscribeRequest, send: Send
+    ) -> None:
         assert request.start is not None
         self.settings = settings
         self.subscription = subscription
@@ -111,18 +118,29 @@ class ReplayRun:
         sub = self.subscription
         timeframe = sub.timeframe if sub.stream_type == StreamType.OHLCV else None
         try:
-            replay = Replay(self.settings, SOURCES[sub.stream_type], sub.symbols, self.start,
-                            self.end, timeframe=timeframe)
+            replay = Replay(
+                self.settings,
+                SOURCES[sub.stream_type],
+                sub.symbols,
+                self.start,
+                self.end,
+                timeframe=timeframe,
+            )
             await replay.open()
         except ReplayError as error:
-            self.send(error_frame(ErrorCode.REPLAY_ERROR,
-                                  f"Failed to create subscription: {error}"), None)
+            self.send(
+                error_frame(ErrorCode.REPLAY_ERROR, f"Failed to create subscription: {error}"), None
+            )
             return
         except Exception:
             log.exception("a replay could not start")
-            self.send(error_frame(ErrorCode.PROCESSING_ERROR,
-                                  "Failed to create subscription: the log could not be read"),
-                      None)
+            self.send(
+                error_frame(
+                    ErrorCode.PROCESSING_ERROR,
+                    "Failed to create subscription: the log could not be read",
+                ),
+                None,
+            )
             return
         reader = asyncio.create_task(self._read(replay))
         completed = False
@@ -131,8 +149,12 @@ class ReplayRun:
             completed = await self._pace()
         except Exception:
             log.exception("a replay failed")
-            self.send(error_frame(ErrorCode.PROCESSING_ERROR,
-                                  f"the replay of subscription {sub.id} failed"), None)
+            self.send(
+                error_frame(
+                    ErrorCode.PROCESSING_ERROR, f"the replay of subscription {sub.id} failed"
+                ),
+                None,
+            )
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
@@ -163,8 +185,11 @@ class ReplayRun:
         began = loop.time()
         slot = 0
         while True:
-            clock = None if self.speed == 0 else self.start + (loop.time() - began) * (
-                self.speed * 1_000_000)
+            clock = (
+                None
+                if self.speed == 0
+                else self.start + (loop.time() - began) * (self.speed * 1_000_000)
+            )
             if not sub.in_flight:
                 items, live, finished = self._take(clock)
                 if items:
@@ -187,9 +212,13 @@ class ReplayRun:
         records = [item.record for item in chunk]
         stream_type = self.subscription.stream_type
         conflated = (self.speed != 0 or live) and stream_type != StreamType.TRADES
-        return Encoded(live, [item.time for item in chunk], [r.symbol for r in records],
-                       [orjson.dumps(self.build(r)).decode() for r in records],
-                       [conflation_key(stream_type, r) for r in records] if conflated else [])
+        return Encoded(
+            live,
+            [item.time for item in chunk],
+            [r.symbol for r in records],
+            [orjson.dumps(self.build(r)).decode() for r in records],
+            [conflation_key(stream_type, r) for r in records] if conflated else [],
+        )
 
     def _take(self, clock: float | None) -> tuple[list[str], bool, bool]:
         """Items released by ``clock``, all replayed or all live; and whether the replay ended.
@@ -202,7 +231,8 @@ class ReplayRun:
         latest: dict[Hashable, str] = {}
         live: bool | None = None
         while (room := MAX_ITEMS - len(items) - len(latest)) > 0 and (
-                self.next < len(self.chunk.items) or self._next_chunk()):
+            self.next < len(self.chunk.items) or self._next_chunk()
+        ):
             chunk = self.chunk
             if live is not None and chunk.live != live:
                 break
@@ -215,16 +245,23 @@ class ReplayRun:
                     break
             self.next = stop
             if not chunk.keys:
-                items += [item for item, symbol in zip(chunk.items[first:stop],
-                                                       chunk.symbols[first:stop], strict=True)
-                          if symbol in symbols]
+                items += [
+                    item
+                    for item, symbol in zip(
+                        chunk.items[first:stop], chunk.symbols[first:stop], strict=True
+                    )
+                    if symbol in symbols
+                ]
                 continue
             for index in range(first, stop):
                 if chunk.symbols[index] in symbols:
                     latest.pop(chunk.keys[index], None)
                     latest[chunk.keys[index]] = chunk.items[index]
-        return items or list(latest.values()), bool(live), (
-            self.finished and self.next == len(self.chunk.items))
+        return (
+            items or list(latest.values()),
+            bool(live),
+            (self.finished and self.next == len(self.chunk.items)),
+        )
 
     def _next_chunk(self) -> bool:
         """Make the next chunk of the queue current; False if there is none yet or any more."""
@@ -250,8 +287,16 @@ class ReplayRun:
         sub = self.subscription
         request = self.request
         assert request.start is not None and request.end is not None
-        self.send(orjson.dumps({
-            "type": "replay_complete", "stream_type": sub.stream_type.value,
-            "subscription_id": sub.id, "start": utc_timestamp(request.start),
-            "end": utc_timestamp(request.end), "timestamp": utc_timestamp(),
-        }).decode(), None)
+        self.send(
+            orjson.dumps(
+                {
+                    "type": "replay_complete",
+                    "stream_type": sub.stream_type.value,
+                    "subscription_id": sub.id,
+                    "start": utc_timestamp(request.start),
+                    "end": utc_timestamp(request.end),
+                    "timestamp": utc_timestamp(),
+                }
+            ).decode(),
+            None,
+        )

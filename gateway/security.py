@@ -18,8 +18,9 @@ def api_key_accepted(settings: Settings, connection: HTTPConnection) -> bool:
     """True when no keys are configured, or the request carries one of them."""
     if not settings.api_keys:
         return True
-    offered = (connection.headers.get(API_KEY_HEADER)
-               or connection.query_params.get(API_KEY_QUERY) or "")
+    offered = (
+        connection.headers.get(API_KEY_HEADER) or connection.query_params.get(API_KEY_QUERY) or ""
+    )
     return any(hmac.compare_digest(offered.encode(), key.encode()) for key in settings.api_keys)
 
 

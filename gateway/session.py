@@ -126,9 +126,11 @@ class ClientSession:
         try:
             self.outbox.put_nowait((text, subscription))
         except asyncio.QueueFull:
-            self.close_with(ErrorCode.SLOW_CONSUMER,
-                            f"more than {self.settings.send_queue_limit} messages waited for "
-                            "this client", POLICY_VIOLATION)
+            self.close_with(
+                ErrorCode.SLOW_CONSUMER,
+                f"more than {self.settings.send_queue_limit} messages waited for this client",
+                POLICY_VIOLATION,
+            )
 
     def close_with(self, code: ErrorCode, message: str, close_code: int) -> None:
         """End the connection with an error frame and a close code."""
@@ -153,21 +155,30 @@ class ClientSession:
     def _receive(self, text: str | None) -> None:
         limit = self.settings.max_message_bytes
         if text is not None and len(text) > limit // 4 and len(text.encode()) > limit:
-            self.close_with(ErrorCode.MESSAGE_TOO_LARGE,
-                            f"a message may have at most {limit} bytes", MESSAGE_TOO_BIG)
+            self.close_with(
+                ErrorCode.MESSAGE_TOO_LARGE,
+                f"a message may have at most {limit} bytes",
+                MESSAGE_TOO_BIG,
+            )
             return
         now = time.monotonic()
         if not self.inbound.take(now):
             if now - self.last_rate_report >= 1.0:
                 self.last_rate_report = now
-                self.send(error_frame(
-                    ErrorCode.RATE_LIMITED,
-                    f"more than {self.settings.client_messages_per_second:g} messages per "
-                    "second; messages are being dropped"))
+                self.send(
+                    error_frame(
+                        ErrorCode.RATE_LIMITED,
+                        f"more than {self.settings.client_messages_per_second:g} messages per "
+                        "second; messages are being dropped",
+                    )
+                )
             return
         if text is None:
-            self.send(error_frame(ErrorCode.INVALID_JSON,
-                                  "binary frames are not supported; send JSON text"))
+            self.send(
+                error_frame(
+                    ErrorCode.INVALID_JSON, "binary frames are not supported; send JSON text"
+                )
+            )
             return
         self._handle(text)
 
@@ -196,20 +207,34 @@ class ClientSession:
         catalog = self.shared.catalog
         unknown = [symbol for symbol in request.symbols if not catalog.can_serve(symbol)]
         if unknown:
-            raise ProtocolError(ErrorCode.SUBSCRIPTION_ERROR,
-                                f"unknown symbol {', '.join(unknown)}: no provider serves it")
+            raise ProtocolError(
+                ErrorCode.SUBSCRIPTION_ERROR,
+                f"unknown symbol {', '.join(unknown)}: no provider serves it",
+            )
         cap = self.settings.max_subscriptions_per_connection
         if cap and len(self.subscriptions) >= cap:
-            raise ProtocolError(ErrorCode.SUBSCRIPTION_ERROR,
-                                f"Failed to create subscription: at most {cap} per connection")
+            raise ProtocolError(
+                ErrorCode.SUBSCRIPTION_ERROR,
+                f"Failed to create subscription: at most {cap} per connection",
+            )
         replay = request.start is not None
         replay_cap = self.settings.max_replays_per_connection
-        if replay and replay_cap and sum(
-                sub.replay for sub in self.subscriptions.values()) >= replay_cap:
-            raise ProtocolError(ErrorCode.REPLAY_ERROR, "Failed to create subscription: at most "
-                                f"{replay_cap} replays per connection")
-        subscription = Subscription(request.stream_type, list(request.symbols),
-                                    request.interval_ms, request.timeframe, replay=replay)
+        if (
+            replay
+            and replay_cap
+            and sum(sub.replay for sub in self.subscriptions.values()) >= replay_cap
+        ):
+            raise ProtocolError(
+                ErrorCode.REPLAY_ERROR,
+                f"Failed to create subscription: at most {replay_cap} replays per connection",
+            )
+        subscription = Subscription(
+            request.stream_type,
+            list(request.symbols),
+            request.interval_ms,
+            request.timeframe,
+            replay=replay,
+        )
         self.subscriptions[subscription.id] = subscription
         self.shared.registry.changed()
         ack: dict[str, object] = {
@@ -225,7 +250,8 @@ class ClientSession:
         if replay:
             ack.update(replay_ack_fields(request))
             self.replays[subscription.id] = asyncio.create_task(
-                self._replay(subscription, request, _json(ack)))
+                self._replay(subscription, request, _json(ack))
+            )
             return
         self.send(_json(ack))
         if subscription.stream_type in QUOTE_STREAMS:
@@ -234,8 +260,11 @@ class ClientSession:
                 self.watched_since.setdefault(symbol, now)
             self.stale_check_at = min(self.stale_check_at, now + self.settings.stale_after_seconds)
         self._pace(subscription)
-        self.shared.clocks.start(subscription.id, subscription.interval_ms / 1000,
-                                 functools.partial(self._pace, subscription))
+        self.shared.clocks.start(
+            subscription.id,
+            subscription.interval_ms / 1000,
+            functools.partial(self._pace, subscription),
+        )
 
     def _unsubscribe(self, request: UnsubscribeRequest) -> None:
         removed: dict[str, None] = {}
@@ -268,16 +297,21 @@ class ClientSession:
             if symbol not in still_watched:
                 del self.watched_since[symbol]
                 self.stale.discard(symbol)
-        self.send(_json({
-            "type": "unsubscribe_ack",
-            "stream_type": request.stream_type.value,
-            "symbols": list(removed),
-            "subscription_ids": ended,
-            "timestamp": utc_timestamp(),
-        }))
+        self.send(
+            _json(
+                {
+                    "type": "unsubscribe_ack",
+                    "stream_type": request.stream_type.value,
+                    "symbols": list(removed),
+                    "subscription_ids": ended,
+                    "timestamp": utc_timestamp(),
+                }
+            )
+        )
 
-    async def _replay(self, subscription: Subscription, request: SubscribeRequest,
-                      ack: str) -> None:
+    async def _replay(
+        self, subscription: Subscription, request: SubscribeRequest, ack: str
+    ) -> None:
         """Run a replay subscription; it ends with its replay (with ``end``) or when cancelled."""
         try:
             await ReplayRun(self.settings, subscription, request, self.send).run(ack)
@@ -287,8 +321,12 @@ class ClientSession:
             self.shared.registry.changed()
 
     def _quote_symbols(self) -> set[str]:
-        return {symbol for sub in self.subscriptions.values() if sub.stream_type in QUOTE_STREAMS
-                for symbol in sub.symbols}
+        return {
+            symbol
+            for sub in self.subscriptions.values()
+            if sub.stream_type in QUOTE_STREAMS
+            for symbol in sub.symbols
+        }
 
     def _pace(self, subscription: Subscription) -> None:
         """Send what changed since the last data message, unless that one still waits:
@@ -303,25 +341,30 @@ class ClientSession:
         if items:
             subscription.in_flight = True
             if subscription.stream_type in QUOTE_STREAMS:
-                subscription.ts_ingest = self.market.quotes.newest_ts_ingest(
-                    subscription.symbols)
+                subscription.ts_ingest = self.market.quotes.newest_ts_ingest(subscription.symbols)
             self.send(subscription.data_message(items), subscription)
 
     def _heartbeat(self) -> None:
-        self.send(_json({
-            "type": "heartbeat",
-            "timestamp": utc_timestamp(),
-            "active_subscriptions": len(self.subscriptions),
-        }))
+        self.send(
+            _json(
+                {
+                    "type": "heartbeat",
+                    "timestamp": utc_timestamp(),
+                    "active_subscriptions": len(self.subscriptions),
+                }
+            )
+        )
 
     def watch(self, now: float) -> None:
         """Close a client whose writes block too long; report symbols going stale and back,
         and provider status changes (called by the gateway's watcher)."""
         blocked = self.sending_since is not None and now - self.sending_since
         if blocked and blocked > self.settings.slow_consumer_seconds:
-            self.close_with(ErrorCode.SLOW_CONSUMER,
-                            f"a message waited {blocked:.0f} s for this client",
-                            POLICY_VIOLATION)
+            self.close_with(
+                ErrorCode.SLOW_CONSUMER,
+                f"a message waited {blocked:.0f} s for this client",
+                POLICY_VIOLATION,
+            )
         if self.stale or now >= self.stale_check_at:
             self._report_staleness(now)
         if (self.shared.statuses.version, len(self.watched_since)) != self.providers_checked:
@@ -345,9 +388,17 @@ class ClientSession:
             else:
                 self.stale.discard(symbol)
                 message = "updates resumed"
-            self.send(_json({"type": "status", "symbol": symbol,
-                             "status": "stale" if is_stale else "live",
-                             "message": message, "timestamp": utc_timestamp()}))
+            self.send(
+                _json(
+                    {
+                        "type": "status",
+                        "symbol": symbol,
+                        "status": "stale" if is_stale else "live",
+                        "message": message,
+                        "timestamp": utc_timestamp(),
+                    }
+                )
+            )
 
     def _report_providers(self) -> None:
         """Tell the client of provider status changes of its symbols (see gateway/providers.py)."""
@@ -359,8 +410,9 @@ class ClientSession:
             return [] if quote is None else quote.providers
 
         for notice in provider_notices(self.watched_since, serving, statuses.state, self.told):
-            self.send(_json({**notice_message(notice, statuses.latest),
-                             "timestamp": utc_timestamp()}))
+            self.send(
+                _json({**notice_message(notice, statuses.latest), "timestamp": utc_timestamp()})
+            )
 
     async def _write(self) -> None:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):

@@ -28,8 +28,11 @@ TRADES_KEPT = 10_000
 TRADES_KEPT_SECONDS = 2 * MAX_INTERVAL_MS / 1000
 
 
-QUOTE_BUILDERS = {StreamType.PRICE: price_item, StreamType.MULTI_ASSET: price_item,
-                  StreamType.QUOTE: quote_item}
+QUOTE_BUILDERS = {
+    StreamType.PRICE: price_item,
+    StreamType.MULTI_ASSET: price_item,
+    StreamType.QUOTE: quote_item,
+}
 
 
 class TradesLost(Exception):
@@ -124,8 +127,9 @@ class CandleStore:
             return
         self.version += 1
         series.version = self.version
-        buckets[candle.open_time] = _Bucket(candle.revision, self.version,
-                                            _encode(candle_item(candle)))
+        buckets[candle.open_time] = _Bucket(
+            candle.revision, self.version, _encode(candle_item(candle))
+        )
         if current is None and newest is not None and candle.open_time < newest:
             ordered = sorted(buckets.items())
             buckets.clear()

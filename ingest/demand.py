@@ -87,8 +87,13 @@ def check_demand(record: Demand) -> None:
         raise ValueError(f"refresh period {record.refresh_seconds} is not above zero")
 
 
-async def follow_demand(settings: Settings, providers: Sequence[Provider],
-                        stop: asyncio.Event, progress: Progress, period: float = 0.5) -> None:
+async def follow_demand(
+    settings: Settings,
+    providers: Sequence[Provider],
+    stop: asyncio.Event,
+    progress: Progress,
+    period: float = 0.5,
+) -> None:
     """Read the demand topic until ``stop`` and keep the providers' extra symbols current;
     ``progress`` follows the reading (for ``/healthz``).
 
@@ -100,8 +105,9 @@ async def follow_demand(settings: Settings, providers: Sequence[Provider],
         try:
             await until_stopped(follower.follow(), stop)
         except (KafkaError, OSError) as error:
-            log.warning("demand not read (%s: %s); retrying in %.0f s", type(error).__name__,
-                        error, RETRY_S)
+            log.warning(
+                "demand not read (%s: %s); retrying in %.0f s", type(error).__name__, error, RETRY_S
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), RETRY_S)
 
@@ -109,8 +115,9 @@ async def follow_demand(settings: Settings, providers: Sequence[Provider],
 class _DemandFollower:
     """One reading of the demand topic into the book, the universe and the providers."""
 
-    def __init__(self, settings: Settings, providers: Sequence[Provider], period: float,
-                 progress: Progress) -> None:
+    def __init__(
+        self, settings: Settings, providers: Sequence[Provider], period: float, progress: Progress
+    ) -> None:
         self.settings = settings
         self.providers = providers
         self.period = period
@@ -147,8 +154,7 @@ class _DemandFollower:
     def _serve(self, now_us: int) -> None:
         wanted = self.universe.update(self.book.subscribers(now_us), now_us)
         if wanted != self.extra:
-            log.info("demand: serving %d extra symbols (%s)", len(wanted),
-                     ",".join(sorted(wanted)))
+            log.info("demand: serving %d extra symbols (%s)", len(wanted), ",".join(sorted(wanted)))
             self.extra = wanted
             for provider in self.providers:
                 provider.set_demand(wanted)

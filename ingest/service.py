@@ -57,8 +57,13 @@ class Unencodable(Exception):
     """A record that does not fit its Avro schema (a provider's bug)."""
 
 
-REFUSED = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidTimestampError,
-           CorruptRecordException, Unencodable)
+REFUSED = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    InvalidTimestampError,
+    CorruptRecordException,
+    Unencodable,
+)
 
 
 @dataclass
@@ -108,8 +113,10 @@ class TickWriter:
 
     def why_not_ready(self) -> str:
         """What /readyz says while not ready: the broker is the problem, not a provider."""
-        return (f"broker unavailable ({self.problem or 'connection lost'}); "
-                f"{len(self.buffer)} records buffered")
+        return (
+            f"broker unavailable ({self.problem or 'connection lost'}); "
+            f"{len(self.buffer)} records buffered"
+        )
 
     def drop(self, records: Sequence[Record], reason: str) -> None:
         """Count records that will never be written, and log them (at most every few s)."""
@@ -123,8 +130,11 @@ class TickWriter:
         if now - self._drop_logged_at >= DROP_LOG_EVERY_S or reason != "buffer_full":
             self._drop_logged_at = now
             summary = ", ".join(f"{n} {why}" for why, n in sorted(self._dropped_since_log.items()))
-            log.warning("dropped records that will never reach Kafka: %s (%d dropped in all)",
-                        summary, self.counters.dropped)
+            log.warning(
+                "dropped records that will never reach Kafka: %s (%d dropped in all)",
+                summary,
+                self.counters.dropped,
+            )
             self._dropped_since_log.clear()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -143,8 +153,12 @@ class TickWriter:
                 else:
                     delay = KAFKA_RETRY.delay(attempt, self.rng)
                     attempt += 1
-                    log.warning("Kafka unavailable (%s); %d records buffered, retrying in "
-                                "%.1f s", self.problem, len(self.buffer), delay)
+                    log.warning(
+                        "Kafka unavailable (%s); %d records buffered, retrying in %.1f s",
+                        self.problem,
+                        len(self.buffer),
+                        delay,
+                    )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), delay)
             with contextlib.suppress(TimeoutError):
@@ -175,18 +189,24 @@ class TickWriter:
             self.buffer.popleft()
         refused = [r for r, o in zip(records, outcomes, strict=False) if isinstance(o, REFUSED)]
         self.drop(refused, "refused")
-        retry = [r for r, o in zip(records, outcomes, strict=False)
-                 if isinstance(o, BaseException) and not isinstance(o, REFUSED)]
-        self.buffer.extendleft(reversed(retry + records[len(futures):]))
-        delivered = [r for r, o in zip(records, outcomes, strict=False)
-                     if not isinstance(o, BaseException)]
+        retry = [
+            r
+            for r, o in zip(records, outcomes, strict=False)
+            if isinstance(o, BaseException) and not isinstance(o, REFUSED)
+        ]
+        self.buffer.extendleft(reversed(retry + records[len(futures) :]))
+        delivered = [
+            r for r, o in zip(records, outcomes, strict=False) if not isinstance(o, BaseException)
+        ]
         ticks = sum(isinstance(record, RawTick) for record in delivered)
         self.counters.ticks += ticks
         self.counters.statuses += len(delivered) - ticks
         count_ingested(delivered)
         INGEST_BUFFERED.set(len(self.buffer))
-        failure = failure or next((o for o in outcomes if isinstance(o, BaseException)
-                                   and not isinstance(o, REFUSED)), None)
+        failure = failure or next(
+            (o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, REFUSED)),
+            None,
+        )
         if failure is None:
             self._set_up(True)
             return True
@@ -225,11 +245,19 @@ class TickWriter:
             if pending and now - reported >= WAIT_REPORT_S:
                 reported = now
                 self._set_up(False, "no acknowledgement from the broker")
-                log.warning("Kafka unavailable: %d records waiting %.0f s for their "
-                            "acknowledgement; %d records buffered", len(pending),
-                            now - began, len(self.buffer))
-        return [(future.exception() or future.result()) if future.done()
-                else TimeoutError("not acknowledged before the stop") for future in futures]
+                log.warning(
+                    "Kafka unavailable: %d records waiting %.0f s for their "
+                    "acknowledgement; %d records buffered",
+                    len(pending),
+                    now - began,
+                    len(self.buffer),
+                )
+        return [
+            (future.exception() or future.result())
+            if future.done()
+            else TimeoutError("not acknowledged before the stop")
+            for future in futures
+        ]
 
     async def _connect(self) -> bool:
         producer = make_producer(self.settings, "fiml-ingest")
@@ -280,12 +308,16 @@ async def run_ingest(settings: Settings, stop: asyncio.Event) -> IngestCounters:
     writer = TickWriter(settings)
     progress = Progress(settings.consumer_stall_seconds)
     async with serve_health(settings, writer.ready, progress.alive, writer.why_not_ready):
-        log.info("ingest started: providers=%s symbols=%d",
-                 ",".join(provider.name for provider in providers),
-                 len(settings.synthetic_symbols))
+        log.info(
+            "ingest started: providers=%s symbols=%d",
+            ",".join(provider.name for provider in providers),
+            len(settings.synthetic_symbols),
+        )
         delivery = asyncio.create_task(writer.run(stop), name="delivery")
-        tasks = [asyncio.create_task(provider.run(writer.write, stop), name=provider.name)
-                 for provider in providers]
+        tasks = [
+            asyncio.create_task(provider.run(writer.write, stop), name=provider.name)
+            for provider in providers
+        ]
         tasks.append(asyncio.create_task(follow_demand(settings, providers, stop, progress)))
         try:
             await asyncio.gather(*tasks, delivery)
@@ -295,7 +327,11 @@ async def run_ingest(settings: Settings, stop: asyncio.Event) -> IngestCounters:
                 task.cancel()
             await asyncio.gather(*tasks, delivery, return_exceptions=True)
             counters = writer.counters
-            log.info("ingest stopped: %d ticks, %d statuses written, %d dropped, of %d records "
-                     "reported", counters.ticks, counters.statuses, counters.dropped,
-                     counters.reported)
+            log.info(
+                "ingest stopped: %d ticks, %d statuses written, %d dropped, of %d records reported",
+                counters.ticks,
+                counters.statuses,
+                counters.dropped,
+                counters.reported,
+            )
     return writer.counters

@@ -13,16 +13,38 @@ SECOND = 1_000_000
 T0 = 1_763_807_400_000_000  # 2025-11-22T10:30:00Z, a whole day plus 37 800 s
 
 
-def tick(provider: str, at: int, price: float, *, latency: int = 10 * MS,
-         symbol: str = "AAPL", kind: str = "QUOTE", seq: int | None = None,
-         bid: float | None = None, ask: float | None = None, ref: float | None = None,
-         size: float | None = None, trade_id: str | None = None) -> RawTick:
+def tick(
+    provider: str,
+    at: int,
+    price: float,
+    *,
+    latency: int = 10 * MS,
+    symbol: str = "AAPL",
+    kind: str = "QUOTE",
+    seq: int | None = None,
+    bid: float | None = None,
+    ask: float | None = None,
+    ref: float | None = None,
+    size: float | None = None,
+    trade_id: str | None = None,
+) -> RawTick:
     """A tick with event time ``T0 + at``, received ``latency`` later."""
     if kind == "TRADE" and size is None:
         size = 1.0
-    return RawTick(symbol, provider, kind, T0 + at, T0 + at + latency,
-                   seq if seq is not None else at, price, bid=bid, ask=ask,
-                   reference_price=ref, trade_id=trade_id, trade_size=size)
+    return RawTick(
+        symbol,
+        provider,
+        kind,
+        T0 + at,
+        T0 + at + latency,
+        seq if seq is not None else at,
+        price,
+        bid=bid,
+        ask=ask,
+        reference_price=ref,
+        trade_id=trade_id,
+        trade_size=size,
+    )
 
 
 def status(provider: str, at: int, state: str) -> ProviderStatus:
@@ -33,8 +55,9 @@ def status(provider: str, at: int, state: str) -> ProviderStatus:
 class Harness:
     """One partition engine fed with encoded records at consecutive offsets."""
 
-    def __init__(self, config: EngineConfig | None = None,
-                 statuses: list[ProviderStatus] = ()) -> None:
+    def __init__(
+        self, config: EngineConfig | None = None, statuses: list[ProviderStatus] = ()
+    ) -> None:
         self.timeline = StatusTimeline()
         for s in statuses:
             self.timeline.add(s)

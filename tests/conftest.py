@@ -36,11 +36,17 @@ TEST_RETENTION_HOURS = 10 * 365 * 24
 def settings(kafka_bootstrap: str) -> Settings:
     """Settings on the session broker, with a topic prefix no other test uses."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
-    retention = {f"{kind}_retention_hours": TEST_RETENTION_HOURS
-                 for kind in ("raw", "status", "quotes", "trades", "candles", "dlq")}
-    return Settings.from_env(env, kafka_bootstrap=kafka_bootstrap,
-                             topic_prefix=f"test-{uuid.uuid4().hex[:10]}", partitions=3,
-                             **retention)
+    retention = {
+        f"{kind}_retention_hours": TEST_RETENTION_HOURS
+        for kind in ("raw", "status", "quotes", "trades", "candles", "dlq")
+    }
+    return Settings.from_env(
+        env,
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=f"test-{uuid.uuid4().hex[:10]}",
+        partitions=3,
+        **retention,
+    )
 
 
 @pytest.fixture

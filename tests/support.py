@@ -29,9 +29,14 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """Start ``python -m fiml <args>``; it dies with the test process."""
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "fiml", *args], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                preexec_fn=die_with_parent())
+        return subprocess.Popen(
+            [sys.executable, "-m", "fiml", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent(),
+        )
 
 
 def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
@@ -46,8 +51,9 @@ def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
     raise TimeoutError(f"nothing listened on {host}:{port} after {timeout} s")
 
 
-async def read_topic(settings: Settings, role: str, record_type: type,
-                     strict: bool = True) -> list[tuple]:
+async def read_topic(
+    settings: Settings, role: str, record_type: type, strict: bool = True
+) -> list[tuple]:
     """Every record of a topic up to its current end: (partition, offset, decoded record);
     unless ``strict``, those that do not decode are left out."""
     topic = settings.topic(role)
@@ -92,8 +98,9 @@ async def expire_oldest(settings: Settings, role: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
-        await admin.delete_records({tp: RecordsToDelete(before_offset=1)
-                                    for tp in partitions if ends[tp] >= 2})
+        await admin.delete_records(
+            {tp: RecordsToDelete(before_offset=1) for tp in partitions if ends[tp] >= 2}
+        )
     finally:
         await admin.close()
 
@@ -115,7 +122,6 @@ def processes_with_env(marker: str) -> list[int]:
     return found
 
 
-
 Records = list[RawTick | ProviderStatus]
 
 
@@ -124,8 +130,9 @@ def has_tick(records: Records) -> bool:
     return any(isinstance(record, RawTick) for record in records)
 
 
-async def run_provider_until(provider, done: Callable[[Records], bool],
-                             limit_s: float = 10.0) -> Records:
+async def run_provider_until(
+    provider, done: Callable[[Records], bool], limit_s: float = 10.0
+) -> Records:
     """Run ``provider`` until ``done(records)`` holds; fail if that takes over ``limit_s``."""
     records: Records = []
     stop = asyncio.Event()
@@ -139,8 +146,9 @@ async def run_provider_until(provider, done: Callable[[Records], bool],
     return records
 
 
-async def poll_until(predicate: Callable[[], bool | Awaitable[bool]], within: float,
-                     interval: float = 0.2) -> None:
+async def poll_until(
+    predicate: Callable[[], bool | Awaitable[bool]], within: float, interval: float = 0.2
+) -> None:
     """Wait until ``predicate()`` (or what it returns, if awaitable) holds; fail after
     ``within`` seconds."""
     deadline = time.monotonic() + within

@@ -39,8 +39,9 @@ def market(steps: int) -> list[RawTick]:
     for step in range(steps):
         at = step * 100 * MS
         for i, provider in enumerate("abc"):
-            ticks.append(tick(provider, at + i, 100.0 + (step % 7) / 100 + i / 50,
-                              latency=(i + 1) * 10 * MS))
+            ticks.append(
+                tick(provider, at + i, 100.0 + (step % 7) / 100 + i / 50, latency=(i + 1) * 10 * MS)
+            )
         if step % 10 == 0:
             ticks.append(tick("a", at + 5, 100.0, kind="TRADE", trade_id=f"t{step}"))
     return ticks
@@ -85,13 +86,13 @@ def test_a_snapshot_leaves_the_engine_alone_and_refuses_what_is_not_ours(monkeyp
     refused(FORMAT + zlib.compress(pickle.dumps(print)), "corrupt", r"builtins\.print")
     refused(b"garbage", "format")
     refused(zlib.compress(pickle.dumps(harness.engine.config)), "format")  # no version
-    refused(FORMAT[:-1] + b"\x01" + data[len(FORMAT):], "format", "version 2")
+    refused(FORMAT[:-1] + b"\x01" + data[len(FORMAT) :], "format", "version 2")
     refused(None, "null")
     refused(FORMAT + b"garbage", "corrupt")
     refused(FORMAT + zlib.compress(pickle.dumps({})), "corrupt", "not a snapshot: a dict")
     future_protocol = pickle.dumps(0, protocol=5).replace(b"\x80\x05", b"\x80\x09", 1)
     refused(FORMAT + zlib.compress(future_protocol), "corrupt", "unsupported pickle protocol")
-    refused(data[:len(data) // 2], "truncated")
+    refused(data[: len(data) // 2], "truncated")
     refused(FORMAT + b"\x00" * MAX_SNAPSHOT_BYTES, "oversize")
 
 
@@ -104,8 +105,11 @@ def test_a_small_record_that_would_decompress_past_the_bound_is_refused_unread()
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.none() | st.binary(max_size=200) | st.binary(max_size=200).map(
-    lambda tail: FORMAT + zlib.compress(tail)))
+@given(
+    st.none()
+    | st.binary(max_size=200)
+    | st.binary(max_size=200).map(lambda tail: FORMAT + zlib.compress(tail))
+)
 def test_loading_anything_gives_an_engine_or_a_snapshot_error(data):
     with pytest.raises(SnapshotError):
         loads(data, EngineConfig(), StatusTimeline())
@@ -133,8 +137,9 @@ def test_candle_updates_are_coalesced_per_kafka_time_slot_and_closed_candles_kep
         harness = Harness()
         outputs = []
         for offset, t in enumerate(ticks):
-            record = SourceRecord(offset, b"AAPL", encode(t), 1_800_000_000_000_000
-                                  + offset * spacing_us)
+            record = SourceRecord(
+                offset, b"AAPL", encode(t), 1_800_000_000_000_000 + offset * spacing_us
+            )
             outputs += harness.engine.process(record)
         return [o for o in outputs if isinstance(o, Candle)]
 
@@ -158,8 +163,13 @@ async def produce_raw(settings: Settings, ticks: list[RawTick]) -> list[SourceRe
         records = []
         for t in ticks:
             value = encode(t)
-            meta = await producer.send_and_wait(settings.topic("ticks.raw"), value, key=b"AAPL",
-                                                partition=0, timestamp_ms=t.ts_ingest // 1000)
+            meta = await producer.send_and_wait(
+                settings.topic("ticks.raw"),
+                value,
+                key=b"AAPL",
+                partition=0,
+                timestamp_ms=t.ts_ingest // 1000,
+            )
             records.append(SourceRecord(meta.offset, b"AAPL", value, meta.timestamp * 1000))
         return records
     finally:
@@ -181,7 +191,7 @@ async def test_a_restart_replays_only_from_the_last_snapshot(topics: Settings, c
         first = Arbiter(topics, topics, feed, store)
         uninterrupted = []
         for start in range(0, 130, 10):
-            uninterrupted += await first.handle_batch(0, records[start:start + 10])
+            uninterrupted += await first.handle_batch(0, records[start : start + 10])
             await first.checkpoint(producer)
         await producer.flush()
         uninterrupted += await first.handle_batch(0, records[130:])
@@ -191,11 +201,12 @@ async def test_a_restart_replays_only_from_the_last_snapshot(topics: Settings, c
             caplog.clear()
             with caplog.at_level("INFO", logger="fiml.arbitration"):
                 resumed = await again.handle_batch(0, records[resume:])
-            assert (f"state rebuilt from {replayed} records before offset {resume} "
-                    "(snapshot at 110)") in caplog.text
+            assert (
+                f"state rebuilt from {replayed} records before offset {resume} (snapshot at 110)"
+            ) in caplog.text
             skipped = max(0, 110 - resume)
             assert resumed[:skipped] == [[]] * skipped
-            assert resumed[skipped:] == uninterrupted[resume + skipped:]
+            assert resumed[skipped:] == uninterrupted[resume + skipped :]
     finally:
         await producer.stop()
         await feed.stop()

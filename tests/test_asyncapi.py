@@ -39,10 +39,22 @@ async def test_the_document_is_valid_asyncapi_3(gateway, asyncapi_validator):
     assert list(asyncapi_validator.iter_errors(document)) == []
     assert document["asyncapi"] == "3.0.0"
     assert {c["address"] for c in document["channels"].values()} == {
-        "/ws/stream", "/ws/prices/{symbols}"}
+        "/ws/stream",
+        "/ws/prices/{symbols}",
+    }
     assert set(document["components"]["messages"]) == {
-        "subscribe", "unsubscribe", "ping", "subscription_ack", "data", "unsubscribe_ack",
-        "heartbeat", "pong", "status", "error", "replay_complete"}
+        "subscribe",
+        "unsubscribe",
+        "ping",
+        "subscription_ack",
+        "data",
+        "unsubscribe_ack",
+        "heartbeat",
+        "pong",
+        "status",
+        "error",
+        "replay_complete",
+    }
     broken = copy.deepcopy(document)
     next(iter(broken["operations"].values()))["action"] = "publish"
     assert list(asyncapi_validator.iter_errors(broken)), "the validator accepts anything"
@@ -62,8 +74,9 @@ async def test_every_frame_matches_its_message_schema(gateway):
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         frames = []
         for stream_type in ("price", "quote", "multi_asset"):
-            await ws.send(json.dumps({"type": "subscribe", "stream_type": stream_type,
-                                      "symbols": ["AAPL"]}))
+            await ws.send(
+                json.dumps({"type": "subscribe", "stream_type": stream_type, "symbols": ["AAPL"]})
+            )
             frames.append(await receive(ws, "subscription_ack"))
             frames.append(await receive(ws, "data"))
         await ws.send(json.dumps({"type": "ping"}))
@@ -71,11 +84,16 @@ async def test_every_frame_matches_its_message_schema(gateway):
         await ws.send("nonsense")
         frames.append(await receive(ws, "error"))
         frames.append(await receive(ws, "heartbeat"))
-        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price",
-                                  "symbols": None}))
+        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price", "symbols": None}))
         frames.append(await receive(ws, "unsubscribe_ack"))
     assert {frame["type"] for frame in frames} == {
-        "subscription_ack", "data", "pong", "error", "heartbeat", "unsubscribe_ack"}
+        "subscription_ack",
+        "data",
+        "pong",
+        "error",
+        "heartbeat",
+        "unsubscribe_ack",
+    }
     for frame in frames:
         check(frame)
     bad = {**frames[1], "seq": "one"}

@@ -51,8 +51,7 @@ def test_candles_close_once_event_time_passes_end_plus_lateness():
     series.add_price(T0 + 100 * MS, 1, 10.0)
     assert series.close_until(T0 + SECOND + LATENESS - 1, 5) == []
     closed = series.close_until(T0 + SECOND + LATENESS, 6)
-    assert [(c.timeframe, c.is_closed, c.revision, c.seq) for c in closed] == [
-        ("1s", True, 2, 6)]
+    assert [(c.timeframe, c.is_closed, c.revision, c.seq) for c in closed] == [("1s", True, 2, 6)]
     assert series.close_until(T0 + 10 * SECOND, 7) == []
 
 
@@ -85,8 +84,9 @@ def test_late_ticks_beyond_lateness_go_to_the_dlq_and_leave_closed_candles_alone
 # --- properties ----------------------------------------------------------------------------
 
 events = st.lists(
-    st.tuples(st.booleans(), st.integers(0, 180 * SECOND), st.floats(1.0, 1000.0),
-              st.floats(0.001, 100.0)),
+    st.tuples(
+        st.booleans(), st.integers(0, 180 * SECOND), st.floats(1.0, 1000.0), st.floats(0.001, 100.0)
+    ),
     max_size=120,
 )
 
@@ -142,8 +142,9 @@ def test_closed_candles_equal_a_recomputation_from_the_prices(items):
         if not is_trade:
             prices.append((ts, seq, price))
     for c in (c for c in records if c.is_closed):
-        inside = sorted(p for p in prices
-                        if c.open_time <= p[0] < c.open_time + TIMEFRAMES[c.timeframe])
+        inside = sorted(
+            p for p in prices if c.open_time <= p[0] < c.open_time + TIMEFRAMES[c.timeframe]
+        )
         assert (c.open, c.close) == (inside[0][2], inside[-1][2])
         assert (c.high, c.low) == (max(p[2] for p in inside), min(p[2] for p in inside))
 
@@ -152,13 +153,20 @@ def test_engine_candles_follow_the_quotes():
     harness = Harness()
     outputs = []
     for step in range(70):
-        outputs += harness.feed([tick("a", step * 100 * MS, 100.0 + step % 7 / 100),
-                                 tick("b", step * 100 * MS + 1, 100.0 + step % 5 / 100)])
+        outputs += harness.feed(
+            [
+                tick("a", step * 100 * MS, 100.0 + step % 7 / 100),
+                tick("b", step * 100 * MS + 1, 100.0 + step % 5 / 100),
+            ]
+        )
     quotes = [o for o in outputs if isinstance(o, Quote)]
     closed = [o for o in outputs if isinstance(o, Candle) and o.is_closed]
     assert closed and {c.timeframe for c in closed} == {"1s"}
     for c in closed:
-        inside = sorted((q.ts_event, q.seq, q.price) for q in quotes
-                        if c.open_time <= q.ts_event < c.open_time + SECOND)
+        inside = sorted(
+            (q.ts_event, q.seq, q.price)
+            for q in quotes
+            if c.open_time <= q.ts_event < c.open_time + SECOND
+        )
         assert (c.open, c.close) == (inside[0][2], inside[-1][2])
         assert c.high == max(p for _, _, p in inside)

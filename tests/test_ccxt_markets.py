@@ -22,8 +22,10 @@ from tests.kafka_broker import free_port
 from tests.test_demand import subscribe
 from tests.test_gateway import serve_gateway
 
-KRAKEN_ROUTES = {"/AssetPairs": Reply(fixture("ccxt/kraken_asset_pairs.json")),
-                 "/Assets": Reply(fixture("ccxt/kraken_assets.json"))}
+KRAKEN_ROUTES = {
+    "/AssetPairs": Reply(fixture("ccxt/kraken_asset_pairs.json")),
+    "/Assets": Reply(fixture("ccxt/kraken_assets.json")),
+}
 
 
 @pytest.fixture
@@ -46,9 +48,11 @@ def recorded_exchanges(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_enabled_exchanges_and_when_markets_matter() -> None:
-    assert ccxt_exchange_ids(Settings(providers=("ccxt", "ccxt:kraken", "yfinance"),
-                                      ccxt_exchanges=("binance", "kraken"))) == (
-        "binance", "kraken")
+    assert ccxt_exchange_ids(
+        Settings(
+            providers=("ccxt", "ccxt:kraken", "yfinance"), ccxt_exchanges=("binance", "kraken")
+        )
+    ) == ("binance", "kraken")
     assert ccxt_exchange_ids(Settings(providers=("ccxt:okx",))) == ("okx",)
     assert needs_exchange_markets(Settings(providers=("ccxt:okx", "yfinance")))
     assert not needs_exchange_markets(Settings(providers=("synthetic", "ccxt")))
@@ -65,30 +69,36 @@ def test_catalog_serves_the_listed_pairs_of_enabled_exchanges_only() -> None:
     assert catalog.can_serve("BTC/USD") and catalog.can_serve("EUR/USD")
     assert catalog.can_serve("AAPL")
     assert not catalog.can_serve("ETH/USDT") and not catalog.can_serve("ANY/COIN")
-    assert Catalog.from_settings(Settings(providers=("synthetic", "ccxt:kraken")),
-                                 markets).can_serve("ANY/COIN")
+    assert Catalog.from_settings(
+        Settings(providers=("synthetic", "ccxt:kraken")), markets
+    ).can_serve("ANY/COIN")
 
 
 async def test_markets_load_through_ccxt_and_a_failure_is_retried(
-        recorded_exchanges: list[str]) -> None:
+    recorded_exchanges: list[str],
+) -> None:
     markets = ExchangeMarkets()
     pairs = await asyncio.wait_for(
-        learn_exchange_markets("binance", 2.0, markets, random.Random(1)), 10)
+        learn_exchange_markets("binance", 2.0, markets, random.Random(1)), 10
+    )
     assert pairs == {"BTC/USDT", "ETH/USDT"}
     assert recorded_exchanges == ["binance", "binance"]
     assert await learn_exchange_markets("kraken", 2.0, markets) == {"BTC/USD"}
     assert markets.pairs == {"binance": {"BTC/USDT", "ETH/USDT"}, "kraken": {"BTC/USD"}}
     catalog = Catalog.from_settings(
-        Settings(providers=("ccxt",), ccxt_exchanges=("binance", "kraken")), markets)
+        Settings(providers=("ccxt",), ccxt_exchanges=("binance", "kraken")), markets
+    )
     assert catalog.can_serve("BTC/USD") and catalog.can_serve("ETH/USDT")
     assert not catalog.can_serve("DOGE/EUR")
 
 
 @pytest.mark.kafka
 async def test_the_gateway_refuses_a_pair_no_enabled_exchange_lists(
-        topics: Settings, recorded_exchanges: list[str]) -> None:
-    settings = dataclasses.replace(topics, gateway_port=free_port(),
-                                   providers=("ccxt:binance", "ccxt:kraken"))
+    topics: Settings, recorded_exchanges: list[str]
+) -> None:
+    settings = dataclasses.replace(
+        topics, gateway_port=free_port(), providers=("ccxt:binance", "ccxt:kraken")
+    )
     async with serve_gateway(settings) as app:
         for _ in range(100):
             if set(app.state.exchange_markets.pairs) == {"binance", "kraken"}:

@@ -47,18 +47,21 @@ def test_universe_lingers_after_demand_ends() -> None:
     assert universe.update([], NOW + 301 * S) == frozenset()
 
 
-@pytest.mark.parametrize(("providers", "symbol", "served"), [
-    (("synthetic",), "ZZZZ", True),
-    (("synthetic", "ccxt"), "WHATEVER/COIN", True),
-    (("ccxt",), "BTC/USDT", True),
-    (("ccxt",), "AMD", False),
-    (("ccxt", "yfinance"), "AMD", True),
-    (("ccxt", "yfinance"), "ZZZZ", False),
-    (("yfinance",), "EUR/USD", True),
-    (("yfinance",), "BTC/USDT", False),
-    (("ccxt",), "EUR/USD", False),
-    (("yfinance",), "AAPL", True),
-])
+@pytest.mark.parametrize(
+    ("providers", "symbol", "served"),
+    [
+        (("synthetic",), "ZZZZ", True),
+        (("synthetic", "ccxt"), "WHATEVER/COIN", True),
+        (("ccxt",), "BTC/USDT", True),
+        (("ccxt",), "AMD", False),
+        (("ccxt", "yfinance"), "AMD", True),
+        (("ccxt", "yfinance"), "ZZZZ", False),
+        (("yfinance",), "EUR/USD", True),
+        (("yfinance",), "BTC/USDT", False),
+        (("ccxt",), "EUR/USD", False),
+        (("yfinance",), "AAPL", True),
+    ],
+)
 def test_catalog(providers: tuple[str, ...], symbol: str, served: bool) -> None:
     assert Catalog.from_settings(Settings(providers=providers)).can_serve(symbol) is served
 
@@ -88,8 +91,7 @@ async def test_providers_take_the_demanded_symbols_they_can_serve() -> None:
 
 async def subscribe(port: int, symbols: list[str]) -> dict:
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": symbols}))
+        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price", "symbols": symbols}))
         return json.loads(await asyncio.wait_for(ws.recv(), 10))
 
 
@@ -100,10 +102,13 @@ async def test_a_subscription_outside_the_universe_reaches_ingest(topics: Settin
     stop = asyncio.Event()
     ingest = asyncio.create_task(run_ingest(settings, stop))
     try:
-        async with serve_gateway(settings), websockets.connect(
-                f"ws://127.0.0.1:{settings.gateway_port}/ws/stream") as ws:
-            await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                      "symbols": ["AMD"]}))
+        async with (
+            serve_gateway(settings),
+            websockets.connect(f"ws://127.0.0.1:{settings.gateway_port}/ws/stream") as ws,
+        ):
+            await ws.send(
+                json.dumps({"type": "subscribe", "stream_type": "price", "symbols": ["AMD"]})
+            )
             ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert ack["type"] == "subscription_ack" and ack["symbols"] == ["AMD"]
             for _ in range(60):

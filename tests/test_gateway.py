@@ -19,16 +19,38 @@ from schemas.records import micros_to_iso
 from tests.kafka_broker import free_port
 
 BASE_US = 1_764_000_000_000_000
-SPEC_PRICE_FIELDS = ["symbol", "price", "change", "change_percent", "volume", "timestamp",
-                     "provider", "confidence"]
+SPEC_PRICE_FIELDS = [
+    "symbol",
+    "price",
+    "change",
+    "change_percent",
+    "volume",
+    "timestamp",
+    "provider",
+    "confidence",
+]
 
 
 def make_quote(symbol: str, price: float, seq: int, **fields) -> Quote:
-    return Quote(symbol=symbol, ts_event=BASE_US + seq, ts_ingest=BASE_US + seq + 50, seq=seq,
-                 price=price, provider="synthetic:alpha", confidence=0.9, bid=price - 0.01,
-                 ask=price + 0.01, bid_size=3.0, ask_size=4.0, volume=1000.0 + seq,
-                 change=price - 100, change_percent=round(price - 100, 4), reference_price=100.0,
-                 providers=["synthetic:alpha"], **fields)
+    return Quote(
+        symbol=symbol,
+        ts_event=BASE_US + seq,
+        ts_ingest=BASE_US + seq + 50,
+        seq=seq,
+        price=price,
+        provider="synthetic:alpha",
+        confidence=0.9,
+        bid=price - 0.01,
+        ask=price + 0.01,
+        bid_size=3.0,
+        ask_size=4.0,
+        volume=1000.0 + seq,
+        change=price - 100,
+        change_percent=round(price - 100, 4),
+        reference_price=100.0,
+        providers=["synthetic:alpha"],
+        **fields,
+    )
 
 
 async def publish(settings, *quotes: Quote) -> None:
@@ -36,8 +58,9 @@ async def publish(settings, *quotes: Quote) -> None:
     await producer.start()
     try:
         for quote in quotes:
-            await producer.send_and_wait(settings.topic("quotes"), encode(quote),
-                                         key=quote.symbol.encode())
+            await producer.send_and_wait(
+                settings.topic("quotes"), encode(quote), key=quote.symbol.encode()
+            )
     finally:
         await producer.stop()
 
@@ -48,8 +71,9 @@ async def until_known(app, *quotes) -> None:
     book = app.state.market.quotes
     for _ in range(500):
         latest = [book.latest(q.symbol) for q in quotes]
-        if all(have is not None and have.seq >= q.seq for have, q in zip(latest, quotes,
-                                                                        strict=True)):
+        if all(
+            have is not None and have.seq >= q.seq for have, q in zip(latest, quotes, strict=True)
+        ):
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the gateway never took in the published quotes")
@@ -62,9 +86,15 @@ async def serve_gateway(settings, wait_ready: bool = True):
     With ``wait_ready`` the block starts once the gateway reads its topics.
     """
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.gateway_port, log_level="warning",
-                            ws="websockets-sansio", lifespan="on",
-                            ws_max_size=4 * settings.max_message_bytes)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=settings.gateway_port,
+        log_level="warning",
+        ws="websockets-sansio",
+        lifespan="on",
+        ws_max_size=4 * settings.max_message_bytes,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(200):
@@ -104,10 +134,19 @@ async def test_price_subscription_streams_quotes_from_the_topic(gateway):
     await publish(settings, *first)
     await until_known(app, *first)
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await ws.send(json.dumps({
-            "type": "subscribe", "stream_type": "price", "symbols": ["AAPL", "btc/usdt"],
-            "asset_type": "equity", "market": "US", "interval_ms": 1000, "data_type": "price",
-        }))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "price",
+                    "symbols": ["AAPL", "btc/usdt"],
+                    "asset_type": "equity",
+                    "market": "US",
+                    "interval_ms": 1000,
+                    "data_type": "price",
+                }
+            )
+        )
         ack = await receive(ws, "subscription_ack")
         assert ack["symbols"] == ["AAPL", "BTC/USDT"]
         assert ack["interval_ms"] == 1000 and ack["stream_type"] == "price"
@@ -132,8 +171,16 @@ async def test_price_subscription_streams_quotes_from_the_topic(gateway):
 async def test_values_conflate_to_the_latest_within_an_interval(gateway):
     settings, port, _ = gateway
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": ["MSFT"], "interval_ms": 2000}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "price",
+                    "symbols": ["MSFT"],
+                    "interval_ms": 2000,
+                }
+            )
+        )
         await receive(ws, "subscription_ack")
         await publish(settings, *(make_quote("MSFT", 400.0 + i, 10 + i) for i in range(5)))
         data = await receive(ws, "data")
@@ -145,17 +192,24 @@ async def test_connections_endpoint_counts_what_is_subscribed_now(gateway):
     url = f"http://127.0.0.1:{port}/ws/connections"
     async with httpx.AsyncClient() as http:
         assert (await http.get(url)).json() == {
-            "active_connections": 0, "total_subscriptions": 0, "subscribed_symbols": []}
+            "active_connections": 0,
+            "total_subscriptions": 0,
+            "subscribed_symbols": [],
+        }
         async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
             for symbols in (["TSLA", "AAPL"], ["AAPL"]):
-                await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                          "symbols": symbols}))
+                await ws.send(
+                    json.dumps({"type": "subscribe", "stream_type": "price", "symbols": symbols})
+                )
                 await receive(ws, "subscription_ack")
             assert (await http.get(url)).json() == {
-                "active_connections": 1, "total_subscriptions": 2,
-                "subscribed_symbols": ["AAPL", "TSLA"]}
-            await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price",
-                                      "symbols": ["TSLA"]}))
+                "active_connections": 1,
+                "total_subscriptions": 2,
+                "subscribed_symbols": ["AAPL", "TSLA"],
+            }
+            await ws.send(
+                json.dumps({"type": "unsubscribe", "stream_type": "price", "symbols": ["TSLA"]})
+            )
             await receive(ws, "unsubscribe_ack")
             assert (await http.get(url)).json()["subscribed_symbols"] == ["AAPL"]
         for _ in range(50):
@@ -163,19 +217,30 @@ async def test_connections_endpoint_counts_what_is_subscribed_now(gateway):
             if summary["active_connections"] == 0:
                 break
             await asyncio.sleep(0.1)
-        assert summary == {"active_connections": 0, "total_subscriptions": 0,
-                           "subscribed_symbols": []}
+        assert summary == {
+            "active_connections": 0,
+            "total_subscriptions": 0,
+            "subscribed_symbols": [],
+        }
 
 
-@pytest.mark.parametrize(("frame", "code"), [
-    ("{not json", "INVALID_JSON"),
-    ("[1, 2]", "INVALID_JSON"),
-    ('{"type": "launch"}', "INVALID_MESSAGE_TYPE"),
-    ('{"type": "subscribe", "stream_type": "price", "symbols": []}', "SUBSCRIPTION_ERROR"),
-    ('{"type": "subscribe", "stream_type": "price", "symbols": ["A"], "interval_ms": 99}',
-     "SUBSCRIPTION_ERROR"),
-    ('{"type": "unsubscribe", "stream_type": "price", "symbols": ["NOPE"]}', "UNSUBSCRIBE_ERROR"),
-])
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", "INVALID_JSON"),
+        ("[1, 2]", "INVALID_JSON"),
+        ('{"type": "launch"}', "INVALID_MESSAGE_TYPE"),
+        ('{"type": "subscribe", "stream_type": "price", "symbols": []}', "SUBSCRIPTION_ERROR"),
+        (
+            '{"type": "subscribe", "stream_type": "price", "symbols": ["A"], "interval_ms": 99}',
+            "SUBSCRIPTION_ERROR",
+        ),
+        (
+            '{"type": "unsubscribe", "stream_type": "price", "symbols": ["NOPE"]}',
+            "UNSUBSCRIBE_ERROR",
+        ),
+    ],
+)
 async def test_bad_messages_get_error_frames_and_the_connection_stays_usable(gateway, frame, code):
     _, port, _ = gateway
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
@@ -217,22 +282,39 @@ async def test_prices_path_with_bad_symbols_gets_an_error_and_close_1008(gateway
 async def test_unsubscribe_by_symbols_and_by_null(gateway):
     settings, port, _ = gateway
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": ["AAPL", "MSFT"], "interval_ms": 100}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "price",
+                    "symbols": ["AAPL", "MSFT"],
+                    "interval_ms": 100,
+                }
+            )
+        )
         first = await receive(ws, "subscription_ack")
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": ["TSLA"], "interval_ms": 100}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "price",
+                    "symbols": ["TSLA"],
+                    "interval_ms": 100,
+                }
+            )
+        )
         second = await receive(ws, "subscription_ack")
-        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price",
-                                  "symbols": ["MSFT"]}))
+        await ws.send(
+            json.dumps({"type": "unsubscribe", "stream_type": "price", "symbols": ["MSFT"]})
+        )
         partial = await receive(ws, "unsubscribe_ack")
         assert partial["symbols"] == ["MSFT"] and partial["subscription_ids"] == []
-        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price",
-                                  "symbols": None}))
+        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price", "symbols": None}))
         everything = await receive(ws, "unsubscribe_ack")
         assert sorted(everything["symbols"]) == ["AAPL", "TSLA"]
         assert sorted(everything["subscription_ids"]) == sorted(
-            [first["subscription_id"], second["subscription_id"]])
+            [first["subscription_id"], second["subscription_id"]]
+        )
         await publish(settings, make_quote("AAPL", 150.0, 30))
         with pytest.raises(TimeoutError):
             await receive(ws, "data", within=1.0)
@@ -241,8 +323,9 @@ async def test_unsubscribe_by_symbols_and_by_null(gateway):
 async def test_heartbeat_reports_active_subscriptions(gateway):
     _, port, _ = gateway
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": ["AAPL"]}))
+        await ws.send(
+            json.dumps({"type": "subscribe", "stream_type": "price", "symbols": ["AAPL"]})
+        )
         await receive(ws, "subscription_ack")
         message = await receive(ws, "heartbeat", within=5)
         assert message["active_subscriptions"] == 1 and message["timestamp"].endswith("Z")

@@ -33,37 +33,77 @@ from schemas.records import Candle, Quote, Trade, micros_to_iso
 BASE_US = 1_764_000_000_000_000
 MINUTE_US = 60_000_000
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-SPEC_PRICE_FIELDS = ["symbol", "price", "change", "change_percent", "volume", "timestamp",
-                     "provider", "confidence"]
+SPEC_PRICE_FIELDS = [
+    "symbol",
+    "price",
+    "change",
+    "change_percent",
+    "volume",
+    "timestamp",
+    "provider",
+    "confidence",
+]
 QUOTE_FIELDS = [*SPEC_PRICE_FIELDS, "bid", "ask", "bid_size", "ask_size", "providers", "scores"]
-SPEC_OHLCV_FIELDS = ["symbol", "timestamp", "open", "high", "low", "close", "volume",
-                     "is_closed"]
-PROPERTY = settings(max_examples=200, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SPEC_OHLCV_FIELDS = ["symbol", "timestamp", "open", "high", "low", "close", "volume", "is_closed"]
+PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def quote(symbol: str, price: float, seq: int, **fields) -> Quote:
-    values = {"bid": price - 0.5, "ask": price + 0.5, "bid_size": 7.0, "ask_size": 9.0,
-              "volume": 1000.0 + seq, "change": price - 100.0,
-              "change_percent": round(price - 100.0, 4), "reference_price": 100.0,
-              "providers": ["synthetic:alpha"]}
+    values = {
+        "bid": price - 0.5,
+        "ask": price + 0.5,
+        "bid_size": 7.0,
+        "ask_size": 9.0,
+        "volume": 1000.0 + seq,
+        "change": price - 100.0,
+        "change_percent": round(price - 100.0, 4),
+        "reference_price": 100.0,
+        "providers": ["synthetic:alpha"],
+    }
     values.update(fields)
-    return Quote(symbol=symbol, ts_event=BASE_US + seq, ts_ingest=BASE_US + seq + 10, seq=seq,
-                 price=price, provider="synthetic:alpha", confidence=0.9, **values)
+    return Quote(
+        symbol=symbol,
+        ts_event=BASE_US + seq,
+        ts_ingest=BASE_US + seq + 10,
+        seq=seq,
+        price=price,
+        provider="synthetic:alpha",
+        confidence=0.9,
+        **values,
+    )
 
 
-def candle(symbol: str, bucket: int, revision: int, *, closed: bool = False,
-           timeframe: str = "1m") -> Candle:
+def candle(
+    symbol: str, bucket: int, revision: int, *, closed: bool = False, timeframe: str = "1m"
+) -> Candle:
     """A candle whose prices identify its bucket and revision."""
     close = 100.0 + bucket + revision / 1000
-    return Candle(symbol=symbol, timeframe=timeframe, open_time=BASE_US + bucket * MINUTE_US,
-                  open=100.0 + bucket, high=close + 1, low=99.0, close=close,
-                  volume=10.0 * revision, is_closed=closed, revision=revision, seq=revision)
+    return Candle(
+        symbol=symbol,
+        timeframe=timeframe,
+        open_time=BASE_US + bucket * MINUTE_US,
+        open=100.0 + bucket,
+        high=close + 1,
+        low=99.0,
+        close=close,
+        volume=10.0 * revision,
+        is_closed=closed,
+        revision=revision,
+        seq=revision,
+    )
 
 
 def trade(symbol: str, trade_id: str, provider: str = "synthetic:alpha", n: int = 0) -> Trade:
-    return Trade(symbol=symbol, trade_id=trade_id, provider=provider, ts_event=BASE_US + n,
-                 ts_ingest=BASE_US + n + 5, price=100.0 + n, amount=1.0 + n, side="buy")
+    return Trade(
+        symbol=symbol,
+        trade_id=trade_id,
+        provider=provider,
+        ts_event=BASE_US + n,
+        ts_ingest=BASE_US + n + 5,
+        price=100.0 + n,
+        amount=1.0 + n,
+        side="buy",
+    )
 
 
 def sub(stream_type: StreamType, *symbols: str, timeframe: str = "1m") -> Subscription:
@@ -115,8 +155,7 @@ def test_a_new_subscription_gets_a_snapshot_of_every_known_symbol():
     book.update(quote("AAPL", 101.0, 1))
     book.update(quote("BTC/USDT", 65000.0, 2))
     items = decoded(book.collect(sub(StreamType.MULTI_ASSET, "AAPL", "BTC/USDT", "MSFT")))
-    assert [(i["symbol"], i["price"]) for i in items] == [("AAPL", 101.0),
-                                                          ("BTC/USDT", 65000.0)]
+    assert [(i["symbol"], i["price"]) for i in items] == [("AAPL", 101.0), ("BTC/USDT", 65000.0)]
 
 
 def test_price_item_has_exactly_the_spec_fields_in_order():
@@ -125,9 +164,16 @@ def test_price_item_has_exactly_the_spec_fields_in_order():
     [text] = book.collect(sub(StreamType.PRICE, "AAPL"))
     item = json.loads(text)
     assert list(item) == SPEC_PRICE_FIELDS
-    assert item == {"symbol": "AAPL", "price": 195.5, "change": 95.5, "change_percent": 95.5,
-                    "volume": 1007.0, "timestamp": micros_to_iso(BASE_US + 7),
-                    "provider": "synthetic:alpha", "confidence": 0.9}
+    assert item == {
+        "symbol": "AAPL",
+        "price": 195.5,
+        "change": 95.5,
+        "change_percent": 95.5,
+        "volume": 1007.0,
+        "timestamp": micros_to_iso(BASE_US + 7),
+        "provider": "synthetic:alpha",
+        "confidence": 0.9,
+    }
     assert ISO_Z.match(item["timestamp"])
 
 
@@ -138,7 +184,11 @@ def test_quote_item_adds_the_top_of_book():
     item = json.loads(text)
     assert list(item) == QUOTE_FIELDS
     assert (item["bid"], item["ask"], item["bid_size"], item["ask_size"]) == (
-        195.25, 195.75, 12.0, 8.5)
+        195.25,
+        195.75,
+        12.0,
+        8.5,
+    )
     assert item["price"] == 195.5
 
 
@@ -165,8 +215,12 @@ def test_quote_items_are_encoded_once_and_shared():
 
 quote_ops = st.lists(
     st.one_of(
-        st.tuples(st.just("update"), st.sampled_from(["AAPL", "MSFT", "BTC/USDT"]),
-                  st.integers(1, 30), st.integers(0, 10_000)),
+        st.tuples(
+            st.just("update"),
+            st.sampled_from(["AAPL", "MSFT", "BTC/USDT"]),
+            st.integers(1, 30),
+            st.integers(0, 10_000),
+        ),
         st.tuples(st.just("collect")),
     ),
     max_size=60,
@@ -192,8 +246,11 @@ def test_latest_quotes_property_conflates_to_the_highest_seq(ops):
                 changed.add(symbol)
         else:
             items = decoded(book.collect(subscription))
-            expected = [(s, kept[s][1], micros_to_iso(BASE_US + kept[s][0]))
-                        for s in symbols if s in changed]
+            expected = [
+                (s, kept[s][1], micros_to_iso(BASE_US + kept[s][0]))
+                for s in symbols
+                if s in changed
+            ]
             assert [(i["symbol"], i["price"], i["timestamp"]) for i in items] == expected
             changed.clear()
 
@@ -221,7 +278,12 @@ def test_candle_item_has_the_spec_fields_then_timeframe():
     assert list(item) == [*SPEC_OHLCV_FIELDS, "timeframe"]
     assert item["timestamp"] == micros_to_iso(BASE_US + 2 * MINUTE_US)
     assert (item["open"], item["high"], item["low"], item["close"], item["volume"]) == (
-        102.0, 103.001, 99.0, 102.001, 10.0)
+        102.0,
+        103.001,
+        99.0,
+        102.001,
+        10.0,
+    )
     assert item["is_closed"] is True and item["timeframe"] == "1m"
 
 
@@ -246,8 +308,11 @@ def test_later_collects_return_every_bucket_updated_since_oldest_first_in_latest
     store.update(candle("BTC/USDT", 3, 1))
     items = decoded(store.collect(subscription))
     assert [(i["open"], i["close"], i["is_closed"]) for i in items] == [
-        (100.0, 100.003, True), (101.0, 101.002, True), (102.0, 102.001, True),
-        (103.0, 103.001, False)]
+        (100.0, 100.003, True),
+        (101.0, 101.002, True),
+        (102.0, 102.001, True),
+        (103.0, 103.001, False),
+    ]
 
 
 def test_candle_timeframes_and_symbols_are_separate_series():
@@ -258,8 +323,7 @@ def test_candle_timeframes_and_symbols_are_separate_series():
     five = decoded(store.collect(sub(StreamType.OHLCV, "BTC/USDT", timeframe="5m")))
     assert [(i["symbol"], i["timeframe"]) for i in five] == [("BTC/USDT", "5m")]
     both = decoded(store.collect(sub(StreamType.OHLCV, "BTC/USDT", "ETH/USDT")))
-    assert [(i["symbol"], i["timeframe"]) for i in both] == [("BTC/USDT", "1m"),
-                                                             ("ETH/USDT", "1m")]
+    assert [(i["symbol"], i["timeframe"]) for i in both] == [("BTC/USDT", "1m"), ("ETH/USDT", "1m")]
 
 
 def test_candle_items_are_encoded_once_and_shared():
@@ -324,11 +388,16 @@ def candle_histories(draw):
     update), later revisions of any bucket interleave freely, and some updates repeat or lower
     a revision (those must be ignored).
     """
-    raw = draw(st.lists(
-        st.one_of(st.tuples(st.just("update"), st.integers(0, 5), st.booleans(),
-                            st.integers(0, 3)),
-                  st.tuples(st.just("collect"))),
-        min_size=1, max_size=50))
+    raw = draw(
+        st.lists(
+            st.one_of(
+                st.tuples(st.just("update"), st.integers(0, 5), st.booleans(), st.integers(0, 3)),
+                st.tuples(st.just("collect")),
+            ),
+            min_size=1,
+            max_size=50,
+        )
+    )
     first = draw(st.integers(0, 5))
     raw = [("update", first, False, 0), *raw]
     order: dict[int, int] = {}
@@ -374,8 +443,10 @@ def test_candle_property_no_bucket_update_is_lost(ops):
         assert buckets == sorted(buckets) and len(set(buckets)) == len(buckets)
         for item, bucket in zip(items, buckets, strict=True):
             revision, closed = state[bucket]
-            assert (item["close"], item["is_closed"]) == (candle("BTC/USDT", bucket, revision,
-                                                                 closed=closed).close, closed)
+            assert (item["close"], item["is_closed"]) == (
+                candle("BTC/USDT", bucket, revision, closed=closed).close,
+                closed,
+            )
             seen_last[bucket] = (item["close"], item["is_closed"])
         if collected_once:
             assert set(buckets) == dirty
@@ -412,9 +483,15 @@ def test_trade_item_fields():
     store.collect(subscription)
     store.update(trade("BTC/USDT", "t9", n=3))
     [item] = decoded(store.collect(subscription))
-    assert item == {"symbol": "BTC/USDT", "id": "t9", "price": 103.0, "amount": 4.0,
-                    "side": "buy", "timestamp": micros_to_iso(BASE_US + 3),
-                    "provider": "synthetic:alpha"}
+    assert item == {
+        "symbol": "BTC/USDT",
+        "id": "t9",
+        "price": 103.0,
+        "amount": 4.0,
+        "side": "buy",
+        "timestamp": micros_to_iso(BASE_US + 3),
+        "provider": "synthetic:alpha",
+    }
 
 
 def test_duplicate_trades_by_provider_and_id_are_dropped():
@@ -425,8 +502,10 @@ def test_duplicate_trades_by_provider_and_id_are_dropped():
     store.update(trade("BTC/USDT", "t1", "synthetic:alpha", n=7))
     store.update(trade("BTC/USDT", "t1", "synthetic:beta"))
     items = decoded(store.collect(subscription))
-    assert [(i["id"], i["provider"]) for i in items] == [("t1", "synthetic:alpha"),
-                                                         ("t1", "synthetic:beta")]
+    assert [(i["id"], i["provider"]) for i in items] == [
+        ("t1", "synthetic:alpha"),
+        ("t1", "synthetic:beta"),
+    ]
 
 
 def test_trades_are_encoded_once_and_shared():
@@ -507,8 +586,12 @@ def test_a_duplicate_is_dropped_while_its_original_is_kept_and_sent_once_it_left
 
 trade_ops = st.lists(
     st.one_of(
-        st.tuples(st.just("trade"), st.sampled_from(["BTC/USDT", "ETH/USDT"]),
-                  st.integers(0, 25), st.sampled_from(["synthetic:alpha", "synthetic:beta"])),
+        st.tuples(
+            st.just("trade"),
+            st.sampled_from(["BTC/USDT", "ETH/USDT"]),
+            st.integers(0, 25),
+            st.sampled_from(["synthetic:alpha", "synthetic:beta"]),
+        ),
         st.tuples(st.just("collect")),
     ),
     max_size=80,
@@ -566,8 +649,14 @@ def test_data_message_envelope_and_seq_from_one():
         book.update(quote("AAPL", 100.0 + seq, seq))
         items = book.collect(subscription)
         message = json.loads(subscription.data_message(items))
-        assert set(message) == {"type", "stream_type", "subscription_id", "timestamp", "seq",
-                                "data"}
+        assert set(message) == {
+            "type",
+            "stream_type",
+            "subscription_id",
+            "timestamp",
+            "seq",
+            "data",
+        }
         assert list(message)[:4] == ["type", "stream_type", "subscription_id", "timestamp"]
         assert message["type"] == "data" and message["stream_type"] == "quote"
         assert message["subscription_id"] == subscription.id
@@ -587,17 +676,20 @@ def test_seq_is_per_subscription_and_ids_are_unique():
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
 
 @PROPERTY
-@given(values=st.lists(json_values, max_size=6),
-       stream_type=st.sampled_from(list(StreamType)))
+@given(values=st.lists(json_values, max_size=6), stream_type=st.sampled_from(list(StreamType)))
 def test_data_message_is_valid_json_around_any_encoded_items(values, stream_type):
     subscription = Subscription(stream_type, ["AAPL"], 1000)
     items = [json.dumps(value) for value in values]
@@ -640,8 +732,13 @@ def test_token_bucket_never_saves_more_than_burst():
 
 @st.composite
 def request_times(draw):
-    gaps = draw(st.lists(st.one_of(st.just(0.0), st.floats(0.0, 0.5), st.floats(0.0, 5.0)),
-                         min_size=1, max_size=300))
+    gaps = draw(
+        st.lists(
+            st.one_of(st.just(0.0), st.floats(0.0, 0.5), st.floats(0.0, 5.0)),
+            min_size=1,
+            max_size=300,
+        )
+    )
     times, now = [], 1000.0
     for gap in gaps:
         now += gap
@@ -661,12 +758,16 @@ def test_token_bucket_never_grants_more_than_burst_plus_rate_times_window(rate, 
     for j, moment in enumerate(granted):
         lowest = min(lowest, j - rate * moment)
         assert (j - rate * moment) - lowest <= burst - 1 + 1e-6, (
-            f"more than {burst} + {rate} * window tokens granted up to t={moment}")
+            f"more than {burst} + {rate} * window tokens granted up to t={moment}"
+        )
 
 
 @PROPERTY
-@given(rate=st.floats(0.5, 200.0), burst=st.integers(1, 50),
-       gaps=st.lists(st.floats(1.0, 3.0), min_size=1, max_size=100))
+@given(
+    rate=st.floats(0.5, 200.0),
+    burst=st.integers(1, 50),
+    gaps=st.lists(st.floats(1.0, 3.0), min_size=1, max_size=100),
+)
 def test_token_bucket_never_refuses_a_client_within_the_rate(rate, burst, gaps):
     now = 0.0
     bucket = TokenBucket(rate, float(burst), now)
@@ -674,4 +775,3 @@ def test_token_bucket_never_refuses_a_client_within_the_rate(rate, burst, gaps):
     for gap in gaps:
         now += gap * 1.000001 / rate
         assert bucket.take(now)
-

@@ -88,8 +88,9 @@ async def test_healthz_answers_while_readyz_waits_for_the_check(health_server):
         assert head.status_code == 200 and head.content == b""
 
 
-async def test_a_malformed_request_gets_400_and_a_silent_client_is_dropped(health_server,
-                                                                           monkeypatch):
+async def test_a_malformed_request_gets_400_and_a_silent_client_is_dropped(
+    health_server, monkeypatch
+):
     server, _ = health_server
     monkeypatch.setattr("fiml.health.READ_TIMEOUT", 0.2)
     response = await raw_request(server.port, b"nonsense\r\n\r\n")
@@ -99,7 +100,8 @@ async def test_a_malformed_request_gets_400_and_a_silent_client_is_dropped(healt
         overlong = await raw_request(server.port, b"GET /" + b"x" * 100_000 + b"\r\n\r\n")
     assert overlong == b""
     assert (await raw_request(server.port, b"GET /healthz HTTP/1.1\r\n\r\n")).startswith(
-        b"HTTP/1.1 200 OK\r\n")
+        b"HTTP/1.1 200 OK\r\n"
+    )
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     async with asyncio.timeout(10):
         assert await reader.read() == b""  # closed after the read timeout, no answer
@@ -170,8 +172,9 @@ async def test_a_faust_worker_is_ready_once_assigned_and_not_while_rebalancing(m
         await service.on_stop()
 
 
-async def poll(url: str, within: float = SERVICE_START_TIMEOUT,
-               process: subprocess.Popen | None = None) -> list[int]:
+async def poll(
+    url: str, within: float = SERVICE_START_TIMEOUT, process: subprocess.Popen | None = None
+) -> list[int]:
     """Status codes of ``url``, polled until it answers 200; connection errors are skipped.
 
     Fails at once if ``process``, the server, has exited.
@@ -193,8 +196,10 @@ async def poll(url: str, within: float = SERVICE_START_TIMEOUT,
 @pytest.mark.parametrize("command", ["ingest", "arbitrate"])
 async def test_a_spawned_service_answers_health_and_stops_cleanly(command, topics, tmp_path):
     port = free_port()
-    env = service_env(dataclasses.replace(topics, synthetic_symbols=("AAPL", "BTC/USDT")),
-                      FIML_HEALTH_PORT=str(port))
+    env = service_env(
+        dataclasses.replace(topics, synthetic_symbols=("AAPL", "BTC/USDT")),
+        FIML_HEALTH_PORT=str(port),
+    )
     log = tmp_path / f"{command}.log"
     process = spawn([command], env, log)
     try:

@@ -52,7 +52,8 @@ def test_a_record_that_is_not_ours_is_counted_logged_with_where_it_is_and_skippe
 
 
 def test_the_log_is_rate_limited_per_topic_and_reason_and_says_what_it_left_out(
-        caplog, monkeypatch):
+    caplog, monkeypatch
+):
     clock = Clock()
     monkeypatch.setattr(intake, "_throttle", intake._Throttle(clock))
     with caplog.at_level(logging.WARNING, logger="fiml.intake"):
@@ -75,23 +76,29 @@ def test_a_check_that_fails_skips_the_record_as_invalid():
     assert skipped("t.intake", "invalid") == before + 1
 
 
-@pytest.mark.parametrize("record", [
-    Demand("AMD", "gw", -1, NOW, 60.0),
-    Demand("amd", "gw", 1, NOW, 60.0),
-    Demand("", "gw", 1, NOW, 60.0),
-    Demand("AMD", "gw", 1, NOW, float("nan")),
-    Demand("AMD", "gw", 1, NOW, float("inf")),
-    Demand("AMD", "gw", 1, NOW, 0.0),
-])
+@pytest.mark.parametrize(
+    "record",
+    [
+        Demand("AMD", "gw", -1, NOW, 60.0),
+        Demand("amd", "gw", 1, NOW, 60.0),
+        Demand("", "gw", 1, NOW, 60.0),
+        Demand("AMD", "gw", 1, NOW, float("nan")),
+        Demand("AMD", "gw", 1, NOW, float("inf")),
+        Demand("AMD", "gw", 1, NOW, 0.0),
+    ],
+)
 def test_demand_ingest_cannot_use_is_refused(record):
     with pytest.raises(ValueError):
         check_demand(record)
 
 
-@pytest.mark.parametrize("status", [
-    ProviderStatus("p", NOW, "BROKEN"),
-    ProviderStatus("p", 2**62, "UP"),
-])
+@pytest.mark.parametrize(
+    "status",
+    [
+        ProviderStatus("p", NOW, "BROKEN"),
+        ProviderStatus("p", 2**62, "UP"),
+    ],
+)
 def test_statuses_clients_cannot_be_told_of_are_refused(status):
     with pytest.raises((ValueError, OverflowError)):
         check_status(status)
@@ -127,11 +134,15 @@ def test_progress_stalls_only_while_records_wait_and_nothing_moves():
 
 def test_healthz_answers_503_while_the_liveness_check_fails():
     alive = [True]
-    server = HealthServer("127.0.0.1", 0, lambda: False, lambda: alive[0],
-                          lambda: "broker unavailable (no broker); 7 records buffered")
+    server = HealthServer(
+        "127.0.0.1",
+        0,
+        lambda: False,
+        lambda: alive[0],
+        lambda: "broker unavailable (no broker); 7 records buffered",
+    )
     assert server.answer("GET", "/healthz")[0] == 200
     alive[0] = False
-    assert server.answer("GET", "/healthz") == (503, "application/json",
-                                                b'{"status": "stalled"}')
+    assert server.answer("GET", "/healthz") == (503, "application/json", b'{"status": "stalled"}')
     code, _, body = server.answer("GET", "/readyz")
     assert code == 503 and b"broker unavailable" in body

@@ -15,4 +15,3 @@ LAST_US = 253_402_300_799_999_999
 @given(st.integers(min_value=FIRST_US, max_value=LAST_US))
 def test_item_time_is_micros_to_iso(micros: int) -> None:
     assert item_time(micros) == micros_to_iso(micros)
-

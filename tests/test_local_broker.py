@@ -20,8 +20,13 @@ from tests.support import service_env
 
 
 def fiml(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fiml", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "fiml", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 async def coordinates_groups_at_once(bootstrap: str) -> bool:
@@ -76,9 +81,12 @@ async def test_topics_create_is_idempotent_with_partitions_and_retention(setting
         described = await admin.describe_topics([spec.name for spec in specs.values()])
         partitions = {entry["topic"]: len(entry["partitions"]) for entry in described}
         assert partitions == {spec.name: settings.partitions for spec in specs.values()}
-        responses = await admin.describe_configs([
-            ConfigResource(ConfigResourceType.TOPIC, specs[role].name)
-            for role in ("ticks.raw", "candles", "demand")])
+        responses = await admin.describe_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, specs[role].name)
+                for role in ("ticks.raw", "candles", "demand")
+            ]
+        )
         configs = {}
         for response in responses:
             for _, _, _, name, entries in response.resources:

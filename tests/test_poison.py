@@ -72,22 +72,40 @@ SENSELESS = {
     Candle: Candle("AAPL", "1m", FAR, 1.0, 2.0, 0.5, 1.5, 1.0, False, 1, 2),
     Trade: Trade("AAPL", "t-2", "test:a", FAR, NOW, 100.0, 1.0),
 }
-TOPICS = {"ticks.raw": RawTick, "provider.status": ProviderStatus, "demand": Demand,
-          "quotes": Quote, "candles": Candle, "trades": Trade}
+TOPICS = {
+    "ticks.raw": RawTick,
+    "provider.status": ProviderStatus,
+    "demand": Demand,
+    "quotes": Quote,
+    "candles": Candle,
+    "trades": Trade,
+}
 # Which service reads which topic and so counts its poison ("invalid": the senseless record).
-READERS = {"ticks.raw": {"arbitrate": False}, "provider.status": {"arbitrate": False,
-                                                                    "gateway": True},
-           "demand": {"ingest": True}, "quotes": {"gateway": True},
-           "candles": {"gateway": True}, "trades": {"gateway": True}}
+READERS = {
+    "ticks.raw": {"arbitrate": False},
+    "provider.status": {"arbitrate": False, "gateway": True},
+    "demand": {"ingest": True},
+    "quotes": {"gateway": True},
+    "candles": {"gateway": True},
+    "trades": {"gateway": True},
+}
 
 
 def poison(record_type: type) -> list[bytes | None]:
     """Every kind of value that is not a ``record_type`` of ours."""
     body = encode(VALID[record_type])
     other = encode(VALID[Trade if record_type is not Trade else Quote])
-    return [None, b"", b"\x01" + body[1:], random.Random(16).randbytes(60),
-            b"\x00\x00\x00\x03\xe7" + body[5:], other, body[:-1], body + b"\x00",
-            body[:5] + b"\x00" * (MAX_PAYLOAD_BYTES + 1)]
+    return [
+        None,
+        b"",
+        b"\x01" + body[1:],
+        random.Random(16).randbytes(60),
+        b"\x00\x00\x00\x03\xe7" + body[5:],
+        other,
+        body[:-1],
+        body + b"\x00",
+        body[:5] + b"\x00" * (MAX_PAYLOAD_BYTES + 1),
+    ]
 
 
 def reason_of(value: bytes | None, record_type: type) -> str:
@@ -105,8 +123,11 @@ def expected_skips(role: str) -> Counter[str]:
     return reasons
 
 
-SNAPSHOT_POISON = {0: (None, "null"), 1: (b"garbage", "format"),
-                   2: (FORMAT + zlib.compress(b"\0" * (MAX_STATE_BYTES + 1), 9), "oversize")}
+SNAPSHOT_POISON = {
+    0: (None, "null"),
+    1: (b"garbage", "format"),
+    2: (FORMAT + zlib.compress(b"\0" * (MAX_STATE_BYTES + 1), 9), "oversize"),
+}
 
 
 @dataclasses.dataclass
@@ -118,8 +139,11 @@ class Services:
     processes: dict[str, subprocess.Popen] = dataclasses.field(default_factory=dict)
 
     def url(self, command: str, path: str) -> str:
-        port = (self.settings.gateway_port if command == "gateway"
-                else self.env[command]["FIML_HEALTH_PORT"])
+        port = (
+            self.settings.gateway_port
+            if command == "gateway"
+            else self.env[command]["FIML_HEALTH_PORT"]
+        )
         return f"http://127.0.0.1:{port}{path}"
 
     async def start(self, logs: Path, run: int) -> None:
@@ -145,16 +169,18 @@ class Services:
             return await scrape(client, self.url(command, "/metrics"))
 
 
-async def write(settings: Settings, role: str,
-                values: list[tuple[int, bytes, bytes | None]]) -> dict[tuple[int, int], bytes]:
+async def write(
+    settings: Settings, role: str, values: list[tuple[int, bytes, bytes | None]]
+) -> dict[tuple[int, int], bytes]:
     """Write (partition, key, value) triples to ``role``; each value by where it went."""
     producer = make_producer(settings, "fiml-tests")
     await producer.start()
     written = {}
     try:
         for partition, key, value in values:
-            meta = await producer.send_and_wait(settings.topic(role), value, key=key,
-                                                partition=partition)
+            meta = await producer.send_and_wait(
+                settings.topic(role), value, key=key, partition=partition
+            )
             written[(partition, meta.offset)] = value
     finally:
         await producer.stop()
@@ -167,8 +193,14 @@ async def poison_every_topic(settings: Settings) -> dict[tuple[int, int], bytes]
     raw: dict[tuple[int, int], bytes] = {}
     for role, record_type in TOPICS.items():
         values = [*poison(record_type), encode(SENSELESS[record_type])]
-        written = await write(settings, role, [(n % settings.partitions, f"POISON|{n}".encode(),
-                                                value) for n, value in enumerate(values)])
+        written = await write(
+            settings,
+            role,
+            [
+                (n % settings.partitions, f"POISON|{n}".encode(), value)
+                for n, value in enumerate(values)
+            ],
+        )
         if role == "ticks.raw":
             raw = written
     return raw
@@ -183,10 +215,21 @@ async def tick_fresh_symbol(settings: Settings, symbol: str) -> None:
             at = now_micros()
             for partition in range(settings.partitions):
                 for n, provider in enumerate(("test:a", "test:b", "test:c")):
-                    tick = RawTick(symbol, provider, "QUOTE", at - 20_000, at, step,
-                                   50.0 + step / 100 + n / 1000)
-                    await producer.send(settings.topic("ticks.raw"), encode(tick),
-                                        key=symbol.encode(), partition=partition)
+                    tick = RawTick(
+                        symbol,
+                        provider,
+                        "QUOTE",
+                        at - 20_000,
+                        at,
+                        step,
+                        50.0 + step / 100 + n / 1000,
+                    )
+                    await producer.send(
+                        settings.topic("ticks.raw"),
+                        encode(tick),
+                        key=symbol.encode(),
+                        partition=partition,
+                    )
             await asyncio.sleep(0.1)
         await producer.flush()
     finally:
@@ -197,20 +240,30 @@ async def quotes_of(settings: Settings, symbol: str, within: float = 45.0) -> No
     """Wait until the quotes topic and a WebSocket client both have a quote of ``symbol``."""
     url = f"ws://127.0.0.1:{settings.gateway_port}/ws/stream"
     async with websockets.connect(url) as ws:
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": [symbol], "interval_ms": 100}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "price",
+                    "symbols": [symbol],
+                    "interval_ms": 100,
+                }
+            )
+        )
         async with asyncio.timeout(within):
             while True:
                 message = json.loads(await ws.recv())
-                if message["type"] == "data" and any(item["symbol"] == symbol
-                                                     for item in message["data"]):
+                if message["type"] == "data" and any(
+                    item["symbol"] == symbol for item in message["data"]
+                ):
                     break
     quotes = await read_topic(settings, "quotes", Quote, strict=False)
     assert any(q.symbol == symbol and q.provider.startswith("test:") for _, _, q in quotes)
 
 
-async def counted(services: Services, topics: list[str], snapshots: bool,
-                  within: float = 60.0) -> None:
+async def counted(
+    services: Services, topics: list[str], snapshots: bool, within: float = 60.0
+) -> None:
     """Wait until each service counted the poison of the topics it reads, then check the
     counts are exact: every poison record once, nothing else."""
     settings = services.settings
@@ -229,9 +282,13 @@ async def counted(services: Services, topics: list[str], snapshots: bool,
     for command, want in expected.items():
         while True:
             samples = await services.skips(command)
-            have = Counter({(dict(labels)["topic"], dict(labels)["reason"]): int(v)
-                            for (name, labels), v in samples.items()
-                            if name == "fiml_records_skipped_total"})
+            have = Counter(
+                {
+                    (dict(labels)["topic"], dict(labels)["reason"]): int(v)
+                    for (name, labels), v in samples.items()
+                    if name == "fiml_records_skipped_total"
+                }
+            )
             if have == want or time.monotonic() > deadline:
                 assert have == want, (command, have, want)
                 break
@@ -240,19 +297,29 @@ async def counted(services: Services, topics: list[str], snapshots: bool,
 
 async def dlq_of(settings: Settings, raw: dict[tuple[int, int], bytes]) -> list[Rejected]:
     """The DLQ records of the raw poison."""
-    return [r for _, _, r in await read_topic(settings, "ticks.dlq", Rejected)
-            if (r.source_partition, r.source_offset) in raw]
+    return [
+        r
+        for _, _, r in await read_topic(settings, "ticks.dlq", Rejected)
+        if (r.source_partition, r.source_offset) in raw
+    ]
 
 
 async def test_no_record_stops_a_service_before_or_after_a_restart(topics, tmp_path):
-    settings = dataclasses.replace(topics, gateway_port=free_port(),
-                                   synthetic_symbols=("AAPL", "BTC/USDT"),
-                                   gateway_warm_records=100_000)
+    settings = dataclasses.replace(
+        topics,
+        gateway_port=free_port(),
+        synthetic_symbols=("AAPL", "BTC/USDT"),
+        gateway_warm_records=100_000,
+    )
     env = service_env(settings)
-    services = Services(settings, {
-        "ingest": {**env, "FIML_HEALTH_PORT": str(free_port())},
-        "arbitrate": {**env, "FIML_HEALTH_PORT": str(free_port())},
-        "gateway": env})
+    services = Services(
+        settings,
+        {
+            "ingest": {**env, "FIML_HEALTH_PORT": str(free_port())},
+            "arbitrate": {**env, "FIML_HEALTH_PORT": str(free_port())},
+            "gateway": env,
+        },
+    )
     try:
         await services.start(tmp_path, 1)
         raw = await poison_every_topic(settings)
@@ -271,15 +338,19 @@ async def test_no_record_stops_a_service_before_or_after_a_restart(topics, tmp_p
             assert record.detail.startswith(f"{reason_of(value, RawTick)}: ")
             assert record.original == (value or b"")[:MAX_KEPT_BYTES]
 
-        await write(settings, "arbitration.state", [(p, str(p).encode(), value) for p, (value, _)
-                                                    in SNAPSHOT_POISON.items()])
+        await write(
+            settings,
+            "arbitration.state",
+            [(p, str(p).encode(), value) for p, (value, _) in SNAPSHOT_POISON.items()],
+        )
         services.stop()
         await services.start(tmp_path, 2)
         await tick_fresh_symbol(settings, "ZZPZM")
         await quotes_of(settings, "ZZPZM")
         await services.all_up()
-        await counted(services, ["provider.status", "demand", "quotes", "candles", "trades"],
-                      snapshots=True)
+        await counted(
+            services, ["provider.status", "demand", "quotes", "candles", "trades"], snapshots=True
+        )
         again = await dlq_of(settings, raw)
         assert sorted(again, key=repr) == sorted(rejected, key=repr), "a DLQ record repeated"
     finally:

@@ -20,9 +20,15 @@ SYMBOLS = ("ETH/USDT", "BTC/USDT", "AAPL", "MSFT")
 
 def trade(number: int, symbol: str | None = None) -> Trade:
     """A trade whose event time is ``number`` ms after BASE_US, ingested 2 ms later."""
-    return Trade(symbol=symbol or SYMBOLS[number % len(SYMBOLS)], trade_id=f"t{number}",
-                 provider="synthetic:alpha", ts_event=BASE_US + number * MS,
-                 ts_ingest=BASE_US + number * MS + 2 * MS, price=100.0 + number, amount=1.0)
+    return Trade(
+        symbol=symbol or SYMBOLS[number % len(SYMBOLS)],
+        trade_id=f"t{number}",
+        provider="synthetic:alpha",
+        ts_event=BASE_US + number * MS,
+        ts_ingest=BASE_US + number * MS + 2 * MS,
+        price=100.0 + number,
+        amount=1.0,
+    )
 
 
 async def produce_written(settings, role: str, entries: list[tuple[bytes, bytes, int]]) -> None:
@@ -42,10 +48,18 @@ async def produce_timed(settings, role: str, records: list) -> None:
 
     A candle has no ingest time; its open time stands in.
     """
-    await produce_written(settings, role, [
-        (item.symbol.encode(), encode(item),
-         (item.open_time if isinstance(item, Candle) else item.ts_ingest) // MS)
-        for item in records])
+    await produce_written(
+        settings,
+        role,
+        [
+            (
+                item.symbol.encode(),
+                encode(item),
+                (item.open_time if isinstance(item, Candle) else item.ts_ingest) // MS,
+            )
+            for item in records
+        ],
+    )
 
 
 async def produce_trades(settings, trades: list[Trade]) -> None:
@@ -54,8 +68,11 @@ async def produce_trades(settings, trades: list[Trade]) -> None:
 
 
 def expected(stored: list[tuple], symbols: set[str], start: int, end: int) -> list[tuple]:
-    chosen = [(r.ts_event, p, o, r) for p, o, r in stored
-              if r.symbol in symbols and start <= r.ts_event <= end]
+    chosen = [
+        (r.ts_event, p, o, r)
+        for p, o, r in stored
+        if r.symbol in symbols and start <= r.ts_event <= end
+    ]
     return [(p, o, r) for _, p, o, r in sorted(chosen, key=lambda row: row[:3])]
 
 
@@ -92,11 +109,14 @@ async def test_a_range_past_the_last_record_ends_at_the_log_end(topics):
     assert [i.record.trade_id for i in found] == [f"t{n}" for n in range(20)]
 
 
-@pytest.mark.parametrize(("start", "end", "reason"), [
-    (BASE_US - 60_000 * MS, None, "older than the retention"),
-    (BASE_US + 10 * MS, BASE_US + 5 * MS, "end is before start"),
-    (BASE_US, 4_102_444_800_000_000, "end is in the future"),
-])
+@pytest.mark.parametrize(
+    ("start", "end", "reason"),
+    [
+        (BASE_US - 60_000 * MS, None, "older than the retention"),
+        (BASE_US + 10 * MS, BASE_US + 5 * MS, "end is before start"),
+        (BASE_US, 4_102_444_800_000_000, "end is in the future"),
+    ],
+)
 async def test_bad_ranges_raise_replay_errors(topics, start, end, reason):
     await produce_trades(topics, [trade(n) for n in range(5)])
     await expire_oldest(topics, "trades")
@@ -108,12 +128,24 @@ async def test_bad_ranges_raise_replay_errors(topics, start, end, reason):
 async def test_a_topic_that_lost_no_record_replays_from_any_start(topics):
     """The first candle of a timeframe is written well after its open time; nothing was
     deleted, so a start at that open time, or an hour before, is no error."""
-    first = Candle(symbol="AAPL", timeframe="1m", open_time=BASE_US, open=1.0, high=2.0,
-                   low=0.5, close=1.5, volume=10.0, is_closed=True, revision=3, seq=7)
+    first = Candle(
+        symbol="AAPL",
+        timeframe="1m",
+        open_time=BASE_US,
+        open=1.0,
+        high=2.0,
+        low=0.5,
+        close=1.5,
+        volume=10.0,
+        is_closed=True,
+        revision=3,
+        seq=7,
+    )
     await produce_written(topics, "candles", [(b"AAPL", encode(first), BASE_US // MS + 30_000)])
     for start in (BASE_US, BASE_US - 3_600_000 * MS):
-        async with Replay(topics, "candles", ["AAPL"], start, BASE_US + 60_000 * MS,
-                          timeframe="1m") as replay:
+        async with Replay(
+            topics, "candles", ["AAPL"], start, BASE_US + 60_000 * MS, timeframe="1m"
+        ) as replay:
             assert [item.record for item in await collect(replay)] == [first]
 
 
@@ -126,11 +158,13 @@ async def test_a_page_past_the_deleted_records_is_not_refused(topics):
         async with Replay(topics, "trades", list(SYMBOLS), start):
             pass
     after = {partition: 1 for partition in range(topics.partitions)}
-    async with Replay(topics, "trades", list(SYMBOLS), start, BASE_US + 10 * MS,
-                      after=after) as replay:
+    async with Replay(
+        topics, "trades", list(SYMBOLS), start, BASE_US + 10 * MS, after=after
+    ) as replay:
         found = await collect(replay)
     assert sorted(i.record.trade_id for i in found) == sorted(
-        record.trade_id for _, offset, record in stored if offset >= 1)
+        record.trade_id for _, offset, record in stored if offset >= 1
+    )
 
 
 async def test_a_replay_cancelled_while_opening_leaves_no_consumer_running(topics):
@@ -146,8 +180,7 @@ async def test_a_replay_cancelled_while_opening_leaves_no_consumer_running(topic
 
 
 async def test_an_undecodable_record_is_skipped_with_a_warning(topics, caplog):
-    await produce_written(topics, "trades", [(b"AAPL", b"\x00\x00\x00\x00\x05\xff",
-                                              BASE_US // MS)])
+    await produce_written(topics, "trades", [(b"AAPL", b"\x00\x00\x00\x00\x05\xff", BASE_US // MS)])
     await produce_trades(topics, [trade(2, "AAPL")])
     async with Replay(topics, "trades", ["AAPL"], BASE_US, BASE_US + 10 * MS) as replay:
         found = await collect(replay)

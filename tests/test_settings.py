@@ -13,8 +13,16 @@ from hypothesis import strategies as st
 from fiml.settings import DEFAULT_CRYPTO, DEFAULT_EQUITIES, Settings, SettingsError, TopicSpec
 
 HOUR_MS = 3_600_000
-ROLES = {"ticks.raw", "provider.status", "quotes", "candles", "trades", "ticks.dlq", "demand",
-         "arbitration.state"}
+ROLES = {
+    "ticks.raw",
+    "provider.status",
+    "quotes",
+    "candles",
+    "trades",
+    "ticks.dlq",
+    "demand",
+    "arbitration.state",
+}
 COMPACTED = {"demand", "arbitration.state"}
 
 
@@ -74,8 +82,12 @@ def test_from_env_parses_each_kind_of_field():
 
 
 def test_blank_and_unknown_variables_are_ignored():
-    env = {"FIML_PARTITIONS": "   ", "FIML_KAFKA_BOOTSTRAP": "", "FIML_NO_SUCH_THING": "x",
-           "PARTITIONS": "99"}
+    env = {
+        "FIML_PARTITIONS": "   ",
+        "FIML_KAFKA_BOOTSTRAP": "",
+        "FIML_NO_SUCH_THING": "x",
+        "PARTITIONS": "99",
+    }
     assert Settings.from_env(env) == Settings()
 
 
@@ -101,8 +113,14 @@ def test_bad_number_names_the_variable(variable, raw):
 @pytest.mark.parametrize("raw", ["0", "-1"])
 @pytest.mark.parametrize(
     "variable",
-    ["FIML_PARTITIONS", "FIML_REPLICATION_FACTOR", "FIML_SYNTHETIC_TICK_HZ", "FIML_FRESHNESS_MS",
-     "FIML_HEARTBEAT_INTERVAL", "FIML_SEND_QUEUE_LIMIT"],
+    [
+        "FIML_PARTITIONS",
+        "FIML_REPLICATION_FACTOR",
+        "FIML_SYNTHETIC_TICK_HZ",
+        "FIML_FRESHNESS_MS",
+        "FIML_HEARTBEAT_INTERVAL",
+        "FIML_SEND_QUEUE_LIMIT",
+    ],
 )
 def test_non_positive_values_are_refused(variable, raw):
     with pytest.raises(SettingsError, match=variable):
@@ -121,9 +139,7 @@ def test_non_positive_partitions_refused_in_the_constructor_too():
         Settings(partitions=0)
 
 
-@pytest.mark.parametrize(
-    "variable", ["FIML_SYNTHETIC_TICK_HZ", "FIML_HEARTBEAT_INTERVAL"]
-)
+@pytest.mark.parametrize("variable", ["FIML_SYNTHETIC_TICK_HZ", "FIML_HEARTBEAT_INTERVAL"])
 def test_nan_is_not_above_zero(variable):
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env({variable: "nan"})
@@ -145,8 +161,11 @@ def test_port_bounds_are_accepted(port):
 
 
 def test_overrides_win_over_env():
-    env = {"FIML_PARTITIONS": "12", "FIML_TOPIC_PREFIX": "from-env",
-           "FIML_KAFKA_BOOTSTRAP": "env:9092"}
+    env = {
+        "FIML_PARTITIONS": "12",
+        "FIML_TOPIC_PREFIX": "from-env",
+        "FIML_KAFKA_BOOTSTRAP": "env:9092",
+    }
     s = Settings.from_env(env, partitions=3, kafka_bootstrap=None)
     assert s.partitions == 3
     assert s.kafka_bootstrap is None
@@ -176,9 +195,16 @@ def test_to_env_of_defaults_round_trips():
 
 
 def test_to_env_of_a_custom_configuration_round_trips():
-    s = Settings(kafka_bootstrap="kafka:9092", partitions=24, synthetic_tick_hz=0.25,
-                 providers=("synthetic", "ccxt:binance"), synthetic_symbols=("AAPL",),
-                 heartbeat_interval=12.5, topic_prefix="staging.fiml", kafka_data_dir="/d")
+    s = Settings(
+        kafka_bootstrap="kafka:9092",
+        partitions=24,
+        synthetic_tick_hz=0.25,
+        providers=("synthetic", "ccxt:binance"),
+        synthetic_symbols=("AAPL",),
+        heartbeat_interval=12.5,
+        topic_prefix="staging.fiml",
+        kafka_data_dir="/d",
+    )
     assert Settings.from_env(s.to_env()) == s
 
 
@@ -256,16 +282,26 @@ def test_default_retention_in_milliseconds():
 
 
 def test_retention_hours_come_from_each_setting():
-    s = Settings.from_env({
-        "FIML_RAW_RETENTION_HOURS": "1", "FIML_STATUS_RETENTION_HOURS": "2",
-        "FIML_QUOTES_RETENTION_HOURS": "3", "FIML_CANDLES_RETENTION_HOURS": "4",
-        "FIML_TRADES_RETENTION_HOURS": "5", "FIML_DLQ_RETENTION_HOURS": "6",
-    })
+    s = Settings.from_env(
+        {
+            "FIML_RAW_RETENTION_HOURS": "1",
+            "FIML_STATUS_RETENTION_HOURS": "2",
+            "FIML_QUOTES_RETENTION_HOURS": "3",
+            "FIML_CANDLES_RETENTION_HOURS": "4",
+            "FIML_TRADES_RETENTION_HOURS": "5",
+            "FIML_DLQ_RETENTION_HOURS": "6",
+        }
+    )
     retention = {role: spec.retention_ms for role, spec in s.topics().items()}
     assert retention == {
-        "ticks.raw": 1 * HOUR_MS, "provider.status": 2 * HOUR_MS, "quotes": 3 * HOUR_MS,
-        "candles": 4 * HOUR_MS, "trades": 5 * HOUR_MS, "ticks.dlq": 6 * HOUR_MS,
-        "demand": None, "arbitration.state": None,
+        "ticks.raw": 1 * HOUR_MS,
+        "provider.status": 2 * HOUR_MS,
+        "quotes": 3 * HOUR_MS,
+        "candles": 4 * HOUR_MS,
+        "trades": 5 * HOUR_MS,
+        "ticks.dlq": 6 * HOUR_MS,
+        "demand": None,
+        "arbitration.state": None,
     }
 
 
@@ -286,13 +322,17 @@ def test_every_field_has_a_variable_that_from_env_reads():
         else:
             raw = CONSTRAINED_TEXT.get(f.name, "changed")
         changed = Settings.from_env({f"FIML_{f.name.upper()}": raw})
-        differing = [g.name for g in dataclasses.fields(Settings)
-                     if getattr(changed, g.name) != getattr(base, g.name)]
+        differing = [
+            g.name
+            for g in dataclasses.fields(Settings)
+            if getattr(changed, g.name) != getattr(base, g.name)
+        ]
         assert differing == [f.name]
 
 
-@pytest.mark.parametrize(("raw", "value"), [("true", True), ("0", False), ("Off", False),
-                                            ("yes", True)])
+@pytest.mark.parametrize(
+    ("raw", "value"), [("true", True), ("0", False), ("Off", False), ("yes", True)]
+)
 def test_switches_read_the_usual_words(raw, value):
     settings = Settings.from_env({"FIML_SYNTHETIC_RESUME": raw})
     assert settings.synthetic_resume is value

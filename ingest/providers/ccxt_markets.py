@@ -23,8 +23,9 @@ from ingest.providers.ccxt_provider import make_exchange
 log = logging.getLogger("fiml.catalog")
 
 
-async def learn_exchange_markets(exchange_id: str, timeout_s: float, markets: ExchangeMarkets,
-                                 rng: random.Random | None = None) -> frozenset[str]:
+async def learn_exchange_markets(
+    exchange_id: str, timeout_s: float, markets: ExchangeMarkets, rng: random.Random | None = None
+) -> frozenset[str]:
     """Load one exchange's spot pairs into ``markets``, retrying until it answers."""
     rng = rng or random.Random()
     attempt = 0
@@ -35,8 +36,13 @@ async def learn_exchange_markets(exchange_id: str, timeout_s: float, markets: Ex
         except Exception as error:  # any venue fault: keep the permissive fallback, retry
             delay = LONG.delay(attempt, rng)
             attempt += 1
-            log.warning("markets of %s not loaded (%s: %s); retrying in %.0f s", exchange_id,
-                        type(error).__name__, str(error)[:200], delay)
+            log.warning(
+                "markets of %s not loaded (%s: %s); retrying in %.0f s",
+                exchange_id,
+                type(error).__name__,
+                str(error)[:200],
+                delay,
+            )
         else:
             markets.remember(exchange_id, pairs)
             log.info("catalog: %s lists %d spot pairs", exchange_id, len(pairs))
@@ -49,7 +55,9 @@ async def learn_exchange_markets(exchange_id: str, timeout_s: float, markets: Ex
 async def learn_ccxt_markets(settings: Settings, markets: ExchangeMarkets) -> None:
     """Load the spot pairs of every exchange ``settings`` enables into ``markets``, each on
     its own."""
-    await asyncio.gather(*(learn_exchange_markets(exchange_id,
-                                                  settings.provider_call_timeout_seconds,
-                                                  markets)
-                           for exchange_id in ccxt_exchange_ids(settings)))
+    await asyncio.gather(
+        *(
+            learn_exchange_markets(exchange_id, settings.provider_call_timeout_seconds, markets)
+            for exchange_id in ccxt_exchange_ids(settings)
+        )
+    )

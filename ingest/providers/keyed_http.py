@@ -70,13 +70,21 @@ class KeyedQuoteProvider(RetryingProvider):
     per_minute = 1
     per_day = 1
 
-    def __init__(self, name: str, api_key: str, symbols: Iterable[str], *, timeout_s: float,
-                 transport: httpx.AsyncBaseTransport | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        api_key: str,
+        symbols: Iterable[str],
+        *,
+        timeout_s: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         super().__init__(name, symbols, rng)
         self.api_key = api_key
-        self.client = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s,
-                                        transport=transport)
+        self.client = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout_s, transport=transport
+        )
         self.interval = spacing(self.per_minute, self.per_day)
         self.seq = 0
         self.next_index = 0

@@ -33,9 +33,13 @@ class SyntheticProvider:
         self.settings = settings
         self.configured = frozenset(settings.synthetic_symbols)
         venues = with_faults(DEFAULT_VENUES, settings.synthetic_faults)
-        self.market = SyntheticMarket(settings.synthetic_symbols, seed=settings.synthetic_seed,
-                                      tick_hz=settings.synthetic_tick_hz, venues=venues,
-                                      trend_bps=settings.synthetic_trend_bps)
+        self.market = SyntheticMarket(
+            settings.synthetic_symbols,
+            seed=settings.synthetic_seed,
+            tick_hz=settings.synthetic_tick_hz,
+            venues=venues,
+            trend_bps=settings.synthetic_trend_bps,
+        )
         self.period = period
 
     def set_demand(self, extra: frozenset[str]) -> None:
@@ -55,11 +59,14 @@ class SyntheticProvider:
         last: dict[str, RawTick] = {}
         newest_seq = 0
         try:
-            records = await asyncio.wait_for(read_tail(
-                self.settings, self.settings.topic("ticks.raw"), TAIL_RECORDS), RESUME_TIMEOUT_S)
+            records = await asyncio.wait_for(
+                read_tail(self.settings, self.settings.topic("ticks.raw"), TAIL_RECORDS),
+                RESUME_TIMEOUT_S,
+            )
         except (KafkaError, OSError, TimeoutError) as error:
-            log.warning("synthetic market starts afresh: the raw topic could not be read (%s)",
-                        error)
+            log.warning(
+                "synthetic market starts afresh: the raw topic could not be read (%s)", error
+            )
             records = []
         for record in records:
             tick = decode_or_skip(record, RawTick)

@@ -51,10 +51,18 @@ STREAMER_URL = "wss://streamer.finance.yahoo.com/?version=2"
 class YahooProvider(RetryingProvider):
     """Streams (or polls) Yahoo's prices of the served symbols."""
 
-    def __init__(self, symbols: Iterable[str], *, timeout_s: float, poll_seconds: float,
-                 stall_s: float | None = None, http: Any = None,
-                 stream_url: str = STREAMER_URL, streaming: bool | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        symbols: Iterable[str],
+        *,
+        timeout_s: float,
+        poll_seconds: float,
+        stall_s: float | None = None,
+        http: Any = None,
+        stream_url: str = STREAMER_URL,
+        streaming: bool | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         super().__init__("yfinance", symbols, rng)
         self.timeout_s = timeout_s
         self.stall_s = timeout_s if stall_s is None else stall_s
@@ -91,8 +99,9 @@ class YahooProvider(RetryingProvider):
 
     async def _off_loop(self, ticker: str) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        return await asyncio.wait_for(loop.run_in_executor(self.executor, self._chart_meta,
-                                                           ticker), self.timeout_s)
+        return await asyncio.wait_for(
+            loop.run_in_executor(self.executor, self._chart_meta, ticker), self.timeout_s
+        )
 
     async def session(self, emit: Emit, stop: asyncio.Event) -> None:
         """Stream where yfinance can, else poll, until ``stop`` is set."""
@@ -119,10 +128,16 @@ class YahooProvider(RetryingProvider):
                     raise
                 delay = LONG.delay(0, self.rng)
                 self.skipped[ticker] = loop.time() + delay
-                statuses.append(ProviderStatus(
-                    self.name, now_micros(), "DEGRADED", error_kind="missing_market",
-                    message=f"Yahoo has no data for {canonical} ({ticker}); "
-                            f"retrying it in {delay:.1f} s"))
+                statuses.append(
+                    ProviderStatus(
+                        self.name,
+                        now_micros(),
+                        "DEGRADED",
+                        error_kind="missing_market",
+                        message=f"Yahoo has no data for {canonical} ({ticker}); "
+                        f"retrying it in {delay:.1f} s",
+                    )
+                )
                 continue
             tick = chart_to_tick(meta, canonical, self.name, self.seq + 1, now_micros())
             if tick is not None:
@@ -145,8 +160,9 @@ class YahooProvider(RetryingProvider):
             await asyncio.wait_for(socket.subscribe(list(served)), self.timeout_s)
             while not changed.done():
                 receive = asyncio.ensure_future(socket._ws.recv())
-                done, _ = await asyncio.wait((receive, changed), timeout=self.stall_s,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    (receive, changed), timeout=self.stall_s, return_when=asyncio.FIRST_COMPLETED
+                )
                 if receive in done:
                     await emit(self._pricing_ticks(socket, receive.result(), served))
                 elif not done:
@@ -158,8 +174,9 @@ class YahooProvider(RetryingProvider):
             await asyncio.gather(receive, changed, return_exceptions=True)
             await socket.close()
 
-    def _pricing_ticks(self, socket: Any, frame: str | bytes,
-                       served: dict[str, str]) -> list[ProviderStatus | RawTick]:
+    def _pricing_ticks(
+        self, socket: Any, frame: str | bytes, served: dict[str, str]
+    ) -> list[ProviderStatus | RawTick]:
         message = socket._decode_message(json.loads(frame)["message"])
         canonical = served.get(message.get("id"))
         if canonical is None:
