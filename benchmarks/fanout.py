@@ -38,7 +38,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -66,7 +65,7 @@ from fiml.topics import create_topics
 from gateway.items import price_item
 from gateway.protocol import utc_timestamp
 from schemas import Quote, encode
-from schemas.records import datetime_to_micros, micros_to_iso
+from schemas.times import datetime_to_micros, micros_to_iso, parse_iso
 
 SYMBOLS = tuple(f"F{n:03d}" for n in range(100))
 PER_CLIENT = 10
@@ -96,7 +95,7 @@ def subscribe_request(n: int) -> dict[str, object]:
 def message_micros(text: str) -> int:
     """The ``timestamp`` of a data message: its first one, before the items."""
     start = text.index(TIMESTAMP_FIELD) + len(TIMESTAMP_FIELD)
-    return datetime_to_micros(datetime.fromisoformat(text[start : text.index('"', start)]))
+    return datetime_to_micros(parse_iso(text[start : text.index('"', start)]))
 
 
 def due_slot(origin: int, stamp: int, interval: int) -> int:

@@ -37,7 +37,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,7 @@ from fiml.runtime import now_micros
 from fiml.settings import Settings
 from fiml.topics import create_topics
 from schemas import RawTick, Trade, decode, encode
-from schemas.records import datetime_to_micros
+from schemas.times import datetime_to_micros, parse_iso
 
 SYMBOLS = tuple(f"L{n:02d}" for n in range(50))
 PROVIDER = "bench:load"
@@ -163,7 +162,7 @@ class LoadGenerator:
 
 def iso_micros(text: str) -> int:
     """Microseconds since the epoch of an ISO 8601 UTC time such as the items carry."""
-    return datetime_to_micros(datetime.fromisoformat(text))
+    return datetime_to_micros(parse_iso(text))
 
 
 async def _until(stop: Event) -> None:

@@ -42,7 +42,7 @@ from fiml.runtime import now_micros
 from fiml.settings import Settings
 from fiml.topics import create_topics
 from schemas import Trade, decode, encode
-from schemas.records import micros_to_iso
+from schemas.times import micros_to_iso
 
 STEP_US = 100
 ROUNDS = 3

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -14,8 +13,8 @@ import typer
 from fiml.local_kafka import KafkaRuntimeError, LocalKafka
 from fiml.runtime import configure_logging, run_until_signalled
 from fiml.settings import Settings, SettingsError
-from schemas.records import datetime_to_micros
 from schemas.symbols import InvalidSymbol, canonical_symbol
+from schemas.times import datetime_to_micros, parse_iso
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -125,10 +124,10 @@ def arbitrate() -> None:
 def _micros(value: str, name: str) -> int:
     """ISO 8601 (UTC unless it says otherwise) to microseconds since the epoch."""
     try:
-        moment = datetime.fromisoformat(value)
+        moment = parse_iso(value)
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=name) from None
-    return datetime_to_micros(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return datetime_to_micros(moment)
 
 
 def _speed(value: str) -> float | None:

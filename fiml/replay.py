@@ -36,7 +36,7 @@ from fiml.kafka_clients import make_consumer, topic_partitions
 from fiml.runtime import now_micros
 from fiml.settings import Settings
 from schemas import Candle, Quote, RawTick, Trade
-from schemas.records import LAST_MICROS, micros_to_iso
+from schemas.times import LAST_MICROS, micros_to_iso
 
 DEFAULT_BATCH = 500
 FETCH_WAIT_MS = 200

@@ -26,7 +26,7 @@ from fiml.settings import Settings
 from gateway.providers import NOTICES, ProviderStatuses
 from gateway.stores import Market
 from schemas import Candle, ProviderStatus, Quote, Trade
-from schemas.records import check_micros
+from schemas.times import check_micros
 
 log = logging.getLogger("fiml.gateway.feed")
 

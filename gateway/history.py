@@ -26,8 +26,9 @@ from gateway.items import candle_item, quote_item
 from gateway.messages import OhlcvItem, QuoteItem
 from gateway.protocol import Timeframe
 from gateway.security import api_key_accepted
-from schemas.records import Candle, datetime_to_micros
+from schemas.records import Candle
 from schemas.symbols import InvalidSymbol, canonical_symbol
+from schemas.times import as_utc, datetime_to_micros
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
@@ -102,10 +103,6 @@ def decode_cursor(cursor: str | None) -> tuple[dict[int, int], int | None]:
         raise ValueError("the cursor is not one this server made") from None
 
 
-def _micros(moment: datetime) -> int:
-    return datetime_to_micros(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
-
-
 def _replay(
     settings: Settings,
     stream: str,
@@ -117,7 +114,8 @@ def _replay(
     timeframe: str | None,
 ) -> Replay | None:
     """The replay a page reads, or None for a range that has not begun yet."""
-    start_us, end_us = _micros(start), _micros(end or datetime.now(UTC))
+    start_us = datetime_to_micros(as_utc(start))
+    end_us = datetime_to_micros(as_utc(end or datetime.now(UTC)))
     if end is None and start_us > end_us:
         return None
     return Replay(

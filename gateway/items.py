@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-
-from schemas.records import Candle, Quote, Trade, micros_to_iso
-
-
-@functools.lru_cache(maxsize=4096)
-def _second(seconds: int) -> str:
-    return micros_to_iso(seconds * 1_000_000)[:-7]
-
-
-def item_time(micros: int) -> str:
-    """``micros_to_iso(micros)``, five times faster: each second is formatted once."""
-    seconds, fraction = divmod(micros, 1_000_000)
-    return f"{_second(seconds)}{fraction:06d}Z"
+from schemas.records import Candle, Quote, Trade
+from schemas.times import fast_micros_to_iso
 
 
 def price_item(quote: Quote) -> dict[str, object]:
@@ -26,7 +14,7 @@ def price_item(quote: Quote) -> dict[str, object]:
         "change": quote.change,
         "change_percent": quote.change_percent,
         "volume": quote.volume,
-        "timestamp": item_time(quote.ts_event),
+        "timestamp": fast_micros_to_iso(quote.ts_event),
         "provider": quote.provider,
         "confidence": quote.confidence,
     }
@@ -50,7 +38,7 @@ def candle_item(candle: Candle) -> dict[str, object]:
     """The spec's OHLCV update, with the candle's timeframe."""
     return {
         "symbol": candle.symbol,
-        "timestamp": item_time(candle.open_time),
+        "timestamp": fast_micros_to_iso(candle.open_time),
         "open": candle.open,
         "high": candle.high,
         "low": candle.low,
@@ -69,6 +57,6 @@ def trade_item(trade: Trade) -> dict[str, object]:
         "price": trade.price,
         "amount": trade.amount,
         "side": trade.side,
-        "timestamp": item_time(trade.ts_event),
+        "timestamp": fast_micros_to_iso(trade.ts_event),
         "provider": trade.provider,
     }

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from schemas.symbols import InvalidSymbol, canonical_symbol
+from schemas.times import as_utc, datetime_to_iso
 
 MAX_SYMBOLS = 50
 MIN_INTERVAL_MS = 100
@@ -105,9 +106,7 @@ class SubscribeRequest(BaseModel):
     @field_validator("start", "end")
     @classmethod
     def _as_utc(cls, value: datetime | None) -> datetime | None:
-        if value is None or value.tzinfo is not None:
-            return value
-        return value.replace(tzinfo=UTC)
+        return None if value is None else as_utc(value)
 
     @field_validator("end")
     @classmethod
@@ -203,10 +202,9 @@ def _json_kind(value: object) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def utc_timestamp(moment: datetime | None = None) -> str:
-    """ISO 8601 UTC with a ``Z``, as in the spec's messages."""
-    moment = moment or datetime.now(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def utc_timestamp() -> str:
+    """Now, in the wire form of times."""
+    return datetime_to_iso(datetime.now(UTC))
 
 
 def error_frame(code: ErrorCode, message: str) -> str:

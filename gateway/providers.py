@@ -17,7 +17,8 @@ from pydantic import BaseModel
 
 from fiml.settings import Settings
 from gateway.security import api_key_accepted
-from schemas.records import ProviderStatus, micros_to_iso
+from schemas.records import ProviderStatus
+from schemas.times import micros_to_iso
 
 UP = "UP"
 NOTICES = {"UP": "provider_up", "DEGRADED": "provider_degraded", "DOWN": "provider_down"}

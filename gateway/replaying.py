@@ -33,7 +33,7 @@ from gateway.items import candle_item, trade_item
 from gateway.protocol import ErrorCode, StreamType, SubscribeRequest, error_frame, utc_timestamp
 from gateway.stores import QUOTE_BUILDERS
 from gateway.subscription import Subscription
-from schemas.records import datetime_to_micros
+from schemas.times import datetime_to_iso, datetime_to_micros
 
 log = logging.getLogger("fiml.gateway.replay")
 
@@ -74,8 +74,8 @@ def replay_ack_fields(request: SubscribeRequest) -> dict[str, object]:
     """What a subscription_ack of a replay adds: its start, end and speed."""
     assert request.start is not None
     return {
-        "start": utc_timestamp(request.start),
-        "end": None if request.end is None else utc_timestamp(request.end),
+        "start": datetime_to_iso(request.start),
+        "end": None if request.end is None else datetime_to_iso(request.end),
         "speed": request.speed,
     }
 
@@ -293,8 +293,8 @@ class ReplayRun:
                     "type": "replay_complete",
                     "stream_type": sub.stream_type.value,
                     "subscription_id": sub.id,
-                    "start": utc_timestamp(request.start),
-                    "end": utc_timestamp(request.end),
+                    "start": datetime_to_iso(request.start),
+                    "end": datetime_to_iso(request.end),
                     "timestamp": utc_timestamp(),
                 }
             ).decode(),

@@ -28,19 +28,8 @@ from schemas.codec import (
     encode,
     load_schema,
 )
-from schemas.records import (
-    FIRST_MICROS,
-    LAST_MICROS,
-    Candle,
-    ProviderStatus,
-    Quote,
-    RawTick,
-    Rejected,
-    Trade,
-    check_micros,
-    datetime_to_micros,
-    micros_to_iso,
-)
+from schemas.records import Candle, ProviderStatus, Quote, RawTick, Rejected, Trade
+from schemas.times import FIRST_MICROS, LAST_MICROS, check_micros, datetime_to_micros, micros_to_iso
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

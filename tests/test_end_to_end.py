@@ -19,7 +19,7 @@ import websockets
 
 from fiml.processes import stop_process
 from schemas import Quote, RawTick
-from schemas.records import micros_to_iso
+from schemas.times import micros_to_iso
 from tests.kafka_broker import free_port
 from tests.support import read_topic, service_env, spawn, wait_for_port
 

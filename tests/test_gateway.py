@@ -15,7 +15,7 @@ import websockets
 from fiml.kafka_clients import make_producer
 from gateway.app import create_app
 from schemas import Quote, encode
-from schemas.records import micros_to_iso
+from schemas.times import micros_to_iso
 from tests.kafka_broker import free_port
 
 BASE_US = 1_764_000_000_000_000

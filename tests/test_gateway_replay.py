@@ -17,7 +17,7 @@ from aiokafka.structs import ConsumerRecord
 from fiml.replay import Replay, Replayed
 from gateway.replaying import Encoded
 from schemas import Trade, encode
-from schemas.records import micros_to_iso
+from schemas.times import micros_to_iso
 from tests.kafka_broker import free_port
 from tests.support import expire_oldest, poll_until, read_topic
 from tests.test_asyncapi import fetch_document

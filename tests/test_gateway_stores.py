@@ -28,7 +28,8 @@ from gateway.stores import (
     TradeStore,
 )
 from gateway.subscription import Subscription
-from schemas.records import Candle, Quote, Trade, micros_to_iso
+from schemas.records import Candle, Quote, Trade
+from schemas.times import micros_to_iso
 
 BASE_US = 1_764_000_000_000_000
 MINUTE_US = 60_000_000

@@ -12,7 +12,7 @@ import websockets
 
 from fiml.kafka_clients import make_producer
 from schemas import Candle, Trade, encode
-from schemas.records import micros_to_iso
+from schemas.times import micros_to_iso
 from tests.kafka_broker import free_port
 from tests.support import poll_until
 from tests.test_gateway import BASE_US, gateway, make_quote, publish, receive, serve_gateway

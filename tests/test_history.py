@@ -8,7 +8,7 @@ import pytest
 from fiml.runtime import now_micros
 from gateway.items import candle_item, quote_item
 from schemas import Candle, Quote
-from schemas.records import micros_to_iso
+from schemas.times import micros_to_iso
 from tests.support import expire_oldest, read_topic
 from tests.test_gateway import gateway, make_quote
 from tests.test_gateway_streams import candle

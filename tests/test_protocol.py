@@ -19,9 +19,9 @@ from gateway.protocol import (
     UnsubscribeRequest,
     error_frame,
     parse_client_message,
-    utc_timestamp,
     validate_message,
 )
+from schemas.times import datetime_to_iso
 
 SPEC_SUBSCRIBE = """{
   "type": "subscribe",
@@ -317,7 +317,7 @@ def test_spec_error_codes_exist():
 
 def test_utc_timestamp_format():
     moment = datetime(2025, 11, 22, 10, 30, 0, 250000, tzinfo=UTC)
-    assert utc_timestamp(moment) == "2025-11-22T10:30:00.250000Z"
+    assert datetime_to_iso(moment) == "2025-11-22T10:30:00.250000Z"
 
 
 # --- properties --------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 from fiml.export import csv_cell, row
 from fiml.runtime import now_micros
 from schemas import Quote, Trade
-from schemas.records import micros_to_iso
+from schemas.times import micros_to_iso
 from tests.support import poll_until, read_topic, service_env
 from tests.test_gateway import make_quote
 from tests.test_replay_reader import BASE_US, MS, produce_timed, produce_trades, trade

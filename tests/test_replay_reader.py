@@ -10,7 +10,7 @@ import pytest
 from fiml.kafka_clients import make_producer
 from fiml.replay import Replay, ReplayError
 from schemas import Candle, Trade, encode
-from schemas.records import LAST_MICROS
+from schemas.times import LAST_MICROS
 from tests.support import expire_oldest, poll_until, read_topic
 
 BASE_US = 1_764_000_000_000_000

@@ -15,7 +15,7 @@ from yfinance import exceptions as yf_errors
 from fiml.catalog import is_fiat_pair
 from ingest.providers.backoff import LONG, NETWORK, RATE_LIMIT, Failure
 from schemas import RawTick
-from schemas.records import datetime_to_micros
+from schemas.times import datetime_to_micros
 
 MICROS = 1_000_000
 
