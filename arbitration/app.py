@@ -27,12 +27,13 @@ from arbitration.arbiter import Arbiter
 from arbitration.config import EngineConfig
 from arbitration.engine import ROLES, SourceRecord
 from arbitration.feeds import StatusFeed
+from arbitration.health import faust_health
 from arbitration.monitor import METRICS_PERIOD, ArbitrationMonitor
 from arbitration.relay import Relay
 from arbitration.sender import BatchSender
 from arbitration.snapshots import SnapshotStore
-from fiml.health import Progress, faust_health
-from fiml.settings import Settings
+from runtime.health import Progress
+from runtime.settings import Settings
 
 log = logging.getLogger("fiml.arbitration")
 

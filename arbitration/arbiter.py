@@ -27,7 +27,7 @@ from arbitration.engine import PartitionEngine, SourceRecord
 from arbitration.feeds import StatusFeed, read_partition, written_markers
 from arbitration.outputs import Marker, Message, messages
 from arbitration.snapshots import SnapshotStore
-from fiml.settings import Settings
+from runtime.settings import Settings
 
 log = logging.getLogger("fiml.arbitration")
 

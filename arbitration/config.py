@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fiml.settings import Settings
+from runtime.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from arbitration.config import EngineConfig
 from arbitration.engine import ROLES, SourceRecord
 from arbitration.outputs import Marker, parse_marker
 from arbitration.statuses import StatusTimeline
-from fiml.intake import decode_or_skip
-from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.settings import Settings
+from runtime.intake import decode_or_skip
+from runtime.kafka import make_consumer, topic_partitions
+from runtime.settings import Settings
 from schemas import ProviderStatus
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from arbitration.engine import PartitionEngine
-from fiml.metrics import ConsumerLag, ScoreExport, set_provider_state
+from runtime.metrics import ConsumerLag, ScoreExport, set_provider_state
 
 METRICS_PERIOD = 1.0
 

@@ -23,9 +23,9 @@ from arbitration.config import EngineConfig
 from arbitration.engine import ROLES
 from arbitration.feeds import StatusFeed, read_partition
 from arbitration.outputs import Marker, parse_marker
-from fiml.kafka_clients import make_consumer, make_producer, topic_partitions
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.kafka import make_consumer, make_producer, topic_partitions
+from runtime.settings import Settings
+from runtime.topics import create_topics
 
 Stored = tuple[bytes | None, bytes, Marker | None]
 

@@ -25,8 +25,8 @@ from arbitration.arbiter import Arbiter
 from arbitration.engine import SourceRecord
 from arbitration.outputs import Message
 from arbitration.sender import BatchSender, DeliveryFailed
-from fiml.intake import skip
-from fiml.metrics import OUTPUTS, TICKS_REJECTED
+from runtime.intake import skip
+from runtime.metrics import OUTPUTS, TICKS_REJECTED
 from schemas import DecodeError, RawTick, decode
 
 log = logging.getLogger("fiml.arbitration")
@@ -119,7 +119,7 @@ class Relay:
 
     def _count(self, partition: int, done: Done) -> None:
         """Count the delivered outputs by kind and rejections by reason; count and log each
-        undecodable record as every consumer does (``fiml/intake.py``)."""
+        undecodable record as every consumer does (``runtime/intake.py``)."""
         count_outputs(out for _, outputs in done for out in outputs)
         for record, outputs in done:
             if any(out.reason == UNDECODABLE for out in outputs):

@@ -40,10 +40,10 @@ from arbitration.engine import PartitionEngine
 from arbitration.feeds import last_record
 from arbitration.quote_book import ProviderView, SymbolBook
 from arbitration.statuses import ProviderHealth, StatusTimeline
-from fiml.intake import skip
-from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.intake import skip
+from runtime.kafka import make_consumer, topic_partitions
+from runtime.settings import Settings
+from runtime.topics import create_topics
 from schemas.records import Quote, RawTick
 
 log = logging.getLogger("fiml.arbitration")

@@ -39,11 +39,11 @@ from aiokafka import TopicPartition
 from harness import cpu_seconds, run_and_report, run_facts, spawn_service
 
 from arbitration.app import BATCH_EVENTS, BATCH_SECONDS, make_app, raw_topic, run_worker
-from fiml.kafka_clients import make_consumer, make_producer, topic_partitions
-from fiml.processes import stop_process
-from fiml.settings import Settings
-from fiml.topics import create_topics
 from ingest.synthetic import SyntheticMarket
+from runtime.kafka import make_consumer, make_producer, topic_partitions
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.topics import create_topics
 from schemas import Quote, RawTick, decode, encode
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA", "SPY", "BTC/USDT", "ETH/USDT", "SOL/USDT")

@@ -21,10 +21,10 @@ from pathlib import Path
 from harness import ROOT, percentiles, run_and_report, run_facts, spawn_service
 from replay_throughput import wait_ready
 
-from fiml.local_kafka import free_port
-from fiml.processes import stop_process
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
+from runtime.topics import create_topics
 
 sys.path.insert(0, str(ROOT))  # the tests' Chromium launcher: one place says how to start it
 from tests.browser import chromium_context

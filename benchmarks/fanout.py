@@ -56,14 +56,13 @@ from harness import (
 from replay_throughput import wait_ready
 from websockets.asyncio.server import broadcast, serve
 
-from fiml.kafka_clients import make_producer
-from fiml.local_kafka import free_port
-from fiml.processes import stop_process
-from fiml.runtime import now_micros
-from fiml.settings import Settings
-from fiml.topics import create_topics
 from gateway.items import price_item
-from gateway.protocol import utc_timestamp
+from runtime.clock import now_iso, now_micros
+from runtime.kafka import make_producer
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
+from runtime.topics import create_topics
 from schemas import Quote, encode
 from schemas.times import datetime_to_micros, micros_to_iso, parse_iso
 
@@ -350,7 +349,7 @@ async def _broadcast_server(port: int) -> None:
 
     async def handler(ws) -> None:
         await ws.recv()
-        await ws.send(f'{{"type":"subscription_ack","timestamp":"{utc_timestamp()}"}}')
+        await ws.send(f'{{"type":"subscription_ack","timestamp":"{now_iso()}"}}')
         subscribers.add(ws)
         try:
             await ws.wait_closed()

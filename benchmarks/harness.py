@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fiml.local_kafka import temporary_broker
-from fiml.processes import die_with_parent
-from fiml.settings import Settings
+from runtime.processes import die_with_parent
+from runtime.settings import Settings
+from runtime.testing import temporary_broker
 
 ROOT = Path(__file__).resolve().parent.parent
 

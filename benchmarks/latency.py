@@ -47,12 +47,12 @@ from arbitration_throughput import committed
 from harness import percentiles, run_and_report, run_facts, spawn_service
 from replay_throughput import wait_ready
 
-from fiml.kafka_clients import make_consumer, make_producer, topic_partitions
-from fiml.local_kafka import free_port
-from fiml.processes import stop_process
-from fiml.runtime import now_micros
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.clock import now_micros
+from runtime.kafka import make_consumer, make_producer, topic_partitions
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
+from runtime.topics import create_topics
 from schemas import RawTick, Trade, decode, encode
 from schemas.times import datetime_to_micros, parse_iso
 

@@ -32,11 +32,11 @@ from fanout import ClientPool
 from harness import raise_open_files, rss_bytes, run_and_report, run_facts, spawn_service
 from replay_throughput import wait_ready
 
-from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.local_kafka import free_port
-from fiml.processes import stop_process
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.kafka import make_consumer, topic_partitions
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
+from runtime.topics import create_topics
 
 SYMBOLS = tuple(f"K{n:02d}" for n in range(50))
 TICK_HZ = 28.0  # 50 symbols x 3 venues: about 5,000 ticks/s with trades, less outages

@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
-from fiml.local_kafka import KafkaRuntimeError, LocalKafka
-from fiml.runtime import configure_logging, run_until_signalled
-from fiml.settings import Settings, SettingsError
+from runtime.broker import KafkaRuntimeError, LocalKafka
+from runtime.service import configure_logging, run_until_signalled
+from runtime.settings import Settings, SettingsError
 from schemas.symbols import InvalidSymbol, canonical_symbol
 from schemas.times import datetime_to_micros, parse_iso
 
@@ -95,7 +95,7 @@ def kafka_status() -> None:
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every topic with its partitions and retention; existing ones are kept."""
-    from fiml.topics import create_topics
+    from runtime.topics import create_topics
 
     settings = _service_settings()
     created = asyncio.run(create_topics(settings))
@@ -164,8 +164,8 @@ def replay(
     """Write a topic's records for a time range in event-time order, then, without --end,
     the new ones as they arrive until Ctrl-C or SIGTERM."""
     from fiml.export import FORMATS, export
-    from fiml.replay import ReplayError
     from fiml.terminal import progress_bar
+    from runtime.replay import ReplayError
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"one of {', '.join(FORMATS)}", param_hint="--format")

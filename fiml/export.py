@@ -1,6 +1,6 @@
 """``fiml replay``: write a topic's records for a time range as JSON lines or CSV.
 
-Records come from :class:`fiml.replay.Replay` in event-time order; each is written as its
+Records come from :class:`runtime.replay.Replay` in event-time order; each is written as its
 fields (times in microseconds since the epoch, as in the topics). With a speed, writing is
 paced by event time: 1 is the original pace, 10 ten times faster; ``None`` writes at once.
 Without an end the replay follows the topic live until it is told to stop. The output is
@@ -17,9 +17,10 @@ from typing import Any, TextIO
 
 import orjson
 
-from fiml.replay import STREAMS, Replay
-from fiml.runtime import now_micros, until_stopped
-from fiml.settings import Settings
+from runtime.clock import now_micros
+from runtime.replay import STREAMS, Replay
+from runtime.service import until_stopped
+from runtime.settings import Settings
 
 FORMATS = ("jsonl", "csv")
 CHUNK = 500

@@ -20,10 +20,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from fiml.local_kafka import LocalKafka
-from fiml.processes import die_with_parent, stop_process
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.broker import LocalKafka
+from runtime.processes import die_with_parent, stop_process
+from runtime.settings import Settings
+from runtime.topics import create_topics
 
 SERVICES = ("ingest", "arbitrate", "gateway")
 

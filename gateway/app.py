@@ -14,9 +14,6 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 
-from fiml.catalog import Catalog, ExchangeMarkets, needs_exchange_markets
-from fiml.metrics import CONNECTIONS, CONTENT_TYPE, SUBSCRIPTIONS, exposition
-from fiml.settings import Settings
 from gateway.asyncapi import asyncapi_document
 from gateway.clock import Clocks
 from gateway.dashboard import mount_dashboard
@@ -42,6 +39,9 @@ from gateway.security import (
 from gateway.session import POLICY_VIOLATION, ClientSession, Shared
 from gateway.stores import Market
 from gateway.watcher import watch_connections
+from runtime.catalog import Catalog, ExchangeMarkets, needs_exchange_markets
+from runtime.metrics import CONNECTIONS, CONTENT_TYPE, SUBSCRIPTIONS, exposition
+from runtime.settings import Settings
 
 
 def prices_path_request(symbols: str) -> SubscribeRequest:
@@ -82,7 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
             asyncio.create_task(watch_connections(registry)),
         ]
         if needs_exchange_markets(settings):  # ccxt is imported only when its markets matter
-            from ingest.providers.ccxt_markets import learn_ccxt_markets
+            from runtime.exchanges import learn_ccxt_markets
 
             tasks.append(asyncio.create_task(learn_ccxt_markets(settings, exchange_markets)))
         try:

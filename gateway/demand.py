@@ -16,10 +16,10 @@ from collections import Counter
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from fiml.kafka_clients import make_producer
-from fiml.runtime import now_micros
-from fiml.settings import Settings
 from gateway.registry import ConnectionRegistry
+from runtime.clock import now_micros
+from runtime.kafka import make_producer
+from runtime.settings import Settings
 from schemas import Demand, encode
 
 log = logging.getLogger("fiml.gateway.demand")

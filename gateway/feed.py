@@ -5,9 +5,9 @@ Each gateway replica assigns all partitions itself (no consumer group), so every
 sees every symbol. On start it reads back up to ``gateway_warm_records`` records per
 partition, so clients get a snapshot right away. Its consumer lag per partition goes to
 ``fiml_consumer_lag`` once a second, from a task beside the reading loop that also tells
-``/healthz`` whether the loop keeps up (:class:`fiml.health.Progress`). A record that is not
+``/healthz`` whether the loop keeps up (:class:`runtime.health.Progress`). A record that is not
 one of ours, or that clients could not be shown (a time no date can show, an unknown
-provider state), is counted, logged and skipped (``fiml/intake.py``).
+provider state), is counted, logged and skipped (``runtime/intake.py``).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from fiml.health import Progress
-from fiml.intake import decode_or_skip
-from fiml.kafka_clients import connected, make_consumer, topic_partitions
-from fiml.metrics import ConsumerLag
-from fiml.settings import Settings
 from gateway.providers import NOTICES, ProviderStatuses
 from gateway.stores import Market
+from runtime.health import Progress
+from runtime.intake import decode_or_skip
+from runtime.kafka import connected, make_consumer, topic_partitions
+from runtime.metrics import ConsumerLag
+from runtime.settings import Settings
 from schemas import Candle, ProviderStatus, Quote, Trade
 from schemas.times import check_micros
 

@@ -19,13 +19,13 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 
-from fiml.replay import Replay, ReplayError
-from fiml.settings import Settings
 from gateway.buckets import BucketPage
 from gateway.items import candle_item, quote_item
 from gateway.messages import OhlcvItem, QuoteItem
 from gateway.protocol import Timeframe
 from gateway.security import api_key_accepted
+from runtime.replay import Replay, ReplayError
+from runtime.settings import Settings
 from schemas.records import Candle
 from schemas.symbols import InvalidSymbol, canonical_symbol
 from schemas.times import as_utc, datetime_to_micros

@@ -6,7 +6,7 @@ raises :class:`ProtocolError` with the spec's error code and a message saying wh
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -20,8 +20,9 @@ from pydantic import (
     field_validator,
 )
 
+from runtime.clock import now_iso
 from schemas.symbols import InvalidSymbol, canonical_symbol
-from schemas.times import as_utc, datetime_to_iso
+from schemas.times import as_utc
 
 MAX_SYMBOLS = 50
 MIN_INTERVAL_MS = 100
@@ -202,11 +203,6 @@ def _json_kind(value: object) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def utc_timestamp() -> str:
-    """Now, in the wire form of times."""
-    return datetime_to_iso(datetime.now(UTC))
-
-
 def error_frame(code: ErrorCode, message: str) -> str:
     """An error message as the spec shows it."""
     return orjson.dumps(
@@ -214,6 +210,6 @@ def error_frame(code: ErrorCode, message: str) -> str:
             "type": "error",
             "error_code": code.value,
             "message": message,
-            "timestamp": utc_timestamp(),
+            "timestamp": now_iso(),
         }
     ).decode()

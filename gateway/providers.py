@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
-from fiml.settings import Settings
 from gateway.security import api_key_accepted
+from runtime.settings import Settings
 from schemas.records import ProviderStatus
 from schemas.times import micros_to_iso
 

@@ -1,10 +1,10 @@
 """Replay subscriptions: a subscribe message with ``start`` streams the log by event time.
 
-A reader task takes :class:`fiml.replay.Replay` in chunks of ``READ_CHUNK`` records, encodes
+A reader task takes :class:`runtime.replay.Replay` in chunks of ``READ_CHUNK`` records, encodes
 each chunk's JSON items at once (so the decoded records die young and the next message is
 mostly built while the previous one is written) and puts it in a small bounded queue; the
 pacer takes from it on the subscription's ``interval_ms`` cadence, releasing the items whose
-time (:attr:`fiml.replay.Replayed.time`) the replay clock (``start + elapsed * speed``) has
+time (:attr:`runtime.replay.Replayed.time`) the replay clock (``start + elapsed * speed``) has
 reached, conflated per interval like live data (price and quote per symbol, ohlcv per
 bucket, trades never). At speed 0 the clock is off: every record is sent, unconflated, as
 fast as the client takes the messages. While a message waits for the client (``in_flight``)
@@ -27,12 +27,13 @@ from typing import Any
 
 import orjson
 
-from fiml.replay import Replay, Replayed, ReplayError
-from fiml.settings import Settings
 from gateway.items import candle_item, trade_item
-from gateway.protocol import ErrorCode, StreamType, SubscribeRequest, error_frame, utc_timestamp
+from gateway.protocol import ErrorCode, StreamType, SubscribeRequest, error_frame
 from gateway.stores import QUOTE_BUILDERS
 from gateway.subscription import Subscription
+from runtime.clock import now_iso
+from runtime.replay import Replay, Replayed, ReplayError
+from runtime.settings import Settings
 from schemas.times import datetime_to_iso, datetime_to_micros
 
 log = logging.getLogger("fiml.gateway.replay")
@@ -295,7 +296,7 @@ class ReplayRun:
                     "subscription_id": sub.id,
                     "start": datetime_to_iso(request.start),
                     "end": datetime_to_iso(request.end),
-                    "timestamp": utc_timestamp(),
+                    "timestamp": now_iso(),
                 }
             ).decode(),
             None,

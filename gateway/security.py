@@ -6,7 +6,7 @@ import hmac
 
 from starlette.requests import HTTPConnection
 
-from fiml.settings import Settings
+from runtime.settings import Settings
 
 API_KEY_HEADER = "x-api-key"
 API_KEY_QUERY = "api_key"

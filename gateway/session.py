@@ -26,10 +26,6 @@ from dataclasses import dataclass
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from fiml.catalog import Catalog
-from fiml.metrics import FRAMES_SENT, LATENCY, SEND_QUEUE_DEPTH, SLOW_CONSUMER_DROPS
-from fiml.runtime import now_micros
-from fiml.settings import Settings
 from gateway.clock import Clocks
 from gateway.limits import TokenBucket
 from gateway.outbox import Outbox
@@ -43,13 +39,16 @@ from gateway.protocol import (
     UnsubscribeRequest,
     error_frame,
     parse_client_message,
-    utc_timestamp,
 )
 from gateway.providers import ProviderStatuses, notice_message, provider_notices
 from gateway.registry import ConnectionRegistry
 from gateway.replaying import ReplayRun, replay_ack_fields
 from gateway.stores import Market, TradesLost
 from gateway.subscription import Subscription
+from runtime.catalog import Catalog
+from runtime.clock import now_iso, now_micros
+from runtime.metrics import FRAMES_SENT, LATENCY, SEND_QUEUE_DEPTH, SLOW_CONSUMER_DROPS
+from runtime.settings import Settings
 
 log = logging.getLogger("fiml.gateway")
 
@@ -196,7 +195,7 @@ class ClientSession:
             elif isinstance(request, UnsubscribeRequest):
                 self._unsubscribe(request)
             elif isinstance(request, PingRequest):
-                self.send(_json({"type": "pong", "timestamp": utc_timestamp()}))
+                self.send(_json({"type": "pong", "timestamp": now_iso()}))
         except ProtocolError as error:
             self.send(error_frame(error.code, error.message))
         except Exception:
@@ -243,7 +242,7 @@ class ClientSession:
             "symbols": subscription.symbols,
             "subscription_id": subscription.id,
             "interval_ms": subscription.interval_ms,
-            "timestamp": utc_timestamp(),
+            "timestamp": now_iso(),
         }
         if subscription.stream_type == StreamType.OHLCV:
             ack["timeframe"] = subscription.timeframe
@@ -304,7 +303,7 @@ class ClientSession:
                     "stream_type": request.stream_type.value,
                     "symbols": list(removed),
                     "subscription_ids": ended,
-                    "timestamp": utc_timestamp(),
+                    "timestamp": now_iso(),
                 }
             )
         )
@@ -349,7 +348,7 @@ class ClientSession:
             _json(
                 {
                     "type": "heartbeat",
-                    "timestamp": utc_timestamp(),
+                    "timestamp": now_iso(),
                     "active_subscriptions": len(self.subscriptions),
                 }
             )
@@ -395,7 +394,7 @@ class ClientSession:
                         "symbol": symbol,
                         "status": "stale" if is_stale else "live",
                         "message": message,
-                        "timestamp": utc_timestamp(),
+                        "timestamp": now_iso(),
                     }
                 )
             )
@@ -410,9 +409,7 @@ class ClientSession:
             return [] if quote is None else quote.providers
 
         for notice in provider_notices(self.watched_since, serving, statuses.state, self.told):
-            self.send(
-                _json({**notice_message(notice, statuses.latest), "timestamp": utc_timestamp()})
-            )
+            self.send(_json({**notice_message(notice, statuses.latest), "timestamp": now_iso()}))
 
     async def _write(self) -> None:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):

@@ -18,12 +18,13 @@ from collections.abc import Iterable, Sequence
 
 from aiokafka.errors import KafkaError
 
-from fiml.health import Progress
-from fiml.intake import decode_or_skip
-from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.runtime import now_micros, until_stopped
-from fiml.settings import Settings
 from ingest.providers import Provider
+from runtime.clock import now_micros
+from runtime.health import Progress
+from runtime.intake import decode_or_skip
+from runtime.kafka import make_consumer, topic_partitions
+from runtime.service import until_stopped
+from runtime.settings import Settings
 from schemas import Demand
 from schemas.symbols import canonical_symbol
 

@@ -32,14 +32,14 @@ from aiokafka.errors import (
     RecordListTooLargeError,
 )
 
-from fiml.health import Progress, serve_health
-from fiml.kafka_clients import make_producer
-from fiml.metrics import BROKER_UP, INGEST_BUFFERED, INGEST_DROPPED, count_ingested
-from fiml.settings import Settings
 from ingest.demand import follow_demand
 from ingest.providers import Batch
-from ingest.providers.backoff import Backoff
 from ingest.providers.registry import build_providers
+from runtime.backoff import Backoff
+from runtime.health import Progress, serve_health
+from runtime.kafka import make_producer
+from runtime.metrics import BROKER_UP, INGEST_BUFFERED, INGEST_DROPPED, count_ingested
+from runtime.settings import Settings
 from schemas import ProviderStatus, RawTick, encode
 
 log = logging.getLogger("fiml.ingest")

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.settings import Settings
+from runtime.topics import create_topics
 from tests.kafka_broker import session_broker
 
 # HYPOTHESIS_PROFILE=slow runs the property and model-based tests with ten times as many

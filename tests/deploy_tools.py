@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from fiml.settings import Settings
+from runtime.settings import Settings
 
 KUSTOMIZE_VERSION = "v5.8.1"
 STRIMZI_VERSION = "0.51.0"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
-from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.processes import die_with_parent
-from fiml.settings import Settings
+from runtime.kafka import make_consumer, topic_partitions
+from runtime.processes import die_with_parent
+from runtime.settings import Settings
 from schemas import DecodeError, ProviderStatus, RawTick, decode
 
 

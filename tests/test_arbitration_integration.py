@@ -22,10 +22,10 @@ import pytest
 
 from arbitration.candles import TIMEFRAMES
 from arbitration.rebuild import RebuildReport, rebuild
-from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.processes import stop_process
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.kafka import make_consumer, topic_partitions
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.topics import create_topics
 from schemas import Candle, Quote, RawTick, Rejected, Trade
 from tests.support import read_topic, service_env, spawn
 

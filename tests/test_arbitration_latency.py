@@ -9,8 +9,8 @@ import asyncio
 from arbitration.config import EngineConfig
 from arbitration.feeds import StatusFeed
 from arbitration.sender import BatchSender
-from fiml.kafka_clients import make_producer
-from fiml.settings import Settings
+from runtime.kafka import make_producer
+from runtime.settings import Settings
 from schemas import ProviderStatus, encode
 from tests.arbitration_support import SECOND, T0, status
 from tests.support import poll_until, read_topic

@@ -24,8 +24,8 @@ from arbitration.snapshots import (
     loads,
 )
 from arbitration.statuses import StatusTimeline
-from fiml.kafka_clients import make_producer
-from fiml.settings import Settings
+from runtime.kafka import make_producer
+from runtime.settings import Settings
 from schemas import encode
 from schemas.records import Candle, RawTick
 from tests.arbitration_support import MS, SECOND, Harness, status, tick

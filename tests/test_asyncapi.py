@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import websockets
 
-from fiml.settings import Settings
+from runtime.settings import Settings
 from tests.test_gateway import gateway, make_quote, publish, receive
 
 __all__ = ["gateway"]

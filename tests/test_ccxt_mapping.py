@@ -7,13 +7,13 @@ import random
 import ccxt
 import pytest
 
-from ingest.providers.backoff import LONG, NETWORK, RATE_LIMIT, Backoff, parse_retry_after
 from ingest.providers.ccxt_mapping import (
     classify_ccxt_error,
     ticker_to_tick,
     trade_to_tick,
     venue_symbols,
 )
+from runtime.backoff import LONG, NETWORK, RATE_LIMIT, Backoff, parse_retry_after
 
 TS = 1_764_151_200_000_000
 

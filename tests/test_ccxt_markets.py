@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 
-from fiml.catalog import Catalog, ExchangeMarkets, ccxt_exchange_ids, needs_exchange_markets
-from fiml.settings import Settings
-from ingest.providers import ccxt_markets
-from ingest.providers.backoff import Backoff
-from ingest.providers.ccxt_markets import learn_exchange_markets
-from ingest.providers.ccxt_provider import make_exchange
+from runtime import exchanges
+from runtime.backoff import Backoff
+from runtime.catalog import Catalog, ExchangeMarkets, ccxt_exchange_ids, needs_exchange_markets
+from runtime.exchanges import learn_exchange_markets, make_exchange
+from runtime.settings import Settings
 from tests.ccxt_http import RecordedSession, Reply, binance_routes, fixture
 from tests.kafka_broker import free_port
 from tests.test_demand import subscribe
@@ -42,8 +41,8 @@ def recorded_exchanges(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         made.append(exchange_id)
         return exchange
 
-    monkeypatch.setattr(ccxt_markets, "make_exchange", make)
-    monkeypatch.setattr(ccxt_markets, "LONG", Backoff(base=0.05, cap=0.05))
+    monkeypatch.setattr(exchanges, "make_exchange", make)
+    monkeypatch.setattr(exchanges, "LONG", Backoff(base=0.05, cap=0.05))
     return made
 
 

@@ -11,8 +11,9 @@ import re
 import aiohttp
 import pytest
 
-from ingest.providers.backoff import LONG, NETWORK, RATE_LIMIT, Backoff
-from ingest.providers.ccxt_provider import CcxtProvider, make_exchange
+from ingest.providers.ccxt_provider import CcxtProvider
+from runtime.backoff import LONG, NETWORK, RATE_LIMIT, Backoff
+from runtime.exchanges import make_exchange
 from schemas import ProviderStatus, RawTick
 from tests.ccxt_http import RecordedSession, Reply, binance_routes, fixture
 from tests.support import Records, has_tick, run_provider_until, worst_loop_stall

@@ -9,8 +9,9 @@ import random
 
 import pytest
 
-from ingest.providers.backoff import NETWORK
-from ingest.providers.ccxt_provider import CcxtProvider, make_exchange
+from ingest.providers.ccxt_provider import CcxtProvider
+from runtime.backoff import NETWORK
+from runtime.exchanges import make_exchange
 from schemas import RawTick
 from tests.ccxt_http import RecordedSession, Reply, binance_routes, fixture
 from tests.ccxt_ws import RecordedVenue, binance_answer, kraken_answer

@@ -29,12 +29,12 @@ import pytest
 import websockets
 from playwright.async_api import BrowserContext, Page
 
-from fiml.local_kafka import free_port
-from fiml.processes import stop_process
-from fiml.settings import Settings
-from fiml.topics import create_topics
 from gateway.app import create_app
 from gateway.protocol import Timeframe
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
+from runtime.topics import create_topics
 from tests.browser import chromium_context
 from tests.support import service_env, spawn, wait_for_port
 

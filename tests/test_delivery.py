@@ -23,11 +23,11 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from arbitration.engine import ROLES
 from arbitration.rebuild import read_stored, rebuild
-from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.local_kafka import free_port
-from fiml.processes import stop_process
-from fiml.settings import Settings
-from fiml.topics import topic_configs
+from runtime.kafka import make_consumer, topic_partitions
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
+from runtime.topics import topic_configs
 from tests.support import poll_until, service_env, spawn
 
 pytestmark = pytest.mark.kafka

@@ -10,13 +10,14 @@ import json
 import pytest
 import websockets
 
-from fiml.catalog import Catalog
-from fiml.settings import Settings
 from ingest.demand import DemandBook, Universe
-from ingest.providers.ccxt_provider import CcxtProvider, make_exchange
+from ingest.providers.ccxt_provider import CcxtProvider
 from ingest.providers.synthetic_provider import SyntheticProvider
 from ingest.providers.yahoo_provider import YahooProvider
 from ingest.service import run_ingest
+from runtime.catalog import Catalog
+from runtime.exchanges import make_exchange
+from runtime.settings import Settings
 from schemas import Demand, RawTick
 from tests.kafka_broker import free_port
 from tests.support import read_topic

@@ -32,8 +32,8 @@ import typer
 import yaml
 
 from fiml.cli import app as cli_app
-from fiml.settings import ENV_PREFIX, Settings, TopicSpec
 from gateway.dashboard import CHART_LIBRARY
+from runtime.settings import ENV_PREFIX, Settings, TopicSpec
 from tests.deploy_tools import kustomize, strimzi_crds
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from fiml.processes import stop_process
+from runtime.processes import stop_process
 from schemas import Quote, RawTick
 from schemas.times import micros_to_iso
 from tests.kafka_broker import free_port

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from fiml.processes import stop_process
+from runtime.processes import stop_process
 from tests.kafka_broker import free_port
 from tests.support import service_env, spawn, wait_for_port
 

@@ -20,11 +20,12 @@ import pytest
 import websockets
 
 from arbitration.config import EngineConfig
-from fiml.local_kafka import LocalKafka, free_port, isolated_broker_settings
-from fiml.processes import stop_process
-from fiml.topics import create_topics
 from gateway.messages import Status
 from ingest.synthetic import MICROS, SyntheticMarket
+from runtime.broker import LocalKafka
+from runtime.processes import stop_process
+from runtime.testing import free_port, isolated_broker_settings
+from runtime.topics import create_topics
 from schemas import Quote, RawTick, Rejected
 from tests.arbitration_support import Harness
 from tests.support import poll_until, read_topic, service_env, spawn, wait_for_port

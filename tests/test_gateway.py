@@ -12,8 +12,8 @@ import pytest
 import uvicorn
 import websockets
 
-from fiml.kafka_clients import make_producer
 from gateway.app import create_app
+from runtime.kafka import make_producer
 from schemas import Quote, encode
 from schemas.times import micros_to_iso
 from tests.kafka_broker import free_port

@@ -9,7 +9,7 @@ import json
 import httpx
 import websockets
 
-from fiml.processes import stop_process
+from runtime.processes import stop_process
 from tests.kafka_broker import free_port
 from tests.support import service_env, spawn, wait_for_port
 from tests.test_gateway import make_quote, publish

@@ -16,7 +16,7 @@ import json
 
 import websockets
 
-from fiml.kafka_clients import make_producer
+from runtime.kafka import make_producer
 from schemas import encode
 from tests.test_gateway import (
     SPEC_PRICE_FIELDS,

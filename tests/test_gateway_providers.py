@@ -11,9 +11,9 @@ import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fiml.kafka_clients import make_producer
 from gateway.items import quote_item
 from gateway.providers import ProviderStatuses, notice_message, provider_notices
+from runtime.kafka import make_producer
 from schemas import ProviderStatus, encode
 from tests.test_gateway import BASE_US, gateway, make_quote
 

@@ -14,8 +14,8 @@ import pytest
 import websockets
 from aiokafka.structs import ConsumerRecord
 
-from fiml.replay import Replay, Replayed
 from gateway.replaying import Encoded
+from runtime.replay import Replay, Replayed
 from schemas import Trade, encode
 from schemas.times import micros_to_iso
 from tests.kafka_broker import free_port

@@ -14,7 +14,7 @@ from websockets.client import ClientProtocol
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from fiml.kafka_clients import make_producer
+from runtime.kafka import make_producer
 from schemas import encode
 from tests.kafka_broker import free_port
 from tests.test_gateway import make_quote, receive, serve_gateway

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import websockets
 
-from fiml.kafka_clients import make_producer
+from runtime.kafka import make_producer
 from schemas import Candle, Trade, encode
 from schemas.times import micros_to_iso
 from tests.kafka_broker import free_port

@@ -21,18 +21,12 @@ import httpx
 import pytest
 import websockets
 
-from fiml.health import (
-    FaustHealth,
-    HealthServer,
-    Progress,
-    faust_health,
-    main,
-    probe,
-    serve_health,
-)
-from fiml.processes import stop_process
-from fiml.settings import Settings, SettingsError
-from fiml.topics import create_topics
+from arbitration.health import FaustHealth, faust_health
+from fiml.health import main, probe
+from runtime.health import HealthServer, Progress, serve_health
+from runtime.processes import stop_process
+from runtime.settings import Settings, SettingsError
+from runtime.topics import create_topics
 from tests.kafka_broker import free_port
 from tests.support import service_env, spawn
 from tests.test_gateway import make_quote, publish, serve_gateway, until_known
@@ -92,7 +86,7 @@ async def test_a_malformed_request_gets_400_and_a_silent_client_is_dropped(
     health_server, monkeypatch
 ):
     server, _ = health_server
-    monkeypatch.setattr("fiml.health.READ_TIMEOUT", 0.2)
+    monkeypatch.setattr("runtime.health.READ_TIMEOUT", 0.2)
     response = await raw_request(server.port, b"nonsense\r\n\r\n")
     assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     overlong = b""
@@ -152,7 +146,7 @@ async def test_a_faust_worker_is_ready_once_assigned_and_not_while_rebalancing(m
     goes away in tests/test_outages.py)."""
     port = free_port()
     connected = Flag()
-    monkeypatch.setattr("fiml.health.faust_connected", lambda app: connected())
+    monkeypatch.setattr("arbitration.health.faust_connected", lambda app: connected())
     app = faust.App("health-test", broker="kafka://127.0.0.1:1")
     [service] = faust_health(app, Settings.from_env({}, health_port=port), Progress(1.0))
     assert isinstance(service, FaustHealth)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from fiml.runtime import now_micros
 from gateway.items import candle_item, quote_item
+from runtime.clock import now_micros
 from schemas import Candle, Quote
 from schemas.times import micros_to_iso
 from tests.support import expire_oldest, read_topic

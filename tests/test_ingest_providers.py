@@ -7,12 +7,12 @@ import dataclasses
 
 import pytest
 
-from fiml.settings import Settings, SettingsError
 from ingest.providers.ccxt_provider import CcxtProvider
 from ingest.providers.registry import build_providers
 from ingest.providers.synthetic_provider import SyntheticProvider
 from ingest.providers.yahoo_provider import YahooProvider
 from ingest.service import run_ingest
+from runtime.settings import Settings, SettingsError
 from schemas import ProviderStatus, RawTick
 from tests.support import read_topic
 

@@ -1,5 +1,5 @@
-"""The one rule for records that are not ours (fiml/intake.py), the checks consumers add for
-records that decode but make no sense to them, and the liveness rule (fiml/health.py)."""
+"""The one rule for records that are not ours (runtime/intake.py), the checks consumers add for
+records that decode but make no sense to them, and the liveness rule (runtime/health.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import logging
 
 import pytest
 
-from fiml import intake
-from fiml.health import HealthServer, Progress
-from fiml.intake import decode_or_skip, skip
-from fiml.metrics import RECORDS_SKIPPED
 from gateway.feed import check_event_time, check_status
 from ingest.demand import check_demand
+from runtime import intake
+from runtime.health import HealthServer, Progress
+from runtime.intake import decode_or_skip, skip
+from runtime.metrics import RECORDS_SKIPPED
 from schemas import Demand, ProviderStatus, Quote, encode
 
 NOW = 1_764_000_000_000_000

@@ -9,12 +9,12 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from fiml.settings import Settings
 from ingest.providers.alphavantage import AlphaVantageProvider
-from ingest.providers.backoff import RATE_LIMIT
 from ingest.providers.fmp import FmpProvider
 from ingest.providers.keyed_http import spacing
 from ingest.providers.registry import build_providers, provider_names
+from runtime.backoff import RATE_LIMIT
+from runtime.settings import Settings
 from schemas import ProviderStatus, RawTick
 from tests.ccxt_http import fixture
 from tests.support import Records, has_tick, run_provider_until

@@ -14,8 +14,9 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.errors import CoordinatorNotAvailableError
 
-from fiml.local_kafka import LocalKafka, isolated_broker_settings, new_cluster_id
-from fiml.processes import pid_alive
+from runtime.broker import LocalKafka, new_cluster_id
+from runtime.processes import pid_alive
+from runtime.testing import isolated_broker_settings
 from tests.support import service_env
 
 

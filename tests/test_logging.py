@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from fiml.settings import Settings, SettingsError
+from runtime.settings import Settings, SettingsError
 
 EMIT = (
-    "import logging, sys; from fiml.runtime import configure_logging; "
+    "import logging, sys; from runtime.service import configure_logging; "
     "configure_logging('info', sys.argv[1]); log = logging.getLogger('fiml.test'); "
     "log.info('started with %s', 'context', "
     "extra={'symbol': 'AAPL', 'provider': 'synthetic'}); "

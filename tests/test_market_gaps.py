@@ -22,12 +22,12 @@ import sys
 import pytest
 
 from arbitration.config import EngineConfig
-from fiml.kafka_clients import make_producer
-from fiml.local_kafka import free_port, isolated_broker_settings
-from fiml.processes import stop_process
-from fiml.runtime import now_micros
-from fiml.settings import Settings
 from ingest.service import run_ingest
+from runtime.clock import now_micros
+from runtime.kafka import make_producer
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port, isolated_broker_settings
 from schemas import Quote, RawTick, Rejected, encode
 from tests.support import poll_until, read_topic, service_env, spawn, wait_for_port
 

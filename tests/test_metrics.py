@@ -22,12 +22,12 @@ from arbitration.config import EngineConfig
 from arbitration.engine import PartitionEngine
 from arbitration.monitor import applied_states
 from arbitration.statuses import ProviderHealth, StatusTimeline
-from fiml.kafka_clients import make_producer
-from fiml.metrics import ConsumerLag, ScoreExport, exposition
-from fiml.processes import stop_process
-from fiml.runtime import now_micros
-from fiml.settings import Settings
 from gateway.app import create_app
+from runtime.clock import now_micros
+from runtime.kafka import make_producer
+from runtime.metrics import ConsumerLag, ScoreExport, exposition
+from runtime.processes import stop_process
+from runtime.settings import Settings
 from schemas import ProviderStatus
 from tests.kafka_broker import free_port
 from tests.support import service_env, spawn

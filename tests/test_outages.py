@@ -23,12 +23,13 @@ import uuid
 import httpx
 import pytest
 
-from fiml.local_kafka import LocalKafka, free_port, isolated_broker_settings
-from fiml.metrics import INGEST_DROPPED
-from fiml.processes import stop_process
-from fiml.settings import Settings
-from fiml.topics import create_topics
 from ingest.service import TickWriter
+from runtime.broker import LocalKafka
+from runtime.metrics import INGEST_DROPPED
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port, isolated_broker_settings
+from runtime.topics import create_topics
 from schemas import ProviderStatus, RawTick
 from tests.support import read_topic, service_env, spawn
 from tests.test_health import SERVICE_START_TIMEOUT, poll

@@ -30,11 +30,11 @@ import websockets
 
 from arbitration.engine import MAX_KEPT_BYTES
 from arbitration.snapshots import FORMAT, MAX_STATE_BYTES
-from fiml.kafka_clients import make_producer
-from fiml.local_kafka import free_port
-from fiml.processes import stop_process
-from fiml.runtime import now_micros
-from fiml.settings import Settings
+from runtime.clock import now_micros
+from runtime.kafka import make_producer
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
 from schemas import (
     Candle,
     DecodeError,

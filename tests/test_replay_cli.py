@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from fiml.export import csv_cell, row
-from fiml.runtime import now_micros
+from runtime.clock import now_micros
 from schemas import Quote, Trade
 from schemas.times import micros_to_iso
 from tests.support import poll_until, read_topic, service_env

@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from fiml.kafka_clients import make_producer
-from fiml.replay import Replay, ReplayError
+from runtime.kafka import make_producer
+from runtime.replay import Replay, ReplayError
 from schemas import Candle, Trade, encode
 from schemas.times import LAST_MICROS
 from tests.support import expire_oldest, poll_until, read_topic

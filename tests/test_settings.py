@@ -1,4 +1,4 @@
-"""Tests of fiml/settings.py: defaults, FIML_* parsing, validation, to_env and topics."""
+"""Tests of runtime/settings.py: defaults, FIML_* parsing, validation, to_env and topics."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from fiml.settings import DEFAULT_CRYPTO, DEFAULT_EQUITIES, Settings, SettingsError, TopicSpec
+from runtime.settings import DEFAULT_CRYPTO, DEFAULT_EQUITIES, Settings, SettingsError, TopicSpec
 
 HOUR_MS = 3_600_000
 ROLES = {

@@ -7,7 +7,6 @@ from itertools import pairwise
 
 import pytest
 
-from fiml.settings import DEFAULT_CRYPTO, DEFAULT_EQUITIES
 from ingest.synthetic import (
     DEFAULT_VENUES,
     MICROS,
@@ -16,6 +15,7 @@ from ingest.synthetic import (
     starting_price,
     with_faults,
 )
+from runtime.settings import DEFAULT_CRYPTO, DEFAULT_EQUITIES
 
 T0 = 1_763_807_400_000_000  # 2025-11-22T10:30:00Z
 STEP_US = 100_000

@@ -13,7 +13,7 @@ import uuid
 import pytest
 import websockets
 
-from fiml.local_kafka import free_port, isolated_broker_settings
+from runtime.testing import free_port, isolated_broker_settings
 from tests.support import processes_with_env, service_env, wait_for_port
 
 

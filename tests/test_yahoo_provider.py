@@ -15,7 +15,6 @@ from websockets import exceptions as ws_errors
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from ingest.providers.backoff import LONG, NETWORK, RATE_LIMIT
 from ingest.providers.yahoo_mapping import (
     chart_to_tick,
     classify_yahoo_error,
@@ -23,6 +22,7 @@ from ingest.providers.yahoo_mapping import (
     yahoo_symbol,
 )
 from ingest.providers.yahoo_provider import YahooProvider
+from runtime.backoff import LONG, NETWORK, RATE_LIMIT
 from schemas import ProviderStatus, RawTick
 from tests.support import Records, has_tick, run_provider_until, worst_loop_stall
 from tests.yahoo_http import RecordedYahooSession

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from fiml.settings import Settings
+from runtime.settings import Settings
 
 log = logging.getLogger("fiml.gateway.dashboard")
 

@@ -8,9 +8,10 @@ import logging
 import random
 from collections.abc import Iterable
 
-from fiml.runtime import now_micros, until_stopped
 from ingest.providers import Batch, Emit
-from ingest.providers.backoff import Failure
+from ingest.providers.failure import Failure
+from runtime.clock import now_micros
+from runtime.service import until_stopped
 from schemas import ProviderStatus
 
 log = logging.getLogger("fiml.ingest.providers")

@@ -8,7 +8,9 @@ from typing import Any
 
 import ccxt
 
-from ingest.providers.backoff import LONG, NETWORK, RATE_LIMIT, Failure
+from ingest.providers.failure import Failure
+from runtime.backoff import LONG, NETWORK, RATE_LIMIT
+from runtime.exchanges import active_spot
 from schemas import RawTick
 
 MS_TO_US = 1000
@@ -27,20 +29,11 @@ def venue_symbols(
     missing: list[str] = []
     for symbol in canonical:
         market = markets.get(symbol)
-        if market is not None and _active_spot(market):
+        if market is not None and active_spot(market):
             served[symbol] = symbol
         else:
             missing.append(symbol)
     return served, missing
-
-
-def spot_pairs(markets: Mapping[str, Mapping[str, Any]]) -> frozenset[str]:
-    """The canonical pairs of every active spot market of loaded ccxt ``markets``."""
-    return frozenset(symbol for symbol, market in markets.items() if _active_spot(market))
-
-
-def _active_spot(market: Mapping[str, Any]) -> bool:
-    return bool(market.get("spot")) and market.get("active") is not False
 
 
 def _number(value: Any) -> float | None:

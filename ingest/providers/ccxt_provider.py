@@ -22,10 +22,7 @@ import ccxt
 import ccxt.async_support
 import ccxt.pro
 
-from fiml.catalog import is_fiat_pair
-from fiml.runtime import now_micros
 from ingest.providers import Emit
-from ingest.providers.backoff import Failure, parse_retry_after
 from ingest.providers.base import RetryingProvider, wait
 from ingest.providers.ccxt_mapping import (
     classify_ccxt_error,
@@ -33,28 +30,13 @@ from ingest.providers.ccxt_mapping import (
     trade_to_tick,
     venue_symbols,
 )
+from ingest.providers.failure import Failure
+from runtime.backoff import parse_retry_after
+from runtime.catalog import is_fiat_pair
+from runtime.clock import now_micros
 from schemas import ProviderStatus, RawTick
 
 SEEN_TRADES = 1000
-EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
-    "binance": {"fetchMarkets": {"types": ["spot"]}, "watchTickers": {"name": "ticker"}},
-    "okx": {"fetchMarkets": {"types": ["spot"]}},
-}
-
-
-def make_exchange(exchange_id: str, timeout_s: float) -> Any:
-    """A ccxt.pro exchange (REST and WebSocket) when ccxt.pro has it, else ccxt's async one;
-    spot markets only, and Binance's full ticker stream (with bid and ask) for tickers."""
-    module = ccxt.pro if exchange_id in ccxt.pro.exchanges else ccxt.async_support
-    if exchange_id not in module.exchanges:
-        raise ValueError(f"unknown ccxt exchange {exchange_id!r}")
-    return getattr(module, exchange_id)(
-        {
-            "enableRateLimit": True,
-            "timeout": int(timeout_s * 1000),
-            "options": EXCHANGE_OPTIONS.get(exchange_id, {}),
-        }
-    )
 
 
 class CcxtProvider(RetryingProvider):

@@ -15,10 +15,11 @@ from typing import Any
 
 import httpx
 
-from fiml.runtime import now_micros
 from ingest.providers import Emit
-from ingest.providers.backoff import LONG, NETWORK, RATE_LIMIT, Failure, parse_retry_after
 from ingest.providers.base import RetryingProvider, wait
+from ingest.providers.failure import Failure
+from runtime.backoff import LONG, NETWORK, RATE_LIMIT, parse_retry_after
+from runtime.clock import now_micros
 from schemas import RawTick
 
 logging.getLogger("httpx").setLevel(logging.WARNING)

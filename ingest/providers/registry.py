@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fiml.catalog import provider_families
-from fiml.settings import Settings
 from ingest.providers import Provider
 from ingest.providers.alphavantage import AlphaVantageProvider
-from ingest.providers.ccxt_provider import CcxtProvider, make_exchange
+from ingest.providers.ccxt_provider import CcxtProvider
 from ingest.providers.fmp import FmpProvider
 from ingest.providers.synthetic_provider import SyntheticProvider
 from ingest.providers.yahoo_provider import YahooProvider
+from runtime.catalog import provider_families
+from runtime.exchanges import make_exchange
+from runtime.settings import Settings
 
 Factory = Callable[[Settings, str | None], list[Provider]]
 

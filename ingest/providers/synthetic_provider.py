@@ -8,12 +8,12 @@ import logging
 
 from aiokafka.errors import KafkaError
 
-from fiml.intake import decode_or_skip
-from fiml.runtime import now_micros
-from fiml.settings import Settings
-from fiml.tail import read_tail
 from ingest.providers import Emit
 from ingest.synthetic import DEFAULT_VENUES, SyntheticMarket, with_faults
+from runtime.clock import now_micros
+from runtime.intake import decode_or_skip
+from runtime.kafka import read_tail
+from runtime.settings import Settings
 from schemas import RawTick
 
 log = logging.getLogger("fiml.ingest.synthetic")

@@ -12,8 +12,9 @@ from curl_cffi.requests import exceptions as http_errors
 from websockets import exceptions as ws_errors
 from yfinance import exceptions as yf_errors
 
-from fiml.catalog import is_fiat_pair
-from ingest.providers.backoff import LONG, NETWORK, RATE_LIMIT, Failure
+from ingest.providers.failure import Failure
+from runtime.backoff import LONG, NETWORK, RATE_LIMIT
+from runtime.catalog import is_fiat_pair
 from schemas import RawTick
 from schemas.times import datetime_to_micros
 

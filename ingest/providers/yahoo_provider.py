@@ -32,10 +32,9 @@ from typing import Any
 import yfinance as yf
 from curl_cffi import requests as curl_requests
 
-from fiml.runtime import now_micros
 from ingest.providers import Emit
-from ingest.providers.backoff import LONG, Failure
 from ingest.providers.base import RetryingProvider, wait
+from ingest.providers.failure import Failure
 from ingest.providers.yahoo_mapping import (
     chart_to_tick,
     classify_yahoo_error,
@@ -43,6 +42,8 @@ from ingest.providers.yahoo_mapping import (
     yahoo_symbol,
     yahoo_symbols,
 )
+from runtime.backoff import LONG
+from runtime.clock import now_micros
 from schemas import ProviderStatus, RawTick
 
 STREAMER_URL = "wss://streamer.finance.yahoo.com/?version=2"

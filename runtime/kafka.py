@@ -1,4 +1,4 @@
-"""aiokafka client factories with the project's defaults."""
+"""aiokafka clients with the project's defaults, and what the services read with them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient
+from aiokafka.structs import ConsumerRecord
 
-from fiml.settings import Settings
+from runtime.settings import Settings
 
 
 def make_producer(settings: Settings, client_id: str, **overrides: Any) -> AIOKafkaProducer:
@@ -60,3 +61,31 @@ def connected(client: AIOKafkaClient) -> bool:
     """Whether a client holds at least one open connection to a broker (it drops those a
     broker closes and opens new ones as it needs them)."""
     return any(conn.connected() for conn in client._conns.values())
+
+
+async def read_tail(settings: Settings, topic: str, count: int) -> list[ConsumerRecord]:
+    """Up to the last ``count`` records of each partition of ``topic`` (none if it does not
+    exist), per partition in offset order."""
+    partitions = await topic_partitions(settings, topic)
+    if not partitions:
+        return []
+    consumer = make_consumer(settings, "fiml-tail")
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        pending = set()
+        for tp in partitions:
+            if ends[tp] > starts[tp]:
+                consumer.seek(tp, max(starts[tp], ends[tp] - count))
+                pending.add(tp)
+        found: list[ConsumerRecord] = []
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=1000)
+            for tp, records in batches.items():
+                found.extend(record for record in records if record.offset < ends[tp])
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+        return found
+    finally:
+        await consumer.stop()

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from fiml.metrics import RECORDS_SKIPPED
+from runtime.metrics import RECORDS_SKIPPED
 from schemas import DecodeError, decode
 
 log = logging.getLogger("fiml.intake")

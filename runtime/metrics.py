@@ -60,7 +60,7 @@ TICKS_REJECTED = Counter(
 )
 RECORDS_SKIPPED = Counter(
     "fiml_records_skipped_total",
-    "Records a consumer skipped as not one of ours (see fiml/intake.py), "
+    "Records a consumer skipped as not one of ours (see runtime/intake.py), "
     "per topic and reason: null, empty, oversize, bad_magic, "
     "unknown_schema, wrong_type, truncated, corrupt, invalid, or the "
     "snapshot loader's snapshot reasons.",

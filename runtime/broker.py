@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import os
 import shutil
 import signal
@@ -17,14 +16,13 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka.client import AIOKafkaClient, CoordinationType
 
-from fiml.processes import command_line, die_with_parent, pid_alive, stop_process
-from fiml.settings import Settings
+from runtime.processes import command_line, die_with_parent, pid_alive, stop_process
+from runtime.settings import Settings
 
 MAIN_CLASS = "kafka.Kafka"
 RUNTIME_FILES = Path(__file__).parent / "kafka_runtime"
@@ -275,31 +273,3 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return "(no log)"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def isolated_broker_settings(data_dir: Path) -> Settings:
-    """Settings of a broker of its own: free ports, data in ``data_dir``, no FIML_* from
-    the environment."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
-    return Settings.from_env(
-        env, kafka_port=free_port(), kafka_controller_port=free_port(), kafka_data_dir=str(data_dir)
-    )
-
-
-@contextlib.contextmanager
-def temporary_broker(data_dir: Path) -> Iterator[str]:
-    """A broker of its own (see :func:`isolated_broker_settings`); yields its address and
-    stops when the block ends or this process dies."""
-    local = LocalKafka(isolated_broker_settings(data_dir))
-    process = local.start(stop_with_parent=True)
-    try:
-        yield local.bootstrap
-    finally:
-        stop_process(process, timeout=30)

@@ -1,4 +1,5 @@
-"""Retry delays: exponential backoff with jitter, and what a failure's kind calls for."""
+"""Retry delays: exponential backoff with jitter, the policies the services use, and the
+HTTP ``Retry-After`` floor."""
 
 from __future__ import annotations
 
@@ -23,15 +24,6 @@ class Backoff:
         raw = min(self.cap, self.base * self.factor ** max(attempt, 0))
         delay = raw * (1.0 - self.jitter * rng.random())
         return delay if retry_after is None else max(delay, retry_after)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """How to react to one failed call: the status to report and the backoff to follow."""
-
-    kind: str
-    state: str
-    backoff: Backoff
 
 
 RATE_LIMIT = Backoff(base=2.0, cap=120.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from fiml.settings import Settings, TopicSpec
+from runtime.settings import Settings, TopicSpec
 
 TOPIC_ALREADY_EXISTS = 36
 

@@ -3,7 +3,7 @@
 Light (the gateway imports it at subscribe time). The synthetic provider serves any
 well-formed symbol. The CCXT exchanges serve the spot pairs they list: the gateway loads
 each enabled exchange's markets in the background at start (see
-``ingest/providers/ccxt_markets.py``) into its :class:`ExchangeMarkets`, which its one
+``runtime/exchanges.py``) into its :class:`ExchangeMarkets`, which its one
 :class:`Catalog` reads; until at least one enabled exchange's markets are known (no
 network, a venue down), any crypto pair passes, and an exchange lacking it reports
 ``missing_market``. Yahoo Finance, Alpha Vantage and FMP serve the known Yahoo tickers,
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fiml.settings import Settings
+from runtime.settings import Settings
 
 FIAT = frozenset(
     {

@@ -1,4 +1,5 @@
-"""What every service process shares: logging set-up and running until SIGTERM or Ctrl-C."""
+"""What every service process does around its work: logging set-up, and running until
+SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import asyncio
 import logging
 import signal
 import sys
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
@@ -43,12 +43,6 @@ def configure_logging(level: str, log_format: str = "auto") -> None:
     json_lines = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler])
-
-
-def now_micros() -> int:
-    """The wall clock in microseconds since the epoch: for ingest times and for checking
-    requests, never for derived records."""
-    return time.time_ns() // 1000
 
 
 def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:

@@ -31,10 +31,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from fiml.intake import INVALID, decode_or_skip, skip
-from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.runtime import now_micros
-from fiml.settings import Settings
+from runtime.clock import now_micros
+from runtime.intake import INVALID, decode_or_skip, skip
+from runtime.kafka import make_consumer, topic_partitions
+from runtime.settings import Settings
 from schemas import Candle, Quote, RawTick, Trade
 from schemas.times import LAST_MICROS, micros_to_iso
 
