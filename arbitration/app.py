@@ -1,6 +1,6 @@
 """The Faust worker: raw ticks in; quotes, candles, trades and rejections out.
 
-All decisions live in the pure engine (``arbitration/engine.py``); this shell takes the raw
+All decisions live in the pure engine (``arbitration/engine/``); this shell takes the raw
 records in batches (``take_events``: up to ``BATCH_EVENTS``, or what arrived within
 ``BATCH_SECONDS``), hands each partition's records to the :class:`Arbiter` and sends what
 comes back to the partition of the same number as the input's, with the input's Kafka time
@@ -24,8 +24,8 @@ import faust
 from faust.types import EventT
 
 from arbitration.arbiter import Arbiter
-from arbitration.config import EngineConfig
-from arbitration.engine import ROLES, SourceRecord
+from arbitration.configure import engine_config
+from arbitration.engine.partition import ROLES, SourceRecord
 from arbitration.feeds import StatusFeed
 from arbitration.health import faust_health
 from arbitration.monitor import METRICS_PERIOD, ArbitrationMonitor
@@ -99,7 +99,7 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
     app = make_app(settings)
     raw = raw_topic(app, settings)
     names = {role: settings.topic(role) for role in ROLES.values()}
-    feed = StatusFeed(settings, EngineConfig.from_settings(settings))
+    feed = StatusFeed(settings, engine_config(settings))
     snapshots = SnapshotStore(settings)
     arbiter = Arbiter(settings, settings, feed, snapshots)
     relay = Relay(arbiter, names)

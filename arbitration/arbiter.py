@@ -22,10 +22,10 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
-from arbitration.config import EngineConfig
-from arbitration.engine import PartitionEngine, SourceRecord
+from arbitration.configure import engine_config
+from arbitration.engine.outputs import Marker, Message, messages
+from arbitration.engine.partition import PartitionEngine, SourceRecord
 from arbitration.feeds import StatusFeed, read_partition, written_markers
-from arbitration.outputs import Marker, Message, messages
 from arbitration.snapshots import SnapshotStore
 from runtime.settings import Settings
 
@@ -46,7 +46,7 @@ class Arbiter:
         self.target = target
         self.feed = feed
         self.snapshots = snapshots
-        self.config = EngineConfig.from_settings(source)
+        self.config = engine_config(source)
         self.raw_topic = source.topic("ticks.raw")
         self.engines: dict[int, PartitionEngine] = {}
         self.written: dict[int, dict[str, Marker]] = {}

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from arbitration.config import EngineConfig
-from arbitration.engine import ROLES, SourceRecord
-from arbitration.outputs import Marker, parse_marker
-from arbitration.statuses import StatusTimeline
+from arbitration.engine.config import EngineConfig
+from arbitration.engine.outputs import Marker, parse_marker
+from arbitration.engine.partition import ROLES, SourceRecord
+from arbitration.engine.statuses import StatusTimeline
 from runtime.intake import decode_or_skip
 from runtime.kafka import make_consumer, topic_partitions
 from runtime.settings import Settings

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from arbitration.engine import PartitionEngine
+from arbitration.engine.partition import PartitionEngine
 from runtime.metrics import ConsumerLag, ScoreExport, set_provider_state
 
 METRICS_PERIOD = 1.0

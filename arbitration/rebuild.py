@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from aiokafka import TopicPartition
 
 from arbitration.arbiter import Arbiter
-from arbitration.config import EngineConfig
-from arbitration.engine import ROLES
+from arbitration.configure import engine_config
+from arbitration.engine.outputs import Marker, parse_marker
+from arbitration.engine.partition import ROLES
 from arbitration.feeds import StatusFeed, read_partition
-from arbitration.outputs import Marker, parse_marker
 from runtime.kafka import make_consumer, make_producer, topic_partitions
 from runtime.settings import Settings
 from runtime.topics import create_topics
@@ -105,7 +105,7 @@ async def rebuild(
     ends = await _end_offsets(settings, partitions)
     report = RebuildReport(prefix, {tp.partition: ends[tp] for tp in partitions})
     total = sum(report.raw_ends.values())
-    feed = StatusFeed(settings, EngineConfig.from_settings(settings))
+    feed = StatusFeed(settings, engine_config(settings))
     arbiter = Arbiter(settings, target, feed)
     producer = make_producer(target, "fiml-rebuild")
     await feed.start()

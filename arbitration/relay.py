@@ -22,8 +22,8 @@ from collections.abc import Iterable
 from aiokafka.errors import KafkaError
 
 from arbitration.arbiter import Arbiter
-from arbitration.engine import SourceRecord
-from arbitration.outputs import Message
+from arbitration.engine.outputs import Message
+from arbitration.engine.partition import SourceRecord
 from arbitration.sender import BatchSender, DeliveryFailed
 from runtime.intake import skip
 from runtime.metrics import OUTPUTS, TICKS_REJECTED

@@ -34,12 +34,12 @@ import zlib
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from arbitration.candles import CandleSeries, OpenCandle
-from arbitration.config import EngineConfig, Weights
-from arbitration.engine import PartitionEngine
+from arbitration.engine.candles import CandleSeries, OpenCandle
+from arbitration.engine.config import EngineConfig, Weights
+from arbitration.engine.partition import PartitionEngine
+from arbitration.engine.quote_book import ProviderView, SymbolBook
+from arbitration.engine.statuses import ProviderHealth, StatusTimeline
 from arbitration.feeds import last_record
-from arbitration.quote_book import ProviderView, SymbolBook
-from arbitration.statuses import ProviderHealth, StatusTimeline
 from runtime.intake import skip
 from runtime.kafka import make_consumer, topic_partitions
 from runtime.settings import Settings

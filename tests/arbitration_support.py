@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from arbitration.config import EngineConfig
-from arbitration.engine import PartitionEngine, SourceRecord
-from arbitration.statuses import StatusTimeline
+from arbitration.engine.config import EngineConfig
+from arbitration.engine.partition import PartitionEngine, SourceRecord
+from arbitration.engine.statuses import StatusTimeline
 from schemas import encode
 from schemas.records import ProviderStatus, RawTick
+from tests.factories import default_config
 
 MS = 1_000
 SECOND = 1_000_000
@@ -61,7 +62,7 @@ class Harness:
         self.timeline = StatusTimeline()
         for s in statuses:
             self.timeline.add(s)
-        self.engine = PartitionEngine(config or EngineConfig(), "raw", 0, self.timeline)
+        self.engine = PartitionEngine(config or default_config(), "raw", 0, self.timeline)
         self.offset = 0
 
     def send(self, item: RawTick | bytes | None) -> list:

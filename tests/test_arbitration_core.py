@@ -8,14 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arbitration import checks, scoring
-from arbitration.config import EngineConfig, Weights
-from arbitration.engine import MAX_KEPT_BYTES
-from arbitration.statuses import StatusTimeline
+from arbitration.engine import checks, scoring
+from arbitration.engine.config import Weights
+from arbitration.engine.partition import MAX_KEPT_BYTES
+from arbitration.engine.statuses import StatusTimeline
 from schemas import decode, encode
 from schemas.codec import MAX_PAYLOAD_BYTES
 from schemas.records import Quote, RawTick, Rejected, Trade
 from tests.arbitration_support import MS, SECOND, T0, Harness, status, tick
+from tests.factories import default_config
 
 unit = st.floats(min_value=0, max_value=1)
 
@@ -261,7 +262,7 @@ def test_best_scored_provider_drives_and_quote_names_it():
 
 def test_fail_over_order_when_the_driver_stalls():
     """a > b > c by latency; a stalls, then b: each hand-over goes to the next best."""
-    harness = Harness(EngineConfig(switch_margin=0.0))
+    harness = Harness(default_config(switch_margin=0.0))
     latencies = {"a": 5 * MS, "b": 50 * MS, "c": 200 * MS}
     drivers = []
     for step in range(60):
@@ -282,7 +283,7 @@ def test_fail_over_order_when_the_driver_stalls():
 
 
 def test_a_down_status_hands_over_after_the_status_delay():
-    config = EngineConfig()
+    config = default_config()
     delay = config.effective_status_delay_us
     harness = Harness(config, [status("a", 1 * SECOND, "DOWN")])
     drivers = []
@@ -298,7 +299,7 @@ def test_a_down_status_hands_over_after_the_status_delay():
 
 
 def test_quotes_carry_the_score_of_each_fresh_provider_that_is_not_down():
-    harness = Harness(EngineConfig(), [status("a", 1 * SECOND, "DOWN")])
+    harness = Harness(default_config(), [status("a", 1 * SECOND, "DOWN")])
     made = []
     for step in range(50):
         for p, latency in (("a", 5 * MS), ("b", 50 * MS)):

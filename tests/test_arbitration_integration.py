@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from arbitration.candles import TIMEFRAMES
+from arbitration.engine.candles import TIMEFRAMES
 from arbitration.rebuild import RebuildReport, rebuild
 from runtime.kafka import make_consumer, topic_partitions
 from runtime.processes import stop_process

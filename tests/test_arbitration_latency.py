@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from arbitration.config import EngineConfig
+from arbitration.configure import engine_config
 from arbitration.feeds import StatusFeed
 from arbitration.sender import BatchSender
 from runtime.kafka import make_producer
@@ -32,7 +32,7 @@ async def write_status(settings: Settings, provider: str) -> None:
 async def test_the_status_feed_reads_ahead_and_still_reads_to_the_end_when_it_must(
     topics: Settings,
 ):
-    feed = StatusFeed(topics, EngineConfig.from_settings(topics))
+    feed = StatusFeed(topics, engine_config(topics))
     slack = feed.slack_us
     await feed.start()
     try:

@@ -30,18 +30,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from arbitration import snapshots
-from arbitration.candles import TIMEFRAMES
-from arbitration.config import EngineConfig
-from arbitration.engine import PartitionEngine, SourceRecord
-from arbitration.statuses import StatusTimeline
+from arbitration.engine.candles import TIMEFRAMES
+from arbitration.engine.partition import PartitionEngine, SourceRecord
+from arbitration.engine.statuses import StatusTimeline
 from schemas import encode
 from schemas.records import Candle, ProviderStatus, Quote, RawTick, Rejected, Trade
+from tests.factories import default_config
 
 MS = 1_000
 SECOND = 1_000_000
 SYMBOL = "BTC/USDT"
 VENUES = ("alpha", "beta", "gamma", "delta", "epsilon")
-CONFIG = EngineConfig()
+CONFIG = default_config()
 FRESHNESS = CONFIG.freshness_us
 LATENESS = CONFIG.effective_lateness_us
 TOLERANCE = CONFIG.future_tolerance_us

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arbitration.engine import output_key
-from arbitration.outputs import MARKER_HEADER, format_marker, messages, parse_marker
+from arbitration.engine.outputs import MARKER_HEADER, format_marker, messages, parse_marker
+from arbitration.engine.partition import output_key
 from schemas import decode
 from schemas.records import Candle, Quote, Rejected, Trade
 

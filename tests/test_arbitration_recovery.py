@@ -1,5 +1,5 @@
 """Bounded recovery (arbitration/snapshots.py, arbitration/arbiter.py) and the deterministic
-coalescing of candle updates (arbitration/engine.py)."""
+coalescing of candle updates (arbitration/engine/partition.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arbitration.arbiter import Arbiter
-from arbitration.config import EngineConfig
-from arbitration.engine import PartitionEngine, SourceRecord
+from arbitration.configure import engine_config
+from arbitration.engine.partition import PartitionEngine, SourceRecord
+from arbitration.engine.statuses import StatusTimeline
 from arbitration.feeds import StatusFeed
 from arbitration.snapshots import (
     FORMAT,
@@ -23,12 +24,12 @@ from arbitration.snapshots import (
     dumps,
     loads,
 )
-from arbitration.statuses import StatusTimeline
 from runtime.kafka import make_producer
 from runtime.settings import Settings
 from schemas import encode
 from schemas.records import Candle, RawTick
 from tests.arbitration_support import MS, SECOND, Harness, status, tick
+from tests.factories import default_config
 
 STATUSES = [status("a", 2 * SECOND, "DOWN"), status("a", 4 * SECOND, "UP")]
 
@@ -55,7 +56,7 @@ def test_an_engine_restored_from_a_snapshot_continues_like_the_uninterrupted_one
     harness = Harness(statuses=STATUSES)
     outputs = harness.feed(ticks[:cut])
     for _ in range(round_trips):
-        harness.engine = loads(dumps(harness.engine), EngineConfig(), harness.timeline)
+        harness.engine = loads(dumps(harness.engine), default_config(), harness.timeline)
     outputs += harness.feed(ticks[cut:])
     assert outputs == reference
 
@@ -71,17 +72,17 @@ def test_a_snapshot_leaves_the_engine_alone_and_refuses_what_is_not_ours(monkeyp
         patched.setattr(PartitionEngine, "__setattr__", untouchable)
         data = dumps(harness.engine)
     assert data.startswith(FORMAT)
-    restored = loads(data, EngineConfig(), harness.timeline)
+    restored = loads(data, default_config(), harness.timeline)
     assert restored.statuses is harness.timeline
     assert restored.books.keys() == harness.engine.books.keys()
 
     def refused(payload, reason, match=None):
         with pytest.raises(SnapshotError, match=match) as info:
-            loads(payload, EngineConfig(), harness.timeline)
+            loads(payload, default_config(), harness.timeline)
         assert info.value.reason == reason
 
     with pytest.raises(SnapshotError, match="another engine configuration") as info:
-        loads(data, EngineConfig(freshness_us=1), harness.timeline)
+        loads(data, default_config(freshness_us=1), harness.timeline)
     assert info.value.reason == "config"
     refused(FORMAT + zlib.compress(pickle.dumps(print)), "corrupt", r"builtins\.print")
     refused(b"garbage", "format")
@@ -100,7 +101,7 @@ def test_a_small_record_that_would_decompress_past_the_bound_is_refused_unread()
     bomb = FORMAT + zlib.compress(b"\x00" * (MAX_STATE_BYTES + 1), 9)
     assert len(bomb) < MAX_SNAPSHOT_BYTES // 10
     with pytest.raises(SnapshotError, match="decompresses to more than") as info:
-        loads(bomb, EngineConfig(), StatusTimeline())
+        loads(bomb, default_config(), StatusTimeline())
     assert info.value.reason == "oversize"
 
 
@@ -112,7 +113,7 @@ def test_a_small_record_that_would_decompress_past_the_bound_is_refused_unread()
 )
 def test_loading_anything_gives_an_engine_or_a_snapshot_error(data):
     with pytest.raises(SnapshotError):
-        loads(data, EngineConfig(), StatusTimeline())
+        loads(data, default_config(), StatusTimeline())
 
 
 @settings(max_examples=100, deadline=None)
@@ -123,7 +124,7 @@ def test_a_damaged_snapshot_is_refused_or_loads_an_engine(data):
     index = data.draw(st.integers(0, len(snapshot) - 1))
     snapshot[index] = data.draw(st.integers(0, 255))
     try:
-        engine = loads(bytes(snapshot), EngineConfig(), StatusTimeline())
+        engine = loads(bytes(snapshot), default_config(), StatusTimeline())
     except SnapshotError:
         return
     assert isinstance(engine, PartitionEngine)
@@ -183,7 +184,7 @@ async def test_a_restart_replays_only_from_the_last_snapshot(topics: Settings, c
     records = await produce_raw(topics, market(50))
     store = SnapshotStore(topics, every=50)
     await store.create_topic()
-    feed = StatusFeed(topics, EngineConfig.from_settings(topics))
+    feed = StatusFeed(topics, engine_config(topics))
     producer = make_producer(topics, "fiml-tests")
     await feed.start()
     await producer.start()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arbitration.candles import TIMEFRAMES, CandleSeries, bucket_start
-from arbitration.config import EngineConfig
+from arbitration.engine.candles import TIMEFRAMES, CandleSeries, bucket_start
 from schemas.records import Candle, Quote
 from tests.arbitration_support import MS, SECOND, T0, Harness, tick
+from tests.factories import default_config
 
 LATENESS = 3 * SECOND
 
@@ -72,7 +72,7 @@ def test_a_bucket_with_trades_but_no_quote_yields_no_candle():
 
 
 def test_late_ticks_beyond_lateness_go_to_the_dlq_and_leave_closed_candles_alone():
-    harness = Harness(EngineConfig(lateness_us=LATENESS))
+    harness = Harness(default_config(lateness_us=LATENESS))
     harness.send(tick("a", 100 * MS, 100.0))
     out = harness.send(tick("a", SECOND + LATENESS + 1, 100.1))
     closed = [c for c in out if isinstance(c, Candle) and c.is_closed]

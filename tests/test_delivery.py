@@ -21,7 +21,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from arbitration.engine import ROLES
+from arbitration.engine.partition import ROLES
 from arbitration.rebuild import read_stored, rebuild
 from runtime.kafka import make_consumer, topic_partitions
 from runtime.processes import stop_process

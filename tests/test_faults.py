@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 import pytest
 import websockets
 
-from arbitration.config import EngineConfig
+from arbitration.configure import engine_config
 from gateway.messages import Status
 from ingest.synthetic import MICROS, SyntheticMarket
 from runtime.broker import LocalKafka
@@ -166,7 +166,7 @@ def healthy_confidence(settings, seconds: float = 20.0) -> float:
     market = SyntheticMarket(
         settings.synthetic_symbols, seed=settings.synthetic_seed, tick_hz=settings.synthetic_tick_hz
     )
-    harness = Harness(EngineConfig.from_settings(settings))
+    harness = Harness(engine_config(settings))
     start = 1_764_000_000 * MICROS
     confidences = []
     for step in range(int(seconds * settings.synthetic_tick_hz)):

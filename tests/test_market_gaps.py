@@ -21,7 +21,6 @@ import sys
 
 import pytest
 
-from arbitration.config import EngineConfig
 from ingest.service import run_ingest
 from runtime.clock import now_micros
 from runtime.kafka import make_producer
@@ -29,6 +28,7 @@ from runtime.processes import stop_process
 from runtime.settings import Settings
 from runtime.testing import free_port, isolated_broker_settings
 from schemas import Quote, RawTick, Rejected, encode
+from tests.factories import default_config
 from tests.support import poll_until, read_topic, service_env, spawn, wait_for_port
 
 pytestmark = pytest.mark.kafka
@@ -89,7 +89,7 @@ async def test_a_gap_every_venue_makes_moves_the_quote_and_a_lone_venue_never_dr
         stop_process(worker)
     gap = [q for q in quotes if q.symbol == "GAP"]
     moved = next(q for q in gap if q.price == 108.0)
-    bound = EngineConfig().freshness_us + ROUND
+    bound = default_config().freshness_us + ROUND
     assert moved.ts_event - gap_at <= bound, "within the freshness window plus one round"
     assert moved.ts_event - gap_at <= ROUND, "in fact within the round of the gap"
     assert all(q.price == 108.0 for q in gap if q.seq > moved.seq)

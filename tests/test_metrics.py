@@ -18,10 +18,10 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from arbitration.config import EngineConfig
-from arbitration.engine import PartitionEngine
+from arbitration.configure import engine_config
+from arbitration.engine.partition import PartitionEngine
+from arbitration.engine.statuses import ProviderHealth, StatusTimeline
 from arbitration.monitor import applied_states
-from arbitration.statuses import ProviderHealth, StatusTimeline
 from gateway.app import create_app
 from runtime.clock import now_micros
 from runtime.kafka import make_producer
@@ -252,7 +252,7 @@ def test_score_series_are_bounded_by_symbols_and_follow_the_last_quote():
 
 
 def test_arbitration_reports_the_status_of_the_engine_furthest_in_event_time():
-    config = EngineConfig.from_settings(Settings.from_env({}))
+    config = engine_config(Settings.from_env({}))
     early, late = (PartitionEngine(config, "raw", p, StatusTimeline()) for p in (0, 1))
     early.watermark, late.watermark = 100, 200
     for engine, statuses in ((early, {"a": "DOWN", "b": "UP"}), (late, {"a": "UP"})):

@@ -28,7 +28,7 @@ import httpx
 import pytest
 import websockets
 
-from arbitration.engine import MAX_KEPT_BYTES
+from arbitration.engine.partition import MAX_KEPT_BYTES
 from arbitration.snapshots import FORMAT, MAX_STATE_BYTES
 from runtime.clock import now_micros
 from runtime.kafka import make_producer

@@ -38,10 +38,10 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from arbitration import checks, scoring
-from arbitration.checks import Refusal
-from arbitration.config import EngineConfig
-from arbitration.statuses import ProviderHealth
+from arbitration.engine import checks, scoring
+from arbitration.engine.checks import Refusal
+from arbitration.engine.config import EngineConfig
+from arbitration.engine.statuses import ProviderHealth
 from schemas.records import Quote, RawTick
 
 OPTIONAL_FIELDS = ("bid", "ask", "bid_size", "ask_size", "volume", "reference_price")

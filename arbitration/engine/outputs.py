@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from arbitration.engine import ROLES, Output, output_key
+from arbitration.engine.partition import ROLES, Output, output_key
 from schemas import encode
 from schemas.records import Rejected
 

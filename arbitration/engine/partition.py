@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from arbitration.candles import CandleSeries
-from arbitration.config import EngineConfig
-from arbitration.quote_book import SymbolBook
-from arbitration.statuses import ProviderHealth, StatusTimeline
+from arbitration.engine.candles import CandleSeries
+from arbitration.engine.config import EngineConfig
+from arbitration.engine.quote_book import SymbolBook
+from arbitration.engine.statuses import ProviderHealth, StatusTimeline
 from schemas import DecodeError, RawTick, decode
 from schemas.records import Candle, Quote, Rejected, Trade
 

@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from arbitration.scoring import BPS, consensus, spread
+from arbitration.engine.scoring import BPS, consensus, spread
 from schemas.records import RawTick
 
 Refusal = tuple[str, str]

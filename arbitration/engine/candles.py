@@ -13,7 +13,7 @@ with ``open_time`` a multiple of ``tf`` since the Unix epoch (aligned to UTC):
 :meth:`CandleSeries.add_price` and :meth:`CandleSeries.add_trade` return a record for every
 candle that changed. The engine uses :meth:`CandleSeries.mark_price`,
 :meth:`CandleSeries.mark_trade` and :meth:`CandleSeries.flush` instead, which coalesce the
-changes of several ticks into one record per candle (see ``arbitration/engine.py`` for when it
+changes of several ticks into one record per candle (see ``partition.py`` for when it
 flushes); a pending update of a candle that closes is dropped, its final record carrying the
 same values. The final record, ``is_closed = true``, comes once the symbol's event time
 reaches ``open_time + tf + lateness``. A bucket that saw trades but no quote has no price and

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 from operator import mul
 
-from arbitration.config import Weights
+from arbitration.engine.config import Weights
 
 LATENCY_SMOOTHING = 0.2
 BPS = 10_000.0
