@@ -34,6 +34,7 @@ from arbitration.sender import BatchSender
 from arbitration.snapshots import SnapshotStore
 from runtime.health import Progress
 from runtime.settings import Settings
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.arbitration")
 
@@ -85,7 +86,7 @@ def make_app(settings: Settings, name: str | None = None) -> faust.App:
 def raw_topic(app: faust.App, settings: Settings) -> faust.TopicT:
     """``ticks.raw`` as raw bytes."""
     return app.topic(
-        settings.topic("ticks.raw"),
+        settings.topic(TopicRole.RAW),
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -121,7 +122,7 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
         finally:
             await feed.stop()
 
-    monitor = ArbitrationMonitor(settings.topic("ticks.raw"), settings.metrics_score_symbols)
+    monitor = ArbitrationMonitor(settings.topic(TopicRole.RAW), settings.metrics_score_symbols)
 
     @app.timer(METRICS_PERIOD)
     async def export_metrics() -> None:

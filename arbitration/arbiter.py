@@ -28,6 +28,7 @@ from arbitration.engine.partition import PartitionEngine, SourceRecord
 from arbitration.feeds import StatusFeed, read_partition, written_markers
 from arbitration.snapshots import SnapshotStore
 from runtime.settings import Settings
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.arbitration")
 
@@ -47,9 +48,9 @@ class Arbiter:
         self.feed = feed
         self.snapshots = snapshots
         self.config = engine_config(source)
-        self.raw_topic = source.topic("ticks.raw")
+        self.raw_topic = source.topic(TopicRole.RAW)
         self.engines: dict[int, PartitionEngine] = {}
-        self.written: dict[int, dict[str, Marker]] = {}
+        self.written: dict[int, dict[TopicRole, Marker]] = {}
         self.replayed = 0
         self._ahead: dict[int, int] = {}
 

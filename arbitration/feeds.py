@@ -15,6 +15,7 @@ from runtime.intake import decode_or_skip
 from runtime.kafka import make_consumer, topic_partitions
 from runtime.settings import Settings
 from schemas import ProviderStatus
+from schemas.topics import TopicRole
 
 
 class StatusFeed:
@@ -44,7 +45,7 @@ class StatusFeed:
         self._consumer = make_consumer(self.settings, "fiml-arbitration-status")
         await self._consumer.start()
         self._partitions = await topic_partitions(
-            self.settings, self.settings.topic("provider.status")
+            self.settings, self.settings.topic(TopicRole.STATUS)
         )
         if self._partitions:
             self._consumer.assign(self._partitions)
@@ -118,12 +119,12 @@ async def read_partition(
         await consumer.stop()
 
 
-async def written_markers(settings: Settings, partition: int) -> dict[str, Marker]:
+async def written_markers(settings: Settings, partition: int) -> dict[TopicRole, Marker]:
     """Marker of the last record in ``partition`` of each output topic that has one."""
     consumer = make_consumer(settings, "fiml-arbitration-markers")
     await consumer.start()
     try:
-        markers: dict[str, Marker] = {}
+        markers: dict[TopicRole, Marker] = {}
         for role in ROLES.values():
             record = await last_record(consumer, TopicPartition(settings.topic(role), partition))
             marker = None if record is None else parse_marker(record.headers)

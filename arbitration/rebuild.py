@@ -26,6 +26,7 @@ from arbitration.feeds import StatusFeed, read_partition
 from runtime.kafka import make_consumer, make_producer, topic_partitions
 from runtime.settings import Settings
 from runtime.topics import create_topics
+from schemas.topics import TopicRole
 
 Stored = tuple[bytes | None, bytes, Marker | None]
 
@@ -52,9 +53,9 @@ class RebuildReport:
     prefix: str
     raw_ends: dict[int, int]
     records: int = 0
-    written: Counter[str] = field(default_factory=Counter)
+    written: Counter[TopicRole] = field(default_factory=Counter)
     rejections: Counter[str] = field(default_factory=Counter)
-    comparison: dict[str, Comparison] | None = None
+    comparison: dict[TopicRole, Comparison] | None = None
     seconds: float = 0.0
 
     @property
@@ -100,7 +101,7 @@ async def rebuild(
         raise ValueError(f"the rebuild prefix must differ from the live one ({prefix!r})")
     target = dataclasses.replace(settings, topic_prefix=prefix)
     await create_topics(target, [target.topics()[role] for role in ROLES.values()])
-    raw_topic = settings.topic("ticks.raw")
+    raw_topic = settings.topic(TopicRole.RAW)
     partitions = await topic_partitions(settings, raw_topic)
     ends = await _end_offsets(settings, partitions)
     report = RebuildReport(prefix, {tp.partition: ends[tp] for tp in partitions})
@@ -143,7 +144,7 @@ async def rebuild(
 
 async def compare(
     live: Settings, rebuilt: Settings, raw_ends: dict[int, int]
-) -> dict[str, Comparison]:
+) -> dict[TopicRole, Comparison]:
     """Compare the output topics of ``rebuilt`` with those of ``live`` up to ``raw_ends``."""
     result = {}
     for role in ROLES.values():
@@ -161,7 +162,7 @@ async def compare(
     return result
 
 
-async def read_stored(settings: Settings, role: str, partition: int) -> list[Stored]:
+async def read_stored(settings: Settings, role: TopicRole, partition: int) -> list[Stored]:
     """Key, value and marker of every record in one partition of an output topic."""
     tp = TopicPartition(settings.topic(role), partition)
     consumer = make_consumer(settings, "fiml-rebuild-verify")

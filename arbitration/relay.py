@@ -28,6 +28,7 @@ from arbitration.sender import BatchSender, DeliveryFailed
 from runtime.intake import skip
 from runtime.metrics import OUTPUTS, TICKS_REJECTED
 from schemas import DecodeError, RawTick, decode
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.arbitration")
 
@@ -42,7 +43,7 @@ Done = list[tuple[SourceRecord, list[Message]]]
 class Relay:
     """Delivers the outputs of raw batches for one worker."""
 
-    def __init__(self, arbiter: Arbiter, names: dict[str, str]) -> None:
+    def __init__(self, arbiter: Arbiter, names: dict[TopicRole, str]) -> None:
         self.arbiter = arbiter
         self.names = names
         self.pending = 0
@@ -131,7 +132,7 @@ class Relay:
 
 def count_outputs(outputs: Iterable[Message]) -> None:
     """Count written outputs by kind, and rejections by their reason."""
-    kinds: Counter[str] = Counter()
+    kinds: Counter[TopicRole] = Counter()
     reasons: Counter[str] = Counter()
     for out in outputs:
         kinds[out.role] += 1

@@ -45,10 +45,10 @@ from runtime.kafka import make_consumer, topic_partitions
 from runtime.settings import Settings
 from runtime.topics import create_topics
 from schemas.records import Quote, RawTick
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.arbitration")
 
-STATE_ROLE = "arbitration.state"
 SNAPSHOT_EVERY = 50_000
 MAX_SNAPSHOT_BYTES = 900_000
 MAX_STATE_BYTES = 32 * 1024 * 1024
@@ -159,13 +159,13 @@ class SnapshotStore:
 
     def __init__(self, settings: Settings, every: int = SNAPSHOT_EVERY) -> None:
         self.settings = settings
-        self.topic = settings.topic(STATE_ROLE)
+        self.topic = settings.topic(TopicRole.STATE)
         self.every = every
         self._taken: dict[int, int] = {}
 
     async def create_topic(self) -> None:
         """Create the compacted state topic if missing (``fiml topics create`` makes it too)."""
-        await create_topics(self.settings, [self.settings.topics()[STATE_ROLE]])
+        await create_topics(self.settings, [self.settings.topics()[TopicRole.STATE]])
 
     async def load(
         self, partition: int, config: EngineConfig, timeline: StatusTimeline

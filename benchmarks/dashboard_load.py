@@ -66,7 +66,7 @@ async def measure(bootstrap: str, loads: int, tmp: Path) -> dict:
         kafka_bootstrap=bootstrap,
         gateway_port=free_port(),
         topic_prefix=f"bench-dash-{uuid.uuid4().hex[:8]}",
-        synthetic_symbols=SYMBOLS,
+        symbols=SYMBOLS,
     )
     await create_topics(settings)
     services = [

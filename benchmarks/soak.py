@@ -97,7 +97,7 @@ async def measure(options: tuple[float, int, float], bootstrap: str, _: int, tmp
         partitions=6,
         topic_prefix=f"soak-{uuid.uuid4().hex[:8]}",
         gateway_port=free_port(),
-        synthetic_symbols=SYMBOLS,
+        symbols=SYMBOLS,
         synthetic_tick_hz=TICK_HZ,
     )
     await create_topics(settings)

@@ -165,7 +165,7 @@ def replay(
     the new ones as they arrive until Ctrl-C or SIGTERM."""
     from fiml.export import FORMATS, export
     from fiml.terminal import progress_bar
-    from runtime.replay import ReplayError
+    from runtime.replay_request import ReplayError, ReplayRequest
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"one of {', '.join(FORMATS)}", param_hint="--format")
@@ -176,26 +176,14 @@ def replay(
         raise typer.BadParameter(str(error), param_hint="--symbols") from None
     begin = _micros(start, "--start")
     finish = None if end is None else _micros(end, "--end")
-    pace = _speed(speed)
+    request = ReplayRequest(stream, tuple(names), begin, finish, timeframe, _speed(speed))
     target = sys.stdout if out is None else out.open("w", newline="")
     show = sys.stderr.isatty() and (out is not None or sys.stdout.isatty())
     count, interrupted = 0, False
 
     async def write(stop: asyncio.Event) -> None:
         nonlocal count, interrupted
-        count = await export(
-            settings,
-            stream,
-            names,
-            begin,
-            finish,
-            target,
-            fmt,
-            timeframe=timeframe,
-            speed=pace,
-            progress=progress,
-            stop=stop,
-        )
+        count = await export(settings, request, target, fmt, progress=progress, stop=stop)
         interrupted = finish is not None and stop.is_set()
 
     try:

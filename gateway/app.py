@@ -37,7 +37,7 @@ from gateway.security import (
     origin_allowed,
 )
 from gateway.session import POLICY_VIOLATION, ClientSession, Shared
-from gateway.stores import Market
+from gateway.stores import MarketStores
 from gateway.watcher import watch_connections
 from runtime.catalog import Catalog, ExchangeMarkets, needs_exchange_markets
 from runtime.metrics import CONNECTIONS, CONTENT_TYPE, SUBSCRIPTIONS, exposition
@@ -57,7 +57,7 @@ def prices_path_request(symbols: str) -> SubscribeRequest:
 
 def create_app(settings: Settings) -> FastAPI:
     """The gateway for this configuration; the Kafka feed runs while the app runs."""
-    market = Market()
+    market = MarketStores()
     registry = ConnectionRegistry()
     statuses = ProviderStatuses()
     feed = MarketFeed(settings, market, statuses)

@@ -21,6 +21,7 @@ from runtime.clock import now_micros
 from runtime.kafka import make_producer
 from runtime.settings import Settings
 from schemas import Demand, encode
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.gateway.demand")
 
@@ -43,7 +44,7 @@ class DemandPublisher:
     def __init__(self, settings: Settings, registry: ConnectionRegistry) -> None:
         self.settings = settings
         self.registry = registry
-        self.topic = settings.topic("demand")
+        self.topic = settings.topic(TopicRole.DEMAND)
         self.published: dict[str, int] = {}
         self.producer: AIOKafkaProducer | None = None
 

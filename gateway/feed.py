@@ -1,5 +1,5 @@
 """Reads every partition of the quotes, candles, trades and provider status topics into the
-Market stores and the provider statuses.
+market stores and the provider statuses.
 
 Each gateway replica assigns all partitions itself (no consumer group), so every replica
 sees every symbol. On start it reads back up to ``gateway_warm_records`` records per
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from gateway.providers import NOTICES, ProviderStatuses
-from gateway.stores import Market
+from gateway.stores import MarketStores
 from runtime.health import Progress
 from runtime.intake import decode_or_skip
 from runtime.kafka import connected, make_consumer, topic_partitions
@@ -27,6 +27,7 @@ from runtime.metrics import ConsumerLag
 from runtime.settings import Settings
 from schemas import Candle, ProviderStatus, Quote, Trade
 from schemas.times import check_micros
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.gateway.feed")
 
@@ -36,13 +37,15 @@ RESTART_DELAY = 1.0
 class MarketFeed:
     """A background task that keeps ``market`` up to date from Kafka."""
 
-    def __init__(self, settings: Settings, market: Market, statuses: ProviderStatuses) -> None:
+    def __init__(
+        self, settings: Settings, market: MarketStores, statuses: ProviderStatuses
+    ) -> None:
         self.settings = settings
         self.routes: dict[str, tuple[type, Callable, Callable]] = {
-            settings.topic("quotes"): (Quote, check_event_time, market.quotes.update),
-            settings.topic("candles"): (Candle, check_open_time, market.candles.update),
-            settings.topic("trades"): (Trade, check_event_time, market.trades.update),
-            settings.topic("provider.status"): (ProviderStatus, check_status, statuses.update),
+            settings.topic(TopicRole.QUOTES): (Quote, check_event_time, market.quotes.update),
+            settings.topic(TopicRole.CANDLES): (Candle, check_open_time, market.candles.update),
+            settings.topic(TopicRole.TRADES): (Trade, check_event_time, market.trades.update),
+            settings.topic(TopicRole.STATUS): (ProviderStatus, check_status, statuses.update),
         }
         self.lag = ConsumerLag()
         self.progress = Progress(settings.consumer_stall_seconds)

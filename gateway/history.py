@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -24,7 +25,9 @@ from gateway.items import candle_item, quote_item
 from gateway.messages import OhlcvItem, QuoteItem
 from gateway.protocol import Timeframe
 from gateway.security import api_key_accepted
-from runtime.replay import Replay, ReplayError
+from runtime.clock import now_micros
+from runtime.replay import Replay
+from runtime.replay_request import ReplayError, ReplayRequest
 from runtime.settings import Settings
 from schemas.records import Candle
 from schemas.symbols import InvalidSymbol, canonical_symbol
@@ -103,49 +106,45 @@ def decode_cursor(cursor: str | None) -> tuple[dict[int, int], int | None]:
         raise ValueError("the cursor is not one this server made") from None
 
 
-def _replay(
-    settings: Settings,
-    stream: str,
-    symbol: str,
-    start: datetime,
-    end: datetime | None,
-    limit: int,
-    positions: dict[int, int],
-    timeframe: str | None,
-) -> Replay | None:
-    """The replay a page reads, or None for a range that has not begun yet."""
+@dataclass(frozen=True)
+class Page:
+    """One page to read: the range (None: it has not begun yet), at most ``limit`` records,
+    from where the previous page's ``cursor`` stopped."""
+
+    request: ReplayRequest | None
+    limit: int
+    cursor: str | None
+
+
+def history_request(
+    stream: str, symbol: str, start: datetime, end: datetime | None, timeframe: str | None = None
+) -> ReplayRequest | None:
+    """The range of a page (``end`` defaults to now), or None for a range that has not begun
+    yet."""
     start_us = datetime_to_micros(as_utc(start))
-    end_us = datetime_to_micros(as_utc(end or datetime.now(UTC)))
+    end_us = now_micros() if end is None else datetime_to_micros(as_utc(end))
     if end is None and start_us > end_us:
         return None
-    return Replay(
-        settings,
-        stream,
-        [symbol],
-        start_us,
-        end_us,
-        timeframe=timeframe,
-        after=positions,
-        batch=min(limit + 1, 1000),
-    )
+    return ReplayRequest(stream, (symbol,), start_us, end_us, timeframe)
+
+
+def _replay(settings: Settings, page: Page, positions: dict[int, int]) -> Replay | None:
+    """The replay a page reads, or None for a range that has not begun yet."""
+    if page.request is None:
+        return None
+    return Replay(settings, page.request, after=positions, batch=min(page.limit + 1, 1000))
 
 
 async def read_page(
     settings: Settings,
-    stream: str,
-    symbol: str,
-    start: datetime,
-    end: datetime | None,
-    limit: int,
-    cursor: str | None,
+    page: Page,
     build: Callable[[Any], dict[str, object]],
-    timeframe: str | None = None,
     keep: Callable[[Any], bool] | None = None,
 ) -> tuple[list[dict[str, object]], str | None]:
-    """Up to ``limit`` items from ``cursor`` on (only records ``keep`` accepts, if given), and
-    the cursor of the next page if any."""
-    after, _ = decode_cursor(cursor)
-    replay = _replay(settings, stream, symbol, start, end, limit, after, timeframe)
+    """Up to ``page.limit`` items from its cursor on (only records ``keep`` accepts, if
+    given), and the cursor of the next page if any."""
+    after, _ = decode_cursor(page.cursor)
+    replay = _replay(settings, page, after)
     if replay is None:
         return [], None
     items: list[dict[str, object]] = []
@@ -155,7 +154,7 @@ async def read_page(
             if keep is not None and not keep(item.record):
                 positions[item.partition] = item.offset + 1
                 continue
-            if len(items) == limit:
+            if len(items) == page.limit:
                 return items, encode_cursor(positions)
             items.append(build(item.record))
             positions[item.partition] = item.offset + 1
@@ -163,33 +162,27 @@ async def read_page(
 
 
 async def read_buckets(
-    settings: Settings,
-    symbol: str,
-    start: datetime,
-    end: datetime | None,
-    limit: int,
-    cursor: str | None,
-    timeframe: str,
+    settings: Settings, page: Page
 ) -> tuple[list[dict[str, object]], str | None]:
-    """Up to ``limit`` candles, one per bucket (its latest revision) in open-time order, and
-    the cursor of the next page if any. The cursor resumes at the first revision of every
+    """Up to ``page.limit`` candles, one per bucket (its latest revision) in open-time order,
+    and the cursor of the next page if any. The cursor resumes at the first revision of every
     bucket not returned yet, so none is cut between pages."""
-    after, last_bucket = decode_cursor(cursor)
-    replay = _replay(settings, "candles", symbol, start, end, limit, after, timeframe)
+    after, last_bucket = decode_cursor(page.cursor)
+    replay = _replay(settings, page, after)
     if replay is None:
         return [], None
-    page = BucketPage(limit, last_bucket)
+    buckets = BucketPage(page.limit, last_bucket)
     positions = dict(after)
     async with replay:
         async for item in replay.records():
-            if page.add(item.record, item.partition, item.offset):
+            if buckets.add(item.record, item.partition, item.offset):
                 break
             positions[item.partition] = item.offset + 1
         else:
-            if not page.finish():
-                return [candle_item(row) for row in page.rows], None
-    next_cursor = encode_cursor({**positions, **page.resume_offsets()}, page.after)
-    return [candle_item(row) for row in page.rows], next_cursor
+            if not buckets.finish():
+                return [candle_item(row) for row in buckets.rows], None
+    next_cursor = encode_cursor({**positions, **buckets.resume_offsets()}, buckets.after)
+    return [candle_item(row) for row in buckets.rows], next_cursor
 
 
 def _is_closed(candle: Candle) -> bool:
@@ -233,20 +226,10 @@ def history_router(settings: Settings) -> APIRouter:
         with ``revisions=true``, closed buckets only with ``closed=true``."""
 
         def read(canonical: str) -> Awaitable[tuple[list, str | None]]:
+            page = Page(history_request("candles", canonical, start, end, timeframe), limit, cursor)
             if closed or revisions:
-                return read_page(
-                    settings,
-                    "candles",
-                    canonical,
-                    start,
-                    end,
-                    limit,
-                    cursor,
-                    candle_item,
-                    timeframe,
-                    _is_closed if closed else None,
-                )
-            return read_buckets(settings, canonical, start, end, limit, cursor, timeframe)
+                return read_page(settings, page, candle_item, _is_closed if closed else None)
+            return read_buckets(settings, page)
 
         canonical, items, next_cursor = await answer(request, symbol, read)
         return {
@@ -270,7 +253,9 @@ def history_router(settings: Settings) -> APIRouter:
             request,
             symbol,
             lambda canonical: read_page(
-                settings, "quotes", canonical, start, end, limit, cursor, quote_item
+                settings,
+                Page(history_request("quotes", canonical, start, end), limit, cursor),
+                quote_item,
             ),
         )
         return {"symbol": canonical, "items": items, "next_cursor": next_cursor}

@@ -56,7 +56,7 @@ class StreamType(StrEnum):
 
 
 AssetType = Literal["equity", "crypto", "forex", "commodity", "index", "etf"]
-Market = Literal["US", "UK", "EU", "JP", "CN", "HK", "CRYPTO", "GLOBAL"]
+MarketCode = Literal["US", "UK", "EU", "JP", "CN", "HK", "CRYPTO", "GLOBAL"]
 DataType = Literal["price", "ohlcv", "quote", "trades", "fundamentals"]
 Timeframe = Literal["1s", "1m", "5m", "15m", "1h", "1d"]
 
@@ -89,7 +89,7 @@ class SubscribeRequest(BaseModel):
     stream_type: StreamType
     symbols: Annotated[list[str], Field(min_length=1, max_length=MAX_SYMBOLS)]
     asset_type: AssetType | None = None
-    market: Market | None = None
+    market: MarketCode | None = None
     interval_ms: Annotated[int, Field(ge=MIN_INTERVAL_MS, le=MAX_INTERVAL_MS, strict=True)] = (
         DEFAULT_INTERVAL_MS
     )

@@ -32,7 +32,9 @@ from gateway.protocol import ErrorCode, StreamType, SubscribeRequest, error_fram
 from gateway.stores import QUOTE_BUILDERS
 from gateway.subscription import Subscription
 from runtime.clock import now_iso
-from runtime.replay import Replay, Replayed, ReplayError
+from runtime.pacing import Pacer
+from runtime.replay import Replay, Replayed
+from runtime.replay_request import ReplayError, ReplayRequest
 from runtime.settings import Settings
 from schemas.times import datetime_to_iso, datetime_to_micros
 
@@ -71,6 +73,21 @@ def conflation_key(stream_type: StreamType, record: Any) -> Hashable:
     return record.symbol
 
 
+def replay_request(subscription: Subscription, request: SubscribeRequest) -> ReplayRequest:
+    """What a replay subscription reads: its stream and symbols from ``start`` to ``end``,
+    paced at its speed (0 on the wire: not paced)."""
+    assert request.start is not None
+    ohlcv = subscription.stream_type == StreamType.OHLCV
+    return ReplayRequest(
+        SOURCES[subscription.stream_type],
+        tuple(subscription.symbols),
+        datetime_to_micros(request.start),
+        None if request.end is None else datetime_to_micros(request.end),
+        subscription.timeframe if ohlcv else None,
+        request.speed or None,
+    )
+
+
 def replay_ack_fields(request: SubscribeRequest) -> dict[str, object]:
     """What a subscription_ack of a replay adds: its start, end and speed."""
     assert request.start is not None
@@ -104,9 +121,11 @@ class ReplayRun:
         self.subscription = subscription
         self.request = request
         self.send = send
-        self.start = datetime_to_micros(request.start)
-        self.end = None if request.end is None else datetime_to_micros(request.end)
-        self.speed = request.speed
+        self.replay = replay_request(subscription, request)
+        self.start = self.replay.start
+        self.end = self.replay.end
+        self.speed = self.replay.speed
+        self.pacer = Pacer(self.start, self.speed)
         self.build = item_builder(subscription.stream_type)
         self.queue: asyncio.Queue[object] = asyncio.Queue(QUEUE_CHUNKS)
         self.chunk = Encoded(False, [], [], [], [])
@@ -117,16 +136,8 @@ class ReplayRun:
     async def run(self, ack: str) -> None:
         """Open the replay, send ``ack``, then pace; a bad range gets REPLAY_ERROR instead."""
         sub = self.subscription
-        timeframe = sub.timeframe if sub.stream_type == StreamType.OHLCV else None
         try:
-            replay = Replay(
-                self.settings,
-                SOURCES[sub.stream_type],
-                sub.symbols,
-                self.start,
-                self.end,
-                timeframe=timeframe,
-            )
+            replay = Replay(self.settings, self.replay)
             await replay.open()
         except ReplayError as error:
             self.send(
@@ -177,20 +188,17 @@ class ReplayRun:
 
         The replay clock starts when the first records have been read, not at the ack, so
         a slow first read (old segments on disk, a busy broker) does not release its share
-        of the range in one burst.
+        of the range in one burst; the first pass releases what is due at ``start``.
         """
         sub = self.subscription
         loop = asyncio.get_running_loop()
         self._make_current(await self.queue.get())
         interval = sub.interval_ms / 1000
-        began = loop.time()
+        pacer = self.pacer
+        now = began = pacer.began = loop.time()
         slot = 0
         while True:
-            clock = (
-                None
-                if self.speed == 0
-                else self.start + (loop.time() - began) * (self.speed * 1_000_000)
-            )
+            clock = pacer.clock(now)
             if not sub.in_flight:
                 items, live, finished = self._take(clock)
                 if items:
@@ -198,21 +206,23 @@ class ReplayRun:
                     self.send(sub.data_message(items, replay=not live), sub)
                 if finished and (clock is None or self.end is None or clock >= self.end):
                     return True
-            if self.speed == 0 and not self.handed_over:
+            if self.speed is None and not self.handed_over:
                 await asyncio.sleep(UNPACED_POLL)
+                now = loop.time()
                 continue
             slot += 1
             late = loop.time() - (began + slot * interval)
             if late > 0:
                 slot += int(late // interval) + 1
             await asyncio.sleep(began + slot * interval - loop.time())
+            now = loop.time()
 
     def _encode(self, chunk: list[Replayed]) -> Encoded:
         """Encode a chunk at once, so that its records die young."""
         live = chunk[0].live
         records = [item.record for item in chunk]
         stream_type = self.subscription.stream_type
-        conflated = (self.speed != 0 or live) and stream_type != StreamType.TRADES
+        conflated = (self.speed is not None or live) and stream_type != StreamType.TRADES
         return Encoded(
             live,
             [item.time for item in chunk],

@@ -43,7 +43,7 @@ from gateway.protocol import (
 from gateway.providers import ProviderStatuses, notice_message, provider_notices
 from gateway.registry import ConnectionRegistry
 from gateway.replaying import ReplayRun, replay_ack_fields
-from gateway.stores import Market, TradesLost
+from gateway.stores import MarketStores, TradesLost
 from gateway.subscription import Subscription
 from runtime.catalog import Catalog
 from runtime.clock import now_iso, now_micros
@@ -66,7 +66,7 @@ class Shared:
     """What every connection of one gateway app shares."""
 
     settings: Settings
-    market: Market
+    market: MarketStores
     registry: ConnectionRegistry
     statuses: ProviderStatuses
     catalog: Catalog

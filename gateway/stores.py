@@ -223,7 +223,7 @@ class TradeStore:
 
 
 @dataclass
-class Market:
+class MarketStores:
     """The three stores a gateway keeps, and which one serves each stream type."""
 
     quotes: LatestQuotes = field(default_factory=LatestQuotes)

@@ -27,6 +27,7 @@ from runtime.service import until_stopped
 from runtime.settings import Settings
 from schemas import Demand
 from schemas.symbols import canonical_symbol
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.ingest.demand")
 
@@ -124,12 +125,12 @@ class _DemandFollower:
         self.period = period
         self.progress = progress
         self.book = DemandBook()
-        self.universe = Universe(settings.synthetic_symbols, settings.demand_linger_seconds)
+        self.universe = Universe(settings.symbols, settings.demand_linger_seconds)
         self.extra: frozenset[str] = frozenset()
 
     async def follow(self) -> None:
         """Wait for the topic, then read it from its beginning until cancelled."""
-        topic = self.settings.topic("demand")
+        topic = self.settings.topic(TopicRole.DEMAND)
         partitions = await topic_partitions(self.settings, topic)
         while not partitions:
             log.warning("demand topic %s not found; retrying", topic)

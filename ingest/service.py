@@ -41,6 +41,7 @@ from runtime.kafka import make_producer
 from runtime.metrics import BROKER_UP, INGEST_BUFFERED, INGEST_DROPPED, count_ingested
 from runtime.settings import Settings
 from schemas import ProviderStatus, RawTick, encode
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.ingest")
 
@@ -82,8 +83,8 @@ class TickWriter:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.raw_topic = settings.topic("ticks.raw")
-        self.status_topic = settings.topic("provider.status")
+        self.raw_topic = settings.topic(TopicRole.RAW)
+        self.status_topic = settings.topic(TopicRole.STATUS)
         self.limit = settings.ingest_buffer_records
         self.buffer: deque[Record] = deque()
         self.counters = IngestCounters()
@@ -311,7 +312,7 @@ async def run_ingest(settings: Settings, stop: asyncio.Event) -> IngestCounters:
         log.info(
             "ingest started: providers=%s symbols=%d",
             ",".join(provider.name for provider in providers),
-            len(settings.synthetic_symbols),
+            len(settings.symbols),
         )
         delivery = asyncio.create_task(writer.run(stop), name="delivery")
         tasks = [

@@ -127,6 +127,30 @@ class ExchangeMarkets:
         return any(symbol in pairs for pairs in known) if known else None
 
 
+def parse_provider(name: str) -> tuple[str, str | None]:
+    """An entry of ``FIML_PROVIDERS`` as (family, member): ``ccxt:kraken`` is
+    ``("ccxt", "kraken")``, ``ccxt`` is ``("ccxt", None)``."""
+    family, _, member = name.partition(":")
+    return family, member or None
+
+
+def provider_names(settings: Settings) -> list[str]:
+    """The providers that run: ``FIML_PROVIDERS`` (each once), plus ``alphavantage`` and
+    ``fmp`` when their API key is set."""
+    names = list(dict.fromkeys(settings.providers))
+    families = {parse_provider(name)[0] for name in names}
+    keyed = {"alphavantage": settings.alphavantage_api_key, "fmp": settings.fmp_api_key}
+    names.extend(
+        name for name, key in keyed.items() if (key or name in families) and name not in names
+    )
+    return names
+
+
+def provider_families(settings: Settings) -> frozenset[str]:
+    """The provider families that run."""
+    return frozenset(parse_provider(name)[0] for name in provider_names(settings))
+
+
 def needs_exchange_markets(settings: Settings) -> bool:
     """Whether the catalog depends on exchange markets: ``ccxt`` runs and ``synthetic``
     (which serves any pair) does not."""
@@ -138,21 +162,11 @@ def ccxt_exchange_ids(settings: Settings) -> tuple[str, ...]:
     """The exchanges ``FIML_PROVIDERS`` enables: ``ccxt`` names all of
     ``FIML_CCXT_EXCHANGES``, ``ccxt:<id>`` one."""
     ids: list[str] = []
-    for name in settings.providers:
-        family, _, member = name.partition(":")
+    for name in provider_names(settings):
+        family, member = parse_provider(name)
         if family == "ccxt":
             ids.extend([member] if member else settings.ccxt_exchanges)
     return tuple(dict.fromkeys(ids))
-
-
-def provider_families(settings: Settings) -> frozenset[str]:
-    """The provider families that run: ``FIML_PROVIDERS`` plus those with an API key set."""
-    families = {name.partition(":")[0] for name in settings.providers}
-    if settings.alphavantage_api_key:
-        families.add("alphavantage")
-    if settings.fmp_api_key:
-        families.add("fmp")
-    return frozenset(families)
 
 
 def is_fiat_pair(symbol: str) -> bool:
@@ -176,7 +190,7 @@ class Catalog:
         ``markets`` as they become known (none known: any pair passes)."""
         return cls(
             provider_families(settings),
-            frozenset(settings.synthetic_symbols),
+            frozenset(settings.symbols),
             ccxt_exchange_ids(settings),
             markets or ExchangeMarkets(),
         )

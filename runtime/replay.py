@@ -34,36 +34,13 @@ from aiokafka.structs import ConsumerRecord
 from runtime.clock import now_micros
 from runtime.intake import INVALID, decode_or_skip, skip
 from runtime.kafka import make_consumer, topic_partitions
+from runtime.replay_request import ReplayError, ReplayRequest
 from runtime.settings import Settings
-from schemas import Candle, Quote, RawTick, Trade
 from schemas.times import LAST_MICROS, micros_to_iso
 
 DEFAULT_BATCH = 500
 FETCH_WAIT_MS = 200
 FETCH_BYTES = 256 * 1024
-
-
-@dataclass(frozen=True)
-class StreamSource:
-    """Where one replayable stream lives, which field holds its event time (what the range
-    applies to), and whether its records are ordered by that or by when they were written."""
-
-    role: str
-    record_type: type
-    time_field: str
-    by_write_time: bool = False
-
-
-STREAMS: dict[str, StreamSource] = {
-    "quotes": StreamSource("quotes", Quote, "ts_event"),
-    "candles": StreamSource("candles", Candle, "open_time", by_write_time=True),
-    "trades": StreamSource("trades", Trade, "ts_event"),
-    "raw": StreamSource("ticks.raw", RawTick, "ts_event"),
-}
-
-
-class ReplayError(ValueError):
-    """A replay that cannot be served; the message says why."""
 
 
 @dataclass(slots=True)
@@ -93,7 +70,7 @@ class _Partition:
 
 
 class Replay:
-    """A replay of ``stream`` for ``symbols`` from ``start`` (µs) to ``end`` (µs, inclusive).
+    """The reader of one :class:`ReplayRequest`.
 
     Use as ``async with Replay(...) as replay: async for item in replay.records()``.
     ``after`` maps partitions to offsets to resume from (a page cursor): a partition starts
@@ -108,28 +85,19 @@ class Replay:
     def __init__(
         self,
         settings: Settings,
-        stream: str,
-        symbols: list[str],
-        start: int,
-        end: int | None = None,
+        request: ReplayRequest,
         *,
-        timeframe: str | None = None,
         batch: int = DEFAULT_BATCH,
         after: dict[int, int] | None = None,
     ) -> None:
-        if stream not in STREAMS:
-            raise ReplayError(f"unknown stream {stream!r}; expected one of {', '.join(STREAMS)}")
-        if end is not None and end < start:
-            raise ReplayError("end is before start")
-        if end is not None and end > now_micros() + settings.future_tolerance_ms * 1000:
-            raise ReplayError("end is in the future: its records are not written yet")
+        source = request.check(now_micros(), settings.future_tolerance_ms * 1000)
         self.settings = settings
-        self.source = STREAMS[stream]
-        self.symbols = frozenset(symbols)
-        self.keys = frozenset(symbol.encode() for symbol in symbols)
-        self.start = start
-        self.end = end
-        self.timeframe = timeframe
+        self.source = source
+        self.symbols = frozenset(request.symbols)
+        self.keys = frozenset(symbol.encode() for symbol in request.symbols)
+        self.start = request.start
+        self.end = request.end
+        self.timeframe = request.timeframe
         self.batch = batch
         self.after = after or {}
         self.consumer: AIOKafkaConsumer | None = None

@@ -1,7 +1,8 @@
 """Settings of every FIML service, read from ``FIML_*`` environment variables.
 
 Each field ``name`` is set by the variable ``FIML_NAME``; a value that does not parse
-raises :class:`SettingsError` naming the variable.
+raises :class:`SettingsError` naming the variable. A renamed variable (``RENAMED``) is still
+read, with a ``FutureWarning``, while the new one is unset.
 """
 
 from __future__ import annotations
@@ -11,14 +12,20 @@ import os
 import socket
 import types
 import typing
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from schemas.topics import TopicRole
 
 ENV_PREFIX = "FIML_"
 
 DEFAULT_EQUITIES = ("AAPL", "GOOGL", "MSFT", "TSLA", "NVDA", "AMZN", "META", "SPY")
 DEFAULT_CRYPTO = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "DOGE/USDT")
+
+# Old variable names still read, each with the field it sets.
+RENAMED = {"FIML_SYNTHETIC_SYMBOLS": "symbols"}
 
 
 WEIGHTS = (
@@ -81,7 +88,7 @@ class Settings:
     provider_poll_seconds: float = 2.0
     demand_linger_seconds: float = 300.0
     ingest_buffer_records: int = 100_000
-    synthetic_symbols: tuple[str, ...] = DEFAULT_EQUITIES + DEFAULT_CRYPTO
+    symbols: tuple[str, ...] = DEFAULT_EQUITIES + DEFAULT_CRYPTO
     synthetic_seed: int = 7
     synthetic_tick_hz: float = 10.0
     synthetic_resume: bool = True
@@ -182,7 +189,7 @@ class Settings:
         ):
             if not getattr(self, name) >= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must not be negative")
-        for name in ("providers", "synthetic_symbols"):
+        for name in ("providers", "symbols"):
             if not getattr(self, name):
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must name at least one")
         for name in ("kafka_port", "kafka_controller_port", "gateway_port"):
@@ -203,6 +210,12 @@ class Settings:
             raw = env.get(variable)
             if raw is not None and raw.strip() != "":
                 values[f.name] = _parse(variable, raw.strip(), hints[f.name])
+        for variable, name in RENAMED.items():
+            raw = env.get(variable)
+            if raw is not None and raw.strip() != "":
+                current = ENV_PREFIX + name.upper()
+                warnings.warn(f"{variable} is deprecated; use {current}", FutureWarning, 2)
+                values.setdefault(name, _parse(variable, raw.strip(), hints[name]))
         values.update(overrides)
         return cls(**values)
 
@@ -224,26 +237,26 @@ class Settings:
         """Where the local broker keeps its log."""
         return Path(self.kafka_data_dir or Path(self.cache_dir) / "broker")
 
-    def topic(self, role: str) -> str:
-        """The full name of a topic, for example ``topic("quotes")`` is ``fiml.quotes``."""
+    def topic(self, role: TopicRole) -> str:
+        """The full name of a topic, for example ``topic(TopicRole.QUOTES)`` is ``fiml.quotes``."""
         return f"{self.topic_prefix}.{role}"
 
-    def topics(self) -> dict[str, TopicSpec]:
-        """Every topic of ARCHITECTURE.md by role, as this configuration names it."""
+    def topics(self) -> dict[TopicRole, TopicSpec]:
+        """Every topic by role (docs/topics.md), as this configuration names it."""
         hour_ms = 3_600_000
         timed = {
-            "ticks.raw": self.raw_retention_hours,
-            "provider.status": self.status_retention_hours,
-            "quotes": self.quotes_retention_hours,
-            "candles": self.candles_retention_hours,
-            "trades": self.trades_retention_hours,
-            "ticks.dlq": self.dlq_retention_hours,
+            TopicRole.RAW: self.raw_retention_hours,
+            TopicRole.STATUS: self.status_retention_hours,
+            TopicRole.QUOTES: self.quotes_retention_hours,
+            TopicRole.CANDLES: self.candles_retention_hours,
+            TopicRole.TRADES: self.trades_retention_hours,
+            TopicRole.DLQ: self.dlq_retention_hours,
         }
         specs = {
             role: TopicSpec(self.topic(role), self.partitions, hours * hour_ms)
             for role, hours in timed.items()
         }
-        for role in ("demand", "arbitration.state"):
+        for role in (TopicRole.DEMAND, TopicRole.STATE):
             specs[role] = TopicSpec(self.topic(role), self.partitions, None, compacted=True)
         return specs
 

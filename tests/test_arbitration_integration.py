@@ -78,7 +78,7 @@ async def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
         kafka_bootstrap=kafka_bootstrap,
         topic_prefix=f"test-{uuid.uuid4().hex[:10]}",
         partitions=3,
-        synthetic_symbols=("AAPL", "BTC/USDT", "ETH/USDT", "MSFT"),
+        symbols=("AAPL", "BTC/USDT", "ETH/USDT", "MSFT"),
         synthetic_faults=FAULTS,
         synthetic_tick_hz=10.0,
     )

@@ -13,6 +13,18 @@ from tests.factories import default_config
 LATENESS = 3 * SECOND
 
 
+def add_price(series: CandleSeries, ts_us: int, seq: int, price: float) -> list[Candle]:
+    """The records of the candles one quote price changes: marked, then flushed at once."""
+    series.mark_price(ts_us, seq, price)
+    return series.flush()
+
+
+def add_trade(series: CandleSeries, ts_us: int, seq: int, amount: float) -> list[Candle]:
+    """The records of the priced candles one trade changes: marked, then flushed at once."""
+    series.mark_trade(ts_us, seq, amount)
+    return series.flush()
+
+
 def test_buckets_are_aligned_to_utc():
     assert bucket_start(T0 + 1_500_000, TIMEFRAMES["1s"]) == T0 + 1_000_000
     assert bucket_start(T0 + 61 * SECOND, TIMEFRAMES["1m"]) == T0 + 60 * SECOND
@@ -24,7 +36,7 @@ def test_ohlc_of_one_bucket_and_revisions():
     series = CandleSeries("AAPL", LATENESS)
     records = []
     for seq, (at, price) in enumerate([(100, 10.0), (200, 12.0), (300, 9.0), (400, 11.0)]):
-        records += [c for c in series.add_price(T0 + at * MS, seq, price) if c.timeframe == "1s"]
+        records += [c for c in add_price(series, T0 + at * MS, seq, price) if c.timeframe == "1s"]
     last = records[-1]
     assert (last.open, last.high, last.low, last.close) == (10.0, 12.0, 9.0, 11.0)
     assert [c.revision for c in records] == [1, 2, 3, 4]
@@ -33,22 +45,22 @@ def test_ohlc_of_one_bucket_and_revisions():
 
 def test_a_late_quote_inside_lateness_revises_open_and_close_by_event_time():
     series = CandleSeries("AAPL", LATENESS)
-    series.add_price(T0 + 500 * MS, 1, 10.0)
-    series.add_price(T0 + 600 * MS, 2, 11.0)
-    revised = next(c for c in series.add_price(T0 + 100 * MS, 3, 9.5) if c.timeframe == "1s")
+    add_price(series, T0 + 500 * MS, 1, 10.0)
+    add_price(series, T0 + 600 * MS, 2, 11.0)
+    revised = next(c for c in add_price(series, T0 + 100 * MS, 3, 9.5) if c.timeframe == "1s")
     assert (revised.open, revised.close, revised.low) == (9.5, 11.0, 9.5)
     assert revised.revision == 3 and revised.seq == 3
 
 
 def test_unchanged_candle_writes_nothing():
     series = CandleSeries("AAPL", LATENESS)
-    series.add_price(T0 + 100 * MS, 1, 10.0)
-    assert series.add_price(T0 + 100 * MS, 2, 10.0) == []
+    add_price(series, T0 + 100 * MS, 1, 10.0)
+    assert add_price(series, T0 + 100 * MS, 2, 10.0) == []
 
 
 def test_candles_close_once_event_time_passes_end_plus_lateness():
     series = CandleSeries("AAPL", LATENESS)
-    series.add_price(T0 + 100 * MS, 1, 10.0)
+    add_price(series, T0 + 100 * MS, 1, 10.0)
     assert series.close_until(T0 + SECOND + LATENESS - 1, 5) == []
     closed = series.close_until(T0 + SECOND + LATENESS, 6)
     assert [(c.timeframe, c.is_closed, c.revision, c.seq) for c in closed] == [("1s", True, 2, 6)]
@@ -57,17 +69,17 @@ def test_candles_close_once_event_time_passes_end_plus_lateness():
 
 def test_trades_add_volume_and_count_to_priced_candles_only():
     series = CandleSeries("AAPL", LATENESS)
-    assert series.add_trade(T0 + 100 * MS, 1, 2.5) == []
-    first = series.add_price(T0 + 200 * MS, 2, 10.0)
+    assert add_trade(series, T0 + 100 * MS, 1, 2.5) == []
+    first = add_price(series, T0 + 200 * MS, 2, 10.0)
     assert {(c.volume, c.trade_count) for c in first} == {(2.5, 1)}
-    more = series.add_trade(T0 + 300 * MS, 3, 1.5)
+    more = add_trade(series, T0 + 300 * MS, 3, 1.5)
     assert len(more) == len(TIMEFRAMES)
     assert {(c.volume, c.trade_count) for c in more} == {(4.0, 2)}
 
 
 def test_a_bucket_with_trades_but_no_quote_yields_no_candle():
     series = CandleSeries("AAPL", LATENESS)
-    series.add_trade(T0 + 100 * MS, 1, 2.5)
+    add_trade(series, T0 + 100 * MS, 1, 2.5)
     assert series.close_until(T0 + 2 * 86_400 * SECOND, 2) == []
 
 
@@ -102,9 +114,9 @@ def run_series(items):
         watermark = ts if watermark is None else max(watermark, ts)
         records += series.close_until(watermark, seq)
         if is_trade:
-            records += series.add_trade(ts, seq, amount)
+            records += add_trade(series, ts, seq, amount)
         else:
-            records += series.add_price(ts, seq, price)
+            records += add_price(series, ts, seq, price)
     return records
 
 

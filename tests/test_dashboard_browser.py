@@ -89,7 +89,7 @@ async def system(
         topic_prefix=f"dash-{uuid.uuid4().hex[:10]}",
         partitions=3,
         gateway_port=free_port(),
-        synthetic_symbols=(*SYMBOLS, ADDED),
+        symbols=(*SYMBOLS, ADDED),
         synthetic_tick_hz=5.0,
         api_keys=(API_KEY,),
         stale_after_seconds=STALE_AFTER,

@@ -106,7 +106,7 @@ async def test_failed_sends_hold_the_commit_and_lose_or_repeat_no_output(topics,
     health_port = free_port()
     settings = dataclasses.replace(
         topics,
-        synthetic_symbols=("AAPL", "MSFT", "BTC/USDT"),
+        symbols=("AAPL", "MSFT", "BTC/USDT"),
         synthetic_tick_hz=20.0,
         consumer_stall_seconds=STALL_SECONDS,
     )

@@ -71,8 +71,8 @@ async def test_providers_take_the_demanded_symbols_they_can_serve() -> None:
     settings = Settings()
     synthetic = SyntheticProvider(settings)
     exchange = make_exchange("kraken", 1.0)
-    ccxt = CcxtProvider(exchange, settings.synthetic_symbols, timeout_s=1, poll_seconds=1)
-    yahoo = YahooProvider(settings.synthetic_symbols, timeout_s=1, poll_seconds=1)
+    ccxt = CcxtProvider(exchange, settings.symbols, timeout_s=1, poll_seconds=1)
+    yahoo = YahooProvider(settings.symbols, timeout_s=1, poll_seconds=1)
     try:
         demand = frozenset({"AMD", "PEPE/USDT", "EUR/USD"})
         for provider in (synthetic, ccxt, yahoo):
@@ -99,7 +99,7 @@ async def subscribe(port: int, symbols: list[str]) -> dict:
 @pytest.mark.kafka
 async def test_a_subscription_outside_the_universe_reaches_ingest(topics: Settings) -> None:
     settings = dataclasses.replace(topics, gateway_port=free_port())
-    assert "AMD" not in settings.synthetic_symbols
+    assert "AMD" not in settings.symbols
     stop = asyncio.Event()
     ingest = asyncio.create_task(run_ingest(settings, stop))
     try:

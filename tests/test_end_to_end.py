@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def system(topics, tmp_path):
     """Ingest, arbitration and gateway running on the test's own topics."""
     settings = dataclasses.replace(
-        topics, gateway_port=free_port(), synthetic_symbols=("AAPL", "TSLA", "NVDA", "BTC/USDT")
+        topics, gateway_port=free_port(), symbols=("AAPL", "TSLA", "NVDA", "BTC/USDT")
     )
     env = service_env(settings)
     processes = [

@@ -43,7 +43,7 @@ class LineReader:
 
 def test_streaming_example_reconnects_and_resubscribes_after_a_gateway_kill(topics, tmp_path):
     settings = dataclasses.replace(
-        topics, gateway_port=free_port(), synthetic_symbols=("AAPL", "TSLA", "ETH/USDT", "BTC/USDT")
+        topics, gateway_port=free_port(), symbols=("AAPL", "TSLA", "ETH/USDT", "BTC/USDT")
     )
     env = service_env(settings)
     services = {

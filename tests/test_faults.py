@@ -112,7 +112,7 @@ async def test_a_broker_killed_and_restarted_loses_no_accepted_tick(own_broker, 
         gateway_port=free_port(),
         topic_prefix=f"fault-{uuid.uuid4().hex[:8]}",
         partitions=3,
-        synthetic_symbols=("AAPL", "BTC/USDT"),
+        symbols=("AAPL", "BTC/USDT"),
     )
     await create_topics(settings)
     async with streaming_system(settings, tmp_path) as system:
@@ -138,9 +138,7 @@ async def test_a_broker_killed_and_restarted_loses_no_accepted_tick(own_broker, 
 
 async def test_a_killed_arbitration_worker_resumes_without_duplicate_quotes(topics, tmp_path):
     """Clients see a pause, then data again; no quote sequence number is written twice."""
-    settings = dataclasses.replace(
-        topics, gateway_port=free_port(), synthetic_symbols=("AAPL", "BTC/USDT")
-    )
+    settings = dataclasses.replace(topics, gateway_port=free_port(), symbols=("AAPL", "BTC/USDT"))
     async with streaming_system(settings, tmp_path) as system:
         services = system.services
         os.kill(services["arbitrate"].pid, signal.SIGKILL)
@@ -164,7 +162,7 @@ def healthy_confidence(settings, seconds: float = 20.0) -> float:
     """Median confidence of the quotes the engine makes from the same synthetic market with
     every venue healthy: the baseline, computed offline by the same pure engine."""
     market = SyntheticMarket(
-        settings.synthetic_symbols, seed=settings.synthetic_seed, tick_hz=settings.synthetic_tick_hz
+        settings.symbols, seed=settings.synthetic_seed, tick_hz=settings.synthetic_tick_hz
     )
     harness = Harness(engine_config(settings))
     start = 1_764_000_000 * MICROS
@@ -203,7 +201,7 @@ async def test_quotes_flow_from_the_healthy_providers_with_lower_confidence(topi
         topics,
         gateway_port=free_port(),
         synthetic_faults=FAULTS,
-        synthetic_symbols=("AAPL", "BTC/USDT"),
+        symbols=("AAPL", "BTC/USDT"),
     )
     baseline = healthy_confidence(settings)
     frames: list[tuple[float, dict]] = []

@@ -1,6 +1,6 @@
 """Broker-free tests of the gateway's stores, subscriptions and token bucket.
 
-gateway/stores.py (LatestQuotes, CandleStore, TradeStore, Market), gateway/subscription.py and
+gateway/stores.py (LatestQuotes, CandleStore, TradeStore, MarketStores), gateway/subscription.py and
 gateway/limits.py, against spec/websocket-streaming.md and the section "Gateway behaviour the
 spec leaves open" of ARCHITECTURE.md: conflation, encode-once fan-out, closed candles never
 skipped, every trade exactly once, the data envelope with ``seq``, and rate limiting.
@@ -23,7 +23,7 @@ from gateway.stores import (
     TRADES_KEPT_SECONDS,
     CandleStore,
     LatestQuotes,
-    Market,
+    MarketStores,
     TradesLost,
     TradeStore,
 )
@@ -628,11 +628,11 @@ def test_trade_property_every_trade_after_the_cursor_exactly_once_in_order(ops):
     assert delivered == expected
 
 
-# ---------------------------------------------------------------- Market
+# ---------------------------------------------------------------- MarketStores
 
 
 def test_market_routes_each_stream_type_to_its_store():
-    market = Market()
+    market = MarketStores()
     assert market.store_for(StreamType.PRICE) is market.quotes
     assert market.store_for(StreamType.QUOTE) is market.quotes
     assert market.store_for(StreamType.MULTI_ASSET) is market.quotes

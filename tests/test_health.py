@@ -191,7 +191,7 @@ async def poll(
 async def test_a_spawned_service_answers_health_and_stops_cleanly(command, topics, tmp_path):
     port = free_port()
     env = service_env(
-        dataclasses.replace(topics, synthetic_symbols=("AAPL", "BTC/USDT")),
+        dataclasses.replace(topics, symbols=("AAPL", "BTC/USDT")),
         FIML_HEALTH_PORT=str(port),
     )
     log = tmp_path / f"{command}.log"

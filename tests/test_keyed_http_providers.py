@@ -12,8 +12,9 @@ import pytest
 from ingest.providers.alphavantage import AlphaVantageProvider
 from ingest.providers.fmp import FmpProvider
 from ingest.providers.keyed_http import spacing
-from ingest.providers.registry import build_providers, provider_names
+from ingest.providers.registry import build_providers
 from runtime.backoff import RATE_LIMIT
+from runtime.catalog import provider_names
 from runtime.settings import Settings
 from schemas import ProviderStatus, RawTick
 from tests.ccxt_http import fixture

@@ -130,7 +130,7 @@ async def test_a_restart_on_the_last_runs_data_keeps_every_quote_moving(tmp_path
         broker,
         kafka_bootstrap=f"127.0.0.1:{broker.kafka_port}",
         topic_prefix="gaps",
-        synthetic_symbols=SYMBOLS,
+        symbols=SYMBOLS,
     )
     env = service_env(
         broker,
@@ -138,7 +138,7 @@ async def test_a_restart_on_the_last_runs_data_keeps_every_quote_moving(tmp_path
         FIML_GATEWAY_PORT=str(port),
         FIML_UP_INGEST_HEALTH_PORT="0",
         FIML_UP_ARBITRATION_HEALTH_PORT="0",
-        FIML_SYNTHETIC_SYMBOLS=",".join(SYMBOLS),
+        FIML_SYMBOLS=",".join(SYMBOLS),
     )
     with (tmp_path / "up.log").open("ab") as log:
         first = start_up({**env, "FIML_SYNTHETIC_TREND_BPS": "150"}, log, port)
@@ -183,7 +183,7 @@ async def test_a_restart_on_the_last_runs_data_keeps_every_quote_moving(tmp_path
 
 
 async def test_the_synthetic_market_continues_where_the_last_run_left_it(topics) -> None:
-    settings = dataclasses.replace(topics, synthetic_symbols=SYMBOLS, synthetic_trend_bps=100.0)
+    settings = dataclasses.replace(topics, symbols=SYMBOLS, synthetic_trend_bps=100.0)
 
     async def run_for(seconds: float, run_settings: Settings) -> None:
         stop = asyncio.Event()

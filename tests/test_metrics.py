@@ -163,7 +163,7 @@ def json_lines(log: Path) -> list[dict]:
 
 
 async def test_ingest_and_arbitration_export_counters_and_log_json(topics, tmp_path: Path):
-    settings = dataclasses.replace(topics, synthetic_symbols=("AAPL", "BTC/USDT"))
+    settings = dataclasses.replace(topics, symbols=("AAPL", "BTC/USDT"))
     ports = {"ingest": free_port(), "arbitrate": free_port()}
     logs = {command: tmp_path / f"{command}.log" for command in ports}
     processes = {
@@ -290,9 +290,7 @@ def lagging_partitions(samples: Samples, topic: str) -> dict[str, float]:
 async def test_fiml_up_serves_lag_scores_and_statuses_on_every_service(topics, tmp_path: Path):
     """Under ``fiml up`` (on the session's broker) every service answers /metrics without a
     health setting of its own: ingest and arbitration on the ``FIML_UP_*_HEALTH_PORT``s."""
-    settings = dataclasses.replace(
-        topics, synthetic_symbols=("AAPL", "BTC/USDT"), gateway_port=free_port()
-    )
+    settings = dataclasses.replace(topics, symbols=("AAPL", "BTC/USDT"), gateway_port=free_port())
     ports = {"gateway": settings.gateway_port, "ingest": free_port(), "arbitration": free_port()}
     env = service_env(
         settings,

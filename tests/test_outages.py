@@ -66,7 +66,7 @@ async def test_ingest_rides_out_a_missing_then_vanishing_broker(tmp_path):
         local.settings,
         kafka_bootstrap=local.bootstrap,
         partitions=3,
-        synthetic_symbols=("AAPL", "BTC/USDT"),
+        symbols=("AAPL", "BTC/USDT"),
         gateway_port=free_port(),
     )
     run = uuid.uuid4().hex[:8]

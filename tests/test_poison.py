@@ -308,7 +308,7 @@ async def test_no_record_stops_a_service_before_or_after_a_restart(topics, tmp_p
     settings = dataclasses.replace(
         topics,
         gateway_port=free_port(),
-        synthetic_symbols=("AAPL", "BTC/USDT"),
+        symbols=("AAPL", "BTC/USDT"),
         gateway_warm_records=100_000,
     )
     env = service_env(settings)

@@ -8,7 +8,8 @@ import dataclasses
 import pytest
 
 from runtime.kafka import make_producer
-from runtime.replay import Replay, ReplayError
+from runtime.replay import Replay
+from runtime.replay_request import ReplayError, ReplayRequest
 from schemas import Candle, Trade, encode
 from schemas.times import LAST_MICROS
 from tests.support import expire_oldest, poll_until, read_topic
@@ -89,9 +90,11 @@ async def test_a_range_returns_exactly_the_topics_records_in_event_time_order(to
     await produce_trades(topics, [trade(n) for n in range(400)])
     stored = await read_topic(topics, "trades", Trade)
     start, end = BASE_US + 50 * MS, BASE_US + 300 * MS
-    async with Replay(topics, "trades", ["ETH/USDT", "AAPL"], start, end, batch=7) as replay:
+    async with Replay(
+        topics, ReplayRequest("trades", ("ETH/USDT", "AAPL"), start, end), batch=7
+    ) as replay:
         found = await collect(replay)
-    async with Replay(topics, "trades", ["ETH/USDT", "AAPL"], start, end) as replay:
+    async with Replay(topics, ReplayRequest("trades", ("ETH/USDT", "AAPL"), start, end)) as replay:
         chunks = [chunk async for chunk in replay.chunks(10)]
     assert [item for chunk in chunks for item in chunk] == found
     assert [len(chunk) for chunk in chunks] == [10] * 12 + [6]
@@ -104,7 +107,9 @@ async def test_a_range_returns_exactly_the_topics_records_in_event_time_order(to
 
 async def test_a_range_past_the_last_record_ends_at_the_log_end(topics):
     await produce_trades(topics, [trade(n) for n in range(20)])
-    async with Replay(topics, "trades", list(SYMBOLS), BASE_US, BASE_US + 10**12) as replay:
+    async with Replay(
+        topics, ReplayRequest("trades", tuple(SYMBOLS), BASE_US, BASE_US + 10**12)
+    ) as replay:
         found = await asyncio.wait_for(collect(replay), 10)
     assert [i.record.trade_id for i in found] == [f"t{n}" for n in range(20)]
 
@@ -121,7 +126,7 @@ async def test_bad_ranges_raise_replay_errors(topics, start, end, reason):
     await produce_trades(topics, [trade(n) for n in range(5)])
     await expire_oldest(topics, "trades")
     with pytest.raises(ReplayError, match=reason):
-        async with Replay(topics, "trades", ["AAPL"], start, end):
+        async with Replay(topics, ReplayRequest("trades", ("AAPL",), start, end)):
             pass
 
 
@@ -144,7 +149,8 @@ async def test_a_topic_that_lost_no_record_replays_from_any_start(topics):
     await produce_written(topics, "candles", [(b"AAPL", encode(first), BASE_US // MS + 30_000)])
     for start in (BASE_US, BASE_US - 3_600_000 * MS):
         async with Replay(
-            topics, "candles", ["AAPL"], start, BASE_US + 60_000 * MS, timeframe="1m"
+            topics,
+            ReplayRequest("candles", ("AAPL",), start, BASE_US + 60_000 * MS, timeframe="1m"),
         ) as replay:
             assert [item.record for item in await collect(replay)] == [first]
 
@@ -155,11 +161,11 @@ async def test_a_page_past_the_deleted_records_is_not_refused(topics):
     await expire_oldest(topics, "trades")
     start = BASE_US - 3_600_000 * MS
     with pytest.raises(ReplayError, match="older than the retention"):
-        async with Replay(topics, "trades", list(SYMBOLS), start):
+        async with Replay(topics, ReplayRequest("trades", tuple(SYMBOLS), start)):
             pass
     after = {partition: 1 for partition in range(topics.partitions)}
     async with Replay(
-        topics, "trades", list(SYMBOLS), start, BASE_US + 10 * MS, after=after
+        topics, ReplayRequest("trades", tuple(SYMBOLS), start, BASE_US + 10 * MS), after=after
     ) as replay:
         found = await collect(replay)
     assert sorted(i.record.trade_id for i in found) == sorted(
@@ -169,7 +175,7 @@ async def test_a_page_past_the_deleted_records_is_not_refused(topics):
 
 async def test_a_replay_cancelled_while_opening_leaves_no_consumer_running(topics):
     await produce_trades(topics, [trade(n) for n in range(5)])
-    replay = Replay(topics, "trades", list(SYMBOLS), BASE_US, BASE_US + 10 * MS)
+    replay = Replay(topics, ReplayRequest("trades", tuple(SYMBOLS), BASE_US, BASE_US + 10 * MS))
     opening = asyncio.create_task(replay.open())
     await poll_until(lambda: replay.consumer is not None, 10, interval=0)  # now starting
     consumer = replay.consumer
@@ -182,7 +188,9 @@ async def test_a_replay_cancelled_while_opening_leaves_no_consumer_running(topic
 async def test_an_undecodable_record_is_skipped_with_a_warning(topics, caplog):
     await produce_written(topics, "trades", [(b"AAPL", b"\x00\x00\x00\x00\x05\xff", BASE_US // MS)])
     await produce_trades(topics, [trade(2, "AAPL")])
-    async with Replay(topics, "trades", ["AAPL"], BASE_US, BASE_US + 10 * MS) as replay:
+    async with Replay(
+        topics, ReplayRequest("trades", ("AAPL",), BASE_US, BASE_US + 10 * MS)
+    ) as replay:
         found = await collect(replay)
     assert [item.record.trade_id for item in found] == ["t2"]
     assert f"skipped a record at {topics.topic('trades')}-" in caplog.text
@@ -191,7 +199,7 @@ async def test_an_undecodable_record_is_skipped_with_a_warning(topics, caplog):
 
 async def test_a_record_no_date_can_show_is_skipped_even_when_following_live(topics):
     far = dataclasses.replace(trade(1, "AAPL"), trade_id="far", ts_event=LAST_MICROS + 1)
-    async with Replay(topics, "trades", ["AAPL"], BASE_US) as replay:
+    async with Replay(topics, ReplayRequest("trades", ("AAPL",), BASE_US)) as replay:
         await produce_trades(topics, [far, trade(2, "AAPL")])
         found = await asyncio.wait_for(collect(replay, limit=1), 20)
     assert [item.record.trade_id for item in found] == ["t2"]
@@ -199,12 +207,14 @@ async def test_a_record_no_date_can_show_is_skipped_even_when_following_live(top
 
 async def test_an_unknown_stream_is_a_replay_error(topics):
     with pytest.raises(ReplayError, match="unknown stream"):
-        Replay(topics, "orders", ["AAPL"], BASE_US)
+        Replay(topics, ReplayRequest("orders", ("AAPL",), BASE_US))
 
 
 async def test_without_end_the_replay_hands_over_to_live_with_no_gap_and_no_duplicate(topics):
     await produce_trades(topics, [trade(n) for n in range(100)])
-    async with Replay(topics, "trades", list(SYMBOLS), BASE_US + 10 * MS, batch=9) as replay:
+    async with Replay(
+        topics, ReplayRequest("trades", tuple(SYMBOLS), BASE_US + 10 * MS), batch=9
+    ) as replay:
         handover = dict(replay.handover)
         writer = asyncio.create_task(produce_trades(topics, [trade(n) for n in range(100, 300)]))
         found = await asyncio.wait_for(collect(replay, limit=290), 20)

@@ -38,8 +38,8 @@ def test_defaults():
     assert s.candles_retention_hours == 30 * 24
     assert s.dlq_retention_hours == 30 * 24
     assert s.providers == ("synthetic",)
-    assert s.synthetic_symbols == DEFAULT_EQUITIES + DEFAULT_CRYPTO
-    assert "AAPL" in s.synthetic_symbols and "BTC/USDT" in s.synthetic_symbols
+    assert s.symbols == DEFAULT_EQUITIES + DEFAULT_CRYPTO
+    assert "AAPL" in s.symbols and "BTC/USDT" in s.symbols
     assert s.synthetic_tick_hz == 10.0
     assert s.freshness_ms == 2000
     assert s.gateway_host == "127.0.0.1"
@@ -66,7 +66,7 @@ def test_from_env_parses_each_kind_of_field():
         "FIML_SYNTHETIC_TICK_HZ": "2.5",
         "FIML_HEARTBEAT_INTERVAL": "5",
         "FIML_PROVIDERS": " synthetic , ccxt:binance,,yfinance ,",
-        "FIML_SYNTHETIC_SYMBOLS": "AAPL,BTC/USDT",
+        "FIML_SYMBOLS": "AAPL,BTC/USDT",
         "FIML_KAFKA_BOOTSTRAP": "broker-1:9092,broker-2:9092",
         "FIML_LOG_LEVEL": "debug",
     }
@@ -76,7 +76,7 @@ def test_from_env_parses_each_kind_of_field():
     assert s.synthetic_tick_hz == 2.5
     assert s.heartbeat_interval == 5.0 and isinstance(s.heartbeat_interval, float)
     assert s.providers == ("synthetic", "ccxt:binance", "yfinance")
-    assert s.synthetic_symbols == ("AAPL", "BTC/USDT")
+    assert s.symbols == ("AAPL", "BTC/USDT")
     assert s.kafka_bootstrap == "broker-1:9092,broker-2:9092"
     assert s.log_level == "debug"
 
@@ -200,7 +200,7 @@ def test_to_env_of_a_custom_configuration_round_trips():
         partitions=24,
         synthetic_tick_hz=0.25,
         providers=("synthetic", "ccxt:binance"),
-        synthetic_symbols=("AAPL",),
+        symbols=("AAPL",),
         heartbeat_interval=12.5,
         topic_prefix="staging.fiml",
         kafka_data_dir="/d",
@@ -208,7 +208,7 @@ def test_to_env_of_a_custom_configuration_round_trips():
     assert Settings.from_env(s.to_env()) == s
 
 
-@pytest.mark.parametrize("name", ["providers", "synthetic_symbols"])
+@pytest.mark.parametrize("name", ["providers", "symbols"])
 def test_empty_lists_are_refused(name):
     """An empty list could not survive to_env (a blank variable means unset), so refuse it."""
     with pytest.raises(SettingsError, match=name.upper()):
@@ -224,7 +224,7 @@ settings_values = st.fixed_dictionaries(
         "partitions": st.integers(1, 10_000),
         "raw_retention_hours": st.integers(0, 100_000),
         "providers": st.lists(tokens, min_size=1, max_size=4).map(tuple),
-        "synthetic_symbols": st.lists(tokens, min_size=1, max_size=6).map(tuple),
+        "symbols": st.lists(tokens, min_size=1, max_size=6).map(tuple),
         "synthetic_seed": st.integers(-(2**40), 2**40),
         "synthetic_tick_hz": st.floats(min_value=1e-6, max_value=1e6),
         "heartbeat_interval": st.floats(min_value=1e-3, max_value=1e5),
@@ -342,3 +342,15 @@ def test_switches_read_the_usual_words(raw, value):
 def test_a_switch_that_is_neither_true_nor_false_is_refused():
     with pytest.raises(SettingsError, match="FIML_SYNTHETIC_RESUME must be true or false"):
         Settings.from_env({"FIML_SYNTHETIC_RESUME": "maybe"})
+
+
+def test_the_old_name_of_the_symbols_still_works_with_a_warning():
+    with pytest.warns(
+        FutureWarning, match="FIML_SYNTHETIC_SYMBOLS is deprecated; use FIML_SYMBOLS"
+    ):
+        old = Settings.from_env({"FIML_SYNTHETIC_SYMBOLS": "AAPL,BTC/USDT"})
+    assert old.symbols == ("AAPL", "BTC/USDT")
+    assert "FIML_SYNTHETIC_SYMBOLS" not in old.to_env()
+    with pytest.warns(FutureWarning):
+        both = Settings.from_env({"FIML_SYNTHETIC_SYMBOLS": "AAPL", "FIML_SYMBOLS": "MSFT"})
+    assert both.symbols == ("MSFT",)

@@ -29,7 +29,7 @@ def up(tmp_path):
         FIML_GATEWAY_PORT=str(port),
         FIML_UP_INGEST_HEALTH_PORT=str(free_port()),
         FIML_UP_ARBITRATION_HEALTH_PORT=str(free_port()),
-        FIML_SYNTHETIC_SYMBOLS="AAPL,BTC/USDT",
+        FIML_SYMBOLS="AAPL,BTC/USDT",
     )
     log = (tmp_path / "up.log").open("wb")
     process = subprocess.Popen(

@@ -10,15 +10,14 @@ with ``open_time`` a multiple of ``tf`` since the Unix epoch (aligned to UTC):
 - revision: 1 for the first record of a candle, one more for every later record;
 - seq: offset of the raw tick that caused the record.
 
-:meth:`CandleSeries.add_price` and :meth:`CandleSeries.add_trade` return a record for every
-candle that changed. The engine uses :meth:`CandleSeries.mark_price`,
-:meth:`CandleSeries.mark_trade` and :meth:`CandleSeries.flush` instead, which coalesce the
-changes of several ticks into one record per candle (see ``partition.py`` for when it
-flushes); a pending update of a candle that closes is dropped, its final record carrying the
-same values. The final record, ``is_closed = true``, comes once the symbol's event time
-reaches ``open_time + tf + lateness``. A bucket that saw trades but no quote has no price and
-yields no candle. The engine rejects ticks older than the lateness, so nothing ever lands in
-a closed candle.
+:meth:`CandleSeries.mark_price` and :meth:`CandleSeries.mark_trade` apply a quote price or a
+trade to its candle in every timeframe; :meth:`CandleSeries.flush` returns one record per
+candle changed since the last flush, so the changes of several ticks coalesce (see
+``partition.py`` for when the engine flushes); a pending update of a candle that closes is
+dropped, its final record carrying the same values. The final record, ``is_closed = true``,
+comes once the symbol's event time reaches ``open_time + tf + lateness``. A bucket that saw
+trades but no quote has no price and yields no candle. The engine rejects ticks older than
+the lateness, so nothing ever lands in a closed candle.
 """
 
 from __future__ import annotations
@@ -144,25 +143,9 @@ class CandleSeries:
         )
         return closed
 
-    def add_price(self, ts_us: int, seq: int, price: float) -> list[Candle]:
-        """Apply one quote price to its candle in every timeframe; records of those changed."""
-        return [
-            candle.record(self.symbol, seq, is_closed=False)
-            for candle in self._buckets(ts_us)
-            if candle.add_price(ts_us, seq, price)
-        ]
-
-    def add_trade(self, ts_us: int, seq: int, amount: float) -> list[Candle]:
-        """Apply one trade to its candle in every timeframe; records of the priced ones."""
-        records = []
-        for candle in self._buckets(ts_us):
-            candle.add_trade(seq, amount)
-            if candle.priced:
-                records.append(candle.record(self.symbol, seq, is_closed=False))
-        return records
-
     def mark_price(self, ts_us: int, seq: int, price: float) -> bool:
-        """Like :meth:`add_price`, but the changed candles wait for :meth:`flush`."""
+        """Apply one quote price to its candle in every timeframe; those it changed wait for
+        :meth:`flush`. Whether any candle waits."""
         pending = self.pending
         for candle in self._buckets(ts_us):
             if candle.add_price(ts_us, seq, price):
@@ -170,7 +153,8 @@ class CandleSeries:
         return bool(pending)
 
     def mark_trade(self, ts_us: int, seq: int, amount: float) -> bool:
-        """Like :meth:`add_trade`, but the changed candles wait for :meth:`flush`."""
+        """Apply one trade to its candle in every timeframe; the priced ones wait for
+        :meth:`flush`. Whether any candle waits."""
         pending = self.pending
         for candle in self._buckets(ts_us):
             candle.add_trade(seq, amount)

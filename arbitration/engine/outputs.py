@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from arbitration.engine.partition import ROLES, Output, output_key
 from schemas import encode
 from schemas.records import Rejected
+from schemas.topics import TopicRole
 
 MARKER_HEADER = "fiml-source"
 
@@ -28,7 +29,7 @@ class Message:
     ``reason`` is a rejection's reason (for the metric), None for other records.
     """
 
-    role: str
+    role: TopicRole
     key: bytes | None
     value: bytes
     marker: Marker
@@ -55,10 +56,10 @@ def parse_marker(headers: Sequence[tuple[str, bytes]] | None) -> Marker | None:
 
 
 def messages(
-    offset: int, outputs: Sequence[Output], written: Mapping[str, Marker]
+    offset: int, outputs: Sequence[Output], written: Mapping[TopicRole, Marker]
 ) -> list[Message]:
     """The messages of the outputs of raw ``offset`` not yet written per ``written``."""
-    counts: dict[str, int] = {}
+    counts: dict[TopicRole, int] = {}
     found = []
     for record in outputs:
         role = ROLES[type(record)]

@@ -29,14 +29,15 @@ from arbitration.engine.quote_book import SymbolBook
 from arbitration.engine.statuses import ProviderHealth, StatusTimeline
 from schemas import DecodeError, RawTick, decode
 from schemas.records import Candle, Quote, Rejected, Trade
+from schemas.topics import TopicRole
 
 Output = Quote | Candle | Trade | Rejected
 
-ROLES: dict[type, str] = {
-    Quote: "quotes",
-    Candle: "candles",
-    Trade: "trades",
-    Rejected: "ticks.dlq",
+ROLES: dict[type, TopicRole] = {
+    Quote: TopicRole.QUOTES,
+    Candle: TopicRole.CANDLES,
+    Trade: TopicRole.TRADES,
+    Rejected: TopicRole.DLQ,
 }
 
 # A rejection keeps at most this much of its input's value and key, so that it always fits

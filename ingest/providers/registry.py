@@ -15,7 +15,7 @@ from ingest.providers.ccxt_provider import CcxtProvider
 from ingest.providers.fmp import FmpProvider
 from ingest.providers.synthetic_provider import SyntheticProvider
 from ingest.providers.yahoo_provider import YahooProvider
-from runtime.catalog import provider_families
+from runtime.catalog import parse_provider, provider_names
 from runtime.exchanges import make_exchange
 from runtime.settings import Settings
 
@@ -33,7 +33,7 @@ def _ccxt(settings: Settings, member: str | None) -> list[Provider]:
     return [
         CcxtProvider(
             make_exchange(exchange_id, settings.provider_call_timeout_seconds),
-            settings.synthetic_symbols,
+            settings.symbols,
             timeout_s=settings.provider_call_timeout_seconds,
             stall_s=settings.provider_stall_seconds,
             poll_seconds=settings.provider_poll_seconds,
@@ -47,7 +47,7 @@ def _yfinance(settings: Settings, member: str | None) -> list[Provider]:
         raise ValueError(f"unknown provider yfinance:{member} (use yfinance)")
     return [
         YahooProvider(
-            settings.synthetic_symbols,
+            settings.symbols,
             timeout_s=settings.provider_call_timeout_seconds,
             stall_s=settings.provider_stall_seconds,
             poll_seconds=settings.provider_poll_seconds,
@@ -62,7 +62,7 @@ def _alphavantage(settings: Settings, member: str | None) -> list[Provider]:
         AlphaVantageProvider(
             "alphavantage",
             settings.alphavantage_api_key,
-            settings.synthetic_symbols,
+            settings.symbols,
             timeout_s=settings.provider_call_timeout_seconds,
         )
     ]
@@ -75,7 +75,7 @@ def _fmp(settings: Settings, member: str | None) -> list[Provider]:
         FmpProvider(
             "fmp",
             settings.fmp_api_key,
-            settings.synthetic_symbols,
+            settings.symbols,
             timeout_s=settings.provider_call_timeout_seconds,
         )
     ]
@@ -90,24 +90,17 @@ FACTORIES: dict[str, Factory] = {
 }
 
 
-def provider_names(settings: Settings) -> list[str]:
-    """``settings.providers``, plus ``alphavantage`` and ``fmp`` when their key is set."""
-    names = list(dict.fromkeys(settings.providers))
-    families = provider_families(settings)
-    names.extend(name for name in ("alphavantage", "fmp") if name in families and name not in names)
-    return names
-
-
 def build_providers(settings: Settings) -> list[Provider]:
-    """The providers of :func:`provider_names`; ValueError names an unknown one."""
+    """The providers of :func:`runtime.catalog.provider_names`; ValueError names an unknown
+    one."""
     names = provider_names(settings)
-    unknown = [name for name in names if name.partition(":")[0] not in FACTORIES]
+    unknown = [name for name in names if parse_provider(name)[0] not in FACTORIES]
     if unknown:
         raise ValueError(
             f"unknown providers: {', '.join(sorted(unknown))} (known: {', '.join(FACTORIES)})"
         )
     providers: list[Provider] = []
     for name in names:
-        family, _, member = name.partition(":")
-        providers.extend(FACTORIES[family](settings, member or None))
+        family, member = parse_provider(name)
+        providers.extend(FACTORIES[family](settings, member))
     return providers

@@ -15,6 +15,7 @@ from runtime.intake import decode_or_skip
 from runtime.kafka import read_tail
 from runtime.settings import Settings
 from schemas import RawTick
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.ingest.synthetic")
 
@@ -31,10 +32,10 @@ class SyntheticProvider:
 
     def __init__(self, settings: Settings, period: float = 0.1) -> None:
         self.settings = settings
-        self.configured = frozenset(settings.synthetic_symbols)
+        self.configured = frozenset(settings.symbols)
         venues = with_faults(DEFAULT_VENUES, settings.synthetic_faults)
         self.market = SyntheticMarket(
-            settings.synthetic_symbols,
+            settings.symbols,
             seed=settings.synthetic_seed,
             tick_hz=settings.synthetic_tick_hz,
             venues=venues,
@@ -60,7 +61,7 @@ class SyntheticProvider:
         newest_seq = 0
         try:
             records = await asyncio.wait_for(
-                read_tail(self.settings, self.settings.topic("ticks.raw"), TAIL_RECORDS),
+                read_tail(self.settings, self.settings.topic(TopicRole.RAW), TAIL_RECORDS),
                 RESUME_TIMEOUT_S,
             )
         except (KafkaError, OSError, TimeoutError) as error:
