@@ -37,7 +37,8 @@ from aiokafka.errors import KafkaError
 from arbitration.engine.candles import CandleSeries, OpenCandle
 from arbitration.engine.config import EngineConfig, Weights
 from arbitration.engine.partition import PartitionEngine
-from arbitration.engine.quote_book import ProviderView, SymbolBook
+from arbitration.engine.provider_view import ProviderView
+from arbitration.engine.quote_book import SymbolBook
 from arbitration.engine.statuses import ProviderHealth, StatusTimeline
 from arbitration.feeds import last_record
 from runtime.intake import skip

@@ -23,7 +23,7 @@ import uuid
 import httpx
 import pytest
 
-from ingest.service import TickWriter
+from ingest.writer import TickWriter
 from runtime.broker import LocalKafka
 from runtime.metrics import INGEST_DROPPED
 from runtime.processes import stop_process

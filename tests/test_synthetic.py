@@ -7,14 +7,8 @@ from itertools import pairwise
 
 import pytest
 
-from ingest.synthetic import (
-    DEFAULT_VENUES,
-    MICROS,
-    SyntheticMarket,
-    Venue,
-    starting_price,
-    with_faults,
-)
+from ingest.synthetic import MICROS, SyntheticMarket, starting_price
+from ingest.venues import DEFAULT_VENUES, Venue, with_faults
 from runtime.settings import DEFAULT_CRYPTO, DEFAULT_EQUITIES
 
 T0 = 1_763_807_400_000_000  # 2025-11-22T10:30:00Z

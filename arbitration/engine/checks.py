@@ -111,3 +111,12 @@ def band(
     center = consensus(sample, reference)
     width = max(spread(sample, center), center * floor_bps / BPS)
     return Band(center, width, mads * width, len(sample))
+
+
+def identities(tick: RawTick) -> list[tuple]:
+    """What makes a tick a ``duplicate``: its provider and seq, and for a trade its provider
+    and trade id."""
+    keys: list[tuple] = [("seq", tick.provider, tick.seq)]
+    if tick.kind == "TRADE" and tick.trade_id is not None:
+        keys.append(("trade", tick.provider, tick.trade_id))
+    return keys

@@ -36,42 +36,15 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from arbitration.engine import checks, scoring
 from arbitration.engine.checks import Refusal
 from arbitration.engine.config import EngineConfig
+from arbitration.engine.provider_view import ProviderView
 from arbitration.engine.statuses import ProviderHealth
 from schemas.records import Quote, RawTick
 
-OPTIONAL_FIELDS = ("bid", "ask", "bid_size", "ask_size", "volume", "reference_price")
 HEALTHY = ProviderHealth()
-
-
-@dataclass
-class ProviderView:
-    """What the book knows of one provider of its symbol."""
-
-    tick: RawTick | None = None
-    observed: RawTick | None = None
-    outlying: bool = False
-    latency_us: float = 0.0
-    seen: int = 0
-    rejected: int = 0
-    completeness: float = 0.0
-
-    def take(self, tick: RawTick) -> None:
-        """Make ``tick`` the last quote tick; ``completeness`` becomes the share of the
-        optional quote fields it carries."""
-        self.tick = tick
-        present = sum(getattr(tick, name) is not None for name in OPTIONAL_FIELDS)
-        self.completeness = present / len(OPTIONAL_FIELDS)
-
-    def observe(self, tick: RawTick, outlying: bool) -> None:
-        """Keep ``tick`` as the newest observation unless a newer one is already kept."""
-        if self.observed is None or tick.ts_event >= self.observed.ts_event:
-            self.observed = tick
-            self.outlying = outlying
 
 
 class SymbolBook:
@@ -142,7 +115,7 @@ class SymbolBook:
 
     def observe(self, tick: RawTick) -> None:
         """Take a valid tick as evidence: remember it for duplicates, move the event time."""
-        for key in _identities(tick):
+        for key in checks.identities(tick):
             self._seen.add(key)
             self._seen_order.append((tick.ts_event, key))
         if self.watermark is None or tick.ts_event > self.watermark:
@@ -257,7 +230,7 @@ class SymbolBook:
         return scoring.weighted_mean(self.components(name, agreement, health), self._weights)
 
     def _duplicate(self, tick: RawTick) -> Refusal | None:
-        for key in _identities(tick):
+        for key in checks.identities(tick):
             if key in self._seen:
                 what = "trade id" if key[0] == "trade" else "seq"
                 return "duplicate", f"{what} {key[2]} of {tick.provider} seen before"
@@ -268,13 +241,6 @@ class SymbolBook:
         order = self._seen_order
         while order and order[0][0] < horizon:
             self._seen.discard(order.popleft()[1])
-
-
-def _identities(tick: RawTick) -> list[tuple]:
-    keys: list[tuple] = [("seq", tick.provider, tick.seq)]
-    if tick.kind == "TRADE" and tick.trade_id is not None:
-        keys.append(("trade", tick.provider, tick.trade_id))
-    return keys
 
 
 def _make_quote(

@@ -9,7 +9,8 @@ import logging
 from aiokafka.errors import KafkaError
 
 from ingest.providers import Emit
-from ingest.synthetic import DEFAULT_VENUES, SyntheticMarket, with_faults
+from ingest.synthetic import SyntheticMarket
+from ingest.venues import DEFAULT_VENUES, with_faults
 from runtime.clock import now_micros
 from runtime.intake import decode_or_skip
 from runtime.kafka import read_tail
