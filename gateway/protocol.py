@@ -7,7 +7,7 @@ raises :class:`ProtocolError` with the spec's error code and a message saying wh
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -47,7 +47,18 @@ class ErrorCode(StrEnum):
     REPLAY_ERROR = "REPLAY_ERROR"
 
 
+class CloseCode(IntEnum):
+    """WebSocket close codes the gateway ends a connection with."""
+
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    TRY_AGAIN_LATER = 1013
+    UNAUTHORIZED = 4401
+
+
 class StreamType(StrEnum):
+    """What a subscription streams."""
+
     PRICE = "price"
     OHLCV = "ohlcv"
     QUOTE = "quote"

@@ -27,16 +27,16 @@ from typing import Any
 
 import orjson
 
+from gateway import frames
 from gateway.items import candle_item, trade_item
 from gateway.protocol import ErrorCode, StreamType, SubscribeRequest, error_frame
 from gateway.stores import QUOTE_BUILDERS
 from gateway.subscription import Subscription
-from runtime.clock import now_iso
 from runtime.pacing import Pacer
 from runtime.replay import Replay, Replayed
 from runtime.replay_request import ReplayError, ReplayRequest
 from runtime.settings import Settings
-from schemas.times import datetime_to_iso, datetime_to_micros
+from schemas.times import datetime_to_micros
 
 log = logging.getLogger("fiml.gateway.replay")
 
@@ -86,16 +86,6 @@ def replay_request(subscription: Subscription, request: SubscribeRequest) -> Rep
         subscription.timeframe if ohlcv else None,
         request.speed or None,
     )
-
-
-def replay_ack_fields(request: SubscribeRequest) -> dict[str, object]:
-    """What a subscription_ack of a replay adds: its start, end and speed."""
-    assert request.start is not None
-    return {
-        "start": datetime_to_iso(request.start),
-        "end": None if request.end is None else datetime_to_iso(request.end),
-        "speed": request.speed,
-    }
 
 
 @dataclass(slots=True)
@@ -295,19 +285,4 @@ class ReplayRun:
         return True
 
     def _complete(self) -> None:
-        sub = self.subscription
-        request = self.request
-        assert request.start is not None and request.end is not None
-        self.send(
-            orjson.dumps(
-                {
-                    "type": "replay_complete",
-                    "stream_type": sub.stream_type.value,
-                    "subscription_id": sub.id,
-                    "start": datetime_to_iso(request.start),
-                    "end": datetime_to_iso(request.end),
-                    "timestamp": now_iso(),
-                }
-            ).decode(),
-            None,
-        )
+        self.send(frames.replay_complete(self.subscription, self.request), None)

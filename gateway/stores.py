@@ -77,6 +77,11 @@ class LatestQuotes:
         cached = self.entries.get(symbol)
         return None if cached is None else cached.quote
 
+    def providers(self, symbol: str) -> list[str]:
+        """The providers of the symbol's latest quote (none before its first)."""
+        quote = self.latest(symbol)
+        return [] if quote is None else quote.providers
+
     def newest_ts_ingest(self, symbols: list[str]) -> int | None:
         """The ingest time of the quote that arrived last among ``symbols``."""
         cached = [entry for symbol in symbols if (entry := self.entries.get(symbol))]

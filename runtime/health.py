@@ -9,7 +9,7 @@ readiness check passes and 503 while it does not: for ingest, Kafka acknowledges
 sends (503 with the reason while the broker is away); for arbitration, the Faust worker is
 connected to the broker, has joined its consumer group, received an assignment and is not
 in the middle of a rebalance (``arbitration/health.py``; the gateway has the same endpoints,
-see ``gateway/app.py``). The server listens on ``FIML_HEALTH_HOST:FIML_HEALTH_PORT``
+see ``gateway/routes/monitoring.py``). The server listens on ``FIML_HEALTH_HOST:FIML_HEALTH_PORT``
 and is off while ``FIML_HEALTH_PORT`` is 0, the default for a service run alone; ``fiml up``
 gives ingest and arbitration ports of their own (``FIML_UP_INGEST_HEALTH_PORT``,
 ``FIML_UP_ARBITRATION_HEALTH_PORT``). ``python -m fiml.health URL`` probes them.
