@@ -15,8 +15,8 @@ from arbitration.engine.statuses import StatusTimeline
 from schemas import decode, encode
 from schemas.codec import MAX_PAYLOAD_BYTES
 from schemas.records import Quote, RawTick, Rejected, Trade
-from tests.arbitration_support import MS, SECOND, T0, Harness, status, tick
-from tests.factories import default_config
+from tests.factories import MS, SECOND, T0, default_config, status, tick
+from tests.support_engine import Harness
 
 unit = st.floats(min_value=0, max_value=1)
 

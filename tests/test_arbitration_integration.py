@@ -27,9 +27,8 @@ from runtime.processes import stop_process
 from runtime.settings import Settings
 from runtime.topics import create_topics
 from schemas import Candle, Quote, RawTick, Rejected, Trade
-from tests.support import read_topic, service_env, spawn
-
-pytestmark = pytest.mark.kafka
+from tests.support import service_env, spawn
+from tests.support_kafka import read_topic
 
 FAULTS = ("synthetic:alpha=down", "synthetic:beta=lag", "synthetic:gamma=outliers+duplicates")
 

@@ -12,21 +12,13 @@ from arbitration.sender import BatchSender
 from runtime.kafka import make_producer
 from runtime.settings import Settings
 from schemas import ProviderStatus, encode
-from tests.arbitration_support import SECOND, T0, status
-from tests.support import poll_until, read_topic
+from tests.factories import SECOND, T0, status
+from tests.support import poll_until
+from tests.support_kafka import produce, read_topic
 
 
 async def write_status(settings: Settings, provider: str) -> None:
-    producer = make_producer(settings, "fiml-tests")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            settings.topic("provider.status"),
-            encode(status(provider, SECOND, "DOWN")),
-            key=provider.encode(),
-        )
-    finally:
-        await producer.stop()
+    await produce(settings, "provider.status", [status(provider, SECOND, "DOWN")])
 
 
 async def test_the_status_feed_reads_ahead_and_still_reads_to_the_end_when_it_must(

@@ -35,10 +35,8 @@ from arbitration.engine.partition import PartitionEngine, SourceRecord
 from arbitration.engine.statuses import StatusTimeline
 from schemas import encode
 from schemas.records import Candle, ProviderStatus, Quote, RawTick, Rejected, Trade
-from tests.factories import default_config
+from tests.factories import MS, SECOND, default_config
 
-MS = 1_000
-SECOND = 1_000_000
 SYMBOL = "BTC/USDT"
 VENUES = ("alpha", "beta", "gamma", "delta", "epsilon")
 CONFIG = default_config()

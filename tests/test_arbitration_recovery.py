@@ -28,8 +28,9 @@ from runtime.kafka import make_producer
 from runtime.settings import Settings
 from schemas import encode
 from schemas.records import Candle, RawTick
-from tests.arbitration_support import MS, SECOND, Harness, status, tick
-from tests.factories import default_config
+from tests.factories import MS, SECOND, default_config, status, tick
+from tests.support_engine import Harness
+from tests.support_kafka import ingest_ms, produce
 
 STATUSES = [status("a", 2 * SECOND, "DOWN"), status("a", 4 * SECOND, "UP")]
 
@@ -158,23 +159,13 @@ def test_candle_updates_are_coalesced_per_kafka_time_slot_and_closed_candles_kep
 
 async def produce_raw(settings: Settings, ticks: list[RawTick]) -> list[SourceRecord]:
     """Write ``ticks`` to partition 0 of the raw topic; the records as the arbiter sees them."""
-    producer = make_producer(settings, "fiml-tests")
-    await producer.start()
-    try:
-        records = []
-        for t in ticks:
-            value = encode(t)
-            meta = await producer.send_and_wait(
-                settings.topic("ticks.raw"),
-                value,
-                key=b"AAPL",
-                partition=0,
-                timestamp_ms=t.ts_ingest // 1000,
-            )
-            records.append(SourceRecord(meta.offset, b"AAPL", value, meta.timestamp * 1000))
-        return records
-    finally:
-        await producer.stop()
+    written = await produce(
+        settings, "ticks.raw", ticks, key=b"AAPL", partition=0, written_ms=ingest_ms
+    )
+    return [
+        SourceRecord(meta.offset, b"AAPL", encode(t), ingest_ms(t) * 1000)
+        for t, meta in zip(ticks, written, strict=True)
+    ]
 
 
 async def test_a_restart_replays_only_from_the_last_snapshot(topics: Settings, caplog):

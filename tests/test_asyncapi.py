@@ -12,9 +12,9 @@ import pytest
 import websockets
 
 from runtime.settings import Settings
-from tests.test_gateway import gateway, make_quote, publish, receive
-
-__all__ = ["gateway"]
+from tests.factories import quote
+from tests.support_gateway import receive
+from tests.support_kafka import produce
 
 SPECS = Path(Settings().cache_dir) / "npm/node_modules/@asyncapi/specs/schemas"
 
@@ -70,7 +70,7 @@ async def test_every_frame_matches_its_message_schema(gateway):
         schema = {**message["payload"], "components": components}
         jsonschema.validate(frame, schema, cls=jsonschema.Draft202012Validator)
 
-    await publish(settings, make_quote("AAPL", 190.0, 1))
+    await produce(settings, "quotes", [quote("AAPL", 190.0, 1)])
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         frames = []
         for stream_type in ("price", "quote", "multi_asset"):

@@ -14,7 +14,8 @@ from soak import growth
 
 from gateway.items import price_item, trade_item
 from schemas.records import Quote, Trade
-from tests.arbitration_support import T0, Harness
+from tests.factories import T0
+from tests.support_engine import Harness
 
 
 def test_every_load_tick_becomes_a_value_that_names_its_ingest_time():

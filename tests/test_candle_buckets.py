@@ -8,13 +8,12 @@ from hypothesis import strategies as st
 
 from gateway.buckets import BucketPage
 from schemas.records import Candle
-
-SECOND = 1_000_000
+from tests.factories import SECOND, candle
 
 
 def revision(bucket: int, number: int, closed: bool) -> Candle:
-    return Candle(
-        symbol="BTC/USDT",
+    """Revision ``number`` of the 1s candle of bucket ``bucket`` (seconds since the epoch)."""
+    return candle(
         timeframe="1s",
         open_time=bucket * SECOND,
         open=1.0,

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from arbitration.engine.candles import TIMEFRAMES, CandleSeries, bucket_start
 from schemas.records import Candle, Quote
-from tests.arbitration_support import MS, SECOND, T0, Harness, tick
-from tests.factories import default_config
+from tests.factories import MS, SECOND, T0, default_config, tick
+from tests.support_engine import Harness
 
 LATENESS = 3 * SECOND
 

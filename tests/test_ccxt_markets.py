@@ -16,10 +16,9 @@ from runtime.backoff import Backoff
 from runtime.catalog import Catalog, ExchangeMarkets, ccxt_exchange_ids, needs_exchange_markets
 from runtime.exchanges import learn_exchange_markets, make_exchange
 from runtime.settings import Settings
+from runtime.testing import free_port
 from tests.ccxt_http import RecordedSession, Reply, binance_routes, fixture
-from tests.kafka_broker import free_port
-from tests.test_demand import subscribe
-from tests.test_gateway import serve_gateway
+from tests.support_gateway import first_answer, serve_gateway
 
 KRAKEN_ROUTES = {
     "/AssetPairs": Reply(fixture("ccxt/kraken_asset_pairs.json")),
@@ -91,7 +90,6 @@ async def test_markets_load_through_ccxt_and_a_failure_is_retried(
     assert not catalog.can_serve("DOGE/EUR")
 
 
-@pytest.mark.kafka
 async def test_the_gateway_refuses_a_pair_no_enabled_exchange_lists(
     topics: Settings, recorded_exchanges: list[str]
 ) -> None:
@@ -103,8 +101,8 @@ async def test_the_gateway_refuses_a_pair_no_enabled_exchange_lists(
             if set(app.state.exchange_markets.pairs) == {"binance", "kraken"}:
                 break
             await asyncio.sleep(0.05)
-        refused = await subscribe(settings.gateway_port, ["BTC/USD", "DOGE/EUR"])
-        accepted = await subscribe(settings.gateway_port, ["BTC/USD", "ETH/USDT"])
+        refused = await first_answer(settings.gateway_port, ["BTC/USD", "DOGE/EUR"])
+        accepted = await first_answer(settings.gateway_port, ["BTC/USD", "ETH/USDT"])
     assert refused["type"] == "error" and refused["error_code"] == "SUBSCRIPTION_ERROR"
     assert refused["message"].startswith("unknown symbol DOGE/EUR")
     assert accepted["type"] == "subscription_ack"

@@ -16,9 +16,16 @@ from runtime.backoff import LONG, NETWORK, RATE_LIMIT, Backoff
 from runtime.exchanges import make_exchange
 from schemas import ProviderStatus, RawTick
 from tests.ccxt_http import RecordedSession, Reply, binance_routes, fixture
-from tests.support import Records, has_tick, run_provider_until, worst_loop_stall
-
-SEED = 3
+from tests.support import worst_loop_stall
+from tests.support_providers import (
+    SEED,
+    Records,
+    expected_delay,
+    failures,
+    has_tick,
+    run_provider_until,
+    statuses,
+)
 
 
 def binance(
@@ -34,22 +41,6 @@ def binance(
         streaming=False,
         rng=random.Random(SEED),
     )
-
-
-def statuses(records: Records) -> list[ProviderStatus]:
-    return [record for record in records if isinstance(record, ProviderStatus)]
-
-
-def failures(records: Records) -> list[ProviderStatus]:
-    return [status for status in statuses(records) if status.state != "UP"]
-
-
-def expected_delay(policy: Backoff, attempt: int = 0, retry_after: float | None = None) -> str:
-    rng = random.Random(SEED)
-    delay = 0.0
-    for n in range(attempt + 1):
-        delay = policy.delay(n, rng, retry_after)
-    return f"retrying in {delay:.1f} s"
 
 
 async def test_binance_rest_payloads_become_raw_ticks() -> None:

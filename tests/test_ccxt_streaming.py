@@ -15,8 +15,14 @@ from runtime.exchanges import make_exchange
 from schemas import RawTick
 from tests.ccxt_http import RecordedSession, Reply, binance_routes, fixture
 from tests.ccxt_ws import RecordedVenue, binance_answer, kraken_answer
-from tests.support import Records, run_provider_until
-from tests.test_ccxt_provider import SEED, expected_delay, failures, statuses
+from tests.support_providers import (
+    SEED,
+    Records,
+    expected_delay,
+    failures,
+    run_provider_until,
+    statuses,
+)
 
 BINANCE_STREAMS = json.loads(fixture("ccxt/binance_ws_messages.json"))
 KRAKEN_MESSAGES = json.loads(fixture("ccxt/kraken_ws_v2_messages.json"))

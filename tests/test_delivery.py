@@ -17,7 +17,6 @@ import dataclasses
 import time
 
 import httpx
-import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -29,8 +28,6 @@ from runtime.settings import Settings
 from runtime.testing import free_port
 from runtime.topics import topic_configs
 from tests.support import poll_until, service_env, spawn
-
-pytestmark = pytest.mark.kafka
 
 OUTPUTS = tuple(ROLES.values())
 FAULT_SECONDS = 12.0

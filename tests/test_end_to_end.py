@@ -18,10 +18,11 @@ import pytest
 import websockets
 
 from runtime.processes import stop_process
+from runtime.testing import free_port
 from schemas import Quote, RawTick
 from schemas.times import micros_to_iso
-from tests.kafka_broker import free_port
-from tests.support import read_topic, service_env, spawn, wait_for_port
+from tests.support import service_env, spawn, wait_for_port
+from tests.support_kafka import read_topic
 
 ROOT = Path(__file__).resolve().parent.parent
 

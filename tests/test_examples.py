@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from runtime.processes import stop_process
-from tests.kafka_broker import free_port
+from runtime.testing import free_port
 from tests.support import service_env, spawn, wait_for_port
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "websocket_streaming.py"

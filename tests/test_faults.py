@@ -24,19 +24,20 @@ from gateway.messages import Status
 from ingest.synthetic import MICROS, SyntheticMarket
 from runtime.broker import LocalKafka
 from runtime.processes import stop_process
-from runtime.testing import free_port, isolated_broker_settings
+from runtime.testing import free_port
 from runtime.topics import create_topics
 from schemas import Quote, RawTick, Rejected
-from tests.arbitration_support import Harness
-from tests.support import poll_until, read_topic, service_env, spawn, wait_for_port
+from tests.support import poll_until, service_env, spawn, wait_for_port
+from tests.support_engine import Harness
+from tests.support_kafka import read_topic
 
 OUTAGE_SECONDS = 8.0
 
 
 @pytest.fixture
-def own_broker(tmp_path):
-    """A broker of this test's own, which the test may kill and restart."""
-    local = LocalKafka(isolated_broker_settings(tmp_path / "broker"))
+def running_broker(own_broker):
+    """A broker of this test's own, running, which the test may kill and restart."""
+    local = LocalKafka(own_broker)
     holder = {"process": local.start(stop_with_parent=True)}
     yield local, holder
     stop_process(holder["process"], timeout=30)
@@ -101,11 +102,11 @@ async def streaming_system(settings, tmp_path) -> AsyncIterator[System]:
             stop_process(process, timeout=60)
 
 
-async def test_a_broker_killed_and_restarted_loses_no_accepted_tick(own_broker, tmp_path):
+async def test_a_broker_killed_and_restarted_loses_no_accepted_tick(running_broker, tmp_path):
     """Clients stay connected, data resumes within 15 s of the broker, and every tick ingest
     accepted is in the log (the idempotent producer retries until the broker is back, and
     each provider waits for its batch meanwhile)."""
-    local, holder = own_broker
+    local, holder = running_broker
     settings = dataclasses.replace(
         local.settings,
         kafka_bootstrap=local.bootstrap,

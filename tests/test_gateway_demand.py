@@ -10,10 +10,8 @@ import websockets
 
 from gateway.demand import demand_changes
 from schemas import Demand
-from tests.support import read_topic
-from tests.test_gateway import gateway, receive
-
-__all__ = ["gateway"]
+from tests.support_gateway import receive
+from tests.support_kafka import read_topic
 
 
 def test_demand_changes_reports_new_changed_and_ended_symbols():

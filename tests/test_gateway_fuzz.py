@@ -24,10 +24,8 @@ from hypothesis import strategies as st
 from websockets.sync.client import connect
 
 from gateway.protocol import ErrorCode, ProtocolError, SubscribeRequest, parse_client_message
-from tests.kafka_broker import free_port
-from tests.test_gateway import gateway, receive, serve_gateway
-
-__all__ = ["gateway"]
+from runtime.testing import free_port
+from tests.support_gateway import receive, serve_gateway
 
 NOISE = {"heartbeat", "status"}
 KNOWN_CODES = {code.value for code in ErrorCode}

@@ -10,9 +10,10 @@ import httpx
 import websockets
 
 from runtime.processes import stop_process
-from tests.kafka_broker import free_port
+from runtime.testing import free_port
+from tests.factories import quote
 from tests.support import service_env, spawn, wait_for_port
-from tests.test_gateway import make_quote, publish
+from tests.support_kafka import produce
 
 CONNECTIONS = 1000
 SYMBOLS = ["AAPL", "MSFT", "TSLA", "NVDA", "BTC/USDT"]
@@ -44,7 +45,7 @@ async def client(url: str, symbol: str, all_open: asyncio.Event) -> str:
 
 async def test_a_thousand_connections(topics, tmp_path):
     settings = dataclasses.replace(topics, gateway_port=free_port())
-    await publish(settings, *(make_quote(s, 100.0 + n, n) for n, s in enumerate(SYMBOLS)))
+    await produce(settings, "quotes", (quote(s, 100.0 + n, n) for n, s in enumerate(SYMBOLS)))
     gateway = spawn(
         ["gateway"], service_env(settings, FIML_LOG_LEVEL="warning"), tmp_path / "gateway.log"
     )

@@ -16,20 +16,10 @@ import json
 
 import websockets
 
-from runtime.kafka import make_producer
-from schemas import encode
-from tests.test_gateway import (
-    SPEC_PRICE_FIELDS,
-    gateway,
-    make_quote,
-    publish,
-    receive,
-    until_known,
-)
+from tests.factories import quote
+from tests.support_gateway import QUOTE_FIELDS, SPEC_PRICE_FIELDS, receive, until_known
+from tests.support_kafka import produce, producing
 
-__all__ = ["gateway"]
-
-QUOTE_FIELDS = [*SPEC_PRICE_FIELDS, "bid", "ask", "bid_size", "ask_size", "providers", "scores"]
 NOISE = {"heartbeat", "status"}
 
 
@@ -88,28 +78,24 @@ async def assert_usable(ws) -> None:
 async def publishing(settings, symbols: list[str], period: float = 0.05):
     """Publish a quote of each symbol every ``period`` in the background; yields a dict with
     the last price published per symbol (prices only grow)."""
-    producer = make_producer(settings, "test-boundaries")
-    await producer.start()
     last: dict[str, float] = {}
+    async with producing(settings) as producer:
 
-    async def run() -> None:
-        for n in itertools.count(1):
-            for symbol in symbols:
-                quote = make_quote(symbol, 100.0 + n, 1000 + n)
-                await producer.send_and_wait(
-                    settings.topic("quotes"), encode(quote), key=symbol.encode()
-                )
-                last[symbol] = quote.price
-            await asyncio.sleep(period)
+        async def run() -> None:
+            for n in itertools.count(1):
+                for symbol in symbols:
+                    published = quote(symbol, 100.0 + n, 1000 + n)
+                    await (await producer.send("quotes", published))
+                    last[symbol] = published.price
+                await asyncio.sleep(period)
 
-    task = asyncio.create_task(run())
-    try:
-        yield last
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await producer.stop()
+        task = asyncio.create_task(run())
+        try:
+            yield last
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def test_symbol_count_boundaries_0_1_50_51(gateway):
@@ -205,7 +191,7 @@ async def test_unsubscribe_partial_null_and_omitted_symbols(gateway):
         assert partial["symbols"] == ["MSFT"] and partial["subscription_ids"] == []
         assert partial["timestamp"].endswith("Z")
 
-        await publish(settings, make_quote("AAPL", 150.0, 1), make_quote("MSFT", 400.0, 2))
+        await produce(settings, "quotes", [quote("AAPL", 150.0, 1), quote("MSFT", 400.0, 2)])
         seen: dict[str, set[str]] = {
             prices["subscription_id"]: set(),
             quotes["subscription_id"]: set(),
@@ -244,19 +230,19 @@ async def test_unsubscribe_partial_null_and_omitted_symbols(gateway):
         omitted = await reply(ws, json.dumps({"type": "unsubscribe", "stream_type": "quote"}))
         assert omitted["type"] == "unsubscribe_ack" and omitted["symbols"] == ["AAPL"]
         assert omitted["subscription_ids"] == [quotes["subscription_id"]]
-        await publish(settings, make_quote("AAPL", 151.0, 3))
+        await produce(settings, "quotes", [quote("AAPL", 151.0, 3)])
         assert [f for f in await frames_for(ws, 1.0) if f["type"] == "data"] == []
 
 
 async def test_data_stream_type_and_fields_match_each_subscription(gateway):
     settings, port, app = gateway
     aapl = dataclasses.replace(
-        make_quote("AAPL", 195.5, 5), bid=195.25, ask=195.75, bid_size=12.0, ask_size=8.5
+        quote("AAPL", 195.5, 5), bid=195.25, ask=195.75, bid_size=12.0, ask_size=8.5
     )
     btc = dataclasses.replace(
-        make_quote("BTC/USDT", 65000.0, 6), bid=64999.0, ask=65001.0, bid_size=0.5, ask_size=1.25
+        quote("BTC/USDT", 65000.0, 6), bid=64999.0, ask=65001.0, bid_size=0.5, ask_size=1.25
     )
-    await publish(settings, aapl, btc)
+    await produce(settings, "quotes", [aapl, btc])
     await until_known(app, aapl, btc)
     async with websockets.connect(url(port)) as ws:
         for stream_type, symbols, extra in [
@@ -314,7 +300,7 @@ async def test_seq_counts_from_one_per_subscription_on_one_socket(gateway):
         ids = {one["subscription_id"], two["subscription_id"]}
         seqs: dict[str, list[int]] = {sub_id: [] for sub_id in ids}
         for n in (1, 2, 3):
-            await publish(settings, make_quote("AAPL", 100.0 + n, n))
+            await produce(settings, "quotes", [quote("AAPL", 100.0 + n, n)])
             async with asyncio.timeout(10):
                 while any(len(s) < n for s in seqs.values()):
                     data = await receive(ws, "data")
@@ -329,7 +315,7 @@ async def test_seq_counts_from_one_per_subscription_on_one_socket(gateway):
 
 async def test_ack_precedes_any_data_of_its_subscription(gateway):
     settings, port, _ = gateway
-    await publish(settings, make_quote("AAPL", 101.0, 1), make_quote("MSFT", 401.0, 2))
+    await produce(settings, "quotes", [quote("AAPL", 101.0, 1), quote("MSFT", 401.0, 2)])
     async with websockets.connect(url(port)) as ws:
         for n in range(8):
             stream_type = ["price", "quote", "multi_asset"][n % 3]

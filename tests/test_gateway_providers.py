@@ -13,30 +13,29 @@ from hypothesis import strategies as st
 
 from gateway.items import quote_item
 from gateway.providers import ProviderStatuses, notice_message, provider_notices
-from runtime.kafka import make_producer
-from schemas import ProviderStatus, encode
-from tests.test_gateway import BASE_US, gateway, make_quote
-
-__all__ = ["gateway"]
+from schemas import ProviderStatus
+from tests.factories import BASE_US, quote, status
+from tests.support_kafka import produce
 
 STATES = ("UP", "DEGRADED", "DOWN")
 
 
-def status(provider: str, ts: int, state: str, **fields) -> ProviderStatus:
-    return ProviderStatus(provider, BASE_US + ts, state, **fields)
+def status_at(provider: str, ts: int, state: str, **fields) -> ProviderStatus:
+    """A status ``ts`` µs after ``BASE_US``."""
+    return status(provider, ts, state, base=BASE_US, **fields)
 
 
 def test_the_store_keeps_the_newest_status_and_counts_only_state_changes():
     store = ProviderStatuses()
-    store.update(status("synthetic:alpha", 10, "UP", latency_ms=15.0))
+    store.update(status_at("synthetic:alpha", 10, "UP", latency_ms=15.0))
     assert store.version == 1
-    store.update(status("synthetic:alpha", 20, "UP", latency_ms=16.0))
+    store.update(status_at("synthetic:alpha", 20, "UP", latency_ms=16.0))
     assert store.version == 1, "a periodic report of the same state is no change"
-    store.update(status("synthetic:alpha", 30, "DOWN", error_kind="outage"))
-    store.update(status("synthetic:alpha", 25, "UP"))  # older than the one it has
+    store.update(status_at("synthetic:alpha", 30, "DOWN", error_kind="outage"))
+    store.update(status_at("synthetic:alpha", 25, "UP"))  # older than the one it has
     assert store.version == 2 and store.state("synthetic:alpha") == "DOWN"
     assert store.state("ccxt:kraken") == "UP", "a provider that never reported counts as UP"
-    store.update(status("ccxt:kraken", 5, "DEGRADED", error_kind="rate_limited"))
+    store.update(status_at("ccxt:kraken", 5, "DEGRADED", error_kind="rate_limited"))
     assert [item["provider"] for item in store.items()] == ["ccxt:kraken", "synthetic:alpha"]
     assert store.items()[1] == {
         "provider": "synthetic:alpha",
@@ -74,7 +73,7 @@ def test_a_client_hears_of_a_provider_going_down_and_coming_back_once_each():
 
 
 def test_notice_messages_name_the_provider_and_the_reason():
-    statuses = {"synthetic:alpha": status("synthetic:alpha", 1, "DOWN", error_kind="outage")}
+    statuses = {"synthetic:alpha": status_at("synthetic:alpha", 1, "DOWN", error_kind="outage")}
     down = notice_message(("AAPL", "synthetic:alpha", "DOWN"), statuses)
     assert down == {
         "type": "status",
@@ -117,31 +116,29 @@ def test_notices_alternate_and_leave_the_client_knowing_every_state(steps):
 
 
 def test_a_quote_item_lists_the_fresh_providers_and_their_scores():
-    quote = dataclasses.replace(
-        make_quote("AAPL", 101.0, 1),
+    scored = dataclasses.replace(
+        quote("AAPL", 101.0, 1),
         providers=["synthetic:alpha", "synthetic:beta"],
         scores={"synthetic:alpha": 0.91, "synthetic:beta": 0.7},
     )
-    item = quote_item(quote)
+    item = quote_item(scored)
     assert item["providers"] == ["synthetic:alpha", "synthetic:beta"]
     assert item["scores"] == {"synthetic:alpha": 0.91, "synthetic:beta": 0.7}
 
 
 async def test_the_gateway_serves_the_latest_status_of_each_provider(gateway):
     settings, port, _ = gateway
-    producer = make_producer(settings, "test-statuses")
-    await producer.start()
-    try:
-        for record in (
-            status("synthetic:alpha", 1, "UP", latency_ms=15.0),
-            status("synthetic:beta", 2, "UP", latency_ms=60.0),
-            status("synthetic:alpha", 3, "DOWN", error_kind="outage", message="simulated outage"),
-        ):
-            await producer.send_and_wait(
-                settings.topic("provider.status"), encode(record), key=record.provider.encode()
-            )
-    finally:
-        await producer.stop()
+    await produce(
+        settings,
+        "provider.status",
+        [
+            status_at("synthetic:alpha", 1, "UP", latency_ms=15.0),
+            status_at("synthetic:beta", 2, "UP", latency_ms=60.0),
+            status_at(
+                "synthetic:alpha", 3, "DOWN", error_kind="outage", message="simulated outage"
+            ),
+        ],
+    )
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
         async with asyncio.timeout(30):
             while True:

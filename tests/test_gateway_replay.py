@@ -16,23 +16,13 @@ from aiokafka.structs import ConsumerRecord
 
 from gateway.replaying import Encoded
 from runtime.replay import Replay, Replayed
-from schemas import Trade, encode
+from runtime.testing import free_port
+from schemas import Trade
 from schemas.times import micros_to_iso
-from tests.kafka_broker import free_port
-from tests.support import expire_oldest, poll_until, read_topic
-from tests.test_asyncapi import fetch_document
-from tests.test_gateway import gateway, make_quote, receive, serve_gateway
-from tests.test_gateway_streams import candle
-from tests.test_replay_reader import (
-    BASE_US,
-    MS,
-    produce_timed,
-    produce_trades,
-    produce_written,
-    trade,
-)
-
-__all__ = ["gateway"]
+from tests.factories import BASE_US, MS, quote, replay_trade, second_candle
+from tests.support import poll_until
+from tests.support_gateway import fetch_document, receive, serve_gateway
+from tests.support_kafka import Entry, expire_oldest, ingest_ms, produce, read_topic
 
 
 def iso(micros: int) -> str:
@@ -71,7 +61,7 @@ async def until_complete(ws, within: float = 20.0) -> tuple[list[dict], dict]:
 
 async def test_a_replay_with_end_sends_exactly_the_topics_records_in_order(gateway):
     settings, port, app = gateway
-    await produce_trades(settings, [trade(n) for n in range(300)])
+    await produce(settings, "trades", [replay_trade(n) for n in range(300)], written_ms=ingest_ms)
     stored = await read_topic(settings, "trades", Trade)
     start, end = BASE_US + 20 * MS, BASE_US + 250 * MS
     want = [
@@ -104,7 +94,9 @@ async def test_a_replay_with_end_sends_exactly_the_topics_records_in_order(gatew
 
 async def test_speed_ten_takes_about_a_tenth_of_the_range(gateway):
     settings, port, _ = gateway
-    await produce_trades(settings, [trade(n * 50) for n in range(61)])
+    await produce(
+        settings, "trades", [replay_trade(n * 50) for n in range(61)], written_ms=ingest_ms
+    )
     start, end = BASE_US, BASE_US + 3000 * MS
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await subscribe_replay(
@@ -136,7 +128,9 @@ async def test_the_replay_clock_starts_with_the_first_records_read(gateway, monk
             yield chunk
 
     monkeypatch.setattr(Replay, "chunks", slow_first_read)
-    await produce_trades(settings, [trade(n * 50) for n in range(61)])
+    await produce(
+        settings, "trades", [replay_trade(n * 50) for n in range(61)], written_ms=ingest_ms
+    )
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await subscribe_replay(
             ws,
@@ -156,7 +150,9 @@ async def test_the_replay_clock_starts_with_the_first_records_read(gateway, monk
 
 async def test_price_replay_conflates_per_symbol_within_an_interval(gateway):
     settings, port, _ = gateway
-    await produce_timed(settings, "quotes", [make_quote("MSFT", 400.0 + n, n) for n in range(1, 6)])
+    await produce(
+        settings, "quotes", [quote("MSFT", 400.0 + n, n) for n in range(1, 6)], written_ms=ingest_ms
+    )
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await ws.send(
             json.dumps(
@@ -179,12 +175,17 @@ async def test_price_replay_conflates_per_symbol_within_an_interval(gateway):
 async def test_without_end_the_replay_hands_over_to_live_with_no_gap_and_no_duplicate(gateway):
     settings, port, _ = gateway
     symbols = ["ETH/USDT", "BTC/USDT", "AAPL", "MSFT"]
-    await produce_trades(settings, [trade(n) for n in range(200)])
+    await produce(settings, "trades", [replay_trade(n) for n in range(200)], written_ms=ingest_ms)
     start = BASE_US + 10 * MS
 
     async def keep_publishing() -> None:
         for first in range(200, 600, 50):
-            await produce_trades(settings, [trade(n) for n in range(first, first + 50)])
+            await produce(
+                settings,
+                "trades",
+                [replay_trade(n) for n in range(first, first + 50)],
+                written_ms=ingest_ms,
+            )
             await asyncio.sleep(0.05)
 
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
@@ -223,7 +224,7 @@ async def test_without_end_the_replay_hands_over_to_live_with_no_gap_and_no_dupl
 )
 async def test_bad_replays_get_replay_errors(gateway, fields, reason):
     settings, port, _ = gateway
-    await produce_trades(settings, [trade(n) for n in range(5)])
+    await produce(settings, "trades", [replay_trade(n) for n in range(5)], written_ms=ingest_ms)
     await expire_oldest(settings, "trades")
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await subscribe_replay(ws, **fields)
@@ -236,7 +237,7 @@ async def test_bad_replays_get_replay_errors(gateway, fields, reason):
 
 async def test_a_connection_may_run_only_so_many_replays(topics):
     settings = dataclasses.replace(topics, gateway_port=free_port(), max_replays_per_connection=1)
-    await produce_trades(settings, [trade(n) for n in range(5)])
+    await produce(settings, "trades", [replay_trade(n) for n in range(5)], written_ms=ingest_ms)
     url = f"ws://127.0.0.1:{settings.gateway_port}/ws/stream"
     async with serve_gateway(settings), websockets.connect(url) as ws:
         await subscribe_replay(ws, start=iso(BASE_US))
@@ -276,7 +277,9 @@ def silent_client(port: int, message: dict) -> socket.socket:
 async def test_a_client_that_does_not_read_keeps_the_replay_bounded(topics):
     settings = dataclasses.replace(topics, gateway_port=free_port())
     total = 60_000
-    await produce_trades(settings, [trade(n, "AAPL") for n in range(total)])
+    await produce(
+        settings, "trades", [replay_trade(n, "AAPL") for n in range(total)], written_ms=ingest_ms
+    )
     async with serve_gateway(settings) as app:
         sock = await asyncio.to_thread(
             silent_client,
@@ -332,18 +335,19 @@ async def test_ohlcv_replay_keeps_the_latest_state_per_candle_unless_at_speed_ze
     gateway, speed, expected
 ):
     settings, port, _ = gateway
-    await produce_timed(
+    await produce(
         settings,
         "candles",
         [
-            candle(0, 101.0, 1),
-            candle(0, 102.0, 2),
-            candle(0, 103.0, 3, closed=True),
-            candle(1, 99.0, 1),
-            candle(1, 98.0, 2, closed=True),
-            candle(2, 97.0, 1),
-            candle(1, 50.0, 1, timeframe="1m"),
+            second_candle(0, 101.0, 1),
+            second_candle(0, 102.0, 2),
+            second_candle(0, 103.0, 3, closed=True),
+            second_candle(1, 99.0, 1),
+            second_candle(1, 98.0, 2, closed=True),
+            second_candle(2, 97.0, 1),
+            second_candle(1, 50.0, 1, timeframe="1m"),
         ],
+        written_ms=ingest_ms,
     )
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await ws.send(
@@ -372,14 +376,13 @@ async def test_a_candle_replay_at_speed_shows_the_bucket_forming_not_its_close(g
     """Three revisions of one minute's candle, written 0, 30 and 59 s into it: at speed 50
     they come 0.6 s apart, each when it was written, the closed one last."""
     settings, port, _ = gateway
-    await produce_written(
+    await produce(
         settings,
         "candles",
         [
-            (
-                b"BTC/USDT",
-                encode(candle(0, 100.0 + revision, revision, closed=revision == 3, timeframe="1m")),
-                BASE_US // MS + written_s * 1000,
+            Entry(
+                second_candle(0, 100.0 + revision, revision, closed=revision == 3, timeframe="1m"),
+                written_ms=BASE_US // MS + written_s * 1000,
             )
             for revision, written_s in enumerate((0, 30, 59), start=1)
         ],
@@ -419,7 +422,7 @@ async def test_an_unsubscribe_while_a_replay_closes_still_stops_its_consumer(gat
         await close(self)
 
     monkeypatch.setattr(Replay, "close", slow_close)
-    await produce_trades(settings, [trade(n) for n in range(20)])
+    await produce(settings, "trades", [replay_trade(n) for n in range(20)], written_ms=ingest_ms)
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await subscribe_replay(ws, start=iso(BASE_US), end=iso(BASE_US + 100 * MS), speed=0)
         await receive(ws, "subscription_ack")
@@ -432,7 +435,9 @@ async def test_an_unsubscribe_while_a_replay_closes_still_stops_its_consumer(gat
 
 async def test_symbols_unsubscribed_during_a_replay_stop_arriving(gateway):
     settings, port, _ = gateway
-    await produce_trades(settings, [trade(n) for n in range(2000, 2100)])
+    await produce(
+        settings, "trades", [replay_trade(n) for n in range(2000, 2100)], written_ms=ingest_ms
+    )
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await subscribe_replay(ws, start=iso(BASE_US + 1500 * MS), speed=1, interval_ms=100)
         await receive(ws, "subscription_ack")

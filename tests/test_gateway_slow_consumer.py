@@ -14,28 +14,23 @@ from websockets.client import ClientProtocol
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from runtime.kafka import make_producer
-from schemas import encode
-from tests.kafka_broker import free_port
-from tests.test_gateway import make_quote, receive, serve_gateway
+from runtime.testing import free_port
+from tests.factories import quote
+from tests.support_gateway import receive, serve_gateway
+from tests.support_kafka import producing
 
 SYMBOLS = [f"S{number:02d}" for number in range(50)]
 
 
 async def keep_publishing(settings, stop: asyncio.Event) -> None:
     """New quotes for all SYMBOLS every 20 ms until ``stop``."""
-    producer = make_producer(settings, "test-flood")
-    await producer.start()
-    try:
+    async with producing(settings) as producer:
         seq = 0
         while not stop.is_set():
             seq += 1
             for symbol in SYMBOLS:
-                quote = make_quote(symbol, 100.0 + seq % 50, seq)
-                await producer.send(settings.topic("quotes"), encode(quote), key=symbol.encode())
+                await producer.send("quotes", quote(symbol, 100.0 + seq % 50, seq))
             await asyncio.sleep(0.02)
-    finally:
-        await producer.stop()
 
 
 def stalled_client(port: int, frames: list[str]) -> socket.socket:

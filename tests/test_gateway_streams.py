@@ -10,50 +10,19 @@ import httpx
 import pytest
 import websockets
 
-from runtime.kafka import make_producer
-from schemas import Candle, Trade, encode
+from runtime.testing import free_port
+from schemas import Trade
 from schemas.times import micros_to_iso
-from tests.kafka_broker import free_port
+from tests.factories import BASE_US, SECOND, quote, second_candle, trade
 from tests.support import poll_until
-from tests.test_gateway import BASE_US, gateway, make_quote, publish, receive, serve_gateway
-
-__all__ = ["gateway"]
-
-SECOND = 1_000_000
+from tests.support_gateway import receive, serve_gateway
+from tests.support_kafka import produce
 
 
-async def produce(settings, role: str, *records) -> None:
-    producer = make_producer(settings, "test-records")
-    await producer.start()
-    try:
-        for record in records:
-            await producer.send_and_wait(
-                settings.topic(role), encode(record), key=record.symbol.encode()
-            )
-    finally:
-        await producer.stop()
-
-
-def candle(
-    open_s: int, close: float, revision: int, *, closed: bool = False, timeframe: str = "1s"
-) -> Candle:
-    return Candle(
-        symbol="BTC/USDT",
-        timeframe=timeframe,
-        open_time=BASE_US + open_s * SECOND,
-        open=100.0,
-        high=max(100.0, close),
-        low=min(100.0, close),
-        close=close,
-        volume=2.5,
-        is_closed=closed,
-        revision=revision,
-        seq=open_s * 10 + revision,
-    )
-
-
-def trade(number: int, provider: str = "synthetic:alpha") -> Trade:
-    return Trade(
+def eth_trade(number: int, provider: str = "synthetic:alpha") -> Trade:
+    """Trade ``t<number>`` of ETH/USDT ``number`` µs after ``BASE_US``, priced
+    ``3000 + number``, a buy when ``number`` is odd."""
+    return trade(
         symbol="ETH/USDT",
         trade_id=f"t{number}",
         provider=provider,
@@ -72,7 +41,7 @@ async def subscribe(ws, **fields) -> dict:
 
 async def test_ohlcv_snapshot_then_every_closed_candle(gateway):
     settings, port, app = gateway
-    await produce(settings, "candles", candle(0, 101.0, 1), candle(0, 102.0, 2))
+    await produce(settings, "candles", [second_candle(0, 101.0, 1), second_candle(0, 102.0, 2)])
     series = app.state.market.candles.series
     await poll_until(
         lambda: (
@@ -103,10 +72,12 @@ async def test_ohlcv_snapshot_then_every_closed_candle(gateway):
         await produce(
             settings,
             "candles",
-            candle(0, 103.0, 3, closed=True),
-            candle(1, 99.0, 1),
-            candle(1, 98.0, 2, closed=True),
-            candle(2, 97.0, 1),
+            [
+                second_candle(0, 103.0, 3, closed=True),
+                second_candle(1, 99.0, 1),
+                second_candle(1, 98.0, 2, closed=True),
+                second_candle(2, 97.0, 1),
+            ],
         )
         seen: dict[str, dict] = {}
         async with asyncio.timeout(10):
@@ -123,8 +94,7 @@ async def test_ohlcv_timeframes_are_separate(gateway):
     await produce(
         settings,
         "candles",
-        candle(0, 110.0, 1, timeframe="1m"),
-        candle(0, 120.0, 1, timeframe="1s"),
+        [second_candle(0, 110.0, 1, timeframe="1m"), second_candle(0, 120.0, 1, timeframe="1s")],
     )
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await subscribe(ws, stream_type="ohlcv", symbols=["BTC/USDT"], interval_ms=500)
@@ -136,7 +106,7 @@ async def test_every_trade_arrives_once_batched_per_interval(gateway):
     settings, port, _ = gateway
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await subscribe(ws, stream_type="trades", symbols=["ETH/USDT"], interval_ms=500)
-        await produce(settings, "trades", *(trade(n) for n in range(1, 41)), trade(7))
+        await produce(settings, "trades", [*(eth_trade(n) for n in range(1, 41)), eth_trade(7)])
         ids: list[str] = []
         messages = 0
         async with asyncio.timeout(10):
@@ -155,7 +125,7 @@ async def test_trade_items_carry_the_trade(gateway):
     settings, port, _ = gateway
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await subscribe(ws, stream_type="trades", symbols=["ETH/USDT"], interval_ms=100)
-        await produce(settings, "trades", trade(101))
+        await produce(settings, "trades", [eth_trade(101)])
         item = (await receive(ws, "data"))["data"][0]
         assert item == {
             "symbol": "ETH/USDT",
@@ -176,7 +146,7 @@ async def test_a_symbol_without_updates_is_reported_stale_then_live(topics):
             await subscribe(ws, stream_type="price", symbols=["AMZN"], interval_ms=100)
             stale = await receive(ws, "status", within=5)
             assert (stale["symbol"], stale["status"]) == ("AMZN", "stale")
-            await publish(settings, make_quote("AMZN", 185.0, 1))
+            await produce(settings, "quotes", [quote("AMZN", 185.0, 1)])
             async with asyncio.timeout(5):
                 kinds = []
                 while not kinds or kinds[-1]["type"] != "status":

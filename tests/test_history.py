@@ -9,12 +9,8 @@ from gateway.items import candle_item, quote_item
 from runtime.clock import now_micros
 from schemas import Candle, Quote
 from schemas.times import micros_to_iso
-from tests.support import expire_oldest, read_topic
-from tests.test_gateway import gateway, make_quote
-from tests.test_gateway_streams import candle
-from tests.test_replay_reader import BASE_US, produce_timed
-
-__all__ = ["gateway"]
+from tests.factories import BASE_US, quote, second_candle
+from tests.support_kafka import expire_oldest, ingest_ms, produce, read_topic
 
 SYMBOLS = ("AAPL", "MSFT", "BTC/USDT")
 
@@ -33,8 +29,11 @@ async def all_pages(http: httpx.AsyncClient, url: str, params: dict) -> list[dic
 
 async def test_quotes_come_in_pages_that_add_up_to_the_range(gateway):
     settings, port, _ = gateway
-    await produce_timed(
-        settings, "quotes", [make_quote(SYMBOLS[n % 3], 100.0 + n, n * 1000) for n in range(90)]
+    await produce(
+        settings,
+        "quotes",
+        [quote(SYMBOLS[n % 3], 100.0 + n, n * 1000) for n in range(90)],
+        written_ms=ingest_ms,
     )
     stored = await read_topic(settings, "quotes", Quote)
     start, end = BASE_US + 3000, BASE_US + 80_000
@@ -58,9 +57,11 @@ async def test_quotes_come_in_pages_that_add_up_to_the_range(gateway):
 async def test_candles_of_one_timeframe_with_a_slash_symbol(gateway):
     settings, port, _ = gateway
     written = [
-        candle(n, 100.0 + n, 1, closed=True, timeframe=tf) for n in range(12) for tf in ("1s", "1m")
+        second_candle(n, 100.0 + n, 1, closed=True, timeframe=tf)
+        for n in range(12)
+        for tf in ("1s", "1m")
     ]
-    await produce_timed(settings, "candles", written)
+    await produce(settings, "candles", written, written_ms=ingest_ms)
     stored = await read_topic(settings, "candles", Candle)
     want = [
         candle_item(r)
@@ -86,11 +87,11 @@ async def test_candles_of_one_timeframe_with_a_slash_symbol(gateway):
 async def test_closed_only_candles_skip_the_revisions_of_forming_buckets(gateway):
     settings, port, _ = gateway
     written = [
-        candle(n, 100.0 + n + revision, revision, closed=revision == 2, timeframe="5m")
+        second_candle(n, 100.0 + n + revision, revision, closed=revision == 2, timeframe="5m")
         for n in range(8)
         for revision in range(3)
     ]
-    await produce_timed(settings, "candles", written)
+    await produce(settings, "candles", written, written_ms=ingest_ms)
     stored = await read_topic(settings, "candles", Candle)
     want = [
         candle_item(r)
@@ -122,12 +123,12 @@ async def test_candles_come_one_row_per_bucket_unless_every_revision_is_asked_fo
     written = []
     for n in range(6):
         written += [
-            candle(n, 100.0 + n, 1, timeframe="5m"),
-            candle(n, 101.0 + n, 2, timeframe="5m"),
+            second_candle(n, 100.0 + n, 1, timeframe="5m"),
+            second_candle(n, 101.0 + n, 2, timeframe="5m"),
         ]
         if n:
-            written.append(candle(n - 1, 102.0 + n - 1, 3, closed=True, timeframe="5m"))
-    await produce_timed(settings, "candles", written)
+            written.append(second_candle(n - 1, 102.0 + n - 1, 3, closed=True, timeframe="5m"))
+    await produce(settings, "candles", written, written_ms=ingest_ms)
     params = {
         "timeframe": "5m",
         "start": micros_to_iso(BASE_US),
@@ -139,7 +140,7 @@ async def test_candles_come_one_row_per_bucket_unless_every_revision_is_asked_fo
     rows = [item for page in by_bucket for item in page["items"]]
     assert [len(page["items"]) for page in by_bucket] == [2, 2, 2]
     assert [row["timestamp"] for row in rows] == [
-        candle_item(candle(n, 0, 1, timeframe="5m"))["timestamp"] for n in range(6)
+        candle_item(second_candle(n, 0, 1, timeframe="5m"))["timestamp"] for n in range(6)
     ]
     assert [(row["close"], row["is_closed"]) for row in rows] == [
         (102.0 + n, True) for n in range(5)
@@ -160,8 +161,11 @@ async def test_candles_come_one_row_per_bucket_unless_every_revision_is_asked_fo
 )
 async def test_bad_requests_are_refused(gateway, params, status, detail):
     settings, port, _ = gateway
-    await produce_timed(
-        settings, "quotes", [make_quote("AAPL", 100.0, 1000), make_quote("AAPL", 101.0, 2000)]
+    await produce(
+        settings,
+        "quotes",
+        [quote("AAPL", 100.0, 1000), quote("AAPL", 101.0, 2000)],
+        written_ms=ingest_ms,
     )
     await expire_oldest(settings, "quotes")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
@@ -175,7 +179,7 @@ async def test_bad_requests_are_refused(gateway, params, status, detail):
 @pytest.mark.parametrize("zone", ["Z", ""])
 async def test_a_start_still_to_come_without_end_gets_an_empty_page(gateway, zone):
     settings, port, _ = gateway
-    await produce_timed(settings, "quotes", [make_quote("AAPL", 100.0, 1000)])
+    await produce(settings, "quotes", [quote("AAPL", 100.0, 1000)], written_ms=ingest_ms)
     start = micros_to_iso(now_micros() + 3_600_000_000).removesuffix("Z") + zone
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         pages = await all_pages(http, "/v1/quotes/AAPL", {"start": start})

@@ -14,7 +14,7 @@ from ingest.providers.yahoo_provider import YahooProvider
 from ingest.service import run_ingest
 from runtime.settings import Settings, SettingsError
 from schemas import ProviderStatus, RawTick
-from tests.support import read_topic
+from tests.support_kafka import read_topic
 
 
 def test_registry_expands_families_and_members() -> None:
@@ -74,7 +74,6 @@ def test_registry_refuses_unknown_providers(providers: tuple[str, ...], message:
         build_providers(Settings(providers=providers))
 
 
-@pytest.mark.kafka
 async def test_offline_live_providers_report_down_while_synthetic_flows(topics: Settings) -> None:
     settings = dataclasses.replace(
         topics,

@@ -18,7 +18,7 @@ from runtime.catalog import provider_names
 from runtime.settings import Settings
 from schemas import ProviderStatus, RawTick
 from tests.ccxt_http import fixture
-from tests.support import Records, has_tick, run_provider_until
+from tests.support_providers import Records, has_tick, run_provider_until
 
 KEY = "TESTKEY123"
 

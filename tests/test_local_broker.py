@@ -16,7 +16,6 @@ from aiokafka.errors import CoordinatorNotAvailableError
 
 from runtime.broker import LocalKafka, new_cluster_id
 from runtime.processes import pid_alive
-from runtime.testing import isolated_broker_settings
 from tests.support import service_env
 
 
@@ -43,8 +42,8 @@ async def coordinates_groups_at_once(bootstrap: str) -> bool:
         await client.close()
 
 
-def test_kafka_start_status_stop(tmp_path):
-    settings = isolated_broker_settings(tmp_path / "broker")
+def test_kafka_start_status_stop(own_broker):
+    settings = own_broker
     env = service_env(settings)
     started = fiml("kafka", "start", env=env)
     assert started.returncode == 0, started.stderr

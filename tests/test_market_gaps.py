@@ -19,22 +19,16 @@ import signal
 import subprocess
 import sys
 
-import pytest
-
 from ingest.service import run_ingest
 from runtime.clock import now_micros
-from runtime.kafka import make_producer
 from runtime.processes import stop_process
 from runtime.settings import Settings
-from runtime.testing import free_port, isolated_broker_settings
-from schemas import Quote, RawTick, Rejected, encode
-from tests.factories import default_config
-from tests.support import poll_until, read_topic, service_env, spawn, wait_for_port
+from runtime.testing import free_port
+from schemas import Quote, RawTick, Rejected
+from tests.factories import MS, SECOND, default_config
+from tests.support import poll_until, service_env, spawn, wait_for_port
+from tests.support_kafka import produce, read_topic
 
-pytestmark = pytest.mark.kafka
-
-MS = 1_000
-SECOND = 1_000_000
 ROUND = 100 * MS
 
 
@@ -43,22 +37,12 @@ async def write_rounds(
 ) -> None:
     """``rounds`` rounds of quote ticks 100 ms apart from ``start``, one per venue, in the
     order of ``prices``."""
-    producer = make_producer(settings, "fiml-tests")
-    await producer.start()
-    try:
-        for n in range(rounds):
-            at = start + n * ROUND
-            for i, (venue, price) in enumerate(prices.items()):
-                tick = RawTick(symbol, venue, "QUOTE", at + i, at + i + 10 * MS, at + i, price)
-                await producer.send(
-                    settings.topic("ticks.raw"),
-                    encode(tick),
-                    key=symbol.encode(),
-                    timestamp_ms=(at + i) // 1000,
-                )
-        await producer.flush()
-    finally:
-        await producer.stop()
+    ticks = [
+        RawTick(symbol, venue, "QUOTE", at + i, at + i + 10 * MS, at + i, price)
+        for at in (start + n * ROUND for n in range(rounds))
+        for i, (venue, price) in enumerate(prices.items())
+    ]
+    await produce(settings, "ticks.raw", ticks, written_ms=lambda tick: tick.ts_event // 1000)
 
 
 async def test_a_gap_every_venue_makes_moves_the_quote_and_a_lone_venue_never_drives(
@@ -121,10 +105,12 @@ def stop_up(process: subprocess.Popen) -> None:
 SYMBOLS = ("AAPL", "BTC/USDT", "ETH/USDT")
 
 
-async def test_a_restart_on_the_last_runs_data_keeps_every_quote_moving(tmp_path) -> None:
+async def test_a_restart_on_the_last_runs_data_keeps_every_quote_moving(
+    own_broker, tmp_path
+) -> None:
     """The first run trends 1.5% a second for about 8 s; the second starts every walk from
     its fixed starting price again, 10% or more away."""
-    broker = isolated_broker_settings(tmp_path / "broker")
+    broker = own_broker
     port = free_port()
     settings = dataclasses.replace(
         broker,

@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
-from prometheus_client.parser import text_string_to_metric_families
 
 from arbitration.configure import engine_config
 from arbitration.engine.partition import PartitionEngine
@@ -24,26 +23,15 @@ from arbitration.engine.statuses import ProviderHealth, StatusTimeline
 from arbitration.monitor import applied_states
 from gateway.app import create_app
 from runtime.clock import now_micros
-from runtime.kafka import make_producer
 from runtime.metrics import ConsumerLag, ScoreExport, exposition
 from runtime.processes import stop_process
 from runtime.settings import Settings
+from runtime.testing import free_port
 from schemas import ProviderStatus
-from tests.kafka_broker import free_port
-from tests.support import service_env, spawn
-from tests.test_gateway import make_quote, publish, serve_gateway
-from tests.test_health import SERVICE_START_TIMEOUT, poll
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    """Every sample of an exposition, keyed by name and labels."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
+from tests.factories import quote
+from tests.support import SERVICE_START_TIMEOUT, Samples, parse, poll, scrape, service_env, spawn
+from tests.support_gateway import serve_gateway
+from tests.support_kafka import produce
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -54,13 +42,6 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 def total(samples: Samples, name: str) -> float:
     """The sum of a metric's samples over all label values."""
     return sum(v for (sample_name, _), v in samples.items() if sample_name == name)
-
-
-async def scrape(client: httpx.AsyncClient, url: str) -> Samples:
-    response = await client.get(url)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    return parse(response.text)
 
 
 async def scrape_until(
@@ -98,8 +79,10 @@ async def test_gateway_metrics_follow_connections_frames_and_latency(topics):
             during = await scrape(http, metrics)
             assert value(during, "fiml_gateway_connections") == 1
             assert value(during, "fiml_gateway_subscriptions") == 1
-            await publish(
-                settings, dataclasses.replace(make_quote("AAPL", 101.0, 1), ts_ingest=now_micros())
+            await produce(
+                settings,
+                "quotes",
+                [dataclasses.replace(quote("AAPL", 101.0, 1), ts_ingest=now_micros())],
             )
             async with asyncio.timeout(30):
                 while json.loads(await ws.recv())["type"] != "data":
@@ -146,15 +129,6 @@ async def test_gateway_metrics_and_statuses_need_an_api_key_when_keys_are_set(
         assert allowed.status_code == 200 and content in allowed.text
 
 
-async def produce_raw(settings, key: bytes, value_bytes: bytes) -> None:
-    producer = make_producer(settings, "test-bad-raw")
-    await producer.start()
-    try:
-        await producer.send_and_wait(settings.topic("ticks.raw"), value_bytes, key=key)
-    finally:
-        await producer.stop()
-
-
 def json_lines(log: Path) -> list[dict]:
     """Every line of a service's log as JSON; fails on a line that is not."""
     return [
@@ -173,7 +147,7 @@ async def test_ingest_and_arbitration_export_counters_and_log_json(topics, tmp_p
     try:
         for command, port in ports.items():
             await poll(f"http://127.0.0.1:{port}/readyz", SERVICE_START_TIMEOUT, processes[command])
-        await produce_raw(settings, b"AAPL", b"not an avro record")
+        await produce(settings, "ticks.raw", [b"not an avro record"], key=b"AAPL")
         async with httpx.AsyncClient() as http:
             ingest = await scrape_until(
                 http,
@@ -234,12 +208,12 @@ def test_score_series_are_bounded_by_symbols_and_follow_the_last_quote():
     scores = ScoreExport(max_symbols=2)
     scores.export(
         [
-            make_quote("S1", 1.0, 1, scores={"p": 0.9, "q": 0.5}),
-            make_quote("S2", 1.0, 2, scores={"p": 0.8}),
-            make_quote("S3", 1.0, 3, scores={"p": 0.7}),
+            quote("S1", 1.0, 1, scores={"p": 0.9, "q": 0.5}),
+            quote("S2", 1.0, 2, scores={"p": 0.8}),
+            quote("S3", 1.0, 3, scores={"p": 0.7}),
         ]
     )
-    scores.export([make_quote("S1", 1.0, 4, scores={"p": 0.6})])
+    scores.export([quote("S1", 1.0, 4, scores={"p": 0.6})])
     samples = own_samples()
     exported = {
         (dict(labels)["symbol"], dict(labels)["provider"]): sample

@@ -21,20 +21,17 @@ import time
 import uuid
 
 import httpx
-import pytest
 
 from ingest.writer import TickWriter
 from runtime.broker import LocalKafka
 from runtime.metrics import INGEST_DROPPED
 from runtime.processes import stop_process
 from runtime.settings import Settings
-from runtime.testing import free_port, isolated_broker_settings
+from runtime.testing import free_port
 from runtime.topics import create_topics
 from schemas import ProviderStatus, RawTick
-from tests.support import read_topic, service_env, spawn
-from tests.test_health import SERVICE_START_TIMEOUT, poll
-
-pytestmark = pytest.mark.kafka
+from tests.support import SERVICE_START_TIMEOUT, poll, service_env, spawn
+from tests.support_kafka import read_topic
 
 OUTAGE_SECONDS = 20.0
 STOPPED = re.compile(
@@ -60,8 +57,8 @@ async def until_ready(urls: dict[str, str], within: float) -> None:
             await asyncio.sleep(0.5)
 
 
-async def test_ingest_rides_out_a_missing_then_vanishing_broker(tmp_path):
-    local = LocalKafka(isolated_broker_settings(tmp_path / "broker"))
+async def test_ingest_rides_out_a_missing_then_vanishing_broker(own_broker, tmp_path):
+    local = LocalKafka(own_broker)
     base = dataclasses.replace(
         local.settings,
         kafka_bootstrap=local.bootstrap,

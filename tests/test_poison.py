@@ -25,13 +25,11 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-import pytest
 import websockets
 
 from arbitration.engine.partition import MAX_KEPT_BYTES
 from arbitration.snapshots import FORMAT, MAX_STATE_BYTES
 from runtime.clock import now_micros
-from runtime.kafka import make_producer
 from runtime.processes import stop_process
 from runtime.settings import Settings
 from runtime.testing import free_port
@@ -48,29 +46,26 @@ from schemas import (
     encode,
 )
 from schemas.codec import MAX_PAYLOAD_BYTES, REASONS
-from tests.support import read_topic, service_env, spawn
-from tests.test_health import SERVICE_START_TIMEOUT, poll
-from tests.test_metrics import Samples, scrape
+from tests.factories import BASE_US
+from tests.support import SERVICE_START_TIMEOUT, Samples, poll, scrape, service_env, spawn
+from tests.support_kafka import Entry, produce, producing, read_topic
 
-pytestmark = pytest.mark.kafka
-
-NOW = 1_764_000_000_000_000
 FAR = 2**62  # a time no date can show
 VALID = {
-    RawTick: RawTick("AAPL", "test:a", "QUOTE", NOW, NOW + 10, 1, 100.0),
-    ProviderStatus: ProviderStatus("test:a", NOW, "UP"),
-    Demand: Demand("AAPL", "gw-poison", 1, NOW, 60.0),
-    Quote: Quote("AAPL", NOW, NOW, 1, 100.0, "test:a", 0.9),
-    Candle: Candle("AAPL", "1m", NOW, 1.0, 2.0, 0.5, 1.5, 1.0, False, 1, 1),
-    Trade: Trade("AAPL", "t-1", "test:a", NOW, NOW, 100.0, 1.0),
+    RawTick: RawTick("AAPL", "test:a", "QUOTE", BASE_US, BASE_US + 10, 1, 100.0),
+    ProviderStatus: ProviderStatus("test:a", BASE_US, "UP"),
+    Demand: Demand("AAPL", "gw-poison", 1, BASE_US, 60.0),
+    Quote: Quote("AAPL", BASE_US, BASE_US, 1, 100.0, "test:a", 0.9),
+    Candle: Candle("AAPL", "1m", BASE_US, 1.0, 2.0, 0.5, 1.5, 1.0, False, 1, 1),
+    Trade: Trade("AAPL", "t-1", "test:a", BASE_US, BASE_US, 100.0, 1.0),
 }
 SENSELESS = {
-    RawTick: RawTick("AAPL", "test:a", "QUOTE", NOW, NOW + 10, 2, math.nan),
+    RawTick: RawTick("AAPL", "test:a", "QUOTE", BASE_US, BASE_US + 10, 2, math.nan),
     ProviderStatus: ProviderStatus("test:a", FAR, "DOWN"),
-    Demand: Demand("AAPL", "gw-poison", -5, NOW, 60.0),
-    Quote: Quote("AAPL", FAR, NOW, 2, 100.0, "test:a", 0.9),
+    Demand: Demand("AAPL", "gw-poison", -5, BASE_US, 60.0),
+    Quote: Quote("AAPL", FAR, BASE_US, 2, 100.0, "test:a", 0.9),
     Candle: Candle("AAPL", "1m", FAR, 1.0, 2.0, 0.5, 1.5, 1.0, False, 1, 2),
-    Trade: Trade("AAPL", "t-2", "test:a", FAR, NOW, 100.0, 1.0),
+    Trade: Trade("AAPL", "t-2", "test:a", FAR, BASE_US, 100.0, 1.0),
 }
 TOPICS = {
     "ticks.raw": RawTick,
@@ -173,18 +168,12 @@ async def write(
     settings: Settings, role: str, values: list[tuple[int, bytes, bytes | None]]
 ) -> dict[tuple[int, int], bytes]:
     """Write (partition, key, value) triples to ``role``; each value by where it went."""
-    producer = make_producer(settings, "fiml-tests")
-    await producer.start()
-    written = {}
-    try:
-        for partition, key, value in values:
-            meta = await producer.send_and_wait(
-                settings.topic(role), value, key=key, partition=partition
-            )
-            written[(partition, meta.offset)] = value
-    finally:
-        await producer.stop()
-    return written
+    entries = [Entry(value, key=key, partition=partition) for partition, key, value in values]
+    written = await produce(settings, role, entries)
+    return {
+        (meta.partition, meta.offset): entry.value
+        for entry, meta in zip(entries, written, strict=True)
+    }
 
 
 async def poison_every_topic(settings: Settings) -> dict[tuple[int, int], bytes]:
@@ -208,9 +197,7 @@ async def poison_every_topic(settings: Settings) -> dict[tuple[int, int], bytes]
 
 async def tick_fresh_symbol(settings: Settings, symbol: str) -> None:
     """Quotes of three providers for ``symbol``, in every raw partition, for about 2 s."""
-    producer = make_producer(settings, "fiml-tests")
-    await producer.start()
-    try:
+    async with producing(settings) as producer:
         for step in range(20):
             at = now_micros()
             for partition in range(settings.partitions):
@@ -224,16 +211,9 @@ async def tick_fresh_symbol(settings: Settings, symbol: str) -> None:
                         step,
                         50.0 + step / 100 + n / 1000,
                     )
-                    await producer.send(
-                        settings.topic("ticks.raw"),
-                        encode(tick),
-                        key=symbol.encode(),
-                        partition=partition,
-                    )
+                    await producer.send("ticks.raw", tick, partition=partition)
             await asyncio.sleep(0.1)
         await producer.flush()
-    finally:
-        await producer.stop()
 
 
 async def quotes_of(settings: Settings, symbol: str, within: float = 45.0) -> None:

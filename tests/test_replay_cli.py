@@ -19,16 +19,16 @@ from fiml.export import csv_cell, row
 from runtime.clock import now_micros
 from schemas import Quote, Trade
 from schemas.times import micros_to_iso
-from tests.support import poll_until, read_topic, service_env
-from tests.test_gateway import make_quote
-from tests.test_replay_reader import BASE_US, MS, produce_timed, produce_trades, trade
+from tests.factories import BASE_US, MS, quote, replay_trade
+from tests.support import poll_until, service_env
+from tests.support_kafka import ingest_ms, produce, read_topic
 
 SYMBOLS = ("AAPL", "MSFT", "BTC/USDT")
 BAR = "━"
 
 
 def quotes() -> list[Quote]:
-    return [make_quote(SYMBOLS[n % 3], 100.0 + n, n * 1000) for n in range(60)]
+    return [quote(SYMBOLS[n % 3], 100.0 + n, n * 1000) for n in range(60)]
 
 
 async def run_cli(
@@ -70,7 +70,7 @@ RANGE = (
 
 
 async def test_jsonl_output_is_the_topics_records_for_the_range(topics):
-    await produce_timed(topics, "quotes", quotes())
+    await produce(topics, "quotes", quotes(), written_ms=ingest_ms)
     code, out, err = await run_cli(topics, "--stream", "quotes", *RANGE)
     assert code == 0, err
     want = await expected(topics, BASE_US + 5000, BASE_US + 40_000)
@@ -80,7 +80,7 @@ async def test_jsonl_output_is_the_topics_records_for_the_range(topics):
 
 
 async def test_csv_output_to_a_file_is_the_topics_records_for_the_range(topics, tmp_path):
-    await produce_timed(topics, "quotes", quotes())
+    await produce(topics, "quotes", quotes(), written_ms=ingest_ms)
     target = tmp_path / "quotes.csv"
     code, _, err = await run_cli(
         topics,
@@ -102,7 +102,7 @@ async def test_csv_output_to_a_file_is_the_topics_records_for_the_range(topics, 
 
 
 async def test_a_terminal_gets_a_progress_bar(topics, tmp_path):
-    await produce_timed(topics, "quotes", quotes())
+    await produce(topics, "quotes", quotes(), written_ms=ingest_ms)
     leader, follower = pty.openpty()
     try:
         code, _, _ = await run_cli(
@@ -157,7 +157,7 @@ def recent_trades(numbers: range, base: int) -> list[Trade]:
         dataclasses.replace(
             t, ts_event=t.ts_event - BASE_US + base, ts_ingest=t.ts_ingest - BASE_US + base
         )
-        for t in (trade(n) for n in numbers)
+        for t in (replay_trade(n) for n in numbers)
     ]
 
 
@@ -192,7 +192,7 @@ async def stop_cli(process: asyncio.subprocess.Process, signum: int) -> tuple[in
 async def test_without_end_it_follows_live_until_stopped(topics, tmp_path, signum):
     base = now_micros() // 1_000_000 * 1_000_000 - 60_000_000
     symbols = {"ETH/USDT", "AAPL"}
-    await produce_trades(topics, recent_trades(range(100), base))
+    await produce(topics, "trades", recent_trades(range(100), base), written_ms=ingest_ms)
     target = tmp_path / "follow.jsonl"
     process = await start_cli(
         topics,
@@ -207,7 +207,7 @@ async def test_without_end_it_follows_live_until_stopped(topics, tmp_path, signu
     )
     try:
         await poll_until(lambda: len(lines(target)) >= 45, 30)
-        await produce_trades(topics, recent_trades(range(100, 200), base))
+        await produce(topics, "trades", recent_trades(range(100, 200), base), written_ms=ingest_ms)
         await poll_until(lambda: len(lines(target)) >= 95, 30)
     finally:
         code, err = await stop_cli(process, signum)
@@ -228,7 +228,9 @@ async def test_without_end_it_follows_live_until_stopped(topics, tmp_path, signu
 
 async def test_a_signal_ends_a_replay_with_end_early_with_its_output_flushed(topics, tmp_path):
     base = now_micros() // 1_000_000 * 1_000_000 - 60_000_000
-    await produce_trades(topics, recent_trades(range(0, 60_000, 1000), base))
+    await produce(
+        topics, "trades", recent_trades(range(0, 60_000, 1000), base), written_ms=ingest_ms
+    )
     target = tmp_path / "paced.jsonl"
     process = await start_cli(
         topics,

@@ -10,8 +10,8 @@ import pytest
 from ingest.synthetic import MICROS, SyntheticMarket, starting_price
 from ingest.venues import DEFAULT_VENUES, Venue, with_faults
 from runtime.settings import DEFAULT_CRYPTO, DEFAULT_EQUITIES
+from tests.factories import T0
 
-T0 = 1_763_807_400_000_000  # 2025-11-22T10:30:00Z
 STEP_US = 100_000
 UNIVERSE = DEFAULT_EQUITIES + DEFAULT_CRYPTO
 

@@ -13,15 +13,15 @@ import uuid
 import pytest
 import websockets
 
-from runtime.testing import free_port, isolated_broker_settings
+from runtime.testing import free_port
 from tests.support import processes_with_env, service_env, wait_for_port
 
 
 @pytest.fixture
-def up(tmp_path):
+def up(own_broker, tmp_path):
     """Start ``fiml up`` with its own broker, ports and topics; yield (process, marker, port)."""
     marker_value = f"up-{uuid.uuid4().hex[:10]}"
-    settings = isolated_broker_settings(tmp_path / "broker")
+    settings = own_broker
     port = free_port()
     env = service_env(
         settings,

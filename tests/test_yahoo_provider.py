@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yfinance as yf
@@ -24,20 +22,11 @@ from ingest.providers.yahoo_mapping import (
 from ingest.providers.yahoo_provider import YahooProvider
 from runtime.backoff import LONG, NETWORK, RATE_LIMIT
 from schemas import ProviderStatus, RawTick
-from tests.support import Records, has_tick, run_provider_until, worst_loop_stall
-from tests.yahoo_http import RecordedYahooSession
+from tests.support import worst_loop_stall
+from tests.support_providers import Records, failures, has_tick, run_provider_until
+from tests.yahoo_http import CHARTS, RecordedYahooSession
 
-CHARTS = {
-    "/v8/finance/chart/AAPL": "yahoo/chart_aapl.json",
-    "/v8/finance/chart/EURUSD=X": "yahoo/chart_eurusd.json",
-}
-
-
-@pytest.fixture(autouse=True)
-def yfinance_cache(tmp_path: Path) -> Iterator[None]:
-    """yfinance's caches in a temporary directory, not the user's."""
-    yf.set_tz_cache_location(str(tmp_path))
-    yield
+pytestmark = pytest.mark.usefixtures("yfinance_cache")
 
 
 @pytest.mark.parametrize(
@@ -127,10 +116,6 @@ def provider(symbols: tuple[str, ...], routes: dict, timeout_s: float = 5.0) -> 
         streaming=False,
         rng=random.Random(1),
     )
-
-
-def failures(records: Records) -> list[ProviderStatus]:
-    return [r for r in records if isinstance(r, ProviderStatus) and r.state != "UP"]
 
 
 async def test_recorded_charts_become_ticks_and_bitcoin_is_left_to_exchanges() -> None:

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import yfinance as yf
 
 from ingest.providers.yahoo_provider import YahooProvider
 from schemas import ProviderStatus, RawTick
-from tests.support import Records, run_provider_until
-from tests.test_yahoo_provider import CHARTS, failures, yfinance_cache  # noqa: F401
-from tests.yahoo_http import RecordedYahooSession
+from tests.support_providers import Records, failures, run_provider_until
+from tests.yahoo_http import CHARTS, RecordedYahooSession
 from tests.yahoo_ws import RecordedStreamer
+
+pytestmark = pytest.mark.usefixtures("yfinance_cache")
 
 
 def streaming(symbols: tuple[str, ...], url: str, stall_s: float) -> YahooProvider:

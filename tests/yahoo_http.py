@@ -50,3 +50,10 @@ class RecordedYahooSession(requests.Session):
             b'"description":"No data found, symbol may be delisted"}}}'
         )
         return response
+
+
+# The recorded chart answers of the tests, by request path.
+CHARTS = {
+    "/v8/finance/chart/AAPL": "yahoo/chart_aapl.json",
+    "/v8/finance/chart/EURUSD=X": "yahoo/chart_eurusd.json",
+}

@@ -1,4 +1,4 @@
-"""Builders shared by the arbitration tests: ticks, raw records and a small engine harness."""
+"""The engine tests' harness: one partition engine fed with records at consecutive offsets."""
 
 from __future__ import annotations
 
@@ -7,50 +7,7 @@ from arbitration.engine.partition import PartitionEngine, SourceRecord
 from arbitration.engine.statuses import StatusTimeline
 from schemas import encode
 from schemas.records import ProviderStatus, RawTick
-from tests.factories import default_config
-
-MS = 1_000
-SECOND = 1_000_000
-T0 = 1_763_807_400_000_000  # 2025-11-22T10:30:00Z, a whole day plus 37 800 s
-
-
-def tick(
-    provider: str,
-    at: int,
-    price: float,
-    *,
-    latency: int = 10 * MS,
-    symbol: str = "AAPL",
-    kind: str = "QUOTE",
-    seq: int | None = None,
-    bid: float | None = None,
-    ask: float | None = None,
-    ref: float | None = None,
-    size: float | None = None,
-    trade_id: str | None = None,
-) -> RawTick:
-    """A tick with event time ``T0 + at``, received ``latency`` later."""
-    if kind == "TRADE" and size is None:
-        size = 1.0
-    return RawTick(
-        symbol,
-        provider,
-        kind,
-        T0 + at,
-        T0 + at + latency,
-        seq if seq is not None else at,
-        price,
-        bid=bid,
-        ask=ask,
-        reference_price=ref,
-        trade_id=trade_id,
-        trade_size=size,
-    )
-
-
-def status(provider: str, at: int, state: str) -> ProviderStatus:
-    """A status with event time ``T0 + at``."""
-    return ProviderStatus(provider, T0 + at, state)
+from tests.factories import T0, default_config
 
 
 class Harness:
