@@ -19,8 +19,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import faust
+from aiokafka import AIOKafkaProducer
+from faust.streams import Stream
 from faust.types import EventT
 
 from arbitration.arbiter import Arbiter
@@ -33,6 +36,7 @@ from arbitration.relay import Relay
 from arbitration.sender import BatchSender
 from arbitration.snapshots import SnapshotStore
 from runtime.health import Progress
+from runtime.private import private_attribute
 from runtime.settings import Settings
 from schemas.topics import TopicRole
 
@@ -106,13 +110,15 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
     relay = Relay(arbiter, names)
 
     @app.agent(raw, name="arbitrate")
-    async def arbitrate(stream: faust.StreamT) -> None:
+    async def arbitrate(stream: faust.StreamT[bytes]) -> None:
         await feed.start()
         await snapshots.create_topic()
         try:
-            producer = app.producer._ensure_producer()
+            producer = aiokafka_producer(app)
             sender = BatchSender(producer)
-            async for events in stream.take_events(BATCH_EVENTS, within=BATCH_SECONDS):
+            # An agent gets a Stream, whose take_events its protocol type does not declare.
+            batches = cast(Stream[bytes], stream).take_events(BATCH_EVENTS, within=BATCH_SECONDS)
+            async for events in batches:
                 for event in events:
                     event.message.incref()  # held: take_events' ack will not be the last
                 await relay.deliver(sender, by_partition(events))
@@ -124,7 +130,6 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
 
     monitor = ArbitrationMonitor(settings.topic(TopicRole.RAW), settings.metrics_score_symbols)
 
-    @app.timer(METRICS_PERIOD)
     async def export_metrics() -> None:
         monitor.export(arbiter.engines, app.consumer)
         if progress is not None:
@@ -133,10 +138,19 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
             moved = (relay.delivered, None if relay.retrying else arbiter.replayed)
             progress.observe(moved, relay.pending)
 
+    app.timer(METRICS_PERIOD)(export_metrics)
     return app
 
 
-def by_partition(events: Sequence[EventT]) -> dict[int, list[SourceRecord]]:
+def aiokafka_producer(app: faust.App) -> AIOKafkaProducer:
+    """The aiokafka producer under Faust's: the batches go to it directly
+    (``arbitration/sender.py``). Faust keeps it private, behind ``_ensure_producer``."""
+    ensure = private_attribute(app.producer, "_ensure_producer", "faust-streaming")
+    producer: AIOKafkaProducer = ensure()
+    return producer
+
+
+def by_partition(events: Sequence[EventT[Any]]) -> dict[int, list[SourceRecord]]:
     """The raw records of a batch of events, per partition in offset order."""
     found: dict[int, list[SourceRecord]] = {}
     for event in events:

@@ -71,10 +71,14 @@ class Arbiter:
             return []
         await self.feed.ensure(max(record.timestamp_us for record in records))
         engine = self.engines.get(partition)
-        found = []
+        found: list[list[Message]] = []
         for record in records:
             ahead = self._ahead.get(partition)
-            if ahead is not None and record.offset < ahead == engine.next_offset:
+            if (
+                ahead is not None
+                and engine is not None
+                and record.offset < ahead == engine.next_offset
+            ):
                 found.append([])
                 continue
             if engine is None or engine.next_offset != record.offset:

@@ -77,22 +77,24 @@ class StatusFeed:
 
     async def _read_to_end(self) -> None:
         seen = self._newest_seen
+        assert seen is not None, "ensure notes the newest time first"
         await self._catch_up()
         self._covered = seen if self._covered is None else max(self._covered, seen)
 
     async def _catch_up(self) -> None:
-        if not self._partitions:
+        consumer = self._consumer
+        if not self._partitions or consumer is None:
             return
-        ends = await self._consumer.end_offsets(self._partitions)
-        pending = {tp for tp in self._partitions if await self._consumer.position(tp) < ends[tp]}
+        ends = await consumer.end_offsets(self._partitions)
+        pending = {tp for tp in self._partitions if await consumer.position(tp) < ends[tp]}
         while pending:
-            batches = await self._consumer.getmany(*pending, timeout_ms=500)
+            batches = await consumer.getmany(*pending, timeout_ms=500)
             for records in batches.values():
                 for record in records:
                     status = decode_or_skip(record, ProviderStatus)
                     if status is not None:
                         self.timeline.add(status)
-            pending = {tp for tp in pending if await self._consumer.position(tp) < ends[tp]}
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
 
 
 async def read_partition(

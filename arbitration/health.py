@@ -10,6 +10,7 @@ from mode import Service
 
 from runtime.health import HealthServer, Progress
 from runtime.kafka import connected
+from runtime.private import private_attribute
 from runtime.settings import Settings
 
 
@@ -24,7 +25,9 @@ class FaustHealth(Service):
         self.app = app
         self.joined = False
         self.server = HealthServer(host, port, self.ready, progress.alive)
-        app.on_partitions_assigned.connect(self._on_assigned)
+        # mode types signal handlers with a callable form (mypy_extensions arguments) that no
+        # method matches; it calls this one as any handler: sender, then keywords.
+        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
 
     def ready(self) -> bool:
         """The worker holds an assignment (possibly empty), no rebalance is running and its
@@ -44,9 +47,11 @@ class FaustHealth(Service):
 
 
 def faust_connected(app: faust.App) -> bool:
-    """Whether the aiokafka consumer under the Faust worker's has a live broker connection."""
-    consumer = getattr(app.consumer._thread, "_consumer", None)
-    return consumer is not None and connected(consumer._client)
+    """Whether the aiokafka consumer under the Faust worker's has a live broker connection
+    (Faust keeps it private; it exists once the worker's consumer thread started)."""
+    thread = private_attribute(app.consumer, "_thread", "faust-streaming")
+    consumer = getattr(thread, "_consumer", None)
+    return consumer is not None and connected(private_attribute(consumer, "_client", "aiokafka"))
 
 
 def faust_health(app: faust.App, settings: Settings, progress: Progress) -> list[Service]:

@@ -6,7 +6,7 @@ statuses as the engines apply them."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from arbitration.engine.partition import PartitionEngine
 from runtime.metrics import ConsumerLag, ScoreExport, set_provider_state
@@ -17,9 +17,9 @@ METRICS_PERIOD = 1.0
 class Consumer(Protocol):
     """What the monitor needs of the worker's Kafka consumer (Faust's has it)."""
 
-    def assignment(self) -> set: ...
+    def assignment(self) -> set[Any]: ...
 
-    def highwater(self, tp: object) -> int | None: ...
+    def highwater(self, tp: Any) -> int | None: ...
 
 
 class ArbitrationMonitor:

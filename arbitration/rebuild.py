@@ -189,7 +189,9 @@ def _before(record: Stored, end: int) -> bool:
     return marker is None or marker[0] < end
 
 
-async def _end_offsets(settings: Settings, partitions: list[TopicPartition]) -> dict:
+async def _end_offsets(
+    settings: Settings, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
     consumer = make_consumer(settings, "fiml-rebuild")
     await consumer.start()
     try:

@@ -113,9 +113,9 @@ class Relay:
             return set(batch)
         else:
             failed = set()
-        for partition, records in done.items():
+        for partition, handled in done.items():
             if partition not in failed:
-                self._count(partition, records)
+                self._count(partition, handled)
         return failed
 
     def _count(self, partition: int, done: Done) -> None:

@@ -105,7 +105,8 @@ class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> type:
         if (module, name) not in ALLOWED:
             raise SnapshotError("corrupt", f"a snapshot may not contain {module}.{name}")
-        return super().find_class(module, name)
+        found: type = super().find_class(module, name)
+        return found
 
 
 def dumps(engine: PartitionEngine) -> bytes:
@@ -162,7 +163,7 @@ class SnapshotStore:
         self.settings = settings
         self.topic = settings.topic(TopicRole.STATE)
         self.every = every
-        self._taken: dict[int, int] = {}
+        self._taken: dict[int, int | None] = {}
 
     async def create_topic(self) -> None:
         """Create the compacted state topic if missing (``fiml topics create`` makes it too)."""
@@ -202,13 +203,15 @@ class SnapshotStore:
         """Whether ``engine`` has no snapshot from this store yet or went ``every`` records
         past its last one."""
         taken = self._taken.get(engine.partition)
-        return taken is None or engine.next_offset - taken >= self.every
+        done = engine.next_offset
+        return taken is None or (done is not None and done - taken >= self.every)
 
     async def save(self, producer: AIOKafkaProducer, engine: PartitionEngine) -> bool:
         """Write a snapshot of ``engine``, whose outputs the broker has acknowledged; False if
         it is too large for one record or could not be written, and was skipped (the
         previous one stays)."""
         self._taken[engine.partition] = engine.next_offset
+        problem: str | None
         try:
             data = dumps(engine)
         except SnapshotError as error:

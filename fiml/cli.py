@@ -33,7 +33,7 @@ ProvidersOption = Annotated[
 
 def _settings(**overrides: object) -> Settings:
     try:
-        return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+        return Settings.from_env(None, **{k: v for k, v in overrides.items() if v is not None})
     except SettingsError as error:
         raise typer.BadParameter(str(error)) from None
 

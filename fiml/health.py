@@ -12,7 +12,7 @@ def probe(url: str, timeout: float = 3.0) -> bool:
     """Whether ``url`` answers 200 within ``timeout`` seconds."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status == 200
+            return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
 

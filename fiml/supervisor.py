@@ -33,8 +33,8 @@ class Supervisor:
     """The processes ``fiml up`` started, and how to stop them."""
 
     settings: Settings
-    broker: subprocess.Popen | None = None
-    services: dict[str, subprocess.Popen] = field(default_factory=dict)
+    broker: subprocess.Popen[bytes] | None = None
+    services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     stopping: bool = False
 
     def run(self) -> int:

@@ -74,7 +74,11 @@ def create_app(settings: Settings) -> FastAPI:
     demand = DemandPublisher(settings, registry)
     CONNECTIONS.set_function(lambda: len(registry.connections))
     SUBSCRIPTIONS.set_function(registry.subscription_count)
-    work = [feed.run, demand.run, functools.partial(watch_connections, registry)]
+    work: list[Callable[[], Coroutine[Any, Any, None]]] = [
+        feed.run,
+        demand.run,
+        functools.partial(watch_connections, registry),
+    ]
     app = FastAPI(
         title="FIML streaming gateway", lifespan=background(settings, shared, work, markets)
     )

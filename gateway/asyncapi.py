@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 from pydantic import BaseModel
@@ -14,7 +15,7 @@ CLIENT_MESSAGES: tuple[type[BaseModel], ...] = (SubscribeRequest, UnsubscribeReq
 
 
 def _message_name(model: type[BaseModel]) -> str:
-    return model.model_fields["type"].annotation.__args__[0]
+    return str(typing.get_args(model.model_fields["type"].annotation)[0])
 
 
 def asyncapi_document(version: str, host: str) -> dict[str, Any]:

@@ -50,8 +50,8 @@ class DemandPublisher:
 
     async def run(self) -> None:
         """Flush changes until cancelled, then publish zeros for everything."""
-        self.producer = make_producer(self.settings, "fiml-gateway-demand")
-        await self._start_producer()
+        producer = self.producer = make_producer(self.settings, "fiml-gateway-demand")
+        await self._start_producer(producer)
         loop = asyncio.get_running_loop()
         next_refresh = loop.time() + self.settings.demand_refresh_seconds
         try:
@@ -60,24 +60,24 @@ class DemandPublisher:
                 current = self.registry.demand()
                 if loop.time() >= next_refresh:
                     next_refresh += self.settings.demand_refresh_seconds
-                    await self._publish({**dict.fromkeys(self.published, 0), **current})
+                    await self._publish(producer, {**dict.fromkeys(self.published, 0), **current})
                 else:
-                    await self._publish(demand_changes(self.published, current))
+                    await self._publish(producer, demand_changes(self.published, current))
         finally:
             with contextlib.suppress(Exception):
-                await self._publish(dict.fromkeys(self.published, 0))
-            await self.producer.stop()
+                await self._publish(producer, dict.fromkeys(self.published, 0))
+            await producer.stop()
 
-    async def _start_producer(self) -> None:
+    async def _start_producer(self, producer: AIOKafkaProducer) -> None:
         while True:
             try:
-                await self.producer.start()
+                await producer.start()
                 return
             except KafkaError as error:
                 log.warning("demand producer cannot reach Kafka (%s); retrying", error)
                 await asyncio.sleep(RETRY_DELAY)
 
-    async def _publish(self, counts: dict[str, int]) -> None:
+    async def _publish(self, producer: AIOKafkaProducer, counts: dict[str, int]) -> None:
         if not counts:
             return
         ts = now_micros()
@@ -87,7 +87,7 @@ class DemandPublisher:
                 symbol, self.settings.gateway_id, count, ts, self.settings.demand_refresh_seconds
             )
             key = f"{symbol}|{self.settings.gateway_id}".encode()
-            deliveries.append(await self.producer.send(self.topic, encode(record), key=key))
+            deliveries.append(await producer.send(self.topic, encode(record), key=key))
         try:
             await asyncio.gather(*deliveries)
         except KafkaError as error:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -24,6 +25,7 @@ from runtime.health import Progress
 from runtime.intake import decode_or_skip
 from runtime.kafka import connected, make_consumer, topic_partitions
 from runtime.metrics import ConsumerLag
+from runtime.private import private_attribute
 from runtime.settings import Settings
 from schemas import Candle, ProviderStatus, Quote, Trade
 from schemas.times import check_micros
@@ -41,7 +43,7 @@ class MarketFeed:
         self, settings: Settings, market: MarketStores, statuses: ProviderStatuses
     ) -> None:
         self.settings = settings
-        self.routes: dict[str, tuple[type, Callable, Callable]] = {
+        self.routes: dict[str, tuple[type, Callable[[Any], None], Callable[[Any], None]]] = {
             settings.topic(TopicRole.QUOTES): (Quote, check_event_time, market.quotes.update),
             settings.topic(TopicRole.CANDLES): (Candle, check_open_time, market.candles.update),
             settings.topic(TopicRole.TRADES): (Trade, check_event_time, market.trades.update),
@@ -55,7 +57,9 @@ class MarketFeed:
 
     def connected(self) -> bool:
         """Whether the feed's consumer has a live connection to a broker."""
-        return self.consumer is not None and connected(self.consumer._client)
+        if self.consumer is None:
+            return False
+        return connected(private_attribute(self.consumer, "_client", "aiokafka"))
 
     async def run(self) -> None:
         """Assign, warm up, then consume until cancelled; restart after unexpected errors."""

@@ -56,6 +56,11 @@ def decode_cursor(cursor: str | None) -> tuple[dict[int, int], int | None]:
         raise ValueError("the cursor is not one this server made") from None
 
 
+# A page as it is answered: its items, and the cursor of the next page (None: no more).
+Item = dict[str, object]
+Answer = tuple[list[Item], str | None]
+
+
 @dataclass(frozen=True)
 class Page:
     """One page to read: the range (None: it has not begun yet), at most ``limit`` records,
@@ -90,14 +95,14 @@ async def read_page(
     page: Page,
     build: Callable[[Any], dict[str, object]],
     keep: Callable[[Any], bool] | None = None,
-) -> tuple[list[dict[str, object]], str | None]:
+) -> Answer:
     """Up to ``page.limit`` items from its cursor on (only records ``keep`` accepts, if
     given), and the cursor of the next page if any."""
     after, _ = decode_cursor(page.cursor)
     replay = _replay(settings, page, after)
     if replay is None:
         return [], None
-    items: list[dict[str, object]] = []
+    items: list[Item] = []
     positions = dict(after)
     async with replay:
         async for item in replay.records():
@@ -111,9 +116,7 @@ async def read_page(
     return items, None
 
 
-async def read_buckets(
-    settings: Settings, page: Page
-) -> tuple[list[dict[str, object]], str | None]:
+async def read_buckets(settings: Settings, page: Page) -> Answer:
     """Up to ``page.limit`` candles, one per bucket (its latest revision) in open-time order,
     and the cursor of the next page if any. The cursor resumes at the first revision of every
     bucket not returned yet, so none is cut between pages."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 from pydantic import (
@@ -187,11 +187,11 @@ def validate_message(payload: dict[str, Any]) -> ClientMessage:
         )
     model, code = entry
     try:
-        return model.model_validate(payload)
+        return cast(ClientMessage, model.model_validate(payload))
     except ValidationError as error:
         if any(item["loc"][:1] and item["loc"][0] in REPLAY_FIELDS for item in error.errors()):
             code = ErrorCode.REPLAY_ERROR
-        raise ProtocolError(code, _describe(kind, error)) from None
+        raise ProtocolError(code, _describe(str(kind), error)) from None
 
 
 def _describe(kind: str, error: ValidationError) -> str:

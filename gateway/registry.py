@@ -12,7 +12,8 @@ from gateway.subscription import Subscription
 class Connection(Protocol):
     """An open connection as the registry and the watcher see it."""
 
-    subscriptions: dict[str, Subscription]
+    @property
+    def subscriptions(self) -> dict[str, Subscription]: ...
 
     def watch(self, now: float) -> None: ...
 

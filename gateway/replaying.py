@@ -70,7 +70,8 @@ def conflation_key(stream_type: StreamType, record: Any) -> Hashable:
     """Price, quote and ohlcv items with the same key in one message keep only the latest."""
     if stream_type == StreamType.OHLCV:
         return (record.symbol, record.open_time)
-    return record.symbol
+    symbol: str = record.symbol
+    return symbol
 
 
 def replay_request(subscription: Subscription, request: SubscribeRequest) -> ReplayRequest:

@@ -28,7 +28,8 @@ TRADES_KEPT = 10_000
 TRADES_KEPT_SECONDS = 2 * MAX_INTERVAL_MS / 1000
 
 
-QUOTE_BUILDERS = {
+QuoteBuilder = Callable[[Quote], dict[str, object]]
+QUOTE_BUILDERS: dict[StreamType, QuoteBuilder] = {
     StreamType.PRICE: price_item,
     StreamType.MULTI_ASSET: price_item,
     StreamType.QUOTE: quote_item,
@@ -47,9 +48,9 @@ def _encode(item: dict[str, object]) -> str:
 class _CachedQuote:
     quote: Quote
     version: int
-    encoded: dict[Callable, str] = field(default_factory=dict)
+    encoded: dict[QuoteBuilder, str] = field(default_factory=dict)
 
-    def json(self, builder: Callable[[Quote], dict[str, object]]) -> str:
+    def json(self, builder: QuoteBuilder) -> str:
         text = self.encoded.get(builder)
         if text is None:
             text = self.encoded[builder] = _encode(builder(self.quote))
@@ -167,7 +168,7 @@ class CandleStore:
 
 
 class _KeptTrade(NamedTuple):
-    count: int
+    serial: int
     identity: tuple[str, str]
     json: str
     arrived: float
@@ -211,14 +212,14 @@ class TradeStore:
         Raises :class:`TradesLost` if trades the subscription has not had were evicted.
         """
         cursors = subscription.cursors
-        items = []
+        items: list[str] = []
         for symbol in subscription.symbols:
             newest = self.counts.get(symbol, 0)
             cursor = cursors.setdefault(symbol, newest)
             if newest == cursor:
                 continue
             ring = self.recent[symbol]
-            oldest = ring[0].count
+            oldest = ring[0].serial
             if oldest > cursor + 1:
                 raise TradesLost(f"{oldest - cursor - 1} trades of {symbol} were evicted")
             new = list(itertools.islice(reversed(ring), newest - cursor))

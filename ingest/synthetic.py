@@ -143,6 +143,7 @@ class SyntheticMarket:
     def _update_outage(self, venue: Venue, now_us: int, elapsed: float) -> bool:
         state = self.state[venue.name]
         if venue.down_every_s > 0:
+            assert self.start_us is not None, "set by the first advance"
             phase = (now_us - self.start_us) % int(venue.down_every_s * MICROS)
             return phase < int((venue.down_every_s - venue.outage_seconds) * MICROS)
         if now_us < state.down_until_us:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Venue:
     duplicate_probability: float = 0.0
 
 
-FAULTS: dict[str, dict[str, float]] = {
+FAULTS: dict[str, dict[str, Any]] = {
     "down": {"down_every_s": 12.0, "outage_seconds": 4.0},
     "lag": {"lag_ms": 1500.0},
     "outliers": {"outlier_probability": 0.05},

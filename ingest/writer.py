@@ -20,8 +20,9 @@ import logging
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -212,7 +213,7 @@ class TickWriter:
         await self._close()
         return False
 
-    async def _send(self, record: Record) -> asyncio.Future:
+    async def _send(self, record: Record) -> asyncio.Future[Any]:
         """Hand one record to the producer; its delivery future (an unencodable record, a
         provider's bug, comes back as refused rather than stopping the delivery)."""
         if isinstance(record, RawTick):
@@ -222,12 +223,14 @@ class TickWriter:
         try:
             value = encode(record)
         except Exception as error:  # fastavro's errors on bad values have no common base
-            refused = asyncio.get_running_loop().create_future()
+            refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             refused.set_exception(Unencodable(f"{type(error).__name__}: {error}"))
             return refused
-        return await self.producer.send(topic, value, key=key.encode())
+        assert self.producer is not None, "a round connects first"
+        delivery: asyncio.Future[Any] = await self.producer.send(topic, value, key=key.encode())
+        return delivery
 
-    async def _outcomes(self, futures: list[asyncio.Future]) -> list[object]:
+    async def _outcomes(self, futures: list[asyncio.Future[Any]]) -> list[object]:
         """Each future's result or exception once all are done (logging while they wait),
         or, for those still waiting ``STOP_GRACE_S`` after a stop, a TimeoutError."""
         began = reported = time.monotonic()
@@ -283,7 +286,7 @@ class TickWriter:
         BROKER_UP.set(1.0 if up else 0.0)
 
 
-async def _first(*waits: object) -> None:
+async def _first(*waits: Awaitable[object]) -> None:
     """Wait until the first of ``waits`` (coroutines) is done; cancel the others."""
     tasks = [asyncio.ensure_future(wait) for wait in waits]
     try:

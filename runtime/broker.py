@@ -126,7 +126,9 @@ class LocalKafka:
             return pid
         return None
 
-    def start(self, *, stop_with_parent: bool = False, timeout: float = 90.0) -> subprocess.Popen:
+    def start(
+        self, *, stop_with_parent: bool = False, timeout: float = 90.0
+    ) -> subprocess.Popen[bytes]:
         """Start the broker and wait until its metadata lists it.
 
         With ``stop_with_parent`` the broker gets SIGTERM when this process dies; without,
@@ -215,7 +217,7 @@ class LocalKafka:
             output = (result.stdout + result.stderr)[-3000:]
             raise KafkaRuntimeError(f"formatting {self.data_dir} failed:\n{output}")
 
-    def _await_ready(self, process: subprocess.Popen, timeout: float) -> None:
+    def _await_ready(self, process: subprocess.Popen[bytes], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:

@@ -137,7 +137,8 @@ class HealthServer:
         """The port the server listens on (the requested one, or the one picked for 0)."""
         if self._server is None:
             return self.requested_port
-        return self._server.sockets[0].getsockname()[1]
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
 
     async def start(self) -> None:
         """Listen; requests are answered on the running event loop."""

@@ -20,6 +20,7 @@ from typing import Protocol, TypeVar
 
 from runtime.metrics import RECORDS_SKIPPED
 from schemas import DecodeError, decode
+from schemas.records import Record
 
 log = logging.getLogger("fiml.intake")
 
@@ -27,7 +28,7 @@ INVALID = "invalid"
 LOG_EVERY_SECONDS = 10.0
 DETAIL_CHARS = 300
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Record)
 
 
 class Located(Protocol):

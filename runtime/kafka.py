@@ -9,6 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient
 from aiokafka.structs import ConsumerRecord
 
+from runtime.private import private_attribute
 from runtime.settings import Settings
 
 
@@ -60,7 +61,8 @@ async def topic_partitions(settings: Settings, topic: str) -> list[TopicPartitio
 def connected(client: AIOKafkaClient) -> bool:
     """Whether a client holds at least one open connection to a broker (it drops those a
     broker closes and opens new ones as it needs them)."""
-    return any(conn.connected() for conn in client._conns.values())
+    conns = private_attribute(client, "_conns", "aiokafka")
+    return any(conn.connected() for conn in conns.values())
 
 
 async def read_tail(settings: Settings, topic: str, count: int) -> list[ConsumerRecord]:

@@ -31,7 +31,7 @@ def die_with_parent() -> Callable[[], None] | None:
     return arm
 
 
-def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> int | None:
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int | None:
     """Send SIGTERM, wait up to ``timeout`` seconds, then SIGKILL. Returns the exit code."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)

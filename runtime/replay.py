@@ -69,6 +69,10 @@ class _Partition:
     done: bool = False
 
 
+# A partition's head in the merge: (time, partition, offset, the record, its partition).
+Head = tuple[int, int, int, Replayed, _Partition]
+
+
 class Replay:
     """The reader of one :class:`ReplayRequest`.
 
@@ -182,7 +186,7 @@ class Replay:
         """What :meth:`records` yields, in lists of at most ``size``: the merge runs without
         awaiting between records, and a chunk is never empty. Live records come in the
         chunks the consumer fetched them in, never mixed with replayed ones."""
-        heap: list[tuple[int, int, int, Replayed, _Partition]] = []
+        heap: list[Head] = []
         for part in self.partitions:
             await self._push_next(heap, part)
         chunk: list[Replayed] = []
@@ -206,7 +210,7 @@ class Replay:
             async for chunk in self._follow(size):
                 yield chunk
 
-    async def _push_next(self, heap: list, part: _Partition) -> None:
+    async def _push_next(self, heap: list[Head], part: _Partition) -> None:
         item = self._next_of(part)
         while item is None and not part.done:
             await self._fill()

@@ -45,7 +45,7 @@ def configure_logging(level: str, log_format: str = "auto") -> None:
     logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
-def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+def run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, object]]) -> None:
     """Run ``main(stop)`` on a new event loop; SIGTERM and SIGINT set ``stop``."""
 
     async def runner() -> None:

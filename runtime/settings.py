@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from schemas.topics import TopicRole
 
@@ -204,7 +205,7 @@ class Settings:
         """Build settings from ``env`` (default: the process environment), then ``overrides``."""
         env = os.environ if env is None else env
         hints = typing.get_type_hints(cls)
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             variable = ENV_PREFIX + f.name.upper()
             raw = env.get(variable)

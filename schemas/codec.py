@@ -97,7 +97,8 @@ class RegisteredSchema:
 
 def load_schema(filename: str) -> dict[str, Any]:
     """The ``.avsc`` file as written, logical types included."""
-    return json.loads((AVRO_DIR / filename).read_text())
+    schema: dict[str, Any] = json.loads((AVRO_DIR / filename).read_text())
+    return schema
 
 
 def _without_logical_types(node: Any) -> Any:
@@ -208,7 +209,8 @@ def decode(payload: bytes | None, expected: type[T] | None = None) -> T:
     body.seek(HEADER.size)
     name = schema.record_type.__name__
     try:
-        values = fastavro.schemaless_reader(body, schema.parsed, schema.reader)
+        # A record schema always reads a dict.
+        values: dict[str, Any] = fastavro.schemaless_reader(body, schema.parsed, schema.reader)  # type: ignore[assignment]
     except (EOFError, StopIteration) as exc:
         raise DecodeError(
             TRUNCATED, f"truncated payload for {name}: the body ends early ({len(payload)} bytes)"
@@ -225,4 +227,5 @@ def decode(payload: bytes | None, expected: type[T] | None = None) -> T:
         raise DecodeError(CORRUPT, f"{extra} bytes left after the {name} body")
     if schema.positional:
         return _build(schema.record_type, schema.setters, values.values())
-    return schema.record_type(**values)
+    record: T = schema.record_type(**values)
+    return record

@@ -87,6 +87,8 @@ class OpenCandle:
 
     def record(self, symbol: str, seq: int, is_closed: bool) -> Candle:
         """The next record of this candle (its revision goes up by one)."""
+        if self.open is None or self.high is None or self.low is None or self.close is None:
+            raise ValueError("a candle no quote has priced has no record")
         self.revision += 1
         return Candle(
             symbol=symbol,

@@ -25,6 +25,8 @@ from arbitration.engine.scoring import BPS, consensus, spread
 from schemas.records import RawTick
 
 Refusal = tuple[str, str]
+# What makes a tick a duplicate: (kind, provider, seq or trade id).
+Identity = tuple[str, str, int | str]
 
 
 def _positive(value: float) -> bool:
@@ -113,10 +115,10 @@ def band(
     return Band(center, width, mads * width, len(sample))
 
 
-def identities(tick: RawTick) -> list[tuple]:
+def identities(tick: RawTick) -> list[Identity]:
     """What makes a tick a ``duplicate``: its provider and seq, and for a trade its provider
     and trade id."""
-    keys: list[tuple] = [("seq", tick.provider, tick.seq)]
+    keys: list[Identity] = [("seq", tick.provider, tick.seq)]
     if tick.kind == "TRADE" and tick.trade_id is not None:
         keys.append(("trade", tick.provider, tick.trade_id))
     return keys

@@ -57,8 +57,8 @@ class SourceRecord:
 
 def output_key(record: Output) -> bytes | None:
     """The Kafka key of an output record: its symbol, or the input's key if it has none."""
-    if isinstance(record, Rejected) and record.symbol is None:
-        return record.key
+    if isinstance(record, Rejected):
+        return record.key if record.symbol is None else record.symbol.encode()
     return record.symbol.encode()
 
 
@@ -86,11 +86,11 @@ class PartitionEngine:
         """Outputs of one raw record, the next in offset order."""
         self.next_offset = record.offset + 1
         slot = record.timestamp_us // self.config.candle_flush_us
+        outputs: list[Output] = []
         if self._slot is None or slot > self._slot:
             self._slot = slot
-            outputs: list[Output] = self.flush() if self._dirty else []
-        else:
-            outputs = []
+            if self._dirty:
+                outputs.extend(self.flush())
         try:
             tick = decode(record.value, RawTick)
         except DecodeError as error:
@@ -108,6 +108,7 @@ class PartitionEngine:
         book.observe(tick)
         self._apply_statuses(tick.ts_event)
         series = self.candles[tick.symbol]
+        assert book.watermark is not None, "an observed tick has moved the event time"
         closed = series.close_until(book.watermark, record.offset)
         if closed:
             outputs.extend(closed)
@@ -118,8 +119,10 @@ class PartitionEngine:
             return outputs
         book.accept(tick)
         if tick.kind == "TRADE":
-            outputs.append(_trade(tick))
-            if series.mark_trade(tick.ts_event, record.offset, tick.trade_size):
+            size = tick.trade_size
+            assert size is not None, "bad_size refuses a trade without one"
+            outputs.append(_trade(tick, size))
+            if series.mark_trade(tick.ts_event, record.offset, size):
                 self._dirty[series] = None
         else:
             quote = book.quote(tick, record.offset, self.health)
@@ -172,7 +175,7 @@ class PartitionEngine:
         )
 
 
-def _trade(tick: RawTick) -> Trade:
+def _trade(tick: RawTick, size: float) -> Trade:
     return Trade(
         symbol=tick.symbol,
         trade_id=tick.trade_id or f"{tick.provider}#{tick.seq}",
@@ -180,6 +183,6 @@ def _trade(tick: RawTick) -> Trade:
         ts_event=tick.ts_event,
         ts_ingest=tick.ts_ingest,
         price=tick.price,
-        amount=tick.trade_size,
+        amount=size,
         side=tick.side,
     )

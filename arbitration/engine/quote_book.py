@@ -57,8 +57,8 @@ class SymbolBook:
         self.watermark: int | None = None
         self.driver: str | None = None
         self.last_quote: Quote | None = None
-        self._seen: set[tuple] = set()
-        self._seen_order: deque[tuple[int, tuple]] = deque()
+        self._seen: set[checks.Identity] = set()
+        self._seen_order: deque[tuple[int, checks.Identity]] = deque()
         weights = config.weights
         self._weights = (
             weights.freshness,
@@ -136,6 +136,7 @@ class SymbolBook:
     def outlier(self, tick: RawTick, health: Mapping[str, ProviderHealth]) -> Refusal | None:
         """Why an observed ``tick`` is refused as an outlier, or None: its price against the
         band of the fresh observations, its own price in place of its provider's."""
+        assert self.watermark is not None, "an observed tick has moved the event time"
         sample = self.observations(health, self.watermark)
         sample[tick.provider] = tick.price
         return self.band(sample).refuse(tick.price)
@@ -168,9 +169,10 @@ class SymbolBook:
     ) -> Quote | None:
         """The quote after ``trigger`` (offset ``seq``) was accepted, or None if unchanged."""
         fresh = self.fresh()
-        if trigger.kind != "QUOTE" or trigger.provider not in fresh:
+        watermark = self.watermark
+        if trigger.kind != "QUOTE" or trigger.provider not in fresh or watermark is None:
             return None
-        observed = self.observations(health, self.watermark)
+        observed = self.observations(health, watermark)
         if not observed:
             return None  # every fresh provider is DOWN
         band = self.band(observed)
@@ -194,7 +196,7 @@ class SymbolBook:
         ):
             self.driver = best
         driver = fresh[self.driver]
-        age = self.watermark - driver.ts_event
+        age = watermark - driver.ts_event
         quote = _make_quote(
             driver,
             seq,
@@ -217,6 +219,7 @@ class SymbolBook:
         """Score components of one fresh provider, in the order of ``scoring.Components``."""
         view = self.providers[name]
         config = self.config
+        assert self.watermark is not None and view.tick is not None, "a fresh provider"
         return (
             scoring.freshness(self.watermark - view.tick.ts_event, config.freshness_us),
             scoring.latency(view.latency_us, config.latency_scale_us),

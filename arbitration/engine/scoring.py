@@ -107,7 +107,8 @@ def weighted_mean(values: Sequence[float], weights: Sequence[float]) -> float:
     total = sum(weights)
     if total <= 0:
         return 0.0
-    return sum(map(mul, weights, values)) / total
+    weighted: float = sum(map(mul, weights, values))
+    return weighted / total
 
 
 def confidence(agreements: Sequence[float], driver_freshness: float, expected: int) -> float:

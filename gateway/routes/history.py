@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
-from gateway.history import Page, history_request, read_buckets, read_page
+from gateway.history import Answer, Item, Page, history_request, read_buckets, read_page
 from gateway.items import candle_item, quote_item
 from gateway.messages import OhlcvItem, QuoteItem
 from gateway.protocol import Timeframe
@@ -76,8 +76,8 @@ def history_router(settings: Settings) -> APIRouter:
     )
 
     async def answer(
-        symbol: str, read: Callable[[str], Awaitable[tuple[list, str | None]]]
-    ) -> tuple[str, list, str | None]:
+        symbol: str, read: Callable[[str], Awaitable[Answer]]
+    ) -> tuple[str, list[Item], str | None]:
         """The canonical symbol and ``read(symbol)``, bad requests answered 400."""
         try:
             canonical = canonical_symbol(symbol)
@@ -101,7 +101,7 @@ def history_router(settings: Settings) -> APIRouter:
         bucket (its latest revision; ``is_closed`` says whether it is final), every revision
         with ``revisions=true``, closed buckets only with ``closed=true``."""
 
-        def read(canonical: str) -> Awaitable[tuple[list, str | None]]:
+        def read(canonical: str) -> Awaitable[Answer]:
             page = Page(history_request("candles", canonical, start, end, timeframe), limit, cursor)
             if closed or revisions:
                 return read_page(settings, page, candle_item, _is_closed if closed else None)

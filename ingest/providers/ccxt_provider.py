@@ -196,7 +196,7 @@ class CcxtProvider(RetryingProvider):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        failed = [task.exception() for task in done if task.exception() is not None]
+        failed = [error for task in done if (error := task.exception()) is not None]
         if failed:
             await self.exchange.close_ws_clients()
             raise failed[0]

@@ -44,6 +44,7 @@ from ingest.providers.yahoo_mapping import (
 )
 from runtime.backoff import LONG
 from runtime.clock import now_micros
+from runtime.private import private_attribute
 from schemas import ProviderStatus, RawTick
 
 STREAMER_URL = "wss://streamer.finance.yahoo.com/?version=2"
@@ -96,7 +97,8 @@ class YahooProvider(RetryingProvider):
     def _chart_meta(self, ticker: str) -> dict[str, Any]:
         quotes = yf.Ticker(ticker, session=self.http)
         quotes.history(period="1d", interval="1m", timeout=self.timeout_s)
-        return quotes.get_history_metadata()
+        meta: dict[str, Any] = quotes.get_history_metadata()
+        return meta
 
     async def _off_loop(self, ticker: str) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -118,7 +120,8 @@ class YahooProvider(RetryingProvider):
         for a long cooldown, any other failure ends the session."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        ticks, statuses = [], []
+        ticks: list[RawTick] = []
+        statuses: list[RawTick | ProviderStatus] = []
         for ticker, canonical in self.served.items():
             if self.skipped.get(ticker, 0.0) > started:
                 continue
@@ -160,7 +163,8 @@ class YahooProvider(RetryingProvider):
         try:
             await asyncio.wait_for(socket.subscribe(list(served)), self.timeout_s)
             while not changed.done():
-                receive = asyncio.ensure_future(socket._ws.recv())
+                connection = private_attribute(socket, "_ws", "yfinance")
+                receive = asyncio.ensure_future(connection.recv())
                 done, _ = await asyncio.wait(
                     (receive, changed), timeout=self.stall_s, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -178,7 +182,8 @@ class YahooProvider(RetryingProvider):
     def _pricing_ticks(
         self, socket: Any, frame: str | bytes, served: dict[str, str]
     ) -> list[ProviderStatus | RawTick]:
-        message = socket._decode_message(json.loads(frame)["message"])
+        decode = private_attribute(socket, "_decode_message", "yfinance")
+        message = decode(json.loads(frame)["message"])
         canonical = served.get(message.get("id"))
         if canonical is None:
             return []
