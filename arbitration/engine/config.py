@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Weights:
-    """Relative weights of the six score components; they need not sum to one."""
+class Components:
+    """One number per score component (``scoring.py``): the six scores of a provider, each in
+    [0, 1], or their relative weights, which need not sum to one."""
 
     freshness: float
     latency: float
@@ -16,6 +17,9 @@ class Weights:
     completeness: float
     reliability: float
     agreement: float
+
+
+Weights = Components
 
 
 @dataclass(frozen=True)

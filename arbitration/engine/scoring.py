@@ -20,25 +20,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import astuple
 from operator import mul
 
-from arbitration.engine.config import Weights
+from arbitration.engine.config import Components, Weights
 
 LATENCY_SMOOTHING = 0.2
 BPS = 10_000.0
-
-
-@dataclass(frozen=True)
-class Components:
-    """The six score components of one provider, each in [0, 1]."""
-
-    freshness: float
-    latency: float
-    uptime: float
-    completeness: float
-    reliability: float
-    agreement: float
 
 
 def freshness(age_us: float, window_us: float) -> float:
