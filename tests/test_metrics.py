@@ -118,10 +118,9 @@ async def test_gateway_metrics_follow_connections_frames_and_latency(topics):
 @pytest.mark.parametrize(
     ("path", "content"), [("/metrics", "fiml_gateway_connections"), ("/v1/providers", "[]")]
 )
-async def test_gateway_metrics_and_statuses_need_an_api_key_when_keys_are_set(
-    settings, path, content
-):
-    app = create_app(dataclasses.replace(settings, api_keys=("secret-key",)))
+async def test_gateway_metrics_and_statuses_need_an_api_key_when_keys_are_set(path, content):
+    # In-process, without the app's lifespan: no broker is needed.
+    app = create_app(Settings.from_env({}, kafka_bootstrap="127.0.0.1:9", api_keys=("secret-key",)))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         assert (await client.get(path)).status_code == 401
