@@ -7,7 +7,7 @@ from schemas.times import fast_micros_to_iso
 
 
 def price_item(quote: Quote) -> dict[str, object]:
-    """The spec's price update of one symbol."""
+    """The price item of one symbol (docs/protocol.md)."""
     return {
         "symbol": quote.symbol,
         "price": quote.price,
@@ -35,7 +35,7 @@ def quote_item(quote: Quote) -> dict[str, object]:
 
 
 def candle_item(candle: Candle) -> dict[str, object]:
-    """The spec's OHLCV update, with the candle's timeframe."""
+    """The OHLCV item of one candle, with its timeframe."""
     return {
         "symbol": candle.symbol,
         "timestamp": fast_micros_to_iso(candle.open_time),

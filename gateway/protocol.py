@@ -1,7 +1,7 @@
-"""The client protocol of the WebSocket spec: message models, parsing and error frames.
+"""The client protocol (docs/protocol.md): message models, parsing and error frames.
 
 Parsing is pure: :func:`parse_client_message` turns a text frame into a typed message or
-raises :class:`ProtocolError` with the spec's error code and a message saying what was wrong.
+raises :class:`ProtocolError` with the error code and a message saying what was wrong.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def _json_kind(value: object) -> str:
 
 
 def error_frame(code: ErrorCode, message: str) -> str:
-    """An error message as the spec shows it."""
+    """An error frame (docs/protocol.md, "Errors and close codes")."""
     return orjson.dumps(
         {
             "type": "error",

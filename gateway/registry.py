@@ -57,7 +57,7 @@ class ConnectionRegistry:
         return self.counted.copy()
 
     def summary(self) -> dict[str, object]:
-        """Counts as the spec's monitoring endpoint shows them."""
+        """Counts as ``GET /ws/connections`` shows them."""
         subscriptions = [sub for conn in self.connections for sub in conn.subscriptions.values()]
         symbols = sorted({symbol for sub in subscriptions for symbol in sub.symbols})
         return {

@@ -22,7 +22,7 @@ from tests.kafka_broker import session_broker
 from tests.support_gateway import serve_gateway
 
 # HYPOTHESIS_PROFILE=slow runs the property and model-based tests with ten times as many
-# examples as `make test` (README, "Tests").
+# examples as `make test` (CONTRIBUTING.md, "Tests").
 hypothesis_settings.register_profile("slow", max_examples=3000)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 

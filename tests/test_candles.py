@@ -1,4 +1,5 @@
-"""Tests of the candle builder (arbitration/candles.py) and of candles through the engine."""
+"""Tests of the candle builder (arbitration/engine/candles.py) and of candles through the
+engine."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Symbol counts (1-50), intervals (100-60000 ms), every enum field, unsubscribe by null and by
 some symbols, the stream type and fields of data per stream type, ``seq`` per subscription,
-and the ordering rules of ARCHITECTURE.md: the ack before any data of its subscription and
+and the ordering rules of docs/protocol.md: the ack before any data of its subscription and
 nothing of a subscription after its ``unsubscribe_ack``.
 """
 

@@ -1,9 +1,9 @@
 """Broker-free tests of the gateway's stores, subscriptions and token bucket.
 
-gateway/stores.py (LatestQuotes, CandleStore, TradeStore, MarketStores), gateway/subscription.py and
-gateway/limits.py, against spec/websocket-streaming.md and the section "Gateway behaviour the
-spec leaves open" of ARCHITECTURE.md: conflation, encode-once fan-out, closed candles never
-skipped, every trade exactly once, the data envelope with ``seq``, and rate limiting.
+gateway/stores.py (LatestQuotes, CandleStore, TradeStore, MarketStores),
+gateway/subscription.py and gateway/limits.py, against docs/protocol.md ("Delivery rules"):
+conflation, encode-once fan-out, closed candles never skipped, every trade exactly once, the
+data envelope with ``seq``, and rate limiting.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tests of the client protocol (gateway/protocol.py) against spec/websocket-streaming.md."""
+"""Tests of the client protocol (gateway/protocol.py) against docs/protocol.md."""
 
 from __future__ import annotations
 
