@@ -13,6 +13,7 @@ WORKDIR /src
 RUN python -m venv /opt/fiml
 COPY pyproject.toml README.md ./
 COPY fiml ./fiml
+COPY runtime ./runtime
 COPY schemas ./schemas
 COPY ingest ./ingest
 COPY arbitration ./arbitration

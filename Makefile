@@ -1,4 +1,5 @@
-# Two commands do all set-up on a fresh clone: `make run` and `make test`.
+# Two commands do all set-up on a fresh clone: `make run` and `make test`; `make check` is
+# the quick one, with no broker.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ ASYNCAPI_SPECS := $(CACHE)/npm/node_modules/@asyncapi/specs/package.json
 CHART_LIBRARY := $(CACHE)/dashboard/node_modules/lightweight-charts/package.json
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup kafka-jars dashboard-assets browser deploy-tools test-tools run test lint clean
+.PHONY: setup kafka-jars dashboard-assets browser deploy-tools test-tools run test check lint clean
 
 setup: $(VENV)/.installed
 
@@ -70,11 +71,20 @@ bench-fanout: kafka-jars
 soak: kafka-jars
 	$(BIN)/python benchmarks/soak.py --minutes $(SOAK_MINUTES) --out benchmarks/soak.json
 
+# Style, formatting, types (mypy; strict on schemas, runtime and the arbitration engine)
+# and the import contracts (import-linter; both configured in pyproject.toml).
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# lint, then every test that needs no broker, on two workers: under a minute.
+check: lint deploy-tools
+	$(BIN)/pytest -m "not kafka" -n 2
 
 test: kafka-jars test-tools lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis test-artifacts
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .hypothesis test-artifacts

@@ -1,6 +1,6 @@
 """The Faust worker: raw ticks in; quotes, candles, trades and rejections out.
 
-All decisions live in the pure engine (``arbitration/engine.py``); this shell takes the raw
+All decisions live in the pure engine (``arbitration/engine/``); this shell takes the raw
 records in batches (``take_events``: up to ``BATCH_EVENTS``, or what arrived within
 ``BATCH_SECONDS``), hands each partition's records to the :class:`Arbiter` and sends what
 comes back to the partition of the same number as the input's, with the input's Kafka time
@@ -19,20 +19,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import faust
+from aiokafka import AIOKafkaProducer
+from faust.streams import Stream
 from faust.types import EventT
 
 from arbitration.arbiter import Arbiter
-from arbitration.config import EngineConfig
-from arbitration.engine import ROLES, SourceRecord
+from arbitration.configure import engine_config
+from arbitration.engine.partition import ROLES, SourceRecord
 from arbitration.feeds import StatusFeed
+from arbitration.health import faust_health
 from arbitration.monitor import METRICS_PERIOD, ArbitrationMonitor
 from arbitration.relay import Relay
 from arbitration.sender import BatchSender
 from arbitration.snapshots import SnapshotStore
-from fiml.health import Progress, faust_health
-from fiml.settings import Settings
+from runtime.health import Progress
+from runtime.private import private_attribute
+from runtime.settings import Settings
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.arbitration")
 
@@ -83,8 +89,13 @@ def make_app(settings: Settings, name: str | None = None) -> faust.App:
 
 def raw_topic(app: faust.App, settings: Settings) -> faust.TopicT:
     """``ticks.raw`` as raw bytes."""
-    return app.topic(settings.topic("ticks.raw"), key_type=bytes, value_type=bytes,
-                     key_serializer="raw", value_serializer="raw")
+    return app.topic(
+        settings.topic(TopicRole.RAW),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
 
 
 def build_app(settings: Settings, progress: Progress | None = None) -> faust.App:
@@ -93,19 +104,21 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
     app = make_app(settings)
     raw = raw_topic(app, settings)
     names = {role: settings.topic(role) for role in ROLES.values()}
-    feed = StatusFeed(settings, EngineConfig.from_settings(settings))
+    feed = StatusFeed(settings, engine_config(settings))
     snapshots = SnapshotStore(settings)
     arbiter = Arbiter(settings, settings, feed, snapshots)
     relay = Relay(arbiter, names)
 
     @app.agent(raw, name="arbitrate")
-    async def arbitrate(stream: faust.StreamT) -> None:
+    async def arbitrate(stream: faust.StreamT[bytes]) -> None:
         await feed.start()
         await snapshots.create_topic()
         try:
-            producer = app.producer._ensure_producer()
+            producer = aiokafka_producer(app)
             sender = BatchSender(producer)
-            async for events in stream.take_events(BATCH_EVENTS, within=BATCH_SECONDS):
+            # An agent gets a Stream, whose take_events its protocol type does not declare.
+            batches = cast(Stream[bytes], stream).take_events(BATCH_EVENTS, within=BATCH_SECONDS)
+            async for events in batches:
                 for event in events:
                     event.message.incref()  # held: take_events' ack will not be the last
                 await relay.deliver(sender, by_partition(events))
@@ -115,9 +128,8 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
         finally:
             await feed.stop()
 
-    monitor = ArbitrationMonitor(settings.topic("ticks.raw"), settings.metrics_score_symbols)
+    monitor = ArbitrationMonitor(settings.topic(TopicRole.RAW), settings.metrics_score_symbols)
 
-    @app.timer(METRICS_PERIOD)
     async def export_metrics() -> None:
         monitor.export(arbiter.engines, app.consumer)
         if progress is not None:
@@ -126,10 +138,19 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
             moved = (relay.delivered, None if relay.retrying else arbiter.replayed)
             progress.observe(moved, relay.pending)
 
+    app.timer(METRICS_PERIOD)(export_metrics)
     return app
 
 
-def by_partition(events: Sequence[EventT]) -> dict[int, list[SourceRecord]]:
+def aiokafka_producer(app: faust.App) -> AIOKafkaProducer:
+    """The aiokafka producer under Faust's: the batches go to it directly
+    (``arbitration/sender.py``). Faust keeps it private, behind ``_ensure_producer``."""
+    ensure = private_attribute(app.producer, "_ensure_producer", "faust-streaming")
+    producer: AIOKafkaProducer = ensure()
+    return producer
+
+
+def by_partition(events: Sequence[EventT[Any]]) -> dict[int, list[SourceRecord]]:
     """The raw records of a batch of events, per partition in offset order."""
     found: dict[int, list[SourceRecord]] = {}
     for event in events:
@@ -137,8 +158,11 @@ def by_partition(events: Sequence[EventT]) -> dict[int, list[SourceRecord]]:
         records = found.get(message.partition)
         if records is None:
             records = found[message.partition] = []
-        records.append(SourceRecord(message.offset, message.key, message.value,
-                                    round(message.timestamp * 1000) * 1000))
+        records.append(
+            SourceRecord(
+                message.offset, message.key, message.value, round(message.timestamp * 1000) * 1000
+            )
+        )
     return found
 
 
@@ -150,7 +174,12 @@ def run_worker(settings: Settings, app: faust.App | None = None) -> None:
     """
     progress = Progress(settings.consumer_stall_seconds)
     app = app or build_app(settings, progress)
-    worker = faust.Worker(app, *faust_health(app, settings, progress),
-                          loglevel=settings.log_level.upper(), quiet=True, override_logging=False)
+    worker = faust.Worker(
+        app,
+        *faust_health(app, settings, progress),
+        loglevel=settings.log_level.upper(),
+        quiet=True,
+        override_logging=False,
+    )
     worker.spinner = None
     worker.execute_from_commandline()

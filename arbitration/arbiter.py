@@ -22,12 +22,13 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
-from arbitration.config import EngineConfig
-from arbitration.engine import PartitionEngine, SourceRecord
+from arbitration.configure import engine_config
+from arbitration.engine.outputs import Marker, Message, messages
+from arbitration.engine.partition import PartitionEngine, SourceRecord
 from arbitration.feeds import StatusFeed, read_partition, written_markers
-from arbitration.outputs import Marker, Message, messages
 from arbitration.snapshots import SnapshotStore
-from fiml.settings import Settings
+from runtime.settings import Settings
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.arbitration")
 
@@ -35,16 +36,21 @@ log = logging.getLogger("fiml.arbitration")
 class Arbiter:
     """Raw records of any partition in, messages to write out."""
 
-    def __init__(self, source: Settings, target: Settings, feed: StatusFeed,
-                 snapshots: SnapshotStore | None = None) -> None:
+    def __init__(
+        self,
+        source: Settings,
+        target: Settings,
+        feed: StatusFeed,
+        snapshots: SnapshotStore | None = None,
+    ) -> None:
         self.source = source
         self.target = target
         self.feed = feed
         self.snapshots = snapshots
-        self.config = EngineConfig.from_settings(source)
-        self.raw_topic = source.topic("ticks.raw")
+        self.config = engine_config(source)
+        self.raw_topic = source.topic(TopicRole.RAW)
         self.engines: dict[int, PartitionEngine] = {}
-        self.written: dict[int, dict[str, Marker]] = {}
+        self.written: dict[int, dict[TopicRole, Marker]] = {}
         self.replayed = 0
         self._ahead: dict[int, int] = {}
 
@@ -52,8 +58,9 @@ class Arbiter:
         """Process the next record of ``partition``; the messages not yet written."""
         return (await self.handle_batch(partition, [record]))[0]
 
-    async def handle_batch(self, partition: int,
-                           records: Sequence[SourceRecord]) -> list[list[Message]]:
+    async def handle_batch(
+        self, partition: int, records: Sequence[SourceRecord]
+    ) -> list[list[Message]]:
         """Process the next records of ``partition`` in offset order; for each, the messages
         not yet written.
 
@@ -64,10 +71,14 @@ class Arbiter:
             return []
         await self.feed.ensure(max(record.timestamp_us for record in records))
         engine = self.engines.get(partition)
-        found = []
+        found: list[list[Message]] = []
         for record in records:
             ahead = self._ahead.get(partition)
-            if ahead is not None and record.offset < ahead == engine.next_offset:
+            if (
+                ahead is not None
+                and engine is not None
+                and record.offset < ahead == engine.next_offset
+            ):
                 found.append([])
                 continue
             if engine is None or engine.next_offset != record.offset:
@@ -91,16 +102,24 @@ class Arbiter:
             engine = PartitionEngine(self.config, self.raw_topic, partition, self.feed.timeline)
         replayed = 0
         if start is None or start < offset:
-            async for record in read_partition(self.source, self.raw_topic, partition, offset,
-                                               start):
+            async for record in read_partition(
+                self.source, self.raw_topic, partition, offset, start
+            ):
                 await self.feed.ensure(record.timestamp_us)
                 engine.process(record)
                 replayed += 1
                 self.replayed += 1
         self.written[partition] = await written_markers(self.target, partition)
         self.engines[partition] = engine
-        log.info("partition %d: state rebuilt from %d records before offset %d (snapshot at "
-                 "%s); written: %s", partition, replayed, offset, start, self.written[partition])
+        log.info(
+            "partition %d: state rebuilt from %d records before offset %d (snapshot at "
+            "%s); written: %s",
+            partition,
+            replayed,
+            offset,
+            start,
+            self.written[partition],
+        )
         return engine
 
     def forget(self, partition: int) -> None:

@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from arbitration.config import EngineConfig
-from arbitration.engine import ROLES, SourceRecord
-from arbitration.outputs import Marker, parse_marker
-from arbitration.statuses import StatusTimeline
-from fiml.intake import decode_or_skip
-from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.settings import Settings
+from arbitration.engine.config import EngineConfig
+from arbitration.engine.outputs import Marker, parse_marker
+from arbitration.engine.partition import ROLES, SourceRecord
+from arbitration.engine.statuses import StatusTimeline
+from runtime.intake import decode_or_skip
+from runtime.kafka import make_consumer, topic_partitions
+from runtime.settings import Settings
 from schemas import ProviderStatus
+from schemas.topics import TopicRole
 
 
 class StatusFeed:
@@ -43,8 +44,9 @@ class StatusFeed:
         """Connect and assign every status partition from its beginning."""
         self._consumer = make_consumer(self.settings, "fiml-arbitration-status")
         await self._consumer.start()
-        self._partitions = await topic_partitions(self.settings,
-                                                  self.settings.topic("provider.status"))
+        self._partitions = await topic_partitions(
+            self.settings, self.settings.topic(TopicRole.STATUS)
+        )
         if self._partitions:
             self._consumer.assign(self._partitions)
             await self._consumer.seek_to_beginning(*self._partitions)
@@ -75,27 +77,29 @@ class StatusFeed:
 
     async def _read_to_end(self) -> None:
         seen = self._newest_seen
+        assert seen is not None, "ensure notes the newest time first"
         await self._catch_up()
         self._covered = seen if self._covered is None else max(self._covered, seen)
 
     async def _catch_up(self) -> None:
-        if not self._partitions:
+        consumer = self._consumer
+        if not self._partitions or consumer is None:
             return
-        ends = await self._consumer.end_offsets(self._partitions)
-        pending = {tp for tp in self._partitions
-                   if await self._consumer.position(tp) < ends[tp]}
+        ends = await consumer.end_offsets(self._partitions)
+        pending = {tp for tp in self._partitions if await consumer.position(tp) < ends[tp]}
         while pending:
-            batches = await self._consumer.getmany(*pending, timeout_ms=500)
+            batches = await consumer.getmany(*pending, timeout_ms=500)
             for records in batches.values():
                 for record in records:
                     status = decode_or_skip(record, ProviderStatus)
                     if status is not None:
                         self.timeline.add(status)
-            pending = {tp for tp in pending if await self._consumer.position(tp) < ends[tp]}
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
 
 
-async def read_partition(settings: Settings, topic: str, partition: int, end: int,
-                         start: int | None = None) -> AsyncIterator[SourceRecord]:
+async def read_partition(
+    settings: Settings, topic: str, partition: int, end: int, start: int | None = None
+) -> AsyncIterator[SourceRecord]:
     """Records of one partition from ``start`` (else its first retained offset) up to
     ``end`` (excluded)."""
     consumer = make_consumer(settings, "fiml-arbitration-replay", max_partition_fetch_bytes=4 << 20)
@@ -112,18 +116,17 @@ async def read_partition(settings: Settings, topic: str, partition: int, end: in
             for record in batches.get(tp, []):
                 if record.offset >= end:
                     return
-                yield SourceRecord(record.offset, record.key, record.value,
-                                   record.timestamp * 1000)
+                yield SourceRecord(record.offset, record.key, record.value, record.timestamp * 1000)
     finally:
         await consumer.stop()
 
 
-async def written_markers(settings: Settings, partition: int) -> dict[str, Marker]:
+async def written_markers(settings: Settings, partition: int) -> dict[TopicRole, Marker]:
     """Marker of the last record in ``partition`` of each output topic that has one."""
     consumer = make_consumer(settings, "fiml-arbitration-markers")
     await consumer.start()
     try:
-        markers: dict[str, Marker] = {}
+        markers: dict[TopicRole, Marker] = {}
         for role in ROLES.values():
             record = await last_record(consumer, TopicPartition(settings.topic(role), partition))
             marker = None if record is None else parse_marker(record.headers)

@@ -6,10 +6,10 @@ statuses as the engines apply them."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
-from arbitration.engine import PartitionEngine
-from fiml.metrics import ConsumerLag, ScoreExport, set_provider_state
+from arbitration.engine.partition import PartitionEngine
+from runtime.metrics import ConsumerLag, ScoreExport, set_provider_state
 
 METRICS_PERIOD = 1.0
 
@@ -17,9 +17,9 @@ METRICS_PERIOD = 1.0
 class Consumer(Protocol):
     """What the monitor needs of the worker's Kafka consumer (Faust's has it)."""
 
-    def assignment(self) -> set: ...
+    def assignment(self) -> set[Any]: ...
 
-    def highwater(self, tp: object) -> int | None: ...
+    def highwater(self, tp: Any) -> int | None: ...
 
 
 class ArbitrationMonitor:
@@ -34,13 +34,25 @@ class ArbitrationMonitor:
         """Export lag, scores and statuses of the engines of the partitions ``consumer``
         holds. The lag is the end offset the consumer last fetched minus the engine's next
         offset; a partition without an engine yet counts whole (a new engine replays it)."""
-        highwaters = {tp.partition: consumer.highwater(tp) for tp in consumer.assignment()
-                      if tp.topic == self.raw_topic}
+        highwaters = {
+            tp.partition: consumer.highwater(tp)
+            for tp in consumer.assignment()
+            if tp.topic == self.raw_topic
+        }
         held = [engines[p] for p in sorted(highwaters) if p in engines]
-        self.lag.export({(self.raw_topic, p): end - _next_offset(engines.get(p))
-                         for p, end in highwaters.items() if end is not None})
-        self.scores.export(book.last_quote for engine in held for book in engine.books.values()
-                           if book.last_quote is not None)
+        self.lag.export(
+            {
+                (self.raw_topic, p): end - _next_offset(engines.get(p))
+                for p, end in highwaters.items()
+                if end is not None
+            }
+        )
+        self.scores.export(
+            book.last_quote
+            for engine in held
+            for book in engine.books.values()
+            if book.last_quote is not None
+        )
         for provider, state in applied_states(held).items():
             set_provider_state(provider, state)
 

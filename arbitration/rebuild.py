@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from aiokafka import TopicPartition
 
 from arbitration.arbiter import Arbiter
-from arbitration.config import EngineConfig
-from arbitration.engine import ROLES
+from arbitration.configure import engine_config
+from arbitration.engine.outputs import Marker, parse_marker
+from arbitration.engine.partition import ROLES
 from arbitration.feeds import StatusFeed, read_partition
-from arbitration.outputs import Marker, parse_marker
-from fiml.kafka_clients import make_consumer, make_producer, topic_partitions
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.kafka import make_consumer, make_producer, topic_partitions
+from runtime.settings import Settings
+from runtime.topics import create_topics
+from schemas.topics import TopicRole
 
 Stored = tuple[bytes | None, bytes, Marker | None]
 
@@ -52,9 +53,9 @@ class RebuildReport:
     prefix: str
     raw_ends: dict[int, int]
     records: int = 0
-    written: Counter[str] = field(default_factory=Counter)
+    written: Counter[TopicRole] = field(default_factory=Counter)
     rejections: Counter[str] = field(default_factory=Counter)
-    comparison: dict[str, Comparison] | None = None
+    comparison: dict[TopicRole, Comparison] | None = None
     seconds: float = 0.0
 
     @property
@@ -64,21 +65,32 @@ class RebuildReport:
 
     def summary(self) -> str:
         """A few lines for people."""
-        lines = [f"rebuilt {self.records} raw records into {self.prefix}.*: "
-                 + ", ".join(f"{role} {n}" for role, n in sorted(self.written.items())),
-                 "rejections: " + (", ".join(f"{reason} {n}" for reason, n in
-                                             sorted(self.rejections.items())) or "none"),
-                 f"took {self.seconds:.1f} s"]
+        lines = [
+            f"rebuilt {self.records} raw records into {self.prefix}.*: "
+            + ", ".join(f"{role} {n}" for role, n in sorted(self.written.items())),
+            "rejections: "
+            + (
+                ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejections.items()))
+                or "none"
+            ),
+            f"took {self.seconds:.1f} s",
+        ]
         for role, c in sorted((self.comparison or {}).items()):
-            lines.append(f"verify {role}: {c.matched} matched, {c.mismatched} mismatched, "
-                         f"{c.live_only} only live, {c.rebuilt_only} only rebuilt")
+            lines.append(
+                f"verify {role}: {c.matched} matched, {c.mismatched} mismatched, "
+                f"{c.live_only} only live, {c.rebuilt_only} only rebuilt"
+            )
         if self.comparison is not None:
             lines.append("verify: OK" if self.ok else "verify: DIFFERENT")
         return "\n".join(lines)
 
 
-async def rebuild(settings: Settings, prefix: str, verify: bool = False,
-                  progress: Callable[[int, int], None] | None = None) -> RebuildReport:
+async def rebuild(
+    settings: Settings,
+    prefix: str,
+    verify: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> RebuildReport:
     """Replay the live raw and status topics of ``settings`` into topics named ``prefix.*``.
 
     ``progress(done, total)`` is called after each raw record, ``total`` being the raw end
@@ -89,12 +101,12 @@ async def rebuild(settings: Settings, prefix: str, verify: bool = False,
         raise ValueError(f"the rebuild prefix must differ from the live one ({prefix!r})")
     target = dataclasses.replace(settings, topic_prefix=prefix)
     await create_topics(target, [target.topics()[role] for role in ROLES.values()])
-    raw_topic = settings.topic("ticks.raw")
+    raw_topic = settings.topic(TopicRole.RAW)
     partitions = await topic_partitions(settings, raw_topic)
     ends = await _end_offsets(settings, partitions)
     report = RebuildReport(prefix, {tp.partition: ends[tp] for tp in partitions})
     total = sum(report.raw_ends.values())
-    feed = StatusFeed(settings, EngineConfig.from_settings(settings))
+    feed = StatusFeed(settings, engine_config(settings))
     arbiter = Arbiter(settings, target, feed)
     producer = make_producer(target, "fiml-rebuild")
     await feed.start()
@@ -108,10 +120,16 @@ async def rebuild(settings: Settings, prefix: str, verify: bool = False,
                     progress(report.records, total)
                 for message in await arbiter.handle(tp.partition, record):
                     report.written[message.role] += 1
-                    deliveries.append(await producer.send(
-                        target.topic(message.role), message.value, key=message.key,
-                        partition=tp.partition, timestamp_ms=record.timestamp_us // 1000,
-                        headers=message.headers))
+                    deliveries.append(
+                        await producer.send(
+                            target.topic(message.role),
+                            message.value,
+                            key=message.key,
+                            partition=tp.partition,
+                            timestamp_ms=record.timestamp_us // 1000,
+                            headers=message.headers,
+                        )
+                    )
             await asyncio.gather(*deliveries)
     finally:
         await producer.stop()
@@ -124,8 +142,9 @@ async def rebuild(settings: Settings, prefix: str, verify: bool = False,
     return report
 
 
-async def compare(live: Settings, rebuilt: Settings,
-                  raw_ends: dict[int, int]) -> dict[str, Comparison]:
+async def compare(
+    live: Settings, rebuilt: Settings, raw_ends: dict[int, int]
+) -> dict[TopicRole, Comparison]:
     """Compare the output topics of ``rebuilt`` with those of ``live`` up to ``raw_ends``."""
     result = {}
     for role in ROLES.values():
@@ -143,7 +162,7 @@ async def compare(live: Settings, rebuilt: Settings,
     return result
 
 
-async def read_stored(settings: Settings, role: str, partition: int) -> list[Stored]:
+async def read_stored(settings: Settings, role: TopicRole, partition: int) -> list[Stored]:
     """Key, value and marker of every record in one partition of an output topic."""
     tp = TopicPartition(settings.topic(role), partition)
     consumer = make_consumer(settings, "fiml-rebuild-verify")
@@ -155,8 +174,11 @@ async def read_stored(settings: Settings, role: str, partition: int) -> list[Sto
         stored: list[Stored] = []
         while await consumer.position(tp) < end:
             batches = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
-            stored.extend((r.key, r.value, parse_marker(r.headers))
-                          for r in batches.get(tp, []) if r.offset < end)
+            stored.extend(
+                (r.key, r.value, parse_marker(r.headers))
+                for r in batches.get(tp, [])
+                if r.offset < end
+            )
         return stored
     finally:
         await consumer.stop()
@@ -167,7 +189,9 @@ def _before(record: Stored, end: int) -> bool:
     return marker is None or marker[0] < end
 
 
-async def _end_offsets(settings: Settings, partitions: list[TopicPartition]) -> dict:
+async def _end_offsets(
+    settings: Settings, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
     consumer = make_consumer(settings, "fiml-rebuild")
     await consumer.start()
     try:

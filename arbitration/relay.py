@@ -22,12 +22,13 @@ from collections.abc import Iterable
 from aiokafka.errors import KafkaError
 
 from arbitration.arbiter import Arbiter
-from arbitration.engine import SourceRecord
-from arbitration.outputs import Message
+from arbitration.engine.outputs import Message
+from arbitration.engine.partition import SourceRecord
 from arbitration.sender import BatchSender, DeliveryFailed
-from fiml.intake import skip
-from fiml.metrics import OUTPUTS, TICKS_REJECTED
+from runtime.intake import skip
+from runtime.metrics import OUTPUTS, TICKS_REJECTED
 from schemas import DecodeError, RawTick, decode
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.arbitration")
 
@@ -42,7 +43,7 @@ Done = list[tuple[SourceRecord, list[Message]]]
 class Relay:
     """Delivers the outputs of raw batches for one worker."""
 
-    def __init__(self, arbiter: Arbiter, names: dict[str, str]) -> None:
+    def __init__(self, arbiter: Arbiter, names: dict[TopicRole, str]) -> None:
         self.arbiter = arbiter
         self.names = names
         self.pending = 0
@@ -59,14 +60,15 @@ class Relay:
         try:
             while batch:
                 failed = await self._attempt(sender, batch)
-                self.delivered += sum(len(records) for partition, records in batch.items()
-                                      if partition not in failed)
+                self.delivered += sum(
+                    len(records) for partition, records in batch.items() if partition not in failed
+                )
                 for partition in failed:
                     self.arbiter.forget(partition)
                 batch = {partition: batch[partition] for partition in failed}
                 if batch:
                     self.retrying = True
-                    await asyncio.sleep(min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** attempt))
+                    await asyncio.sleep(min(RETRY_MAX_S, RETRY_FIRST_S * 2**attempt))
                     attempt += 1
         finally:
             self.pending = 0
@@ -82,43 +84,55 @@ class Relay:
                 for record, outputs in done[partition]:
                     timestamp_ms = record.timestamp_us // 1000
                     for out in outputs:
-                        sender.add(self.names[out.role], partition, out.key, out.value,
-                                   timestamp_ms, out.headers)
+                        sender.add(
+                            self.names[out.role],
+                            partition,
+                            out.key,
+                            out.value,
+                            timestamp_ms,
+                            out.headers,
+                        )
             await sender.send()
         except DeliveryFailed as failure:
-            log.warning("outputs of raw partitions %s not acknowledged (%s); processing them "
-                        "again from what the output partitions hold", sorted(failure.partitions),
-                        failure)
+            log.warning(
+                "outputs of raw partitions %s not acknowledged (%s); processing them "
+                "again from what the output partitions hold",
+                sorted(failure.partitions),
+                failure,
+            )
             failed = failure.partitions & batch.keys()
         except Exception as error:  # a restore without a broker, or anything: never lose a batch
-            log.warning("raw partitions %s not processed (%s: %s); processing them again",
-                        sorted(batch), type(error).__name__, error,
-                        exc_info=not isinstance(error, KafkaError | OSError))
+            log.warning(
+                "raw partitions %s not processed (%s: %s); processing them again",
+                sorted(batch),
+                type(error).__name__,
+                error,
+                exc_info=not isinstance(error, KafkaError | OSError),
+            )
             sender.clear()
             return set(batch)
         else:
             failed = set()
-        for partition, records in done.items():
+        for partition, handled in done.items():
             if partition not in failed:
-                self._count(partition, records)
+                self._count(partition, handled)
         return failed
 
     def _count(self, partition: int, done: Done) -> None:
         """Count the delivered outputs by kind and rejections by reason; count and log each
-        undecodable record as every consumer does (``fiml/intake.py``)."""
+        undecodable record as every consumer does (``runtime/intake.py``)."""
         count_outputs(out for _, outputs in done for out in outputs)
         for record, outputs in done:
             if any(out.reason == UNDECODABLE for out in outputs):
                 try:
                     decode(record.value, RawTick)
                 except DecodeError as error:
-                    skip(self.arbiter.raw_topic, partition, record.offset, error.reason,
-                         str(error))
+                    skip(self.arbiter.raw_topic, partition, record.offset, error.reason, str(error))
 
 
 def count_outputs(outputs: Iterable[Message]) -> None:
     """Count written outputs by kind, and rejections by their reason."""
-    kinds: Counter[str] = Counter()
+    kinds: Counter[TopicRole] = Counter()
     reasons: Counter[str] = Counter()
     for out in outputs:
         kinds[out.role] += 1

@@ -34,8 +34,10 @@ class DeliveryFailed(Exception):
         self.errors = errors
         self.partitions = {partition for _, partition in errors}
         where, error = next(iter(errors.items()))
-        super().__init__(f"{len(errors)} topic partitions not delivered, e.g. {where[0]}-"
-                         f"{where[1]}: {type(error).__name__}: {error}")
+        super().__init__(
+            f"{len(errors)} topic partitions not delivered, e.g. {where[0]}-"
+            f"{where[1]}: {type(error).__name__}: {error}"
+        )
 
 
 class BatchSender:
@@ -46,8 +48,15 @@ class BatchSender:
         self._open: dict[Where, BatchBuilder] = {}
         self._full: list[tuple[Where, BatchBuilder]] = []
 
-    def add(self, topic: str, partition: int, key: bytes | None, value: bytes,
-            timestamp_ms: int, headers: Headers) -> None:
+    def add(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes,
+        timestamp_ms: int,
+        headers: Headers,
+    ) -> None:
         """Queue one record for ``partition`` of ``topic``."""
         where = (topic, partition)
         builder = self._open.get(where)
@@ -70,11 +79,15 @@ class BatchSender:
         for where, builder in [*self._full, *self._open.items()]:
             chains.setdefault(where, []).append(builder)
         self.clear()
-        outcomes = await asyncio.gather(*(self._deliver(where, builders)
-                                          for where, builders in chains.items()),
-                                        return_exceptions=True)
-        errors = {where: outcome for where, outcome in zip(chains, outcomes, strict=True)
-                  if isinstance(outcome, BaseException)}
+        outcomes = await asyncio.gather(
+            *(self._deliver(where, builders) for where, builders in chains.items()),
+            return_exceptions=True,
+        )
+        errors = {
+            where: outcome
+            for where, outcome in zip(chains, outcomes, strict=True)
+            if isinstance(outcome, BaseException)
+        }
         for error in errors.values():
             if isinstance(error, asyncio.CancelledError):
                 raise error

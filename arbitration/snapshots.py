@@ -34,30 +34,45 @@ import zlib
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from arbitration.candles import CandleSeries, OpenCandle
-from arbitration.config import EngineConfig, Weights
-from arbitration.engine import PartitionEngine
+from arbitration.engine.candles import CandleSeries, OpenCandle
+from arbitration.engine.config import EngineConfig, Weights
+from arbitration.engine.partition import PartitionEngine
+from arbitration.engine.provider_view import ProviderView
+from arbitration.engine.quote_book import SymbolBook
+from arbitration.engine.statuses import ProviderHealth, StatusTimeline
 from arbitration.feeds import last_record
-from arbitration.quote_book import ProviderView, SymbolBook
-from arbitration.statuses import ProviderHealth, StatusTimeline
-from fiml.intake import skip
-from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.intake import skip
+from runtime.kafka import make_consumer, topic_partitions
+from runtime.settings import Settings
+from runtime.topics import create_topics
 from schemas.records import Quote, RawTick
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.arbitration")
 
-STATE_ROLE = "arbitration.state"
 SNAPSHOT_EVERY = 50_000
 MAX_SNAPSHOT_BYTES = 900_000
 MAX_STATE_BYTES = 32 * 1024 * 1024
 FORMAT = b"FIMLSNAP\x02"
 TIMELINE = "statuses"
 
-ALLOWED = {(cls.__module__, cls.__qualname__) for cls in (
-    PartitionEngine, SymbolBook, ProviderView, CandleSeries, OpenCandle, ProviderHealth,
-    EngineConfig, Weights, RawTick, Quote, collections.Counter, collections.deque)}
+ALLOWED = {
+    (cls.__module__, cls.__qualname__)
+    for cls in (
+        PartitionEngine,
+        SymbolBook,
+        ProviderView,
+        CandleSeries,
+        OpenCandle,
+        ProviderHealth,
+        EngineConfig,
+        Weights,
+        RawTick,
+        Quote,
+        collections.Counter,
+        collections.deque,
+    )
+}
 
 
 class SnapshotError(ValueError):
@@ -90,7 +105,8 @@ class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> type:
         if (module, name) not in ALLOWED:
             raise SnapshotError("corrupt", f"a snapshot may not contain {module}.{name}")
-        return super().find_class(module, name)
+        found: type = super().find_class(module, name)
+        return found
 
 
 def dumps(engine: PartitionEngine) -> bytes:
@@ -99,8 +115,9 @@ def dumps(engine: PartitionEngine) -> bytes:
     _Pickler(buffer, engine.statuses).dump(engine)
     state = buffer.getbuffer()
     if len(state) > MAX_STATE_BYTES:
-        raise SnapshotError("oversize", f"{len(state)} bytes of state, over the limit of "
-                                        f"{MAX_STATE_BYTES}")
+        raise SnapshotError(
+            "oversize", f"{len(state)} bytes of state, over the limit of {MAX_STATE_BYTES}"
+        )
     return FORMAT + zlib.compress(state, 1)
 
 
@@ -113,25 +130,25 @@ def loads(data: bytes | None, config: EngineConfig, timeline: StatusTimeline) ->
     if data is None:
         raise SnapshotError("null", "no value: a tombstone, not a snapshot")
     if len(data) > MAX_SNAPSHOT_BYTES:
-        raise SnapshotError("oversize", f"{len(data)} bytes, over the limit of "
-                                        f"{MAX_SNAPSHOT_BYTES}")
+        raise SnapshotError(
+            "oversize", f"{len(data)} bytes, over the limit of {MAX_SNAPSHOT_BYTES}"
+        )
     if not data.startswith(FORMAT):
-        raise SnapshotError("format", "not a snapshot of this format (version "
-                                      f"{FORMAT[-1]})")
+        raise SnapshotError("format", f"not a snapshot of this format (version {FORMAT[-1]})")
     try:
         inflater = zlib.decompressobj()
-        state = inflater.decompress(data[len(FORMAT):], MAX_STATE_BYTES)
+        state = inflater.decompress(data[len(FORMAT) :], MAX_STATE_BYTES)
         if inflater.unconsumed_tail:
-            raise SnapshotError("oversize", f"decompresses to more than {MAX_STATE_BYTES} "
-                                            "bytes")
+            raise SnapshotError("oversize", f"decompresses to more than {MAX_STATE_BYTES} bytes")
         if not inflater.eof:
             raise SnapshotError("truncated", "the compressed state ends early")
         engine = _Unpickler(io.BytesIO(state), timeline).load()
     except SnapshotError:
         raise
     except Exception as error:  # unpickling bad bytes can raise almost anything
-        raise SnapshotError("corrupt", f"not a snapshot: {type(error).__name__}: "
-                                       f"{error}") from error
+        raise SnapshotError(
+            "corrupt", f"not a snapshot: {type(error).__name__}: {error}"
+        ) from error
     if not isinstance(engine, PartitionEngine):
         raise SnapshotError("corrupt", f"not a snapshot: a {type(engine).__name__}")
     if engine.config != config:
@@ -144,22 +161,26 @@ class SnapshotStore:
 
     def __init__(self, settings: Settings, every: int = SNAPSHOT_EVERY) -> None:
         self.settings = settings
-        self.topic = settings.topic(STATE_ROLE)
+        self.topic = settings.topic(TopicRole.STATE)
         self.every = every
-        self._taken: dict[int, int] = {}
+        self._taken: dict[int, int | None] = {}
 
     async def create_topic(self) -> None:
         """Create the compacted state topic if missing (``fiml topics create`` makes it too)."""
-        await create_topics(self.settings, [self.settings.topics()[STATE_ROLE]])
+        await create_topics(self.settings, [self.settings.topics()[TopicRole.STATE]])
 
-    async def load(self, partition: int, config: EngineConfig,
-                   timeline: StatusTimeline) -> PartitionEngine | None:
+    async def load(
+        self, partition: int, config: EngineConfig, timeline: StatusTimeline
+    ) -> PartitionEngine | None:
         """The engine of the last snapshot of ``partition``, or None if there is none."""
         tp = TopicPartition(self.topic, partition)
         if tp not in await topic_partitions(self.settings, self.topic):
             return None
-        consumer = make_consumer(self.settings, "fiml-arbitration-state",
-                                 max_partition_fetch_bytes=2 * MAX_SNAPSHOT_BYTES)
+        consumer = make_consumer(
+            self.settings,
+            "fiml-arbitration-state",
+            max_partition_fetch_bytes=2 * MAX_SNAPSHOT_BYTES,
+        )
         await consumer.start()
         try:
             record = await last_record(consumer, tp)
@@ -171,8 +192,9 @@ class SnapshotStore:
             engine = loads(record.value, config, timeline)
         except SnapshotError as error:
             skip(self.topic, partition, record.offset, error.reason, str(error))
-            log.warning("partition %d: snapshot ignored, state rebuilt from the log: %s",
-                        partition, error)
+            log.warning(
+                "partition %d: snapshot ignored, state rebuilt from the log: %s", partition, error
+            )
             return None
         self._taken[partition] = engine.next_offset
         return engine
@@ -181,24 +203,30 @@ class SnapshotStore:
         """Whether ``engine`` has no snapshot from this store yet or went ``every`` records
         past its last one."""
         taken = self._taken.get(engine.partition)
-        return taken is None or engine.next_offset - taken >= self.every
+        done = engine.next_offset
+        return taken is None or (done is not None and done - taken >= self.every)
 
     async def save(self, producer: AIOKafkaProducer, engine: PartitionEngine) -> bool:
         """Write a snapshot of ``engine``, whose outputs the broker has acknowledged; False if
         it is too large for one record or could not be written, and was skipped (the
         previous one stays)."""
         self._taken[engine.partition] = engine.next_offset
+        problem: str | None
         try:
             data = dumps(engine)
         except SnapshotError as error:
             data, problem = b"", str(error)
         else:
-            problem = (f"{len(data)} bytes, over the limit of {MAX_SNAPSHOT_BYTES}"
-                       if len(data) > MAX_SNAPSHOT_BYTES else None)
+            problem = (
+                f"{len(data)} bytes, over the limit of {MAX_SNAPSHOT_BYTES}"
+                if len(data) > MAX_SNAPSHOT_BYTES
+                else None
+            )
         if problem is None:
             try:
-                await producer.send_and_wait(self.topic, data, partition=engine.partition,
-                                             key=str(engine.partition).encode())
+                await producer.send_and_wait(
+                    self.topic, data, partition=engine.partition, key=str(engine.partition).encode()
+                )
                 return True
             except KafkaError as error:
                 problem = f"not written: {type(error).__name__}: {error}"

@@ -39,11 +39,11 @@ from aiokafka import TopicPartition
 from harness import cpu_seconds, run_and_report, run_facts, spawn_service
 
 from arbitration.app import BATCH_EVENTS, BATCH_SECONDS, make_app, raw_topic, run_worker
-from fiml.kafka_clients import make_consumer, make_producer, topic_partitions
-from fiml.processes import stop_process
-from fiml.settings import Settings
-from fiml.topics import create_topics
 from ingest.synthetic import SyntheticMarket
+from runtime.kafka import make_consumer, make_producer, topic_partitions
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.topics import create_topics
 from schemas import Quote, RawTick, decode, encode
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA", "SPY", "BTC/USDT", "ETH/USDT", "SOL/USDT")
@@ -66,8 +66,7 @@ async def fill(settings: Settings, ticks: list[RawTick]) -> None:
     await producer.start()
     try:
         topic = settings.topic("ticks.raw")
-        deliveries = [await producer.send(topic, encode(t), key=t.symbol.encode())
-                      for t in ticks]
+        deliveries = [await producer.send(topic, encode(t), key=t.symbol.encode()) for t in ticks]
         await asyncio.gather(*deliveries)
     finally:
         await producer.stop()
@@ -92,14 +91,28 @@ async def bare_loop(settings: Settings, count: int) -> dict:
             for tp, records in batches.items():
                 for record in records:
                     tick = decode(record.value, RawTick)
-                    quote = Quote(tick.symbol, tick.ts_event, tick.ts_ingest, record.offset,
-                                  tick.price, tick.provider, 1.0, bid=tick.bid, ask=tick.ask)
-                    deliveries.append(await producer.send(
-                        out_topic, encode(quote), key=record.key, partition=tp.partition))
+                    quote = Quote(
+                        tick.symbol,
+                        tick.ts_event,
+                        tick.ts_ingest,
+                        record.offset,
+                        tick.price,
+                        tick.provider,
+                        1.0,
+                        bid=tick.bid,
+                        ask=tick.ask,
+                    )
+                    deliveries.append(
+                        await producer.send(
+                            out_topic, encode(quote), key=record.key, partition=tp.partition
+                        )
+                    )
                     seen += 1
         await asyncio.gather(*deliveries)
-        return {"ticks_per_s": count / (time.perf_counter() - start),
-                "cpu_s_per_tick": (cpu_seconds(os.getpid()) - cpu) / count}
+        return {
+            "ticks_per_s": count / (time.perf_counter() - start),
+            "cpu_s_per_tick": (cpu_seconds(os.getpid()) - cpu) / count,
+        }
     finally:
         await consumer.stop()
         await producer.stop()
@@ -135,12 +148,17 @@ def start_floor(settings: Settings, log: Path) -> subprocess.Popen:
     env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
     env.update(settings.to_env())
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, __file__, "--faust-floor"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, __file__, "--faust-floor"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
-async def process_rate(settings: Settings, count: int, process: subprocess.Popen,
-                       group: str) -> dict:
+async def process_rate(
+    settings: Settings, count: int, process: subprocess.Popen, group: str
+) -> dict:
     """Ticks per second and CPU time per tick of a consumer group's one ``process``, from
     its first committed offset to ``count``, so that start-up is excluded."""
     partitions = await topic_partitions(settings, settings.topic("ticks.raw"))
@@ -153,9 +171,11 @@ async def process_rate(settings: Settings, count: int, process: subprocess.Popen
             if first is None and done > 0:
                 first, first_at, first_cpu = done, now, cpu
             if done >= count:
-                return {"ticks_per_s": (done - first) / (now - first_at),
-                        "cpu_s_per_tick": (cpu - first_cpu) / (done - first),
-                        "measured_ticks": done - first}
+                return {
+                    "ticks_per_s": (done - first) / (now - first_at),
+                    "cpu_s_per_tick": (cpu - first_cpu) / (done - first),
+                    "measured_ticks": done - first,
+                }
             await asyncio.sleep(0.2)
         raise TimeoutError(f"{group} did not finish")
     finally:
@@ -164,16 +184,22 @@ async def process_rate(settings: Settings, count: int, process: subprocess.Popen
 
 async def measure(bootstrap: str, count: int, tmp: Path) -> dict:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    settings = Settings.from_env({}, kafka_bootstrap=bootstrap, topic_prefix=prefix,
-                                 partitions=6, log_level="warning")
+    settings = Settings.from_env(
+        {}, kafka_bootstrap=bootstrap, topic_prefix=prefix, partitions=6, log_level="warning"
+    )
     await create_topics(settings)
     ticks = synthetic_ticks(count)
     await fill(settings, ticks)
     bare = await bare_loop(settings, count)
-    worker = await process_rate(settings, count, spawn_service(
-        settings, "arbitrate", tmp / "worker.log"), f"{prefix}-arbitration")
-    floor = await process_rate(settings, count, start_floor(settings, tmp / "floor.log"),
-                               f"{prefix}-faust-floor")
+    worker = await process_rate(
+        settings,
+        count,
+        spawn_service(settings, "arbitrate", tmp / "worker.log"),
+        f"{prefix}-arbitration",
+    )
+    floor = await process_rate(
+        settings, count, start_floor(settings, tmp / "floor.log"), f"{prefix}-faust-floor"
+    )
     return {
         **run_facts(),
         "ticks": count,
@@ -195,8 +221,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="about a minute in all")
     parser.add_argument("--ticks", type=int, help="raw ticks to process")
     parser.add_argument("--out", type=Path, help="write the JSON result here too")
-    parser.add_argument("--faust-floor", action="store_true",
-                        help="run the do-nothing Faust worker on the FIML_* settings")
+    parser.add_argument(
+        "--faust-floor",
+        action="store_true",
+        help="run the do-nothing Faust worker on the FIML_* settings",
+    )
     args = parser.parse_args()
     if args.faust_floor:
         settings = Settings.from_env()

@@ -21,10 +21,10 @@ from pathlib import Path
 from harness import ROOT, percentiles, run_and_report, run_facts, spawn_service
 from replay_throughput import wait_ready
 
-from fiml.local_kafka import free_port
-from fiml.processes import stop_process
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
+from runtime.topics import create_topics
 
 sys.path.insert(0, str(ROOT))  # the tests' Chromium launcher: one place says how to start it
 from tests.browser import chromium_context
@@ -55,19 +55,24 @@ async def one_load(url: str, profile: Path) -> dict[str, float]:
         await page.add_init_script(MARKS)
         await page.goto(f"{url}/{QUERY}", wait_until="load")
         loaded = await page.evaluate(LOAD_EVENT)
-        await page.wait_for_function("benchmarkMarks.chart && benchmarkMarks.price",
-                                     timeout=30_000)
+        await page.wait_for_function("benchmarkMarks.chart && benchmarkMarks.price", timeout=30_000)
         marks = await page.evaluate("benchmarkMarks")
         return {"baseline": baseline, "load": loaded, **marks}
 
 
 async def measure(bootstrap: str, loads: int, tmp: Path) -> dict:
-    settings = Settings.from_env({}, kafka_bootstrap=bootstrap, gateway_port=free_port(),
-                                 topic_prefix=f"bench-dash-{uuid.uuid4().hex[:8]}",
-                                 synthetic_symbols=SYMBOLS)
+    settings = Settings.from_env(
+        {},
+        kafka_bootstrap=bootstrap,
+        gateway_port=free_port(),
+        topic_prefix=f"bench-dash-{uuid.uuid4().hex[:8]}",
+        symbols=SYMBOLS,
+    )
     await create_topics(settings)
-    services = [spawn_service(settings, name, tmp / f"{name}.log")
-                for name in ("ingest", "arbitrate", "gateway")]
+    services = [
+        spawn_service(settings, name, tmp / f"{name}.log")
+        for name in ("ingest", "arbitrate", "gateway")
+    ]
     try:
         await wait_ready(settings.gateway_port)
         await asyncio.sleep(10)  # a few 1m candle revisions and quotes exist before the first load
@@ -81,10 +86,13 @@ async def measure(bootstrap: str, loads: int, tmp: Path) -> dict:
             stop_process(service)
     result = {**run_facts(), "loads": loads}
     for key in ("baseline", "load", "chart", "price"):
-        result[f"{key}_ms"] = {"median": round(statistics.median(r[key] for r in runs), 1),
-                               **percentiles([r[key] for r in runs], (0, 100))}
-    result["load_over_baseline"] = round(result["load_ms"]["median"]
-                                         / result["baseline_ms"]["median"], 2)
+        result[f"{key}_ms"] = {
+            "median": round(statistics.median(r[key] for r in runs), 1),
+            **percentiles([r[key] for r in runs], (0, 100)),
+        }
+    result["load_over_baseline"] = round(
+        result["load_ms"]["median"] / result["baseline_ms"]["median"], 2
+    )
     return result
 
 

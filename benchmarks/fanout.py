@@ -38,7 +38,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -57,16 +56,15 @@ from harness import (
 from replay_throughput import wait_ready
 from websockets.asyncio.server import broadcast, serve
 
-from fiml.kafka_clients import make_producer
-from fiml.local_kafka import free_port
-from fiml.processes import stop_process
-from fiml.runtime import now_micros
-from fiml.settings import Settings
-from fiml.topics import create_topics
 from gateway.items import price_item
-from gateway.protocol import utc_timestamp
+from runtime.clock import now_iso, now_micros
+from runtime.kafka import make_producer
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
+from runtime.topics import create_topics
 from schemas import Quote, encode
-from schemas.records import datetime_to_micros, micros_to_iso
+from schemas.times import datetime_to_micros, micros_to_iso, parse_iso
 
 SYMBOLS = tuple(f"F{n:03d}" for n in range(100))
 PER_CLIENT = 10
@@ -85,14 +83,18 @@ TIMESTAMP_FIELD = '"timestamp":"'
 def subscribe_request(n: int) -> dict[str, object]:
     """The subscription of the ``n``-th client: 10 symbols of the 100, at 1000 ms."""
     first = (n * PER_CLIENT) % len(SYMBOLS)
-    return {"type": "subscribe", "stream_type": "price", "interval_ms": INTERVAL_MS,
-            "symbols": [SYMBOLS[(first + k) % len(SYMBOLS)] for k in range(PER_CLIENT)]}
+    return {
+        "type": "subscribe",
+        "stream_type": "price",
+        "interval_ms": INTERVAL_MS,
+        "symbols": [SYMBOLS[(first + k) % len(SYMBOLS)] for k in range(PER_CLIENT)],
+    }
 
 
 def message_micros(text: str) -> int:
     """The ``timestamp`` of a data message: its first one, before the items."""
     start = text.index(TIMESTAMP_FIELD) + len(TIMESTAMP_FIELD)
-    return datetime_to_micros(datetime.fromisoformat(text[start:text.index('"', start)]))
+    return datetime_to_micros(parse_iso(text[start : text.index('"', start)]))
 
 
 def due_slot(origin: int, stamp: int, interval: int) -> int:
@@ -120,14 +122,26 @@ class Tally:
     live: int = 0
 
 
-async def hold(url: str, request: dict[str, object], source: str, window: Window,
-               tally: Tally, subscribed: asyncio.Event) -> None:
+async def hold(
+    url: str,
+    request: dict[str, object],
+    source: str,
+    window: Window,
+    tally: Tally,
+    subscribed: asyncio.Event,
+) -> None:
     """One client: subscribe, then time every data message against its cadence slot."""
     interval = int(request.get("interval_ms", INTERVAL_MS)) * 1000
     acked = False
     try:
-        async with websockets.connect(url, max_size=None, open_timeout=120, ping_interval=None,
-                                      compression=None, local_addr=(source, 0)) as ws:
+        async with websockets.connect(
+            url,
+            max_size=None,
+            open_timeout=120,
+            ping_interval=None,
+            compression=None,
+            local_addr=(source, 0),
+        ) as ws:
             await ws.send(orjson.dumps(request).decode())
             origin = None
             async for text in ws:
@@ -167,10 +181,11 @@ async def _serve_commands(pipe: Connection, source: str) -> None:
                 if left <= 0:
                     break
                 events = []
-                for request in requests[start:start + CONNECT_CONCURRENCY]:
+                for request in requests[start : start + CONNECT_CONCURRENCY]:
                     events.append(asyncio.Event())
-                    clients.append(asyncio.create_task(
-                        hold(url, request, source, window, tally, events[-1])))
+                    clients.append(
+                        asyncio.create_task(hold(url, request, source, window, tally, events[-1]))
+                    )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), left)
             pipe.send(tally.live)
@@ -221,16 +236,18 @@ class ClientPool:
             pipe.send(command)
         return [await asyncio.to_thread(_receive, pipe, within) for pipe in self.pipes]
 
-    async def grow(self, url: str, total: int,
-                   request: Callable[[int], dict[str, object]] = subscribe_request) -> int:
+    async def grow(
+        self, url: str, total: int, request: Callable[[int], dict[str, object]] = subscribe_request
+    ) -> int:
         """Open clients until ``total`` were opened (each process gives up after
         :data:`GROW_LIMIT_S`); returns how many are subscribed and open."""
         new = [request(n) for n in range(self.requests, total)]
         self.requests = max(total, self.requests)
         for pipe, share in zip(self.pipes, _deal(new, len(self.pipes)), strict=True):
             pipe.send(("grow", url, share))
-        return sum([await asyncio.to_thread(_receive, pipe, GROW_LIMIT_S + 120)
-                    for pipe in self.pipes])
+        return sum(
+            [await asyncio.to_thread(_receive, pipe, GROW_LIMIT_S + 120) for pipe in self.pipes]
+        )
 
     async def measure(self, seconds: float) -> tuple[list[float], int]:
         """Lags (ms) and data messages of every client during ``seconds``."""
@@ -241,9 +258,12 @@ class ClientPool:
         """Errors, closed connections and data messages over the run so far."""
         answers = await self._ask(("tally",))
         errors = [error for found, _, _ in answers for error in found]
-        return {"errors": len(errors), "first_errors": errors[:5],
-                "closed": sum(closed for _, closed, _ in answers),
-                "data_messages": sum(data for _, _, data in answers)}
+        return {
+            "errors": len(errors),
+            "first_errors": errors[:5],
+            "closed": sum(closed for _, closed, _ in answers),
+            "data_messages": sum(data for _, _, data in answers),
+        }
 
     async def close_all(self) -> None:
         """Close every client (the processes stay for the next server)."""
@@ -273,10 +293,22 @@ def _deal(items: list, hands: int) -> Iterator[list]:
 def bench_quote(symbol: str, seq: int, now_us: int) -> Quote:
     """A quote of the publisher: a new price every time."""
     price = 100.0 + seq % 1000 / 100
-    return Quote(symbol=symbol, ts_event=now_us, ts_ingest=now_us, seq=seq, price=price,
-                 provider="bench:fanout", confidence=0.9, bid=price - 0.01, ask=price + 0.01,
-                 volume=1000.0 + seq, change=price - 100, change_percent=round(price - 100, 4),
-                 reference_price=100.0, providers=["bench:fanout"])
+    return Quote(
+        symbol=symbol,
+        ts_event=now_us,
+        ts_ingest=now_us,
+        seq=seq,
+        price=price,
+        provider="bench:fanout",
+        confidence=0.9,
+        bid=price - 0.01,
+        ask=price + 0.01,
+        volume=1000.0 + seq,
+        change=price - 100,
+        change_percent=round(price - 100, 4),
+        reference_price=100.0,
+        providers=["bench:fanout"],
+    )
 
 
 async def publish_quotes(settings: Settings, stop: asyncio.Event) -> None:
@@ -289,8 +321,11 @@ async def publish_quotes(settings: Settings, stop: asyncio.Event) -> None:
             now = now_micros()
             for symbol in SYMBOLS:
                 seq += 1
-                await producer.send(settings.topic("quotes"), encode(bench_quote(symbol, seq, now)),
-                                    key=symbol.encode())
+                await producer.send(
+                    settings.topic("quotes"),
+                    encode(bench_quote(symbol, seq, now)),
+                    key=symbol.encode(),
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), QUOTE_PERIOD)
     finally:
@@ -299,10 +334,14 @@ async def publish_quotes(settings: Settings, stop: asyncio.Event) -> None:
 
 def broadcast_text(slot_us: int) -> str:
     """The baseline's data message: the gateway's shape, 10 price items, due at ``slot_us``."""
-    items = ",".join(orjson.dumps(price_item(bench_quote(symbol, n, slot_us))).decode()
-                     for n, symbol in enumerate(SYMBOLS[:PER_CLIENT]))
-    return ('{"type":"data","stream_type":"price","subscription_id":"broadcast",'
-            f'"timestamp":"{micros_to_iso(slot_us)}","seq":1,"data":[{items}]}}')
+    items = ",".join(
+        orjson.dumps(price_item(bench_quote(symbol, n, slot_us))).decode()
+        for n, symbol in enumerate(SYMBOLS[:PER_CLIENT])
+    )
+    return (
+        '{"type":"data","stream_type":"price","subscription_id":"broadcast",'
+        f'"timestamp":"{micros_to_iso(slot_us)}","seq":1,"data":[{items}]}}'
+    )
 
 
 async def _broadcast_server(port: int) -> None:
@@ -310,15 +349,16 @@ async def _broadcast_server(port: int) -> None:
 
     async def handler(ws) -> None:
         await ws.recv()
-        await ws.send(f'{{"type":"subscription_ack","timestamp":"{utc_timestamp()}"}}')
+        await ws.send(f'{{"type":"subscription_ack","timestamp":"{now_iso()}"}}')
         subscribers.add(ws)
         try:
             await ws.wait_closed()
         finally:
             subscribers.discard(ws)
 
-    async with serve(handler, "127.0.0.1", port, ping_interval=None, compression=None,
-                     backlog=4096):
+    async with serve(
+        handler, "127.0.0.1", port, ping_interval=None, compression=None, backlog=4096
+    ):
         interval = INTERVAL_MS * 1000
         while True:
             slot = (now_micros() // interval + 1) * interval
@@ -332,8 +372,9 @@ def broadcast_server(port: int) -> None:
     asyncio.run(_broadcast_server(port))
 
 
-async def run_steps(pool: ClientPool, url: str, pid: int, steps: list[int],
-                    settle_s: float, seconds: float) -> list[dict]:
+async def run_steps(
+    pool: ClientPool, url: str, pid: int, steps: list[int], settle_s: float, seconds: float
+) -> list[dict]:
     """Grow the clients step by step; at each, measure lag, messages/s and RSS. Stop
     after a step that went badly wrong (see :func:`hopeless`): more clients would only take
     longer to fail."""
@@ -350,15 +391,20 @@ async def run_steps(pool: ClientPool, url: str, pid: int, steps: list[int],
         lags, messages = await pool.measure(seconds)
         cpu = cpu_seconds(pid) - cpu
         rss = rss_bytes(pid)
-        results.append({
-            "clients": step, "connected": connected, "connect_s": round(ramp, 1),
-            "messages_per_s": round(messages / seconds), "due_per_s": connected,
-            "lag_ms": percentiles(lags, (50, 99)),
-            "server_cores": round(cpu / seconds, 2),
-            "server_cpu_us_per_message": round(cpu * 1e6 / max(1, messages)),
-            "rss_mb": round(rss / 2**20, 1),
-            "rss_per_connection_kb": round((rss - idle) / max(1, connected) / 1024, 1),
-        })
+        results.append(
+            {
+                "clients": step,
+                "connected": connected,
+                "connect_s": round(ramp, 1),
+                "messages_per_s": round(messages / seconds),
+                "due_per_s": connected,
+                "lag_ms": percentiles(lags, (50, 99)),
+                "server_cores": round(cpu / seconds, 2),
+                "server_cpu_us_per_message": round(cpu * 1e6 / max(1, messages)),
+                "rss_mb": round(rss / 2**20, 1),
+                "rss_per_connection_kb": round((rss - idle) / max(1, connected) / 1024, 1),
+            }
+        )
     return results
 
 
@@ -366,28 +412,41 @@ def hopeless(step: dict) -> bool:
     """Whether a step failed by far: clients left unconnected, most messages missing, or
     a p99 lag over four times the limit."""
     p99 = step["lag_ms"]["p99"]
-    return (step["connected"] < 0.99 * step["clients"]
-            or step["messages_per_s"] < 0.5 * step["due_per_s"]
-            or p99 is None or p99 > 4 * LAG_LIMIT_MS)
+    return (
+        step["connected"] < 0.99 * step["clients"]
+        or step["messages_per_s"] < 0.5 * step["due_per_s"]
+        or p99 is None
+        or p99 > 4 * LAG_LIMIT_MS
+    )
 
 
 def served(steps: list[dict]) -> int:
     """The most clients of a step where all connected, got their messages and the p99 lag
     stayed under the limit."""
-    good = [step["clients"] for step in steps
-            if step["connected"] == step["clients"] and step["lag_ms"]["p99"] is not None
-            and step["lag_ms"]["p99"] < LAG_LIMIT_MS
-            and step["messages_per_s"] >= 0.95 * step["due_per_s"]]
+    good = [
+        step["clients"]
+        for step in steps
+        if step["connected"] == step["clients"]
+        and step["lag_ms"]["p99"] is not None
+        and step["lag_ms"]["p99"] < LAG_LIMIT_MS
+        and step["messages_per_s"] >= 0.95 * step["due_per_s"]
+    ]
     return max(good, default=0)
 
 
-async def measure(options: tuple[list[int], float, float], bootstrap: str, _: int,
-                  tmp: Path) -> dict:
+async def measure(
+    options: tuple[list[int], float, float], bootstrap: str, _: int, tmp: Path
+) -> dict:
     steps, settle_s, seconds = options
     raise_open_files()
-    settings = Settings.from_env({}, kafka_bootstrap=bootstrap, partitions=6,
-                                 topic_prefix=f"bench-{uuid.uuid4().hex[:8]}",
-                                 gateway_port=free_port(), log_level="warning")
+    settings = Settings.from_env(
+        {},
+        kafka_bootstrap=bootstrap,
+        partitions=6,
+        topic_prefix=f"bench-{uuid.uuid4().hex[:8]}",
+        gateway_port=free_port(),
+        log_level="warning",
+    )
     await create_topics(settings)
     stop = asyncio.Event()
     publisher = asyncio.create_task(publish_quotes(settings, stop))
@@ -397,19 +456,30 @@ async def measure(options: tuple[list[int], float, float], bootstrap: str, _: in
     try:
         await wait_ready(settings.gateway_port)
         await asyncio.sleep(2)
-        fiml = await run_steps(pool, f"ws://127.0.0.1:{settings.gateway_port}/ws/stream",
-                               gateway.pid, steps, settle_s, seconds)
+        fiml = await run_steps(
+            pool,
+            f"ws://127.0.0.1:{settings.gateway_port}/ws/stream",
+            gateway.pid,
+            steps,
+            settle_s,
+            seconds,
+        )
         fiml_tally = await pool.tally()
         await pool.close_all()
         stop_process(gateway)
         port = free_port()
-        server = multiprocessing.get_context("spawn").Process(target=broadcast_server,
-                                                               args=(port,))
+        server = multiprocessing.get_context("spawn").Process(target=broadcast_server, args=(port,))
         server.start()
         try:
             await asyncio.sleep(2)
-            baseline = await run_steps(pool, f"ws://127.0.0.1:{port}/", server.pid,
-                                       [step["clients"] for step in fiml], settle_s, seconds)
+            baseline = await run_steps(
+                pool,
+                f"ws://127.0.0.1:{port}/",
+                server.pid,
+                [step["clients"] for step in fiml],
+                settle_s,
+                seconds,
+            )
             await pool.close_all()
         finally:
             server.kill()
@@ -422,7 +492,8 @@ async def measure(options: tuple[list[int], float, float], bootstrap: str, _: in
     log = (tmp / "gateway.log").read_text()
     for gateway_step, base_step in zip(fiml, baseline, strict=False):
         gateway_step["share_of_baseline"] = round(
-            gateway_step["messages_per_s"] / max(1, base_step["messages_per_s"]), 3)
+            gateway_step["messages_per_s"] / max(1, base_step["messages_per_s"]), 3
+        )
     top = fiml[-1]
     share = top.get("share_of_baseline")
     return {
@@ -430,7 +501,7 @@ async def measure(options: tuple[list[int], float, float], bootstrap: str, _: in
         "symbols_per_client": PER_CLIENT,
         "interval_ms": INTERVAL_MS,
         "measure_s": seconds,
-        "steps_not_run": steps[len(fiml):],
+        "steps_not_run": steps[len(fiml) :],
         "gateway": fiml,
         "baseline": baseline,
         "gateway_clients": fiml_tally,
@@ -439,15 +510,18 @@ async def measure(options: tuple[list[int], float, float], bootstrap: str, _: in
         "baseline_served_under_250ms": served(baseline),
         "targets": {
             "clients": {"target": TARGET_CLIENTS, "met": served(fiml) >= TARGET_CLIENTS},
-            "share_of_baseline": {"target": TARGET_BASELINE_SHARE,
-                                  "at_clients": top["clients"],
-                                  "value": share,
-                                  "met": share is not None and share >= TARGET_BASELINE_SHARE},
-            "kb_per_connection": {"target": TARGET_BYTES_PER_CONNECTION / 1024,
-                                  "at_clients": top["clients"],
-                                  "value": top["rss_per_connection_kb"],
-                                  "met": top["rss_per_connection_kb"] * 1024
-                                  < TARGET_BYTES_PER_CONNECTION},
+            "share_of_baseline": {
+                "target": TARGET_BASELINE_SHARE,
+                "at_clients": top["clients"],
+                "value": share,
+                "met": share is not None and share >= TARGET_BASELINE_SHARE,
+            },
+            "kb_per_connection": {
+                "target": TARGET_BYTES_PER_CONNECTION / 1024,
+                "at_clients": top["clients"],
+                "value": top["rss_per_connection_kb"],
+                "met": top["rss_per_connection_kb"] * 1024 < TARGET_BYTES_PER_CONNECTION,
+            },
         },
     }
 

@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fiml.local_kafka import temporary_broker
-from fiml.processes import die_with_parent
-from fiml.settings import Settings
+from runtime.processes import die_with_parent
+from runtime.settings import Settings
+from runtime.testing import temporary_broker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,9 +47,11 @@ def run_and_report(measure: Measure, count: int, out: Path | None) -> None:
 
 def run_facts() -> dict[str, str]:
     """The first fields of every result: today's date (UTC) and what machine this is."""
-    return {"date": datetime.now(UTC).strftime("%Y-%m-%d"),
-            "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python "
-                       f"{platform.python_version()}"}
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python "
+        f"{platform.python_version()}",
+    }
 
 
 def raise_open_files() -> int:
@@ -71,10 +73,15 @@ def spawn_service(settings: Settings, command: str, log: Path, **env: str) -> su
     child_env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
     child_env.update(settings.to_env(), **env)
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "fiml", command], env=child_env,
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=ROOT,
-                                preexec_fn=functools.partial(_prepare_child, die_with_parent()))
+        return subprocess.Popen(
+            [sys.executable, "-m", "fiml", command],
+            env=child_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            preexec_fn=functools.partial(_prepare_child, die_with_parent()),
+        )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -91,8 +98,9 @@ def rss_bytes(pid: int) -> int:
     raise ProcessLookupError(pid)
 
 
-def percentiles(values: Sequence[float], points: Sequence[float] = (50, 99, 99.9)
-                ) -> dict[str, float | None]:
+def percentiles(
+    values: Sequence[float], points: Sequence[float] = (50, 99, 99.9)
+) -> dict[str, float | None]:
     """Nearest-rank percentiles of ``values``, keyed ``p50``, ``p99``, ``p99_9``; None when
     there are no values."""
     ordered = sorted(values)

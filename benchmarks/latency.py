@@ -37,7 +37,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
@@ -48,22 +47,25 @@ from arbitration_throughput import committed
 from harness import percentiles, run_and_report, run_facts, spawn_service
 from replay_throughput import wait_ready
 
-from fiml.kafka_clients import make_consumer, make_producer, topic_partitions
-from fiml.local_kafka import free_port
-from fiml.processes import stop_process
-from fiml.runtime import now_micros
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.clock import now_micros
+from runtime.kafka import make_consumer, make_producer, topic_partitions
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
+from runtime.topics import create_topics
 from schemas import RawTick, Trade, decode, encode
-from schemas.records import datetime_to_micros
+from schemas.times import datetime_to_micros, parse_iso
 
 SYMBOLS = tuple(f"L{n:02d}" for n in range(50))
 PROVIDER = "bench:load"
 TRADE_ROUND = 5
 RATES = (1_000, 10_000)
 # name, stream type, interval_ms, connections (subscribed 100 ms apart)
-SUBSCRIPTIONS = (("trades_100", "trades", 100, 1), ("price_100", "price", 100, 1),
-                 ("price_1000", "price", 1000, 10))
+SUBSCRIPTIONS = (
+    ("trades_100", "trades", 100, 1),
+    ("price_100", "price", 100, 1),
+    ("price_1000", "price", 1000, 10),
+)
 BASELINE = "kafka_two_hops"
 TRADES_TOPIC = "trades_in_topic"
 TARGET_MS = 50.0
@@ -87,10 +89,30 @@ def make_tick(n: int, now_us: int) -> RawTick:
     symbol = SYMBOLS[n % len(SYMBOLS)]
     price = 100.0 + (n % 100_000) / 1000
     if (n // len(SYMBOLS)) % TRADE_ROUND == TRADE_ROUND - 1:
-        return RawTick(symbol, PROVIDER, "TRADE", now_us, now_us, n, price,
-                       trade_id=f"b{n}", trade_size=1.0, side="buy")
-    return RawTick(symbol, PROVIDER, "QUOTE", now_us, now_us, n, price, bid=price - 0.005,
-                   ask=price + 0.005, volume=float(n))
+        return RawTick(
+            symbol,
+            PROVIDER,
+            "TRADE",
+            now_us,
+            now_us,
+            n,
+            price,
+            trade_id=f"b{n}",
+            trade_size=1.0,
+            side="buy",
+        )
+    return RawTick(
+        symbol,
+        PROVIDER,
+        "QUOTE",
+        now_us,
+        now_us,
+        n,
+        price,
+        bid=price - 0.005,
+        ask=price + 0.005,
+        volume=float(n),
+    )
 
 
 @dataclass
@@ -126,8 +148,7 @@ class LoadGenerator:
             due = first + int(elapsed * rate) + 1
             while self.sent < due:
                 tick = make_tick(self.sent, now_micros())
-                delivery = await self.producer.send(topic, encode(tick),
-                                                    key=tick.symbol.encode())
+                delivery = await self.producer.send(topic, encode(tick), key=tick.symbol.encode())
                 delivery.add_done_callback(self._count_failure)
                 self.last_us = tick.ts_ingest
                 if tick.kind == "TRADE":
@@ -141,7 +162,7 @@ class LoadGenerator:
 
 def iso_micros(text: str) -> int:
     """Microseconds since the epoch of an ISO 8601 UTC time such as the items carry."""
-    return datetime_to_micros(datetime.fromisoformat(text))
+    return datetime_to_micros(parse_iso(text))
 
 
 async def _until(stop: Event) -> None:
@@ -149,8 +170,13 @@ async def _until(stop: Event) -> None:
         await asyncio.sleep(0.1)
 
 
-def _run_client(main: Callable[[Samples, Any, Callable[[], None]], Awaitable[None]],
-                ready: Event, stop: Event, newest: Any, results: Any) -> None:
+def _run_client(
+    main: Callable[[Samples, Any, Callable[[], None]], Awaitable[None]],
+    ready: Event,
+    stop: Event,
+    newest: Any,
+    results: Any,
+) -> None:
     """Run ``main`` (which calls its last argument once subscribed) until ``stop`` is set,
     then put what it sampled on ``results``."""
 
@@ -167,13 +193,29 @@ def _run_client(main: Callable[[Samples, Any, Callable[[], None]], Awaitable[Non
     results.put(asyncio.run(run()))
 
 
-async def _subscriber(url: str, kind: str, stream: str, interval: int, delay: float,
-                      samples: Samples, newest: Any, acked: asyncio.Event) -> None:
+async def _subscriber(
+    url: str,
+    kind: str,
+    stream: str,
+    interval: int,
+    delay: float,
+    samples: Samples,
+    newest: Any,
+    acked: asyncio.Event,
+) -> None:
     await asyncio.sleep(delay)
     out = samples.setdefault(kind, [])
     async with websockets.connect(url, max_size=None) as ws:
-        await ws.send(orjson.dumps({"type": "subscribe", "stream_type": stream,
-                                    "symbols": list(SYMBOLS), "interval_ms": interval}).decode())
+        await ws.send(
+            orjson.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": stream,
+                    "symbols": list(SYMBOLS),
+                    "interval_ms": interval,
+                }
+            ).decode()
+        )
         async for raw in ws:
             received = now_micros()
             message = orjson.loads(raw)
@@ -188,33 +230,47 @@ async def _subscriber(url: str, kind: str, stream: str, interval: int, delay: fl
                     newest.value = max(newest.value, *stamps)
 
 
-async def _websocket_clients(url: str, settings: Settings, samples: Samples, newest: Any,
-                             subscribed: Callable[[], None]) -> None:
+async def _websocket_clients(
+    url: str, settings: Settings, samples: Samples, newest: Any, subscribed: Callable[[], None]
+) -> None:
     acks, tasks = [], []
     for kind, stream, interval, connections in SUBSCRIPTIONS:
         for n in range(connections):
             acks.append(asyncio.Event())
-            tasks.append(asyncio.create_task(_subscriber(url, kind, stream, interval, n / 10,
-                                                         samples, newest, acks[-1])))
+            tasks.append(
+                asyncio.create_task(
+                    _subscriber(url, kind, stream, interval, n / 10, samples, newest, acks[-1])
+                )
+            )
     topic = asyncio.Event()
-    tasks.append(asyncio.create_task(_topic_arrivals(settings, "trades", Trade, TRADES_TOPIC,
-                                                     samples, None, topic.set)))
+    tasks.append(
+        asyncio.create_task(
+            _topic_arrivals(settings, "trades", Trade, TRADES_TOPIC, samples, None, topic.set)
+        )
+    )
     async with asyncio.timeout(60):
         await asyncio.gather(topic.wait(), *(ack.wait() for ack in acks))
     subscribed()
     await asyncio.gather(*tasks)
 
 
-def websocket_client(target: tuple[str, Settings], ready: Event, stop: Event, newest: Any,
-                     results: Any) -> None:
+def websocket_client(
+    target: tuple[str, Settings], ready: Event, stop: Event, newest: Any, results: Any
+) -> None:
     """The pipeline's client process: every subscription of :data:`SUBSCRIPTIONS`, and a
     consumer timing the trades' arrival in their topic (the first of the two stages)."""
     _run_client(functools.partial(_websocket_clients, *target), ready, stop, newest, results)
 
 
-async def _topic_arrivals(settings: Settings, role: str, record_type: type, kind: str,
-                          samples: Samples, newest: Any, subscribed: Callable[[], None]
-                          ) -> None:
+async def _topic_arrivals(
+    settings: Settings,
+    role: str,
+    record_type: type,
+    kind: str,
+    samples: Samples,
+    newest: Any,
+    subscribed: Callable[[], None],
+) -> None:
     out = samples.setdefault(kind, [])
     async with _assigned_at_end(settings, role, f"bench-{kind}") as consumer:
         subscribed()
@@ -229,11 +285,15 @@ async def _topic_arrivals(settings: Settings, role: str, record_type: type, kind
                         newest.value = max(newest.value, stamp)
 
 
-def kafka_client(settings: Settings, ready: Event, stop: Event, newest: Any,
-                 results: Any) -> None:
+def kafka_client(settings: Settings, ready: Event, stop: Event, newest: Any, results: Any) -> None:
     """The baseline's last hop: consume the relayed ticks and sample their latency."""
-    _run_client(functools.partial(_topic_arrivals, settings, "quotes", RawTick, BASELINE),
-                ready, stop, newest, results)
+    _run_client(
+        functools.partial(_topic_arrivals, settings, "quotes", RawTick, BASELINE),
+        ready,
+        stop,
+        newest,
+        results,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -262,8 +322,9 @@ async def _relay(settings: Settings, ready: Event, stop: Event) -> None:
                 batches = await consumer.getmany(timeout_ms=100)
                 for partition, records in batches.items():
                     for record in records:
-                        await producer.send(hop, record.value, key=record.key,
-                                            partition=partition.partition)
+                        await producer.send(
+                            hop, record.value, key=record.key, partition=partition.partition
+                        )
     finally:
         await producer.stop()
 
@@ -285,8 +346,10 @@ class Clients:
         self.ready, self.stop = self.context.Event(), self.context.Event()
         self.newest = self.context.Value("q", 0)
         self.results = self.context.Queue()
-        self.process = self.context.Process(target=self.target, args=(
-            self.argument, self.ready, self.stop, self.newest, self.results))
+        self.process = self.context.Process(
+            target=self.target,
+            args=(self.argument, self.ready, self.stop, self.newest, self.results),
+        )
 
     async def start(self) -> None:
         self.process.start()
@@ -308,8 +371,9 @@ async def drain(newest: Any, last_us: int, limit_s: float) -> float:
     return round(time.monotonic() - start, 1)
 
 
-async def run_rates(generator: LoadGenerator, plan: Plan,
-                    progress: Callable[[], Awaitable[int]] | None = None) -> list[dict]:
+async def run_rates(
+    generator: LoadGenerator, plan: Plan, progress: Callable[[], Awaitable[int]] | None = None
+) -> list[dict]:
     """Each rate of :data:`RATES`: a warm-up (the first one longer), then a measured
     window."""
     phases = []
@@ -328,8 +392,7 @@ async def run_rates(generator: LoadGenerator, plan: Plan,
 def summarise(samples: Samples, phase: dict, kind: str) -> dict[str, object]:
     """Latency percentiles (ms) of the items of ``kind`` ingested in the phase's window."""
     start, end = phase["window"]
-    latencies = [latency / 1000 for stamp, latency in samples.get(kind, ())
-                 if start <= stamp < end]
+    latencies = [latency / 1000 for stamp, latency in samples.get(kind, ()) if start <= stamp < end]
     result: dict[str, object] = {"samples": len(latencies), **percentiles(latencies)}
     if kind.startswith("trades"):
         result["delivered"] = round(len(latencies) / max(1, phase["trades"]), 4)
@@ -357,8 +420,14 @@ async def measure_baseline(settings: Settings, plan: Plan) -> dict[str, dict]:
         await asyncio.to_thread(relaying.join, 30)
         if clients.process.is_alive():
             clients.process.kill()
-    return {str(phase["rate"]): {"achieved_rate": round(phase["achieved"]), "drain_s": waited,
-                                 **summarise(samples, phase, BASELINE)} for phase in phases}
+    return {
+        str(phase["rate"]): {
+            "achieved_rate": round(phase["achieved"]),
+            "drain_s": waited,
+            **summarise(samples, phase, BASELINE),
+        }
+        for phase in phases
+    }
 
 
 async def measure_pipeline(settings: Settings, plan: Plan, tmp: Path) -> dict[str, dict]:
@@ -366,10 +435,13 @@ async def measure_pipeline(settings: Settings, plan: Plan, tmp: Path) -> dict[st
     await create_topics(settings)
     raw = await topic_partitions(settings, settings.topic("ticks.raw"))
     group = f"{settings.topic_prefix}-arbitration"
-    services = [spawn_service(settings, "arbitrate", tmp / "arbitrate.log"),
-                spawn_service(settings, "gateway", tmp / "gateway.log")]
-    clients = Clients(websocket_client,
-                      (f"ws://127.0.0.1:{settings.gateway_port}/ws/stream", settings))
+    services = [
+        spawn_service(settings, "arbitrate", tmp / "arbitrate.log"),
+        spawn_service(settings, "gateway", tmp / "gateway.log"),
+    ]
+    clients = Clients(
+        websocket_client, (f"ws://127.0.0.1:{settings.gateway_port}/ws/stream", settings)
+    )
     try:
         await wait_ready(settings.gateway_port)
         await clients.start()
@@ -380,8 +452,9 @@ async def measure_pipeline(settings: Settings, plan: Plan, tmp: Path) -> dict[st
                 await generator.run(200, 1.0)
             else:
                 raise TimeoutError("no trade reached the client within a minute")
-            phases = await run_rates(generator, plan,
-                                     functools.partial(committed, settings, group, raw))
+            phases = await run_rates(
+                generator, plan, functools.partial(committed, settings, group, raw)
+            )
             last_trade = generator.last_trade_us
             failed = generator.failed
         waited = await drain(clients.newest, last_trade, plan.drain_s)
@@ -421,11 +494,17 @@ def verdicts(baseline: dict, pipeline: dict, rate: int) -> dict[str, dict]:
         relative = None if kafka_p99 is None else TARGET_BASELINE_FACTOR * kafka_p99 + interval
         complete = measured.get("delivered", 1.0) >= 1.0
         result[kind] = {
-            "p99_ms": p99, "limit_ms": absolute, "limit_vs_baseline_ms": relative,
-            "ratio_to_baseline_p99": None if not (p99 and kafka_p99) else round(p99 / kafka_p99,
-                                                                                 1),
-            "met": bool(p99 is not None and complete and p99 < absolute
-                        and relative is not None and p99 < relative),
+            "p99_ms": p99,
+            "limit_ms": absolute,
+            "limit_vs_baseline_ms": relative,
+            "ratio_to_baseline_p99": None if not (p99 and kafka_p99) else round(p99 / kafka_p99, 1),
+            "met": bool(
+                p99 is not None
+                and complete
+                and p99 < absolute
+                and relative is not None
+                and p99 < relative
+            ),
         }
     return result
 
@@ -434,10 +513,11 @@ async def measure(plan: Plan, bootstrap: str, _: int, tmp: Path) -> dict:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     common = {"kafka_bootstrap": bootstrap, "partitions": 6, "log_level": "warning"}
     baseline = await measure_baseline(
-        Settings.from_env({}, topic_prefix=f"{prefix}-kafka", **common), plan)
+        Settings.from_env({}, topic_prefix=f"{prefix}-kafka", **common), plan
+    )
     pipeline = await measure_pipeline(
-        Settings.from_env({}, topic_prefix=prefix, gateway_port=free_port(), **common), plan,
-        tmp)
+        Settings.from_env({}, topic_prefix=prefix, gateway_port=free_port(), **common), plan, tmp
+    )
     return {
         **run_facts(),
         "symbols": len(SYMBOLS),
@@ -457,8 +537,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the JSON result here too")
     args = parser.parse_args()
     seconds = args.seconds or (10.0 if args.quick else 60.0)
-    plan = Plan(first_warm_s=20.0 if args.quick else 30.0, warm_s=3.0 if args.quick else 5.0,
-                measure_s=seconds, drain_s=20.0 if args.quick else 120.0)
+    plan = Plan(
+        first_warm_s=20.0 if args.quick else 30.0,
+        warm_s=3.0 if args.quick else 5.0,
+        measure_s=seconds,
+        drain_s=20.0 if args.quick else 120.0,
+    )
     run_and_report(functools.partial(measure, plan), 0, args.out)
 
 

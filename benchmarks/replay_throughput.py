@@ -35,14 +35,14 @@ import websockets
 from arbitration_throughput import SYMBOLS
 from harness import cpu_seconds, run_and_report, run_facts, spawn_service
 
-from fiml.kafka_clients import make_consumer, make_producer, topic_partitions
-from fiml.local_kafka import free_port
-from fiml.processes import stop_process
-from fiml.runtime import now_micros
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.clock import now_micros
+from runtime.kafka import make_consumer, make_producer, topic_partitions
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
+from runtime.topics import create_topics
 from schemas import Trade, decode, encode
-from schemas.records import micros_to_iso
+from schemas.times import micros_to_iso
 
 STEP_US = 100
 ROUNDS = 3
@@ -50,9 +50,19 @@ ROUNDS = 3
 
 def trades(count: int, base: int) -> list[Trade]:
     """``count`` trades over the symbols from ``base`` (µs), one every 100 µs of event time."""
-    return [Trade(symbol=SYMBOLS[n % len(SYMBOLS)], trade_id=f"t{n}", provider="bench",
-                  ts_event=base + n * STEP_US, ts_ingest=base + n * STEP_US + 1000,
-                  price=100.0 + n % 97, amount=1.0, side="buy") for n in range(count)]
+    return [
+        Trade(
+            symbol=SYMBOLS[n % len(SYMBOLS)],
+            trade_id=f"t{n}",
+            provider="bench",
+            ts_event=base + n * STEP_US,
+            ts_ingest=base + n * STEP_US + 1000,
+            price=100.0 + n % 97,
+            amount=1.0,
+            side="buy",
+        )
+        for n in range(count)
+    ]
 
 
 async def fill(settings: Settings, records: list[Trade]) -> None:
@@ -60,8 +70,12 @@ async def fill(settings: Settings, records: list[Trade]) -> None:
     await producer.start()
     try:
         topic = settings.topic("trades")
-        deliveries = [await producer.send(topic, encode(t), key=t.symbol.encode(),
-                                          timestamp_ms=t.ts_ingest // 1000) for t in records]
+        deliveries = [
+            await producer.send(
+                topic, encode(t), key=t.symbol.encode(), timestamp_ms=t.ts_ingest // 1000
+            )
+            for t in records
+        ]
         await asyncio.gather(*deliveries)
     finally:
         await producer.stop()
@@ -114,8 +128,11 @@ async def _receive_replay(url: str, subscribe: dict) -> dict:
                 break
             elif message["type"] == "error":
                 raise RuntimeError(message["message"])
-        return {"received": received, "seconds": time.perf_counter() - start,
-                "cpu_s": time.process_time() - cpu}
+        return {
+            "received": received,
+            "seconds": time.perf_counter() - start,
+            "cpu_s": time.process_time() - cpu,
+        }
 
 
 def replay_client(url: str, subscribe: dict) -> dict:
@@ -123,28 +140,43 @@ def replay_client(url: str, subscribe: dict) -> dict:
     return asyncio.run(_receive_replay(url, subscribe))
 
 
-async def replay_round(settings: Settings, count: int, base: int, gateway_pid: int,
-                       clients: ProcessPoolExecutor) -> dict:
+async def replay_round(
+    settings: Settings, count: int, base: int, gateway_pid: int, clients: ProcessPoolExecutor
+) -> dict:
     """One replay of the range to a client process; its rate and the CPU it cost."""
-    subscribe = {"type": "subscribe", "stream_type": "trades", "symbols": list(SYMBOLS),
-                 "start": micros_to_iso(base), "end": micros_to_iso(base + count * STEP_US),
-                 "speed": 0}
+    subscribe = {
+        "type": "subscribe",
+        "stream_type": "trades",
+        "symbols": list(SYMBOLS),
+        "start": micros_to_iso(base),
+        "end": micros_to_iso(base + count * STEP_US),
+        "speed": 0,
+    }
     url = f"ws://127.0.0.1:{settings.gateway_port}/ws/stream"
     gateway_cpu = cpu_seconds(gateway_pid)
     client = await asyncio.get_running_loop().run_in_executor(
-        clients, replay_client, url, subscribe)
+        clients, replay_client, url, subscribe
+    )
     gateway_cpu = cpu_seconds(gateway_pid) - gateway_cpu
     if client["received"] != count:
         raise RuntimeError(f"the replay sent {client['received']} of {count} records")
-    return {"replay_records_per_s": round(count / client["seconds"]),
-            "gateway_cpu_s": round(gateway_cpu, 2), "client_cpu_s": round(client["cpu_s"], 2),
-            "replay_s": round(client["seconds"], 2)}
+    return {
+        "replay_records_per_s": round(count / client["seconds"]),
+        "gateway_cpu_s": round(gateway_cpu, 2),
+        "client_cpu_s": round(client["cpu_s"], 2),
+        "replay_s": round(client["seconds"], 2),
+    }
 
 
 async def measure(bootstrap: str, count: int, tmp: Path, rounds: int = ROUNDS) -> dict:
-    settings = Settings.from_env({}, kafka_bootstrap=bootstrap, partitions=6,
-                                 topic_prefix=f"bench-{uuid.uuid4().hex[:8]}",
-                                 gateway_port=free_port(), log_level="warning")
+    settings = Settings.from_env(
+        {},
+        kafka_bootstrap=bootstrap,
+        partitions=6,
+        topic_prefix=f"bench-{uuid.uuid4().hex[:8]}",
+        gateway_port=free_port(),
+        log_level="warning",
+    )
     base = now_micros() // 1_000_000 * 1_000_000 - count * STEP_US - 60_000_000
     await create_topics(settings)
     await fill(settings, trades(count, base))
@@ -158,8 +190,13 @@ async def measure(bootstrap: str, count: int, tmp: Path, rounds: int = ROUNDS) -
             for _ in range(rounds):
                 bare = await bare_read(settings, count)
                 replay = await replay_round(settings, count, base, gateway.pid, clients)
-                results.append({"bare_records_per_s": round(bare), **replay,
-                                "ratio": round(replay["replay_records_per_s"] / bare, 3)})
+                results.append(
+                    {
+                        "bare_records_per_s": round(bare),
+                        **replay,
+                        "ratio": round(replay["replay_records_per_s"] / bare, 3),
+                    }
+                )
     finally:
         stop_process(gateway)
     return {

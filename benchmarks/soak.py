@@ -32,11 +32,11 @@ from fanout import ClientPool
 from harness import raise_open_files, rss_bytes, run_and_report, run_facts, spawn_service
 from replay_throughput import wait_ready
 
-from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.local_kafka import free_port
-from fiml.processes import stop_process
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.kafka import make_consumer, topic_partitions
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
+from runtime.topics import create_topics
 
 SYMBOLS = tuple(f"K{n:02d}" for n in range(50))
 TICK_HZ = 28.0  # 50 symbols x 3 venues: about 5,000 ticks/s with trades, less outages
@@ -50,8 +50,12 @@ def soak_request(n: int) -> dict[str, object]:
     """The ``n``-th client's subscription: 10 of the 50 symbols; price, trades or ohlcv."""
     stream = {0: "trades", 1: "ohlcv"}.get(n % 10, "price")
     first = (n * PER_CLIENT) % len(SYMBOLS)
-    return {"type": "subscribe", "stream_type": stream, "interval_ms": 1000,
-            "symbols": [SYMBOLS[(first + k) % len(SYMBOLS)] for k in range(PER_CLIENT)]}
+    return {
+        "type": "subscribe",
+        "stream_type": stream,
+        "interval_ms": 1000,
+        "symbols": [SYMBOLS[(first + k) % len(SYMBOLS)] for k in range(PER_CLIENT)],
+    }
 
 
 async def end_offsets(settings: Settings, partitions: list[TopicPartition]) -> int:
@@ -80,19 +84,22 @@ def error_lines(log: Path) -> dict[str, object]:
     """How many ERROR lines a service's JSON log or the broker's log4j log has, and the
     first of them (cut to 300 characters)."""
     text = log.read_text(errors="replace") if log.exists() else ""
-    found = [line for line in text.splitlines()
-             if '"level":"ERROR"' in line or "] ERROR " in line]
+    found = [line for line in text.splitlines() if '"level":"ERROR"' in line or "] ERROR " in line]
     return {"count": len(found), "first": found[0][:300] if found else None}
 
 
-async def measure(options: tuple[float, int, float], bootstrap: str, _: int,
-                  tmp: Path) -> dict:
+async def measure(options: tuple[float, int, float], bootstrap: str, _: int, tmp: Path) -> dict:
     minutes, clients, sample_s = options
     raise_open_files()
-    settings = Settings.from_env({}, kafka_bootstrap=bootstrap, partitions=6,
-                                 topic_prefix=f"soak-{uuid.uuid4().hex[:8]}",
-                                 gateway_port=free_port(), synthetic_symbols=SYMBOLS,
-                                 synthetic_tick_hz=TICK_HZ)
+    settings = Settings.from_env(
+        {},
+        kafka_bootstrap=bootstrap,
+        partitions=6,
+        topic_prefix=f"soak-{uuid.uuid4().hex[:8]}",
+        gateway_port=free_port(),
+        symbols=SYMBOLS,
+        synthetic_tick_hz=TICK_HZ,
+    )
     await create_topics(settings)
     raw = await topic_partitions(settings, settings.topic("ticks.raw"))
     logs = {name: tmp / f"{name}.log" for name in SERVICES}
@@ -102,8 +109,9 @@ async def measure(options: tuple[float, int, float], bootstrap: str, _: int,
     broker_pid_file = tmp / "broker" / "broker.pid"
     try:
         await wait_ready(settings.gateway_port)
-        connected = await pool.grow(f"ws://127.0.0.1:{settings.gateway_port}/ws/stream",
-                                    clients, soak_request)
+        connected = await pool.grow(
+            f"ws://127.0.0.1:{settings.gateway_port}/ws/stream", clients, soak_request
+        )
         pids = {name: process.pid for name, process in services.items()}
         pids.update({f"clients-{n}": worker.pid for n, worker in enumerate(pool.workers)})
         pids["benchmark"] = os.getpid()
@@ -128,11 +136,15 @@ async def measure(options: tuple[float, int, float], bootstrap: str, _: int,
             stop_process(process)
         pool.stop()
     warm = max(1, int(len(next(iter(rss.values()))) * WARM_UP_SHARE))
-    memory = {name: {"first_mb": round(samples[warm] / 2**20, 1),
-                     "last_mb": round(samples[-1] / 2**20, 1),
-                     "growth": growth(samples, warm),
-                     "samples_mb": [round(sample / 2**20, 1) for sample in samples]}
-              for name, samples in rss.items()}
+    memory = {
+        name: {
+            "first_mb": round(samples[warm] / 2**20, 1),
+            "last_mb": round(samples[-1] / 2**20, 1),
+            "growth": growth(samples, warm),
+            "samples_mb": [round(sample / 2**20, 1) for sample in samples],
+        }
+        for name, samples in rss.items()
+    }
     errors = {name: error_lines(log) for name, log in logs.items()}
     errors["broker"] = error_lines(tmp / "broker" / "broker.log")
     logged = sum(found["count"] for found in errors.values())
@@ -149,10 +161,16 @@ async def measure(options: tuple[float, int, float], bootstrap: str, _: int,
         "error_lines": errors,
         "clients_seen": tally,
         "targets": {
-            "memory_growth": {"target": TARGET_GROWTH, "worst": worst,
-                              "met": worst is not None and worst < TARGET_GROWTH},
-            "error_lines": {"target": 0, "value": logged,
-                            "met": logged == 0 and tally["errors"] == 0},
+            "memory_growth": {
+                "target": TARGET_GROWTH,
+                "worst": worst,
+                "met": worst is not None and worst < TARGET_GROWTH,
+            },
+            "error_lines": {
+                "target": 0,
+                "value": logged,
+                "met": logged == 0 and tally["errors"] == 0,
+            },
         },
     }
 

@@ -20,14 +20,40 @@ import random
 import websockets
 
 SUBSCRIPTIONS = [
-    {"type": "subscribe", "stream_type": "price", "symbols": ["AAPL", "TSLA"],
-     "asset_type": "equity", "market": "US", "interval_ms": 1000, "data_type": "price"},
-    {"type": "subscribe", "stream_type": "quote", "symbols": ["ETH/USDT"],
-     "asset_type": "crypto", "market": "CRYPTO", "interval_ms": 1000},
-    {"type": "subscribe", "stream_type": "ohlcv", "symbols": ["BTC/USDT"],
-     "asset_type": "crypto", "market": "CRYPTO", "interval_ms": 5000, "timeframe": "1m"},
-    {"type": "subscribe", "stream_type": "trades", "symbols": ["BTC/USDT"],
-     "asset_type": "crypto", "market": "CRYPTO", "interval_ms": 1000},
+    {
+        "type": "subscribe",
+        "stream_type": "price",
+        "symbols": ["AAPL", "TSLA"],
+        "asset_type": "equity",
+        "market": "US",
+        "interval_ms": 1000,
+        "data_type": "price",
+    },
+    {
+        "type": "subscribe",
+        "stream_type": "quote",
+        "symbols": ["ETH/USDT"],
+        "asset_type": "crypto",
+        "market": "CRYPTO",
+        "interval_ms": 1000,
+    },
+    {
+        "type": "subscribe",
+        "stream_type": "ohlcv",
+        "symbols": ["BTC/USDT"],
+        "asset_type": "crypto",
+        "market": "CRYPTO",
+        "interval_ms": 5000,
+        "timeframe": "1m",
+    },
+    {
+        "type": "subscribe",
+        "stream_type": "trades",
+        "symbols": ["BTC/USDT"],
+        "asset_type": "crypto",
+        "market": "CRYPTO",
+        "interval_ms": 1000,
+    },
 ]
 
 
@@ -39,15 +65,20 @@ def describe(message: dict) -> list[str]:
         lines = []
         for item in message["data"]:
             if stream == "ohlcv":
-                lines.append(f"ohlcv {item['symbol']} {item['timeframe']} {item['timestamp']} "
-                             f"o={item['open']} h={item['high']} l={item['low']} "
-                             f"c={item['close']} closed={item['is_closed']}")
+                lines.append(
+                    f"ohlcv {item['symbol']} {item['timeframe']} {item['timestamp']} "
+                    f"o={item['open']} h={item['high']} l={item['low']} "
+                    f"c={item['close']} closed={item['is_closed']}"
+                )
             elif stream == "trades":
-                lines.append(f"trade {item['symbol']} {item['side']} {item['amount']} "
-                             f"@ {item['price']}")
+                lines.append(
+                    f"trade {item['symbol']} {item['side']} {item['amount']} @ {item['price']}"
+                )
             else:
-                lines.append(f"{stream} {item['symbol']} {item['price']} "
-                             f"({item['provider']}, confidence {item['confidence']})")
+                lines.append(
+                    f"{stream} {item['symbol']} {item['price']} "
+                    f"({item['provider']}, confidence {item['confidence']})"
+                )
         return lines
     if kind == "subscription_ack":
         return [f"subscribed {message['stream_type']} {','.join(message['symbols'])}"]
@@ -79,8 +110,10 @@ async def stream(uri: str, api_key: str | None, max_messages: int | None) -> Non
         except (OSError, websockets.ConnectionClosed, websockets.InvalidHandshake) as error:
             delay = min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
             attempt += 1
-            print(f"disconnected ({error.__class__.__name__}); reconnecting in {delay:.1f} s",
-                  flush=True)
+            print(
+                f"disconnected ({error.__class__.__name__}); reconnecting in {delay:.1f} s",
+                flush=True,
+            )
             await asyncio.sleep(delay)
 
 

@@ -1,1 +1,1 @@
-"""Shared parts of the FIML streaming services: settings, CLI, Kafka clients, local Kafka."""
+"""The ``fiml`` command: the CLI, ``fiml up``, ``fiml replay``'s export and the health probe."""

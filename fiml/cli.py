@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from fiml.local_kafka import KafkaRuntimeError, LocalKafka
-from fiml.runtime import configure_logging, run_until_signalled
-from fiml.settings import Settings, SettingsError
-from schemas.records import datetime_to_micros
+from runtime.broker import KafkaRuntimeError, LocalKafka
+from runtime.service import configure_logging, run_until_signalled
+from runtime.settings import Settings, SettingsError
 from schemas.symbols import InvalidSymbol, canonical_symbol
+from schemas.times import datetime_to_micros, parse_iso
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="FIML streaming: real-time market data on Apache Kafka.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="FIML streaming: real-time market data on Apache Kafka.",
+)
 kafka_app = typer.Typer(no_args_is_help=True, help="The local single-node Kafka broker.")
 topics_app = typer.Typer(no_args_is_help=True, help="The project's Kafka topics.")
 app.add_typer(kafka_app, name="kafka")
@@ -31,7 +33,7 @@ ProvidersOption = Annotated[
 
 def _settings(**overrides: object) -> Settings:
     try:
-        return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+        return Settings.from_env(None, **{k: v for k, v in overrides.items() if v is not None})
     except SettingsError as error:
         raise typer.BadParameter(str(error)) from None
 
@@ -93,7 +95,7 @@ def kafka_status() -> None:
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every topic with its partitions and retention; existing ones are kept."""
-    from fiml.topics import create_topics
+    from runtime.topics import create_topics
 
     settings = _service_settings()
     created = asyncio.run(create_topics(settings))
@@ -122,10 +124,10 @@ def arbitrate() -> None:
 def _micros(value: str, name: str) -> int:
     """ISO 8601 (UTC unless it says otherwise) to microseconds since the epoch."""
     try:
-        moment = datetime.fromisoformat(value)
+        moment = parse_iso(value)
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=name) from None
-    return datetime_to_micros(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return datetime_to_micros(moment)
 
 
 def _speed(value: str) -> float | None:
@@ -136,8 +138,7 @@ def _speed(value: str) -> float | None:
     except ValueError:
         speed = -1.0
     if not 0 < speed <= 1000:
-        raise typer.BadParameter("a number above 0 and at most 1000, or max",
-                                 param_hint="--speed")
+        raise typer.BadParameter("a number above 0 and at most 1000, or max", param_hint="--speed")
     return speed
 
 
@@ -146,20 +147,25 @@ def replay(
     stream: Annotated[str, typer.Option(help="quotes, candles, trades or raw.")],
     symbols: Annotated[str, typer.Option(help="Comma-separated symbols.")],
     start: Annotated[str, typer.Option(help="ISO 8601 event time to start at.")],
-    end: Annotated[str | None, typer.Option(
-        help="ISO 8601 event time to end at (inclusive); without it, follow the topic live "
-             "until Ctrl-C or SIGTERM.")] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            help="ISO 8601 event time to end at (inclusive); without it, follow the topic live "
+            "until Ctrl-C or SIGTERM."
+        ),
+    ] = None,
     timeframe: Annotated[str | None, typer.Option(help="Candles only: 1s, 1m, 5m...")] = None,
-    speed: Annotated[str, typer.Option(help="1 = original pace, 10 = ten times faster, "
-                                             "max = at once.")] = "max",
+    speed: Annotated[
+        str, typer.Option(help="1 = original pace, 10 = ten times faster, max = at once.")
+    ] = "max",
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
     out: Annotated[Path | None, typer.Option(help="Output file (default: stdout).")] = None,
 ) -> None:
     """Write a topic's records for a time range in event-time order, then, without --end,
     the new ones as they arrive until Ctrl-C or SIGTERM."""
     from fiml.export import FORMATS, export
-    from fiml.replay import ReplayError
     from fiml.terminal import progress_bar
+    from runtime.replay_request import ReplayError, ReplayRequest
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"one of {', '.join(FORMATS)}", param_hint="--format")
@@ -170,15 +176,14 @@ def replay(
         raise typer.BadParameter(str(error), param_hint="--symbols") from None
     begin = _micros(start, "--start")
     finish = None if end is None else _micros(end, "--end")
-    pace = _speed(speed)
+    request = ReplayRequest(stream, tuple(names), begin, finish, timeframe, _speed(speed))
     target = sys.stdout if out is None else out.open("w", newline="")
     show = sys.stderr.isatty() and (out is not None or sys.stdout.isatty())
     count, interrupted = 0, False
 
     async def write(stop: asyncio.Event) -> None:
         nonlocal count, interrupted
-        count = await export(settings, stream, names, begin, finish, target, fmt,
-                             timeframe=timeframe, speed=pace, progress=progress, stop=stop)
+        count = await export(settings, request, target, fmt, progress=progress, stop=stop)
         interrupted = finish is not None and stop.is_set()
 
     try:
@@ -198,11 +203,19 @@ def replay(
 
 @app.command()
 def rebuild(
-    prefix: Annotated[str | None, typer.Option(
-        help="Topic prefix of the rebuilt topics (default: <FIML_TOPIC_PREFIX>-rebuild).")] = None,
-    verify: Annotated[bool, typer.Option(
-        "--verify", help="Compare with the live topics record by record; exit 1 if they differ.",
-    )] = False,
+    prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="Topic prefix of the rebuilt topics (default: <FIML_TOPIC_PREFIX>-rebuild)."
+        ),
+    ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Compare with the live topics record by record; exit 1 if they differ.",
+        ),
+    ] = False,
 ) -> None:
     """Replay fiml.ticks.raw and fiml.provider.status through the engine into other topics."""
     from arbitration.rebuild import rebuild as run_rebuild
@@ -230,9 +243,15 @@ def gateway(
     settings = _service_settings(gateway_host=host, gateway_port=port)
     app = create_app(settings)
     gc.freeze()  # the objects of start-up live as long as the process: the collector skips them
-    uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port,
-                log_level=settings.log_level, log_config=None, ws="websockets-sansio",
-                ws_max_size=max(1 << 20, 4 * settings.max_message_bytes))
+    uvicorn.run(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_level=settings.log_level,
+        log_config=None,
+        ws="websockets-sansio",
+        ws_max_size=max(1 << 20, 4 * settings.max_message_bytes),
+    )
 
 
 def _service_settings(**overrides: object) -> Settings:

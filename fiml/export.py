@@ -1,8 +1,9 @@
 """``fiml replay``: write a topic's records for a time range as JSON lines or CSV.
 
-Records come from :class:`fiml.replay.Replay` in event-time order; each is written as its
+Records come from :class:`runtime.replay.Replay` in event-time order; each is written as its
 fields (times in microseconds since the epoch, as in the topics). With a speed, writing is
-paced by event time: 1 is the original pace, 10 ten times faster; ``None`` writes at once.
+paced by event time (``runtime/pacing.py``): 1 is the original pace, 10 ten times faster;
+``None`` writes at once.
 Without an end the replay follows the topic live until it is told to stop. The output is
 flushed whenever writing would wait, so a reader sees each record once it is written.
 """
@@ -17,9 +18,12 @@ from typing import Any, TextIO
 
 import orjson
 
-from fiml.replay import STREAMS, Replay
-from fiml.runtime import now_micros, until_stopped
-from fiml.settings import Settings
+from runtime.clock import now_micros
+from runtime.pacing import Pacer
+from runtime.replay import Replay
+from runtime.replay_request import STREAMS, ReplayRequest
+from runtime.service import until_stopped
+from runtime.settings import Settings
 
 FORMATS = ("jsonl", "csv")
 CHUNK = 500
@@ -65,32 +69,39 @@ class Writer:
             self.csv.writerow({key: csv_cell(value) for key, value in values.items()})
 
 
-async def export(settings: Settings, stream: str, symbols: list[str], start: int,
-                 end: int | None, out: TextIO, fmt: str = "jsonl", *,
-                 timeframe: str | None = None, speed: float | None = None,
-                 progress: Progress | None = None, stop: asyncio.Event | None = None) -> int:
-    """Write the records of ``stream`` in [start, end] (µs) to ``out``; returns how many.
+async def export(
+    settings: Settings,
+    request: ReplayRequest,
+    out: TextIO,
+    fmt: str = "jsonl",
+    *,
+    progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Write the records ``request`` names to ``out``; returns how many.
 
-    Without ``end`` the records written since follow, as they arrive, until ``stop`` is set;
-    ``stop`` also ends a replay with ``end`` early. ``progress(done, total)`` is called with
-    the event time covered so far and the length of the range, in µs; without ``end`` the
+    Without an end the records written since follow, as they arrive, until ``stop`` is set;
+    ``stop`` also ends a replay with an end early. ``progress(done, total)`` is called with
+    the event time covered so far and the length of the range, in µs; without an end the
     range runs to now.
     """
-    writer = Writer(out, fmt, stream)
-    async with Replay(settings, stream, symbols, start, end, timeframe=timeframe) as replay:
-        copying = _copy(replay, writer, speed, progress)
+    writer = Writer(out, fmt, request.stream)
+    async with Replay(settings, request) as replay:
+        copying = _copy(replay, writer, request.speed, progress)
         await (copying if stop is None else until_stopped(copying, stop))
     out.flush()
+    start, end = request.start, request.end
     if progress is not None and end is not None and (stop is None or not stop.is_set()):
         progress(end - start, end - start)
     return writer.written
 
 
-async def _copy(replay: Replay, writer: Writer, speed: float | None,
-                progress: Progress | None) -> None:
+async def _copy(
+    replay: Replay, writer: Writer, speed: float | None, progress: Progress | None
+) -> None:
     loop = asyncio.get_running_loop()
-    began = loop.time()
     start, end = replay.start, replay.end
+    pacer = Pacer(start, speed, loop.time())
 
     def advance(time: int) -> None:
         writer.out.flush()
@@ -100,10 +111,9 @@ async def _copy(replay: Replay, writer: Writer, speed: float | None,
 
     async for chunk in replay.chunks(CHUNK):
         for item in chunk:
-            if speed:
-                wait = began + (item.time - start) / 1_000_000 / speed - loop.time()
-                if wait > 0:
-                    advance(item.time)
-                    await asyncio.sleep(wait)
+            wait = pacer.wait(item.time, loop.time())
+            if wait > 0:
+                advance(item.time)
+                await asyncio.sleep(wait)
             writer.write(item.record)
         advance(chunk[-1].time)

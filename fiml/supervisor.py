@@ -20,10 +20,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from fiml.local_kafka import LocalKafka
-from fiml.processes import die_with_parent, stop_process
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.broker import LocalKafka
+from runtime.processes import die_with_parent, stop_process
+from runtime.settings import Settings
+from runtime.topics import create_topics
 
 SERVICES = ("ingest", "arbitrate", "gateway")
 
@@ -33,8 +33,8 @@ class Supervisor:
     """The processes ``fiml up`` started, and how to stop them."""
 
     settings: Settings
-    broker: subprocess.Popen | None = None
-    services: dict[str, subprocess.Popen] = field(default_factory=dict)
+    broker: subprocess.Popen[bytes] | None = None
+    services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     stopping: bool = False
 
     def run(self) -> int:
@@ -54,8 +54,11 @@ class Supervisor:
         settings = self.settings
         if settings.kafka_bootstrap is None:
             local = LocalKafka(settings)
-            print(f"starting Apache Kafka {settings.kafka_version} on {local.bootstrap} "
-                  f"(log: {local.log_file})", flush=True)
+            print(
+                f"starting Apache Kafka {settings.kafka_version} on {local.bootstrap} "
+                f"(log: {local.log_file})",
+                flush=True,
+            )
             self.broker = local.start(stop_with_parent=True)
             settings = dataclasses.replace(settings, kafka_bootstrap=local.bootstrap)
             self.settings = settings
@@ -66,16 +69,20 @@ class Supervisor:
             if self.stopping:
                 return
             self.services[name] = subprocess.Popen(
-                [sys.executable, "-m", "fiml", name], env={**env, **self._health_env(name)},
-                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(),
+                [sys.executable, "-m", "fiml", name],
+                env={**env, **self._health_env(name)},
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent(),
             )
         self._await_gateway()
 
     def _health_env(self, name: str) -> dict[str, str]:
         """The health port of one service: ingest and arbitration get their own (the gateway
         serves /healthz, /readyz and /metrics on its port)."""
-        ports = {"ingest": self.settings.up_ingest_health_port,
-                 "arbitrate": self.settings.up_arbitration_health_port}
+        ports = {
+            "ingest": self.settings.up_ingest_health_port,
+            "arbitrate": self.settings.up_arbitration_health_port,
+        }
         return {"FIML_HEALTH_PORT": str(ports[name])} if name in ports else {}
 
     def _await_gateway(self, timeout: float = 60.0) -> None:
@@ -87,12 +94,19 @@ class Supervisor:
             except OSError:
                 time.sleep(0.2)
                 continue
-            print(f"FIML streaming is up: ws://{host}:{port}/ws/stream, "
-                  f"http://{host}:{port}/ws/connections (Ctrl-C stops it)", flush=True)
+            print(
+                f"FIML streaming is up: ws://{host}:{port}/ws/stream, "
+                f"http://{host}:{port}/ws/connections (Ctrl-C stops it)",
+                flush=True,
+            )
             metrics = [f"http://{host}:{port}/metrics"] + [
                 f"http://{self.settings.health_host}:{health}/metrics"
-                for health in (self.settings.up_ingest_health_port,
-                               self.settings.up_arbitration_health_port) if health]
+                for health in (
+                    self.settings.up_ingest_health_port,
+                    self.settings.up_arbitration_health_port,
+                )
+                if health
+            ]
             print(f"metrics: {', '.join(metrics)}", flush=True)
             return
 
@@ -108,8 +122,11 @@ class Supervisor:
         while not self.stopping:
             dead = self._dead()
             if dead is not None:
-                print(f"fiml up: {dead} exited unexpectedly; stopping everything",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"fiml up: {dead} exited unexpectedly; stopping everything",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return 1
             time.sleep(0.2)
         return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 from pydantic import BaseModel
@@ -14,14 +15,15 @@ CLIENT_MESSAGES: tuple[type[BaseModel], ...] = (SubscribeRequest, UnsubscribeReq
 
 
 def _message_name(model: type[BaseModel]) -> str:
-    return model.model_fields["type"].annotation.__args__[0]
+    return str(typing.get_args(model.model_fields["type"].annotation)[0])
 
 
 def asyncapi_document(version: str, host: str) -> dict[str, Any]:
     """The AsyncAPI document for a gateway reachable at ``host`` (``host:port``)."""
     models = (*CLIENT_MESSAGES, *SERVER_MESSAGES)
-    _, definitions = models_json_schema([(model, "validation") for model in models],
-                                        ref_template="#/components/schemas/{model}")
+    _, definitions = models_json_schema(
+        [(model, "validation") for model in models], ref_template="#/components/schemas/{model}"
+    )
     messages = {
         _message_name(model): {
             "name": _message_name(model),
@@ -34,12 +36,19 @@ def asyncapi_document(version: str, host: str) -> dict[str, Any]:
     }
     channel_messages = {name: {"$ref": f"#/components/messages/{name}"} for name in messages}
     channels = {
-        "stream": {"address": "/ws/stream", "messages": channel_messages,
-                   "description": "The full protocol: subscribe, unsubscribe, ping."},
-        "prices": {"address": "/ws/prices/{symbols}", "messages": channel_messages,
-                   "parameters": {"symbols": {"description": "Comma-separated symbols, "
-                                              "subscribed to price at once."}},
-                   "description": "Price updates without a subscribe message."},
+        "stream": {
+            "address": "/ws/stream",
+            "messages": channel_messages,
+            "description": "The full protocol: subscribe, unsubscribe, ping.",
+        },
+        "prices": {
+            "address": "/ws/prices/{symbols}",
+            "messages": channel_messages,
+            "parameters": {
+                "symbols": {"description": "Comma-separated symbols, subscribed to price at once."}
+            },
+            "description": "Price updates without a subscribe message.",
+        },
     }
     operations = {}
     for channel in channels:

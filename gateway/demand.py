@@ -16,11 +16,12 @@ from collections import Counter
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from fiml.kafka_clients import make_producer
-from fiml.runtime import now_micros
-from fiml.settings import Settings
 from gateway.registry import ConnectionRegistry
+from runtime.clock import now_micros
+from runtime.kafka import make_producer
+from runtime.settings import Settings
 from schemas import Demand, encode
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.gateway.demand")
 
@@ -31,8 +32,9 @@ RETRY_DELAY = 2.0
 def demand_changes(previous: dict[str, int], current: Counter[str]) -> dict[str, int]:
     """Counts that differ from ``previous``, with 0 for symbols no longer subscribed."""
     changes = {symbol: 0 for symbol in previous if symbol not in current}
-    changes.update({symbol: count for symbol, count in current.items()
-                    if previous.get(symbol) != count})
+    changes.update(
+        {symbol: count for symbol, count in current.items() if previous.get(symbol) != count}
+    )
     return changes
 
 
@@ -42,14 +44,14 @@ class DemandPublisher:
     def __init__(self, settings: Settings, registry: ConnectionRegistry) -> None:
         self.settings = settings
         self.registry = registry
-        self.topic = settings.topic("demand")
+        self.topic = settings.topic(TopicRole.DEMAND)
         self.published: dict[str, int] = {}
         self.producer: AIOKafkaProducer | None = None
 
     async def run(self) -> None:
         """Flush changes until cancelled, then publish zeros for everything."""
-        self.producer = make_producer(self.settings, "fiml-gateway-demand")
-        await self._start_producer()
+        producer = self.producer = make_producer(self.settings, "fiml-gateway-demand")
+        await self._start_producer(producer)
         loop = asyncio.get_running_loop()
         next_refresh = loop.time() + self.settings.demand_refresh_seconds
         try:
@@ -58,33 +60,34 @@ class DemandPublisher:
                 current = self.registry.demand()
                 if loop.time() >= next_refresh:
                     next_refresh += self.settings.demand_refresh_seconds
-                    await self._publish({**dict.fromkeys(self.published, 0), **current})
+                    await self._publish(producer, {**dict.fromkeys(self.published, 0), **current})
                 else:
-                    await self._publish(demand_changes(self.published, current))
+                    await self._publish(producer, demand_changes(self.published, current))
         finally:
             with contextlib.suppress(Exception):
-                await self._publish(dict.fromkeys(self.published, 0))
-            await self.producer.stop()
+                await self._publish(producer, dict.fromkeys(self.published, 0))
+            await producer.stop()
 
-    async def _start_producer(self) -> None:
+    async def _start_producer(self, producer: AIOKafkaProducer) -> None:
         while True:
             try:
-                await self.producer.start()
+                await producer.start()
                 return
             except KafkaError as error:
                 log.warning("demand producer cannot reach Kafka (%s); retrying", error)
                 await asyncio.sleep(RETRY_DELAY)
 
-    async def _publish(self, counts: dict[str, int]) -> None:
+    async def _publish(self, producer: AIOKafkaProducer, counts: dict[str, int]) -> None:
         if not counts:
             return
         ts = now_micros()
         deliveries = []
         for symbol, count in counts.items():
-            record = Demand(symbol, self.settings.gateway_id, count, ts,
-                            self.settings.demand_refresh_seconds)
+            record = Demand(
+                symbol, self.settings.gateway_id, count, ts, self.settings.demand_refresh_seconds
+            )
             key = f"{symbol}|{self.settings.gateway_id}".encode()
-            deliveries.append(await self.producer.send(self.topic, encode(record), key=key))
+            deliveries.append(await producer.send(self.topic, encode(record), key=key))
         try:
             await asyncio.gather(*deliveries)
         except KafkaError as error:

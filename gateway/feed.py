@@ -1,13 +1,13 @@
 """Reads every partition of the quotes, candles, trades and provider status topics into the
-Market stores and the provider statuses.
+market stores and the provider statuses.
 
 Each gateway replica assigns all partitions itself (no consumer group), so every replica
 sees every symbol. On start it reads back up to ``gateway_warm_records`` records per
 partition, so clients get a snapshot right away. Its consumer lag per partition goes to
 ``fiml_consumer_lag`` once a second, from a task beside the reading loop that also tells
-``/healthz`` whether the loop keeps up (:class:`fiml.health.Progress`). A record that is not
+``/healthz`` whether the loop keeps up (:class:`runtime.health.Progress`). A record that is not
 one of ours, or that clients could not be shown (a time no date can show, an unknown
-provider state), is counted, logged and skipped (``fiml/intake.py``).
+provider state), is counted, logged and skipped (``runtime/intake.py``).
 """
 
 from __future__ import annotations
@@ -15,18 +15,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from fiml.health import Progress
-from fiml.intake import decode_or_skip
-from fiml.kafka_clients import connected, make_consumer, topic_partitions
-from fiml.metrics import ConsumerLag
-from fiml.settings import Settings
 from gateway.providers import NOTICES, ProviderStatuses
-from gateway.stores import Market
+from gateway.stores import MarketStores
+from runtime.health import Progress
+from runtime.intake import decode_or_skip
+from runtime.kafka import connected, make_consumer, topic_partitions
+from runtime.metrics import ConsumerLag
+from runtime.private import private_attribute
+from runtime.settings import Settings
 from schemas import Candle, ProviderStatus, Quote, Trade
-from schemas.records import check_micros
+from schemas.times import check_micros
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.gateway.feed")
 
@@ -36,13 +39,15 @@ RESTART_DELAY = 1.0
 class MarketFeed:
     """A background task that keeps ``market`` up to date from Kafka."""
 
-    def __init__(self, settings: Settings, market: Market, statuses: ProviderStatuses) -> None:
+    def __init__(
+        self, settings: Settings, market: MarketStores, statuses: ProviderStatuses
+    ) -> None:
         self.settings = settings
-        self.routes: dict[str, tuple[type, Callable, Callable]] = {
-            settings.topic("quotes"): (Quote, check_event_time, market.quotes.update),
-            settings.topic("candles"): (Candle, check_open_time, market.candles.update),
-            settings.topic("trades"): (Trade, check_event_time, market.trades.update),
-            settings.topic("provider.status"): (ProviderStatus, check_status, statuses.update),
+        self.routes: dict[str, tuple[type, Callable[[Any], None], Callable[[Any], None]]] = {
+            settings.topic(TopicRole.QUOTES): (Quote, check_event_time, market.quotes.update),
+            settings.topic(TopicRole.CANDLES): (Candle, check_open_time, market.candles.update),
+            settings.topic(TopicRole.TRADES): (Trade, check_event_time, market.trades.update),
+            settings.topic(TopicRole.STATUS): (ProviderStatus, check_status, statuses.update),
         }
         self.lag = ConsumerLag()
         self.progress = Progress(settings.consumer_stall_seconds)
@@ -52,7 +57,9 @@ class MarketFeed:
 
     def connected(self) -> bool:
         """Whether the feed's consumer has a live connection to a broker."""
-        return self.consumer is not None and connected(self.consumer._client)
+        if self.consumer is None:
+            return False
+        return connected(private_attribute(self.consumer, "_client", "aiokafka"))
 
     async def run(self) -> None:
         """Assign, warm up, then consume until cancelled; restart after unexpected errors."""

@@ -150,5 +150,12 @@ class ErrorMessage(BaseModel):
 
 
 SERVER_MESSAGES: tuple[type[BaseModel], ...] = (
-    SubscriptionAck, DataMessage, ReplayComplete, UnsubscribeAck, Heartbeat, Pong, Status,
-    ErrorMessage)
+    SubscriptionAck,
+    DataMessage,
+    ReplayComplete,
+    UnsubscribeAck,
+    Heartbeat,
+    Pong,
+    Status,
+    ErrorMessage,
+)

@@ -1,14 +1,14 @@
-"""The client protocol of the WebSocket spec: message models, parsing and error frames.
+"""The client protocol (docs/protocol.md): message models, parsing and error frames.
 
 Parsing is pure: :func:`parse_client_message` turns a text frame into a typed message or
-raises :class:`ProtocolError` with the spec's error code and a message saying what was wrong.
+raises :class:`ProtocolError` with the error code and a message saying what was wrong.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 from pydantic import (
@@ -20,7 +20,9 @@ from pydantic import (
     field_validator,
 )
 
+from runtime.clock import now_iso
 from schemas.symbols import InvalidSymbol, canonical_symbol
+from schemas.times import as_utc
 
 MAX_SYMBOLS = 50
 MIN_INTERVAL_MS = 100
@@ -45,7 +47,18 @@ class ErrorCode(StrEnum):
     REPLAY_ERROR = "REPLAY_ERROR"
 
 
+class CloseCode(IntEnum):
+    """WebSocket close codes the gateway ends a connection with."""
+
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    TRY_AGAIN_LATER = 1013
+    UNAUTHORIZED = 4401
+
+
 class StreamType(StrEnum):
+    """What a subscription streams."""
+
     PRICE = "price"
     OHLCV = "ohlcv"
     QUOTE = "quote"
@@ -54,7 +67,7 @@ class StreamType(StrEnum):
 
 
 AssetType = Literal["equity", "crypto", "forex", "commodity", "index", "etf"]
-Market = Literal["US", "UK", "EU", "JP", "CN", "HK", "CRYPTO", "GLOBAL"]
+MarketCode = Literal["US", "UK", "EU", "JP", "CN", "HK", "CRYPTO", "GLOBAL"]
 DataType = Literal["price", "ohlcv", "quote", "trades", "fundamentals"]
 Timeframe = Literal["1s", "1m", "5m", "15m", "1h", "1d"]
 
@@ -87,7 +100,7 @@ class SubscribeRequest(BaseModel):
     stream_type: StreamType
     symbols: Annotated[list[str], Field(min_length=1, max_length=MAX_SYMBOLS)]
     asset_type: AssetType | None = None
-    market: Market | None = None
+    market: MarketCode | None = None
     interval_ms: Annotated[int, Field(ge=MIN_INTERVAL_MS, le=MAX_INTERVAL_MS, strict=True)] = (
         DEFAULT_INTERVAL_MS
     )
@@ -105,9 +118,7 @@ class SubscribeRequest(BaseModel):
     @field_validator("start", "end")
     @classmethod
     def _as_utc(cls, value: datetime | None) -> datetime | None:
-        if value is None or value.tzinfo is not None:
-            return value
-        return value.replace(tzinfo=UTC)
+        return None if value is None else as_utc(value)
 
     @field_validator("end")
     @classmethod
@@ -158,8 +169,9 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
     except orjson.JSONDecodeError as error:
         raise ProtocolError(ErrorCode.INVALID_JSON, f"malformed JSON: {error}") from None
     if not isinstance(payload, dict):
-        raise ProtocolError(ErrorCode.INVALID_JSON,
-                            f"a message must be a JSON object, got {_json_kind(payload)}")
+        raise ProtocolError(
+            ErrorCode.INVALID_JSON, f"a message must be a JSON object, got {_json_kind(payload)}"
+        )
     return validate_message(payload)
 
 
@@ -169,15 +181,17 @@ def validate_message(payload: dict[str, Any]) -> ClientMessage:
     entry = _MODELS.get(kind) if isinstance(kind, str) else None
     if entry is None:
         known = ", ".join(_MODELS)
-        raise ProtocolError(ErrorCode.INVALID_MESSAGE_TYPE,
-                            f"unknown message type {kind!r}; expected one of: {known}")
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE_TYPE,
+            f"unknown message type {kind!r}; expected one of: {known}",
+        )
     model, code = entry
     try:
-        return model.model_validate(payload)
+        return cast(ClientMessage, model.model_validate(payload))
     except ValidationError as error:
         if any(item["loc"][:1] and item["loc"][0] in REPLAY_FIELDS for item in error.errors()):
             code = ErrorCode.REPLAY_ERROR
-        raise ProtocolError(code, _describe(kind, error)) from None
+        raise ProtocolError(code, _describe(str(kind), error)) from None
 
 
 def _describe(kind: str, error: ValidationError) -> str:
@@ -190,17 +204,23 @@ def _describe(kind: str, error: ValidationError) -> str:
 
 
 def _json_kind(value: object) -> str:
-    return {list: "an array", str: "a string", int: "a number", float: "a number",
-            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def utc_timestamp(moment: datetime | None = None) -> str:
-    """ISO 8601 UTC with a ``Z``, as in the spec's messages."""
-    moment = moment or datetime.now(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def error_frame(code: ErrorCode, message: str) -> str:
-    """An error message as the spec shows it."""
-    return orjson.dumps({"type": "error", "error_code": code.value, "message": message,
-                         "timestamp": utc_timestamp()}).decode()
+    """An error frame (docs/protocol.md, "Errors and close codes")."""
+    return orjson.dumps(
+        {
+            "type": "error",
+            "error_code": code.value,
+            "message": message,
+            "timestamp": now_iso(),
+        }
+    ).decode()

@@ -1,6 +1,7 @@
 """Provider health at the gateway: the latest ProviderStatus of each provider, read from
-``fiml.provider.status`` by the market feed, served at ``GET /v1/providers`` and turned into
-``status`` messages for clients whose symbols a provider serves.
+``fiml.provider.status`` by the market feed, served at ``GET /v1/providers``
+(``gateway/routes/providers.py``) and turned into ``status`` messages for clients whose
+symbols a provider serves.
 
 A client is told, per subscribed symbol (price, quote and multi_asset subscriptions), when a
 provider listed in the symbol's latest quote reports DOWN (``provider_down``) or DEGRADED
@@ -12,26 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel
-
-from fiml.settings import Settings
-from gateway.security import api_key_accepted
-from schemas.records import ProviderStatus, micros_to_iso
+from schemas.records import ProviderStatus
+from schemas.times import micros_to_iso
 
 UP = "UP"
 NOTICES = {"UP": "provider_up", "DEGRADED": "provider_degraded", "DOWN": "provider_down"}
-
-
-class ProviderStatusItem(BaseModel):
-    """The latest status a provider reported."""
-
-    provider: str
-    status: str
-    latency_ms: float | None
-    error_kind: str | None
-    message: str | None
-    timestamp: str
 
 
 def provider_status_item(status: ProviderStatus) -> dict[str, object]:
@@ -76,8 +62,12 @@ class ProviderStatuses:
 Notice = tuple[str, str, str]
 
 
-def provider_notices(symbols: Iterable[str], serving: Callable[[str], Iterable[str]],
-                     state: Callable[[str], str], told: dict[tuple[str, str], str]) -> list[Notice]:
+def provider_notices(
+    symbols: Iterable[str],
+    serving: Callable[[str], Iterable[str]],
+    state: Callable[[str], str],
+    told: dict[tuple[str, str], str],
+) -> list[Notice]:
     """``(symbol, provider, state)`` for every change a client has not been told yet.
 
     ``serving(symbol)`` names the providers of the symbol's latest quote; ``told`` maps
@@ -109,23 +99,15 @@ def notice_message(notice: Notice, statuses: Mapping[str, ProviderStatus]) -> di
     symbol, provider, state = notice
     status = statuses.get(provider)
     reason = f" ({status.error_kind})" if status is not None and status.error_kind else ""
-    text = (f"provider {provider} is UP again" if state == UP
-            else f"provider {provider} is {state}{reason}; {symbol} goes on from the others")
-    return {"type": "status", "symbol": symbol, "status": NOTICES[state], "provider": provider,
-            "message": text}
-
-
-def providers_router(settings: Settings, statuses: ProviderStatuses) -> APIRouter:
-    """``GET /v1/providers``."""
-    router = APIRouter()
-
-    @router.get("/v1/providers", response_model=list[ProviderStatusItem], tags=["providers"])
-    async def providers(request: Request) -> list[dict[str, object]]:
-        """The latest status of every provider, by name, from fiml.provider.status (read
-        back FIML_GATEWAY_WARM_RECORDS records per partition at gateway start, then
-        followed)."""
-        if not api_key_accepted(settings, request):
-            raise HTTPException(401, "a valid API key is required")
-        return statuses.items()
-
-    return router
+    text = (
+        f"provider {provider} is UP again"
+        if state == UP
+        else f"provider {provider} is {state}{reason}; {symbol} goes on from the others"
+    )
+    return {
+        "type": "status",
+        "symbol": symbol,
+        "status": NOTICES[state],
+        "provider": provider,
+        "message": text,
+    }

@@ -12,7 +12,8 @@ from gateway.subscription import Subscription
 class Connection(Protocol):
     """An open connection as the registry and the watcher see it."""
 
-    subscriptions: dict[str, Subscription]
+    @property
+    def subscriptions(self) -> dict[str, Subscription]: ...
 
     def watch(self, now: float) -> None: ...
 
@@ -47,13 +48,16 @@ class ConnectionRegistry:
     def demand(self) -> Counter[str]:
         """Per symbol, how many subscriptions include it."""
         if self.counted is None:
-            self.counted = Counter(symbol for connection in self.connections
-                                   for subscription in connection.subscriptions.values()
-                                   for symbol in subscription.symbols)
+            self.counted = Counter(
+                symbol
+                for connection in self.connections
+                for subscription in connection.subscriptions.values()
+                for symbol in subscription.symbols
+            )
         return self.counted.copy()
 
     def summary(self) -> dict[str, object]:
-        """Counts as the spec's monitoring endpoint shows them."""
+        """Counts as ``GET /ws/connections`` shows them."""
         subscriptions = [sub for conn in self.connections for sub in conn.subscriptions.values()]
         symbols = sorted({symbol for sub in subscriptions for symbol in sub.symbols})
         return {

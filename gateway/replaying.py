@@ -1,10 +1,10 @@
 """Replay subscriptions: a subscribe message with ``start`` streams the log by event time.
 
-A reader task takes :class:`fiml.replay.Replay` in chunks of ``READ_CHUNK`` records, encodes
+A reader task takes :class:`runtime.replay.Replay` in chunks of ``READ_CHUNK`` records, encodes
 each chunk's JSON items at once (so the decoded records die young and the next message is
 mostly built while the previous one is written) and puts it in a small bounded queue; the
 pacer takes from it on the subscription's ``interval_ms`` cadence, releasing the items whose
-time (:attr:`fiml.replay.Replayed.time`) the replay clock (``start + elapsed * speed``) has
+time (:attr:`runtime.replay.Replayed.time`) the replay clock (``start + elapsed * speed``) has
 reached, conflated per interval like live data (price and quote per symbol, ohlcv per
 bucket, trades never). At speed 0 the clock is off: every record is sent, unconflated, as
 fast as the client takes the messages. While a message waits for the client (``in_flight``)
@@ -27,13 +27,16 @@ from typing import Any
 
 import orjson
 
-from fiml.replay import Replay, Replayed, ReplayError
-from fiml.settings import Settings
+from gateway import frames
 from gateway.items import candle_item, trade_item
-from gateway.protocol import ErrorCode, StreamType, SubscribeRequest, error_frame, utc_timestamp
+from gateway.protocol import ErrorCode, StreamType, SubscribeRequest, error_frame
 from gateway.stores import QUOTE_BUILDERS
 from gateway.subscription import Subscription
-from schemas.records import datetime_to_micros
+from runtime.pacing import Pacer
+from runtime.replay import Replay, Replayed
+from runtime.replay_request import ReplayError, ReplayRequest
+from runtime.settings import Settings
+from schemas.times import datetime_to_micros
 
 log = logging.getLogger("fiml.gateway.replay")
 
@@ -43,9 +46,13 @@ QUEUE_CHUNKS = 2 * MAX_ITEMS // READ_CHUNK
 UNPACED_POLL = 0.001
 END = object()
 
-SOURCES = {StreamType.PRICE: "quotes", StreamType.QUOTE: "quotes",
-           StreamType.MULTI_ASSET: "quotes", StreamType.OHLCV: "candles",
-           StreamType.TRADES: "trades"}
+SOURCES = {
+    StreamType.PRICE: "quotes",
+    StreamType.QUOTE: "quotes",
+    StreamType.MULTI_ASSET: "quotes",
+    StreamType.OHLCV: "candles",
+    StreamType.TRADES: "trades",
+}
 
 Send = Callable[[str, Subscription | None], None]
 
@@ -63,15 +70,23 @@ def conflation_key(stream_type: StreamType, record: Any) -> Hashable:
     """Price, quote and ohlcv items with the same key in one message keep only the latest."""
     if stream_type == StreamType.OHLCV:
         return (record.symbol, record.open_time)
-    return record.symbol
+    symbol: str = record.symbol
+    return symbol
 
 
-def replay_ack_fields(request: SubscribeRequest) -> dict[str, object]:
-    """What a subscription_ack of a replay adds: its start, end and speed."""
+def replay_request(subscription: Subscription, request: SubscribeRequest) -> ReplayRequest:
+    """What a replay subscription reads: its stream and symbols from ``start`` to ``end``,
+    paced at its speed (0 on the wire: not paced)."""
     assert request.start is not None
-    return {"start": utc_timestamp(request.start),
-            "end": None if request.end is None else utc_timestamp(request.end),
-            "speed": request.speed}
+    ohlcv = subscription.stream_type == StreamType.OHLCV
+    return ReplayRequest(
+        SOURCES[subscription.stream_type],
+        tuple(subscription.symbols),
+        datetime_to_micros(request.start),
+        None if request.end is None else datetime_to_micros(request.end),
+        subscription.timeframe if ohlcv else None,
+        request.speed or None,
+    )
 
 
 @dataclass(slots=True)
@@ -89,16 +104,19 @@ class Encoded:
 class ReplayRun:
     """Serve one replay subscription until it completes or is cancelled."""
 
-    def __init__(self, settings: Settings, subscription: Subscription,
-                 request: SubscribeRequest, send: Send) -> None:
+    def __init__(
+        self, settings: Settings, subscription: Subscription, request: SubscribeRequest, send: Send
+    ) -> None:
         assert request.start is not None
         self.settings = settings
         self.subscription = subscription
         self.request = request
         self.send = send
-        self.start = datetime_to_micros(request.start)
-        self.end = None if request.end is None else datetime_to_micros(request.end)
-        self.speed = request.speed
+        self.replay = replay_request(subscription, request)
+        self.start = self.replay.start
+        self.end = self.replay.end
+        self.speed = self.replay.speed
+        self.pacer = Pacer(self.start, self.speed)
         self.build = item_builder(subscription.stream_type)
         self.queue: asyncio.Queue[object] = asyncio.Queue(QUEUE_CHUNKS)
         self.chunk = Encoded(False, [], [], [], [])
@@ -109,20 +127,23 @@ class ReplayRun:
     async def run(self, ack: str) -> None:
         """Open the replay, send ``ack``, then pace; a bad range gets REPLAY_ERROR instead."""
         sub = self.subscription
-        timeframe = sub.timeframe if sub.stream_type == StreamType.OHLCV else None
         try:
-            replay = Replay(self.settings, SOURCES[sub.stream_type], sub.symbols, self.start,
-                            self.end, timeframe=timeframe)
+            replay = Replay(self.settings, self.replay)
             await replay.open()
         except ReplayError as error:
-            self.send(error_frame(ErrorCode.REPLAY_ERROR,
-                                  f"Failed to create subscription: {error}"), None)
+            self.send(
+                error_frame(ErrorCode.REPLAY_ERROR, f"Failed to create subscription: {error}"), None
+            )
             return
         except Exception:
             log.exception("a replay could not start")
-            self.send(error_frame(ErrorCode.PROCESSING_ERROR,
-                                  "Failed to create subscription: the log could not be read"),
-                      None)
+            self.send(
+                error_frame(
+                    ErrorCode.PROCESSING_ERROR,
+                    "Failed to create subscription: the log could not be read",
+                ),
+                None,
+            )
             return
         reader = asyncio.create_task(self._read(replay))
         completed = False
@@ -131,8 +152,12 @@ class ReplayRun:
             completed = await self._pace()
         except Exception:
             log.exception("a replay failed")
-            self.send(error_frame(ErrorCode.PROCESSING_ERROR,
-                                  f"the replay of subscription {sub.id} failed"), None)
+            self.send(
+                error_frame(
+                    ErrorCode.PROCESSING_ERROR, f"the replay of subscription {sub.id} failed"
+                ),
+                None,
+            )
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
@@ -154,17 +179,17 @@ class ReplayRun:
 
         The replay clock starts when the first records have been read, not at the ack, so
         a slow first read (old segments on disk, a busy broker) does not release its share
-        of the range in one burst.
+        of the range in one burst; the first pass releases what is due at ``start``.
         """
         sub = self.subscription
         loop = asyncio.get_running_loop()
         self._make_current(await self.queue.get())
         interval = sub.interval_ms / 1000
-        began = loop.time()
+        pacer = self.pacer
+        now = began = pacer.began = loop.time()
         slot = 0
         while True:
-            clock = None if self.speed == 0 else self.start + (loop.time() - began) * (
-                self.speed * 1_000_000)
+            clock = pacer.clock(now)
             if not sub.in_flight:
                 items, live, finished = self._take(clock)
                 if items:
@@ -172,24 +197,30 @@ class ReplayRun:
                     self.send(sub.data_message(items, replay=not live), sub)
                 if finished and (clock is None or self.end is None or clock >= self.end):
                     return True
-            if self.speed == 0 and not self.handed_over:
+            if self.speed is None and not self.handed_over:
                 await asyncio.sleep(UNPACED_POLL)
+                now = loop.time()
                 continue
             slot += 1
             late = loop.time() - (began + slot * interval)
             if late > 0:
                 slot += int(late // interval) + 1
             await asyncio.sleep(began + slot * interval - loop.time())
+            now = loop.time()
 
     def _encode(self, chunk: list[Replayed]) -> Encoded:
         """Encode a chunk at once, so that its records die young."""
         live = chunk[0].live
         records = [item.record for item in chunk]
         stream_type = self.subscription.stream_type
-        conflated = (self.speed != 0 or live) and stream_type != StreamType.TRADES
-        return Encoded(live, [item.time for item in chunk], [r.symbol for r in records],
-                       [orjson.dumps(self.build(r)).decode() for r in records],
-                       [conflation_key(stream_type, r) for r in records] if conflated else [])
+        conflated = (self.speed is not None or live) and stream_type != StreamType.TRADES
+        return Encoded(
+            live,
+            [item.time for item in chunk],
+            [r.symbol for r in records],
+            [orjson.dumps(self.build(r)).decode() for r in records],
+            [conflation_key(stream_type, r) for r in records] if conflated else [],
+        )
 
     def _take(self, clock: float | None) -> tuple[list[str], bool, bool]:
         """Items released by ``clock``, all replayed or all live; and whether the replay ended.
@@ -202,7 +233,8 @@ class ReplayRun:
         latest: dict[Hashable, str] = {}
         live: bool | None = None
         while (room := MAX_ITEMS - len(items) - len(latest)) > 0 and (
-                self.next < len(self.chunk.items) or self._next_chunk()):
+            self.next < len(self.chunk.items) or self._next_chunk()
+        ):
             chunk = self.chunk
             if live is not None and chunk.live != live:
                 break
@@ -215,16 +247,23 @@ class ReplayRun:
                     break
             self.next = stop
             if not chunk.keys:
-                items += [item for item, symbol in zip(chunk.items[first:stop],
-                                                       chunk.symbols[first:stop], strict=True)
-                          if symbol in symbols]
+                items += [
+                    item
+                    for item, symbol in zip(
+                        chunk.items[first:stop], chunk.symbols[first:stop], strict=True
+                    )
+                    if symbol in symbols
+                ]
                 continue
             for index in range(first, stop):
                 if chunk.symbols[index] in symbols:
                     latest.pop(chunk.keys[index], None)
                     latest[chunk.keys[index]] = chunk.items[index]
-        return items or list(latest.values()), bool(live), (
-            self.finished and self.next == len(self.chunk.items))
+        return (
+            items or list(latest.values()),
+            bool(live),
+            (self.finished and self.next == len(self.chunk.items)),
+        )
 
     def _next_chunk(self) -> bool:
         """Make the next chunk of the queue current; False if there is none yet or any more."""
@@ -247,11 +286,4 @@ class ReplayRun:
         return True
 
     def _complete(self) -> None:
-        sub = self.subscription
-        request = self.request
-        assert request.start is not None and request.end is not None
-        self.send(orjson.dumps({
-            "type": "replay_complete", "stream_type": sub.stream_type.value,
-            "subscription_id": sub.id, "start": utc_timestamp(request.start),
-            "end": utc_timestamp(request.end), "timestamp": utc_timestamp(),
-        }).decode(), None)
+        self.send(frames.replay_complete(self.subscription, self.request), None)

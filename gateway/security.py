@@ -1,25 +1,27 @@
-"""Access rules, all off by default: API keys, Origin allowlist, connection caps."""
+"""Access rules, all off by default: API keys (one check, for WebSocket connections and, as a
+dependency, for REST), the Origin allowlist."""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
+from fastapi import HTTPException, Request
 from starlette.requests import HTTPConnection
 
-from fiml.settings import Settings
+from runtime.settings import Settings
 
 API_KEY_HEADER = "x-api-key"
 API_KEY_QUERY = "api_key"
-UNAUTHORIZED_CLOSE = 4401
-TRY_AGAIN_LATER = 1013
 
 
 def api_key_accepted(settings: Settings, connection: HTTPConnection) -> bool:
     """True when no keys are configured, or the request carries one of them."""
     if not settings.api_keys:
         return True
-    offered = (connection.headers.get(API_KEY_HEADER)
-               or connection.query_params.get(API_KEY_QUERY) or "")
+    offered = (
+        connection.headers.get(API_KEY_HEADER) or connection.query_params.get(API_KEY_QUERY) or ""
+    )
     return any(hmac.compare_digest(offered.encode(), key.encode()) for key in settings.api_keys)
 
 
@@ -27,3 +29,13 @@ def origin_allowed(settings: Settings, connection: HTTPConnection) -> bool:
     """True when no allowlist is configured, the client sent no Origin, or it is listed."""
     origin = connection.headers.get("origin")
     return not settings.allowed_origins or origin is None or origin in settings.allowed_origins
+
+
+def api_key_dependency(settings: Settings) -> Callable[[Request], None]:
+    """The REST endpoints' key check, as a FastAPI dependency: 401 without a valid key."""
+
+    def require_api_key(request: Request) -> None:
+        if not api_key_accepted(settings, request):
+            raise HTTPException(401, "a valid API key is required")
+
+    return require_api_key

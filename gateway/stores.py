@@ -28,8 +28,12 @@ TRADES_KEPT = 10_000
 TRADES_KEPT_SECONDS = 2 * MAX_INTERVAL_MS / 1000
 
 
-QUOTE_BUILDERS = {StreamType.PRICE: price_item, StreamType.MULTI_ASSET: price_item,
-                  StreamType.QUOTE: quote_item}
+QuoteBuilder = Callable[[Quote], dict[str, object]]
+QUOTE_BUILDERS: dict[StreamType, QuoteBuilder] = {
+    StreamType.PRICE: price_item,
+    StreamType.MULTI_ASSET: price_item,
+    StreamType.QUOTE: quote_item,
+}
 
 
 class TradesLost(Exception):
@@ -44,9 +48,9 @@ def _encode(item: dict[str, object]) -> str:
 class _CachedQuote:
     quote: Quote
     version: int
-    encoded: dict[Callable, str] = field(default_factory=dict)
+    encoded: dict[QuoteBuilder, str] = field(default_factory=dict)
 
-    def json(self, builder: Callable[[Quote], dict[str, object]]) -> str:
+    def json(self, builder: QuoteBuilder) -> str:
         text = self.encoded.get(builder)
         if text is None:
             text = self.encoded[builder] = _encode(builder(self.quote))
@@ -73,6 +77,11 @@ class LatestQuotes:
     def latest(self, symbol: str) -> Quote | None:
         cached = self.entries.get(symbol)
         return None if cached is None else cached.quote
+
+    def providers(self, symbol: str) -> list[str]:
+        """The providers of the symbol's latest quote (none before its first)."""
+        quote = self.latest(symbol)
+        return [] if quote is None else quote.providers
 
     def newest_ts_ingest(self, symbols: list[str]) -> int | None:
         """The ingest time of the quote that arrived last among ``symbols``."""
@@ -124,8 +133,9 @@ class CandleStore:
             return
         self.version += 1
         series.version = self.version
-        buckets[candle.open_time] = _Bucket(candle.revision, self.version,
-                                            _encode(candle_item(candle)))
+        buckets[candle.open_time] = _Bucket(
+            candle.revision, self.version, _encode(candle_item(candle))
+        )
         if current is None and newest is not None and candle.open_time < newest:
             ordered = sorted(buckets.items())
             buckets.clear()
@@ -158,7 +168,7 @@ class CandleStore:
 
 
 class _KeptTrade(NamedTuple):
-    count: int
+    serial: int
     identity: tuple[str, str]
     json: str
     arrived: float
@@ -202,14 +212,14 @@ class TradeStore:
         Raises :class:`TradesLost` if trades the subscription has not had were evicted.
         """
         cursors = subscription.cursors
-        items = []
+        items: list[str] = []
         for symbol in subscription.symbols:
             newest = self.counts.get(symbol, 0)
             cursor = cursors.setdefault(symbol, newest)
             if newest == cursor:
                 continue
             ring = self.recent[symbol]
-            oldest = ring[0].count
+            oldest = ring[0].serial
             if oldest > cursor + 1:
                 raise TradesLost(f"{oldest - cursor - 1} trades of {symbol} were evicted")
             new = list(itertools.islice(reversed(ring), newest - cursor))
@@ -219,7 +229,7 @@ class TradeStore:
 
 
 @dataclass
-class Market:
+class MarketStores:
     """The three stores a gateway keeps, and which one serves each stream type."""
 
     quotes: LatestQuotes = field(default_factory=LatestQuotes)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from gateway.protocol import StreamType, utc_timestamp
+from gateway.protocol import StreamType
+from runtime.clock import now_iso
 
 
 @dataclass
@@ -39,7 +40,7 @@ class Subscription:
         marker = ',"replay":true' if replay else ""
         return (
             f'{{"type":"data","stream_type":"{self.stream_type.value}",'
-            f'"subscription_id":"{self.id}","timestamp":"{utc_timestamp()}",'
+            f'"subscription_id":"{self.id}","timestamp":"{now_iso()}",'
             f'"seq":{self.seq}{marker},"data":[{",".join(items)}]}}'
         )
 

@@ -18,14 +18,16 @@ from collections.abc import Iterable, Sequence
 
 from aiokafka.errors import KafkaError
 
-from fiml.health import Progress
-from fiml.intake import decode_or_skip
-from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.runtime import now_micros, until_stopped
-from fiml.settings import Settings
 from ingest.providers import Provider
+from runtime.clock import now_micros
+from runtime.health import Progress
+from runtime.intake import decode_or_skip
+from runtime.kafka import make_consumer, topic_partitions
+from runtime.service import until_stopped
+from runtime.settings import Settings
 from schemas import Demand
 from schemas.symbols import canonical_symbol
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.ingest.demand")
 
@@ -87,8 +89,13 @@ def check_demand(record: Demand) -> None:
         raise ValueError(f"refresh period {record.refresh_seconds} is not above zero")
 
 
-async def follow_demand(settings: Settings, providers: Sequence[Provider],
-                        stop: asyncio.Event, progress: Progress, period: float = 0.5) -> None:
+async def follow_demand(
+    settings: Settings,
+    providers: Sequence[Provider],
+    stop: asyncio.Event,
+    progress: Progress,
+    period: float = 0.5,
+) -> None:
     """Read the demand topic until ``stop`` and keep the providers' extra symbols current;
     ``progress`` follows the reading (for ``/healthz``).
 
@@ -100,8 +107,9 @@ async def follow_demand(settings: Settings, providers: Sequence[Provider],
         try:
             await until_stopped(follower.follow(), stop)
         except (KafkaError, OSError) as error:
-            log.warning("demand not read (%s: %s); retrying in %.0f s", type(error).__name__,
-                        error, RETRY_S)
+            log.warning(
+                "demand not read (%s: %s); retrying in %.0f s", type(error).__name__, error, RETRY_S
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), RETRY_S)
 
@@ -109,19 +117,20 @@ async def follow_demand(settings: Settings, providers: Sequence[Provider],
 class _DemandFollower:
     """One reading of the demand topic into the book, the universe and the providers."""
 
-    def __init__(self, settings: Settings, providers: Sequence[Provider], period: float,
-                 progress: Progress) -> None:
+    def __init__(
+        self, settings: Settings, providers: Sequence[Provider], period: float, progress: Progress
+    ) -> None:
         self.settings = settings
         self.providers = providers
         self.period = period
         self.progress = progress
         self.book = DemandBook()
-        self.universe = Universe(settings.synthetic_symbols, settings.demand_linger_seconds)
+        self.universe = Universe(settings.symbols, settings.demand_linger_seconds)
         self.extra: frozenset[str] = frozenset()
 
     async def follow(self) -> None:
         """Wait for the topic, then read it from its beginning until cancelled."""
-        topic = self.settings.topic("demand")
+        topic = self.settings.topic(TopicRole.DEMAND)
         partitions = await topic_partitions(self.settings, topic)
         while not partitions:
             log.warning("demand topic %s not found; retrying", topic)
@@ -147,8 +156,7 @@ class _DemandFollower:
     def _serve(self, now_us: int) -> None:
         wanted = self.universe.update(self.book.subscribers(now_us), now_us)
         if wanted != self.extra:
-            log.info("demand: serving %d extra symbols (%s)", len(wanted),
-                     ",".join(sorted(wanted)))
+            log.info("demand: serving %d extra symbols (%s)", len(wanted), ",".join(sorted(wanted)))
             self.extra = wanted
             for provider in self.providers:
                 provider.set_demand(wanted)

@@ -1,270 +1,24 @@
 """The ingest service: runs providers and writes what they report to Kafka.
 
 Ticks go to ``fiml.ticks.raw`` keyed by symbol, statuses to ``fiml.provider.status`` keyed
-by provider, through one idempotent producer (acks=all). Providers never wait for Kafka:
-what they report goes into a bounded buffer (``FIML_INGEST_BUFFER_RECORDS``) that one
-delivery task empties, in order, removing a record only once Kafka acknowledged it. While
-the broker is away (not there at start, gone mid-run) the task retries with a backoff,
-``/readyz`` says the broker is unavailable and the providers' own statuses stay theirs; the
-buffer keeps what they report meanwhile. Nothing is lost silently: a record that does not
-fit in the buffer, that the broker refuses for itself (too large) or that is still waiting
-when the service stops and the broker does not come back within ``STOP_GRACE_S`` is dropped,
-counted in ``fiml_ingest_dropped_total`` per provider and reason, and logged.
+by provider, through the :class:`~ingest.writer.TickWriter` (``ingest/writer.py``):
+providers never wait for Kafka, and nothing is lost silently. Each provider runs as its own
+task; :func:`~ingest.demand.follow_demand` tells them which symbols clients want beyond the
+configured ones.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
-import time
-from collections import Counter, deque
-from collections.abc import Sequence
-from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    CorruptRecordException,
-    InvalidTimestampError,
-    KafkaError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-)
-
-from fiml.health import Progress, serve_health
-from fiml.kafka_clients import make_producer
-from fiml.metrics import BROKER_UP, INGEST_BUFFERED, INGEST_DROPPED, count_ingested
-from fiml.settings import Settings
 from ingest.demand import follow_demand
-from ingest.providers import Batch
-from ingest.providers.backoff import Backoff
 from ingest.providers.registry import build_providers
-from schemas import ProviderStatus, RawTick, encode
+from ingest.writer import IngestCounters, TickWriter
+from runtime.health import Progress, serve_health
+from runtime.settings import Settings
 
 log = logging.getLogger("fiml.ingest")
-
-Record = RawTick | ProviderStatus
-
-MAX_ROUND = 5000
-KAFKA_RETRY = Backoff(base=0.5, cap=5.0)
-STOP_GRACE_S = 10.0
-WAIT_REPORT_S = 5.0
-DROP_LOG_EVERY_S = 10.0
-
-
-class Unencodable(Exception):
-    """A record that does not fit its Avro schema (a provider's bug)."""
-
-
-REFUSED = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidTimestampError,
-           CorruptRecordException, Unencodable)
-
-
-@dataclass
-class IngestCounters:
-    """What the providers reported so far (records), what was written of it, what dropped;
-    the rest is still buffered."""
-
-    reported: int = 0
-    ticks: int = 0
-    statuses: int = 0
-    dropped: int = 0
-
-
-class TickWriter:
-    """Buffers what the providers report and delivers it to Kafka, whatever the broker does."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.raw_topic = settings.topic("ticks.raw")
-        self.status_topic = settings.topic("provider.status")
-        self.limit = settings.ingest_buffer_records
-        self.buffer: deque[Record] = deque()
-        self.counters = IngestCounters()
-        self.broker_up = False
-        self.problem: str | None = "not connected to Kafka yet"
-        self.producer: AIOKafkaProducer | None = None
-        self.rng = random.Random()
-        self._arrived = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._dropped_since_log: Counter[str] = Counter()
-        self._drop_logged_at = float("-inf")
-
-    async def write(self, batch: Batch) -> None:
-        """Take a batch into the buffer (the providers' emit); what does not fit is dropped."""
-        self.counters.reported += len(batch)
-        room = max(0, self.limit - len(self.buffer))
-        self.buffer.extend(batch[:room] if room < len(batch) else batch)
-        if room < len(batch):
-            self.drop(batch[room:], "buffer_full")
-        INGEST_BUFFERED.set(len(self.buffer))
-        self._arrived.set()
-
-    def ready(self) -> bool:
-        """Whether Kafka acknowledged the last records in time (an idle producer may have
-        no open connection, so the connection itself says less)."""
-        return self.broker_up
-
-    def why_not_ready(self) -> str:
-        """What /readyz says while not ready: the broker is the problem, not a provider."""
-        return (f"broker unavailable ({self.problem or 'connection lost'}); "
-                f"{len(self.buffer)} records buffered")
-
-    def drop(self, records: Sequence[Record], reason: str) -> None:
-        """Count records that will never be written, and log them (at most every few s)."""
-        if not records:
-            return
-        for record in records:
-            INGEST_DROPPED.labels(record.provider, reason).inc()
-        self.counters.dropped += len(records)
-        self._dropped_since_log[reason] += len(records)
-        now = time.monotonic()
-        if now - self._drop_logged_at >= DROP_LOG_EVERY_S or reason != "buffer_full":
-            self._drop_logged_at = now
-            summary = ", ".join(f"{n} {why}" for why, n in sorted(self._dropped_since_log.items()))
-            log.warning("dropped records that will never reach Kafka: %s (%d dropped in all)",
-                        summary, self.counters.dropped)
-            self._dropped_since_log.clear()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Deliver the buffer until ``stop`` is set, then what is left (within
-        ``STOP_GRACE_S`` if the broker is away); drop what could not be delivered."""
-        self._stop = stop
-        attempt = 0
-        try:
-            while not stop.is_set():
-                if not self.buffer:
-                    self._arrived.clear()
-                    await _first(self._arrived.wait(), stop.wait())
-                    continue
-                if await self._round():
-                    attempt = 0
-                else:
-                    delay = KAFKA_RETRY.delay(attempt, self.rng)
-                    attempt += 1
-                    log.warning("Kafka unavailable (%s); %d records buffered, retrying in "
-                                "%.1f s", self.problem, len(self.buffer), delay)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), delay)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(STOP_GRACE_S):
-                    while self.buffer and await self._round():
-                        pass
-        finally:
-            self.drop(list(self.buffer), "stopped")
-            self.buffer.clear()
-            INGEST_BUFFERED.set(0)
-            await self._close()
-
-    async def _round(self) -> bool:
-        """Deliver the head of the buffer; False if Kafka failed us. A record leaves the
-        buffer once acknowledged (or dropped), so nothing delivered is sent again and
-        nothing undelivered is lost, even if this is cancelled."""
-        if self.producer is None and not await self._connect():
-            return False
-        records = [self.buffer[n] for n in range(min(len(self.buffer), MAX_ROUND))]
-        futures, failure = [], None
-        try:
-            for record in records:
-                futures.append(await self._send(record))
-        except KafkaError as error:  # this record and the later ones were not taken
-            failure = error
-        outcomes = await self._outcomes(futures)
-        for _ in records:
-            self.buffer.popleft()
-        refused = [r for r, o in zip(records, outcomes, strict=False) if isinstance(o, REFUSED)]
-        self.drop(refused, "refused")
-        retry = [r for r, o in zip(records, outcomes, strict=False)
-                 if isinstance(o, BaseException) and not isinstance(o, REFUSED)]
-        self.buffer.extendleft(reversed(retry + records[len(futures):]))
-        delivered = [r for r, o in zip(records, outcomes, strict=False)
-                     if not isinstance(o, BaseException)]
-        ticks = sum(isinstance(record, RawTick) for record in delivered)
-        self.counters.ticks += ticks
-        self.counters.statuses += len(delivered) - ticks
-        count_ingested(delivered)
-        INGEST_BUFFERED.set(len(self.buffer))
-        failure = failure or next((o for o in outcomes if isinstance(o, BaseException)
-                                   and not isinstance(o, REFUSED)), None)
-        if failure is None:
-            self._set_up(True)
-            return True
-        self._set_up(False, f"{type(failure).__name__}: {failure}")
-        await self._close()
-        return False
-
-    async def _send(self, record: Record) -> asyncio.Future:
-        """Hand one record to the producer; its delivery future (an unencodable record, a
-        provider's bug, comes back as refused rather than stopping the delivery)."""
-        if isinstance(record, RawTick):
-            topic, key = self.raw_topic, record.symbol
-        else:
-            topic, key = self.status_topic, record.provider
-        try:
-            value = encode(record)
-        except Exception as error:  # fastavro's errors on bad values have no common base
-            refused = asyncio.get_running_loop().create_future()
-            refused.set_exception(Unencodable(f"{type(error).__name__}: {error}"))
-            return refused
-        return await self.producer.send(topic, value, key=key.encode())
-
-    async def _outcomes(self, futures: list[asyncio.Future]) -> list[object]:
-        """Each future's result or exception once all are done (logging while they wait),
-        or, for those still waiting ``STOP_GRACE_S`` after a stop, a TimeoutError."""
-        began = reported = time.monotonic()
-        stopping: float | None = None
-        pending = set(futures)
-        while pending:
-            _, pending = await asyncio.wait(pending, timeout=1.0)
-            now = time.monotonic()
-            if pending and self._stop.is_set():
-                stopping = stopping or now
-                if now - stopping >= STOP_GRACE_S:
-                    break
-            if pending and now - reported >= WAIT_REPORT_S:
-                reported = now
-                self._set_up(False, "no acknowledgement from the broker")
-                log.warning("Kafka unavailable: %d records waiting %.0f s for their "
-                            "acknowledgement; %d records buffered", len(pending),
-                            now - began, len(self.buffer))
-        return [(future.exception() or future.result()) if future.done()
-                else TimeoutError("not acknowledged before the stop") for future in futures]
-
-    async def _connect(self) -> bool:
-        producer = make_producer(self.settings, "fiml-ingest")
-        try:
-            await producer.start()
-        except (KafkaError, OSError) as error:
-            self._set_up(False, f"{type(error).__name__}: {error}")
-            with contextlib.suppress(Exception):
-                await producer.stop()
-            return False
-        self.producer = producer
-        return True
-
-    async def _close(self) -> None:
-        producer, self.producer = self.producer, None
-        if producer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), STOP_GRACE_S)
-
-    def _set_up(self, up: bool, problem: str | None = None) -> None:
-        if up and not self.broker_up:
-            log.info("Kafka available: delivering (%d records buffered)", len(self.buffer))
-        self.broker_up = up
-        self.problem = problem
-        BROKER_UP.set(1.0 if up else 0.0)
-
-
-async def _first(*waits: object) -> None:
-    """Wait until the first of ``waits`` (coroutines) is done; cancel the others."""
-    tasks = [asyncio.ensure_future(wait) for wait in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
 
 
 async def run_ingest(settings: Settings, stop: asyncio.Event) -> IngestCounters:
@@ -280,12 +34,16 @@ async def run_ingest(settings: Settings, stop: asyncio.Event) -> IngestCounters:
     writer = TickWriter(settings)
     progress = Progress(settings.consumer_stall_seconds)
     async with serve_health(settings, writer.ready, progress.alive, writer.why_not_ready):
-        log.info("ingest started: providers=%s symbols=%d",
-                 ",".join(provider.name for provider in providers),
-                 len(settings.synthetic_symbols))
+        log.info(
+            "ingest started: providers=%s symbols=%d",
+            ",".join(provider.name for provider in providers),
+            len(settings.symbols),
+        )
         delivery = asyncio.create_task(writer.run(stop), name="delivery")
-        tasks = [asyncio.create_task(provider.run(writer.write, stop), name=provider.name)
-                 for provider in providers]
+        tasks = [
+            asyncio.create_task(provider.run(writer.write, stop), name=provider.name)
+            for provider in providers
+        ]
         tasks.append(asyncio.create_task(follow_demand(settings, providers, stop, progress)))
         try:
             await asyncio.gather(*tasks, delivery)
@@ -295,7 +53,11 @@ async def run_ingest(settings: Settings, stop: asyncio.Event) -> IngestCounters:
                 task.cancel()
             await asyncio.gather(*tasks, delivery, return_exceptions=True)
             counters = writer.counters
-            log.info("ingest stopped: %d ticks, %d statuses written, %d dropped, of %d records "
-                     "reported", counters.ticks, counters.statuses, counters.dropped,
-                     counters.reported)
+            log.info(
+                "ingest stopped: %d ticks, %d statuses written, %d dropped, of %d records reported",
+                counters.ticks,
+                counters.statuses,
+                counters.dropped,
+                counters.reported,
+            )
     return writer.counters

@@ -10,85 +10,39 @@ each symbol from its last price, sequence numbers after the last ones), so a res
 like a market that kept trading. ``trend_bps`` adds a steady drift per second (a setting for
 demos and for tests of a market that moved).
 
-Faults can be injected per venue (:func:`with_faults`, setting ``FIML_SYNTHETIC_FAULTS``):
-``down`` (down 4 s in every 12 s), ``lag`` (event times 1.5 s late), ``outliers`` (5% of
-prices 5% off) and ``duplicates`` (5% of ticks sent twice).
+The venues, and the faults that can be injected into them, are ``ingest/venues.py``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ingest.venues import DEFAULT_VENUES, OUTLIER_FACTOR, Venue
 from schemas.records import ProviderStatus, RawTick
 
 MICROS = 1_000_000
 STATUS_EVERY_US = 5 * MICROS
 
 STARTING_PRICES = {
-    "AAPL": 190.0, "GOOGL": 170.0, "MSFT": 420.0, "TSLA": 250.0, "NVDA": 130.0,
-    "AMZN": 185.0, "META": 500.0, "SPY": 560.0, "QQQ": 480.0, "^GSPC": 5600.0,
-    "BTC/USDT": 65000.0, "ETH/USDT": 3200.0, "SOL/USDT": 150.0, "XRP/USDT": 0.6,
+    "AAPL": 190.0,
+    "GOOGL": 170.0,
+    "MSFT": 420.0,
+    "TSLA": 250.0,
+    "NVDA": 130.0,
+    "AMZN": 185.0,
+    "META": 500.0,
+    "SPY": 560.0,
+    "QQQ": 480.0,
+    "^GSPC": 5600.0,
+    "BTC/USDT": 65000.0,
+    "ETH/USDT": 3200.0,
+    "SOL/USDT": 150.0,
+    "XRP/USDT": 0.6,
     "DOGE/USDT": 0.15,
 }
-
-
-@dataclass(frozen=True)
-class Venue:
-    """How one simulated venue distorts the true price."""
-
-    name: str
-    noise_bps: float
-    latency_ms: float
-    spread_bps: float
-    trade_probability: float
-    outages_per_hour: float
-    outage_seconds: float
-    down_every_s: float = 0.0
-    lag_ms: float = 0.0
-    outlier_probability: float = 0.0
-    duplicate_probability: float = 0.0
-
-
-FAULTS: dict[str, dict[str, float]] = {
-    "down": {"down_every_s": 12.0, "outage_seconds": 4.0},
-    "lag": {"lag_ms": 1500.0},
-    "outliers": {"outlier_probability": 0.05},
-    "duplicates": {"duplicate_probability": 0.05},
-}
-OUTLIER_FACTOR = 0.05
-
-
-DEFAULT_VENUES = (
-    Venue("synthetic:alpha", noise_bps=0.5, latency_ms=15, spread_bps=2, trade_probability=0.3,
-          outages_per_hour=2, outage_seconds=20),
-    Venue("synthetic:beta", noise_bps=1.5, latency_ms=60, spread_bps=4, trade_probability=0.2,
-          outages_per_hour=4, outage_seconds=15),
-    Venue("synthetic:gamma", noise_bps=3.0, latency_ms=150, spread_bps=8, trade_probability=0.1,
-          outages_per_hour=6, outage_seconds=30),
-)
-
-
-def with_faults(venues: Iterable[Venue], specs: Iterable[str]) -> tuple[Venue, ...]:
-    """``venues`` with faults applied; each spec is ``venue=fault[+fault...]``.
-
-    Raises ValueError naming ``FIML_SYNTHETIC_FAULTS`` for an unknown venue or fault.
-    """
-    by_name = {venue.name: venue for venue in venues}
-    for spec in specs:
-        name, _, faults = spec.partition("=")
-        if name not in by_name:
-            raise ValueError(f"FIML_SYNTHETIC_FAULTS: unknown venue {name!r} in {spec!r}")
-        for fault in faults.split("+"):
-            if fault not in FAULTS:
-                known = ", ".join(FAULTS)
-                raise ValueError(f"FIML_SYNTHETIC_FAULTS: unknown fault {fault!r} "
-                                 f"in {spec!r} (known: {known})")
-            by_name[name] = dataclasses.replace(by_name[name], **FAULTS[fault])
-    return tuple(by_name.values())
 
 
 def starting_price(symbol: str) -> float:
@@ -114,8 +68,15 @@ class SyntheticMarket:
     ``tick_hz`` is the number of quote ticks per second per symbol per venue.
     """
 
-    def __init__(self, symbols: Iterable[str], *, seed: int, tick_hz: float,
-                 venues: Iterable[Venue] = DEFAULT_VENUES, trend_bps: float = 0.0) -> None:
+    def __init__(
+        self,
+        symbols: Iterable[str],
+        *,
+        seed: int,
+        tick_hz: float,
+        venues: Iterable[Venue] = DEFAULT_VENUES,
+        trend_bps: float = 0.0,
+    ) -> None:
         self.random = random.Random(seed)
         self.tick_hz = tick_hz
         self.trend = trend_bps / 10_000
@@ -182,6 +143,7 @@ class SyntheticMarket:
     def _update_outage(self, venue: Venue, now_us: int, elapsed: float) -> bool:
         state = self.state[venue.name]
         if venue.down_every_s > 0:
+            assert self.start_us is not None, "set by the first advance"
             phase = (now_us - self.start_us) % int(venue.down_every_s * MICROS)
             return phase < int((venue.down_every_s - venue.outage_seconds) * MICROS)
         if now_us < state.down_until_us:
@@ -200,8 +162,9 @@ class SyntheticMarket:
         state.last_status_us = now_us
         if up:
             return ProviderStatus(venue.name, now_us, "UP", latency_ms=venue.latency_ms)
-        return ProviderStatus(venue.name, now_us, "DOWN", error_kind="outage",
-                              message="simulated outage")
+        return ProviderStatus(
+            venue.name, now_us, "DOWN", error_kind="outage", message="simulated outage"
+        )
 
     def _observe(self, venue: Venue, symbol: str, now_us: int) -> list[RawTick]:
         state = self.state[venue.name]
@@ -221,19 +184,38 @@ class SyntheticMarket:
         if rng.random() < venue.trade_probability:
             size = round(rng.expovariate(1.0) * (0.5 if "/" in symbol else 100), 4) or 1.0
             state.volume[symbol] = state.volume.get(symbol, 0.0) + size
-            ticks.append(RawTick(
-                symbol, venue.name, "TRADE", ts_event, now_us, state.seq, price,
-                trade_id=f"{venue.name}-{state.seq}", trade_size=size,
-                side="buy" if rng.random() < 0.5 else "sell",
-            ))
+            ticks.append(
+                RawTick(
+                    symbol,
+                    venue.name,
+                    "TRADE",
+                    ts_event,
+                    now_us,
+                    state.seq,
+                    price,
+                    trade_id=f"{venue.name}-{state.seq}",
+                    trade_size=size,
+                    side="buy" if rng.random() < 0.5 else "sell",
+                )
+            )
             state.seq += 1
-        ticks.append(RawTick(
-            symbol, venue.name, "QUOTE", ts_event, now_us, state.seq, price,
-            bid=_round_price(bid), ask=_round_price(ask),
-            bid_size=round(rng.uniform(1, 50), 2), ask_size=round(rng.uniform(1, 50), 2),
-            volume=round(state.volume.get(symbol, 0.0), 4),
-            reference_price=self.reference[symbol],
-        ))
+        ticks.append(
+            RawTick(
+                symbol,
+                venue.name,
+                "QUOTE",
+                ts_event,
+                now_us,
+                state.seq,
+                price,
+                bid=_round_price(bid),
+                ask=_round_price(ask),
+                bid_size=round(rng.uniform(1, 50), 2),
+                ask_size=round(rng.uniform(1, 50), 2),
+                volume=round(state.volume.get(symbol, 0.0), 4),
+                reference_price=self.reference[symbol],
+            )
+        )
         if venue.duplicate_probability and rng.random() < venue.duplicate_probability:
             ticks.append(ticks[-1])
         return ticks

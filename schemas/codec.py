@@ -97,7 +97,8 @@ class RegisteredSchema:
 
 def load_schema(filename: str) -> dict[str, Any]:
     """The ``.avsc`` file as written, logical types included."""
-    return json.loads((AVRO_DIR / filename).read_text())
+    schema: dict[str, Any] = json.loads((AVRO_DIR / filename).read_text())
+    return schema
 
 
 def _without_logical_types(node: Any) -> Any:
@@ -116,12 +117,21 @@ def _registered(schema_id: int, record_type: type, filename: str) -> RegisteredS
     names = tuple(f.name for f in dataclasses.fields(record_type))
     positional = tuple(f["name"] for f in source["fields"]) == names
     setters = tuple(getattr(record_type, name).__set__ for name in names)
-    return RegisteredSchema(schema_id, record_type, source, parsed, names,
-                            HEADER.pack(MAGIC_BYTE, schema_id), positional, setters)
+    return RegisteredSchema(
+        schema_id,
+        record_type,
+        source,
+        parsed,
+        names,
+        HEADER.pack(MAGIC_BYTE, schema_id),
+        positional,
+        setters,
+    )
 
 
-def _build(record_type: type[T], setters: tuple[Callable[[Any, Any], None], ...],
-           values: Iterable[Any]) -> T:
+def _build(
+    record_type: type[T], setters: tuple[Callable[[Any, Any], None], ...], values: Iterable[Any]
+) -> T:
     """``record_type(*values)`` without the frozen dataclass ``__init__``, which sets each
     field through a call of ``object.__setattr__``: setting the slots directly takes a
     third less time, once per decoded record. Records have no ``__post_init__`` to skip."""
@@ -132,14 +142,18 @@ def _build(record_type: type[T], setters: tuple[Callable[[Any, Any], None], ...]
 
 
 def _register() -> tuple[dict[int, RegisteredSchema], dict[type, RegisteredSchema]]:
-    by_type = {record_type: _registered(schema_id, record_type, filename)
-               for record_type, (schema_id, filename) in SCHEMA_IDS.items()}
+    by_type = {
+        record_type: _registered(schema_id, record_type, filename)
+        for record_type, (schema_id, filename) in SCHEMA_IDS.items()
+    }
     by_id = {schema.schema_id: schema for schema in by_type.values()}
     for schema_id, (record_type, filename) in EARLIER_SCHEMA_IDS.items():
         current = by_type[record_type]
-        by_id[schema_id] = dataclasses.replace(_registered(schema_id, record_type, filename),
-                                               positional=current.positional,
-                                               reader=current.parsed)
+        by_id[schema_id] = dataclasses.replace(
+            _registered(schema_id, record_type, filename),
+            positional=current.positional,
+            reader=current.parsed,
+        )
     return by_id, by_type
 
 
@@ -151,8 +165,9 @@ def encode(record: Record) -> bytes:
     schema = SCHEMAS_BY_TYPE[type(record)]
     buffer = io.BytesIO()
     buffer.write(schema.header)
-    fastavro.schemaless_writer(buffer, schema.parsed,
-                               {name: getattr(record, name) for name in schema.field_names})
+    fastavro.schemaless_writer(
+        buffer, schema.parsed, {name: getattr(record, name) for name in schema.field_names}
+    )
     return buffer.getvalue()
 
 
@@ -171,11 +186,13 @@ def decode(payload: bytes | None, expected: type[T] | None = None) -> T:
     if not payload:
         raise DecodeError(EMPTY, "an empty value")
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise DecodeError(OVERSIZE, f"{len(payload)} bytes, over the limit of "
-                                    f"{MAX_PAYLOAD_BYTES} for a record")
+        raise DecodeError(
+            OVERSIZE, f"{len(payload)} bytes, over the limit of {MAX_PAYLOAD_BYTES} for a record"
+        )
     if len(payload) < HEADER.size:
-        raise DecodeError(TRUNCATED,
-                          f"truncated payload: {len(payload)} bytes, the header alone has 5")
+        raise DecodeError(
+            TRUNCATED, f"truncated payload: {len(payload)} bytes, the header alone has 5"
+        )
     magic, schema_id = HEADER.unpack_from(payload)
     if magic != MAGIC_BYTE:
         raise DecodeError(BAD_MAGIC, f"bad magic byte {magic}: not Confluent-framed Avro")
@@ -184,24 +201,31 @@ def decode(payload: bytes | None, expected: type[T] | None = None) -> T:
         known = ", ".join(str(i) for i in sorted(SCHEMAS_BY_ID))
         raise DecodeError(UNKNOWN_SCHEMA, f"unknown schema id {schema_id} (known ids: {known})")
     if expected is not None and schema.record_type is not expected:
-        raise DecodeError(WRONG_TYPE, f"schema id {schema_id} is {schema.record_type.__name__}, "
-                                      f"expected {expected.__name__}")
+        raise DecodeError(
+            WRONG_TYPE,
+            f"schema id {schema_id} is {schema.record_type.__name__}, expected {expected.__name__}",
+        )
     body = io.BytesIO(payload)
     body.seek(HEADER.size)
     name = schema.record_type.__name__
     try:
-        values = fastavro.schemaless_reader(body, schema.parsed, schema.reader)
+        # A record schema always reads a dict.
+        values: dict[str, Any] = fastavro.schemaless_reader(body, schema.parsed, schema.reader)  # type: ignore[assignment]
     except (EOFError, StopIteration) as exc:
-        raise DecodeError(TRUNCATED, f"truncated payload for {name}: the body ends early "
-                                     f"({len(payload)} bytes)") from exc
+        raise DecodeError(
+            TRUNCATED, f"truncated payload for {name}: the body ends early ({len(payload)} bytes)"
+        ) from exc
     except Exception as exc:  # fastavro's errors on bad bytes have no common base
         if body.tell() >= len(payload):
-            raise DecodeError(TRUNCATED, f"truncated payload for {name}: the body ends early "
-                                         f"({len(payload)} bytes)") from exc
+            raise DecodeError(
+                TRUNCATED,
+                f"truncated payload for {name}: the body ends early ({len(payload)} bytes)",
+            ) from exc
         raise DecodeError(CORRUPT, f"corrupt {name} body: {exc}") from exc
     if body.tell() != len(payload):
         extra = len(payload) - body.tell()
         raise DecodeError(CORRUPT, f"{extra} bytes left after the {name} body")
     if schema.positional:
         return _build(schema.record_type, schema.setters, values.values())
-    return schema.record_type(**values)
+    record: T = schema.record_type(**values)
+    return record

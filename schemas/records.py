@@ -1,12 +1,11 @@
 """Typed records, one per Avro schema in ``schemas/avro``.
 
-Times are integers: microseconds since the Unix epoch, UTC.
+Times are integers: microseconds since the Unix epoch, UTC (``schemas/times.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,30 +125,4 @@ class Rejected:
     ts_event: int | None = None
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 Record = RawTick | ProviderStatus | Quote | Candle | Trade | Rejected | Demand
-
-
-def micros_to_iso(micros: int) -> str:
-    """Format microseconds since the epoch as ISO 8601 UTC, e.g. ``2025-11-22T10:30:01.250000Z``."""
-    moment = EPOCH + timedelta(microseconds=micros)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def datetime_to_micros(moment: datetime) -> int:
-    """Microseconds since the epoch of an aware datetime."""
-    delta = moment - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-# The times a date can show (years 1 to 9999): what micros_to_iso and any Avro reader's
-# timestamp-micros can turn into a date.
-FIRST_MICROS = datetime_to_micros(datetime(1, 1, 1, tzinfo=UTC))
-LAST_MICROS = datetime_to_micros(datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC))
-
-
-def check_micros(micros: int) -> None:
-    """Raise ValueError unless ``micros`` is a time a date can show."""
-    if not FIRST_MICROS <= micros <= LAST_MICROS:
-        raise ValueError(f"time {micros} µs since the epoch is no date")

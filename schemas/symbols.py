@@ -35,4 +35,3 @@ def canonical_symbol(text: str) -> str:
     if _TICKER.fullmatch(symbol):
         return symbol
     raise InvalidSymbol(f"invalid symbol {symbol!r}: expected a ticker such as AAPL or BTC/USDT")
-

@@ -80,7 +80,11 @@ def binance_routes() -> dict[str, Reply | Callable[[str], Reply]]:
     return {
         "/api/v3/exchangeInfo": Reply(fixture("ccxt/binance_exchange_info.json")),
         "/api/v3/ticker/24hr": Reply(fixture("ccxt/binance_ticker_24hr.json")),
-        "/api/v3/aggTrades": lambda url: Reply(fixture(
-            "ccxt/binance_agg_trades_ethusdt.json" if "ETHUSDT" in url
-            else "ccxt/binance_agg_trades_btcusdt.json")),
+        "/api/v3/aggTrades": lambda url: Reply(
+            fixture(
+                "ccxt/binance_agg_trades_ethusdt.json"
+                if "ETHUSDT" in url
+                else "ccxt/binance_agg_trades_btcusdt.json"
+            )
+        ),
     }

@@ -66,6 +66,7 @@ class RecordedVenue:
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> RecordedVenue:
         """Make ccxt.pro's clients connect here for the rest of the test."""
+
         async def connect(client: Client, session: object) -> RecordedSocket:
             socket = RecordedSocket(client.url, self.answer)
             self.sockets.append(socket)
@@ -79,11 +80,13 @@ def binance_answer(streams: dict[str, list[dict]], extra: tuple[str, ...] = ()) 
     """Binance's reply to ``{"method": "SUBSCRIBE", "params": [...], "id": n}``: the
     ``{"result": null, "id": n}`` confirmation, then the recorded events of each stream
     (``btcusdt@ticker``, ``btcusdt@trade``), then the raw ``extra`` frames."""
+
     def answer(request: dict) -> list[str]:
         frames = [json.dumps({"result": None, "id": request["id"]})]
         for stream in request.get("params", []):
             frames.extend(json.dumps(event) for event in streams.get(stream, []))
         return [*frames, *extra]
+
     return answer
 
 
@@ -91,14 +94,27 @@ def kraken_answer(channels: dict[str, list[dict]]) -> Answer:
     """Kraken's v2 reply to ``{"method": "subscribe", "params": {"channel", "symbol"}}``: a
     ``success`` acknowledgement per symbol, then the recorded messages of that channel
     whose data is for a subscribed symbol."""
+
     def answer(request: dict) -> list[str]:
         channel, symbols = request["params"]["channel"], request["params"]["symbol"]
-        frames = [json.dumps({"method": "subscribe", "req_id": request["req_id"],
-                              "result": {"channel": channel, "symbol": symbol},
-                              "success": True, "time_in": "2025-11-26T10:00:00.000000Z",
-                              "time_out": "2025-11-26T10:00:00.000100Z"})
-                  for symbol in symbols]
-        frames.extend(json.dumps(message) for message in channels.get(channel, [])
-                      if message["data"][0]["symbol"] in symbols)
+        frames = [
+            json.dumps(
+                {
+                    "method": "subscribe",
+                    "req_id": request["req_id"],
+                    "result": {"channel": channel, "symbol": symbol},
+                    "success": True,
+                    "time_in": "2025-11-26T10:00:00.000000Z",
+                    "time_out": "2025-11-26T10:00:00.000100Z",
+                }
+            )
+            for symbol in symbols
+        ]
+        frames.extend(
+            json.dumps(message)
+            for message in channels.get(channel, [])
+            if message["data"][0]["symbol"] in symbols
+        )
         return frames
+
     return answer

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from fiml.settings import Settings
+from runtime.settings import Settings
 
 KUSTOMIZE_VERSION = "v5.8.1"
 STRIMZI_VERSION = "0.51.0"
@@ -39,8 +39,9 @@ def tools_dir() -> Path:
 def _run(command: list[str], env: dict[str, str] | None = None) -> None:
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise ToolError(f"{' '.join(command[:3])} failed:\n{result.stdout[-3000:]}"
-                        f"{result.stderr[-3000:]}")
+        raise ToolError(
+            f"{' '.join(command[:3])} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
 
 
 def _fetch_into(target: Path, fetch: Callable[[Path], None]) -> None:
@@ -63,8 +64,12 @@ def kustomize() -> Path:
             raise ToolError("Go is needed to build kustomize for the deployment tests")
         print(f"building kustomize {KUSTOMIZE_VERSION} (first run only)...", flush=True)
         module = f"sigs.k8s.io/kustomize/kustomize/v5@{KUSTOMIZE_VERSION}"
-        _fetch_into(target, lambda staging: _run([go, "install", module],
-                                                 env={**os.environ, "GOBIN": str(staging)}))
+        _fetch_into(
+            target,
+            lambda staging: _run(
+                [go, "install", module], env={**os.environ, "GOBIN": str(staging)}
+            ),
+        )
     return binary
 
 
@@ -77,10 +82,19 @@ def strimzi_jar() -> Path:
         if maven is None:
             raise ToolError("Maven (mvn) is needed to fetch Strimzi's CRDs")
         print(f"fetching Strimzi {STRIMZI_VERSION} CRDs (first run only)...", flush=True)
-        _fetch_into(target, lambda staging: _run([
-            maven, "-B", "-q", f"{MAVEN_DEPENDENCY_PLUGIN}:copy",
-            f"-Dartifact=io.strimzi:api:{STRIMZI_VERSION}:jar:tests",
-            f"-DoutputDirectory={staging}"]))
+        _fetch_into(
+            target,
+            lambda staging: _run(
+                [
+                    maven,
+                    "-B",
+                    "-q",
+                    f"{MAVEN_DEPENDENCY_PLUGIN}:copy",
+                    f"-Dartifact=io.strimzi:api:{STRIMZI_VERSION}:jar:tests",
+                    f"-DoutputDirectory={staging}",
+                ]
+            ),
+        )
     return jar
 
 

@@ -11,9 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from fiml.local_kafka import free_port, temporary_broker
-
-__all__ = ["docker_answers", "free_port", "session_broker"]
+from runtime.testing import temporary_broker
 
 CONTAINER_IMAGE = "confluentinc/cp-kafka:8.1.0"
 

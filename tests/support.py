@@ -1,8 +1,10 @@
-"""Helpers of the integration tests: child services, topic reading, process scans."""
+"""Helpers of the integration tests: child services, waiting for them, their metrics, process
+scans."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import socket
@@ -12,12 +14,11 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
-from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.processes import die_with_parent
-from fiml.settings import Settings
-from schemas import DecodeError, ProviderStatus, RawTick, decode
+from runtime.processes import die_with_parent
+from runtime.settings import Settings
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -29,9 +30,14 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """Start ``python -m fiml <args>``; it dies with the test process."""
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "fiml", *args], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                preexec_fn=die_with_parent())
+        return subprocess.Popen(
+            [sys.executable, "-m", "fiml", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent(),
+        )
 
 
 def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
@@ -44,58 +50,6 @@ def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"nothing listened on {host}:{port} after {timeout} s")
-
-
-async def read_topic(settings: Settings, role: str, record_type: type,
-                     strict: bool = True) -> list[tuple]:
-    """Every record of a topic up to its current end: (partition, offset, decoded record);
-    unless ``strict``, those that do not decode are left out."""
-    topic = settings.topic(role)
-    partitions = await topic_partitions(settings, topic)
-    consumer = make_consumer(settings, "fiml-tests")
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        found = []
-        pending = {tp for tp in partitions if ends[tp] > 0}
-        while pending:
-            batches = await consumer.getmany(*pending, timeout_ms=1000)
-            for tp, records in batches.items():
-                for record in records:
-                    if record.offset < ends[tp]:
-                        try:
-                            value = decode(record.value, record_type)
-                        except DecodeError:
-                            if strict:
-                                raise
-                            continue
-                        found.append((tp.partition, record.offset, value))
-            for tp in list(pending):  # every one: records deleted meanwhile return no batch
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-        return found
-    finally:
-        await consumer.stop()
-
-
-async def expire_oldest(settings: Settings, role: str) -> None:
-    """Delete the first record of every partition holding two or more, as retention would."""
-    partitions = await topic_partitions(settings, settings.topic(role))
-    consumer = make_consumer(settings, "fiml-tests")
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_records({tp: RecordsToDelete(before_offset=1)
-                                    for tp in partitions if ends[tp] >= 2})
-    finally:
-        await admin.close()
 
 
 def processes_with_env(marker: str) -> list[int]:
@@ -115,32 +69,9 @@ def processes_with_env(marker: str) -> list[int]:
     return found
 
 
-
-Records = list[RawTick | ProviderStatus]
-
-
-def has_tick(records: Records) -> bool:
-    """Whether a provider has produced at least one tick."""
-    return any(isinstance(record, RawTick) for record in records)
-
-
-async def run_provider_until(provider, done: Callable[[Records], bool],
-                             limit_s: float = 10.0) -> Records:
-    """Run ``provider`` until ``done(records)`` holds; fail if that takes over ``limit_s``."""
-    records: Records = []
-    stop = asyncio.Event()
-
-    async def emit(batch: Records) -> None:
-        records.extend(batch)
-        if done(records):
-            stop.set()
-
-    await asyncio.wait_for(provider.run(emit, stop), limit_s)
-    return records
-
-
-async def poll_until(predicate: Callable[[], bool | Awaitable[bool]], within: float,
-                     interval: float = 0.2) -> None:
+async def poll_until(
+    predicate: Callable[[], bool | Awaitable[bool]], within: float, interval: float = 0.2
+) -> None:
     """Wait until ``predicate()`` (or what it returns, if awaitable) holds; fail after
     ``within`` seconds."""
     deadline = time.monotonic() + within
@@ -165,3 +96,47 @@ async def worst_loop_stall(samples: int = 50, period: float = 0.01) -> float:
         await asyncio.sleep(period)
         worst = max(worst, loop.time() - before - period)
     return worst
+
+
+# How long a spawned service may take to answer its health endpoints.
+SERVICE_START_TIMEOUT = 90.0
+
+
+async def poll(
+    url: str, within: float = SERVICE_START_TIMEOUT, process: subprocess.Popen | None = None
+) -> list[int]:
+    """Status codes of ``url``, polled until it answers 200; connection errors are skipped.
+
+    Fails at once if ``process``, the server, has exited.
+    """
+    seen: list[int] = []
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise AssertionError(f"the server exited with code {process.returncode}")
+            with contextlib.suppress(httpx.TransportError):
+                seen.append((await client.get(url)).status_code)
+            if seen and seen[-1] == 200:
+                return seen
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"{url} did not answer 200 within {within} s: {seen[-5:]}")
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse(text: str) -> Samples:
+    """Every sample of an exposition, keyed by name and labels."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def scrape(client: httpx.AsyncClient, url: str) -> Samples:
+    response = await client.get(url)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return parse(response.text)

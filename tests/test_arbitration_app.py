@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from arbitration.app import MAX_POLL_RECORDS, make_app
-from fiml.settings import Settings
+from runtime.settings import Settings
 
 
 async def test_a_poll_takes_at_most_max_poll_records(tmp_path):

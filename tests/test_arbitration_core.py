@@ -8,14 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arbitration import checks, scoring
-from arbitration.config import EngineConfig, Weights
-from arbitration.engine import MAX_KEPT_BYTES
-from arbitration.statuses import StatusTimeline
+from arbitration.engine import checks, scoring
+from arbitration.engine.config import Weights
+from arbitration.engine.partition import MAX_KEPT_BYTES
+from arbitration.engine.statuses import StatusTimeline
 from schemas import decode, encode
 from schemas.codec import MAX_PAYLOAD_BYTES
 from schemas.records import Quote, RawTick, Rejected, Trade
-from tests.arbitration_support import MS, SECOND, T0, Harness, status, tick
+from tests.factories import MS, SECOND, T0, default_config, status, tick
+from tests.support_engine import Harness
 
 unit = st.floats(min_value=0, max_value=1)
 
@@ -51,8 +52,12 @@ def test_score_is_the_weighted_mean():
 
 
 @settings(max_examples=300)
-@given(st.lists(unit, min_size=6, max_size=6), st.integers(0, 5), unit,
-       st.lists(st.floats(0, 10), min_size=6, max_size=6))
+@given(
+    st.lists(unit, min_size=6, max_size=6),
+    st.integers(0, 5),
+    unit,
+    st.lists(st.floats(0, 10), min_size=6, max_size=6),
+)
 def test_score_never_falls_when_one_component_rises(values, which, bump, weights):
     before = scoring.Components(*values)
     raised = list(values)
@@ -63,10 +68,12 @@ def test_score_never_falls_when_one_component_rises(values, which, bump, weights
 
 
 @settings(max_examples=300)
-@given(st.lists(unit, min_size=1, max_size=6), st.integers(0, 5), unit, unit, unit,
-       st.integers(1, 5))
-def test_confidence_is_monotone_in_agreement_freshness_and_count(agreements, which, bump,
-                                                                  fresh, fresh_bump, expected):
+@given(
+    st.lists(unit, min_size=1, max_size=6), st.integers(0, 5), unit, unit, unit, st.integers(1, 5)
+)
+def test_confidence_is_monotone_in_agreement_freshness_and_count(
+    agreements, which, bump, fresh, fresh_bump, expected
+):
     base = scoring.confidence(agreements, fresh, expected)
     assert 0.0 <= base <= 1.0
     index = which % len(agreements)
@@ -122,8 +129,12 @@ def test_two_equal_halves_go_to_the_half_the_quote_is_at():
 
 
 @settings(max_examples=300)
-@given(st.lists(st.floats(90, 110), min_size=2, max_size=9), st.floats(0.0, 0.5),
-       st.floats(-0.4, 0.4).filter(lambda x: abs(x) > 0.02), st.floats(90, 110) | st.none())
+@given(
+    st.lists(st.floats(90, 110), min_size=2, max_size=9),
+    st.floats(0.0, 0.5),
+    st.floats(-0.4, 0.4).filter(lambda x: abs(x) > 0.02),
+    st.floats(90, 110) | st.none(),
+)
 def test_a_minority_beyond_the_band_is_always_refused(majority, noise_bps, offset, reference):
     """A strict majority within ``w`` of each other makes any price farther than
     ``mads * max(w, floor)`` from them an outlier, however the minority is spread."""
@@ -142,21 +153,24 @@ def three_venues(at: int = 0) -> list[RawTick]:
     return [tick("a", at, 100.0), tick("b", at + 1, 100.05), tick("c", at + 2, 99.95)]
 
 
-@pytest.mark.parametrize(("bad", "reason"), [
-    (tick("d", 10 * MS, 0.0), "bad_price"),
-    (tick("d", 10 * MS, -5.0), "bad_price"),
-    (tick("d", 10 * MS, math.nan), "bad_price"),
-    (tick("d", 10 * MS, math.inf), "bad_price"),
-    (tick("d", 10 * MS, 100.0, bid=100.2, ask=100.1), "crossed_book"),
-    (tick("d", 10 * MS, 100.0, kind="TRADE", size=-1.0), "bad_size"),
-    (tick("d", 10 * MS, 100.0, latency=-2 * SECOND), "future"),
-    (tick("a", 0, 100.0), "duplicate"),
-    (tick("d", 10 * MS, 120.0), "outlier"),
-    (tick("d", -4 * SECOND, 100.0), "late"),
-    (b"\x00\x00\x00\x00\x01garbage", "undecodable"),
-    (b"", "undecodable"),
-    (None, "undecodable"),
-])
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (tick("d", 10 * MS, 0.0), "bad_price"),
+        (tick("d", 10 * MS, -5.0), "bad_price"),
+        (tick("d", 10 * MS, math.nan), "bad_price"),
+        (tick("d", 10 * MS, math.inf), "bad_price"),
+        (tick("d", 10 * MS, 100.0, bid=100.2, ask=100.1), "crossed_book"),
+        (tick("d", 10 * MS, 100.0, kind="TRADE", size=-1.0), "bad_size"),
+        (tick("d", 10 * MS, 100.0, latency=-2 * SECOND), "future"),
+        (tick("a", 0, 100.0), "duplicate"),
+        (tick("d", 10 * MS, 120.0), "outlier"),
+        (tick("d", -4 * SECOND, 100.0), "late"),
+        (b"\x00\x00\x00\x00\x01garbage", "undecodable"),
+        (b"", "undecodable"),
+        (None, "undecodable"),
+    ],
+)
 def test_every_reason_goes_to_the_dlq_with_the_original_bytes(bad, reason):
     harness = Harness()
     harness.feed(three_venues())
@@ -174,8 +188,11 @@ def test_every_reason_goes_to_the_dlq_with_the_original_bytes(bad, reason):
         assert record.symbol == bad.symbol and record.provider == bad.provider
 
 
-large = st.builds(lambda size, byte: bytes([byte]) * size,
-                  st.integers(MAX_KEPT_BYTES - 8, MAX_PAYLOAD_BYTES + 8), st.integers(0, 255))
+large = st.builds(
+    lambda size, byte: bytes([byte]) * size,
+    st.integers(MAX_KEPT_BYTES - 8, MAX_PAYLOAD_BYTES + 8),
+    st.integers(0, 255),
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -231,8 +248,12 @@ def test_a_future_tick_does_not_move_event_time():
 
 def test_best_scored_provider_drives_and_quote_names_it():
     harness = Harness()
-    out = harness.feed([tick("slow", 0, 100.0, latency=300 * MS),
-                        tick("fast", 1, 100.01, latency=5 * MS, bid=100.0, ask=100.02)])
+    out = harness.feed(
+        [
+            tick("slow", 0, 100.0, latency=300 * MS),
+            tick("fast", 1, 100.01, latency=5 * MS, bid=100.0, ask=100.02),
+        ]
+    )
     last = quotes(out)[-1]
     assert last.provider == "fast" and last.price == 100.01
     assert (last.bid, last.ask) == (100.0, 100.02)
@@ -241,13 +262,16 @@ def test_best_scored_provider_drives_and_quote_names_it():
 
 def test_fail_over_order_when_the_driver_stalls():
     """a > b > c by latency; a stalls, then b: each hand-over goes to the next best."""
-    harness = Harness(EngineConfig(switch_margin=0.0))
+    harness = Harness(default_config(switch_margin=0.0))
     latencies = {"a": 5 * MS, "b": 50 * MS, "c": 200 * MS}
     drivers = []
     for step in range(60):
         at = step * 100 * MS
-        alive = [p for p in "abc" if not (p == "a" and at >= 2 * SECOND)
-                 and not (p == "b" and at >= 4 * SECOND)]
+        alive = [
+            p
+            for p in "abc"
+            if not (p == "a" and at >= 2 * SECOND) and not (p == "b" and at >= 4 * SECOND)
+        ]
         for p in alive:
             for q in quotes(harness.send(tick(p, at, 100.0, latency=latencies[p]))):
                 if not drivers or drivers[-1][1] != q.provider:
@@ -259,7 +283,7 @@ def test_fail_over_order_when_the_driver_stalls():
 
 
 def test_a_down_status_hands_over_after_the_status_delay():
-    config = EngineConfig()
+    config = default_config()
     delay = config.effective_status_delay_us
     harness = Harness(config, [status("a", 1 * SECOND, "DOWN")])
     drivers = []
@@ -275,12 +299,13 @@ def test_a_down_status_hands_over_after_the_status_delay():
 
 
 def test_quotes_carry_the_score_of_each_fresh_provider_that_is_not_down():
-    harness = Harness(EngineConfig(), [status("a", 1 * SECOND, "DOWN")])
+    harness = Harness(default_config(), [status("a", 1 * SECOND, "DOWN")])
     made = []
     for step in range(50):
         for p, latency in (("a", 5 * MS), ("b", 50 * MS)):
-            made += quotes(harness.send(tick(p, step * 100 * MS, 100.0 + step / 100,
-                                             latency=latency)))
+            made += quotes(
+                harness.send(tick(p, step * 100 * MS, 100.0 + step / 100, latency=latency))
+            )
     both = [q for q in made if q.providers == ["a", "b"]]
     assert set(both[0].scores) == {"a", "b"} and both[0].scores["a"] > both[0].scores["b"]
     assert set(both[-1].scores) == {"b"}, "a still ticks, but is DOWN"
@@ -290,13 +315,18 @@ def test_quotes_carry_the_score_of_each_fresh_provider_that_is_not_down():
 def test_a_disagreeing_driver_loses_the_role():
     harness = Harness()
     for step in range(10):
-        harness.feed([tick("a", step * 100 * MS, 100.0, latency=5 * MS),
-                      tick("b", step * 100 * MS + 1, 100.0, latency=30 * MS),
-                      tick("c", step * 100 * MS + 2, 100.0, latency=30 * MS)])
+        harness.feed(
+            [
+                tick("a", step * 100 * MS, 100.0, latency=5 * MS),
+                tick("b", step * 100 * MS + 1, 100.0, latency=30 * MS),
+                tick("c", step * 100 * MS + 2, 100.0, latency=30 * MS),
+            ]
+        )
     assert harness.engine.books["AAPL"].driver == "a"
     # a drifts 30 bps away: not an outlier, but far enough to lose the role.
-    out = harness.feed([tick("a", SECOND, 100.3, latency=5 * MS),
-                        tick("b", SECOND + 1, 100.0, latency=30 * MS)])
+    out = harness.feed(
+        [tick("a", SECOND, 100.3, latency=5 * MS), tick("b", SECOND + 1, 100.0, latency=30 * MS)]
+    )
     assert quotes(out)[0].provider in {"b", "c"}
     assert all(q.provider != "a" for q in quotes(out))
 
@@ -305,8 +335,9 @@ def test_the_driver_does_not_flap_between_equal_providers():
     harness = Harness()
     out = []
     for step in range(20):
-        out += harness.feed([tick("a", step * 100 * MS, 100.0), tick("b", step * 100 * MS + 1,
-                                                                       100.0)])
+        out += harness.feed(
+            [tick("a", step * 100 * MS, 100.0), tick("b", step * 100 * MS + 1, 100.0)]
+        )
     assert {q.provider for q in quotes(out)} == {"a"}
 
 
@@ -333,18 +364,36 @@ def test_timeline_between_is_ordered_and_half_open():
     for s in [status("b", 20, "UP"), status("a", 10, "DOWN"), status("a", 20, "UP")]:
         timeline.add(s)
     assert [(s.provider, s.ts_event - T0) for s in timeline.between(None, T0 + 20)] == [
-        ("a", 10), ("a", 20), ("b", 20)]
+        ("a", 10),
+        ("a", 20),
+        ("b", 20),
+    ]
     assert [s.ts_event - T0 for s in timeline.between(T0 + 10, T0 + 20)] == [20, 20]
     assert timeline.between(T0 + 20, T0 + 30) == []
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.permutations([status(p, t * 300 * MS, s) for p, t, s in [
-    ("a", 1, "DOWN"), ("b", 2, "UP"), ("a", 5, "UP"), ("c", 7, "DEGRADED"), ("b", 9, "DOWN")]]))
+@given(
+    st.permutations(
+        [
+            status(p, t * 300 * MS, s)
+            for p, t, s in [
+                ("a", 1, "DOWN"),
+                ("b", 2, "UP"),
+                ("a", 5, "UP"),
+                ("c", 7, "DEGRADED"),
+                ("b", 9, "DOWN"),
+            ]
+        ]
+    )
+)
 def test_status_arrival_order_does_not_change_outputs(order):
     """Statuses take effect by event time, so the order they were read in does not matter."""
-    ticks = [tick(p, step * 100 * MS + i, 100.0 + i / 100, latency=(i + 1) * 10 * MS)
-             for step in range(60) for i, p in enumerate("abc")]
+    ticks = [
+        tick(p, step * 100 * MS + i, 100.0 + i / 100, latency=(i + 1) * 10 * MS)
+        for step in range(60)
+        for i, p in enumerate("abc")
+    ]
     reference = Harness(statuses=sorted(order, key=lambda s: s.ts_event)).feed(ticks)
     assert Harness(statuses=list(order)).feed(ticks) == reference
 
@@ -354,9 +403,12 @@ def test_status_arrival_order_does_not_change_outputs(order):
 PROVIDERS = ["p1", "p2", "p3", "p4"]
 ticks_strategy = st.builds(
     lambda provider, symbol, at, latency, price, kind: tick(
-        provider, at, price, latency=latency, symbol=symbol, kind=kind),
-    st.sampled_from(PROVIDERS), st.sampled_from(["AAPL", "BTC/USDT"]),
-    st.integers(0, 10 * SECOND), st.integers(-2 * SECOND, 500 * MS),
+        provider, at, price, latency=latency, symbol=symbol, kind=kind
+    ),
+    st.sampled_from(PROVIDERS),
+    st.sampled_from(["AAPL", "BTC/USDT"]),
+    st.integers(0, 10 * SECOND),
+    st.integers(-2 * SECOND, 500 * MS),
     st.sampled_from([100.0, 100.02, 99.97, 100.1, 0.0, 130.0, math.nan]),
     st.sampled_from(["QUOTE", "QUOTE", "TRADE"]),
 )
@@ -372,20 +424,30 @@ def test_any_tick_sequence_gives_consistent_deterministic_outputs(ticks):
         assert quote.provider in quote.providers == sorted(set(quote.providers))
         assert math.isfinite(quote.price) and quote.price > 0
     for record in rejected(outputs):
-        assert record.reason in {"bad_price", "future", "duplicate", "outlier", "late",
-                                 "bad_size", "crossed_book"}
+        assert record.reason in {
+            "bad_price",
+            "future",
+            "duplicate",
+            "outlier",
+            "late",
+            "bad_size",
+            "crossed_book",
+        }
     accepted = {(q.symbol, q.ts_event, q.price) for q in quotes(outputs)}
     refused = {(r.symbol, r.ts_event) for r in rejected(outputs)}
-    assert all(t.price > 0 and math.isfinite(t.price) for t in ticks
-               if (t.symbol, t.ts_event, t.price) in accepted and (t.symbol, t.ts_event)
-               not in refused)
+    assert all(
+        t.price > 0 and math.isfinite(t.price)
+        for t in ticks
+        if (t.symbol, t.ts_event, t.price) in accepted and (t.symbol, t.ts_event) not in refused
+    )
 
 
 # --- market stories: the quote follows the market, a minority never drives ----------------
 
 
-def rounds(harness: Harness, prices: dict[str, float], start: int, count: int,
-           step: int = 100 * MS) -> list:
+def rounds(
+    harness: Harness, prices: dict[str, float], start: int, count: int, step: int = 100 * MS
+) -> list:
     """``count`` rounds of ticks, one per venue per ``step``, at the given prices."""
     out = []
     for n in range(count):

@@ -20,16 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from arbitration.candles import TIMEFRAMES
+from arbitration.engine.candles import TIMEFRAMES
 from arbitration.rebuild import RebuildReport, rebuild
-from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.processes import stop_process
-from fiml.settings import Settings
-from fiml.topics import create_topics
+from runtime.kafka import make_consumer, topic_partitions
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.topics import create_topics
 from schemas import Candle, Quote, RawTick, Rejected, Trade
-from tests.support import read_topic, service_env, spawn
-
-pytestmark = pytest.mark.kafka
+from tests.support import service_env, spawn
+from tests.support_kafka import read_topic
 
 FAULTS = ("synthetic:alpha=down", "synthetic:beta=lag", "synthetic:gamma=outliers+duplicates")
 
@@ -74,9 +73,14 @@ class Run:
 async def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
     logs: Path = tmp_path_factory.mktemp("arbitration")
     settings = Settings.from_env(
-        {}, kafka_bootstrap=kafka_bootstrap, topic_prefix=f"test-{uuid.uuid4().hex[:10]}",
-        partitions=3, synthetic_symbols=("AAPL", "BTC/USDT", "ETH/USDT", "MSFT"),
-        synthetic_faults=FAULTS, synthetic_tick_hz=10.0)
+        {},
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=f"test-{uuid.uuid4().hex[:10]}",
+        partitions=3,
+        symbols=("AAPL", "BTC/USDT", "ETH/USDT", "MSFT"),
+        synthetic_faults=FAULTS,
+        synthetic_tick_hz=10.0,
+    )
     await create_topics(settings)
     env = service_env(settings)
     ingest = spawn(["ingest"], env, logs / "ingest.log")
@@ -98,7 +102,9 @@ async def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
         assert "Traceback" not in log, f"{name} logged an exception:\n{log[-3000:]}"
     report = await rebuild(settings, f"{settings.topic_prefix}-rebuilt", verify=True)
     return Run(
-        settings, report, (logs / "arbitrate-2.log").read_text(errors="replace"),
+        settings,
+        report,
+        (logs / "arbitrate-2.log").read_text(errors="replace"),
         [t for _, _, t in await read_topic(settings, "ticks.raw", RawTick)],
         [q for _, _, q in await read_topic(settings, "quotes", Quote)],
         [c for _, _, c in await read_topic(settings, "candles", Candle)],
@@ -111,7 +117,8 @@ def test_the_faults_happened_and_were_rejected(run: Run):
     reasons = Counter(r.reason for r in run.dlq)
     assert reasons["outlier"] > 10 and reasons["duplicate"] > 10, reasons
     assert {r.provider for r in run.dlq if r.reason in ("outlier", "duplicate")} == {
-        "synthetic:gamma"}
+        "synthetic:gamma"
+    }
     lagging = [t.ts_ingest - t.ts_event for t in run.raw if t.provider == "synthetic:beta"]
     assert statistics.median(lagging) > 1_400_000
 
@@ -126,8 +133,13 @@ def test_no_bad_tick_reached_the_quotes(run: Run):
         nearby = [t.price for t in by_symbol[symbol] if abs(t.ts_event - ts_event) < 1_000_000]
         return abs(price / statistics.median(nearby) - 1) > 0.01
 
-    injected = [t for t in run.raw if t.kind == "QUOTE" and t.provider == "synthetic:gamma"
-                and off_market(t.symbol, t.ts_event, t.price)]
+    injected = [
+        t
+        for t in run.raw
+        if t.kind == "QUOTE"
+        and t.provider == "synthetic:gamma"
+        and off_market(t.symbol, t.ts_event, t.price)
+    ]
     assert len(injected) > 5, "the outlier fault did not show in the raw log"
     assert len(run.quotes) > 500
     assert [q for q in run.quotes if off_market(q.symbol, q.ts_event, q.price)] == []
@@ -155,15 +167,19 @@ def test_every_closed_candle_matches_a_recomputation_from_the_quotes(run: Run):
         assert inside, c
         assert (c.open, c.close) == (inside[0][2], inside[-1][2]), c
         assert (c.high, c.low) == (max(p[2] for p in inside), min(p[2] for p in inside)), c
-        volume = sum(t.amount for t in run.trades
-                     if t.symbol == c.symbol and c.open_time <= t.ts_event < end)
+        volume = sum(
+            t.amount for t in run.trades if t.symbol == c.symbol and c.open_time <= t.ts_event < end
+        )
         assert c.volume == pytest.approx(volume, rel=1e-9, abs=1e-9)
 
 
 def test_the_worker_rebuilt_its_state_after_sigkill(run: Run):
     assert "state rebuilt from" in run.restart_log
-    rebuilt = [int(line.split("state rebuilt from ")[1].split()[0])
-               for line in run.restart_log.splitlines() if "state rebuilt from" in line]
+    rebuilt = [
+        int(line.split("state rebuilt from ")[1].split()[0])
+        for line in run.restart_log.splitlines()
+        if "state rebuilt from" in line
+    ]
     assert sum(rebuilt) > 0
 
 
@@ -187,8 +203,9 @@ def test_the_rebuild_from_raw_equals_the_live_topics(run: Run):
 def test_fiml_rebuild_command_verifies(run: Run, tmp_path: Path):
     env = service_env(run.settings)
     log = tmp_path / "rebuild.log"
-    process = spawn(["rebuild", "--prefix", f"{run.settings.topic_prefix}-cli", "--verify"],
-                    env, log)
+    process = spawn(
+        ["rebuild", "--prefix", f"{run.settings.topic_prefix}-cli", "--verify"], env, log
+    )
     assert process.wait(120) == 0, log.read_text()
     output = log.read_text()
     assert "verify: OK" in output and "verify quotes:" in output

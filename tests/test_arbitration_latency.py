@@ -6,30 +6,25 @@ from __future__ import annotations
 
 import asyncio
 
-from arbitration.config import EngineConfig
+from arbitration.configure import engine_config
 from arbitration.feeds import StatusFeed
 from arbitration.sender import BatchSender
-from fiml.kafka_clients import make_producer
-from fiml.settings import Settings
+from runtime.kafka import make_producer
+from runtime.settings import Settings
 from schemas import ProviderStatus, encode
-from tests.arbitration_support import SECOND, T0, status
-from tests.support import poll_until, read_topic
+from tests.factories import SECOND, T0, status
+from tests.support import poll_until
+from tests.support_kafka import produce, read_topic
 
 
 async def write_status(settings: Settings, provider: str) -> None:
-    producer = make_producer(settings, "fiml-tests")
-    await producer.start()
-    try:
-        await producer.send_and_wait(settings.topic("provider.status"),
-                                     encode(status(provider, SECOND, "DOWN")),
-                                     key=provider.encode())
-    finally:
-        await producer.stop()
+    await produce(settings, "provider.status", [status(provider, SECOND, "DOWN")])
 
 
 async def test_the_status_feed_reads_ahead_and_still_reads_to_the_end_when_it_must(
-        topics: Settings):
-    feed = StatusFeed(topics, EngineConfig.from_settings(topics))
+    topics: Settings,
+):
+    feed = StatusFeed(topics, engine_config(topics))
     slack = feed.slack_us
     await feed.start()
     try:
@@ -60,8 +55,14 @@ async def test_sent_batches_leave_at_once_whatever_the_producer_linger(topics: S
     try:
         sender = BatchSender(producer)
         for n in range(4):
-            sender.add(topics.topic("provider.status"), n % 2, b"a",
-                       encode(ProviderStatus("a", T0 + n, "UP")), 1_000 + n, [])
+            sender.add(
+                topics.topic("provider.status"),
+                n % 2,
+                b"a",
+                encode(ProviderStatus("a", T0 + n, "UP")),
+                1_000 + n,
+                [],
+            )
         await sender.send()
         async with asyncio.timeout(10):
             await producer.flush()
@@ -69,4 +70,8 @@ async def test_sent_batches_leave_at_once_whatever_the_producer_linger(topics: S
         await producer.stop()
     found = await read_topic(topics, "provider.status", ProviderStatus)
     assert sorted((partition, s.ts_event - T0) for partition, _, s in found) == [
-        (0, 0), (0, 2), (1, 1), (1, 3)]
+        (0, 0),
+        (0, 2),
+        (1, 1),
+        (1, 3),
+    ]

@@ -30,18 +30,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from arbitration import snapshots
-from arbitration.candles import TIMEFRAMES
-from arbitration.config import EngineConfig
-from arbitration.engine import PartitionEngine, SourceRecord
-from arbitration.statuses import StatusTimeline
+from arbitration.engine.candles import TIMEFRAMES
+from arbitration.engine.partition import PartitionEngine, SourceRecord
+from arbitration.engine.statuses import StatusTimeline
 from schemas import encode
 from schemas.records import Candle, ProviderStatus, Quote, RawTick, Rejected, Trade
+from tests.factories import MS, SECOND, default_config
 
-MS = 1_000
-SECOND = 1_000_000
 SYMBOL = "BTC/USDT"
 VENUES = ("alpha", "beta", "gamma", "delta", "epsilon")
-CONFIG = EngineConfig()
+CONFIG = default_config()
 FRESHNESS = CONFIG.freshness_us
 LATENESS = CONFIG.effective_lateness_us
 TOLERANCE = CONFIG.future_tolerance_us
@@ -207,14 +205,23 @@ class MarketStory(RuleBasedStateMachine):
         """Write one tick of ``venue`` with event time ``at``; whether the model finds it
         valid (an observation: not late, not from the future)."""
         venue.seq += 1
-        price = self.price * (1 + venue.offset) * (
-            1 + self.rng.gauss(0, HONEST_NOISE_BPS / 10_000))
-        tick = RawTick(SYMBOL, venue.name, kind, at, self.now, venue.seq, price,
-                       bid=price * 0.9999, ask=price * 1.0001,
-                       trade_id=f"{venue.name}-{venue.seq}" if kind == "TRADE" else None,
-                       trade_size=1.0 if kind == "TRADE" else None)
-        valid = (at - self.now <= TOLERANCE
-                 and (self.symbol_time is None or at >= self.symbol_time - LATENESS))
+        price = self.price * (1 + venue.offset) * (1 + self.rng.gauss(0, HONEST_NOISE_BPS / 10_000))
+        tick = RawTick(
+            SYMBOL,
+            venue.name,
+            kind,
+            at,
+            self.now,
+            venue.seq,
+            price,
+            bid=price * 0.9999,
+            ask=price * 1.0001,
+            trade_id=f"{venue.name}-{venue.seq}" if kind == "TRADE" else None,
+            trade_size=1.0 if kind == "TRADE" else None,
+        )
+        valid = at - self.now <= TOLERANCE and (
+            self.symbol_time is None or at >= self.symbol_time - LATENESS
+        )
         alone = not self.fresh_observations(exclude=venue.name, at=at)
         if valid:
             self.symbol_time = at if self.symbol_time is None else max(self.symbol_time, at)
@@ -224,9 +231,11 @@ class MarketStory(RuleBasedStateMachine):
         if valid and alone:
             assert not any(isinstance(o, Rejected) and o.reason == "outlier" for o in outputs), (
                 f"{venue.name} is the only fresh venue, yet its tick was refused as an outlier: "
-                f"{outputs}")
+                f"{outputs}"
+            )
         assert self.live.books[SYMBOL].watermark == self.symbol_time, (
-            "the symbol's event time must be the newest event time of a valid tick")
+            "the symbol's event time must be the newest event time of a valid tick"
+        )
         return valid
 
     def feed(self, value: bytes, timestamp_us: int) -> list:
@@ -236,7 +245,8 @@ class MarketStory(RuleBasedStateMachine):
         self.offset += 1
         outputs = self.live.process(record)
         assert self.restored.process(record) == outputs, (
-            "the restored engine and the uninterrupted one disagree")
+            "the restored engine and the uninterrupted one disagree"
+        )
         for output in outputs:
             if isinstance(output, Quote):
                 self.quotes.append(output)
@@ -248,17 +258,23 @@ class MarketStory(RuleBasedStateMachine):
                 self.check_candle(output)
         return outputs
 
-    def fresh_observations(self, exclude: str | None = None,
-                           at: int | None = None) -> dict[str, tuple[int, float, bool]]:
+    def fresh_observations(
+        self, exclude: str | None = None, at: int | None = None
+    ) -> dict[str, tuple[int, float, bool]]:
         """The newest valid quote of each venue that is fresh and not DOWN at the symbol's
         event time (or ``at``, if later), by the model."""
         known = [t for t in (self.symbol_time, at) if t is not None]
         if not known:
             return {}
         now = max(known)
-        return {name: venue.observed for name, venue in self.venues.items()
-                if venue.observed is not None and name != exclude
-                and venue.observed[0] >= now - FRESHNESS and not self.down(name, now)}
+        return {
+            name: venue.observed
+            for name, venue in self.venues.items()
+            if venue.observed is not None
+            and name != exclude
+            and venue.observed[0] >= now - FRESHNESS
+            and not self.down(name, now)
+        }
 
     def down(self, venue: str, now: int) -> bool:
         """Whether the last status of ``venue`` the engine has applied at ``now`` is DOWN."""
@@ -279,26 +295,34 @@ class MarketStory(RuleBasedStateMachine):
         limit = CONFIG.outlier_mads * width + (honest[-1] - honest[0])
         assert abs(quote.price - center) <= limit, (
             f"quote {quote.price} from {quote.provider} strays from the honest majority "
-            f"{honest} of {len(fresh)} fresh venues")
+            f"{honest} of {len(fresh)} fresh venues"
+        )
         strays = [p for _, p, ok in fresh.values() if not ok and abs(p - center) > limit]
         if strays:
             ceiling = (len(fresh) - 1 + 1 / 2) / len(fresh)  # agreement 1/2 at the floor
             assert quote.confidence <= ceiling, (
-                f"venues at {strays} disagree with {honest}, yet confidence is "
-                f"{quote.confidence}")
+                f"venues at {strays} disagree with {honest}, yet confidence is {quote.confidence}"
+            )
 
     def check_candle(self, candle: Candle) -> None:
         """A closed candle is its bucket's quotes (by ts_event, seq) and trades."""
         end = candle.open_time + TIMEFRAMES[candle.timeframe]
-        inside = sorted((q.ts_event, q.seq, q.price) for q in self.quotes
-                        if candle.open_time <= q.ts_event < end)
+        inside = sorted(
+            (q.ts_event, q.seq, q.price)
+            for q in self.quotes
+            if candle.open_time <= q.ts_event < end
+        )
         prices = [price for _, _, price in inside]
         volume = 0.0
         trades = [t for t in self.trades if candle.open_time <= t.ts_event < end]
         for trade in trades:
             volume += trade.amount
         assert (candle.open, candle.high, candle.low, candle.close) == (
-            prices[0], max(prices), min(prices), prices[-1]), f"{candle} from {inside}"
+            prices[0],
+            max(prices),
+            min(prices),
+            prices[-1],
+        ), f"{candle} from {inside}"
         assert (candle.volume, candle.trade_count) == (volume, len(trades))
 
     @invariant()
@@ -307,21 +331,29 @@ class MarketStory(RuleBasedStateMachine):
         if self.symbol_time is None:
             return
         since = self.symbol_time - LIVENESS_US
-        sending = [v.name for v in self.venues.values()
-                   if v.sending and v.streak_since is not None and v.streak_since <= since
-                   and v.last_round is not None and self.now - v.last_round <= MAX_ROUND
-                   and v.healthy_since is not None and v.healthy_since <= since
-                   and v.lag_us <= MAX_LAG]
+        sending = [
+            v.name
+            for v in self.venues.values()
+            if v.sending
+            and v.streak_since is not None
+            and v.streak_since <= since
+            and v.last_round is not None
+            and self.now - v.last_round <= MAX_ROUND
+            and v.healthy_since is not None
+            and v.healthy_since <= since
+            and v.lag_us <= MAX_LAG
+        ]
         if sending:
             assert self.last_emission is not None and self.last_emission >= since, (
                 f"{', '.join(sending)} kept sending for {LIVENESS_US / SECOND:.1f} s of event "
                 f"time, yet the last quote was made at "
                 f"{'never' if self.last_emission is None else self.last_emission - START_US} "
                 f"(now {self.symbol_time - START_US}); last quote: "
-                f"{self.quotes[-1] if self.quotes else None}")
+                f"{self.quotes[-1] if self.quotes else None}"
+            )
 
 
 MarketStory.TestCase.settings = settings(
-    max_examples=max(300, settings.default.max_examples), stateful_step_count=50,
-    deadline=None)
+    max_examples=max(300, settings.default.max_examples), stateful_step_count=50, deadline=None
+)
 TestMarketStories = MarketStory.TestCase

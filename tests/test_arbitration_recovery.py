@@ -1,5 +1,5 @@
 """Bounded recovery (arbitration/snapshots.py, arbitration/arbiter.py) and the deterministic
-coalescing of candle updates (arbitration/engine.py)."""
+coalescing of candle updates (arbitration/engine/partition.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arbitration.arbiter import Arbiter
-from arbitration.config import EngineConfig
-from arbitration.engine import PartitionEngine, SourceRecord
+from arbitration.configure import engine_config
+from arbitration.engine.partition import PartitionEngine, SourceRecord
+from arbitration.engine.statuses import StatusTimeline
 from arbitration.feeds import StatusFeed
 from arbitration.snapshots import (
     FORMAT,
@@ -23,12 +24,13 @@ from arbitration.snapshots import (
     dumps,
     loads,
 )
-from arbitration.statuses import StatusTimeline
-from fiml.kafka_clients import make_producer
-from fiml.settings import Settings
+from runtime.kafka import make_producer
+from runtime.settings import Settings
 from schemas import encode
 from schemas.records import Candle, RawTick
-from tests.arbitration_support import MS, SECOND, Harness, status, tick
+from tests.factories import MS, SECOND, default_config, status, tick
+from tests.support_engine import Harness
+from tests.support_kafka import ingest_ms, produce
 
 STATUSES = [status("a", 2 * SECOND, "DOWN"), status("a", 4 * SECOND, "UP")]
 
@@ -39,8 +41,9 @@ def market(steps: int) -> list[RawTick]:
     for step in range(steps):
         at = step * 100 * MS
         for i, provider in enumerate("abc"):
-            ticks.append(tick(provider, at + i, 100.0 + (step % 7) / 100 + i / 50,
-                              latency=(i + 1) * 10 * MS))
+            ticks.append(
+                tick(provider, at + i, 100.0 + (step % 7) / 100 + i / 50, latency=(i + 1) * 10 * MS)
+            )
         if step % 10 == 0:
             ticks.append(tick("a", at + 5, 100.0, kind="TRADE", trade_id=f"t{step}"))
     return ticks
@@ -54,7 +57,7 @@ def test_an_engine_restored_from_a_snapshot_continues_like_the_uninterrupted_one
     harness = Harness(statuses=STATUSES)
     outputs = harness.feed(ticks[:cut])
     for _ in range(round_trips):
-        harness.engine = loads(dumps(harness.engine), EngineConfig(), harness.timeline)
+        harness.engine = loads(dumps(harness.engine), default_config(), harness.timeline)
     outputs += harness.feed(ticks[cut:])
     assert outputs == reference
 
@@ -70,28 +73,28 @@ def test_a_snapshot_leaves_the_engine_alone_and_refuses_what_is_not_ours(monkeyp
         patched.setattr(PartitionEngine, "__setattr__", untouchable)
         data = dumps(harness.engine)
     assert data.startswith(FORMAT)
-    restored = loads(data, EngineConfig(), harness.timeline)
+    restored = loads(data, default_config(), harness.timeline)
     assert restored.statuses is harness.timeline
     assert restored.books.keys() == harness.engine.books.keys()
 
     def refused(payload, reason, match=None):
         with pytest.raises(SnapshotError, match=match) as info:
-            loads(payload, EngineConfig(), harness.timeline)
+            loads(payload, default_config(), harness.timeline)
         assert info.value.reason == reason
 
     with pytest.raises(SnapshotError, match="another engine configuration") as info:
-        loads(data, EngineConfig(freshness_us=1), harness.timeline)
+        loads(data, default_config(freshness_us=1), harness.timeline)
     assert info.value.reason == "config"
     refused(FORMAT + zlib.compress(pickle.dumps(print)), "corrupt", r"builtins\.print")
     refused(b"garbage", "format")
     refused(zlib.compress(pickle.dumps(harness.engine.config)), "format")  # no version
-    refused(FORMAT[:-1] + b"\x01" + data[len(FORMAT):], "format", "version 2")
+    refused(FORMAT[:-1] + b"\x01" + data[len(FORMAT) :], "format", "version 2")
     refused(None, "null")
     refused(FORMAT + b"garbage", "corrupt")
     refused(FORMAT + zlib.compress(pickle.dumps({})), "corrupt", "not a snapshot: a dict")
     future_protocol = pickle.dumps(0, protocol=5).replace(b"\x80\x05", b"\x80\x09", 1)
     refused(FORMAT + zlib.compress(future_protocol), "corrupt", "unsupported pickle protocol")
-    refused(data[:len(data) // 2], "truncated")
+    refused(data[: len(data) // 2], "truncated")
     refused(FORMAT + b"\x00" * MAX_SNAPSHOT_BYTES, "oversize")
 
 
@@ -99,16 +102,19 @@ def test_a_small_record_that_would_decompress_past_the_bound_is_refused_unread()
     bomb = FORMAT + zlib.compress(b"\x00" * (MAX_STATE_BYTES + 1), 9)
     assert len(bomb) < MAX_SNAPSHOT_BYTES // 10
     with pytest.raises(SnapshotError, match="decompresses to more than") as info:
-        loads(bomb, EngineConfig(), StatusTimeline())
+        loads(bomb, default_config(), StatusTimeline())
     assert info.value.reason == "oversize"
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.none() | st.binary(max_size=200) | st.binary(max_size=200).map(
-    lambda tail: FORMAT + zlib.compress(tail)))
+@given(
+    st.none()
+    | st.binary(max_size=200)
+    | st.binary(max_size=200).map(lambda tail: FORMAT + zlib.compress(tail))
+)
 def test_loading_anything_gives_an_engine_or_a_snapshot_error(data):
     with pytest.raises(SnapshotError):
-        loads(data, EngineConfig(), StatusTimeline())
+        loads(data, default_config(), StatusTimeline())
 
 
 @settings(max_examples=100, deadline=None)
@@ -119,7 +125,7 @@ def test_a_damaged_snapshot_is_refused_or_loads_an_engine(data):
     index = data.draw(st.integers(0, len(snapshot) - 1))
     snapshot[index] = data.draw(st.integers(0, 255))
     try:
-        engine = loads(bytes(snapshot), EngineConfig(), StatusTimeline())
+        engine = loads(bytes(snapshot), default_config(), StatusTimeline())
     except SnapshotError:
         return
     assert isinstance(engine, PartitionEngine)
@@ -133,8 +139,9 @@ def test_candle_updates_are_coalesced_per_kafka_time_slot_and_closed_candles_kep
         harness = Harness()
         outputs = []
         for offset, t in enumerate(ticks):
-            record = SourceRecord(offset, b"AAPL", encode(t), 1_800_000_000_000_000
-                                  + offset * spacing_us)
+            record = SourceRecord(
+                offset, b"AAPL", encode(t), 1_800_000_000_000_000 + offset * spacing_us
+            )
             outputs += harness.engine.process(record)
         return [o for o in outputs if isinstance(o, Candle)]
 
@@ -152,18 +159,13 @@ def test_candle_updates_are_coalesced_per_kafka_time_slot_and_closed_candles_kep
 
 async def produce_raw(settings: Settings, ticks: list[RawTick]) -> list[SourceRecord]:
     """Write ``ticks`` to partition 0 of the raw topic; the records as the arbiter sees them."""
-    producer = make_producer(settings, "fiml-tests")
-    await producer.start()
-    try:
-        records = []
-        for t in ticks:
-            value = encode(t)
-            meta = await producer.send_and_wait(settings.topic("ticks.raw"), value, key=b"AAPL",
-                                                partition=0, timestamp_ms=t.ts_ingest // 1000)
-            records.append(SourceRecord(meta.offset, b"AAPL", value, meta.timestamp * 1000))
-        return records
-    finally:
-        await producer.stop()
+    written = await produce(
+        settings, "ticks.raw", ticks, key=b"AAPL", partition=0, written_ms=ingest_ms
+    )
+    return [
+        SourceRecord(meta.offset, b"AAPL", encode(t), ingest_ms(t) * 1000)
+        for t, meta in zip(ticks, written, strict=True)
+    ]
 
 
 async def test_a_restart_replays_only_from_the_last_snapshot(topics: Settings, caplog):
@@ -173,7 +175,7 @@ async def test_a_restart_replays_only_from_the_last_snapshot(topics: Settings, c
     records = await produce_raw(topics, market(50))
     store = SnapshotStore(topics, every=50)
     await store.create_topic()
-    feed = StatusFeed(topics, EngineConfig.from_settings(topics))
+    feed = StatusFeed(topics, engine_config(topics))
     producer = make_producer(topics, "fiml-tests")
     await feed.start()
     await producer.start()
@@ -181,7 +183,7 @@ async def test_a_restart_replays_only_from_the_last_snapshot(topics: Settings, c
         first = Arbiter(topics, topics, feed, store)
         uninterrupted = []
         for start in range(0, 130, 10):
-            uninterrupted += await first.handle_batch(0, records[start:start + 10])
+            uninterrupted += await first.handle_batch(0, records[start : start + 10])
             await first.checkpoint(producer)
         await producer.flush()
         uninterrupted += await first.handle_batch(0, records[130:])
@@ -191,11 +193,12 @@ async def test_a_restart_replays_only_from_the_last_snapshot(topics: Settings, c
             caplog.clear()
             with caplog.at_level("INFO", logger="fiml.arbitration"):
                 resumed = await again.handle_batch(0, records[resume:])
-            assert (f"state rebuilt from {replayed} records before offset {resume} "
-                    "(snapshot at 110)") in caplog.text
+            assert (
+                f"state rebuilt from {replayed} records before offset {resume} (snapshot at 110)"
+            ) in caplog.text
             skipped = max(0, 110 - resume)
             assert resumed[:skipped] == [[]] * skipped
-            assert resumed[skipped:] == uninterrupted[resume + skipped:]
+            assert resumed[skipped:] == uninterrupted[resume + skipped :]
     finally:
         await producer.stop()
         await feed.stop()

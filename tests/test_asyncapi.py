@@ -11,10 +11,10 @@ import jsonschema
 import pytest
 import websockets
 
-from fiml.settings import Settings
-from tests.test_gateway import gateway, make_quote, publish, receive
-
-__all__ = ["gateway"]
+from runtime.settings import Settings
+from tests.factories import quote
+from tests.support_gateway import receive
+from tests.support_kafka import produce
 
 SPECS = Path(Settings().cache_dir) / "npm/node_modules/@asyncapi/specs/schemas"
 
@@ -39,10 +39,22 @@ async def test_the_document_is_valid_asyncapi_3(gateway, asyncapi_validator):
     assert list(asyncapi_validator.iter_errors(document)) == []
     assert document["asyncapi"] == "3.0.0"
     assert {c["address"] for c in document["channels"].values()} == {
-        "/ws/stream", "/ws/prices/{symbols}"}
+        "/ws/stream",
+        "/ws/prices/{symbols}",
+    }
     assert set(document["components"]["messages"]) == {
-        "subscribe", "unsubscribe", "ping", "subscription_ack", "data", "unsubscribe_ack",
-        "heartbeat", "pong", "status", "error", "replay_complete"}
+        "subscribe",
+        "unsubscribe",
+        "ping",
+        "subscription_ack",
+        "data",
+        "unsubscribe_ack",
+        "heartbeat",
+        "pong",
+        "status",
+        "error",
+        "replay_complete",
+    }
     broken = copy.deepcopy(document)
     next(iter(broken["operations"].values()))["action"] = "publish"
     assert list(asyncapi_validator.iter_errors(broken)), "the validator accepts anything"
@@ -58,12 +70,13 @@ async def test_every_frame_matches_its_message_schema(gateway):
         schema = {**message["payload"], "components": components}
         jsonschema.validate(frame, schema, cls=jsonschema.Draft202012Validator)
 
-    await publish(settings, make_quote("AAPL", 190.0, 1))
+    await produce(settings, "quotes", [quote("AAPL", 190.0, 1)])
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         frames = []
         for stream_type in ("price", "quote", "multi_asset"):
-            await ws.send(json.dumps({"type": "subscribe", "stream_type": stream_type,
-                                      "symbols": ["AAPL"]}))
+            await ws.send(
+                json.dumps({"type": "subscribe", "stream_type": stream_type, "symbols": ["AAPL"]})
+            )
             frames.append(await receive(ws, "subscription_ack"))
             frames.append(await receive(ws, "data"))
         await ws.send(json.dumps({"type": "ping"}))
@@ -71,11 +84,16 @@ async def test_every_frame_matches_its_message_schema(gateway):
         await ws.send("nonsense")
         frames.append(await receive(ws, "error"))
         frames.append(await receive(ws, "heartbeat"))
-        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price",
-                                  "symbols": None}))
+        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price", "symbols": None}))
         frames.append(await receive(ws, "unsubscribe_ack"))
     assert {frame["type"] for frame in frames} == {
-        "subscription_ack", "data", "pong", "error", "heartbeat", "unsubscribe_ack"}
+        "subscription_ack",
+        "data",
+        "pong",
+        "error",
+        "heartbeat",
+        "unsubscribe_ack",
+    }
     for frame in frames:
         check(frame)
     bad = {**frames[1], "seq": "one"}

@@ -14,7 +14,8 @@ from soak import growth
 
 from gateway.items import price_item, trade_item
 from schemas.records import Quote, Trade
-from tests.arbitration_support import T0, Harness
+from tests.factories import T0
+from tests.support_engine import Harness
 
 
 def test_every_load_tick_becomes_a_value_that_names_its_ingest_time():
@@ -30,8 +31,9 @@ def test_every_load_tick_becomes_a_value_that_names_its_ingest_time():
     assert len(trade_ticks) == 2 * len(SYMBOLS)
     assert [q.ts_ingest for q in quotes] == [t.ts_ingest for t in quote_ticks]
     assert [t.ts_ingest for t in trades] == [t.ts_ingest for t in trade_ticks]
-    assert {iso_micros(price_item(q)["timestamp"]) for q in quotes} == \
-        {t.ts_ingest for t in quote_ticks}
+    assert {iso_micros(price_item(q)["timestamp"]) for q in quotes} == {
+        t.ts_ingest for t in quote_ticks
+    }
     assert iso_micros(trade_item(trades[0])["timestamp"]) == trade_ticks[0].ts_ingest
 
 
@@ -50,9 +52,13 @@ def test_a_message_is_timed_against_the_slot_it_was_due_at():
 
 def test_served_is_the_largest_step_that_met_every_condition_and_far_misses_stop_the_steps():
     def step(clients, p99, messages=None, connected=None):
-        return {"clients": clients, "connected": connected or clients,
-                "lag_ms": {"p99": p99}, "messages_per_s": messages or clients,
-                "due_per_s": clients}
+        return {
+            "clients": clients,
+            "connected": connected or clients,
+            "lag_ms": {"p99": p99},
+            "messages_per_s": messages or clients,
+            "due_per_s": clients,
+        }
 
     assert served([step(100, 20.0), step(200, 240.0), step(400, 900.0)]) == 200
     assert served([step(100, 20.0), step(200, 20.0, messages=150)]) == 100

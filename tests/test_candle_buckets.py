@@ -8,14 +8,23 @@ from hypothesis import strategies as st
 
 from gateway.buckets import BucketPage
 from schemas.records import Candle
-
-SECOND = 1_000_000
+from tests.factories import SECOND, candle
 
 
 def revision(bucket: int, number: int, closed: bool) -> Candle:
-    return Candle(symbol="BTC/USDT", timeframe="1s", open_time=bucket * SECOND, open=1.0,
-                  high=1.0 + number, low=1.0, close=1.0 + number, volume=0.0,
-                  is_closed=closed, revision=number, seq=bucket * 100 + number)
+    """Revision ``number`` of the 1s candle of bucket ``bucket`` (seconds since the epoch)."""
+    return candle(
+        timeframe="1s",
+        open_time=bucket * SECOND,
+        open=1.0,
+        high=1.0 + number,
+        low=1.0,
+        close=1.0 + number,
+        volume=0.0,
+        is_closed=closed,
+        revision=number,
+        seq=bucket * 100 + number,
+    )
 
 
 @st.composite
@@ -32,8 +41,11 @@ def engine_logs(draw) -> tuple[list[Candle], dict[int, Candle]]:
     next_to_close = 0
     while pending:
         moves = [b for b in pending if pending[b] < counts[b]]
-        closable = next_to_close < buckets - still_open and next_to_close in pending and \
-            pending[next_to_close] == counts[next_to_close]
+        closable = (
+            next_to_close < buckets - still_open
+            and next_to_close in pending
+            and pending[next_to_close] == counts[next_to_close]
+        )
         if closable and (not moves or draw(st.booleans())):
             bucket = next_to_close
             next_to_close += 1
@@ -56,8 +68,10 @@ def read_pages(log: list[Candle], limit: int) -> list[list[Candle]]:
     pages, start, after = [], 0, None
     while True:
         page = BucketPage(limit, after)
-        full = any(page.add(log[offset], 0, offset) for offset in range(start, len(log))) \
+        full = (
+            any(page.add(log[offset], 0, offset) for offset in range(start, len(log)))
             or page.finish()
+        )
         pages.append(page.rows)
         if not full:
             return pages
@@ -82,5 +96,6 @@ def test_a_bucket_is_held_until_closed_then_released_with_earlier_ones():
     assert not page.add(revision(0, 3, True), 0, 13)
     assert page.rows == [revision(0, 3, True)] and page.resume_offsets() == {0: 11}
     assert not page.add(revision(0, 4, True), 0, 14) and len(page.rows) == 1, (
-        "a released bucket is not taken again")
+        "a released bucket is not taken again"
+    )
     assert not page.finish() and page.rows[-1] == revision(1, 1, False)

@@ -1,16 +1,29 @@
-"""Tests of the candle builder (arbitration/candles.py) and of candles through the engine."""
+"""Tests of the candle builder (arbitration/engine/candles.py) and of candles through the
+engine."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arbitration.candles import TIMEFRAMES, CandleSeries, bucket_start
-from arbitration.config import EngineConfig
+from arbitration.engine.candles import TIMEFRAMES, CandleSeries, bucket_start
 from schemas.records import Candle, Quote
-from tests.arbitration_support import MS, SECOND, T0, Harness, tick
+from tests.factories import MS, SECOND, T0, default_config, tick
+from tests.support_engine import Harness
 
 LATENESS = 3 * SECOND
+
+
+def add_price(series: CandleSeries, ts_us: int, seq: int, price: float) -> list[Candle]:
+    """The records of the candles one quote price changes: marked, then flushed at once."""
+    series.mark_price(ts_us, seq, price)
+    return series.flush()
+
+
+def add_trade(series: CandleSeries, ts_us: int, seq: int, amount: float) -> list[Candle]:
+    """The records of the priced candles one trade changes: marked, then flushed at once."""
+    series.mark_trade(ts_us, seq, amount)
+    return series.flush()
 
 
 def test_buckets_are_aligned_to_utc():
@@ -24,7 +37,7 @@ def test_ohlc_of_one_bucket_and_revisions():
     series = CandleSeries("AAPL", LATENESS)
     records = []
     for seq, (at, price) in enumerate([(100, 10.0), (200, 12.0), (300, 9.0), (400, 11.0)]):
-        records += [c for c in series.add_price(T0 + at * MS, seq, price) if c.timeframe == "1s"]
+        records += [c for c in add_price(series, T0 + at * MS, seq, price) if c.timeframe == "1s"]
     last = records[-1]
     assert (last.open, last.high, last.low, last.close) == (10.0, 12.0, 9.0, 11.0)
     assert [c.revision for c in records] == [1, 2, 3, 4]
@@ -33,47 +46,46 @@ def test_ohlc_of_one_bucket_and_revisions():
 
 def test_a_late_quote_inside_lateness_revises_open_and_close_by_event_time():
     series = CandleSeries("AAPL", LATENESS)
-    series.add_price(T0 + 500 * MS, 1, 10.0)
-    series.add_price(T0 + 600 * MS, 2, 11.0)
-    revised = next(c for c in series.add_price(T0 + 100 * MS, 3, 9.5) if c.timeframe == "1s")
+    add_price(series, T0 + 500 * MS, 1, 10.0)
+    add_price(series, T0 + 600 * MS, 2, 11.0)
+    revised = next(c for c in add_price(series, T0 + 100 * MS, 3, 9.5) if c.timeframe == "1s")
     assert (revised.open, revised.close, revised.low) == (9.5, 11.0, 9.5)
     assert revised.revision == 3 and revised.seq == 3
 
 
 def test_unchanged_candle_writes_nothing():
     series = CandleSeries("AAPL", LATENESS)
-    series.add_price(T0 + 100 * MS, 1, 10.0)
-    assert series.add_price(T0 + 100 * MS, 2, 10.0) == []
+    add_price(series, T0 + 100 * MS, 1, 10.0)
+    assert add_price(series, T0 + 100 * MS, 2, 10.0) == []
 
 
 def test_candles_close_once_event_time_passes_end_plus_lateness():
     series = CandleSeries("AAPL", LATENESS)
-    series.add_price(T0 + 100 * MS, 1, 10.0)
+    add_price(series, T0 + 100 * MS, 1, 10.0)
     assert series.close_until(T0 + SECOND + LATENESS - 1, 5) == []
     closed = series.close_until(T0 + SECOND + LATENESS, 6)
-    assert [(c.timeframe, c.is_closed, c.revision, c.seq) for c in closed] == [
-        ("1s", True, 2, 6)]
+    assert [(c.timeframe, c.is_closed, c.revision, c.seq) for c in closed] == [("1s", True, 2, 6)]
     assert series.close_until(T0 + 10 * SECOND, 7) == []
 
 
 def test_trades_add_volume_and_count_to_priced_candles_only():
     series = CandleSeries("AAPL", LATENESS)
-    assert series.add_trade(T0 + 100 * MS, 1, 2.5) == []
-    first = series.add_price(T0 + 200 * MS, 2, 10.0)
+    assert add_trade(series, T0 + 100 * MS, 1, 2.5) == []
+    first = add_price(series, T0 + 200 * MS, 2, 10.0)
     assert {(c.volume, c.trade_count) for c in first} == {(2.5, 1)}
-    more = series.add_trade(T0 + 300 * MS, 3, 1.5)
+    more = add_trade(series, T0 + 300 * MS, 3, 1.5)
     assert len(more) == len(TIMEFRAMES)
     assert {(c.volume, c.trade_count) for c in more} == {(4.0, 2)}
 
 
 def test_a_bucket_with_trades_but_no_quote_yields_no_candle():
     series = CandleSeries("AAPL", LATENESS)
-    series.add_trade(T0 + 100 * MS, 1, 2.5)
+    add_trade(series, T0 + 100 * MS, 1, 2.5)
     assert series.close_until(T0 + 2 * 86_400 * SECOND, 2) == []
 
 
 def test_late_ticks_beyond_lateness_go_to_the_dlq_and_leave_closed_candles_alone():
-    harness = Harness(EngineConfig(lateness_us=LATENESS))
+    harness = Harness(default_config(lateness_us=LATENESS))
     harness.send(tick("a", 100 * MS, 100.0))
     out = harness.send(tick("a", SECOND + LATENESS + 1, 100.1))
     closed = [c for c in out if isinstance(c, Candle) and c.is_closed]
@@ -85,8 +97,9 @@ def test_late_ticks_beyond_lateness_go_to_the_dlq_and_leave_closed_candles_alone
 # --- properties ----------------------------------------------------------------------------
 
 events = st.lists(
-    st.tuples(st.booleans(), st.integers(0, 180 * SECOND), st.floats(1.0, 1000.0),
-              st.floats(0.001, 100.0)),
+    st.tuples(
+        st.booleans(), st.integers(0, 180 * SECOND), st.floats(1.0, 1000.0), st.floats(0.001, 100.0)
+    ),
     max_size=120,
 )
 
@@ -102,9 +115,9 @@ def run_series(items):
         watermark = ts if watermark is None else max(watermark, ts)
         records += series.close_until(watermark, seq)
         if is_trade:
-            records += series.add_trade(ts, seq, amount)
+            records += add_trade(series, ts, seq, amount)
         else:
-            records += series.add_price(ts, seq, price)
+            records += add_price(series, ts, seq, price)
     return records
 
 
@@ -142,8 +155,9 @@ def test_closed_candles_equal_a_recomputation_from_the_prices(items):
         if not is_trade:
             prices.append((ts, seq, price))
     for c in (c for c in records if c.is_closed):
-        inside = sorted(p for p in prices
-                        if c.open_time <= p[0] < c.open_time + TIMEFRAMES[c.timeframe])
+        inside = sorted(
+            p for p in prices if c.open_time <= p[0] < c.open_time + TIMEFRAMES[c.timeframe]
+        )
         assert (c.open, c.close) == (inside[0][2], inside[-1][2])
         assert (c.high, c.low) == (max(p[2] for p in inside), min(p[2] for p in inside))
 
@@ -152,13 +166,20 @@ def test_engine_candles_follow_the_quotes():
     harness = Harness()
     outputs = []
     for step in range(70):
-        outputs += harness.feed([tick("a", step * 100 * MS, 100.0 + step % 7 / 100),
-                                 tick("b", step * 100 * MS + 1, 100.0 + step % 5 / 100)])
+        outputs += harness.feed(
+            [
+                tick("a", step * 100 * MS, 100.0 + step % 7 / 100),
+                tick("b", step * 100 * MS + 1, 100.0 + step % 5 / 100),
+            ]
+        )
     quotes = [o for o in outputs if isinstance(o, Quote)]
     closed = [o for o in outputs if isinstance(o, Candle) and o.is_closed]
     assert closed and {c.timeframe for c in closed} == {"1s"}
     for c in closed:
-        inside = sorted((q.ts_event, q.seq, q.price) for q in quotes
-                        if c.open_time <= q.ts_event < c.open_time + SECOND)
+        inside = sorted(
+            (q.ts_event, q.seq, q.price)
+            for q in quotes
+            if c.open_time <= q.ts_event < c.open_time + SECOND
+        )
         assert (c.open, c.close) == (inside[0][2], inside[-1][2])
         assert c.high == max(p for _, _, p in inside)

@@ -11,37 +11,36 @@ import re
 import aiohttp
 import pytest
 
-from ingest.providers.backoff import LONG, NETWORK, RATE_LIMIT, Backoff
-from ingest.providers.ccxt_provider import CcxtProvider, make_exchange
+from ingest.providers.ccxt_provider import CcxtProvider
+from runtime.backoff import LONG, NETWORK, RATE_LIMIT, Backoff
+from runtime.exchanges import make_exchange
 from schemas import ProviderStatus, RawTick
 from tests.ccxt_http import RecordedSession, Reply, binance_routes, fixture
-from tests.support import Records, has_tick, run_provider_until, worst_loop_stall
+from tests.support import worst_loop_stall
+from tests.support_providers import (
+    SEED,
+    Records,
+    expected_delay,
+    failures,
+    has_tick,
+    run_provider_until,
+    statuses,
+)
 
-SEED = 3
 
-
-def binance(routes: dict, *, symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"),
-            timeout_s: float = 2.0) -> CcxtProvider:
+def binance(
+    routes: dict, *, symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"), timeout_s: float = 2.0
+) -> CcxtProvider:
     exchange = make_exchange("binance", timeout_s)
     exchange.session = RecordedSession(routes)
-    return CcxtProvider(exchange, symbols, timeout_s=timeout_s, poll_seconds=0.05,
-                        streaming=False, rng=random.Random(SEED))
-
-
-def statuses(records: Records) -> list[ProviderStatus]:
-    return [record for record in records if isinstance(record, ProviderStatus)]
-
-
-def failures(records: Records) -> list[ProviderStatus]:
-    return [status for status in statuses(records) if status.state != "UP"]
-
-
-def expected_delay(policy: Backoff, attempt: int = 0, retry_after: float | None = None) -> str:
-    rng = random.Random(SEED)
-    delay = 0.0
-    for n in range(attempt + 1):
-        delay = policy.delay(n, rng, retry_after)
-    return f"retrying in {delay:.1f} s"
+    return CcxtProvider(
+        exchange,
+        symbols,
+        timeout_s=timeout_s,
+        poll_seconds=0.05,
+        streaming=False,
+        rng=random.Random(SEED),
+    )
 
 
 async def test_binance_rest_payloads_become_raw_ticks() -> None:
@@ -53,7 +52,12 @@ async def test_binance_rest_payloads_become_raw_ticks() -> None:
     quotes = {t.symbol: t for t in records if isinstance(t, RawTick) and t.kind == "QUOTE"}
     btc = quotes["BTC/USDT"]
     assert (btc.price, btc.bid, btc.ask, btc.bid_size, btc.ask_size) == (
-        90500.01, 90500.0, 90500.01, 1.53717, 3.1245)
+        90500.01,
+        90500.0,
+        90500.01,
+        1.53717,
+        3.1245,
+    )
     assert btc.volume == 15234.56789 and btc.reference_price == 91012.35
     assert btc.ts_event == 1764151200456000
     assert quotes["ETH/USDT"].price == 3015.0
@@ -86,21 +90,34 @@ async def test_repeated_polls_do_not_repeat_trades() -> None:
 
 async def test_kraken_ticker_without_timestamp_and_a_missing_market() -> None:
     exchange = make_exchange("kraken", 2.0)
-    exchange.session = RecordedSession({
-        "/AssetPairs": Reply(fixture("ccxt/kraken_asset_pairs.json")),
-        "/Assets": Reply(fixture("ccxt/kraken_assets.json")),
-        "/Ticker": Reply(fixture("ccxt/kraken_ticker.json")),
-        "/Trades": Reply(json.dumps({"error": [], "result": {"XXBTZUSD": [], "last": "0"}})),
-    })
-    provider = CcxtProvider(exchange, ("BTC/USD", "DOGE/EUR"), timeout_s=2.0, poll_seconds=0.05,
-                            streaming=False, rng=random.Random(SEED))
+    exchange.session = RecordedSession(
+        {
+            "/AssetPairs": Reply(fixture("ccxt/kraken_asset_pairs.json")),
+            "/Assets": Reply(fixture("ccxt/kraken_assets.json")),
+            "/Ticker": Reply(fixture("ccxt/kraken_ticker.json")),
+            "/Trades": Reply(json.dumps({"error": [], "result": {"XXBTZUSD": [], "last": "0"}})),
+        }
+    )
+    provider = CcxtProvider(
+        exchange,
+        ("BTC/USD", "DOGE/EUR"),
+        timeout_s=2.0,
+        poll_seconds=0.05,
+        streaming=False,
+        rng=random.Random(SEED),
+    )
     records = await run_provider_until(provider, has_tick)
     missing = failures(records)
     assert [(s.state, s.error_kind) for s in missing] == [("DEGRADED", "missing_market")]
     assert "DOGE/EUR" in missing[0].message
     tick = next(t for t in records if isinstance(t, RawTick))
     assert (tick.symbol, tick.provider, tick.price, tick.bid, tick.ask) == (
-        "BTC/USD", "ccxt:kraken", 90510.1, 90510.0, 90510.1)
+        "BTC/USD",
+        "ccxt:kraken",
+        90510.1,
+        90510.0,
+        90510.1,
+    )
     assert tick.ts_event == tick.ts_ingest
     assert provider.poll_seconds == 1.0
 
@@ -109,25 +126,68 @@ def ticker_fault(reply: Reply) -> dict:
     return {**binance_routes(), "/api/v3/ticker/24hr": reply}
 
 
-@pytest.mark.parametrize(("reply", "kind", "state", "policy", "retry_after"), [
-    (Reply(status=429, body='{"code":-1003,"msg":"Too many requests."}',
-           headers={"Retry-After": "30"}), "rate_limited", "DEGRADED", RATE_LIMIT, 30.0),
-    (Reply(status=429, body='{"code":-1003,"msg":"Too many requests."}'),
-     "rate_limited", "DEGRADED", RATE_LIMIT, None),
-    (Reply(status=503, body="Service Unavailable", headers={"Content-Type": "text/html"}),
-     "unavailable", "DOWN", LONG, None),
-    (Reply(status=502, body="<html>Bad Gateway</html>", headers={"Content-Type": "text/html"}),
-     "unavailable", "DOWN", LONG, None),
-    (Reply(status=451, body='{"code":0,"msg":"Service unavailable from a restricted location '
-                            'according to \'b. Eligibility\'."}'),
-     "region_blocked", "DOWN", LONG, None),
-    (Reply(error=TimeoutError()), "timeout", "DOWN", NETWORK, None),
-    (Reply(error=aiohttp.ServerDisconnectedError()), "unavailable", "DOWN", LONG, None),
-    (Reply(body='[{"symbol": "BTCUSDT", "lastPrice": '), "bad_response", "DEGRADED", NETWORK,
-     None),
-])
+@pytest.mark.parametrize(
+    ("reply", "kind", "state", "policy", "retry_after"),
+    [
+        (
+            Reply(
+                status=429,
+                body='{"code":-1003,"msg":"Too many requests."}',
+                headers={"Retry-After": "30"},
+            ),
+            "rate_limited",
+            "DEGRADED",
+            RATE_LIMIT,
+            30.0,
+        ),
+        (
+            Reply(status=429, body='{"code":-1003,"msg":"Too many requests."}'),
+            "rate_limited",
+            "DEGRADED",
+            RATE_LIMIT,
+            None,
+        ),
+        (
+            Reply(status=503, body="Service Unavailable", headers={"Content-Type": "text/html"}),
+            "unavailable",
+            "DOWN",
+            LONG,
+            None,
+        ),
+        (
+            Reply(
+                status=502, body="<html>Bad Gateway</html>", headers={"Content-Type": "text/html"}
+            ),
+            "unavailable",
+            "DOWN",
+            LONG,
+            None,
+        ),
+        (
+            Reply(
+                status=451,
+                body='{"code":0,"msg":"Service unavailable from a restricted location '
+                "according to 'b. Eligibility'.\"}",
+            ),
+            "region_blocked",
+            "DOWN",
+            LONG,
+            None,
+        ),
+        (Reply(error=TimeoutError()), "timeout", "DOWN", NETWORK, None),
+        (Reply(error=aiohttp.ServerDisconnectedError()), "unavailable", "DOWN", LONG, None),
+        (
+            Reply(body='[{"symbol": "BTCUSDT", "lastPrice": '),
+            "bad_response",
+            "DEGRADED",
+            NETWORK,
+            None,
+        ),
+    ],
+)
 async def test_faults_give_a_status_and_the_documented_backoff(
-        reply: Reply, kind: str, state: str, policy: Backoff, retry_after: float | None) -> None:
+    reply: Reply, kind: str, state: str, policy: Backoff, retry_after: float | None
+) -> None:
     provider = binance(ticker_fault(reply))
     records = await run_provider_until(provider, lambda r: bool(failures(r)))
     status = failures(records)[0]

@@ -9,24 +9,38 @@ import random
 
 import pytest
 
-from ingest.providers.backoff import NETWORK
-from ingest.providers.ccxt_provider import CcxtProvider, make_exchange
+from ingest.providers.ccxt_provider import CcxtProvider
+from runtime.backoff import NETWORK
+from runtime.exchanges import make_exchange
 from schemas import RawTick
 from tests.ccxt_http import RecordedSession, Reply, binance_routes, fixture
 from tests.ccxt_ws import RecordedVenue, binance_answer, kraken_answer
-from tests.support import Records, run_provider_until
-from tests.test_ccxt_provider import SEED, expected_delay, failures, statuses
+from tests.support_providers import (
+    SEED,
+    Records,
+    expected_delay,
+    failures,
+    run_provider_until,
+    statuses,
+)
 
 BINANCE_STREAMS = json.loads(fixture("ccxt/binance_ws_messages.json"))
 KRAKEN_MESSAGES = json.loads(fixture("ccxt/kraken_ws_v2_messages.json"))
 
 
-def streaming(exchange_id: str, routes: dict, symbols: tuple[str, ...],
-              stall_s: float) -> CcxtProvider:
+def streaming(
+    exchange_id: str, routes: dict, symbols: tuple[str, ...], stall_s: float
+) -> CcxtProvider:
     exchange = make_exchange(exchange_id, 2.0)
     exchange.session = RecordedSession(routes)
-    return CcxtProvider(exchange, symbols, timeout_s=2.0, stall_s=stall_s, poll_seconds=0.05,
-                        rng=random.Random(SEED))
+    return CcxtProvider(
+        exchange,
+        symbols,
+        timeout_s=2.0,
+        stall_s=stall_s,
+        poll_seconds=0.05,
+        rng=random.Random(SEED),
+    )
 
 
 def ticks(records: Records, kind: str) -> list[RawTick]:
@@ -38,23 +52,41 @@ def has_quotes_and_trades(count: int):
 
 
 async def test_binance_ticker_and_trade_streams_become_raw_ticks(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     venue = RecordedVenue(binance_answer(BINANCE_STREAMS)).install(monkeypatch)
     provider = streaming("binance", binance_routes(), ("BTC/USDT", "ETH/USDT"), stall_s=5.0)
     assert provider.streaming
     records = await run_provider_until(provider, has_quotes_and_trades(5))
     assert sorted(request["params"] for socket in venue.sockets for request in socket.sent) == [
-        ["btcusdt@ticker", "ethusdt@ticker"], ["btcusdt@trade", "ethusdt@trade"]]
+        ["btcusdt@ticker", "ethusdt@ticker"],
+        ["btcusdt@trade", "ethusdt@trade"],
+    ]
     quotes = {t.symbol: t for t in ticks(records, "QUOTE")}
     btc, eth = quotes["BTC/USDT"], quotes["ETH/USDT"]
     assert (btc.provider, btc.price, btc.bid, btc.ask, btc.bid_size, btc.ask_size) == (
-        "ccxt:binance", 90500.01, 90500.0, 90500.01, 1.53717, 3.1245)
-    assert (btc.volume, btc.reference_price, btc.ts_event) == (15234.56789, 91012.35,
-                                                                1764151200456000)
-    assert (eth.price, eth.bid, eth.ask, eth.ts_event) == (3015.0, 3014.99, 3015.0,
-                                                           1764151200601000)
-    assert sorted((t.symbol, t.trade_id, t.price, t.trade_size, t.side, t.ts_event)
-                  for t in ticks(records, "TRADE")) == [
+        "ccxt:binance",
+        90500.01,
+        90500.0,
+        90500.01,
+        1.53717,
+        3.1245,
+    )
+    assert (btc.volume, btc.reference_price, btc.ts_event) == (
+        15234.56789,
+        91012.35,
+        1764151200456000,
+    )
+    assert (eth.price, eth.bid, eth.ask, eth.ts_event) == (
+        3015.0,
+        3014.99,
+        3015.0,
+        1764151200601000,
+    )
+    assert sorted(
+        (t.symbol, t.trade_id, t.price, t.trade_size, t.side, t.ts_event)
+        for t in ticks(records, "TRADE")
+    ) == [
         ("BTC/USDT", "5503456702", 90500.01, 0.0012, "buy", 1764151200001000),
         ("BTC/USDT", "5503456703", 90500.0, 0.25, "sell", 1764151200118000),
         ("ETH/USDT", "3121998878", 3015.0, 0.5, "buy", 1764151200500000),
@@ -63,40 +95,56 @@ async def test_binance_ticker_and_trade_streams_become_raw_ticks(
 
 
 async def test_kraken_v2_ticker_and_trade_channels_become_raw_ticks(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     venue = RecordedVenue(kraken_answer(KRAKEN_MESSAGES)).install(monkeypatch)
-    routes = {"/AssetPairs": Reply(fixture("ccxt/kraken_asset_pairs.json")),
-              "/Assets": Reply(fixture("ccxt/kraken_assets.json"))}
+    routes = {
+        "/AssetPairs": Reply(fixture("ccxt/kraken_asset_pairs.json")),
+        "/Assets": Reply(fixture("ccxt/kraken_assets.json")),
+    }
     # ccxt spaces the subscribe requests by Kraken's rate limit (1 s), so allow for that
     provider = streaming("kraken", routes, ("BTC/USD",), stall_s=5.0)
     records = await run_provider_until(provider, has_quotes_and_trades(3))
     [socket] = venue.sockets
     assert socket.url == "wss://ws.kraken.com/v2"
     assert [(r["params"]["channel"], r["params"]["symbol"]) for r in socket.sent] == [
-        ("ticker", ["BTC/USD"]), ("trade", ["BTC/USD"])]
+        ("ticker", ["BTC/USD"]),
+        ("trade", ["BTC/USD"]),
+    ]
     [quote] = ticks(records, "QUOTE")
     assert (quote.symbol, quote.provider, quote.price, quote.bid, quote.ask) == (
-        "BTC/USD", "ccxt:kraken", 90510.1, 90510.0, 90510.1)
-    assert (quote.bid_size, quote.ask_size, quote.volume) == (3.04537826, 0.97128401,
-                                                              2345.67890123)
+        "BTC/USD",
+        "ccxt:kraken",
+        90510.1,
+        90510.0,
+        90510.1,
+    )
+    assert (quote.bid_size, quote.ask_size, quote.volume) == (3.04537826, 0.97128401, 2345.67890123)
     assert quote.ts_event == quote.ts_ingest  # Kraken's ticker carries no time
-    assert [(t.trade_id, t.price, t.trade_size, t.side, t.ts_event)
-            for t in ticks(records, "TRADE")] == [
+    assert [
+        (t.trade_id, t.price, t.trade_size, t.side, t.ts_event) for t in ticks(records, "TRADE")
+    ] == [
         ("87654321", 90510.0, 0.0125, "sell", 1764151200708000),
         ("87654322", 90510.1, 0.5, "buy", 1764151201250000),
     ]
 
 
 async def test_a_stream_that_stops_sending_times_out_and_reconnects(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     venue = RecordedVenue(binance_answer(BINANCE_STREAMS)).install(monkeypatch)
     provider = streaming("binance", binance_routes(), ("BTC/USDT",), stall_s=0.5)
     records = await run_provider_until(provider, lambda r: len(failures(r)) >= 2)
     assert [(s.state, s.error_kind) for s in statuses(records)] == [
-        ("UP", None), ("DOWN", "timeout"), ("UP", None), ("DOWN", "timeout")]
+        ("UP", None),
+        ("DOWN", "timeout"),
+        ("UP", None),
+        ("DOWN", "timeout"),
+    ]
     down = failures(records)
-    assert down[0].message == ("TimeoutError: the stream sent nothing for 0.5 s; "
-                               + expected_delay(NETWORK, 0))
+    assert down[0].message == (
+        "TimeoutError: the stream sent nothing for 0.5 s; " + expected_delay(NETWORK, 0)
+    )
     rng = random.Random(SEED)
     rng.random()  # the first failure's jitter
     assert down[1].message.endswith(f"retrying in {NETWORK.delay(0, rng):.1f} s")  # UP reset it
@@ -106,7 +154,8 @@ async def test_a_stream_that_stops_sending_times_out_and_reconnects(
 
 
 async def test_a_malformed_frame_stops_the_stream_and_it_is_reconnected(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     broken = '{"e": "24hrTicker", "E": 1764151201500, "s": "BTCUSDT", "c": '
     venue = RecordedVenue(binance_answer(BINANCE_STREAMS, extra=(broken,))).install(monkeypatch)
     provider = streaming("binance", binance_routes(), ("BTC/USDT",), stall_s=0.5)

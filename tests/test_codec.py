@@ -28,19 +28,8 @@ from schemas.codec import (
     encode,
     load_schema,
 )
-from schemas.records import (
-    FIRST_MICROS,
-    LAST_MICROS,
-    Candle,
-    ProviderStatus,
-    Quote,
-    RawTick,
-    Rejected,
-    Trade,
-    check_micros,
-    datetime_to_micros,
-    micros_to_iso,
-)
+from schemas.records import Candle, ProviderStatus, Quote, RawTick, Rejected, Trade
+from schemas.times import FIRST_MICROS, LAST_MICROS, check_micros, datetime_to_micros, micros_to_iso
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -55,41 +44,90 @@ sides = st.sampled_from([None, "buy", "sell"])
 
 raw_ticks = st.builds(
     RawTick,
-    symbol=text, provider=text, kind=st.sampled_from(["QUOTE", "TRADE"]),
-    ts_event=timestamps, ts_ingest=timestamps, seq=longs, price=doubles,
-    bid=optional_doubles, ask=optional_doubles, bid_size=optional_doubles,
-    ask_size=optional_doubles, volume=optional_doubles, reference_price=optional_doubles,
-    trade_id=optional_text, trade_size=optional_doubles, side=sides,
+    symbol=text,
+    provider=text,
+    kind=st.sampled_from(["QUOTE", "TRADE"]),
+    ts_event=timestamps,
+    ts_ingest=timestamps,
+    seq=longs,
+    price=doubles,
+    bid=optional_doubles,
+    ask=optional_doubles,
+    bid_size=optional_doubles,
+    ask_size=optional_doubles,
+    volume=optional_doubles,
+    reference_price=optional_doubles,
+    trade_id=optional_text,
+    trade_size=optional_doubles,
+    side=sides,
 )
 provider_statuses = st.builds(
     ProviderStatus,
-    provider=text, ts_event=timestamps, state=st.sampled_from(["UP", "DEGRADED", "DOWN"]),
-    latency_ms=optional_doubles, error_kind=optional_text, message=optional_text,
+    provider=text,
+    ts_event=timestamps,
+    state=st.sampled_from(["UP", "DEGRADED", "DOWN"]),
+    latency_ms=optional_doubles,
+    error_kind=optional_text,
+    message=optional_text,
 )
 quotes = st.builds(
     Quote,
-    symbol=text, ts_event=timestamps, ts_ingest=timestamps, seq=longs, price=doubles,
-    provider=text, confidence=doubles, bid=optional_doubles, ask=optional_doubles,
-    bid_size=optional_doubles, ask_size=optional_doubles, volume=optional_doubles,
-    change=optional_doubles, change_percent=optional_doubles,
-    reference_price=optional_doubles, providers=st.lists(text, max_size=5),
+    symbol=text,
+    ts_event=timestamps,
+    ts_ingest=timestamps,
+    seq=longs,
+    price=doubles,
+    provider=text,
+    confidence=doubles,
+    bid=optional_doubles,
+    ask=optional_doubles,
+    bid_size=optional_doubles,
+    ask_size=optional_doubles,
+    volume=optional_doubles,
+    change=optional_doubles,
+    change_percent=optional_doubles,
+    reference_price=optional_doubles,
+    providers=st.lists(text, max_size=5),
 )
 candles = st.builds(
     Candle,
-    symbol=text, timeframe=st.sampled_from(["1s", "1m", "5m", "15m", "1h", "1d"]),
-    open_time=timestamps, open=doubles, high=doubles, low=doubles, close=doubles,
-    volume=doubles, is_closed=st.booleans(), revision=ints, seq=longs, trade_count=longs,
+    symbol=text,
+    timeframe=st.sampled_from(["1s", "1m", "5m", "15m", "1h", "1d"]),
+    open_time=timestamps,
+    open=doubles,
+    high=doubles,
+    low=doubles,
+    close=doubles,
+    volume=doubles,
+    is_closed=st.booleans(),
+    revision=ints,
+    seq=longs,
+    trade_count=longs,
 )
 trades = st.builds(
     Trade,
-    symbol=text, trade_id=text, provider=text, ts_event=timestamps, ts_ingest=timestamps,
-    price=doubles, amount=doubles, side=sides,
+    symbol=text,
+    trade_id=text,
+    provider=text,
+    ts_event=timestamps,
+    ts_ingest=timestamps,
+    price=doubles,
+    amount=doubles,
+    side=sides,
 )
 rejections = st.builds(
     Rejected,
-    source_topic=text, source_partition=ints, source_offset=longs, reason=text, detail=text,
-    original=st.binary(max_size=40), ts_input=timestamps, key=st.none() | st.binary(max_size=8),
-    symbol=optional_text, provider=optional_text, ts_event=st.none() | timestamps,
+    source_topic=text,
+    source_partition=ints,
+    source_offset=longs,
+    reason=text,
+    detail=text,
+    original=st.binary(max_size=40),
+    ts_input=timestamps,
+    key=st.none() | st.binary(max_size=8),
+    symbol=optional_text,
+    provider=optional_text,
+    ts_event=st.none() | timestamps,
 )
 records = st.one_of(raw_ticks, provider_statuses, quotes, candles, trades, rejections)
 
@@ -120,23 +158,77 @@ AVRO_SCHEMAS = {record_type: avro_schema_for(record_type) for record_type in REC
 
 def read_with_official_avro(payload, record_type):
     reader = avro.io.DatumReader(AVRO_SCHEMAS[record_type])
-    return reader.read(avro.io.BinaryDecoder(io.BytesIO(payload[HEADER.size:])))
+    return reader.read(avro.io.BinaryDecoder(io.BytesIO(payload[HEADER.size :])))
 
 
 SAMPLES = [
-    RawTick("AAPL", "synthetic:alpha", "QUOTE", 1_700_000_000_000_000, 1_700_000_000_015_000,
-            42, 190.25, bid=190.2, ask=190.3, volume=1000.0, reference_price=188.0),
-    ProviderStatus("synthetic:beta", 1_700_000_000_000_000, "DOWN", error_kind="outage",
-                   message="simulated outage"),
-    Quote("BTC/USDT", 1_700_000_000_000_000, 1_700_000_000_000_500, 7, 65000.5,
-          "ccxt:binance", 0.98, providers=["ccxt:binance", "ccxt:kraken"]),
-    Candle("BTC/USDT", "1m", 1_700_000_040_000_000, 1.0, 2.0, 0.5, 1.5, 10.0, False, 3, 9,
-           trade_count=4),
-    Trade("ETH/USDT", "t-1", "ccxt:binance", 1_700_000_000_000_000, 1_700_000_000_000_100,
-          3200.0, 0.25, side="sell"),
-    Rejected("fiml.ticks.raw", 2, 41, "outlier", "price 1.0 is 99 MADs from consensus",
-             b"\x00\x00\x00\x00\x01", 1_700_000_000_000_000, key=b"AAPL", symbol="AAPL",
-             provider="synthetic:gamma", ts_event=1_699_999_999_990_000),
+    RawTick(
+        "AAPL",
+        "synthetic:alpha",
+        "QUOTE",
+        1_700_000_000_000_000,
+        1_700_000_000_015_000,
+        42,
+        190.25,
+        bid=190.2,
+        ask=190.3,
+        volume=1000.0,
+        reference_price=188.0,
+    ),
+    ProviderStatus(
+        "synthetic:beta",
+        1_700_000_000_000_000,
+        "DOWN",
+        error_kind="outage",
+        message="simulated outage",
+    ),
+    Quote(
+        "BTC/USDT",
+        1_700_000_000_000_000,
+        1_700_000_000_000_500,
+        7,
+        65000.5,
+        "ccxt:binance",
+        0.98,
+        providers=["ccxt:binance", "ccxt:kraken"],
+    ),
+    Candle(
+        "BTC/USDT",
+        "1m",
+        1_700_000_040_000_000,
+        1.0,
+        2.0,
+        0.5,
+        1.5,
+        10.0,
+        False,
+        3,
+        9,
+        trade_count=4,
+    ),
+    Trade(
+        "ETH/USDT",
+        "t-1",
+        "ccxt:binance",
+        1_700_000_000_000_000,
+        1_700_000_000_000_100,
+        3200.0,
+        0.25,
+        side="sell",
+    ),
+    Rejected(
+        "fiml.ticks.raw",
+        2,
+        41,
+        "outlier",
+        "price 1.0 is 99 MADs from consensus",
+        b"\x00\x00\x00\x00\x01",
+        1_700_000_000_000_000,
+        key=b"AAPL",
+        symbol="AAPL",
+        provider="synthetic:gamma",
+        ts_event=1_699_999_999_990_000,
+    ),
 ]
 
 
@@ -166,8 +258,9 @@ def test_a_decoded_record_is_as_its_constructor_makes_it(record):
     assert repr(decoded) == repr(record)
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(decoded, dataclasses.fields(record)[0].name, "changed")
-    if not any(isinstance(getattr(record, f.name), list | dict)
-               for f in dataclasses.fields(record)):
+    if not any(
+        isinstance(getattr(record, f.name), list | dict) for f in dataclasses.fields(record)
+    ):
         assert hash(decoded) == hash(record)
 
 
@@ -211,18 +304,40 @@ def test_earlier_schema_files_name_their_id_and_type(schema_id):
 def test_a_quote_written_before_scores_existed_still_decodes():
     """Quotes of schema id 3 (no scores), written here by the official avro package."""
     earlier = avro.schema.parse(json.dumps(load_schema("earlier/quote_v1.avsc")))
-    datum = {"symbol": "BTC/USDT", "ts_event": EPOCH + timedelta(seconds=1_700_000_000),
-             "ts_ingest": EPOCH + timedelta(seconds=1_700_000_000, microseconds=500), "seq": 7,
-             "price": 65000.5, "bid": None, "ask": 65001.0, "bid_size": None, "ask_size": None,
-             "volume": None, "change": None, "change_percent": None, "reference_price": None,
-             "provider": "ccxt:binance", "confidence": 0.98, "providers": ["ccxt:binance"]}
+    datum = {
+        "symbol": "BTC/USDT",
+        "ts_event": EPOCH + timedelta(seconds=1_700_000_000),
+        "ts_ingest": EPOCH + timedelta(seconds=1_700_000_000, microseconds=500),
+        "seq": 7,
+        "price": 65000.5,
+        "bid": None,
+        "ask": 65001.0,
+        "bid_size": None,
+        "ask_size": None,
+        "volume": None,
+        "change": None,
+        "change_percent": None,
+        "reference_price": None,
+        "provider": "ccxt:binance",
+        "confidence": 0.98,
+        "providers": ["ccxt:binance"],
+    }
     body = io.BytesIO()
     avro.io.DatumWriter(earlier).write(datum, avro.io.BinaryEncoder(body))
     decoded = decode(HEADER.pack(MAGIC_BYTE, 3) + body.getvalue(), expected=Quote)
-    assert decoded == Quote("BTC/USDT", 1_700_000_000_000_000, 1_700_000_000_000_500, 7, 65000.5,
-                            "ccxt:binance", 0.98, ask=65001.0, providers=["ccxt:binance"])
+    assert decoded == Quote(
+        "BTC/USDT",
+        1_700_000_000_000_000,
+        1_700_000_000_000_500,
+        7,
+        65000.5,
+        "ccxt:binance",
+        0.98,
+        ask=65001.0,
+        providers=["ccxt:binance"],
+    )
     assert decoded.scores == {}
-    assert encode(decoded)[:HEADER.size] == HEADER.pack(MAGIC_BYTE, SCHEMA_IDS[Quote][0])
+    assert encode(decoded)[: HEADER.size] == HEADER.pack(MAGIC_BYTE, SCHEMA_IDS[Quote][0])
 
 
 @pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
@@ -247,7 +362,7 @@ def test_avsc_doc_names_the_same_schema_id(record):
 
 @pytest.mark.parametrize("schema_id", [0, NEXT_ID, 99, 2**31, 2**32 - 1])
 def test_unknown_schema_id_is_named(schema_id):
-    body = encode(SAMPLES[0])[HEADER.size:]
+    body = encode(SAMPLES[0])[HEADER.size :]
     payload = bytes([0]) + schema_id.to_bytes(4, "big") + body
     with pytest.raises(DecodeError, match=rf"unknown schema id {schema_id}\b") as info:
         decode(payload)
@@ -345,8 +460,7 @@ framed_noise = st.builds(
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.none() | st.binary(max_size=64) | framed_noise,
-       st.sampled_from([None, *RECORD_TYPES]))
+@given(st.none() | st.binary(max_size=64) | framed_noise, st.sampled_from([None, *RECORD_TYPES]))
 def test_anything_gives_a_record_or_a_decode_error_with_a_reason(payload, expected):
     """The one promise every consumer relies on: no other exception, whatever the value."""
     try:

@@ -29,12 +29,12 @@ import pytest
 import websockets
 from playwright.async_api import BrowserContext, Page
 
-from fiml.local_kafka import free_port
-from fiml.processes import stop_process
-from fiml.settings import Settings
-from fiml.topics import create_topics
 from gateway.app import create_app
 from gateway.protocol import Timeframe
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
+from runtime.topics import create_topics
 from tests.browser import chromium_context
 from tests.support import service_env, spawn, wait_for_port
 
@@ -69,27 +69,43 @@ class System:
 async def first_data(url: str) -> None:
     """Wait until the gateway at ``url`` streams a first price."""
     async with websockets.connect(url) as ws, asyncio.timeout(60):
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": list(SYMBOLS)}))
+        await ws.send(
+            json.dumps({"type": "subscribe", "stream_type": "price", "symbols": list(SYMBOLS)})
+        )
         while json.loads(await ws.recv())["type"] != "data":
             pass
 
 
 @pytest.fixture(scope="module")
-async def system(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-                 ) -> AsyncIterator[System]:
+async def system(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[System]:
     """Ingest, arbitration and a gateway that wants an API key, on topics of their own."""
     logs = tmp_path_factory.mktemp("dashboard")
     env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
     settings = Settings.from_env(
-        env, kafka_bootstrap=kafka_bootstrap, topic_prefix=f"dash-{uuid.uuid4().hex[:10]}",
-        partitions=3, gateway_port=free_port(), synthetic_symbols=(*SYMBOLS, ADDED),
-        synthetic_tick_hz=5.0, api_keys=(API_KEY,), stale_after_seconds=STALE_AFTER)
+        env,
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=f"dash-{uuid.uuid4().hex[:10]}",
+        partitions=3,
+        gateway_port=free_port(),
+        symbols=(*SYMBOLS, ADDED),
+        synthetic_tick_hz=5.0,
+        api_keys=(API_KEY,),
+        stale_after_seconds=STALE_AFTER,
+    )
     await create_topics(settings)
     env = service_env(settings)
-    running = System(settings, env, {name: spawn([name], env, logs / f"{name}.log")
-                                     for name in ("ingest", "arbitrate", "gateway")},
-                     logs, started=0.0)
+    running = System(
+        settings,
+        env,
+        {
+            name: spawn([name], env, logs / f"{name}.log")
+            for name in ("ingest", "arbitrate", "gateway")
+        },
+        logs,
+        started=0.0,
+    )
     try:
         wait_for_port(settings.gateway_port, timeout=60)
         await first_data(f"ws://127.0.0.1:{settings.gateway_port}/ws/stream?api_key={API_KEY}")
@@ -124,7 +140,8 @@ async def open_dashboard(page: Page, system: System, query: str) -> None:
 
 async def wait_connected(page: Page) -> None:
     await page.wait_for_function(
-        "document.getElementById('connection').dataset.state === 'connected'", timeout=WAIT_MS)
+        "document.getElementById('connection').dataset.state === 'connected'", timeout=WAIT_MS
+    )
 
 
 async def cell_text(page: Page, symbol: str, column: str) -> str:
@@ -135,11 +152,13 @@ async def cell_text(page: Page, symbol: str, column: str) -> str:
 async def wait_price_change(page: Page, symbol: str) -> tuple[str, str]:
     """Wait for a price of ``symbol``, then for a different one; return both."""
     row = f"#watchlist-rows tr[data-symbol='{symbol}'] td.price"
-    await page.wait_for_function(f"/^[0-9]/.test(document.querySelector(\"{row}\").textContent)",
-                                 timeout=WAIT_MS)
+    await page.wait_for_function(
+        f'/^[0-9]/.test(document.querySelector("{row}").textContent)', timeout=WAIT_MS
+    )
     first = await page.locator(row).inner_text()
     await page.wait_for_function(
-        f"document.querySelector(\"{row}\").textContent !== {first!r}", timeout=WAIT_MS)
+        f'document.querySelector("{row}").textContent !== {first!r}', timeout=WAIT_MS
+    )
     return first, await page.locator(row).inner_text()
 
 
@@ -151,7 +170,8 @@ async def chart_number(page: Page, name: str) -> int:
 async def test_without_a_key_the_page_says_so_and_connects_with_one(system, page):
     await page.goto(f"{system.url}/?symbols=AAPL")
     await page.wait_for_function(
-        "document.getElementById('connection').dataset.state === 'unauthorized'", timeout=WAIT_MS)
+        "document.getElementById('connection').dataset.state === 'unauthorized'", timeout=WAIT_MS
+    )
     await page.fill("#key-form input[name=key]", API_KEY)
     await page.click("#key-form button")
     await wait_connected(page)
@@ -176,15 +196,17 @@ async def test_the_watchlist_shows_live_prices_that_change(system, page):
 
 async def test_the_chart_draws_candles_and_a_new_one_when_a_1s_candle_closes(system, page):
     await open_dashboard(page, system, "?symbols=AAPL,BTC/USDT&symbol=BTC/USDT&tf=1s")
-    await page.wait_for_function("document.getElementById('chart').dataset.closed >= 2",
-                                 timeout=WAIT_MS)
+    await page.wait_for_function(
+        "document.getElementById('chart').dataset.closed >= 2", timeout=WAIT_MS
+    )
     closed = await chart_number(page, "last-closed-time")
     newest = await chart_number(page, "last-time")
     assert closed < newest, "the newest candle should still be forming"
     await page.wait_for_function(
         f"Number(document.getElementById('chart').dataset.lastClosedTime) > {closed}"
         f" && Number(document.getElementById('chart').dataset.lastTime) > {newest}",
-        timeout=WAIT_MS)
+        timeout=WAIT_MS,
+    )
     assert await page.locator("#chart canvas").count() > 0
 
 
@@ -214,7 +236,8 @@ async def test_the_replay_control_plays_a_past_range_and_returns_to_live(system,
     await page.select_option("#replay-form select[name=speed]", "10")
     await page.click("#replay-play")
     await page.wait_for_function(
-        "document.getElementById('replay-status').dataset.state === 'complete'", timeout=WAIT_MS)
+        "document.getElementById('replay-status').dataset.state === 'complete'", timeout=WAIT_MS
+    )
     assert await cell_text(page, "AAPL", "state") == "replay"
     replayed_at = await cell_text(page, "AAPL", "updated")
     assert moment(start)[11:] <= replayed_at <= moment(end + 1)[11:]
@@ -224,9 +247,12 @@ async def test_the_replay_control_plays_a_past_range_and_returns_to_live(system,
     await page.click("#replay-live")
     await page.wait_for_function(
         "document.querySelector(\"#watchlist-rows tr[data-symbol='AAPL']\").dataset.state"
-        " === 'live'", timeout=WAIT_MS)
+        " === 'live'",
+        timeout=WAIT_MS,
+    )
     await page.wait_for_function(
-        f"Number(document.getElementById('chart').dataset.lastTime) > {end + 1}", timeout=WAIT_MS)
+        f"Number(document.getElementById('chart').dataset.lastTime) > {end + 1}", timeout=WAIT_MS
+    )
 
 
 async def test_a_paused_feed_shows_stale_and_then_live_again(system, page):
@@ -238,12 +264,14 @@ async def test_a_paused_feed_shows_stale_and_then_live_again(system, page):
     badge_state = "document.getElementById('connection').dataset.state"
     os.kill(ingest.pid, signal.SIGSTOP)
     try:
-        await page.wait_for_function(f"{row_state} === 'stale' && {badge_state} === 'stale'",
-                                     timeout=WAIT_MS)
+        await page.wait_for_function(
+            f"{row_state} === 'stale' && {badge_state} === 'stale'", timeout=WAIT_MS
+        )
     finally:
         os.kill(ingest.pid, signal.SIGCONT)
-    await page.wait_for_function(f"{row_state} === 'live' && {badge_state} === 'connected'",
-                                 timeout=WAIT_MS)
+    await page.wait_for_function(
+        f"{row_state} === 'live' && {badge_state} === 'connected'", timeout=WAIT_MS
+    )
 
 
 async def test_a_killed_and_restarted_gateway_ends_in_a_reconnected_updating_page(system, page):
@@ -253,16 +281,19 @@ async def test_a_killed_and_restarted_gateway_ends_in_a_reconnected_updating_pag
     os.kill(gateway.pid, signal.SIGKILL)
     gateway.wait()
     await page.wait_for_function(
-        "document.getElementById('connection').dataset.state === 'reconnecting'", timeout=WAIT_MS)
+        "document.getElementById('connection').dataset.state === 'reconnecting'", timeout=WAIT_MS
+    )
     system.services["gateway"] = spawn(["gateway"], system.env, system.logs / "gateway-2.log")
     await asyncio.to_thread(wait_for_port, system.settings.gateway_port, 60)
     await page.wait_for_function(
-        "document.getElementById('connection').dataset.state === 'connected'", timeout=30_000)
+        "document.getElementById('connection').dataset.state === 'connected'", timeout=30_000
+    )
     last = await chart_number(page, "last-time")
     first, second = await wait_price_change(page, "BTC/USDT")
     assert first != second
     await page.wait_for_function(
-        f"Number(document.getElementById('chart').dataset.lastTime) > {last}", timeout=WAIT_MS)
+        f"Number(document.getElementById('chart').dataset.lastTime) > {last}", timeout=WAIT_MS
+    )
     SCREENSHOT.parent.mkdir(exist_ok=True)
     await page.screenshot(path=SCREENSHOT)
 
@@ -270,24 +301,36 @@ async def test_a_killed_and_restarted_gateway_ends_in_a_reconnected_updating_pag
 def views(count: int) -> list[dict]:
     """Watchlist views of canonical symbols (tickers, pairs, indices, futures)."""
     rng = random.Random(7)
-    part = lambda: "".join(rng.choices(string.ascii_uppercase + string.digits + ".-",  # noqa: E731
-                                       k=rng.randint(0, 4)))
-    shapes = [lambda: rng.choice(string.ascii_uppercase) + part(),
-              lambda: f"{rng.choice(string.ascii_uppercase)}{part()}/USDT",
-              lambda: f"^{rng.choice(string.ascii_uppercase)}{part()}",
-              lambda: f"{rng.choice(string.ascii_uppercase)}{part()}=F"]
+    part = lambda: "".join(  # noqa: E731
+        rng.choices(
+            string.ascii_uppercase + string.digits + ".-",
+            k=rng.randint(0, 4),
+        )
+    )
+    shapes = [
+        lambda: rng.choice(string.ascii_uppercase) + part(),
+        lambda: f"{rng.choice(string.ascii_uppercase)}{part()}/USDT",
+        lambda: f"^{rng.choice(string.ascii_uppercase)}{part()}",
+        lambda: f"{rng.choice(string.ascii_uppercase)}{part()}=F",
+    ]
     found = []
     for _ in range(count):
         symbols = list(dict.fromkeys(rng.choice(shapes)() for _ in range(rng.randint(0, 6))))
-        found.append({"symbols": symbols, "selected": rng.choice(symbols) if symbols else None,
-                      "timeframe": rng.choice(TIMEFRAMES)})
+        found.append(
+            {
+                "symbols": symbols,
+                "selected": rng.choice(symbols) if symbols else None,
+                "timeframe": rng.choice(TIMEFRAMES),
+            }
+        )
     return found
 
 
 async def test_the_pure_modules_round_trip_views_and_bound_the_backoff(system, page):
     """view-state.js, connection.js and replay.js in the page itself, on many inputs."""
     await page.goto(f"{system.url}/healthz")
-    failures = await page.evaluate("""async (views) => {
+    failures = await page.evaluate(
+        """async (views) => {
         const state = await import("/dashboard/view-state.js");
         const { backoffDelay } = await import("/dashboard/connection.js");
         const { utcInputToIso, isoToUtcInput } = await import("/dashboard/replay.js");
@@ -306,7 +349,9 @@ async def test_the_pure_modules_round_trip_views_and_bound_the_backoff(system, p
         const at = Date.UTC(2026, 10, 26, 15, 4, 5);
         if (utcInputToIso(isoToUtcInput(at)) !== new Date(at).toISOString()) failures.push("utc");
         return failures;
-    }""", views(300))
+    }""",
+        views(300),
+    )
     assert failures == []
 
 

@@ -17,20 +17,17 @@ import dataclasses
 import time
 
 import httpx
-import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from arbitration.engine import ROLES
+from arbitration.engine.partition import ROLES
 from arbitration.rebuild import read_stored, rebuild
-from fiml.kafka_clients import make_consumer, topic_partitions
-from fiml.local_kafka import free_port
-from fiml.processes import stop_process
-from fiml.settings import Settings
-from fiml.topics import topic_configs
+from runtime.kafka import make_consumer, topic_partitions
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
+from runtime.topics import topic_configs
 from tests.support import poll_until, service_env, spawn
-
-pytestmark = pytest.mark.kafka
 
 OUTPUTS = tuple(ROLES.values())
 FAULT_SECONDS = 12.0
@@ -45,10 +42,16 @@ async def refuse_outputs(settings: Settings, refuse: bool) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
-        responses = await admin.alter_configs([
-            ConfigResource(ConfigResourceType.TOPIC, specs[role].name,
-                           configs={**topic_configs(specs[role]), **limit})
-            for role in OUTPUTS])
+        responses = await admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC,
+                    specs[role].name,
+                    configs={**topic_configs(specs[role]), **limit},
+                )
+                for role in OUTPUTS
+            ]
+        )
     finally:
         await admin.close()
     assert all(error == 0 for response in responses for error, *_ in response.resources)
@@ -65,8 +68,9 @@ class Sample:
 async def take_samples(settings: Settings, group: str, samples: list[Sample]) -> None:
     """Sample until cancelled: committed offsets first, output end offsets after them."""
     raw = await topic_partitions(settings, settings.topic("ticks.raw"))
-    outputs = [tp for role in OUTPUTS
-               for tp in await topic_partitions(settings, settings.topic(role))]
+    outputs = [
+        tp for role in OUTPUTS for tp in await topic_partitions(settings, settings.topic(role))
+    ]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     consumer = make_consumer(settings, "fiml-tests")
     await admin.start()
@@ -74,11 +78,13 @@ async def take_samples(settings: Settings, group: str, samples: list[Sample]) ->
     try:
         while True:
             offsets = await admin.list_consumer_group_offsets(group, partitions=raw)
-            committed = {tp.partition: meta.offset for tp, meta in offsets.items()
-                         if meta.offset >= 0}
+            committed = {
+                tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0
+            }
             ends = await consumer.end_offsets(outputs)
-            samples.append(Sample(committed, {(tp.topic, tp.partition): end
-                                              for tp, end in ends.items()}))
+            samples.append(
+                Sample(committed, {(tp.topic, tp.partition): end for tp, end in ends.items()})
+            )
             await asyncio.sleep(0.3)
     finally:
         await consumer.stop()
@@ -95,20 +101,26 @@ async def health(url: str) -> int | None:
 
 async def test_failed_sends_hold_the_commit_and_lose_or_repeat_no_output(topics, tmp_path):
     health_port = free_port()
-    settings = dataclasses.replace(topics, synthetic_symbols=("AAPL", "MSFT", "BTC/USDT"),
-                                   synthetic_tick_hz=20.0, consumer_stall_seconds=STALL_SECONDS)
+    settings = dataclasses.replace(
+        topics,
+        symbols=("AAPL", "MSFT", "BTC/USDT"),
+        synthetic_tick_hz=20.0,
+        consumer_stall_seconds=STALL_SECONDS,
+    )
     group = f"{settings.topic_prefix}-arbitration"  # the worker's consumer group
     env = service_env(settings)
     ingest = spawn(["ingest"], env, tmp_path / "ingest.log")
-    worker = spawn(["arbitrate"], {**env, "FIML_HEALTH_PORT": str(health_port)},
-                   tmp_path / "arbitrate.log")
+    worker = spawn(
+        ["arbitrate"], {**env, "FIML_HEALTH_PORT": str(health_port)}, tmp_path / "arbitrate.log"
+    )
     healthz = f"http://127.0.0.1:{health_port}/healthz"
     samples: list[Sample] = []
     sampler = None
     try:
         sampler = asyncio.create_task(take_samples(settings, group, samples))
-        await poll_until(lambda: len(samples) > 3 and sum(samples[-1].committed.values()) > 0,
-                         within=90)
+        await poll_until(
+            lambda: len(samples) > 3 and sum(samples[-1].committed.values()) > 0, within=90
+        )
         assert await health(healthz) == 200
         await refuse_outputs(settings, True)
         began, codes = time.monotonic(), []
@@ -123,8 +135,9 @@ async def test_failed_sends_hold_the_commit_and_lose_or_repeat_no_output(topics,
         await asyncio.sleep(3)
         stop_process(ingest)
         settled = len(samples)
-        await poll_until(lambda: len(samples) > settled + 10
-                         and samples[-1] == samples[-10], within=60)
+        await poll_until(
+            lambda: len(samples) > settled + 10 and samples[-1] == samples[-10], within=60
+        )
     finally:
         if sampler is not None:
             sampler.cancel()
@@ -134,9 +147,11 @@ async def test_failed_sends_hold_the_commit_and_lose_or_repeat_no_output(topics,
     assert report.ok, report.summary()
     assert report.written["quotes"] > 100
     target = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-rebuilt")
-    markers = {(settings.topic(role), p): [marker for _, _, marker in
-                                           await read_stored(target, role, p)]
-               for role in OUTPUTS for p in range(settings.partitions)}
+    markers = {
+        (settings.topic(role), p): [marker for _, _, marker in await read_stored(target, role, p)]
+        for role in OUTPUTS
+        for p in range(settings.partitions)
+    }
     for where, found in markers.items():
         assert len(found) == len(set(found)), f"a duplicate output in {where}"
     checked = 0
@@ -148,7 +163,8 @@ async def test_failed_sends_hold_the_commit_and_lose_or_repeat_no_output(topics,
             needed = sum(1 for marker in found if marker[0] < committed)
             assert needed <= sample.ends[(topic, partition)], (
                 f"offset {committed} of raw partition {partition} was committed before "
-                f"its outputs in {topic} were written")
+                f"its outputs in {topic} were written"
+            )
             checked += needed > 0
     assert checked > 0
     assert 503 in codes, f"/healthz never failed while no output was delivered: {codes}"

@@ -32,8 +32,8 @@ import typer
 import yaml
 
 from fiml.cli import app as cli_app
-from fiml.settings import ENV_PREFIX, Settings, TopicSpec
 from gateway.dashboard import CHART_LIBRARY
+from runtime.settings import ENV_PREFIX, Settings, TopicSpec
 from tests.deploy_tools import kustomize, strimzi_crds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +45,11 @@ KUBERNETES_VERSIONS = ("1.30", "1.37")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 FIML_VARIABLE = re.compile(r"\bFIML_[A-Z0-9_]+\b")
 INTERPOLATION = re.compile(r"^\$\{[A-Z0-9_]+:-(.*)\}$")
-SERVICE_PORT_SETTING = {"gateway": "gateway_port", "ingest": "health_port",
-                        "arbitration": "health_port"}
+SERVICE_PORT_SETTING = {
+    "gateway": "gateway_port",
+    "ingest": "health_port",
+    "arbitration": "health_port",
+}
 
 
 # ---------------------------------------------------------------- validators
@@ -55,8 +58,9 @@ SERVICE_PORT_SETTING = {"gateway": "gateway_port", "ingest": "health_port",
 @functools.cache
 def build(path: str) -> tuple[dict, ...]:
     """The manifests ``kustomize build k8s/<path>`` produces."""
-    result = subprocess.run([str(kustomize()), "build", str(K8S / path)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(kustomize()), "build", str(K8S / path)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
@@ -68,9 +72,12 @@ def strict(schema: object) -> object:
     if not isinstance(schema, dict):
         return schema
     out = {key: strict(value) for key, value in schema.items()}
-    if (schema.get("type") == "object" and "properties" in schema
-            and "additionalProperties" not in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")):
+    if (
+        schema.get("type") == "object"
+        and "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -95,8 +102,9 @@ def manifest_errors(doc: dict, kubernetes_version: str) -> list[str]:
         validator = crd_validators().get((doc["apiVersion"], doc["kind"]))
         if validator is None:
             return [*errors, f"no Strimzi CRD for {doc['apiVersion']} {doc['kind']}"]
-        return errors + [f"{'.'.join(map(str, e.path))}: {e.message}"
-                         for e in validator.iter_errors(doc)]
+        return errors + [
+            f"{'.'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(doc)
+        ]
     try:
         kubernetes_validate.validate(doc, kubernetes_version, strict=True)
     except kubernetes_validate.ValidationError as error:
@@ -112,7 +120,8 @@ def compose_validator() -> jsonschema.Draft202012Validator:
     vendor = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
     schema = json.loads((vendor / "compose-spec.json").read_text())
     return jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def compose() -> dict:
@@ -135,8 +144,9 @@ def cluster_env(docs: tuple[dict, ...]) -> dict[str, str]:
     """The FIML_* variables a pod of this build sees: the ConfigMap and the Secret."""
     env = dict(one(docs, "ConfigMap")["data"])
     secret = one(docs, "Secret")
-    env.update({key: base64.b64decode(value).decode()
-                for key, value in (secret.get("data") or {}).items()})
+    env.update(
+        {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
+    )
     return env
 
 
@@ -179,8 +189,8 @@ def topics_of(docs: tuple[dict, ...]) -> dict[str, TopicSpec]:
         compacted = config["cleanup.policy"] == "compact"
         retention = None if compacted else int(config["retention.ms"])
         specs[topic["spec"].get("topicName", name)] = TopicSpec(
-            topic["spec"].get("topicName", name), topic["spec"]["partitions"], retention,
-            compacted)
+            topic["spec"].get("topicName", name), topic["spec"]["partitions"], retention, compacted
+        )
     return specs
 
 
@@ -195,11 +205,23 @@ def known_variables() -> set[str]:
 def test_every_manifest_of_every_build_is_valid(path):
     docs = build(path)
     kinds = {doc["kind"] for doc in docs}
-    assert {"Kafka", "KafkaNodePool", "KafkaTopic", "Deployment", "Service",
-            "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap", "Secret"} <= kinds
+    assert {
+        "Kafka",
+        "KafkaNodePool",
+        "KafkaTopic",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "ConfigMap",
+        "Secret",
+    } <= kinds
     for version in KUBERNETES_VERSIONS:
-        problems = {f"{doc['kind']}/{doc['metadata']['name']}": errors for doc in docs
-                    if (errors := manifest_errors(doc, version))}
+        problems = {
+            f"{doc['kind']}/{doc['metadata']['name']}": errors
+            for doc in docs
+            if (errors := manifest_errors(doc, version))
+        }
         assert problems == {}, f"Kubernetes {version}"
 
 
@@ -209,7 +231,8 @@ def test_the_validators_reject_what_the_cluster_would_reject():
     broken_deployment["spec"]["replica"] = 2
     broken_probe = copy.deepcopy(deployment(docs, "ingest"))
     broken_probe["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"][
-        "port"] = [8081]
+        "port"
+    ] = [8081]
     topic = by_kind(docs, "KafkaTopic")["fiml.quotes"]
     wrong_type = copy.deepcopy(topic)
     wrong_type["spec"]["partitions"] = "six"
@@ -219,8 +242,7 @@ def test_the_validators_reject_what_the_cluster_would_reject():
     del no_listeners["spec"]["kafka"]["listeners"]
     bad_role = copy.deepcopy(one(docs, "KafkaNodePool"))
     bad_role["spec"]["roles"] = ["zookeeper"]
-    for doc in (broken_deployment, broken_probe, wrong_type, unknown_field, no_listeners,
-                bad_role):
+    for doc in (broken_deployment, broken_probe, wrong_type, unknown_field, no_listeners, bad_role):
         assert manifest_errors(doc, KUBERNETES_VERSIONS[-1]), doc["kind"]
     assert manifest_errors({**topic, "apiVersion": "kafka.strimzi.io/v2"}, "1.37")
     bad_compose = compose()
@@ -236,8 +258,11 @@ def test_kafka_is_kraft_through_strimzi_and_the_services_find_it(path):
     assert pool["metadata"]["labels"]["strimzi.io/cluster"] == cluster
     assert set(pool["spec"]["roles"]) == {"controller", "broker"}
     assert kafka["spec"]["kafka"]["version"] == Settings().kafka_version
-    [plain] = [listener for listener in kafka["spec"]["kafka"]["listeners"]
-               if not listener["tls"] and listener["type"] == "internal"]
+    [plain] = [
+        listener
+        for listener in kafka["spec"]["kafka"]["listeners"]
+        if not listener["tls"] and listener["type"] == "internal"
+    ]
     env = cluster_env(docs)
     assert env["FIML_KAFKA_BOOTSTRAP"] == f"{cluster}-kafka-bootstrap:{plain['port']}"
     config = kafka["spec"]["kafka"]["config"]
@@ -266,8 +291,11 @@ def test_the_services_have_probes_resources_and_a_graceful_stop(path):
             reference = source.get("configMapRef") or source.get("secretRef")
             assert reference["name"] in generated
         ports = {port["name"]: port["containerPort"] for port in box["ports"]}
-        for probe, endpoint in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"),
-                                ("readinessProbe", "/readyz")):
+        for probe, endpoint in (
+            ("startupProbe", "/healthz"),
+            ("livenessProbe", "/healthz"),
+            ("readinessProbe", "/readyz"),
+        ):
             get = box[probe]["httpGet"]
             assert get["path"] == endpoint
             assert ports[get["port"]] == getattr(settings, port_setting)
@@ -285,8 +313,11 @@ def test_the_services_have_probes_resources_and_a_graceful_stop(path):
     assert int(pause) >= 10 and pod["terminationGracePeriodSeconds"] >= int(pause) + 30
     assert "replicas" not in gateway["spec"]
     hpa = one(docs, "HorizontalPodAutoscaler")
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                             "name": "fiml-gateway"}
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "fiml-gateway",
+    }
     assert 1 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
     service = one(docs, "Service")
     pod_labels = gateway["spec"]["template"]["metadata"]["labels"]
@@ -319,8 +350,7 @@ def test_prometheus_scrapes_metrics_of_every_service(path):
         probed = ports[box["readinessProbe"]["httpGet"]["port"]]
         assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/path"] == "/metrics"
-        assert int(annotations["prometheus.io/port"]) == probed == getattr(settings,
-                                                                           port_setting)
+        assert int(annotations["prometheus.io/port"]) == probed == getattr(settings, port_setting)
 
 
 # ---------------------------------------------------------------- everywhere
@@ -335,10 +365,13 @@ def test_every_fiml_variable_is_a_setting():
             places.setdefault(variable, set()).add(str(file.relative_to(ROOT)))
     for path in BUILDS:
         for doc in build(path):
-            for key in (doc.get("data") or {}):
+            for key in doc.get("data") or {}:
                 places.setdefault(key, set()).add(f"k8s/{path}")
-    unknown = {variable: where for variable, where in places.items()
-               if variable.startswith(ENV_PREFIX) and variable not in known}
+    unknown = {
+        variable: where
+        for variable, where in places.items()
+        if variable.startswith(ENV_PREFIX) and variable not in known
+    }
     assert unknown == {}
     assert {"FIML_KAFKA_BOOTSTRAP", "FIML_GATEWAY_HOST", "FIML_HEALTH_PORT"} <= set(places)
     for service in compose()["services"].values():
@@ -363,8 +396,10 @@ def test_topics_agree_between_settings_compose_and_kubernetes():
 
 
 def test_compose_file_matches_the_compose_specification():
-    errors = [f"{'.'.join(map(str, error.path))}: {error.message}"
-              for error in compose_validator().iter_errors(compose())]
+    errors = [
+        f"{'.'.join(map(str, error.path))}: {error.message}"
+        for error in compose_validator().iter_errors(compose())
+    ]
     assert errors == []
 
 
@@ -388,8 +423,11 @@ def test_compose_runs_the_system_like_make_run():
     assert tuple(creator["command"]) == ("topics", "create") in commands
     assert creator["restart"] == "no"
     assert creator["depends_on"]["kafka"]["condition"] == "service_healthy"
-    bootstrap = {compose_env(service)["FIML_KAFKA_BOOTSTRAP"]
-                 for name, service in services.items() if name != "kafka"}
+    bootstrap = {
+        compose_env(service)["FIML_KAFKA_BOOTSTRAP"]
+        for name, service in services.items()
+        if name != "kafka"
+    }
     assert bootstrap == {"kafka:9092"}
     assert "PLAINTEXT://kafka:9092" in kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"]
 
@@ -402,14 +440,15 @@ def test_compose_runs_the_system_like_make_run():
         assert service["depends_on"]["topics"]["condition"] == "service_completed_successfully"
         check = service["healthcheck"]["test"]
         port = getattr(settings, port_setting)
-        assert check == ["CMD", "python", "-m", "fiml.health",
-                         f"http://127.0.0.1:{port}/readyz"]
+        assert check == ["CMD", "python", "-m", "fiml.health", f"http://127.0.0.1:{port}/readyz"]
     gateway = Settings.from_env(compose_env(services["gateway"]))
     assert gateway.gateway_host == "0.0.0.0"
     assert services["gateway"]["ports"] == [f"{gateway.gateway_port}:{gateway.gateway_port}"]
     defaults = Settings()
-    for name, host_port in (("ingest", defaults.up_ingest_health_port),
-                            ("arbitration", defaults.up_arbitration_health_port)):
+    for name, host_port in (
+        ("ingest", defaults.up_ingest_health_port),
+        ("arbitration", defaults.up_arbitration_health_port),
+    ):
         settings = Settings.from_env(compose_env(services[name]))
         assert settings.health_host == "0.0.0.0"
         assert services[name]["ports"] == [f"127.0.0.1:{host_port}:{settings.health_port}"]
@@ -418,16 +457,19 @@ def test_compose_runs_the_system_like_make_run():
 def test_the_image_is_slim_non_root_and_built_from_the_packages():
     dockerfile = (ROOT / "Dockerfile").read_text()
     hadolint = Path(sysconfig.get_path("scripts")) / "hadolint"
-    lint = subprocess.run([str(hadolint), "--no-color", "-"], input=dockerfile,
-                          capture_output=True, text=True)
+    lint = subprocess.run(
+        [str(hadolint), "--no-color", "-"], input=dockerfile, capture_output=True, text=True
+    )
     assert lint.returncode == 0 and lint.stdout == "", lint.stdout + lint.stderr
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.\d+-slim", dockerfile, re.M)
     [user] = re.findall(r"^USER (\S+)$", dockerfile, re.M)
     assert not user.startswith(("0", "root"))
     assert re.search(r'^ENTRYPOINT \["fiml"\]$', dockerfile, re.M)
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    packages = [pattern.rstrip("*")
-                for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
+    packages = [
+        pattern.rstrip("*")
+        for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    ]
     allowed = (ROOT / ".dockerignore").read_text().split()
     for package in packages:
         assert f"!{package}/" in allowed

@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 import websockets
 
-from fiml.processes import stop_process
+from runtime.processes import stop_process
+from runtime.testing import free_port
 from schemas import Quote, RawTick
-from schemas.records import micros_to_iso
-from tests.kafka_broker import free_port
-from tests.support import read_topic, service_env, spawn, wait_for_port
+from schemas.times import micros_to_iso
+from tests.support import service_env, spawn, wait_for_port
+from tests.support_kafka import read_topic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,11 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def system(topics, tmp_path):
     """Ingest, arbitration and gateway running on the test's own topics."""
-    settings = dataclasses.replace(topics, gateway_port=free_port(),
-                                   synthetic_symbols=("AAPL", "TSLA", "NVDA", "BTC/USDT"))
+    settings = dataclasses.replace(
+        topics, gateway_port=free_port(), symbols=("AAPL", "TSLA", "NVDA", "BTC/USDT")
+    )
     env = service_env(settings)
-    processes = [spawn([name], env, tmp_path / f"{name}.log")
-                 for name in ("ingest", "arbitrate", "gateway")]
+    processes = [
+        spawn([name], env, tmp_path / f"{name}.log") for name in ("ingest", "arbitrate", "gateway")
+    ]
     try:
         wait_for_port(settings.gateway_port, timeout=60)
         yield settings
@@ -49,8 +52,16 @@ async def collect_prices(port: int, symbols: list[str], within: float) -> list[d
     """Data items for ``symbols`` until every symbol was seen at least twice."""
     items: list[dict] = []
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": symbols, "interval_ms": 200}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "price",
+                    "symbols": symbols,
+                    "interval_ms": 200,
+                }
+            )
+        )
         async with asyncio.timeout(within):
             while any(sum(i["symbol"] == s for i in items) < 2 for s in symbols):
                 message = json.loads(await ws.recv())
@@ -93,9 +104,14 @@ def test_the_spec_demo_client_prints_prices(system):
     """examples/websocket_demo.py, as the spec writes it, prints price lines."""
     settings = system
     demo = subprocess.Popen(
-        [sys.executable, str(ROOT / "examples" / "websocket_demo.py"),
-         f"ws://127.0.0.1:{settings.gateway_port}/ws/stream"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            str(ROOT / "examples" / "websocket_demo.py"),
+            f"ws://127.0.0.1:{settings.gateway_port}/ws/stream",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         lines = []

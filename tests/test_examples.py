@@ -11,8 +11,8 @@ import threading
 import time
 from pathlib import Path
 
-from fiml.processes import stop_process
-from tests.kafka_broker import free_port
+from runtime.processes import stop_process
+from runtime.testing import free_port
 from tests.support import service_env, spawn, wait_for_port
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "websocket_streaming.py"
@@ -42,18 +42,27 @@ class LineReader:
 
 
 def test_streaming_example_reconnects_and_resubscribes_after_a_gateway_kill(topics, tmp_path):
-    settings = dataclasses.replace(topics, gateway_port=free_port(),
-                                   synthetic_symbols=("AAPL", "TSLA", "ETH/USDT", "BTC/USDT"))
+    settings = dataclasses.replace(
+        topics, gateway_port=free_port(), symbols=("AAPL", "TSLA", "ETH/USDT", "BTC/USDT")
+    )
     env = service_env(settings)
-    services = {name: spawn([name], env, tmp_path / f"{name}.log")
-                for name in ("ingest", "arbitrate", "gateway")}
+    services = {
+        name: spawn([name], env, tmp_path / f"{name}.log")
+        for name in ("ingest", "arbitrate", "gateway")
+    }
     client = None
     try:
         wait_for_port(settings.gateway_port, timeout=60)
         client = subprocess.Popen(
-            [sys.executable, str(EXAMPLE), "--uri",
-             f"ws://127.0.0.1:{settings.gateway_port}/ws/stream"],
-            stdout=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                str(EXAMPLE),
+                "--uri",
+                f"ws://127.0.0.1:{settings.gateway_port}/ws/stream",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         reader = LineReader(client)
         first = reader.wait_for(lambda line: line == "connected", 0, 30)
         reader.wait_for(lambda line: line.startswith("price AAPL "), first, 60)

@@ -19,23 +19,25 @@ from collections.abc import AsyncIterator
 import pytest
 import websockets
 
-from arbitration.config import EngineConfig
-from fiml.local_kafka import LocalKafka, free_port, isolated_broker_settings
-from fiml.processes import stop_process
-from fiml.topics import create_topics
+from arbitration.configure import engine_config
 from gateway.messages import Status
 from ingest.synthetic import MICROS, SyntheticMarket
+from runtime.broker import LocalKafka
+from runtime.processes import stop_process
+from runtime.testing import free_port
+from runtime.topics import create_topics
 from schemas import Quote, RawTick, Rejected
-from tests.arbitration_support import Harness
-from tests.support import poll_until, read_topic, service_env, spawn, wait_for_port
+from tests.support import poll_until, service_env, spawn, wait_for_port
+from tests.support_engine import Harness
+from tests.support_kafka import read_topic
 
 OUTAGE_SECONDS = 8.0
 
 
 @pytest.fixture
-def own_broker(tmp_path):
-    """A broker of this test's own, which the test may kill and restart."""
-    local = LocalKafka(isolated_broker_settings(tmp_path / "broker"))
+def running_broker(own_broker):
+    """A broker of this test's own, running, which the test may kill and restart."""
+    local = LocalKafka(own_broker)
     holder = {"process": local.start(stop_with_parent=True)}
     yield local, holder
     stop_process(holder["process"], timeout=30)
@@ -45,8 +47,16 @@ async def watch_prices(url: str, arrivals: list[float], closed: list[str]) -> No
     """Record the arrival time of every data message until cancelled."""
     try:
         async with websockets.connect(url) as ws:
-            await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                      "symbols": ["AAPL", "BTC/USDT"], "interval_ms": 200}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "subscribe",
+                        "stream_type": "price",
+                        "symbols": ["AAPL", "BTC/USDT"],
+                        "interval_ms": 200,
+                    }
+                )
+            )
             async for raw in ws:
                 if json.loads(raw)["type"] == "data":
                     arrivals.append(time.monotonic())
@@ -68,14 +78,21 @@ class System:
 async def streaming_system(settings, tmp_path) -> AsyncIterator[System]:
     """Run ingest, arbitration and gateway with a client already receiving prices."""
     env = service_env(settings)
-    system = System(env, {name: spawn([name], env, tmp_path / f"{name}.log")
-                          for name in ("ingest", "arbitrate", "gateway")})
+    system = System(
+        env,
+        {
+            name: spawn([name], env, tmp_path / f"{name}.log")
+            for name in ("ingest", "arbitrate", "gateway")
+        },
+    )
     watcher = None
     try:
         wait_for_port(settings.gateway_port, timeout=60)
-        watcher = asyncio.create_task(watch_prices(
-            f"ws://127.0.0.1:{settings.gateway_port}/ws/stream", system.arrivals,
-            system.closed))
+        watcher = asyncio.create_task(
+            watch_prices(
+                f"ws://127.0.0.1:{settings.gateway_port}/ws/stream", system.arrivals, system.closed
+            )
+        )
         await poll_until(lambda: len(system.arrivals) >= 10, within=60)
         yield system
     finally:
@@ -85,15 +102,19 @@ async def streaming_system(settings, tmp_path) -> AsyncIterator[System]:
             stop_process(process, timeout=60)
 
 
-async def test_a_broker_killed_and_restarted_loses_no_accepted_tick(own_broker, tmp_path):
+async def test_a_broker_killed_and_restarted_loses_no_accepted_tick(running_broker, tmp_path):
     """Clients stay connected, data resumes within 15 s of the broker, and every tick ingest
     accepted is in the log (the idempotent producer retries until the broker is back, and
     each provider waits for its batch meanwhile)."""
-    local, holder = own_broker
+    local, holder = running_broker
     settings = dataclasses.replace(
-        local.settings, kafka_bootstrap=local.bootstrap, gateway_port=free_port(),
-        topic_prefix=f"fault-{uuid.uuid4().hex[:8]}", partitions=3,
-        synthetic_symbols=("AAPL", "BTC/USDT"))
+        local.settings,
+        kafka_bootstrap=local.bootstrap,
+        gateway_port=free_port(),
+        topic_prefix=f"fault-{uuid.uuid4().hex[:8]}",
+        partitions=3,
+        symbols=("AAPL", "BTC/USDT"),
+    )
     await create_topics(settings)
     async with streaming_system(settings, tmp_path) as system:
         os.kill(holder["process"].pid, signal.SIGKILL)
@@ -118,8 +139,7 @@ async def test_a_broker_killed_and_restarted_loses_no_accepted_tick(own_broker, 
 
 async def test_a_killed_arbitration_worker_resumes_without_duplicate_quotes(topics, tmp_path):
     """Clients see a pause, then data again; no quote sequence number is written twice."""
-    settings = dataclasses.replace(topics, gateway_port=free_port(),
-                                   synthetic_symbols=("AAPL", "BTC/USDT"))
+    settings = dataclasses.replace(topics, gateway_port=free_port(), symbols=("AAPL", "BTC/USDT"))
     async with streaming_system(settings, tmp_path) as system:
         services = system.services
         os.kill(services["arbitrate"].pid, signal.SIGKILL)
@@ -142,9 +162,10 @@ ALPHA = "synthetic:alpha"
 def healthy_confidence(settings, seconds: float = 20.0) -> float:
     """Median confidence of the quotes the engine makes from the same synthetic market with
     every venue healthy: the baseline, computed offline by the same pure engine."""
-    market = SyntheticMarket(settings.synthetic_symbols, seed=settings.synthetic_seed,
-                             tick_hz=settings.synthetic_tick_hz)
-    harness = Harness(EngineConfig.from_settings(settings))
+    market = SyntheticMarket(
+        settings.symbols, seed=settings.synthetic_seed, tick_hz=settings.synthetic_tick_hz
+    )
+    harness = Harness(engine_config(settings))
     start = 1_764_000_000 * MICROS
     confidences = []
     for step in range(int(seconds * settings.synthetic_tick_hz)):
@@ -158,8 +179,16 @@ def healthy_confidence(settings, seconds: float = 20.0) -> float:
 async def watch_quotes(url: str, frames: list[tuple[float, dict]]) -> None:
     """Subscribe to quotes of AAPL and BTC/USDT and keep every frame with its arrival time."""
     async with websockets.connect(url) as ws:
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "quote",
-                                  "symbols": ["AAPL", "BTC/USDT"], "interval_ms": 200}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "quote",
+                    "symbols": ["AAPL", "BTC/USDT"],
+                    "interval_ms": 200,
+                }
+            )
+        )
         async for raw in ws:
             frames.append((time.monotonic(), json.loads(raw)))
 
@@ -169,22 +198,30 @@ async def test_quotes_flow_from_the_healthy_providers_with_lower_confidence(topi
     and 5% duplicates. The client keeps getting quotes, driven by beta or gamma while alpha
     is down and with less confidence than an all-healthy market gives; it is told when alpha
     goes down and comes back; no outlier reaches it, and the garbage is in the DLQ."""
-    settings = dataclasses.replace(topics, gateway_port=free_port(), synthetic_faults=FAULTS,
-                                   synthetic_symbols=("AAPL", "BTC/USDT"))
+    settings = dataclasses.replace(
+        topics,
+        gateway_port=free_port(),
+        synthetic_faults=FAULTS,
+        symbols=("AAPL", "BTC/USDT"),
+    )
     baseline = healthy_confidence(settings)
     frames: list[tuple[float, dict]] = []
 
     def notices(kind: str) -> list[tuple[float, dict]]:
-        return [(t, f) for t, f in frames if f["type"] == "status" and f["status"] == kind
-                and f.get("provider") == ALPHA]
+        return [
+            (t, f)
+            for t, f in frames
+            if f["type"] == "status" and f["status"] == kind and f.get("provider") == ALPHA
+        ]
 
     def came_back() -> bool:
         down = notices("provider_down")
         return bool(down) and any(t > down[0][0] for t, _ in notices("provider_up"))
 
     async with streaming_system(settings, tmp_path) as system:
-        client = asyncio.create_task(watch_quotes(
-            f"ws://127.0.0.1:{settings.gateway_port}/ws/stream", frames))
+        client = asyncio.create_task(
+            watch_quotes(f"ws://127.0.0.1:{settings.gateway_port}/ws/stream", frames)
+        )
         try:
             await poll_until(came_back, within=45)
         finally:
@@ -199,11 +236,13 @@ async def test_quotes_flow_from_the_healthy_providers_with_lower_confidence(topi
     during = [item for t, item in data if down_at < t < up_at and ALPHA not in item["providers"]]
     assert during, "no quote arrived while alpha was down"
     assert {item["provider"] for item in during} <= {"synthetic:beta", "synthetic:gamma"}
-    assert all(ALPHA not in item["scores"] and 0 <= min(item["scores"].values()) <= 1
-               for item in during)
+    assert all(
+        ALPHA not in item["scores"] and 0 <= min(item["scores"].values()) <= 1 for item in during
+    )
     arrivals = [t for t, f in frames if f["type"] == "data" and down_at < t < up_at]
-    assert max(b - a for a, b in zip([down_at, *arrivals], [*arrivals, up_at],
-                                     strict=True)) < 2.0, "quotes paused while alpha was down"
+    assert (
+        max(b - a for a, b in zip([down_at, *arrivals], [*arrivals, up_at], strict=True)) < 2.0
+    ), "quotes paused while alpha was down"
     degraded = statistics.median(item["confidence"] for item in during)
     assert degraded < baseline, (degraded, baseline)
     for symbol in ("AAPL", "BTC/USDT"):

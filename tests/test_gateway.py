@@ -3,111 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import json
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 
-from fiml.kafka_clients import make_producer
-from gateway.app import create_app
-from schemas import Quote, encode
-from schemas.records import micros_to_iso
-from tests.kafka_broker import free_port
-
-BASE_US = 1_764_000_000_000_000
-SPEC_PRICE_FIELDS = ["symbol", "price", "change", "change_percent", "volume", "timestamp",
-                     "provider", "confidence"]
-
-
-def make_quote(symbol: str, price: float, seq: int, **fields) -> Quote:
-    return Quote(symbol=symbol, ts_event=BASE_US + seq, ts_ingest=BASE_US + seq + 50, seq=seq,
-                 price=price, provider="synthetic:alpha", confidence=0.9, bid=price - 0.01,
-                 ask=price + 0.01, bid_size=3.0, ask_size=4.0, volume=1000.0 + seq,
-                 change=price - 100, change_percent=round(price - 100, 4), reference_price=100.0,
-                 providers=["synthetic:alpha"], **fields)
-
-
-async def publish(settings, *quotes: Quote) -> None:
-    producer = make_producer(settings, "test-quotes")
-    await producer.start()
-    try:
-        for quote in quotes:
-            await producer.send_and_wait(settings.topic("quotes"), encode(quote),
-                                         key=quote.symbol.encode())
-    finally:
-        await producer.stop()
-
-
-async def until_known(app, *quotes) -> None:
-    """Wait until the gateway's feed has taken in ``quotes`` (they may sit in different
-    partitions, so a snapshot taken too early could carry only some of them)."""
-    book = app.state.market.quotes
-    for _ in range(500):
-        latest = [book.latest(q.symbol) for q in quotes]
-        if all(have is not None and have.seq >= q.seq for have, q in zip(latest, quotes,
-                                                                        strict=True)):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the gateway never took in the published quotes")
-
-
-@contextlib.asynccontextmanager
-async def serve_gateway(settings, wait_ready: bool = True):
-    """Run the gateway of ``settings`` on a real uvicorn server until the block ends.
-
-    With ``wait_ready`` the block starts once the gateway reads its topics.
-    """
-    app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.gateway_port, log_level="warning",
-                            ws="websockets-sansio", lifespan="on",
-                            ws_max_size=4 * settings.max_message_bytes)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    if wait_ready:
-        await asyncio.wait_for(app.state.feed.ready.wait(), 30)
-    try:
-        yield app
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
-
-
-@pytest.fixture
-async def gateway(topics):
-    """A gateway serving on a free port; yields (settings, port, app)."""
-    settings = dataclasses.replace(topics, heartbeat_interval=0.5, gateway_port=free_port())
-    async with serve_gateway(settings) as app:
-        yield settings, settings.gateway_port, app
-
-
-async def receive(ws, kind: str, within: float = 10.0) -> dict:
-    """The next message of type ``kind`` within ``within`` seconds, skipping heartbeats."""
-    async with asyncio.timeout(within):
-        while True:
-            message = json.loads(await ws.recv())
-            if message["type"] == kind:
-                return message
-            assert message["type"] == "heartbeat", message
+from schemas.times import micros_to_iso
+from tests.factories import BASE_US, quote
+from tests.support_gateway import SPEC_PRICE_FIELDS, receive, until_known
+from tests.support_kafka import produce
 
 
 async def test_price_subscription_streams_quotes_from_the_topic(gateway):
     settings, port, app = gateway
-    first = (make_quote("AAPL", 101.5, 1), make_quote("BTC/USDT", 65000.0, 2))
-    await publish(settings, *first)
+    first = (quote("AAPL", 101.5, 1), quote("BTC/USDT", 65000.0, 2))
+    await produce(settings, "quotes", first)
     await until_known(app, *first)
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await ws.send(json.dumps({
-            "type": "subscribe", "stream_type": "price", "symbols": ["AAPL", "btc/usdt"],
-            "asset_type": "equity", "market": "US", "interval_ms": 1000, "data_type": "price",
-        }))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "price",
+                    "symbols": ["AAPL", "btc/usdt"],
+                    "asset_type": "equity",
+                    "market": "US",
+                    "interval_ms": 1000,
+                    "data_type": "price",
+                }
+            )
+        )
         ack = await receive(ws, "subscription_ack")
         assert ack["symbols"] == ["AAPL", "BTC/USDT"]
         assert ack["interval_ms"] == 1000 and ack["stream_type"] == "price"
@@ -123,7 +49,7 @@ async def test_price_subscription_streams_quotes_from_the_topic(gateway):
         assert aapl["timestamp"] == micros_to_iso(BASE_US + 1)
         assert aapl["confidence"] == 0.9 and aapl["volume"] == 1001.0
 
-        await publish(settings, make_quote("AAPL", 102.0, 3))
+        await produce(settings, "quotes", [quote("AAPL", 102.0, 3)])
         update = await receive(ws, "data")
         assert update["seq"] == 2
         assert [(i["symbol"], i["price"]) for i in update["data"]] == [("AAPL", 102.0)]
@@ -132,10 +58,18 @@ async def test_price_subscription_streams_quotes_from_the_topic(gateway):
 async def test_values_conflate_to_the_latest_within_an_interval(gateway):
     settings, port, _ = gateway
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": ["MSFT"], "interval_ms": 2000}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "price",
+                    "symbols": ["MSFT"],
+                    "interval_ms": 2000,
+                }
+            )
+        )
         await receive(ws, "subscription_ack")
-        await publish(settings, *(make_quote("MSFT", 400.0 + i, 10 + i) for i in range(5)))
+        await produce(settings, "quotes", (quote("MSFT", 400.0 + i, 10 + i) for i in range(5)))
         data = await receive(ws, "data")
         assert [(i["symbol"], i["price"]) for i in data["data"]] == [("MSFT", 404.0)]
 
@@ -145,17 +79,24 @@ async def test_connections_endpoint_counts_what_is_subscribed_now(gateway):
     url = f"http://127.0.0.1:{port}/ws/connections"
     async with httpx.AsyncClient() as http:
         assert (await http.get(url)).json() == {
-            "active_connections": 0, "total_subscriptions": 0, "subscribed_symbols": []}
+            "active_connections": 0,
+            "total_subscriptions": 0,
+            "subscribed_symbols": [],
+        }
         async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
             for symbols in (["TSLA", "AAPL"], ["AAPL"]):
-                await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                          "symbols": symbols}))
+                await ws.send(
+                    json.dumps({"type": "subscribe", "stream_type": "price", "symbols": symbols})
+                )
                 await receive(ws, "subscription_ack")
             assert (await http.get(url)).json() == {
-                "active_connections": 1, "total_subscriptions": 2,
-                "subscribed_symbols": ["AAPL", "TSLA"]}
-            await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price",
-                                      "symbols": ["TSLA"]}))
+                "active_connections": 1,
+                "total_subscriptions": 2,
+                "subscribed_symbols": ["AAPL", "TSLA"],
+            }
+            await ws.send(
+                json.dumps({"type": "unsubscribe", "stream_type": "price", "symbols": ["TSLA"]})
+            )
             await receive(ws, "unsubscribe_ack")
             assert (await http.get(url)).json()["subscribed_symbols"] == ["AAPL"]
         for _ in range(50):
@@ -163,19 +104,30 @@ async def test_connections_endpoint_counts_what_is_subscribed_now(gateway):
             if summary["active_connections"] == 0:
                 break
             await asyncio.sleep(0.1)
-        assert summary == {"active_connections": 0, "total_subscriptions": 0,
-                           "subscribed_symbols": []}
+        assert summary == {
+            "active_connections": 0,
+            "total_subscriptions": 0,
+            "subscribed_symbols": [],
+        }
 
 
-@pytest.mark.parametrize(("frame", "code"), [
-    ("{not json", "INVALID_JSON"),
-    ("[1, 2]", "INVALID_JSON"),
-    ('{"type": "launch"}', "INVALID_MESSAGE_TYPE"),
-    ('{"type": "subscribe", "stream_type": "price", "symbols": []}', "SUBSCRIPTION_ERROR"),
-    ('{"type": "subscribe", "stream_type": "price", "symbols": ["A"], "interval_ms": 99}',
-     "SUBSCRIPTION_ERROR"),
-    ('{"type": "unsubscribe", "stream_type": "price", "symbols": ["NOPE"]}', "UNSUBSCRIBE_ERROR"),
-])
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", "INVALID_JSON"),
+        ("[1, 2]", "INVALID_JSON"),
+        ('{"type": "launch"}', "INVALID_MESSAGE_TYPE"),
+        ('{"type": "subscribe", "stream_type": "price", "symbols": []}', "SUBSCRIPTION_ERROR"),
+        (
+            '{"type": "subscribe", "stream_type": "price", "symbols": ["A"], "interval_ms": 99}',
+            "SUBSCRIPTION_ERROR",
+        ),
+        (
+            '{"type": "unsubscribe", "stream_type": "price", "symbols": ["NOPE"]}',
+            "UNSUBSCRIBE_ERROR",
+        ),
+    ],
+)
 async def test_bad_messages_get_error_frames_and_the_connection_stays_usable(gateway, frame, code):
     _, port, _ = gateway
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
@@ -196,7 +148,7 @@ async def test_binary_frames_are_refused_with_an_error(gateway):
 
 async def test_prices_path_subscribes_at_once(gateway):
     settings, port, _ = gateway
-    await publish(settings, make_quote("NVDA", 130.25, 20))
+    await produce(settings, "quotes", [quote("NVDA", 130.25, 20)])
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/prices/nvda,NVDA,btc/usdt") as ws:
         ack = await receive(ws, "subscription_ack")
         assert ack["symbols"] == ["NVDA", "BTC/USDT"]
@@ -217,23 +169,40 @@ async def test_prices_path_with_bad_symbols_gets_an_error_and_close_1008(gateway
 async def test_unsubscribe_by_symbols_and_by_null(gateway):
     settings, port, _ = gateway
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": ["AAPL", "MSFT"], "interval_ms": 100}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "price",
+                    "symbols": ["AAPL", "MSFT"],
+                    "interval_ms": 100,
+                }
+            )
+        )
         first = await receive(ws, "subscription_ack")
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": ["TSLA"], "interval_ms": 100}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "price",
+                    "symbols": ["TSLA"],
+                    "interval_ms": 100,
+                }
+            )
+        )
         second = await receive(ws, "subscription_ack")
-        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price",
-                                  "symbols": ["MSFT"]}))
+        await ws.send(
+            json.dumps({"type": "unsubscribe", "stream_type": "price", "symbols": ["MSFT"]})
+        )
         partial = await receive(ws, "unsubscribe_ack")
         assert partial["symbols"] == ["MSFT"] and partial["subscription_ids"] == []
-        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price",
-                                  "symbols": None}))
+        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price", "symbols": None}))
         everything = await receive(ws, "unsubscribe_ack")
         assert sorted(everything["symbols"]) == ["AAPL", "TSLA"]
         assert sorted(everything["subscription_ids"]) == sorted(
-            [first["subscription_id"], second["subscription_id"]])
-        await publish(settings, make_quote("AAPL", 150.0, 30))
+            [first["subscription_id"], second["subscription_id"]]
+        )
+        await produce(settings, "quotes", [quote("AAPL", 150.0, 30)])
         with pytest.raises(TimeoutError):
             await receive(ws, "data", within=1.0)
 
@@ -241,8 +210,9 @@ async def test_unsubscribe_by_symbols_and_by_null(gateway):
 async def test_heartbeat_reports_active_subscriptions(gateway):
     _, port, _ = gateway
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": ["AAPL"]}))
+        await ws.send(
+            json.dumps({"type": "subscribe", "stream_type": "price", "symbols": ["AAPL"]})
+        )
         await receive(ws, "subscription_ack")
         message = await receive(ws, "heartbeat", within=5)
         assert message["active_subscriptions"] == 1 and message["timestamp"].endswith("Z")

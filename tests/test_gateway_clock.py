@@ -32,8 +32,9 @@ elapsed_times = st.floats(min_value=0.0, max_value=1e5)
 
 @PROPERTY
 @given(intervals, elapsed_times)
-def test_the_first_slot_is_the_first_tick_one_interval_away(interval: float,
-                                                             elapsed: float) -> None:
+def test_the_first_slot_is_the_first_tick_one_interval_away(
+    interval: float, elapsed: float
+) -> None:
     slots = slots_per_interval(interval)
     tick = interval / slots
     assert 1 <= slots <= MAX_SLOTS
@@ -44,8 +45,9 @@ def test_the_first_slot_is_the_first_tick_one_interval_away(interval: float,
 
 @PROPERTY
 @given(intervals, elapsed_times, st.integers(min_value=0, max_value=10**9))
-def test_a_pass_serves_the_ticks_come_each_slot_at_most_once(interval: float, elapsed: float,
-                                                             served: int) -> None:
+def test_a_pass_serves_the_ticks_come_each_slot_at_most_once(
+    interval: float, elapsed: float, served: int
+) -> None:
     slots = slots_per_interval(interval)
     tick = interval / slots
     ticks = due_ticks(served, elapsed, tick, slots)
@@ -98,8 +100,7 @@ def cadence_with_calls(interval: float) -> tuple[FakeLoop, Cadence, dict[str, li
     return loop, Cadence(interval, cast(asyncio.AbstractEventLoop, loop)), {}
 
 
-def register(loop: FakeLoop, cadence: Cadence, calls: dict[str, list[float]],
-             key: str) -> None:
+def register(loop: FakeLoop, cadence: Cadence, calls: dict[str, list[float]], key: str) -> None:
     calls[key] = []
     cadence.add(key, lambda: calls[key].append(loop.now))
 
@@ -120,7 +121,8 @@ def test_calls_keep_their_own_fixed_slot_and_those_due_together_run_in_one_pass(
     assert calls["late"][0] == pytest.approx(began + 0.04 + INTERVAL)
     for times in (early[0], calls["late"]):  # fixed cadence: exactly one interval apart
         assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx(
-            [INTERVAL] * (len(times) - 1))
+            [INTERVAL] * (len(times) - 1)
+        )
     assert len(early[0]) == len(calls["late"]) == 19
     assert loop.fired == 38  # one wake-up per slot due, not one per call
 
@@ -142,7 +144,8 @@ def test_a_late_pass_calls_each_once_and_the_cadence_carries_on() -> None:
 
 
 def test_removed_calls_end_and_a_failing_call_stops_no_other(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     loop, cadence, calls = cadence_with_calls(INTERVAL)
     calls["fail"] = []
 

@@ -10,10 +10,8 @@ import websockets
 
 from gateway.demand import demand_changes
 from schemas import Demand
-from tests.support import read_topic
-from tests.test_gateway import gateway, receive
-
-__all__ = ["gateway"]
+from tests.support_gateway import receive
+from tests.support_kafka import read_topic
 
 
 def test_demand_changes_reports_new_changed_and_ended_symbols():
@@ -43,15 +41,18 @@ async def test_demand_follows_subscriptions_and_ends_with_the_connections(gatewa
     settings, port, _ = gateway
     url = f"ws://127.0.0.1:{port}/ws/stream"
     async with websockets.connect(url) as first, websockets.connect(url) as second:
-        await first.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                     "symbols": ["AAPL", "MSFT"]}))
-        await second.send(json.dumps({"type": "subscribe", "stream_type": "trades",
-                                      "symbols": ["AAPL"]}))
+        await first.send(
+            json.dumps({"type": "subscribe", "stream_type": "price", "symbols": ["AAPL", "MSFT"]})
+        )
+        await second.send(
+            json.dumps({"type": "subscribe", "stream_type": "trades", "symbols": ["AAPL"]})
+        )
         await receive(first, "subscription_ack")
         await receive(second, "subscription_ack")
         await wait_for_demand(settings, {"AAPL": 2, "MSFT": 1})
-        await first.send(json.dumps({"type": "unsubscribe", "stream_type": "price",
-                                     "symbols": ["MSFT"]}))
+        await first.send(
+            json.dumps({"type": "unsubscribe", "stream_type": "price", "symbols": ["MSFT"]})
+        )
         await receive(first, "unsubscribe_ack")
         await wait_for_demand(settings, {"AAPL": 2, "MSFT": 0})
     await wait_for_demand(settings, {"AAPL": 0, "MSFT": 0})

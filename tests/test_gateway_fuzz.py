@@ -24,10 +24,8 @@ from hypothesis import strategies as st
 from websockets.sync.client import connect
 
 from gateway.protocol import ErrorCode, ProtocolError, SubscribeRequest, parse_client_message
-from tests.kafka_broker import free_port
-from tests.test_gateway import gateway, receive, serve_gateway
-
-__all__ = ["gateway"]
+from runtime.testing import free_port
+from tests.support_gateway import receive, serve_gateway
 
 NOISE = {"heartbeat", "status"}
 KNOWN_CODES = {code.value for code in ErrorCode}
@@ -39,8 +37,12 @@ PING = json.dumps({"type": "ping"})
 def threaded_gateway(topics):
     """A gateway with a very high client rate limit, served from its own thread and event
     loop so a synchronous hypothesis test can talk to it; yields its port."""
-    config = dataclasses.replace(topics, heartbeat_interval=0.5, gateway_port=free_port(),
-                                 client_messages_per_second=100_000.0)
+    config = dataclasses.replace(
+        topics,
+        heartbeat_interval=0.5,
+        gateway_port=free_port(),
+        client_messages_per_second=100_000.0,
+    )
     ready = threading.Event()
     state: dict[str, object] = {}
 
@@ -73,10 +75,14 @@ def threaded_gateway(topics):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=20,
 )
 
@@ -88,8 +94,7 @@ def field_values(valid: list) -> st.SearchStrategy:
 message_like = st.fixed_dictionaries(
     {"type": field_values(["subscribe", "unsubscribe", "ping", "pong", "data", "SUBSCRIBE"])},
     optional={
-        "stream_type": field_values(["price", "ohlcv", "quote", "trades", "multi_asset",
-                                     "prices"]),
+        "stream_type": field_values(["price", "ohlcv", "quote", "trades", "multi_asset", "prices"]),
         "symbols": st.none() | st.lists(field_values(SYMBOLS), max_size=5) | json_values,
         "asset_type": field_values(["equity", "crypto", "forex", "stock"]),
         "market": field_values(["US", "CRYPTO", "GLOBAL", "us"]),
@@ -103,17 +108,25 @@ GOOD_SYMBOLS = ["AAPL", "msft", "BTC/USDT", "eth/usdt", " aapl ", "^GSPC"]
 STREAM_TYPES = ["price", "ohlcv", "quote", "trades", "multi_asset"]
 valid_messages = st.one_of(
     st.fixed_dictionaries(
-        {"type": st.just("subscribe"), "stream_type": st.sampled_from(STREAM_TYPES),
-         "symbols": st.lists(st.sampled_from(GOOD_SYMBOLS), min_size=1, max_size=4)},
-        optional={"asset_type": st.sampled_from(["equity", "crypto", "etf"]),
-                  "market": st.sampled_from(["US", "CRYPTO", "GLOBAL"]),
-                  "interval_ms": st.integers(100, 60_000),
-                  "data_type": st.sampled_from(["price", "ohlcv", "fundamentals"]),
-                  "timeframe": st.sampled_from(["1s", "1m", "1d"])}),
+        {
+            "type": st.just("subscribe"),
+            "stream_type": st.sampled_from(STREAM_TYPES),
+            "symbols": st.lists(st.sampled_from(GOOD_SYMBOLS), min_size=1, max_size=4),
+        },
+        optional={
+            "asset_type": st.sampled_from(["equity", "crypto", "etf"]),
+            "market": st.sampled_from(["US", "CRYPTO", "GLOBAL"]),
+            "interval_ms": st.integers(100, 60_000),
+            "data_type": st.sampled_from(["price", "ohlcv", "fundamentals"]),
+            "timeframe": st.sampled_from(["1s", "1m", "1d"]),
+        },
+    ),
     st.fixed_dictionaries(
         {"type": st.just("unsubscribe"), "stream_type": st.sampled_from(STREAM_TYPES)},
-        optional={"symbols": st.none() | st.lists(st.sampled_from(GOOD_SYMBOLS), min_size=1,
-                                                  max_size=3)}),
+        optional={
+            "symbols": st.none() | st.lists(st.sampled_from(GOOD_SYMBOLS), min_size=1, max_size=3)
+        },
+    ),
     st.fixed_dictionaries({"type": st.just("ping")}, optional={"note": json_values}),
 )
 MISSING = object()
@@ -124,8 +137,20 @@ def near_valid_messages(draw) -> dict:
     """A valid message, as is or with one field replaced by any JSON value or removed."""
     message = dict(draw(valid_messages))
     if draw(st.booleans()):
-        field = draw(st.sampled_from(["type", "stream_type", "symbols", "interval_ms",
-                                      "asset_type", "market", "data_type", "timeframe"]))
+        field = draw(
+            st.sampled_from(
+                [
+                    "type",
+                    "stream_type",
+                    "symbols",
+                    "interval_ms",
+                    "asset_type",
+                    "market",
+                    "data_type",
+                    "timeframe",
+                ]
+            )
+        )
         value = draw(st.just(MISSING) | json_values)
         if value is MISSING:
             message.pop(field, None)
@@ -228,9 +253,11 @@ def test_every_frame_gets_exactly_one_answer_and_the_server_keeps_serving(thread
 
     with connect(f"ws://127.0.0.1:{port}/ws/stream", max_size=2**22) as ws:
 
-        @settings(max_examples=150, deadline=None,
-                  suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                         HealthCheck.too_slow])
+        @settings(
+            max_examples=150,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        )
         @given(frame=frames)
         def one_frame(frame: str | bytes) -> None:
             kind, code = expected_answer(frame)
@@ -252,7 +279,9 @@ def test_every_frame_gets_exactly_one_answer_and_the_server_keeps_serving(thread
                 assert isinstance(request, SubscribeRequest)
                 assert answer["type"] == "subscription_ack", (frame, answer)
                 model.subscriptions[answer["subscription_id"]] = (
-                    request.stream_type.value, list(request.symbols))
+                    request.stream_type.value,
+                    list(request.symbols),
+                )
                 assert answer["stream_type"] == request.stream_type.value
                 assert answer["symbols"] == request.symbols
                 assert answer["interval_ms"] == request.interval_ms
@@ -265,7 +294,9 @@ def test_every_frame_gets_exactly_one_answer_and_the_server_keeps_serving(thread
                     assert answer["subscription_ids"] == ended
                 else:
                     assert (answer["type"], answer.get("error_code")) == (
-                        "error", "UNSUBSCRIBE_ERROR"), (frame, answer)
+                        "error",
+                        "UNSUBSCRIBE_ERROR",
+                    ), (frame, answer)
             else:
                 assert (answer["type"], answer.get("error_code")) == (kind, code), (frame, answer)
 
@@ -275,11 +306,11 @@ def test_every_frame_gets_exactly_one_answer_and_the_server_keeps_serving(thread
         assert [m["type"] for m in still] == ["pong"], "the fuzzed connection still answers"
 
     with connect(f"ws://127.0.0.1:{port}/ws/stream") as second:
-        second.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                "symbols": ["AAPL"]}))
+        second.send(json.dumps({"type": "subscribe", "stream_type": "price", "symbols": ["AAPL"]}))
         deadline = time.monotonic() + 10
         while (message := json.loads(second.recv(timeout=deadline - time.monotonic())))[
-                "type"] in NOISE:
+            "type"
+        ] in NOISE:
             pass
         assert message["type"] == "subscription_ack" and message["symbols"] == ["AAPL"]
 
@@ -312,7 +343,8 @@ async def test_a_flood_beyond_the_rate_limit_gets_rate_limited_and_stays_open(ga
         await asyncio.sleep(0.5)
         await ws.send(PING)
         assert (await receive(ws, "pong"))["type"] == "pong"
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": ["AAPL"]}))
+        await ws.send(
+            json.dumps({"type": "subscribe", "stream_type": "price", "symbols": ["AAPL"]})
+        )
         assert (await receive(ws, "subscription_ack"))["symbols"] == ["AAPL"]
         assert ws.close_code is None

@@ -14,8 +14,7 @@ from gateway.outbox import Outbox
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(min_value=1, max_value=20), st.lists(st.booleans(), max_size=60))
-def test_it_keeps_order_and_its_bound_like_a_bounded_queue(limit: int,
-                                                           puts: list[bool]) -> None:
+def test_it_keeps_order_and_its_bound_like_a_bounded_queue(limit: int, puts: list[bool]) -> None:
     outbox: Outbox[int] = Outbox(limit)
     queue: asyncio.Queue[int] = asyncio.Queue(limit)
     for n, put in enumerate(puts):

@@ -2,7 +2,7 @@
 
 Symbol counts (1-50), intervals (100-60000 ms), every enum field, unsubscribe by null and by
 some symbols, the stream type and fields of data per stream type, ``seq`` per subscription,
-and the ordering rules of ARCHITECTURE.md: the ack before any data of its subscription and
+and the ordering rules of docs/protocol.md: the ack before any data of its subscription and
 nothing of a subscription after its ``unsubscribe_ack``.
 """
 
@@ -16,20 +16,10 @@ import json
 
 import websockets
 
-from fiml.kafka_clients import make_producer
-from schemas import encode
-from tests.test_gateway import (
-    SPEC_PRICE_FIELDS,
-    gateway,
-    make_quote,
-    publish,
-    receive,
-    until_known,
-)
+from tests.factories import quote
+from tests.support_gateway import QUOTE_FIELDS, SPEC_PRICE_FIELDS, receive, until_known
+from tests.support_kafka import produce, producing
 
-__all__ = ["gateway"]
-
-QUOTE_FIELDS = [*SPEC_PRICE_FIELDS, "bid", "ask", "bid_size", "ask_size", "providers", "scores"]
 NOISE = {"heartbeat", "status"}
 
 
@@ -88,27 +78,24 @@ async def assert_usable(ws) -> None:
 async def publishing(settings, symbols: list[str], period: float = 0.05):
     """Publish a quote of each symbol every ``period`` in the background; yields a dict with
     the last price published per symbol (prices only grow)."""
-    producer = make_producer(settings, "test-boundaries")
-    await producer.start()
     last: dict[str, float] = {}
+    async with producing(settings) as producer:
 
-    async def run() -> None:
-        for n in itertools.count(1):
-            for symbol in symbols:
-                quote = make_quote(symbol, 100.0 + n, 1000 + n)
-                await producer.send_and_wait(settings.topic("quotes"), encode(quote),
-                                             key=symbol.encode())
-                last[symbol] = quote.price
-            await asyncio.sleep(period)
+        async def run() -> None:
+            for n in itertools.count(1):
+                for symbol in symbols:
+                    published = quote(symbol, 100.0 + n, 1000 + n)
+                    await (await producer.send("quotes", published))
+                    last[symbol] = published.price
+                await asyncio.sleep(period)
 
-    task = asyncio.create_task(run())
-    try:
-        yield last
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await producer.stop()
+        task = asyncio.create_task(run())
+        try:
+            yield last
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def test_symbol_count_boundaries_0_1_50_51(gateway):
@@ -116,8 +103,9 @@ async def test_symbol_count_boundaries_0_1_50_51(gateway):
     fifty = [f"SYM{n}" for n in range(50)]
     async with websockets.connect(url(port)) as ws:
         await assert_refused(ws, subscribe_message(symbols=[]), "SUBSCRIPTION_ERROR", "symbols")
-        await assert_refused(ws, subscribe_message(symbols=[*fifty, "SYM50"]),
-                             "SUBSCRIPTION_ERROR", "symbols")
+        await assert_refused(
+            ws, subscribe_message(symbols=[*fifty, "SYM50"]), "SUBSCRIPTION_ERROR", "symbols"
+        )
         one = await reply(ws, subscribe_message(symbols=["aapl"]))
         assert one["type"] == "subscription_ack" and one["symbols"] == ["AAPL"]
         full = await reply(ws, subscribe_message(symbols=fifty))
@@ -129,8 +117,9 @@ async def test_interval_boundaries_99_100_60000_60001(gateway):
     _, port, _ = gateway
     async with websockets.connect(url(port)) as ws:
         for interval in (99, 60001, 0, -100, 100.5, "1000"):
-            await assert_refused(ws, subscribe_message(interval_ms=interval),
-                                 "SUBSCRIPTION_ERROR", "interval_ms")
+            await assert_refused(
+                ws, subscribe_message(interval_ms=interval), "SUBSCRIPTION_ERROR", "interval_ms"
+            )
         for interval in (100, 60000):
             ack = await reply(ws, subscribe_message(interval_ms=interval))
             assert ack["type"] == "subscription_ack" and ack["interval_ms"] == interval
@@ -140,11 +129,20 @@ async def test_interval_boundaries_99_100_60000_60001(gateway):
 
 
 INVALID_ENUMS = [
-    ("stream_type", "prices"), ("stream_type", "PRICE"), ("stream_type", ""),
-    ("stream_type", None), ("stream_type", 1),
-    ("asset_type", "stock"), ("asset_type", "EQUITY"), ("asset_type", 3),
-    ("market", "us"), ("market", "NASDAQ"), ("market", ["US"]),
-    ("data_type", "tick"), ("data_type", "PRICE"), ("data_type", False),
+    ("stream_type", "prices"),
+    ("stream_type", "PRICE"),
+    ("stream_type", ""),
+    ("stream_type", None),
+    ("stream_type", 1),
+    ("asset_type", "stock"),
+    ("asset_type", "EQUITY"),
+    ("asset_type", 3),
+    ("market", "us"),
+    ("market", "NASDAQ"),
+    ("market", ["US"]),
+    ("data_type", "tick"),
+    ("data_type", "PRICE"),
+    ("data_type", False),
 ]
 VALID_ENUMS = {
     "stream_type": ["price", "ohlcv", "quote", "trades", "multi_asset"],
@@ -158,11 +156,16 @@ async def test_each_invalid_enum_value_is_refused_naming_its_field(gateway):
     _, port, _ = gateway
     async with websockets.connect(url(port)) as ws:
         for field, value in INVALID_ENUMS:
-            await assert_refused(ws, subscribe_message(**{field: value}), "SUBSCRIPTION_ERROR",
-                                 field)
+            await assert_refused(
+                ws, subscribe_message(**{field: value}), "SUBSCRIPTION_ERROR", field
+            )
             await assert_usable(ws)
-        await assert_refused(ws, json.dumps({"type": "unsubscribe", "stream_type": "prices"}),
-                             "UNSUBSCRIBE_ERROR", "stream_type")
+        await assert_refused(
+            ws,
+            json.dumps({"type": "unsubscribe", "stream_type": "prices"}),
+            "UNSUBSCRIBE_ERROR",
+            "stream_type",
+        )
         await assert_usable(ws)
         for field, values in VALID_ENUMS.items():
             for value in values:
@@ -175,49 +178,71 @@ async def test_unsubscribe_partial_null_and_omitted_symbols(gateway):
     settings, port, _ = gateway
     async with websockets.connect(url(port)) as ws:
         prices = await reply(ws, subscribe_message(symbols=["AAPL", "MSFT"], interval_ms=100))
-        quotes = await reply(ws, subscribe_message(stream_type="quote", symbols=["AAPL"],
-                                                   interval_ms=100))
-        partial = await reply(ws, json.dumps({"type": "unsubscribe", "stream_type": "price",
-                                              "symbols": ["msft", "NOPE"]}))
+        quotes = await reply(
+            ws, subscribe_message(stream_type="quote", symbols=["AAPL"], interval_ms=100)
+        )
+        partial = await reply(
+            ws,
+            json.dumps(
+                {"type": "unsubscribe", "stream_type": "price", "symbols": ["msft", "NOPE"]}
+            ),
+        )
         assert partial["type"] == "unsubscribe_ack" and partial["stream_type"] == "price"
         assert partial["symbols"] == ["MSFT"] and partial["subscription_ids"] == []
         assert partial["timestamp"].endswith("Z")
 
-        await publish(settings, make_quote("AAPL", 150.0, 1), make_quote("MSFT", 400.0, 2))
-        seen: dict[str, set[str]] = {prices["subscription_id"]: set(),
-                                     quotes["subscription_id"]: set()}
+        await produce(settings, "quotes", [quote("AAPL", 150.0, 1), quote("MSFT", 400.0, 2)])
+        seen: dict[str, set[str]] = {
+            prices["subscription_id"]: set(),
+            quotes["subscription_id"]: set(),
+        }
         async with asyncio.timeout(10):
             while not all(seen.values()):
                 data = await receive(ws, "data")
                 seen[data["subscription_id"]].update(i["symbol"] for i in data["data"])
         assert seen == {prices["subscription_id"]: {"AAPL"}, quotes["subscription_id"]: {"AAPL"}}
 
-        everything = await reply(ws, json.dumps({"type": "unsubscribe", "stream_type": "price",
-                                                 "symbols": None}))
+        everything = await reply(
+            ws, json.dumps({"type": "unsubscribe", "stream_type": "price", "symbols": None})
+        )
         assert everything["type"] == "unsubscribe_ack"
         assert everything["symbols"] == ["AAPL"]
         assert everything["subscription_ids"] == [prices["subscription_id"]]
-        await assert_refused(ws, json.dumps({"type": "unsubscribe", "stream_type": "price",
-                                             "symbols": None}), "UNSUBSCRIBE_ERROR", "price")
-        await assert_refused(ws, json.dumps({"type": "unsubscribe", "stream_type": "quote",
-                                             "symbols": ["MSFT"]}), "UNSUBSCRIBE_ERROR", "MSFT")
-        await assert_refused(ws, json.dumps({"type": "unsubscribe", "stream_type": "quote",
-                                             "symbols": []}), "UNSUBSCRIBE_ERROR", "symbols")
+        await assert_refused(
+            ws,
+            json.dumps({"type": "unsubscribe", "stream_type": "price", "symbols": None}),
+            "UNSUBSCRIBE_ERROR",
+            "price",
+        )
+        await assert_refused(
+            ws,
+            json.dumps({"type": "unsubscribe", "stream_type": "quote", "symbols": ["MSFT"]}),
+            "UNSUBSCRIBE_ERROR",
+            "MSFT",
+        )
+        await assert_refused(
+            ws,
+            json.dumps({"type": "unsubscribe", "stream_type": "quote", "symbols": []}),
+            "UNSUBSCRIBE_ERROR",
+            "symbols",
+        )
 
         omitted = await reply(ws, json.dumps({"type": "unsubscribe", "stream_type": "quote"}))
         assert omitted["type"] == "unsubscribe_ack" and omitted["symbols"] == ["AAPL"]
         assert omitted["subscription_ids"] == [quotes["subscription_id"]]
-        await publish(settings, make_quote("AAPL", 151.0, 3))
+        await produce(settings, "quotes", [quote("AAPL", 151.0, 3)])
         assert [f for f in await frames_for(ws, 1.0) if f["type"] == "data"] == []
 
 
 async def test_data_stream_type_and_fields_match_each_subscription(gateway):
     settings, port, app = gateway
-    aapl = dataclasses.replace(make_quote("AAPL", 195.5, 5), bid=195.25, ask=195.75,
-                               bid_size=12.0, ask_size=8.5)
-    btc = dataclasses.replace(make_quote("BTC/USDT", 65000.0, 6), bid=64999.0, ask=65001.0,
-                              bid_size=0.5, ask_size=1.25)
-    await publish(settings, aapl, btc)
+    aapl = dataclasses.replace(
+        quote("AAPL", 195.5, 5), bid=195.25, ask=195.75, bid_size=12.0, ask_size=8.5
+    )
+    btc = dataclasses.replace(
+        quote("BTC/USDT", 65000.0, 6), bid=64999.0, ask=65001.0, bid_size=0.5, ask_size=1.25
+    )
+    await produce(settings, "quotes", [aapl, btc])
     await until_known(app, aapl, btc)
     async with websockets.connect(url(port)) as ws:
         for stream_type, symbols, extra in [
@@ -225,8 +250,11 @@ async def test_data_stream_type_and_fields_match_each_subscription(gateway):
             ("quote", ["AAPL", "BTC/USDT"], {}),
             ("multi_asset", ["AAPL", "BTC/USDT"], {"asset_type": "crypto", "market": "GLOBAL"}),
         ]:
-            await ws.send(subscribe_message(stream_type=stream_type, symbols=symbols,
-                                            interval_ms=200, **extra))
+            await ws.send(
+                subscribe_message(
+                    stream_type=stream_type, symbols=symbols, interval_ms=200, **extra
+                )
+            )
         acks: dict[str, str] = {}
         first: dict[str, dict] = {}
         async with asyncio.timeout(10):
@@ -249,12 +277,17 @@ async def test_data_stream_type_and_fields_match_each_subscription(gateway):
         for item, published in ((top["AAPL"], aapl), (top["BTC/USDT"], btc)):
             assert list(item) == QUOTE_FIELDS
             assert (item["bid"], item["ask"], item["bid_size"], item["ask_size"]) == (
-                published.bid, published.ask, published.bid_size, published.ask_size)
+                published.bid,
+                published.ask,
+                published.bid_size,
+                published.ask_size,
+            )
             assert item["price"] == published.price
 
         multi = first["multi_asset"]["data"]
         assert sorted(i["symbol"] for i in multi) == ["AAPL", "BTC/USDT"], (
-            "one multi_asset message carries the equity and the crypto symbol")
+            "one multi_asset message carries the equity and the crypto symbol"
+        )
         assert all(list(i) == SPEC_PRICE_FIELDS for i in multi)
         assert {i["symbol"]: i["price"] for i in multi} == {"AAPL": 195.5, "BTC/USDT": 65000.0}
 
@@ -267,7 +300,7 @@ async def test_seq_counts_from_one_per_subscription_on_one_socket(gateway):
         ids = {one["subscription_id"], two["subscription_id"]}
         seqs: dict[str, list[int]] = {sub_id: [] for sub_id in ids}
         for n in (1, 2, 3):
-            await publish(settings, make_quote("AAPL", 100.0 + n, n))
+            await produce(settings, "quotes", [quote("AAPL", 100.0 + n, n)])
             async with asyncio.timeout(10):
                 while any(len(s) < n for s in seqs.values()):
                     data = await receive(ws, "data")
@@ -282,12 +315,15 @@ async def test_seq_counts_from_one_per_subscription_on_one_socket(gateway):
 
 async def test_ack_precedes_any_data_of_its_subscription(gateway):
     settings, port, _ = gateway
-    await publish(settings, make_quote("AAPL", 101.0, 1), make_quote("MSFT", 401.0, 2))
+    await produce(settings, "quotes", [quote("AAPL", 101.0, 1), quote("MSFT", 401.0, 2)])
     async with websockets.connect(url(port)) as ws:
         for n in range(8):
             stream_type = ["price", "quote", "multi_asset"][n % 3]
-            await ws.send(subscribe_message(stream_type=stream_type, symbols=["AAPL", "MSFT"],
-                                            interval_ms=100))
+            await ws.send(
+                subscribe_message(
+                    stream_type=stream_type, symbols=["AAPL", "MSFT"], interval_ms=100
+                )
+            )
         acked: list[str] = []
         snapshots: dict[str, dict] = {}
         async with asyncio.timeout(10):
@@ -306,12 +342,13 @@ async def test_ack_precedes_any_data_of_its_subscription(gateway):
 async def test_nothing_of_a_subscription_arrives_after_its_unsubscribe_ack(gateway):
     settings, port, _ = gateway
     interval = 0.4
-    async with websockets.connect(url(port)) as ws, \
-            publishing(settings, ["AAPL", "MSFT"]) as last:
-        doomed = await reply(ws, subscribe_message(symbols=["AAPL", "MSFT"],
-                                                   interval_ms=int(interval * 1000)))
-        control = await reply(ws, subscribe_message(stream_type="quote", symbols=["AAPL"],
-                                                    interval_ms=100))
+    async with websockets.connect(url(port)) as ws, publishing(settings, ["AAPL", "MSFT"]) as last:
+        doomed = await reply(
+            ws, subscribe_message(symbols=["AAPL", "MSFT"], interval_ms=int(interval * 1000))
+        )
+        control = await reply(
+            ws, subscribe_message(stream_type="quote", symbols=["AAPL"], interval_ms=100)
+        )
         doomed_id = doomed["subscription_id"]
         async with asyncio.timeout(10):
             while True:
@@ -319,8 +356,9 @@ async def test_nothing_of_a_subscription_arrives_after_its_unsubscribe_ack(gatew
                 if data["subscription_id"] == doomed_id and data["seq"] >= 2:
                     break
 
-        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price",
-                                  "symbols": ["MSFT"]}))
+        await ws.send(
+            json.dumps({"type": "unsubscribe", "stream_type": "price", "symbols": ["MSFT"]})
+        )
         async with asyncio.timeout(10):
             while (frame := await next_frame(ws))["type"] != "unsubscribe_ack":
                 assert frame["type"] == "data"
@@ -330,8 +368,7 @@ async def test_nothing_of_a_subscription_arrives_after_its_unsubscribe_ack(gatew
         assert doomed_data, "the subscription goes on with AAPL"
         assert all(i["symbol"] == "AAPL" for f in doomed_data for i in f["data"])
 
-        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price",
-                                  "symbols": None}))
+        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price", "symbols": None}))
         async with asyncio.timeout(10):
             while (frame := await next_frame(ws))["type"] != "unsubscribe_ack":
                 assert frame["type"] == "data"
@@ -339,11 +376,15 @@ async def test_nothing_of_a_subscription_arrives_after_its_unsubscribe_ack(gatew
         published_at_ack = last["AAPL"]
         after = await frames_for(ws, 1.5 * interval + 0.6)
         assert [f for f in after if f.get("subscription_id") == doomed_id] == []
-        control_prices = [i["price"] for f in after if f["type"] == "data"
-                          and f["subscription_id"] == control["subscription_id"]
-                          for i in f["data"]]
+        control_prices = [
+            i["price"]
+            for f in after
+            if f["type"] == "data" and f["subscription_id"] == control["subscription_id"]
+            for i in f["data"]
+        ]
         assert control_prices and max(control_prices) > published_at_ack, (
-            "quotes published after the ack still reached the socket")
+            "quotes published after the ack still reached the socket"
+        )
 
 
 async def test_message_size_limit_boundary(gateway):

@@ -40,8 +40,11 @@ def test_demand_is_counted_again_after_a_change_only() -> None:
     assert registry.demand() == Counter({"AAPL": 1, "TSLA": 1, "BTC/USDT": 1})
     registry.remove(second)
     assert registry.demand() == Counter({"AAPL": 1, "TSLA": 1})
-    assert registry.summary() == {"active_connections": 1, "total_subscriptions": 2,
-                                  "subscribed_symbols": ["AAPL", "TSLA"]}
+    assert registry.summary() == {
+        "active_connections": 1,
+        "total_subscriptions": 2,
+        "subscribed_symbols": ["AAPL", "TSLA"],
+    }
 
 
 async def test_the_watcher_looks_at_every_open_connection_each_period() -> None:

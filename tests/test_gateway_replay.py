@@ -14,25 +14,15 @@ import pytest
 import websockets
 from aiokafka.structs import ConsumerRecord
 
-from fiml.replay import Replay, Replayed
 from gateway.replaying import Encoded
-from schemas import Trade, encode
-from schemas.records import micros_to_iso
-from tests.kafka_broker import free_port
-from tests.support import expire_oldest, poll_until, read_topic
-from tests.test_asyncapi import fetch_document
-from tests.test_gateway import gateway, make_quote, receive, serve_gateway
-from tests.test_gateway_streams import candle
-from tests.test_replay_reader import (
-    BASE_US,
-    MS,
-    produce_timed,
-    produce_trades,
-    produce_written,
-    trade,
-)
-
-__all__ = ["gateway"]
+from runtime.replay import Replay, Replayed
+from runtime.testing import free_port
+from schemas import Trade
+from schemas.times import micros_to_iso
+from tests.factories import BASE_US, MS, quote, replay_trade, second_candle
+from tests.support import poll_until
+from tests.support_gateway import fetch_document, receive, serve_gateway
+from tests.support_kafka import Entry, expire_oldest, ingest_ms, produce, read_topic
 
 
 def iso(micros: int) -> str:
@@ -40,8 +30,12 @@ def iso(micros: int) -> str:
 
 
 async def subscribe_replay(ws, **fields) -> None:
-    message = {"type": "subscribe", "stream_type": "trades", "symbols": ["ETH/USDT", "AAPL"],
-               **fields}
+    message = {
+        "type": "subscribe",
+        "stream_type": "trades",
+        "symbols": ["ETH/USDT", "AAPL"],
+        **fields,
+    }
     await ws.send(json.dumps(message))
 
 
@@ -67,11 +61,14 @@ async def until_complete(ws, within: float = 20.0) -> tuple[list[dict], dict]:
 
 async def test_a_replay_with_end_sends_exactly_the_topics_records_in_order(gateway):
     settings, port, app = gateway
-    await produce_trades(settings, [trade(n) for n in range(300)])
+    await produce(settings, "trades", [replay_trade(n) for n in range(300)], written_ms=ingest_ms)
     stored = await read_topic(settings, "trades", Trade)
     start, end = BASE_US + 20 * MS, BASE_US + 250 * MS
-    want = [r for _, _, r in sorted(stored, key=lambda row: (row[2].ts_event, row[0], row[1]))
-            if r.symbol in {"ETH/USDT", "AAPL"} and start <= r.ts_event <= end]
+    want = [
+        r
+        for _, _, r in sorted(stored, key=lambda row: (row[2].ts_event, row[0], row[1]))
+        if r.symbol in {"ETH/USDT", "AAPL"} and start <= r.ts_event <= end
+    ]
     document = await fetch_document(port)
     components = document["components"]
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
@@ -82,7 +79,8 @@ async def test_a_replay_with_end_sends_exactly_the_topics_records_in_order(gatew
         summary = app.state.registry.summary()
     items = [item for message in messages for item in message["data"]]
     assert [(i["id"], i["symbol"], i["timestamp"]) for i in items] == [
-        (r.trade_id, r.symbol, iso(r.ts_event)) for r in want]
+        (r.trade_id, r.symbol, iso(r.ts_event)) for r in want
+    ]
     assert len(items) == 116
     assert all(message["replay"] is True for message in messages)
     assert [message["seq"] for message in messages] == list(range(1, len(messages) + 1))
@@ -96,11 +94,19 @@ async def test_a_replay_with_end_sends_exactly_the_topics_records_in_order(gatew
 
 async def test_speed_ten_takes_about_a_tenth_of_the_range(gateway):
     settings, port, _ = gateway
-    await produce_trades(settings, [trade(n * 50) for n in range(61)])
+    await produce(
+        settings, "trades", [replay_trade(n * 50) for n in range(61)], written_ms=ingest_ms
+    )
     start, end = BASE_US, BASE_US + 3000 * MS
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await subscribe_replay(ws, symbols=["ETH/USDT", "BTC/USDT", "AAPL", "MSFT"],
-                               start=iso(start), end=iso(end), speed=10, interval_ms=100)
+        await subscribe_replay(
+            ws,
+            symbols=["ETH/USDT", "BTC/USDT", "AAPL", "MSFT"],
+            start=iso(start),
+            end=iso(end),
+            speed=10,
+            interval_ms=100,
+        )
         await receive(ws, "subscription_ack")
         began = time.monotonic()
         messages, _ = await until_complete(ws)
@@ -122,11 +128,18 @@ async def test_the_replay_clock_starts_with_the_first_records_read(gateway, monk
             yield chunk
 
     monkeypatch.setattr(Replay, "chunks", slow_first_read)
-    await produce_trades(settings, [trade(n * 50) for n in range(61)])
+    await produce(
+        settings, "trades", [replay_trade(n * 50) for n in range(61)], written_ms=ingest_ms
+    )
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await subscribe_replay(ws, symbols=["ETH/USDT", "BTC/USDT", "AAPL", "MSFT"],
-                               start=iso(BASE_US), end=iso(BASE_US + 3000 * MS), speed=10,
-                               interval_ms=100)
+        await subscribe_replay(
+            ws,
+            symbols=["ETH/USDT", "BTC/USDT", "AAPL", "MSFT"],
+            start=iso(BASE_US),
+            end=iso(BASE_US + 3000 * MS),
+            speed=10,
+            interval_ms=100,
+        )
         await receive(ws, "subscription_ack")
         messages, _ = await until_complete(ws)
     assert len(messages) >= 2
@@ -137,26 +150,42 @@ async def test_the_replay_clock_starts_with_the_first_records_read(gateway, monk
 
 async def test_price_replay_conflates_per_symbol_within_an_interval(gateway):
     settings, port, _ = gateway
-    await produce_timed(settings, "quotes", [make_quote("MSFT", 400.0 + n, n) for n in range(1, 6)])
+    await produce(
+        settings, "quotes", [quote("MSFT", 400.0 + n, n) for n in range(1, 6)], written_ms=ingest_ms
+    )
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": ["MSFT"], "start": iso(BASE_US),
-                                  "end": iso(BASE_US + 10), "speed": 1, "interval_ms": 1000}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "price",
+                    "symbols": ["MSFT"],
+                    "start": iso(BASE_US),
+                    "end": iso(BASE_US + 10),
+                    "speed": 1,
+                    "interval_ms": 1000,
+                }
+            )
+        )
         await receive(ws, "subscription_ack")
         messages, _ = await until_complete(ws)
-    assert [[(i["symbol"], i["price"]) for i in m["data"]] for m in messages] == [
-        [("MSFT", 405.0)]]
+    assert [[(i["symbol"], i["price"]) for i in m["data"]] for m in messages] == [[("MSFT", 405.0)]]
 
 
 async def test_without_end_the_replay_hands_over_to_live_with_no_gap_and_no_duplicate(gateway):
     settings, port, _ = gateway
     symbols = ["ETH/USDT", "BTC/USDT", "AAPL", "MSFT"]
-    await produce_trades(settings, [trade(n) for n in range(200)])
+    await produce(settings, "trades", [replay_trade(n) for n in range(200)], written_ms=ingest_ms)
     start = BASE_US + 10 * MS
 
     async def keep_publishing() -> None:
         for first in range(200, 600, 50):
-            await produce_trades(settings, [trade(n) for n in range(first, first + 50)])
+            await produce(
+                settings,
+                "trades",
+                [replay_trade(n) for n in range(first, first + 50)],
+                written_ms=ingest_ms,
+            )
             await asyncio.sleep(0.05)
 
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
@@ -181,18 +210,21 @@ async def test_without_end_the_replay_hands_over_to_live_with_no_gap_and_no_dupl
     assert set(everything) == {r.trade_id for _, _, r in stored if r.ts_event >= start}
 
 
-@pytest.mark.parametrize(("fields", "reason"), [
-    ({"start": iso(BASE_US - 3_600_000_000)}, "older than the retention"),
-    ({"start": iso(BASE_US + 5000), "end": iso(BASE_US)}, "end is before start"),
-    ({"end": iso(BASE_US)}, "end needs a start"),
-    ({"start": iso(BASE_US), "end": "2100-01-01T00:00:00Z"}, "end is in the future"),
-    ({"start": iso(BASE_US), "speed": 1001}, "speed"),
-    ({"start": iso(BASE_US), "speed": -1}, "speed"),
-    ({"start": "yesterday"}, "start"),
-])
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"start": iso(BASE_US - 3_600_000_000)}, "older than the retention"),
+        ({"start": iso(BASE_US + 5000), "end": iso(BASE_US)}, "end is before start"),
+        ({"end": iso(BASE_US)}, "end needs a start"),
+        ({"start": iso(BASE_US), "end": "2100-01-01T00:00:00Z"}, "end is in the future"),
+        ({"start": iso(BASE_US), "speed": 1001}, "speed"),
+        ({"start": iso(BASE_US), "speed": -1}, "speed"),
+        ({"start": "yesterday"}, "start"),
+    ],
+)
 async def test_bad_replays_get_replay_errors(gateway, fields, reason):
     settings, port, _ = gateway
-    await produce_trades(settings, [trade(n) for n in range(5)])
+    await produce(settings, "trades", [replay_trade(n) for n in range(5)], written_ms=ingest_ms)
     await expire_oldest(settings, "trades")
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await subscribe_replay(ws, **fields)
@@ -205,7 +237,7 @@ async def test_bad_replays_get_replay_errors(gateway, fields, reason):
 
 async def test_a_connection_may_run_only_so_many_replays(topics):
     settings = dataclasses.replace(topics, gateway_port=free_port(), max_replays_per_connection=1)
-    await produce_trades(settings, [trade(n) for n in range(5)])
+    await produce(settings, "trades", [replay_trade(n) for n in range(5)], written_ms=ingest_ms)
     url = f"ws://127.0.0.1:{settings.gateway_port}/ws/stream"
     async with serve_gateway(settings), websockets.connect(url) as ws:
         await subscribe_replay(ws, start=iso(BASE_US))
@@ -214,8 +246,9 @@ async def test_a_connection_may_run_only_so_many_replays(topics):
         error = await skip_to(ws, "error")
         assert error["error_code"] == "REPLAY_ERROR"
         assert "at most 1 replays per connection" in error["message"]
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "trades",
-                                  "symbols": ["AAPL"]}))
+        await ws.send(
+            json.dumps({"type": "subscribe", "stream_type": "trades", "symbols": ["AAPL"]})
+        )
         await skip_to(ws, "subscription_ack")
 
 
@@ -224,9 +257,11 @@ def silent_client(port: int, message: dict) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
     sock.connect(("127.0.0.1", port))
-    sock.sendall(b"GET /ws/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    sock.sendall(
+        b"GET /ws/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
     response = b""
     while b"\r\n\r\n" not in response:
         response += sock.recv(1)
@@ -242,15 +277,28 @@ def silent_client(port: int, message: dict) -> socket.socket:
 async def test_a_client_that_does_not_read_keeps_the_replay_bounded(topics):
     settings = dataclasses.replace(topics, gateway_port=free_port())
     total = 60_000
-    await produce_trades(settings, [trade(n, "AAPL") for n in range(total)])
+    await produce(
+        settings, "trades", [replay_trade(n, "AAPL") for n in range(total)], written_ms=ingest_ms
+    )
     async with serve_gateway(settings) as app:
-        sock = await asyncio.to_thread(silent_client, settings.gateway_port, {
-            "type": "subscribe", "stream_type": "trades", "symbols": ["AAPL"],
-            "start": iso(BASE_US), "speed": 0})
+        sock = await asyncio.to_thread(
+            silent_client,
+            settings.gateway_port,
+            {
+                "type": "subscribe",
+                "stream_type": "trades",
+                "symbols": ["AAPL"],
+                "start": iso(BASE_US),
+                "speed": 0,
+            },
+        )
         await asyncio.sleep(4)
         gc.collect()
-        held = sum(len(o.items) if isinstance(o, Encoded) else 1 for o in gc.get_objects()
-                   if isinstance(o, Replayed | ConsumerRecord | Encoded))
+        held = sum(
+            len(o.items) if isinstance(o, Encoded) else 1
+            for o in gc.get_objects()
+            if isinstance(o, Replayed | ConsumerRecord | Encoded)
+        )
         session = next(iter(app.state.registry.connections))
         (subscription,) = session.subscriptions.values()
         assert subscription.in_flight and session.outbox.qsize() <= 1
@@ -264,52 +312,106 @@ async def test_a_client_that_does_not_read_keeps_the_replay_bounded(topics):
     assert sent * 1000 < total
 
 
-@pytest.mark.parametrize(("speed", "expected"), [
-    (2, [[(0, 103.0, True), (1, 98.0, True)], [(2, 97.0, False)]]),
-    (0, [[(0, 101.0, False), (0, 102.0, False), (0, 103.0, True), (1, 99.0, False),
-          (1, 98.0, True), (2, 97.0, False)]]),
-])
+@pytest.mark.parametrize(
+    ("speed", "expected"),
+    [
+        (2, [[(0, 103.0, True), (1, 98.0, True)], [(2, 97.0, False)]]),
+        (
+            0,
+            [
+                [
+                    (0, 101.0, False),
+                    (0, 102.0, False),
+                    (0, 103.0, True),
+                    (1, 99.0, False),
+                    (1, 98.0, True),
+                    (2, 97.0, False),
+                ]
+            ],
+        ),
+    ],
+)
 async def test_ohlcv_replay_keeps_the_latest_state_per_candle_unless_at_speed_zero(
-        gateway, speed, expected):
+    gateway, speed, expected
+):
     settings, port, _ = gateway
-    await produce_timed(settings, "candles", [
-        candle(0, 101.0, 1), candle(0, 102.0, 2), candle(0, 103.0, 3, closed=True),
-        candle(1, 99.0, 1), candle(1, 98.0, 2, closed=True), candle(2, 97.0, 1),
-        candle(1, 50.0, 1, timeframe="1m")])
+    await produce(
+        settings,
+        "candles",
+        [
+            second_candle(0, 101.0, 1),
+            second_candle(0, 102.0, 2),
+            second_candle(0, 103.0, 3, closed=True),
+            second_candle(1, 99.0, 1),
+            second_candle(1, 98.0, 2, closed=True),
+            second_candle(2, 97.0, 1),
+            second_candle(1, 50.0, 1, timeframe="1m"),
+        ],
+        written_ms=ingest_ms,
+    )
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "ohlcv",
-                                  "symbols": ["BTC/USDT"], "timeframe": "1s",
-                                  "start": iso(BASE_US - 500_000),
-                                  "end": iso(BASE_US + 3_000_000), "speed": speed,
-                                  "interval_ms": 1000}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "ohlcv",
+                    "symbols": ["BTC/USDT"],
+                    "timeframe": "1s",
+                    "start": iso(BASE_US - 500_000),
+                    "end": iso(BASE_US + 3_000_000),
+                    "speed": speed,
+                    "interval_ms": 1000,
+                }
+            )
+        )
         assert (await receive(ws, "subscription_ack"))["timeframe"] == "1s"
         messages, _ = await until_complete(ws)
     seconds = {iso(BASE_US + n * 1_000_000): n for n in range(3)}
-    assert [[(seconds[i["timestamp"]], i["close"], i["is_closed"]) for i in m["data"]]
-            for m in messages] == expected
+    assert [
+        [(seconds[i["timestamp"]], i["close"], i["is_closed"]) for i in m["data"]] for m in messages
+    ] == expected
 
 
 async def test_a_candle_replay_at_speed_shows_the_bucket_forming_not_its_close(gateway):
     """Three revisions of one minute's candle, written 0, 30 and 59 s into it: at speed 50
     they come 0.6 s apart, each when it was written, the closed one last."""
     settings, port, _ = gateway
-    await produce_written(settings, "candles", [
-        (b"BTC/USDT", encode(candle(0, 100.0 + revision, revision, closed=revision == 3,
-                                    timeframe="1m")), BASE_US // MS + written_s * 1000)
-        for revision, written_s in enumerate((0, 30, 59), start=1)])
+    await produce(
+        settings,
+        "candles",
+        [
+            Entry(
+                second_candle(0, 100.0 + revision, revision, closed=revision == 3, timeframe="1m"),
+                written_ms=BASE_US // MS + written_s * 1000,
+            )
+            for revision, written_s in enumerate((0, 30, 59), start=1)
+        ],
+    )
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "ohlcv",
-                                  "symbols": ["BTC/USDT"], "timeframe": "1m",
-                                  "start": iso(BASE_US), "end": iso(BASE_US + 59_000 * MS),
-                                  "speed": 50, "interval_ms": 100}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "ohlcv",
+                    "symbols": ["BTC/USDT"],
+                    "timeframe": "1m",
+                    "start": iso(BASE_US),
+                    "end": iso(BASE_US + 59_000 * MS),
+                    "speed": 50,
+                    "interval_ms": 100,
+                }
+            )
+        )
         await receive(ws, "subscription_ack")
         messages, _ = await until_complete(ws)
     assert [[(i["close"], i["is_closed"]) for i in m["data"]] for m in messages] == [
-        [(101.0, False)], [(102.0, False)], [(103.0, True)]]
+        [(101.0, False)],
+        [(102.0, False)],
+        [(103.0, True)],
+    ]
 
 
-async def test_an_unsubscribe_while_a_replay_closes_still_stops_its_consumer(gateway,
-                                                                          monkeypatch):
+async def test_an_unsubscribe_while_a_replay_closes_still_stops_its_consumer(gateway, monkeypatch):
     settings, port, _ = gateway
     closing: list[Replay] = []
     close = Replay.close
@@ -320,7 +422,7 @@ async def test_an_unsubscribe_while_a_replay_closes_still_stops_its_consumer(gat
         await close(self)
 
     monkeypatch.setattr(Replay, "close", slow_close)
-    await produce_trades(settings, [trade(n) for n in range(20)])
+    await produce(settings, "trades", [replay_trade(n) for n in range(20)], written_ms=ingest_ms)
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await subscribe_replay(ws, start=iso(BASE_US), end=iso(BASE_US + 100 * MS), speed=0)
         await receive(ws, "subscription_ack")
@@ -333,12 +435,15 @@ async def test_an_unsubscribe_while_a_replay_closes_still_stops_its_consumer(gat
 
 async def test_symbols_unsubscribed_during_a_replay_stop_arriving(gateway):
     settings, port, _ = gateway
-    await produce_trades(settings, [trade(n) for n in range(2000, 2100)])
+    await produce(
+        settings, "trades", [replay_trade(n) for n in range(2000, 2100)], written_ms=ingest_ms
+    )
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await subscribe_replay(ws, start=iso(BASE_US + 1500 * MS), speed=1, interval_ms=100)
         await receive(ws, "subscription_ack")
-        await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "trades",
-                                  "symbols": ["AAPL"]}))
+        await ws.send(
+            json.dumps({"type": "unsubscribe", "stream_type": "trades", "symbols": ["AAPL"]})
+        )
         assert (await receive(ws, "unsubscribe_ack"))["subscription_ids"] == []
         items: list[dict] = []
         async with asyncio.timeout(10):

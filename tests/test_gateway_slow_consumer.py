@@ -14,29 +14,23 @@ from websockets.client import ClientProtocol
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from fiml.kafka_clients import make_producer
-from schemas import encode
-from tests.kafka_broker import free_port
-from tests.test_gateway import make_quote, receive, serve_gateway
+from runtime.testing import free_port
+from tests.factories import quote
+from tests.support_gateway import receive, serve_gateway
+from tests.support_kafka import producing
 
 SYMBOLS = [f"S{number:02d}" for number in range(50)]
 
 
 async def keep_publishing(settings, stop: asyncio.Event) -> None:
     """New quotes for all SYMBOLS every 20 ms until ``stop``."""
-    producer = make_producer(settings, "test-flood")
-    await producer.start()
-    try:
+    async with producing(settings) as producer:
         seq = 0
         while not stop.is_set():
             seq += 1
             for symbol in SYMBOLS:
-                quote = make_quote(symbol, 100.0 + seq % 50, seq)
-                await producer.send(settings.topic("quotes"), encode(quote),
-                                    key=symbol.encode())
+                await producer.send("quotes", quote(symbol, 100.0 + seq % 50, seq))
             await asyncio.sleep(0.02)
-    finally:
-        await producer.stop()
 
 
 def stalled_client(port: int, frames: list[str]) -> socket.socket:
@@ -56,21 +50,37 @@ def stalled_client(port: int, frames: list[str]) -> socket.socket:
 
 
 async def test_a_stalled_client_is_closed_and_a_normal_one_keeps_its_pace(topics):
-    settings = dataclasses.replace(topics, gateway_port=free_port(), slow_consumer_seconds=2.0,
-                                   send_queue_limit=100)
+    settings = dataclasses.replace(
+        topics, gateway_port=free_port(), slow_consumer_seconds=2.0, send_queue_limit=100
+    )
     stop = asyncio.Event()
     async with serve_gateway(settings) as app:
         publisher = asyncio.create_task(keep_publishing(settings, stop))
         url = f"ws://127.0.0.1:{settings.gateway_port}/ws/stream"
         stalled = None
         try:
-            subscribe = json.dumps({"type": "subscribe", "stream_type": "price",
-                                    "symbols": SYMBOLS, "interval_ms": 100})
-            stalled = await asyncio.to_thread(stalled_client, settings.gateway_port,
-                                              [subscribe] * 10)
+            subscribe = json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "price",
+                    "symbols": SYMBOLS,
+                    "interval_ms": 100,
+                }
+            )
+            stalled = await asyncio.to_thread(
+                stalled_client, settings.gateway_port, [subscribe] * 10
+            )
             async with websockets.connect(url) as normal:
-                await normal.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                              "symbols": ["S01"], "interval_ms": 100}))
+                await normal.send(
+                    json.dumps(
+                        {
+                            "type": "subscribe",
+                            "stream_type": "price",
+                            "symbols": ["S01"],
+                            "interval_ms": 100,
+                        }
+                    )
+                )
                 await receive(normal, "subscription_ack")
                 arrivals, queue_depths = [], []
                 stalled_session = None
@@ -78,8 +88,9 @@ async def test_a_stalled_client_is_closed_and_a_normal_one_keeps_its_pace(topics
                 while time.monotonic() < deadline:
                     await receive(normal, "data")
                     arrivals.append(time.monotonic())
-                    sessions = [s for s in app.state.registry.connections
-                                if len(s.subscriptions) == 10]
+                    sessions = [
+                        s for s in app.state.registry.connections if len(s.subscriptions) == 10
+                    ]
                     if sessions:
                         stalled_session = sessions[0]
                         queue_depths.append(stalled_session.outbox.qsize())

@@ -1,9 +1,9 @@
 """Broker-free tests of the gateway's stores, subscriptions and token bucket.
 
-gateway/stores.py (LatestQuotes, CandleStore, TradeStore, Market), gateway/subscription.py and
-gateway/limits.py, against spec/websocket-streaming.md and the section "Gateway behaviour the
-spec leaves open" of ARCHITECTURE.md: conflation, encode-once fan-out, closed candles never
-skipped, every trade exactly once, the data envelope with ``seq``, and rate limiting.
+gateway/stores.py (LatestQuotes, CandleStore, TradeStore, MarketStores),
+gateway/subscription.py and gateway/limits.py, against docs/protocol.md ("Delivery rules"):
+conflation, encode-once fan-out, closed candles never skipped, every trade exactly once, the
+data envelope with ``seq``, and rate limiting.
 """
 
 from __future__ import annotations
@@ -23,47 +23,53 @@ from gateway.stores import (
     TRADES_KEPT_SECONDS,
     CandleStore,
     LatestQuotes,
-    Market,
+    MarketStores,
     TradesLost,
     TradeStore,
 )
 from gateway.subscription import Subscription
-from schemas.records import Candle, Quote, Trade, micros_to_iso
+from schemas.records import Candle, Trade
+from schemas.times import micros_to_iso
+from tests.factories import BASE_US, MINUTE, candle, quote, trade
+from tests.support_gateway import QUOTE_FIELDS, SPEC_PRICE_FIELDS
 
-BASE_US = 1_764_000_000_000_000
-MINUTE_US = 60_000_000
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-SPEC_PRICE_FIELDS = ["symbol", "price", "change", "change_percent", "volume", "timestamp",
-                     "provider", "confidence"]
-QUOTE_FIELDS = [*SPEC_PRICE_FIELDS, "bid", "ask", "bid_size", "ask_size", "providers", "scores"]
-SPEC_OHLCV_FIELDS = ["symbol", "timestamp", "open", "high", "low", "close", "volume",
-                     "is_closed"]
-PROPERTY = settings(max_examples=200, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SPEC_OHLCV_FIELDS = ["symbol", "timestamp", "open", "high", "low", "close", "volume", "is_closed"]
+PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def quote(symbol: str, price: float, seq: int, **fields) -> Quote:
-    values = {"bid": price - 0.5, "ask": price + 0.5, "bid_size": 7.0, "ask_size": 9.0,
-              "volume": 1000.0 + seq, "change": price - 100.0,
-              "change_percent": round(price - 100.0, 4), "reference_price": 100.0,
-              "providers": ["synthetic:alpha"]}
-    values.update(fields)
-    return Quote(symbol=symbol, ts_event=BASE_US + seq, ts_ingest=BASE_US + seq + 10, seq=seq,
-                 price=price, provider="synthetic:alpha", confidence=0.9, **values)
-
-
-def candle(symbol: str, bucket: int, revision: int, *, closed: bool = False,
-           timeframe: str = "1m") -> Candle:
+def minute_candle(
+    symbol: str, bucket: int, revision: int, *, closed: bool = False, timeframe: str = "1m"
+) -> Candle:
     """A candle whose prices identify its bucket and revision."""
     close = 100.0 + bucket + revision / 1000
-    return Candle(symbol=symbol, timeframe=timeframe, open_time=BASE_US + bucket * MINUTE_US,
-                  open=100.0 + bucket, high=close + 1, low=99.0, close=close,
-                  volume=10.0 * revision, is_closed=closed, revision=revision, seq=revision)
+    return candle(
+        symbol=symbol,
+        timeframe=timeframe,
+        open_time=BASE_US + bucket * MINUTE,
+        open=100.0 + bucket,
+        high=close + 1,
+        low=99.0,
+        close=close,
+        volume=10.0 * revision,
+        is_closed=closed,
+        revision=revision,
+        seq=revision,
+    )
 
 
-def trade(symbol: str, trade_id: str, provider: str = "synthetic:alpha", n: int = 0) -> Trade:
-    return Trade(symbol=symbol, trade_id=trade_id, provider=provider, ts_event=BASE_US + n,
-                 ts_ingest=BASE_US + n + 5, price=100.0 + n, amount=1.0 + n, side="buy")
+def store_trade(symbol: str, trade_id: str, provider: str = "synthetic:alpha", n: int = 0) -> Trade:
+    """Trade ``trade_id`` ``n`` µs after ``BASE_US``, a buy of ``1 + n`` at ``100 + n``."""
+    return trade(
+        symbol=symbol,
+        trade_id=trade_id,
+        provider=provider,
+        ts_event=BASE_US + n,
+        ts_ingest=BASE_US + n + 5,
+        price=100.0 + n,
+        amount=1.0 + n,
+        side="buy",
+    )
 
 
 def sub(stream_type: StreamType, *symbols: str, timeframe: str = "1m") -> Subscription:
@@ -115,8 +121,7 @@ def test_a_new_subscription_gets_a_snapshot_of_every_known_symbol():
     book.update(quote("AAPL", 101.0, 1))
     book.update(quote("BTC/USDT", 65000.0, 2))
     items = decoded(book.collect(sub(StreamType.MULTI_ASSET, "AAPL", "BTC/USDT", "MSFT")))
-    assert [(i["symbol"], i["price"]) for i in items] == [("AAPL", 101.0),
-                                                          ("BTC/USDT", 65000.0)]
+    assert [(i["symbol"], i["price"]) for i in items] == [("AAPL", 101.0), ("BTC/USDT", 65000.0)]
 
 
 def test_price_item_has_exactly_the_spec_fields_in_order():
@@ -125,9 +130,16 @@ def test_price_item_has_exactly_the_spec_fields_in_order():
     [text] = book.collect(sub(StreamType.PRICE, "AAPL"))
     item = json.loads(text)
     assert list(item) == SPEC_PRICE_FIELDS
-    assert item == {"symbol": "AAPL", "price": 195.5, "change": 95.5, "change_percent": 95.5,
-                    "volume": 1007.0, "timestamp": micros_to_iso(BASE_US + 7),
-                    "provider": "synthetic:alpha", "confidence": 0.9}
+    assert item == {
+        "symbol": "AAPL",
+        "price": 195.5,
+        "change": 95.5,
+        "change_percent": 95.5,
+        "volume": 1007.0,
+        "timestamp": micros_to_iso(BASE_US + 7),
+        "provider": "synthetic:alpha",
+        "confidence": 0.9,
+    }
     assert ISO_Z.match(item["timestamp"])
 
 
@@ -138,7 +150,11 @@ def test_quote_item_adds_the_top_of_book():
     item = json.loads(text)
     assert list(item) == QUOTE_FIELDS
     assert (item["bid"], item["ask"], item["bid_size"], item["ask_size"]) == (
-        195.25, 195.75, 12.0, 8.5)
+        195.25,
+        195.75,
+        12.0,
+        8.5,
+    )
     assert item["price"] == 195.5
 
 
@@ -165,8 +181,12 @@ def test_quote_items_are_encoded_once_and_shared():
 
 quote_ops = st.lists(
     st.one_of(
-        st.tuples(st.just("update"), st.sampled_from(["AAPL", "MSFT", "BTC/USDT"]),
-                  st.integers(1, 30), st.integers(0, 10_000)),
+        st.tuples(
+            st.just("update"),
+            st.sampled_from(["AAPL", "MSFT", "BTC/USDT"]),
+            st.integers(1, 30),
+            st.integers(0, 10_000),
+        ),
         st.tuples(st.just("collect")),
     ),
     max_size=60,
@@ -192,8 +212,11 @@ def test_latest_quotes_property_conflates_to_the_highest_seq(ops):
                 changed.add(symbol)
         else:
             items = decoded(book.collect(subscription))
-            expected = [(s, kept[s][1], micros_to_iso(BASE_US + kept[s][0]))
-                        for s in symbols if s in changed]
+            expected = [
+                (s, kept[s][1], micros_to_iso(BASE_US + kept[s][0]))
+                for s in symbols
+                if s in changed
+            ]
             assert [(i["symbol"], i["price"], i["timestamp"]) for i in items] == expected
             changed.clear()
 
@@ -204,67 +227,74 @@ def test_latest_quotes_property_conflates_to_the_highest_seq(ops):
 def test_candle_revisions_only_move_forward():
     store = CandleStore()
     subscription = sub(StreamType.OHLCV, "BTC/USDT")
-    store.update(candle("BTC/USDT", 0, 3))
+    store.update(minute_candle("BTC/USDT", 0, 3))
     assert [i["close"] for i in decoded(store.collect(subscription))] == [100.003]
-    store.update(candle("BTC/USDT", 0, 2))
-    store.update(candle("BTC/USDT", 0, 3, closed=True))
+    store.update(minute_candle("BTC/USDT", 0, 2))
+    store.update(minute_candle("BTC/USDT", 0, 3, closed=True))
     assert store.collect(subscription) == [], "lower and equal revisions are ignored"
-    store.update(candle("BTC/USDT", 0, 4, closed=True))
+    store.update(minute_candle("BTC/USDT", 0, 4, closed=True))
     [item] = decoded(store.collect(subscription))
     assert (item["close"], item["is_closed"]) == (100.004, True)
 
 
 def test_candle_item_has_the_spec_fields_then_timeframe():
     store = CandleStore()
-    store.update(candle("BTC/USDT", 2, 1, closed=True))
+    store.update(minute_candle("BTC/USDT", 2, 1, closed=True))
     [item] = decoded(store.collect(sub(StreamType.OHLCV, "BTC/USDT")))
     assert list(item) == [*SPEC_OHLCV_FIELDS, "timeframe"]
-    assert item["timestamp"] == micros_to_iso(BASE_US + 2 * MINUTE_US)
+    assert item["timestamp"] == micros_to_iso(BASE_US + 2 * MINUTE)
     assert (item["open"], item["high"], item["low"], item["close"], item["volume"]) == (
-        102.0, 103.001, 99.0, 102.001, 10.0)
+        102.0,
+        103.001,
+        99.0,
+        102.001,
+        10.0,
+    )
     assert item["is_closed"] is True and item["timeframe"] == "1m"
 
 
 def test_a_new_candle_subscription_gets_only_the_newest_bucket():
     store = CandleStore()
     for bucket in range(5):
-        store.update(candle("BTC/USDT", bucket, 1, closed=bucket < 4))
+        store.update(minute_candle("BTC/USDT", bucket, 1, closed=bucket < 4))
     items = decoded(store.collect(sub(StreamType.OHLCV, "BTC/USDT")))
-    assert [i["timestamp"] for i in items] == [micros_to_iso(BASE_US + 4 * MINUTE_US)]
+    assert [i["timestamp"] for i in items] == [micros_to_iso(BASE_US + 4 * MINUTE)]
 
 
 def test_later_collects_return_every_bucket_updated_since_oldest_first_in_latest_state():
     store = CandleStore()
     subscription = sub(StreamType.OHLCV, "BTC/USDT")
-    store.update(candle("BTC/USDT", 0, 1))
+    store.update(minute_candle("BTC/USDT", 0, 1))
     assert len(store.collect(subscription)) == 1
-    store.update(candle("BTC/USDT", 0, 2))
-    store.update(candle("BTC/USDT", 0, 3, closed=True))
-    store.update(candle("BTC/USDT", 1, 1))
-    store.update(candle("BTC/USDT", 1, 2, closed=True))
-    store.update(candle("BTC/USDT", 2, 1, closed=True))
-    store.update(candle("BTC/USDT", 3, 1))
+    store.update(minute_candle("BTC/USDT", 0, 2))
+    store.update(minute_candle("BTC/USDT", 0, 3, closed=True))
+    store.update(minute_candle("BTC/USDT", 1, 1))
+    store.update(minute_candle("BTC/USDT", 1, 2, closed=True))
+    store.update(minute_candle("BTC/USDT", 2, 1, closed=True))
+    store.update(minute_candle("BTC/USDT", 3, 1))
     items = decoded(store.collect(subscription))
     assert [(i["open"], i["close"], i["is_closed"]) for i in items] == [
-        (100.0, 100.003, True), (101.0, 101.002, True), (102.0, 102.001, True),
-        (103.0, 103.001, False)]
+        (100.0, 100.003, True),
+        (101.0, 101.002, True),
+        (102.0, 102.001, True),
+        (103.0, 103.001, False),
+    ]
 
 
 def test_candle_timeframes_and_symbols_are_separate_series():
     store = CandleStore()
-    store.update(candle("BTC/USDT", 0, 1, timeframe="1m"))
-    store.update(candle("BTC/USDT", 0, 1, timeframe="5m"))
-    store.update(candle("ETH/USDT", 0, 1, timeframe="1m"))
+    store.update(minute_candle("BTC/USDT", 0, 1, timeframe="1m"))
+    store.update(minute_candle("BTC/USDT", 0, 1, timeframe="5m"))
+    store.update(minute_candle("ETH/USDT", 0, 1, timeframe="1m"))
     five = decoded(store.collect(sub(StreamType.OHLCV, "BTC/USDT", timeframe="5m")))
     assert [(i["symbol"], i["timeframe"]) for i in five] == [("BTC/USDT", "5m")]
     both = decoded(store.collect(sub(StreamType.OHLCV, "BTC/USDT", "ETH/USDT")))
-    assert [(i["symbol"], i["timeframe"]) for i in both] == [("BTC/USDT", "1m"),
-                                                             ("ETH/USDT", "1m")]
+    assert [(i["symbol"], i["timeframe"]) for i in both] == [("BTC/USDT", "1m"), ("ETH/USDT", "1m")]
 
 
 def test_candle_items_are_encoded_once_and_shared():
     store = CandleStore()
-    store.update(candle("BTC/USDT", 0, 1))
+    store.update(minute_candle("BTC/USDT", 0, 1))
     first = store.collect(sub(StreamType.OHLCV, "BTC/USDT"))
     second = store.collect(sub(StreamType.OHLCV, "BTC/USDT"))
     assert first[0] is second[0]
@@ -273,32 +303,32 @@ def test_candle_items_are_encoded_once_and_shared():
 def test_at_most_candles_kept_buckets_and_older_ones_are_ignored():
     store = CandleStore()
     subscription = sub(StreamType.OHLCV, "BTC/USDT")
-    store.update(candle("BTC/USDT", 0, 1))
+    store.update(minute_candle("BTC/USDT", 0, 1))
     store.collect(subscription)
     for bucket in range(CANDLES_KEPT + 10):
-        store.update(candle("BTC/USDT", bucket, 2, closed=True))
+        store.update(minute_candle("BTC/USDT", bucket, 2, closed=True))
     series = store.series[("BTC/USDT", "1m")]
     assert len(series.buckets) == CANDLES_KEPT
     oldest_kept = 10
-    assert next(iter(series.buckets)) == BASE_US + oldest_kept * MINUTE_US
+    assert next(iter(series.buckets)) == BASE_US + oldest_kept * MINUTE
     items = decoded(store.collect(subscription))
     assert [i["open"] for i in items] == [100.0 + b for b in range(10, CANDLES_KEPT + 10)]
     # A new revision of an evicted bucket, and a bucket older than every kept one: ignored.
-    store.update(candle("BTC/USDT", 3, 9, closed=True))
-    store.update(candle("BTC/USDT", -5, 1, closed=True))
+    store.update(minute_candle("BTC/USDT", 3, 9, closed=True))
+    store.update(minute_candle("BTC/USDT", -5, 1, closed=True))
     assert len(series.buckets) == CANDLES_KEPT
     assert store.collect(subscription) == []
-    assert next(iter(series.buckets)) == BASE_US + oldest_kept * MINUTE_US
+    assert next(iter(series.buckets)) == BASE_US + oldest_kept * MINUTE
 
 
 def test_a_late_bucket_between_kept_ones_is_delivered_in_order():
     store = CandleStore()
     subscription = sub(StreamType.OHLCV, "BTC/USDT")
-    store.update(candle("BTC/USDT", 0, 1))
-    store.update(candle("BTC/USDT", 2, 1))
+    store.update(minute_candle("BTC/USDT", 0, 1))
+    store.update(minute_candle("BTC/USDT", 2, 1))
     store.collect(subscription)
-    store.update(candle("BTC/USDT", 3, 1))
-    store.update(candle("BTC/USDT", 1, 1, closed=True))
+    store.update(minute_candle("BTC/USDT", 3, 1))
+    store.update(minute_candle("BTC/USDT", 1, 1, closed=True))
     newcomer = decoded(store.collect(sub(StreamType.OHLCV, "BTC/USDT")))
     items = decoded(store.collect(subscription))
     assert [i["open"] for i in items] == [101.0, 103.0], "oldest first"
@@ -309,9 +339,9 @@ def test_closed_candles_are_not_skipped_when_the_first_collect_found_no_candles(
     store = CandleStore()
     subscription = sub(StreamType.OHLCV, "BTC/USDT")
     assert store.collect(subscription) == []
-    store.update(candle("BTC/USDT", 0, 1))
-    store.update(candle("BTC/USDT", 0, 2, closed=True))
-    store.update(candle("BTC/USDT", 1, 1))
+    store.update(minute_candle("BTC/USDT", 0, 1))
+    store.update(minute_candle("BTC/USDT", 0, 2, closed=True))
+    store.update(minute_candle("BTC/USDT", 1, 1))
     items = decoded(store.collect(subscription))
     assert [(i["open"], i["is_closed"]) for i in items] == [(100.0, True), (101.0, False)]
 
@@ -324,11 +354,16 @@ def candle_histories(draw):
     update), later revisions of any bucket interleave freely, and some updates repeat or lower
     a revision (those must be ignored).
     """
-    raw = draw(st.lists(
-        st.one_of(st.tuples(st.just("update"), st.integers(0, 5), st.booleans(),
-                            st.integers(0, 3)),
-                  st.tuples(st.just("collect"))),
-        min_size=1, max_size=50))
+    raw = draw(
+        st.lists(
+            st.one_of(
+                st.tuples(st.just("update"), st.integers(0, 5), st.booleans(), st.integers(0, 3)),
+                st.tuples(st.just("collect")),
+            ),
+            min_size=1,
+            max_size=50,
+        )
+    )
     first = draw(st.integers(0, 5))
     raw = [("update", first, False, 0), *raw]
     order: dict[int, int] = {}
@@ -362,7 +397,7 @@ def test_candle_property_no_bucket_update_is_lost(ops):
             current = state.get(bucket, (0, False))[0]
             fresh = lower_by == 0 or bucket not in state
             revision = current + 1 if fresh else current - lower_by + 1
-            store.update(candle("BTC/USDT", bucket, revision, closed=closed))
+            store.update(minute_candle("BTC/USDT", bucket, revision, closed=closed))
             if revision > current:
                 state[bucket] = (revision, closed)
                 dirty.add(bucket)
@@ -374,8 +409,10 @@ def test_candle_property_no_bucket_update_is_lost(ops):
         assert buckets == sorted(buckets) and len(set(buckets)) == len(buckets)
         for item, bucket in zip(items, buckets, strict=True):
             revision, closed = state[bucket]
-            assert (item["close"], item["is_closed"]) == (candle("BTC/USDT", bucket, revision,
-                                                                 closed=closed).close, closed)
+            assert (item["close"], item["is_closed"]) == (
+                minute_candle("BTC/USDT", bucket, revision, closed=closed).close,
+                closed,
+            )
             seen_last[bucket] = (item["close"], item["is_closed"])
         if collected_once:
             assert set(buckets) == dirty
@@ -387,7 +424,7 @@ def test_candle_property_no_bucket_update_is_lost(ops):
         assert bucket in seen_last, f"bucket {bucket} was updated but never delivered"
     for bucket, last in seen_last.items():
         revision, closed = state[bucket]
-        assert last == (candle("BTC/USDT", bucket, revision, closed=closed).close, closed)
+        assert last == (minute_candle("BTC/USDT", bucket, revision, closed=closed).close, closed)
 
 
 # ---------------------------------------------------------------- TradeStore
@@ -395,14 +432,14 @@ def test_candle_property_no_bucket_update_is_lost(ops):
 
 def test_trades_are_delivered_once_in_arrival_order_and_new_subscriptions_start_now():
     store = TradeStore()
-    store.update(trade("BTC/USDT", "t1"))
+    store.update(store_trade("BTC/USDT", "t1"))
     subscription = sub(StreamType.TRADES, "BTC/USDT")
     assert store.collect(subscription) == [], "a new subscription starts at now"
     for n, trade_id in enumerate(["t2", "t3", "t4"]):
-        store.update(trade("BTC/USDT", trade_id, n=n))
+        store.update(store_trade("BTC/USDT", trade_id, n=n))
     assert [i["id"] for i in decoded(store.collect(subscription))] == ["t2", "t3", "t4"]
     assert store.collect(subscription) == []
-    store.update(trade("BTC/USDT", "t5"))
+    store.update(store_trade("BTC/USDT", "t5"))
     assert [i["id"] for i in decoded(store.collect(subscription))] == ["t5"]
 
 
@@ -410,23 +447,31 @@ def test_trade_item_fields():
     store = TradeStore()
     subscription = sub(StreamType.TRADES, "BTC/USDT")
     store.collect(subscription)
-    store.update(trade("BTC/USDT", "t9", n=3))
+    store.update(store_trade("BTC/USDT", "t9", n=3))
     [item] = decoded(store.collect(subscription))
-    assert item == {"symbol": "BTC/USDT", "id": "t9", "price": 103.0, "amount": 4.0,
-                    "side": "buy", "timestamp": micros_to_iso(BASE_US + 3),
-                    "provider": "synthetic:alpha"}
+    assert item == {
+        "symbol": "BTC/USDT",
+        "id": "t9",
+        "price": 103.0,
+        "amount": 4.0,
+        "side": "buy",
+        "timestamp": micros_to_iso(BASE_US + 3),
+        "provider": "synthetic:alpha",
+    }
 
 
 def test_duplicate_trades_by_provider_and_id_are_dropped():
     store = TradeStore()
     subscription = sub(StreamType.TRADES, "BTC/USDT")
     store.collect(subscription)
-    store.update(trade("BTC/USDT", "t1", "synthetic:alpha"))
-    store.update(trade("BTC/USDT", "t1", "synthetic:alpha", n=7))
-    store.update(trade("BTC/USDT", "t1", "synthetic:beta"))
+    store.update(store_trade("BTC/USDT", "t1", "synthetic:alpha"))
+    store.update(store_trade("BTC/USDT", "t1", "synthetic:alpha", n=7))
+    store.update(store_trade("BTC/USDT", "t1", "synthetic:beta"))
     items = decoded(store.collect(subscription))
-    assert [(i["id"], i["provider"]) for i in items] == [("t1", "synthetic:alpha"),
-                                                         ("t1", "synthetic:beta")]
+    assert [(i["id"], i["provider"]) for i in items] == [
+        ("t1", "synthetic:alpha"),
+        ("t1", "synthetic:beta"),
+    ]
 
 
 def test_trades_are_encoded_once_and_shared():
@@ -434,7 +479,7 @@ def test_trades_are_encoded_once_and_shared():
     first, second = sub(StreamType.TRADES, "ETH/USDT"), sub(StreamType.TRADES, "ETH/USDT")
     store.collect(first)
     store.collect(second)
-    store.update(trade("ETH/USDT", "x"))
+    store.update(store_trade("ETH/USDT", "x"))
     assert store.collect(first)[0] is store.collect(second)[0]
 
 
@@ -444,10 +489,10 @@ def test_trades_lost_when_the_ring_evicted_unseen_trades():
     just_in_time = sub(StreamType.TRADES, "BTC/USDT")
     store.collect(behind)
     for n in range(TRADES_KEPT):
-        store.update(trade("BTC/USDT", f"a{n}"))
+        store.update(store_trade("BTC/USDT", f"a{n}"))
     items = store.collect(just_in_time)
     assert items == [], "just_in_time starts now"
-    store.update(trade("BTC/USDT", "last"))
+    store.update(store_trade("BTC/USDT", "last"))
     with pytest.raises(TradesLost, match="1 trades of BTC/USDT were evicted"):
         store.collect(behind)
     assert [i["id"] for i in decoded(store.collect(just_in_time))] == ["last"]
@@ -458,7 +503,7 @@ def test_exactly_trades_kept_unseen_trades_are_all_still_delivered():
     subscription = sub(StreamType.TRADES, "BTC/USDT")
     store.collect(subscription)
     for n in range(TRADES_KEPT):
-        store.update(trade("BTC/USDT", f"a{n}"))
+        store.update(store_trade("BTC/USDT", f"a{n}"))
     items = decoded(store.collect(subscription))
     assert len(items) == TRADES_KEPT
     assert (items[0]["id"], items[-1]["id"]) == ("a0", f"a{TRADES_KEPT - 1}")
@@ -480,7 +525,7 @@ def test_trades_older_than_the_kept_seconds_leave_and_a_client_that_kept_up_lost
     store.collect(stalled)
     delivered = []
     for n in range(30):
-        store.update(trade("BTC/USDT", f"a{n}", n=n))
+        store.update(store_trade("BTC/USDT", f"a{n}", n=n))
         clock.now += 10.0
         delivered += [item["id"] for item in decoded(store.collect(keeping_up))]
     assert delivered == [f"a{n}" for n in range(30)]
@@ -495,20 +540,24 @@ def test_a_duplicate_is_dropped_while_its_original_is_kept_and_sent_once_it_left
     store = TradeStore(clock)
     subscription = sub(StreamType.TRADES, "BTC/USDT")
     store.collect(subscription)
-    store.update(trade("BTC/USDT", "x"))
+    store.update(store_trade("BTC/USDT", "x"))
     clock.now += TRADES_KEPT_SECONDS - 1
-    store.update(trade("BTC/USDT", "x"))
+    store.update(store_trade("BTC/USDT", "x"))
     assert [item["id"] for item in decoded(store.collect(subscription))] == ["x"]
     clock.now += 2
-    store.update(trade("BTC/USDT", "y"))
-    store.update(trade("BTC/USDT", "x"))
+    store.update(store_trade("BTC/USDT", "y"))
+    store.update(store_trade("BTC/USDT", "x"))
     assert [item["id"] for item in decoded(store.collect(subscription))] == ["y", "x"]
 
 
 trade_ops = st.lists(
     st.one_of(
-        st.tuples(st.just("trade"), st.sampled_from(["BTC/USDT", "ETH/USDT"]),
-                  st.integers(0, 25), st.sampled_from(["synthetic:alpha", "synthetic:beta"])),
+        st.tuples(
+            st.just("trade"),
+            st.sampled_from(["BTC/USDT", "ETH/USDT"]),
+            st.integers(0, 25),
+            st.sampled_from(["synthetic:alpha", "synthetic:beta"]),
+        ),
         st.tuples(st.just("collect")),
     ),
     max_size=80,
@@ -529,7 +578,7 @@ def test_trade_property_every_trade_after_the_cursor_exactly_once_in_order(ops):
         if op[0] == "trade":
             _, symbol, number, provider = op
             identity = (provider, f"t{number}")
-            store.update(trade(symbol, identity[1], provider))
+            store.update(store_trade(symbol, identity[1], provider))
             if identity not in seen_identities[symbol]:
                 seen_identities[symbol].add(identity)
                 if started:
@@ -544,11 +593,11 @@ def test_trade_property_every_trade_after_the_cursor_exactly_once_in_order(ops):
     assert delivered == expected
 
 
-# ---------------------------------------------------------------- Market
+# ---------------------------------------------------------------- MarketStores
 
 
 def test_market_routes_each_stream_type_to_its_store():
-    market = Market()
+    market = MarketStores()
     assert market.store_for(StreamType.PRICE) is market.quotes
     assert market.store_for(StreamType.QUOTE) is market.quotes
     assert market.store_for(StreamType.MULTI_ASSET) is market.quotes
@@ -566,8 +615,14 @@ def test_data_message_envelope_and_seq_from_one():
         book.update(quote("AAPL", 100.0 + seq, seq))
         items = book.collect(subscription)
         message = json.loads(subscription.data_message(items))
-        assert set(message) == {"type", "stream_type", "subscription_id", "timestamp", "seq",
-                                "data"}
+        assert set(message) == {
+            "type",
+            "stream_type",
+            "subscription_id",
+            "timestamp",
+            "seq",
+            "data",
+        }
         assert list(message)[:4] == ["type", "stream_type", "subscription_id", "timestamp"]
         assert message["type"] == "data" and message["stream_type"] == "quote"
         assert message["subscription_id"] == subscription.id
@@ -587,17 +642,20 @@ def test_seq_is_per_subscription_and_ids_are_unique():
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
 
 @PROPERTY
-@given(values=st.lists(json_values, max_size=6),
-       stream_type=st.sampled_from(list(StreamType)))
+@given(values=st.lists(json_values, max_size=6), stream_type=st.sampled_from(list(StreamType)))
 def test_data_message_is_valid_json_around_any_encoded_items(values, stream_type):
     subscription = Subscription(stream_type, ["AAPL"], 1000)
     items = [json.dumps(value) for value in values]
@@ -640,8 +698,13 @@ def test_token_bucket_never_saves_more_than_burst():
 
 @st.composite
 def request_times(draw):
-    gaps = draw(st.lists(st.one_of(st.just(0.0), st.floats(0.0, 0.5), st.floats(0.0, 5.0)),
-                         min_size=1, max_size=300))
+    gaps = draw(
+        st.lists(
+            st.one_of(st.just(0.0), st.floats(0.0, 0.5), st.floats(0.0, 5.0)),
+            min_size=1,
+            max_size=300,
+        )
+    )
     times, now = [], 1000.0
     for gap in gaps:
         now += gap
@@ -661,12 +724,16 @@ def test_token_bucket_never_grants_more_than_burst_plus_rate_times_window(rate, 
     for j, moment in enumerate(granted):
         lowest = min(lowest, j - rate * moment)
         assert (j - rate * moment) - lowest <= burst - 1 + 1e-6, (
-            f"more than {burst} + {rate} * window tokens granted up to t={moment}")
+            f"more than {burst} + {rate} * window tokens granted up to t={moment}"
+        )
 
 
 @PROPERTY
-@given(rate=st.floats(0.5, 200.0), burst=st.integers(1, 50),
-       gaps=st.lists(st.floats(1.0, 3.0), min_size=1, max_size=100))
+@given(
+    rate=st.floats(0.5, 200.0),
+    burst=st.integers(1, 50),
+    gaps=st.lists(st.floats(1.0, 3.0), min_size=1, max_size=100),
+)
 def test_token_bucket_never_refuses_a_client_within_the_rate(rate, burst, gaps):
     now = 0.0
     bucket = TokenBucket(rate, float(burst), now)
@@ -674,4 +741,3 @@ def test_token_bucket_never_refuses_a_client_within_the_rate(rate, burst, gaps):
     for gap in gaps:
         now += gap * 1.000001 / rate
         assert bucket.take(now)
-

@@ -10,40 +10,28 @@ import httpx
 import pytest
 import websockets
 
-from fiml.kafka_clients import make_producer
-from schemas import Candle, Trade, encode
-from schemas.records import micros_to_iso
-from tests.kafka_broker import free_port
+from runtime.testing import free_port
+from schemas import Trade
+from schemas.times import micros_to_iso
+from tests.factories import BASE_US, SECOND, quote, second_candle, trade
 from tests.support import poll_until
-from tests.test_gateway import BASE_US, gateway, make_quote, publish, receive, serve_gateway
-
-__all__ = ["gateway"]
-
-SECOND = 1_000_000
+from tests.support_gateway import receive, serve_gateway
+from tests.support_kafka import produce
 
 
-async def produce(settings, role: str, *records) -> None:
-    producer = make_producer(settings, "test-records")
-    await producer.start()
-    try:
-        for record in records:
-            await producer.send_and_wait(settings.topic(role), encode(record),
-                                         key=record.symbol.encode())
-    finally:
-        await producer.stop()
-
-
-def candle(open_s: int, close: float, revision: int, *, closed: bool = False,
-           timeframe: str = "1s") -> Candle:
-    return Candle(symbol="BTC/USDT", timeframe=timeframe, open_time=BASE_US + open_s * SECOND,
-                  open=100.0, high=max(100.0, close), low=min(100.0, close), close=close,
-                  volume=2.5, is_closed=closed, revision=revision, seq=open_s * 10 + revision)
-
-
-def trade(number: int, provider: str = "synthetic:alpha") -> Trade:
-    return Trade(symbol="ETH/USDT", trade_id=f"t{number}", provider=provider,
-                 ts_event=BASE_US + number, ts_ingest=BASE_US + number + 10,
-                 price=3000.0 + number, amount=0.5, side="buy" if number % 2 else "sell")
+def eth_trade(number: int, provider: str = "synthetic:alpha") -> Trade:
+    """Trade ``t<number>`` of ETH/USDT ``number`` µs after ``BASE_US``, priced
+    ``3000 + number``, a buy when ``number`` is odd."""
+    return trade(
+        symbol="ETH/USDT",
+        trade_id=f"t{number}",
+        provider=provider,
+        ts_event=BASE_US + number,
+        ts_ingest=BASE_US + number + 10,
+        price=3000.0 + number,
+        amount=0.5,
+        side="buy" if number % 2 else "sell",
+    )
 
 
 async def subscribe(ws, **fields) -> dict:
@@ -53,22 +41,44 @@ async def subscribe(ws, **fields) -> dict:
 
 async def test_ohlcv_snapshot_then_every_closed_candle(gateway):
     settings, port, app = gateway
-    await produce(settings, "candles", candle(0, 101.0, 1), candle(0, 102.0, 2))
+    await produce(settings, "candles", [second_candle(0, 101.0, 1), second_candle(0, 102.0, 2)])
     series = app.state.market.candles.series
-    await poll_until(lambda: ("BTC/USDT", "1s") in series
-                     and series["BTC/USDT", "1s"].buckets[BASE_US].revision == 2, within=10)
+    await poll_until(
+        lambda: (
+            ("BTC/USDT", "1s") in series and series["BTC/USDT", "1s"].buckets[BASE_US].revision == 2
+        ),
+        within=10,
+    )
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        ack = await subscribe(ws, stream_type="ohlcv", symbols=["BTC/USDT"], interval_ms=1000,
-                              timeframe="1s")
+        ack = await subscribe(
+            ws, stream_type="ohlcv", symbols=["BTC/USDT"], interval_ms=1000, timeframe="1s"
+        )
         assert ack["timeframe"] == "1s"
         snapshot = await receive(ws, "data")
         assert snapshot["stream_type"] == "ohlcv"
-        assert snapshot["data"] == [{
-            "symbol": "BTC/USDT", "timestamp": micros_to_iso(BASE_US), "open": 100.0,
-            "high": 102.0, "low": 100.0, "close": 102.0, "volume": 2.5, "is_closed": False,
-            "timeframe": "1s"}]
-        await produce(settings, "candles", candle(0, 103.0, 3, closed=True),
-                      candle(1, 99.0, 1), candle(1, 98.0, 2, closed=True), candle(2, 97.0, 1))
+        assert snapshot["data"] == [
+            {
+                "symbol": "BTC/USDT",
+                "timestamp": micros_to_iso(BASE_US),
+                "open": 100.0,
+                "high": 102.0,
+                "low": 100.0,
+                "close": 102.0,
+                "volume": 2.5,
+                "is_closed": False,
+                "timeframe": "1s",
+            }
+        ]
+        await produce(
+            settings,
+            "candles",
+            [
+                second_candle(0, 103.0, 3, closed=True),
+                second_candle(1, 99.0, 1),
+                second_candle(1, 98.0, 2, closed=True),
+                second_candle(2, 97.0, 1),
+            ],
+        )
         seen: dict[str, dict] = {}
         async with asyncio.timeout(10):
             while len(seen) < 3 or not seen[micros_to_iso(BASE_US + SECOND)]["is_closed"]:
@@ -81,8 +91,11 @@ async def test_ohlcv_snapshot_then_every_closed_candle(gateway):
 
 async def test_ohlcv_timeframes_are_separate(gateway):
     settings, port, _ = gateway
-    await produce(settings, "candles", candle(0, 110.0, 1, timeframe="1m"),
-                  candle(0, 120.0, 1, timeframe="1s"))
+    await produce(
+        settings,
+        "candles",
+        [second_candle(0, 110.0, 1, timeframe="1m"), second_candle(0, 120.0, 1, timeframe="1s")],
+    )
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await subscribe(ws, stream_type="ohlcv", symbols=["BTC/USDT"], interval_ms=500)
         data = await receive(ws, "data")
@@ -93,7 +106,7 @@ async def test_every_trade_arrives_once_batched_per_interval(gateway):
     settings, port, _ = gateway
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await subscribe(ws, stream_type="trades", symbols=["ETH/USDT"], interval_ms=500)
-        await produce(settings, "trades", *(trade(n) for n in range(1, 41)), trade(7))
+        await produce(settings, "trades", [*(eth_trade(n) for n in range(1, 41)), eth_trade(7)])
         ids: list[str] = []
         messages = 0
         async with asyncio.timeout(10):
@@ -112,11 +125,17 @@ async def test_trade_items_carry_the_trade(gateway):
     settings, port, _ = gateway
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
         await subscribe(ws, stream_type="trades", symbols=["ETH/USDT"], interval_ms=100)
-        await produce(settings, "trades", trade(101))
+        await produce(settings, "trades", [eth_trade(101)])
         item = (await receive(ws, "data"))["data"][0]
-        assert item == {"symbol": "ETH/USDT", "id": "t101", "price": 3101.0, "amount": 0.5,
-                        "side": "buy", "timestamp": micros_to_iso(BASE_US + 101),
-                        "provider": "synthetic:alpha"}
+        assert item == {
+            "symbol": "ETH/USDT",
+            "id": "t101",
+            "price": 3101.0,
+            "amount": 0.5,
+            "side": "buy",
+            "timestamp": micros_to_iso(BASE_US + 101),
+            "provider": "synthetic:alpha",
+        }
 
 
 async def test_a_symbol_without_updates_is_reported_stale_then_live(topics):
@@ -127,7 +146,7 @@ async def test_a_symbol_without_updates_is_reported_stale_then_live(topics):
             await subscribe(ws, stream_type="price", symbols=["AMZN"], interval_ms=100)
             stale = await receive(ws, "status", within=5)
             assert (stale["symbol"], stale["status"]) == ("AMZN", "stale")
-            await publish(settings, make_quote("AMZN", 185.0, 1))
+            await produce(settings, "quotes", [quote("AMZN", 185.0, 1)])
             async with asyncio.timeout(5):
                 kinds = []
                 while not kinds or kinds[-1]["type"] != "status":
@@ -139,9 +158,14 @@ async def test_a_symbol_without_updates_is_reported_stale_then_live(topics):
 @pytest.fixture
 async def secured(topics):
     settings = dataclasses.replace(
-        topics, gateway_port=free_port(), api_keys=("k-one", "k-two"),
-        allowed_origins=("https://dash.example",), max_connections=2,
-        max_subscriptions_per_connection=1, max_message_bytes=1024)
+        topics,
+        gateway_port=free_port(),
+        api_keys=("k-one", "k-two"),
+        allowed_origins=("https://dash.example",),
+        max_connections=2,
+        max_subscriptions_per_connection=1,
+        max_message_bytes=1024,
+    )
     async with serve_gateway(settings):
         yield f"127.0.0.1:{settings.gateway_port}"
 
@@ -153,27 +177,29 @@ async def test_api_key_is_required_when_configured(secured):
         with pytest.raises(websockets.ConnectionClosed):
             await ws.recv()
         assert ws.close_code == 4401
-    async with websockets.connect(f"ws://{secured}/ws/stream",
-                                  additional_headers={"X-API-Key": "k-two"}) as ws:
+    async with websockets.connect(
+        f"ws://{secured}/ws/stream", additional_headers={"X-API-Key": "k-two"}
+    ) as ws:
         await ws.send(json.dumps({"type": "ping"}))
         assert (await receive(ws, "pong"))["type"] == "pong"
     async with websockets.connect(f"ws://{secured}/ws/prices/AAPL?api_key=k-one") as ws:
         assert (await receive(ws, "subscription_ack"))["symbols"] == ["AAPL"]
     async with httpx.AsyncClient() as http:
         assert (await http.get(f"http://{secured}/ws/connections")).status_code == 401
-        allowed = await http.get(f"http://{secured}/ws/connections",
-                                 headers={"X-API-Key": "k-one"})
+        allowed = await http.get(f"http://{secured}/ws/connections", headers={"X-API-Key": "k-one"})
         assert allowed.status_code == 200
 
 
 async def test_origin_allowlist(secured):
     headers = {"X-API-Key": "k-one"}
     with pytest.raises(websockets.InvalidStatus):
-        async with websockets.connect(f"ws://{secured}/ws/stream", origin="https://evil.example",
-                                      additional_headers=headers):
+        async with websockets.connect(
+            f"ws://{secured}/ws/stream", origin="https://evil.example", additional_headers=headers
+        ):
             pass
-    async with websockets.connect(f"ws://{secured}/ws/stream", origin="https://dash.example",
-                                  additional_headers=headers) as ws:
+    async with websockets.connect(
+        f"ws://{secured}/ws/stream", origin="https://dash.example", additional_headers=headers
+    ) as ws:
         await ws.send(json.dumps({"type": "ping"}))
         assert (await receive(ws, "pong"))["type"] == "pong"
 
@@ -181,11 +207,14 @@ async def test_origin_allowlist(secured):
 async def test_connection_and_subscription_caps(secured):
     headers = {"X-API-Key": "k-one"}
     url = f"ws://{secured}/ws/stream"
-    async with websockets.connect(url, additional_headers=headers) as first, \
-            websockets.connect(url, additional_headers=headers) as second:
+    async with (
+        websockets.connect(url, additional_headers=headers) as first,
+        websockets.connect(url, additional_headers=headers) as second,
+    ):
         await subscribe(first, stream_type="price", symbols=["AAPL"])
-        await first.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                     "symbols": ["MSFT"]}))
+        await first.send(
+            json.dumps({"type": "subscribe", "stream_type": "price", "symbols": ["MSFT"]})
+        )
         refused = await receive(first, "error")
         assert refused["error_code"] == "SUBSCRIPTION_ERROR" and "at most 1" in refused["message"]
         await second.send(json.dumps({"type": "ping"}))
@@ -198,8 +227,9 @@ async def test_connection_and_subscription_caps(secured):
 
 
 async def test_a_message_over_the_size_limit_closes_with_1009(secured):
-    async with websockets.connect(f"ws://{secured}/ws/stream",
-                                  additional_headers={"X-API-Key": "k-one"}) as ws:
+    async with websockets.connect(
+        f"ws://{secured}/ws/stream", additional_headers={"X-API-Key": "k-one"}
+    ) as ws:
         await ws.send(json.dumps({"type": "ping", "pad": "x" * 2000}))
         error = await receive(ws, "error")
         assert error["error_code"] == "MESSAGE_TOO_LARGE"

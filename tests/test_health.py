@@ -21,23 +21,17 @@ import httpx
 import pytest
 import websockets
 
-from fiml.health import (
-    FaustHealth,
-    HealthServer,
-    Progress,
-    faust_health,
-    main,
-    probe,
-    serve_health,
-)
-from fiml.processes import stop_process
-from fiml.settings import Settings, SettingsError
-from fiml.topics import create_topics
-from tests.kafka_broker import free_port
-from tests.support import service_env, spawn
-from tests.test_gateway import make_quote, publish, serve_gateway, until_known
-
-SERVICE_START_TIMEOUT = 90.0
+from arbitration.health import FaustHealth, faust_health
+from fiml.health import main, probe
+from runtime.health import HealthServer, Progress, serve_health
+from runtime.processes import stop_process
+from runtime.settings import Settings, SettingsError
+from runtime.testing import free_port
+from runtime.topics import create_topics
+from tests.factories import quote
+from tests.support import poll, service_env, spawn
+from tests.support_gateway import serve_gateway, until_known
+from tests.support_kafka import produce
 
 
 class Flag:
@@ -88,10 +82,11 @@ async def test_healthz_answers_while_readyz_waits_for_the_check(health_server):
         assert head.status_code == 200 and head.content == b""
 
 
-async def test_a_malformed_request_gets_400_and_a_silent_client_is_dropped(health_server,
-                                                                           monkeypatch):
+async def test_a_malformed_request_gets_400_and_a_silent_client_is_dropped(
+    health_server, monkeypatch
+):
     server, _ = health_server
-    monkeypatch.setattr("fiml.health.READ_TIMEOUT", 0.2)
+    monkeypatch.setattr("runtime.health.READ_TIMEOUT", 0.2)
     response = await raw_request(server.port, b"nonsense\r\n\r\n")
     assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     overlong = b""
@@ -99,7 +94,8 @@ async def test_a_malformed_request_gets_400_and_a_silent_client_is_dropped(healt
         overlong = await raw_request(server.port, b"GET /" + b"x" * 100_000 + b"\r\n\r\n")
     assert overlong == b""
     assert (await raw_request(server.port, b"GET /healthz HTTP/1.1\r\n\r\n")).startswith(
-        b"HTTP/1.1 200 OK\r\n")
+        b"HTTP/1.1 200 OK\r\n"
+    )
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     async with asyncio.timeout(10):
         assert await reader.read() == b""  # closed after the read timeout, no answer
@@ -150,7 +146,7 @@ async def test_a_faust_worker_is_ready_once_assigned_and_not_while_rebalancing(m
     goes away in tests/test_outages.py)."""
     port = free_port()
     connected = Flag()
-    monkeypatch.setattr("fiml.health.faust_connected", lambda app: connected())
+    monkeypatch.setattr("arbitration.health.faust_connected", lambda app: connected())
     app = faust.App("health-test", broker="kafka://127.0.0.1:1")
     [service] = faust_health(app, Settings.from_env({}, health_port=port), Progress(1.0))
     assert isinstance(service, FaustHealth)
@@ -170,31 +166,13 @@ async def test_a_faust_worker_is_ready_once_assigned_and_not_while_rebalancing(m
         await service.on_stop()
 
 
-async def poll(url: str, within: float = SERVICE_START_TIMEOUT,
-               process: subprocess.Popen | None = None) -> list[int]:
-    """Status codes of ``url``, polled until it answers 200; connection errors are skipped.
-
-    Fails at once if ``process``, the server, has exited.
-    """
-    seen: list[int] = []
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if process is not None and process.poll() is not None:
-                raise AssertionError(f"the server exited with code {process.returncode}")
-            with contextlib.suppress(httpx.TransportError):
-                seen.append((await client.get(url)).status_code)
-            if seen and seen[-1] == 200:
-                return seen
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"{url} did not answer 200 within {within} s: {seen[-5:]}")
-
-
 @pytest.mark.parametrize("command", ["ingest", "arbitrate"])
 async def test_a_spawned_service_answers_health_and_stops_cleanly(command, topics, tmp_path):
     port = free_port()
-    env = service_env(dataclasses.replace(topics, synthetic_symbols=("AAPL", "BTC/USDT")),
-                      FIML_HEALTH_PORT=str(port))
+    env = service_env(
+        dataclasses.replace(topics, symbols=("AAPL", "BTC/USDT")),
+        FIML_HEALTH_PORT=str(port),
+    )
     log = tmp_path / f"{command}.log"
     process = spawn([command], env, log)
     try:
@@ -272,7 +250,7 @@ async def test_a_stuck_feed_turns_healthz_failing_within_the_stall_time_and_back
         url = f"http://127.0.0.1:{settings.gateway_port}/healthz"
         async with httpx.AsyncClient() as client:
             await asyncio.wait_for(entered.wait(), 5)
-            await publish(settings, make_quote("AAPL", 101.0, 1))
+            await produce(settings, "quotes", [quote("AAPL", 101.0, 1)])
             began = time.monotonic()
             assert (await client.get(url)).status_code == 200
             while (answer := await client.get(url)).status_code == 200:
@@ -283,4 +261,4 @@ async def test_a_stuck_feed_turns_healthz_failing_within_the_stall_time_and_back
             assert app.state.market.quotes.latest("AAPL") is None
             release.set()
             await poll(url, within=10)
-            await until_known(app, make_quote("AAPL", 101.0, 1))
+            await until_known(app, quote("AAPL", 101.0, 1))

@@ -5,16 +5,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from fiml.runtime import now_micros
 from gateway.items import candle_item, quote_item
+from runtime.clock import now_micros
 from schemas import Candle, Quote
-from schemas.records import micros_to_iso
-from tests.support import expire_oldest, read_topic
-from tests.test_gateway import gateway, make_quote
-from tests.test_gateway_streams import candle
-from tests.test_replay_reader import BASE_US, produce_timed
-
-__all__ = ["gateway"]
+from schemas.times import micros_to_iso
+from tests.factories import BASE_US, quote, second_candle
+from tests.support_kafka import expire_oldest, ingest_ms, produce, read_topic
 
 SYMBOLS = ("AAPL", "MSFT", "BTC/USDT")
 
@@ -33,15 +29,25 @@ async def all_pages(http: httpx.AsyncClient, url: str, params: dict) -> list[dic
 
 async def test_quotes_come_in_pages_that_add_up_to_the_range(gateway):
     settings, port, _ = gateway
-    await produce_timed(settings, "quotes",
-                        [make_quote(SYMBOLS[n % 3], 100.0 + n, n * 1000) for n in range(90)])
+    await produce(
+        settings,
+        "quotes",
+        [quote(SYMBOLS[n % 3], 100.0 + n, n * 1000) for n in range(90)],
+        written_ms=ingest_ms,
+    )
     stored = await read_topic(settings, "quotes", Quote)
     start, end = BASE_US + 3000, BASE_US + 80_000
-    want = [quote_item(r) for _, _, r in sorted(stored, key=lambda x: (x[2].ts_event, x[0], x[1]))
-            if r.symbol == "AAPL" and start <= r.ts_event <= end]
+    want = [
+        quote_item(r)
+        for _, _, r in sorted(stored, key=lambda x: (x[2].ts_event, x[0], x[1]))
+        if r.symbol == "AAPL" and start <= r.ts_event <= end
+    ]
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-        pages = await all_pages(http, "/v1/quotes/aapl", {
-            "start": micros_to_iso(start), "end": micros_to_iso(end), "limit": 7})
+        pages = await all_pages(
+            http,
+            "/v1/quotes/aapl",
+            {"start": micros_to_iso(start), "end": micros_to_iso(end), "limit": 7},
+        )
     assert len(want) == 26
     assert [len(page["items"]) for page in pages] == [7, 7, 7, 5]
     assert all(page["symbol"] == "AAPL" for page in pages)
@@ -50,16 +56,29 @@ async def test_quotes_come_in_pages_that_add_up_to_the_range(gateway):
 
 async def test_candles_of_one_timeframe_with_a_slash_symbol(gateway):
     settings, port, _ = gateway
-    written = [candle(n, 100.0 + n, 1, closed=True, timeframe=tf)
-               for n in range(12) for tf in ("1s", "1m")]
-    await produce_timed(settings, "candles", written)
+    written = [
+        second_candle(n, 100.0 + n, 1, closed=True, timeframe=tf)
+        for n in range(12)
+        for tf in ("1s", "1m")
+    ]
+    await produce(settings, "candles", written, written_ms=ingest_ms)
     stored = await read_topic(settings, "candles", Candle)
-    want = [candle_item(r) for _, _, r in sorted(stored, key=lambda x: (x[2].open_time, x[0], x[1]))
-            if r.timeframe == "1s"]
+    want = [
+        candle_item(r)
+        for _, _, r in sorted(stored, key=lambda x: (x[2].open_time, x[0], x[1]))
+        if r.timeframe == "1s"
+    ]
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-        pages = await all_pages(http, "/v1/candles/BTC/USDT", {
-            "timeframe": "1s", "start": micros_to_iso(BASE_US),
-            "end": micros_to_iso(BASE_US + 11_000_000), "limit": 5})
+        pages = await all_pages(
+            http,
+            "/v1/candles/BTC/USDT",
+            {
+                "timeframe": "1s",
+                "start": micros_to_iso(BASE_US),
+                "end": micros_to_iso(BASE_US + 11_000_000),
+                "limit": 5,
+            },
+        )
     assert [len(page["items"]) for page in pages] == [5, 5, 2]
     assert [item for page in pages for item in page["items"]] == want
     assert pages[0]["timeframe"] == "1s" and pages[0]["symbol"] == "BTC/USDT"
@@ -67,16 +86,30 @@ async def test_candles_of_one_timeframe_with_a_slash_symbol(gateway):
 
 async def test_closed_only_candles_skip_the_revisions_of_forming_buckets(gateway):
     settings, port, _ = gateway
-    written = [candle(n, 100.0 + n + revision, revision, closed=revision == 2, timeframe="5m")
-               for n in range(8) for revision in range(3)]
-    await produce_timed(settings, "candles", written)
+    written = [
+        second_candle(n, 100.0 + n + revision, revision, closed=revision == 2, timeframe="5m")
+        for n in range(8)
+        for revision in range(3)
+    ]
+    await produce(settings, "candles", written, written_ms=ingest_ms)
     stored = await read_topic(settings, "candles", Candle)
-    want = [candle_item(r) for _, _, r in sorted(stored, key=lambda x: (x[2].open_time, x[0], x[1]))
-            if r.timeframe == "5m" and r.is_closed]
+    want = [
+        candle_item(r)
+        for _, _, r in sorted(stored, key=lambda x: (x[2].open_time, x[0], x[1]))
+        if r.timeframe == "5m" and r.is_closed
+    ]
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-        pages = await all_pages(http, "/v1/candles/BTC/USDT", {
-            "timeframe": "5m", "start": micros_to_iso(BASE_US),
-            "end": micros_to_iso(BASE_US + 11_000_000), "limit": 3, "closed": "true"})
+        pages = await all_pages(
+            http,
+            "/v1/candles/BTC/USDT",
+            {
+                "timeframe": "5m",
+                "start": micros_to_iso(BASE_US),
+                "end": micros_to_iso(BASE_US + 11_000_000),
+                "limit": 3,
+                "closed": "true",
+            },
+        )
     assert len(want) == 8
     assert [len(page["items"]) for page in pages] == [3, 3, 2]
     assert [item for page in pages for item in page["items"]] == want
@@ -89,41 +122,56 @@ async def test_candles_come_one_row_per_bucket_unless_every_revision_is_asked_fo
     # is still forming.
     written = []
     for n in range(6):
-        written += [candle(n, 100.0 + n, 1, timeframe="5m"),
-                    candle(n, 101.0 + n, 2, timeframe="5m")]
+        written += [
+            second_candle(n, 100.0 + n, 1, timeframe="5m"),
+            second_candle(n, 101.0 + n, 2, timeframe="5m"),
+        ]
         if n:
-            written.append(candle(n - 1, 102.0 + n - 1, 3, closed=True, timeframe="5m"))
-    await produce_timed(settings, "candles", written)
-    params = {"timeframe": "5m", "start": micros_to_iso(BASE_US),
-              "end": micros_to_iso(BASE_US + 11_000_000)}
+            written.append(second_candle(n - 1, 102.0 + n - 1, 3, closed=True, timeframe="5m"))
+    await produce(settings, "candles", written, written_ms=ingest_ms)
+    params = {
+        "timeframe": "5m",
+        "start": micros_to_iso(BASE_US),
+        "end": micros_to_iso(BASE_US + 11_000_000),
+    }
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         by_bucket = await all_pages(http, "/v1/candles/BTC/USDT", {**params, "limit": 2})
         every = await all_pages(http, "/v1/candles/BTC/USDT", {**params, "revisions": "true"})
     rows = [item for page in by_bucket for item in page["items"]]
     assert [len(page["items"]) for page in by_bucket] == [2, 2, 2]
     assert [row["timestamp"] for row in rows] == [
-        candle_item(candle(n, 0, 1, timeframe="5m"))["timestamp"] for n in range(6)]
+        candle_item(second_candle(n, 0, 1, timeframe="5m"))["timestamp"] for n in range(6)
+    ]
     assert [(row["close"], row["is_closed"]) for row in rows] == [
-        (102.0 + n, True) for n in range(5)] + [(106.0, False)]
+        (102.0 + n, True) for n in range(5)
+    ] + [(106.0, False)]
     assert len([item for page in every for item in page["items"]]) == len(written) == 17
 
 
-@pytest.mark.parametrize(("params", "status", "detail"), [
-    ({"limit": 10_001}, 422, "less than or equal to 10000"),
-    ({"limit": 0}, 422, "greater than or equal to 1"),
-    ({"cursor": "not-a-cursor"}, 400, "cursor"),
-    ({"start": micros_to_iso(BASE_US - 3_600_000_000)}, 400, "older than the retention"),
-    ({"end": micros_to_iso(BASE_US - 1)}, 400, "end is before start"),
-    ({"end": "2100-01-01T00:00:00Z"}, 400, "end is in the future"),
-])
+@pytest.mark.parametrize(
+    ("params", "status", "detail"),
+    [
+        ({"limit": 10_001}, 422, "less than or equal to 10000"),
+        ({"limit": 0}, 422, "greater than or equal to 1"),
+        ({"cursor": "not-a-cursor"}, 400, "cursor"),
+        ({"start": micros_to_iso(BASE_US - 3_600_000_000)}, 400, "older than the retention"),
+        ({"end": micros_to_iso(BASE_US - 1)}, 400, "end is before start"),
+        ({"end": "2100-01-01T00:00:00Z"}, 400, "end is in the future"),
+    ],
+)
 async def test_bad_requests_are_refused(gateway, params, status, detail):
     settings, port, _ = gateway
-    await produce_timed(settings, "quotes", [make_quote("AAPL", 100.0, 1000),
-                                             make_quote("AAPL", 101.0, 2000)])
+    await produce(
+        settings,
+        "quotes",
+        [quote("AAPL", 100.0, 1000), quote("AAPL", 101.0, 2000)],
+        written_ms=ingest_ms,
+    )
     await expire_oldest(settings, "quotes")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-        response = await http.get("/v1/quotes/AAPL",
-                                  params={"start": micros_to_iso(BASE_US), **params})
+        response = await http.get(
+            "/v1/quotes/AAPL", params={"start": micros_to_iso(BASE_US), **params}
+        )
     assert response.status_code == status
     assert detail in response.text
 
@@ -131,7 +179,7 @@ async def test_bad_requests_are_refused(gateway, params, status, detail):
 @pytest.mark.parametrize("zone", ["Z", ""])
 async def test_a_start_still_to_come_without_end_gets_an_empty_page(gateway, zone):
     settings, port, _ = gateway
-    await produce_timed(settings, "quotes", [make_quote("AAPL", 100.0, 1000)])
+    await produce(settings, "quotes", [quote("AAPL", 100.0, 1000)], written_ms=ingest_ms)
     start = micros_to_iso(now_micros() + 3_600_000_000).removesuffix("Z") + zone
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         pages = await all_pages(http, "/v1/quotes/AAPL", {"start": start})
@@ -142,8 +190,10 @@ async def test_the_openapi_page_documents_both_endpoints(gateway):
     _, port, _ = gateway
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
         document = (await http.get("/openapi.json")).json()
-    for path, page in (("/v1/quotes/{symbol}", "QuotePage"),
-                       ("/v1/candles/{symbol}", "CandlePage")):
+    for path, page in (
+        ("/v1/quotes/{symbol}", "QuotePage"),
+        ("/v1/candles/{symbol}", "CandlePage"),
+    ):
         get = document["paths"][path]["get"]
         schema = get["responses"]["200"]["content"]["application/json"]["schema"]
         assert schema == {"$ref": f"#/components/schemas/{page}"}

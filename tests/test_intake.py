@@ -1,5 +1,5 @@
-"""The one rule for records that are not ours (fiml/intake.py), the checks consumers add for
-records that decode but make no sense to them, and the liveness rule (fiml/health.py)."""
+"""The one rule for records that are not ours (runtime/intake.py), the checks consumers add for
+records that decode but make no sense to them, and the liveness rule (runtime/health.py)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,14 @@ import logging
 
 import pytest
 
-from fiml import intake
-from fiml.health import HealthServer, Progress
-from fiml.intake import decode_or_skip, skip
-from fiml.metrics import RECORDS_SKIPPED
 from gateway.feed import check_event_time, check_status
 from ingest.demand import check_demand
+from runtime import intake
+from runtime.health import HealthServer, Progress
+from runtime.intake import decode_or_skip, skip
+from runtime.metrics import RECORDS_SKIPPED
 from schemas import Demand, ProviderStatus, Quote, encode
-
-NOW = 1_764_000_000_000_000
+from tests.factories import BASE_US
 
 
 @dataclasses.dataclass
@@ -42,7 +41,7 @@ class Clock:
 
 
 def test_a_record_that_is_not_ours_is_counted_logged_with_where_it_is_and_skipped(caplog):
-    good = Demand("AMD", "gw", 1, NOW, 60.0)
+    good = Demand("AMD", "gw", 1, BASE_US, 60.0)
     before = skipped("t.intake", "null")
     with caplog.at_level(logging.WARNING, logger="fiml.intake"):
         assert decode_or_skip(Found(None, topic="t.intake"), Demand) is None
@@ -52,7 +51,8 @@ def test_a_record_that_is_not_ours_is_counted_logged_with_where_it_is_and_skippe
 
 
 def test_the_log_is_rate_limited_per_topic_and_reason_and_says_what_it_left_out(
-        caplog, monkeypatch):
+    caplog, monkeypatch
+):
     clock = Clock()
     monkeypatch.setattr(intake, "_throttle", intake._Throttle(clock))
     with caplog.at_level(logging.WARNING, logger="fiml.intake"):
@@ -70,40 +70,46 @@ def test_the_log_is_rate_limited_per_topic_and_reason_and_says_what_it_left_out(
 
 def test_a_check_that_fails_skips_the_record_as_invalid():
     before = skipped("t.intake", "invalid")
-    bad = Demand("AMD", "gw", -3, NOW, 60.0)
+    bad = Demand("AMD", "gw", -3, BASE_US, 60.0)
     assert decode_or_skip(Found(encode(bad)), Demand, check_demand) is None
     assert skipped("t.intake", "invalid") == before + 1
 
 
-@pytest.mark.parametrize("record", [
-    Demand("AMD", "gw", -1, NOW, 60.0),
-    Demand("amd", "gw", 1, NOW, 60.0),
-    Demand("", "gw", 1, NOW, 60.0),
-    Demand("AMD", "gw", 1, NOW, float("nan")),
-    Demand("AMD", "gw", 1, NOW, float("inf")),
-    Demand("AMD", "gw", 1, NOW, 0.0),
-])
+@pytest.mark.parametrize(
+    "record",
+    [
+        Demand("AMD", "gw", -1, BASE_US, 60.0),
+        Demand("amd", "gw", 1, BASE_US, 60.0),
+        Demand("", "gw", 1, BASE_US, 60.0),
+        Demand("AMD", "gw", 1, BASE_US, float("nan")),
+        Demand("AMD", "gw", 1, BASE_US, float("inf")),
+        Demand("AMD", "gw", 1, BASE_US, 0.0),
+    ],
+)
 def test_demand_ingest_cannot_use_is_refused(record):
     with pytest.raises(ValueError):
         check_demand(record)
 
 
-@pytest.mark.parametrize("status", [
-    ProviderStatus("p", NOW, "BROKEN"),
-    ProviderStatus("p", 2**62, "UP"),
-])
+@pytest.mark.parametrize(
+    "status",
+    [
+        ProviderStatus("p", BASE_US, "BROKEN"),
+        ProviderStatus("p", 2**62, "UP"),
+    ],
+)
 def test_statuses_clients_cannot_be_told_of_are_refused(status):
     with pytest.raises((ValueError, OverflowError)):
         check_status(status)
-    check_status(dataclasses.replace(status, state="DOWN", ts_event=NOW))
+    check_status(dataclasses.replace(status, state="DOWN", ts_event=BASE_US))
 
 
 def test_a_quote_no_date_can_show_is_skipped_by_the_gateway_check():
-    quote = Quote("AAPL", 2**62, NOW, 1, 1.0, "p", 1.0)
+    quote = Quote("AAPL", 2**62, BASE_US, 1, 1.0, "p", 1.0)
     before = skipped("t.intake", "invalid")
     assert decode_or_skip(Found(encode(quote)), Quote, check_event_time) is None
     assert skipped("t.intake", "invalid") == before + 1
-    fine = dataclasses.replace(quote, ts_event=NOW)
+    fine = dataclasses.replace(quote, ts_event=BASE_US)
     assert decode_or_skip(Found(encode(fine)), Quote, check_event_time) == fine
 
 
@@ -127,11 +133,15 @@ def test_progress_stalls_only_while_records_wait_and_nothing_moves():
 
 def test_healthz_answers_503_while_the_liveness_check_fails():
     alive = [True]
-    server = HealthServer("127.0.0.1", 0, lambda: False, lambda: alive[0],
-                          lambda: "broker unavailable (no broker); 7 records buffered")
+    server = HealthServer(
+        "127.0.0.1",
+        0,
+        lambda: False,
+        lambda: alive[0],
+        lambda: "broker unavailable (no broker); 7 records buffered",
+    )
     assert server.answer("GET", "/healthz")[0] == 200
     alive[0] = False
-    assert server.answer("GET", "/healthz") == (503, "application/json",
-                                                b'{"status": "stalled"}')
+    assert server.answer("GET", "/healthz") == (503, "application/json", b'{"status": "stalled"}')
     code, _, body = server.answer("GET", "/readyz")
     assert code == 503 and b"broker unavailable" in body

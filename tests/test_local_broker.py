@@ -14,14 +14,19 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.errors import CoordinatorNotAvailableError
 
-from fiml.local_kafka import LocalKafka, isolated_broker_settings, new_cluster_id
-from fiml.processes import pid_alive
+from runtime.broker import LocalKafka, new_cluster_id
+from runtime.processes import pid_alive
 from tests.support import service_env
 
 
 def fiml(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fiml", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "fiml", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 async def coordinates_groups_at_once(bootstrap: str) -> bool:
@@ -37,8 +42,8 @@ async def coordinates_groups_at_once(bootstrap: str) -> bool:
         await client.close()
 
 
-def test_kafka_start_status_stop(tmp_path):
-    settings = isolated_broker_settings(tmp_path / "broker")
+def test_kafka_start_status_stop(own_broker):
+    settings = own_broker
     env = service_env(settings)
     started = fiml("kafka", "start", env=env)
     assert started.returncode == 0, started.stderr
@@ -76,9 +81,12 @@ async def test_topics_create_is_idempotent_with_partitions_and_retention(setting
         described = await admin.describe_topics([spec.name for spec in specs.values()])
         partitions = {entry["topic"]: len(entry["partitions"]) for entry in described}
         assert partitions == {spec.name: settings.partitions for spec in specs.values()}
-        responses = await admin.describe_configs([
-            ConfigResource(ConfigResourceType.TOPIC, specs[role].name)
-            for role in ("ticks.raw", "candles", "demand")])
+        responses = await admin.describe_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, specs[role].name)
+                for role in ("ticks.raw", "candles", "demand")
+            ]
+        )
         configs = {}
         for response in responses:
             for _, _, _, name, entries in response.resources:

@@ -8,20 +8,23 @@ import sys
 
 import pytest
 
-from fiml.settings import Settings, SettingsError
+from runtime.settings import Settings, SettingsError
 
-EMIT = ("import logging, sys; from fiml.runtime import configure_logging; "
-        "configure_logging('info', sys.argv[1]); log = logging.getLogger('fiml.test'); "
-        "log.info('started with %s', 'context', "
-        "extra={'symbol': 'AAPL', 'provider': 'synthetic'}); "
-        "log.debug('not shown')\n"
-        "try:\n    1 / 0\nexcept ZeroDivisionError:\n    log.exception('failed')")
+EMIT = (
+    "import logging, sys; from runtime.service import configure_logging; "
+    "configure_logging('info', sys.argv[1]); log = logging.getLogger('fiml.test'); "
+    "log.info('started with %s', 'context', "
+    "extra={'symbol': 'AAPL', 'provider': 'synthetic'}); "
+    "log.debug('not shown')\n"
+    "try:\n    1 / 0\nexcept ZeroDivisionError:\n    log.exception('failed')"
+)
 
 
 def emitted(log_format: str) -> list[str]:
     """The standard-error lines of a child process that logs twice in ``log_format``."""
-    done = subprocess.run([sys.executable, "-c", EMIT, log_format], capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", EMIT, log_format], capture_output=True, text=True, check=True
+    )
     return done.stderr.splitlines()
 
 

@@ -19,45 +19,35 @@ import signal
 import subprocess
 import sys
 
-import pytest
-
-from arbitration.config import EngineConfig
-from fiml.kafka_clients import make_producer
-from fiml.local_kafka import free_port, isolated_broker_settings
-from fiml.processes import stop_process
-from fiml.runtime import now_micros
-from fiml.settings import Settings
 from ingest.service import run_ingest
-from schemas import Quote, RawTick, Rejected, encode
-from tests.support import poll_until, read_topic, service_env, spawn, wait_for_port
+from runtime.clock import now_micros
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
+from schemas import Quote, RawTick, Rejected
+from tests.factories import MS, SECOND, default_config
+from tests.support import poll_until, service_env, spawn, wait_for_port
+from tests.support_kafka import produce, read_topic
 
-pytestmark = pytest.mark.kafka
-
-MS = 1_000
-SECOND = 1_000_000
 ROUND = 100 * MS
 
 
-async def write_rounds(settings: Settings, symbol: str, prices: dict[str, float], start: int,
-                       rounds: int) -> None:
+async def write_rounds(
+    settings: Settings, symbol: str, prices: dict[str, float], start: int, rounds: int
+) -> None:
     """``rounds`` rounds of quote ticks 100 ms apart from ``start``, one per venue, in the
     order of ``prices``."""
-    producer = make_producer(settings, "fiml-tests")
-    await producer.start()
-    try:
-        for n in range(rounds):
-            at = start + n * ROUND
-            for i, (venue, price) in enumerate(prices.items()):
-                tick = RawTick(symbol, venue, "QUOTE", at + i, at + i + 10 * MS, at + i, price)
-                await producer.send(settings.topic("ticks.raw"), encode(tick),
-                                    key=symbol.encode(), timestamp_ms=(at + i) // 1000)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    ticks = [
+        RawTick(symbol, venue, "QUOTE", at + i, at + i + 10 * MS, at + i, price)
+        for at in (start + n * ROUND for n in range(rounds))
+        for i, (venue, price) in enumerate(prices.items())
+    ]
+    await produce(settings, "ticks.raw", ticks, written_ms=lambda tick: tick.ts_event // 1000)
 
 
 async def test_a_gap_every_venue_makes_moves_the_quote_and_a_lone_venue_never_drives(
-        topics: Settings, tmp_path) -> None:
+    topics: Settings, tmp_path
+) -> None:
     settings = topics
     worker = spawn(["arbitrate"], service_env(settings), tmp_path / "arbitrate.log")
     try:
@@ -66,23 +56,24 @@ async def test_a_gap_every_venue_makes_moves_the_quote_and_a_lone_venue_never_dr
         await write_rounds(settings, "GAP", dict.fromkeys(venues, 100.0), start, 20)
         gap_at = start + 20 * ROUND
         await write_rounds(settings, "GAP", dict.fromkeys(venues, 108.0), gap_at, 20)
-        await write_rounds(settings, "LONE", {"v:b": 100.0, "v:c": 100.0, "v:a": 130.0},
-                           start, 40)
+        await write_rounds(settings, "LONE", {"v:b": 100.0, "v:c": 100.0, "v:a": 130.0}, start, 40)
         quotes: list[Quote] = []
         refused: list[Rejected] = []
 
         async def both_done() -> bool:
             quotes[:] = [q for _, _, q in await read_topic(settings, "quotes", Quote)]
             refused[:] = [r for _, _, r in await read_topic(settings, "ticks.dlq", Rejected)]
-            return any(q.symbol == "GAP" and q.price == 108.0 for q in quotes) and \
-                sum(r.symbol == "LONE" for r in refused) >= 40
+            return (
+                any(q.symbol == "GAP" and q.price == 108.0 for q in quotes)
+                and sum(r.symbol == "LONE" for r in refused) >= 40
+            )
 
         await poll_until(both_done, within=60, interval=0.5)
     finally:
         stop_process(worker)
     gap = [q for q in quotes if q.symbol == "GAP"]
     moved = next(q for q in gap if q.price == 108.0)
-    bound = EngineConfig().freshness_us + ROUND
+    bound = default_config().freshness_us + ROUND
     assert moved.ts_event - gap_at <= bound, "within the freshness window plus one round"
     assert moved.ts_event - gap_at <= ROUND, "in fact within the round of the gap"
     assert all(q.price == 108.0 for q in gap if q.seq > moved.seq)
@@ -91,13 +82,17 @@ async def test_a_gap_every_venue_makes_moves_the_quote_and_a_lone_venue_never_dr
     assert all(q.provider != "v:a" for q in lone)
     assert lone, "the two venues at 100 make quotes"
     refused = [r for r in refused if r.symbol == "LONE"]
-    assert len(refused) == 40 and {(r.provider, r.reason) for r in refused} == {
-        ("v:a", "outlier")}
+    assert len(refused) == 40 and {(r.provider, r.reason) for r in refused} == {("v:a", "outlier")}
 
 
 def start_up(env: dict[str, str], log, port: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "fiml", "up"], env=env, stdout=log,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fiml", "up"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     wait_for_port(port, timeout=120)
     return process
 
@@ -110,16 +105,27 @@ def stop_up(process: subprocess.Popen) -> None:
 SYMBOLS = ("AAPL", "BTC/USDT", "ETH/USDT")
 
 
-async def test_a_restart_on_the_last_runs_data_keeps_every_quote_moving(tmp_path) -> None:
+async def test_a_restart_on_the_last_runs_data_keeps_every_quote_moving(
+    own_broker, tmp_path
+) -> None:
     """The first run trends 1.5% a second for about 8 s; the second starts every walk from
     its fixed starting price again, 10% or more away."""
-    broker = isolated_broker_settings(tmp_path / "broker")
+    broker = own_broker
     port = free_port()
-    settings = dataclasses.replace(broker, kafka_bootstrap=f"127.0.0.1:{broker.kafka_port}",
-                                   topic_prefix="gaps", synthetic_symbols=SYMBOLS)
-    env = service_env(broker, FIML_TOPIC_PREFIX="gaps", FIML_GATEWAY_PORT=str(port),
-                      FIML_UP_INGEST_HEALTH_PORT="0", FIML_UP_ARBITRATION_HEALTH_PORT="0",
-                      FIML_SYNTHETIC_SYMBOLS=",".join(SYMBOLS))
+    settings = dataclasses.replace(
+        broker,
+        kafka_bootstrap=f"127.0.0.1:{broker.kafka_port}",
+        topic_prefix="gaps",
+        symbols=SYMBOLS,
+    )
+    env = service_env(
+        broker,
+        FIML_TOPIC_PREFIX="gaps",
+        FIML_GATEWAY_PORT=str(port),
+        FIML_UP_INGEST_HEALTH_PORT="0",
+        FIML_UP_ARBITRATION_HEALTH_PORT="0",
+        FIML_SYMBOLS=",".join(SYMBOLS),
+    )
     with (tmp_path / "up.log").open("ab") as log:
         first = start_up({**env, "FIML_SYNTHETIC_TREND_BPS": "150"}, log, port)
         try:
@@ -140,8 +146,15 @@ async def test_a_restart_on_the_last_runs_data_keeps_every_quote_moving(tmp_path
             await asyncio.sleep(3)
             dlq = [r for _, _, r in await read_topic(settings, "ticks.dlq", Rejected)]
             rebuild = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "fiml", "rebuild", "--verify", env=env,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                sys.executable,
+                "-m",
+                "fiml",
+                "rebuild",
+                "--verify",
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
             report = (await asyncio.wait_for(rebuild.communicate(), 180))[0].decode()
         finally:
             stop_up(second)
@@ -156,7 +169,7 @@ async def test_a_restart_on_the_last_runs_data_keeps_every_quote_moving(tmp_path
 
 
 async def test_the_synthetic_market_continues_where_the_last_run_left_it(topics) -> None:
-    settings = dataclasses.replace(topics, synthetic_symbols=SYMBOLS, synthetic_trend_bps=100.0)
+    settings = dataclasses.replace(topics, symbols=SYMBOLS, synthetic_trend_bps=100.0)
 
     async def run_for(seconds: float, run_settings: Settings) -> None:
         stop = asyncio.Event()
@@ -173,8 +186,9 @@ async def test_the_synthetic_market_continues_where_the_last_run_left_it(topics)
     second = [t for t in ticks if t.ts_ingest >= second_start]
     assert first and second
     for symbol in SYMBOLS:
-        quoted = sorted((t for t in ticks if t.symbol == symbol and t.kind == "QUOTE"),
-                        key=lambda t: t.ts_event)
+        quoted = sorted(
+            (t for t in ticks if t.symbol == symbol and t.kind == "QUOTE"), key=lambda t: t.ts_event
+        )
         left = [t.price for t in quoted if t.ts_ingest < second_start][-1]
         resumed = next(t.price for t in quoted if t.ts_ingest >= second_start)
         assert abs(resumed - left) / left < 0.002, f"{symbol}: {left}, then {resumed}"

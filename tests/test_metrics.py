@@ -16,31 +16,22 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
-from prometheus_client.parser import text_string_to_metric_families
 
-from arbitration.config import EngineConfig
-from arbitration.engine import PartitionEngine
+from arbitration.configure import engine_config
+from arbitration.engine.partition import PartitionEngine
+from arbitration.engine.statuses import ProviderHealth, StatusTimeline
 from arbitration.monitor import applied_states
-from arbitration.statuses import ProviderHealth, StatusTimeline
-from fiml.kafka_clients import make_producer
-from fiml.metrics import ConsumerLag, ScoreExport, exposition
-from fiml.processes import stop_process
-from fiml.runtime import now_micros
-from fiml.settings import Settings
 from gateway.app import create_app
+from runtime.clock import now_micros
+from runtime.metrics import ConsumerLag, ScoreExport, exposition
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
 from schemas import ProviderStatus
-from tests.kafka_broker import free_port
-from tests.support import service_env, spawn
-from tests.test_gateway import make_quote, publish, serve_gateway
-from tests.test_health import SERVICE_START_TIMEOUT, poll
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    """Every sample of an exposition, keyed by name and labels."""
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+from tests.factories import quote
+from tests.support import SERVICE_START_TIMEOUT, Samples, parse, poll, scrape, service_env, spawn
+from tests.support_gateway import serve_gateway
+from tests.support_kafka import produce
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -53,15 +44,9 @@ def total(samples: Samples, name: str) -> float:
     return sum(v for (sample_name, _), v in samples.items() if sample_name == name)
 
 
-async def scrape(client: httpx.AsyncClient, url: str) -> Samples:
-    response = await client.get(url)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    return parse(response.text)
-
-
-async def scrape_until(client: httpx.AsyncClient, url: str, done: Callable[[Samples], bool],
-                       within: float = 60.0) -> Samples:
+async def scrape_until(
+    client: httpx.AsyncClient, url: str, done: Callable[[Samples], bool], within: float = 60.0
+) -> Samples:
     """Scrape ``url`` until ``done`` holds for its samples."""
     deadline = time.monotonic() + within
     while True:
@@ -79,43 +64,63 @@ async def test_gateway_metrics_follow_connections_frames_and_latency(topics):
     async with serve_gateway(settings), httpx.AsyncClient() as http:
         before = await scrape(http, metrics)
         assert value(before, "fiml_gateway_connections") == 0
-        async with websockets.connect(
-                f"ws://127.0.0.1:{settings.gateway_port}/ws/stream") as ws:
-            await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                      "symbols": ["AAPL"], "interval_ms": 100}))
+        async with websockets.connect(f"ws://127.0.0.1:{settings.gateway_port}/ws/stream") as ws:
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "subscribe",
+                        "stream_type": "price",
+                        "symbols": ["AAPL"],
+                        "interval_ms": 100,
+                    }
+                )
+            )
             assert json.loads(await ws.recv())["type"] == "subscription_ack"
             during = await scrape(http, metrics)
             assert value(during, "fiml_gateway_connections") == 1
             assert value(during, "fiml_gateway_subscriptions") == 1
-            await publish(settings, dataclasses.replace(make_quote("AAPL", 101.0, 1),
-                                                        ts_ingest=now_micros()))
+            await produce(
+                settings,
+                "quotes",
+                [dataclasses.replace(quote("AAPL", 101.0, 1), ts_ingest=now_micros())],
+            )
             async with asyncio.timeout(30):
                 while json.loads(await ws.recv())["type"] != "data":
                     pass
             after = await scrape_until(
-                http, metrics,
-                lambda s: value(s, "fiml_end_to_end_latency_seconds_count")
-                > value(before, "fiml_end_to_end_latency_seconds_count"))
-        frames = (value(after, "fiml_gateway_frames_sent_total")
-                  - value(before, "fiml_gateway_frames_sent_total"))
+                http,
+                metrics,
+                lambda s: (
+                    value(s, "fiml_end_to_end_latency_seconds_count")
+                    > value(before, "fiml_end_to_end_latency_seconds_count")
+                ),
+            )
+        frames = value(after, "fiml_gateway_frames_sent_total") - value(
+            before, "fiml_gateway_frames_sent_total"
+        )
         assert frames >= 2  # the ack and the data message
-        observed = (value(after, "fiml_end_to_end_latency_seconds_count")
-                    - value(before, "fiml_end_to_end_latency_seconds_count"))
-        waited = (value(after, "fiml_end_to_end_latency_seconds_sum")
-                  - value(before, "fiml_end_to_end_latency_seconds_sum"))
+        observed = value(after, "fiml_end_to_end_latency_seconds_count") - value(
+            before, "fiml_end_to_end_latency_seconds_count"
+        )
+        waited = value(after, "fiml_end_to_end_latency_seconds_sum") - value(
+            before, "fiml_end_to_end_latency_seconds_sum"
+        )
         assert observed == 1 and 0 < waited < 10
-        assert (value(after, "fiml_gateway_send_queue_depth_count")
-                > value(before, "fiml_gateway_send_queue_depth_count"))
-        gone = await scrape_until(http, metrics,
-                                  lambda s: value(s, "fiml_gateway_connections") == 0)
+        assert value(after, "fiml_gateway_send_queue_depth_count") > value(
+            before, "fiml_gateway_send_queue_depth_count"
+        )
+        gone = await scrape_until(
+            http, metrics, lambda s: value(s, "fiml_gateway_connections") == 0
+        )
         assert value(gone, "fiml_gateway_subscriptions") == 0
 
 
-@pytest.mark.parametrize(("path", "content"), [("/metrics", "fiml_gateway_connections"),
-                                               ("/v1/providers", "[]")])
-async def test_gateway_metrics_and_statuses_need_an_api_key_when_keys_are_set(settings, path,
-                                                                            content):
-    app = create_app(dataclasses.replace(settings, api_keys=("secret-key",)))
+@pytest.mark.parametrize(
+    ("path", "content"), [("/metrics", "fiml_gateway_connections"), ("/v1/providers", "[]")]
+)
+async def test_gateway_metrics_and_statuses_need_an_api_key_when_keys_are_set(path, content):
+    # In-process, without the app's lifespan: no broker is needed.
+    app = create_app(Settings.from_env({}, kafka_bootstrap="127.0.0.1:9", api_keys=("secret-key",)))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         assert (await client.get(path)).status_code == 401
@@ -123,47 +128,49 @@ async def test_gateway_metrics_and_statuses_need_an_api_key_when_keys_are_set(se
         assert allowed.status_code == 200 and content in allowed.text
 
 
-async def produce_raw(settings, key: bytes, value_bytes: bytes) -> None:
-    producer = make_producer(settings, "test-bad-raw")
-    await producer.start()
-    try:
-        await producer.send_and_wait(settings.topic("ticks.raw"), value_bytes, key=key)
-    finally:
-        await producer.stop()
-
-
 def json_lines(log: Path) -> list[dict]:
     """Every line of a service's log as JSON; fails on a line that is not."""
-    return [json.loads(line) for line in log.read_text(errors="replace").splitlines()
-            if line.strip()]
+    return [
+        json.loads(line) for line in log.read_text(errors="replace").splitlines() if line.strip()
+    ]
 
 
 async def test_ingest_and_arbitration_export_counters_and_log_json(topics, tmp_path: Path):
-    settings = dataclasses.replace(topics, synthetic_symbols=("AAPL", "BTC/USDT"))
+    settings = dataclasses.replace(topics, symbols=("AAPL", "BTC/USDT"))
     ports = {"ingest": free_port(), "arbitrate": free_port()}
     logs = {command: tmp_path / f"{command}.log" for command in ports}
-    processes = {command: spawn([command], service_env(settings, FIML_HEALTH_PORT=str(port)),
-                                logs[command])
-                 for command, port in ports.items()}
+    processes = {
+        command: spawn([command], service_env(settings, FIML_HEALTH_PORT=str(port)), logs[command])
+        for command, port in ports.items()
+    }
     try:
         for command, port in ports.items():
-            await poll(f"http://127.0.0.1:{port}/readyz", SERVICE_START_TIMEOUT,
-                       processes[command])
-        await produce_raw(settings, b"AAPL", b"not an avro record")
+            await poll(f"http://127.0.0.1:{port}/readyz", SERVICE_START_TIMEOUT, processes[command])
+        await produce(settings, "ticks.raw", [b"not an avro record"], key=b"AAPL")
         async with httpx.AsyncClient() as http:
             ingest = await scrape_until(
-                http, f"http://127.0.0.1:{ports['ingest']}/metrics",
-                lambda s: total(s, "fiml_ticks_in_total") > 0
-                and total(s, "fiml_provider_status") > 0)
+                http,
+                f"http://127.0.0.1:{ports['ingest']}/metrics",
+                lambda s: (
+                    total(s, "fiml_ticks_in_total") > 0 and total(s, "fiml_provider_status") > 0
+                ),
+            )
             arbitration = await scrape_until(
-                http, f"http://127.0.0.1:{ports['arbitrate']}/metrics",
-                lambda s: value(s, "fiml_ticks_rejected_total", reason="undecodable") >= 1
-                and value(s, "fiml_arbitration_outputs_total", kind="quotes") > 0)
+                http,
+                f"http://127.0.0.1:{ports['arbitrate']}/metrics",
+                lambda s: (
+                    value(s, "fiml_ticks_rejected_total", reason="undecodable") >= 1
+                    and value(s, "fiml_arbitration_outputs_total", kind="quotes") > 0
+                ),
+            )
     finally:
-        codes = {command: await asyncio.to_thread(stop_process, process, 30)
-                 for command, process in processes.items()}
-    providers = {dict(labels)["provider"] for (name, labels) in ingest
-                 if name == "fiml_ticks_in_total"}
+        codes = {
+            command: await asyncio.to_thread(stop_process, process, 30)
+            for command, process in processes.items()
+        }
+    providers = {
+        dict(labels)["provider"] for (name, labels) in ingest if name == "fiml_ticks_in_total"
+    }
     assert providers and all(provider.startswith("synthetic") for provider in providers)
     assert value(arbitration, "fiml_arbitration_outputs_total", kind="ticks.dlq") >= 1
     assert codes == {"ingest": 0, "arbitrate": 0}, codes
@@ -174,7 +181,6 @@ async def test_ingest_and_arbitration_export_counters_and_log_json(topics, tmp_p
         assert all({"time", "level", "message"} <= line.keys() for line in lines)
     assert "fiml.ingest" in {line["component"] for line in json_lines(logs["ingest"])}
     assert "fiml.arbitration" in {line["component"] for line in json_lines(logs["arbitrate"])}
-
 
 
 def own_samples() -> Samples:
@@ -192,26 +198,34 @@ def test_consumer_lag_series_follow_the_partitions_held():
     lag.export({("t.lag", 1): 7})
     then = own_samples()
     assert value(then, "fiml_consumer_lag", topic="t.lag", partition="1") == 7
-    assert ("fiml_consumer_lag", frozenset({("topic", "t.lag"), ("partition", "0")})) \
-        not in then, "a partition no longer held loses its series"
+    assert ("fiml_consumer_lag", frozenset({("topic", "t.lag"), ("partition", "0")})) not in then, (
+        "a partition no longer held loses its series"
+    )
 
 
 def test_score_series_are_bounded_by_symbols_and_follow_the_last_quote():
     scores = ScoreExport(max_symbols=2)
-    scores.export([make_quote("S1", 1.0, 1, scores={"p": 0.9, "q": 0.5}),
-                   make_quote("S2", 1.0, 2, scores={"p": 0.8}),
-                   make_quote("S3", 1.0, 3, scores={"p": 0.7})])
-    scores.export([make_quote("S1", 1.0, 4, scores={"p": 0.6})])
+    scores.export(
+        [
+            quote("S1", 1.0, 1, scores={"p": 0.9, "q": 0.5}),
+            quote("S2", 1.0, 2, scores={"p": 0.8}),
+            quote("S3", 1.0, 3, scores={"p": 0.7}),
+        ]
+    )
+    scores.export([quote("S1", 1.0, 4, scores={"p": 0.6})])
     samples = own_samples()
-    exported = {(dict(labels)["symbol"], dict(labels)["provider"]): sample
-                for (name, labels), sample in samples.items()
-                if name == "fiml_provider_score" and dict(labels)["symbol"].startswith("S")}
-    assert exported == {("S1", "p"): 0.6, ("S2", "p"): 0.8}, \
+    exported = {
+        (dict(labels)["symbol"], dict(labels)["provider"]): sample
+        for (name, labels), sample in samples.items()
+        if name == "fiml_provider_score" and dict(labels)["symbol"].startswith("S")
+    }
+    assert exported == {("S1", "p"): 0.6, ("S2", "p"): 0.8}, (
         "S3 is beyond the bound; q is no longer in S1's last quote"
+    )
 
 
 def test_arbitration_reports_the_status_of_the_engine_furthest_in_event_time():
-    config = EngineConfig.from_settings(Settings.from_env({}))
+    config = engine_config(Settings.from_env({}))
     early, late = (PartitionEngine(config, "raw", p, StatusTimeline()) for p in (0, 1))
     early.watermark, late.watermark = 100, 200
     for engine, statuses in ((early, {"a": "DOWN", "b": "UP"}), (late, {"a": "UP"})):
@@ -224,8 +238,9 @@ def test_arbitration_reports_the_status_of_the_engine_furthest_in_event_time():
 
 def series(samples: Samples, name: str) -> dict[frozenset, float]:
     """The samples of one metric by their labels."""
-    return {labels: sample for (sample_name, labels), sample in samples.items()
-            if sample_name == name}
+    return {
+        labels: sample for (sample_name, labels), sample in samples.items() if sample_name == name
+    }
 
 
 def states_by_provider(samples: Samples) -> dict[str, dict[str, float]]:
@@ -238,41 +253,52 @@ def states_by_provider(samples: Samples) -> dict[str, dict[str, float]]:
 
 def lagging_partitions(samples: Samples, topic: str) -> dict[str, float]:
     """``fiml_consumer_lag`` of one topic as partition -> lag."""
-    return {dict(labels)["partition"]: sample
-            for labels, sample in series(samples, "fiml_consumer_lag").items()
-            if dict(labels)["topic"] == topic}
+    return {
+        dict(labels)["partition"]: sample
+        for labels, sample in series(samples, "fiml_consumer_lag").items()
+        if dict(labels)["topic"] == topic
+    }
 
 
 async def test_fiml_up_serves_lag_scores_and_statuses_on_every_service(topics, tmp_path: Path):
     """Under ``fiml up`` (on the session's broker) every service answers /metrics without a
     health setting of its own: ingest and arbitration on the ``FIML_UP_*_HEALTH_PORT``s."""
-    settings = dataclasses.replace(topics, synthetic_symbols=("AAPL", "BTC/USDT"),
-                                   gateway_port=free_port())
-    ports = {"gateway": settings.gateway_port, "ingest": free_port(),
-             "arbitration": free_port()}
-    env = service_env(settings, FIML_UP_INGEST_HEALTH_PORT=str(ports["ingest"]),
-                      FIML_UP_ARBITRATION_HEALTH_PORT=str(ports["arbitration"]))
+    settings = dataclasses.replace(topics, symbols=("AAPL", "BTC/USDT"), gateway_port=free_port())
+    ports = {"gateway": settings.gateway_port, "ingest": free_port(), "arbitration": free_port()}
+    env = service_env(
+        settings,
+        FIML_UP_INGEST_HEALTH_PORT=str(ports["ingest"]),
+        FIML_UP_ARBITRATION_HEALTH_PORT=str(ports["arbitration"]),
+    )
     process = spawn(["up"], env, tmp_path / "up.log")
     urls = {name: f"http://127.0.0.1:{port}/metrics" for name, port in ports.items()}
     venues = {"synthetic:alpha", "synthetic:beta", "synthetic:gamma"}
     raw = settings.topic("ticks.raw")
-    followed = [settings.topic(role) for role in ("quotes", "candles", "trades",
-                                                  "provider.status")]
+    followed = [settings.topic(role) for role in ("quotes", "candles", "trades", "provider.status")]
     try:
         for port in ports.values():
             await poll(f"http://127.0.0.1:{port}/readyz", SERVICE_START_TIMEOUT, process)
         async with httpx.AsyncClient() as http:
             arbitration = await scrape_until(
-                http, urls["arbitration"],
-                lambda s: len(lagging_partitions(s, raw)) == settings.partitions
-                and {dict(labels)["symbol"] for labels in series(s, "fiml_provider_score")}
-                == {"AAPL", "BTC/USDT"} and set(states_by_provider(s)) == venues)
-            ingest = await scrape_until(http, urls["ingest"],
-                                        lambda s: set(states_by_provider(s)) == venues)
+                http,
+                urls["arbitration"],
+                lambda s: (
+                    len(lagging_partitions(s, raw)) == settings.partitions
+                    and {dict(labels)["symbol"] for labels in series(s, "fiml_provider_score")}
+                    == {"AAPL", "BTC/USDT"}
+                    and set(states_by_provider(s)) == venues
+                ),
+            )
+            ingest = await scrape_until(
+                http, urls["ingest"], lambda s: set(states_by_provider(s)) == venues
+            )
             gateway = await scrape_until(
-                http, urls["gateway"],
-                lambda s: all(len(lagging_partitions(s, topic)) == settings.partitions
-                              for topic in followed))
+                http,
+                urls["gateway"],
+                lambda s: all(
+                    len(lagging_partitions(s, topic)) == settings.partitions for topic in followed
+                ),
+            )
     finally:
         code = await asyncio.to_thread(stop_process, process, 60)
     assert code == 0, (tmp_path / "up.log").read_text(errors="replace")[-3000:]

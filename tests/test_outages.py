@@ -21,23 +21,23 @@ import time
 import uuid
 
 import httpx
-import pytest
 
-from fiml.local_kafka import LocalKafka, free_port, isolated_broker_settings
-from fiml.metrics import INGEST_DROPPED
-from fiml.processes import stop_process
-from fiml.settings import Settings
-from fiml.topics import create_topics
-from ingest.service import TickWriter
+from ingest.writer import TickWriter
+from runtime.broker import LocalKafka
+from runtime.metrics import INGEST_DROPPED
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
+from runtime.topics import create_topics
 from schemas import ProviderStatus, RawTick
-from tests.support import read_topic, service_env, spawn
-from tests.test_health import SERVICE_START_TIMEOUT, poll
-
-pytestmark = pytest.mark.kafka
+from tests.support import SERVICE_START_TIMEOUT, poll, service_env, spawn
+from tests.support_kafka import read_topic
 
 OUTAGE_SECONDS = 20.0
-STOPPED = re.compile(r"ingest stopped: (\d+) ticks, (\d+) statuses written, (\d+) dropped, "
-                     r"of (\d+) records reported")
+STOPPED = re.compile(
+    r"ingest stopped: (\d+) ticks, (\d+) statuses written, (\d+) dropped, "
+    r"of (\d+) records reported"
+)
 
 
 async def answer(url: str) -> tuple[int | None, dict]:
@@ -57,18 +57,27 @@ async def until_ready(urls: dict[str, str], within: float) -> None:
             await asyncio.sleep(0.5)
 
 
-async def test_ingest_rides_out_a_missing_then_vanishing_broker(tmp_path):
-    local = LocalKafka(isolated_broker_settings(tmp_path / "broker"))
-    base = dataclasses.replace(local.settings, kafka_bootstrap=local.bootstrap, partitions=3,
-                               synthetic_symbols=("AAPL", "BTC/USDT"), gateway_port=free_port())
+async def test_ingest_rides_out_a_missing_then_vanishing_broker(own_broker, tmp_path):
+    local = LocalKafka(own_broker)
+    base = dataclasses.replace(
+        local.settings,
+        kafka_bootstrap=local.bootstrap,
+        partitions=3,
+        symbols=("AAPL", "BTC/USDT"),
+        gateway_port=free_port(),
+    )
     run = uuid.uuid4().hex[:8]
     roomy = dataclasses.replace(base, topic_prefix=f"roomy-{run}")
     tight = dataclasses.replace(base, topic_prefix=f"tight-{run}", ingest_buffer_records=50)
     ports = {name: free_port() for name in ("roomy", "tight", "arbitrate")}
     processes = {
-        name: spawn(["ingest"], service_env(settings, FIML_HEALTH_PORT=str(ports[name])),
-                    tmp_path / f"ingest-{name}.log")
-        for name, settings in (("roomy", roomy), ("tight", tight))}
+        name: spawn(
+            ["ingest"],
+            service_env(settings, FIML_HEALTH_PORT=str(ports[name])),
+            tmp_path / f"ingest-{name}.log",
+        )
+        for name, settings in (("roomy", roomy), ("tight", tight))
+    }
     ready = {name: f"http://127.0.0.1:{ports[name]}/readyz" for name in ("roomy", "tight")}
     broker = None
     try:
@@ -84,8 +93,10 @@ async def test_ingest_rides_out_a_missing_then_vanishing_broker(tmp_path):
             await create_topics(settings)
         await until_ready(ready, within=60)
         processes["arbitrate"] = spawn(
-            ["arbitrate"], service_env(roomy, FIML_HEALTH_PORT=str(ports["arbitrate"])),
-            tmp_path / "arbitrate.log")
+            ["arbitrate"],
+            service_env(roomy, FIML_HEALTH_PORT=str(ports["arbitrate"])),
+            tmp_path / "arbitrate.log",
+        )
         processes["gateway"] = spawn(["gateway"], service_env(roomy), tmp_path / "gateway.log")
         ready["arbitrate"] = f"http://127.0.0.1:{ports['arbitrate']}/readyz"
         ready["gateway"] = f"http://127.0.0.1:{roomy.gateway_port}/readyz"

@@ -25,16 +25,14 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-import pytest
 import websockets
 
-from arbitration.engine import MAX_KEPT_BYTES
+from arbitration.engine.partition import MAX_KEPT_BYTES
 from arbitration.snapshots import FORMAT, MAX_STATE_BYTES
-from fiml.kafka_clients import make_producer
-from fiml.local_kafka import free_port
-from fiml.processes import stop_process
-from fiml.runtime import now_micros
-from fiml.settings import Settings
+from runtime.clock import now_micros
+from runtime.processes import stop_process
+from runtime.settings import Settings
+from runtime.testing import free_port
 from schemas import (
     Candle,
     DecodeError,
@@ -48,37 +46,44 @@ from schemas import (
     encode,
 )
 from schemas.codec import MAX_PAYLOAD_BYTES, REASONS
-from tests.support import read_topic, service_env, spawn
-from tests.test_health import SERVICE_START_TIMEOUT, poll
-from tests.test_metrics import Samples, scrape
+from tests.factories import BASE_US
+from tests.support import SERVICE_START_TIMEOUT, Samples, poll, scrape, service_env, spawn
+from tests.support_kafka import Entry, produce, producing, read_topic
 
-pytestmark = pytest.mark.kafka
-
-NOW = 1_764_000_000_000_000
 FAR = 2**62  # a time no date can show
 VALID = {
-    RawTick: RawTick("AAPL", "test:a", "QUOTE", NOW, NOW + 10, 1, 100.0),
-    ProviderStatus: ProviderStatus("test:a", NOW, "UP"),
-    Demand: Demand("AAPL", "gw-poison", 1, NOW, 60.0),
-    Quote: Quote("AAPL", NOW, NOW, 1, 100.0, "test:a", 0.9),
-    Candle: Candle("AAPL", "1m", NOW, 1.0, 2.0, 0.5, 1.5, 1.0, False, 1, 1),
-    Trade: Trade("AAPL", "t-1", "test:a", NOW, NOW, 100.0, 1.0),
+    RawTick: RawTick("AAPL", "test:a", "QUOTE", BASE_US, BASE_US + 10, 1, 100.0),
+    ProviderStatus: ProviderStatus("test:a", BASE_US, "UP"),
+    Demand: Demand("AAPL", "gw-poison", 1, BASE_US, 60.0),
+    Quote: Quote("AAPL", BASE_US, BASE_US, 1, 100.0, "test:a", 0.9),
+    Candle: Candle("AAPL", "1m", BASE_US, 1.0, 2.0, 0.5, 1.5, 1.0, False, 1, 1),
+    Trade: Trade("AAPL", "t-1", "test:a", BASE_US, BASE_US, 100.0, 1.0),
 }
 SENSELESS = {
-    RawTick: RawTick("AAPL", "test:a", "QUOTE", NOW, NOW + 10, 2, math.nan),
+    RawTick: RawTick("AAPL", "test:a", "QUOTE", BASE_US, BASE_US + 10, 2, math.nan),
     ProviderStatus: ProviderStatus("test:a", FAR, "DOWN"),
-    Demand: Demand("AAPL", "gw-poison", -5, NOW, 60.0),
-    Quote: Quote("AAPL", FAR, NOW, 2, 100.0, "test:a", 0.9),
+    Demand: Demand("AAPL", "gw-poison", -5, BASE_US, 60.0),
+    Quote: Quote("AAPL", FAR, BASE_US, 2, 100.0, "test:a", 0.9),
     Candle: Candle("AAPL", "1m", FAR, 1.0, 2.0, 0.5, 1.5, 1.0, False, 1, 2),
-    Trade: Trade("AAPL", "t-2", "test:a", FAR, NOW, 100.0, 1.0),
+    Trade: Trade("AAPL", "t-2", "test:a", FAR, BASE_US, 100.0, 1.0),
 }
-TOPICS = {"ticks.raw": RawTick, "provider.status": ProviderStatus, "demand": Demand,
-          "quotes": Quote, "candles": Candle, "trades": Trade}
+TOPICS = {
+    "ticks.raw": RawTick,
+    "provider.status": ProviderStatus,
+    "demand": Demand,
+    "quotes": Quote,
+    "candles": Candle,
+    "trades": Trade,
+}
 # Which service reads which topic and so counts its poison ("invalid": the senseless record).
-READERS = {"ticks.raw": {"arbitrate": False}, "provider.status": {"arbitrate": False,
-                                                                    "gateway": True},
-           "demand": {"ingest": True}, "quotes": {"gateway": True},
-           "candles": {"gateway": True}, "trades": {"gateway": True}}
+READERS = {
+    "ticks.raw": {"arbitrate": False},
+    "provider.status": {"arbitrate": False, "gateway": True},
+    "demand": {"ingest": True},
+    "quotes": {"gateway": True},
+    "candles": {"gateway": True},
+    "trades": {"gateway": True},
+}
 
 # After a restart arbitration resumes after the raw poison it has done with, while ingest's
 # synthetic provider reads the raw topic's tail to continue the market where it was.
@@ -89,9 +94,17 @@ def poison(record_type: type) -> list[bytes | None]:
     """Every kind of value that is not a ``record_type`` of ours."""
     body = encode(VALID[record_type])
     other = encode(VALID[Trade if record_type is not Trade else Quote])
-    return [None, b"", b"\x01" + body[1:], random.Random(16).randbytes(60),
-            b"\x00\x00\x00\x03\xe7" + body[5:], other, body[:-1], body + b"\x00",
-            body[:5] + b"\x00" * (MAX_PAYLOAD_BYTES + 1)]
+    return [
+        None,
+        b"",
+        b"\x01" + body[1:],
+        random.Random(16).randbytes(60),
+        b"\x00\x00\x00\x03\xe7" + body[5:],
+        other,
+        body[:-1],
+        body + b"\x00",
+        body[:5] + b"\x00" * (MAX_PAYLOAD_BYTES + 1),
+    ]
 
 
 def reason_of(value: bytes | None, record_type: type) -> str:
@@ -109,8 +122,11 @@ def expected_skips(role: str) -> Counter[str]:
     return reasons
 
 
-SNAPSHOT_POISON = {0: (None, "null"), 1: (b"garbage", "format"),
-                   2: (FORMAT + zlib.compress(b"\0" * (MAX_STATE_BYTES + 1), 9), "oversize")}
+SNAPSHOT_POISON = {
+    0: (None, "null"),
+    1: (b"garbage", "format"),
+    2: (FORMAT + zlib.compress(b"\0" * (MAX_STATE_BYTES + 1), 9), "oversize"),
+}
 
 
 @dataclasses.dataclass
@@ -122,8 +138,11 @@ class Services:
     processes: dict[str, subprocess.Popen] = dataclasses.field(default_factory=dict)
 
     def url(self, command: str, path: str) -> str:
-        port = (self.settings.gateway_port if command == "gateway"
-                else self.env[command]["FIML_HEALTH_PORT"])
+        port = (
+            self.settings.gateway_port
+            if command == "gateway"
+            else self.env[command]["FIML_HEALTH_PORT"]
+        )
         return f"http://127.0.0.1:{port}{path}"
 
     async def start(self, logs: Path, run: int) -> None:
@@ -149,20 +168,16 @@ class Services:
             return await scrape(client, self.url(command, "/metrics"))
 
 
-async def write(settings: Settings, role: str,
-                values: list[tuple[int, bytes, bytes | None]]) -> dict[tuple[int, int], bytes]:
+async def write(
+    settings: Settings, role: str, values: list[tuple[int, bytes, bytes | None]]
+) -> dict[tuple[int, int], bytes]:
     """Write (partition, key, value) triples to ``role``; each value by where it went."""
-    producer = make_producer(settings, "fiml-tests")
-    await producer.start()
-    written = {}
-    try:
-        for partition, key, value in values:
-            meta = await producer.send_and_wait(settings.topic(role), value, key=key,
-                                                partition=partition)
-            written[(partition, meta.offset)] = value
-    finally:
-        await producer.stop()
-    return written
+    entries = [Entry(value, key=key, partition=partition) for partition, key, value in values]
+    written = await produce(settings, role, entries)
+    return {
+        (meta.partition, meta.offset): entry.value
+        for entry, meta in zip(entries, written, strict=True)
+    }
 
 
 async def poison_every_topic(settings: Settings) -> dict[tuple[int, int], bytes]:
@@ -171,8 +186,14 @@ async def poison_every_topic(settings: Settings) -> dict[tuple[int, int], bytes]
     raw: dict[tuple[int, int], bytes] = {}
     for role, record_type in TOPICS.items():
         values = [*poison(record_type), encode(SENSELESS[record_type])]
-        written = await write(settings, role, [(n % settings.partitions, f"POISON|{n}".encode(),
-                                                value) for n, value in enumerate(values)])
+        written = await write(
+            settings,
+            role,
+            [
+                (n % settings.partitions, f"POISON|{n}".encode(), value)
+                for n, value in enumerate(values)
+            ],
+        )
         if role == "ticks.raw":
             raw = written
     return raw
@@ -180,41 +201,57 @@ async def poison_every_topic(settings: Settings) -> dict[tuple[int, int], bytes]
 
 async def tick_fresh_symbol(settings: Settings, symbol: str) -> None:
     """Quotes of three providers for ``symbol``, in every raw partition, for about 2 s."""
-    producer = make_producer(settings, "fiml-tests")
-    await producer.start()
-    try:
+    async with producing(settings) as producer:
         for step in range(20):
             at = now_micros()
             for partition in range(settings.partitions):
                 for n, provider in enumerate(("test:a", "test:b", "test:c")):
-                    tick = RawTick(symbol, provider, "QUOTE", at - 20_000, at, step,
-                                   50.0 + step / 100 + n / 1000)
-                    await producer.send(settings.topic("ticks.raw"), encode(tick),
-                                        key=symbol.encode(), partition=partition)
+                    tick = RawTick(
+                        symbol,
+                        provider,
+                        "QUOTE",
+                        at - 20_000,
+                        at,
+                        step,
+                        50.0 + step / 100 + n / 1000,
+                    )
+                    await producer.send("ticks.raw", tick, partition=partition)
             await asyncio.sleep(0.1)
         await producer.flush()
-    finally:
-        await producer.stop()
 
 
 async def quotes_of(settings: Settings, symbol: str, within: float = 45.0) -> None:
     """Wait until the quotes topic and a WebSocket client both have a quote of ``symbol``."""
     url = f"ws://127.0.0.1:{settings.gateway_port}/ws/stream"
     async with websockets.connect(url) as ws:
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": [symbol], "interval_ms": 100}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "price",
+                    "symbols": [symbol],
+                    "interval_ms": 100,
+                }
+            )
+        )
         async with asyncio.timeout(within):
             while True:
                 message = json.loads(await ws.recv())
-                if message["type"] == "data" and any(item["symbol"] == symbol
-                                                     for item in message["data"]):
+                if message["type"] == "data" and any(
+                    item["symbol"] == symbol for item in message["data"]
+                ):
                     break
     quotes = await read_topic(settings, "quotes", Quote, strict=False)
     assert any(q.symbol == symbol and q.provider.startswith("test:") for _, _, q in quotes)
 
 
-async def counted(services: Services, topics: list[str], snapshots: bool,
-                  within: float = 60.0, readers: dict[str, dict[str, bool]] = READERS) -> None:
+async def counted(
+    services: Services,
+    topics: list[str],
+    snapshots: bool,
+    within: float = 60.0,
+    readers: dict[str, dict[str, bool]] = READERS,
+) -> None:
     """Wait until each service counted the poison of the topics it reads, then check the
     counts are exact: every poison record once, nothing else."""
     settings = services.settings
@@ -233,9 +270,13 @@ async def counted(services: Services, topics: list[str], snapshots: bool,
     for command, want in expected.items():
         while True:
             samples = await services.skips(command)
-            have = Counter({(dict(labels)["topic"], dict(labels)["reason"]): int(v)
-                            for (name, labels), v in samples.items()
-                            if name == "fiml_records_skipped_total"})
+            have = Counter(
+                {
+                    (dict(labels)["topic"], dict(labels)["reason"]): int(v)
+                    for (name, labels), v in samples.items()
+                    if name == "fiml_records_skipped_total"
+                }
+            )
             if have == want or time.monotonic() > deadline:
                 assert have == want, (command, have, want)
                 break
@@ -244,19 +285,29 @@ async def counted(services: Services, topics: list[str], snapshots: bool,
 
 async def dlq_of(settings: Settings, raw: dict[tuple[int, int], bytes]) -> list[Rejected]:
     """The DLQ records of the raw poison."""
-    return [r for _, _, r in await read_topic(settings, "ticks.dlq", Rejected)
-            if (r.source_partition, r.source_offset) in raw]
+    return [
+        r
+        for _, _, r in await read_topic(settings, "ticks.dlq", Rejected)
+        if (r.source_partition, r.source_offset) in raw
+    ]
 
 
 async def test_no_record_stops_a_service_before_or_after_a_restart(topics, tmp_path):
-    settings = dataclasses.replace(topics, gateway_port=free_port(),
-                                   synthetic_symbols=("AAPL", "BTC/USDT"),
-                                   gateway_warm_records=100_000)
+    settings = dataclasses.replace(
+        topics,
+        gateway_port=free_port(),
+        symbols=("AAPL", "BTC/USDT"),
+        gateway_warm_records=100_000,
+    )
     env = service_env(settings)
-    services = Services(settings, {
-        "ingest": {**env, "FIML_HEALTH_PORT": str(free_port())},
-        "arbitrate": {**env, "FIML_HEALTH_PORT": str(free_port())},
-        "gateway": env})
+    services = Services(
+        settings,
+        {
+            "ingest": {**env, "FIML_HEALTH_PORT": str(free_port())},
+            "arbitrate": {**env, "FIML_HEALTH_PORT": str(free_port())},
+            "gateway": env,
+        },
+    )
     try:
         await services.start(tmp_path, 1)
         raw = await poison_every_topic(settings)
@@ -275,8 +326,11 @@ async def test_no_record_stops_a_service_before_or_after_a_restart(topics, tmp_p
             assert record.detail.startswith(f"{reason_of(value, RawTick)}: ")
             assert record.original == (value or b"")[:MAX_KEPT_BYTES]
 
-        await write(settings, "arbitration.state", [(p, str(p).encode(), value) for p, (value, _)
-                                                    in SNAPSHOT_POISON.items()])
+        await write(
+            settings,
+            "arbitration.state",
+            [(p, str(p).encode(), value) for p, (value, _) in SNAPSHOT_POISON.items()],
+        )
         services.stop()
         await services.start(tmp_path, 2)
         await tick_fresh_symbol(settings, "ZZPZM")

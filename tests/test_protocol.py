@@ -1,4 +1,4 @@
-"""Tests of the client protocol (gateway/protocol.py) against spec/websocket-streaming.md."""
+"""Tests of the client protocol (gateway/protocol.py) against docs/protocol.md."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from gateway.protocol import (
     UnsubscribeRequest,
     error_frame,
     parse_client_message,
-    utc_timestamp,
     validate_message,
 )
+from schemas.times import datetime_to_iso
 
 SPEC_SUBSCRIBE = """{
   "type": "subscribe",
@@ -64,13 +64,23 @@ def test_spec_subscribe_example_parses():
 
 
 def test_spec_examples_from_the_usage_section_parse():
-    ohlcv = parse_client_message(json.dumps({
-        "type": "subscribe", "stream_type": "ohlcv", "symbols": ["BTC/USDT"],
-        "asset_type": "crypto", "market": "CRYPTO", "interval_ms": 5000, "data_type": "ohlcv",
-    }))
+    ohlcv = parse_client_message(
+        json.dumps(
+            {
+                "type": "subscribe",
+                "stream_type": "ohlcv",
+                "symbols": ["BTC/USDT"],
+                "asset_type": "crypto",
+                "market": "CRYPTO",
+                "interval_ms": 5000,
+                "data_type": "ohlcv",
+            }
+        )
+    )
     assert ohlcv.stream_type is StreamType.OHLCV and ohlcv.symbols == ["BTC/USDT"]
     unsubscribe = parse_client_message(
-        '{"type": "unsubscribe", "stream_type": "price", "symbols": ["AAPL"]}')
+        '{"type": "unsubscribe", "stream_type": "price", "symbols": ["AAPL"]}'
+    )
     assert isinstance(unsubscribe, UnsubscribeRequest) and unsubscribe.symbols == ["AAPL"]
 
 
@@ -92,8 +102,9 @@ def test_symbol_count_bounds_accepted(count):
 
 @pytest.mark.parametrize("count", [0, 51])
 def test_symbol_count_out_of_bounds_refused(count):
-    message = refused(subscribe(symbols=[f"SYM{i}" for i in range(count)]),
-                      ErrorCode.SUBSCRIPTION_ERROR)
+    message = refused(
+        subscribe(symbols=[f"SYM{i}" for i in range(count)]), ErrorCode.SUBSCRIPTION_ERROR
+    )
     assert "symbols" in message
 
 
@@ -162,11 +173,16 @@ def test_each_data_type_of_the_spec_accepted(value):
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("stream_type", "candles"), ("stream_type", "PRICE"), ("stream_type", ""),
+        ("stream_type", "candles"),
+        ("stream_type", "PRICE"),
+        ("stream_type", ""),
         ("stream_type", 1),
-        ("asset_type", "stock"), ("asset_type", "Equity"),
-        ("market", "us"), ("market", "NASDAQ"),
-        ("data_type", "news"), ("data_type", 0),
+        ("asset_type", "stock"),
+        ("asset_type", "Equity"),
+        ("market", "us"),
+        ("market", "NASDAQ"),
+        ("data_type", "news"),
+        ("data_type", 0),
     ],
 )
 def test_enum_fields_refuse_other_values(field, value):
@@ -176,27 +192,34 @@ def test_enum_fields_refuse_other_values(field, value):
 
 def test_unsubscribe_with_a_list():
     message = parse_client_message(
-        '{"type": "unsubscribe", "stream_type": "ohlcv", "symbols": ["btc/usdt", "BTC/USDT"]}')
+        '{"type": "unsubscribe", "stream_type": "ohlcv", "symbols": ["btc/usdt", "BTC/USDT"]}'
+    )
     assert isinstance(message, UnsubscribeRequest)
     assert message.stream_type is StreamType.OHLCV
     assert message.symbols == ["BTC/USDT"]
 
 
-@pytest.mark.parametrize("text", [
-    '{"type": "unsubscribe", "stream_type": "price", "symbols": null}',
-    '{"type": "unsubscribe", "stream_type": "price"}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type": "unsubscribe", "stream_type": "price", "symbols": null}',
+        '{"type": "unsubscribe", "stream_type": "price"}',
+    ],
+)
 def test_unsubscribe_with_null_means_all(text):
     message = parse_client_message(text)
     assert isinstance(message, UnsubscribeRequest) and message.symbols is None
 
 
-@pytest.mark.parametrize("text", [
-    '{"type": "unsubscribe", "stream_type": "price", "symbols": []}',
-    '{"type": "unsubscribe", "stream_type": "price", "symbols": ["A B"]}',
-    '{"type": "unsubscribe", "stream_type": "nope"}',
-    '{"type": "unsubscribe"}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type": "unsubscribe", "stream_type": "price", "symbols": []}',
+        '{"type": "unsubscribe", "stream_type": "price", "symbols": ["A B"]}',
+        '{"type": "unsubscribe", "stream_type": "nope"}',
+        '{"type": "unsubscribe"}',
+    ],
+)
 def test_bad_unsubscribe_is_an_unsubscribe_error(text):
     message = refused(text, ErrorCode.UNSUBSCRIBE_ERROR)
     assert "unsubscribe" in message
@@ -206,33 +229,52 @@ def test_ping_parses():
     assert isinstance(parse_client_message('{"type": "ping"}'), PingRequest)
 
 
-@pytest.mark.parametrize("text", ["", "{", "{'type': 'ping'}", "subscribe", '{"type": }',
-                                  "[1, 2", "NaN", '{"type": "ping"} x'])
+@pytest.mark.parametrize(
+    "text",
+    ["", "{", "{'type': 'ping'}", "subscribe", '{"type": }', "[1, 2", "NaN", '{"type": "ping"} x'],
+)
 def test_malformed_json_is_invalid_json(text):
     assert "JSON" in refused(text, ErrorCode.INVALID_JSON)
 
 
-@pytest.mark.parametrize(("text", "kind"), [
-    ("[]", "an array"), ('"subscribe"', "a string"), ("42", "a number"), ("1.5", "a number"),
-    ("true", "a boolean"), ("null", "null"),
-])
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("[]", "an array"),
+        ('"subscribe"', "a string"),
+        ("42", "a number"),
+        ("1.5", "a number"),
+        ("true", "a boolean"),
+        ("null", "null"),
+    ],
+)
 def test_non_object_json_is_invalid_json(text, kind):
     message = refused(text, ErrorCode.INVALID_JSON)
     assert "JSON object" in message and kind in message
 
 
-@pytest.mark.parametrize("text", [
-    '{"type": "subscribes"}', '{"type": "SUBSCRIBE"}', '{"type": ""}', '{"type": 1}',
-    '{"type": null}', '{"type": ["subscribe"]}', '{"stream_type": "price"}', "{}",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type": "subscribes"}',
+        '{"type": "SUBSCRIBE"}',
+        '{"type": ""}',
+        '{"type": 1}',
+        '{"type": null}',
+        '{"type": ["subscribe"]}',
+        '{"stream_type": "price"}',
+        "{}",
+    ],
+)
 def test_unknown_or_missing_type(text):
     message = refused(text, ErrorCode.INVALID_MESSAGE_TYPE)
     assert "subscribe" in message and "ping" in message
 
 
 def test_validate_message_on_a_decoded_object():
-    message = validate_message({"type": "subscribe", "stream_type": "trades",
-                                "symbols": ["eth/usdt"], "interval_ms": 250})
+    message = validate_message(
+        {"type": "subscribe", "stream_type": "trades", "symbols": ["eth/usdt"], "interval_ms": 250}
+    )
     assert message.stream_type is StreamType.TRADES
     assert message.symbols == ["ETH/USDT"] and message.interval_ms == 250
     with pytest.raises(ProtocolError) as info:
@@ -263,24 +305,35 @@ def test_error_frame_for_every_code(code):
 
 
 def test_spec_error_codes_exist():
-    for name in ["INVALID_JSON", "INVALID_MESSAGE_TYPE", "SUBSCRIPTION_ERROR",
-                 "UNSUBSCRIBE_ERROR", "PROCESSING_ERROR"]:
+    for name in [
+        "INVALID_JSON",
+        "INVALID_MESSAGE_TYPE",
+        "SUBSCRIPTION_ERROR",
+        "UNSUBSCRIBE_ERROR",
+        "PROCESSING_ERROR",
+    ]:
         assert ErrorCode(name).value == name
 
 
 def test_utc_timestamp_format():
     moment = datetime(2025, 11, 22, 10, 30, 0, 250000, tzinfo=UTC)
-    assert utc_timestamp(moment) == "2025-11-22T10:30:00.250000Z"
+    assert datetime_to_iso(moment) == "2025-11-22T10:30:00.250000Z"
 
 
 # --- properties --------------------------------------------------------------------------
 
-json_scalars = (st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
-                | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20))
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=20,
 )
 message_like = st.fixed_dictionaries(
@@ -323,7 +376,17 @@ def test_arbitrary_text_raises_only_protocol_error(text):
     parse_or_protocol_error(text)
 
 
-@pytest.mark.parametrize("text", ["\ud800", '{"type": "\ud800"}', b"\xff\xfe", b'{"a": "\xff"}',
-                                  "[" * 5000, '{"n": 1e999}', '{"n": 123456789012345678901234}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\ud800",
+        '{"type": "\ud800"}',
+        b"\xff\xfe",
+        b'{"a": "\xff"}',
+        "[" * 5000,
+        '{"n": 1e999}',
+        '{"n": 123456789012345678901234}',
+    ],
+)
 def test_odd_inputs_raise_protocol_error(text):
     assert parse_or_protocol_error(text) is None

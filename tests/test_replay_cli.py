@@ -16,43 +16,61 @@ from pathlib import Path
 import pytest
 
 from fiml.export import csv_cell, row
-from fiml.runtime import now_micros
+from runtime.clock import now_micros
 from schemas import Quote, Trade
-from schemas.records import micros_to_iso
-from tests.support import poll_until, read_topic, service_env
-from tests.test_gateway import make_quote
-from tests.test_replay_reader import BASE_US, MS, produce_timed, produce_trades, trade
+from schemas.times import micros_to_iso
+from tests.factories import BASE_US, MS, quote, replay_trade
+from tests.support import poll_until, service_env
+from tests.support_kafka import ingest_ms, produce, read_topic
 
 SYMBOLS = ("AAPL", "MSFT", "BTC/USDT")
 BAR = "━"
 
 
 def quotes() -> list[Quote]:
-    return [make_quote(SYMBOLS[n % 3], 100.0 + n, n * 1000) for n in range(60)]
+    return [quote(SYMBOLS[n % 3], 100.0 + n, n * 1000) for n in range(60)]
 
 
-async def run_cli(settings, *args: str, stdout=asyncio.subprocess.PIPE,
-                  stderr=asyncio.subprocess.PIPE) -> tuple[int, bytes, bytes]:
+async def run_cli(
+    settings, *args: str, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+) -> tuple[int, bytes, bytes]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fiml", "replay", *args, env=service_env(settings),
-        stdout=stdout, stderr=stderr, stdin=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "fiml",
+        "replay",
+        *args,
+        env=service_env(settings),
+        stdout=stdout,
+        stderr=stderr,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     return process.returncode, out or b"", err or b""
 
 
 async def expected(settings, start: int, end: int) -> list[Quote]:
     stored = await read_topic(settings, "quotes", Quote)
-    chosen = [(r.ts_event, p, o, r) for p, o, r in stored
-              if r.symbol in {"AAPL", "BTC/USDT"} and start <= r.ts_event <= end]
+    chosen = [
+        (r.ts_event, p, o, r)
+        for p, o, r in stored
+        if r.symbol in {"AAPL", "BTC/USDT"} and start <= r.ts_event <= end
+    ]
     return [r for *_, r in sorted(chosen, key=lambda item: item[:3])]
 
 
-RANGE = ("--symbols", "AAPL,btc/usdt", "--start", micros_to_iso(BASE_US + 5000),
-         "--end", micros_to_iso(BASE_US + 40_000))
+RANGE = (
+    "--symbols",
+    "AAPL,btc/usdt",
+    "--start",
+    micros_to_iso(BASE_US + 5000),
+    "--end",
+    micros_to_iso(BASE_US + 40_000),
+)
 
 
 async def test_jsonl_output_is_the_topics_records_for_the_range(topics):
-    await produce_timed(topics, "quotes", quotes())
+    await produce(topics, "quotes", quotes(), written_ms=ingest_ms)
     code, out, err = await run_cli(topics, "--stream", "quotes", *RANGE)
     assert code == 0, err
     want = await expected(topics, BASE_US + 5000, BASE_US + 40_000)
@@ -62,10 +80,20 @@ async def test_jsonl_output_is_the_topics_records_for_the_range(topics):
 
 
 async def test_csv_output_to_a_file_is_the_topics_records_for_the_range(topics, tmp_path):
-    await produce_timed(topics, "quotes", quotes())
+    await produce(topics, "quotes", quotes(), written_ms=ingest_ms)
     target = tmp_path / "quotes.csv"
-    code, _, err = await run_cli(topics, "--stream", "quotes", *RANGE, "--format", "csv",
-                                 "--out", str(target), "--speed", "1000")
+    code, _, err = await run_cli(
+        topics,
+        "--stream",
+        "quotes",
+        *RANGE,
+        "--format",
+        "csv",
+        "--out",
+        str(target),
+        "--speed",
+        "1000",
+    )
     assert code == 0, err
     want = await expected(topics, BASE_US + 5000, BASE_US + 40_000)
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
@@ -74,11 +102,20 @@ async def test_csv_output_to_a_file_is_the_topics_records_for_the_range(topics, 
 
 
 async def test_a_terminal_gets_a_progress_bar(topics, tmp_path):
-    await produce_timed(topics, "quotes", quotes())
+    await produce(topics, "quotes", quotes(), written_ms=ingest_ms)
     leader, follower = pty.openpty()
     try:
-        code, _, _ = await run_cli(topics, "--stream", "quotes", *RANGE, "--speed", "100",
-                                   "--out", str(tmp_path / "q.jsonl"), stderr=follower)
+        code, _, _ = await run_cli(
+            topics,
+            "--stream",
+            "quotes",
+            *RANGE,
+            "--speed",
+            "100",
+            "--out",
+            str(tmp_path / "q.jsonl"),
+            stderr=follower,
+        )
         os.close(follower)
         shown = b""
         while chunk := await asyncio.to_thread(_read_pty, leader):
@@ -97,12 +134,17 @@ def _read_pty(fd: int) -> bytes:
         return b""
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--start", "2025-01-02T00:00:00Z", "--end", "2025-01-01T00:00:00Z"), "end is before"),
-    (("--start", "then", "--end", "2025-01-01T00:00:00Z"), "ISO 8601"),
-    (("--start", "2025-01-01T00:00:00Z", "--end", "2025-01-02T00:00:00Z", "--speed", "0"),
-     "--speed"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--start", "2025-01-02T00:00:00Z", "--end", "2025-01-01T00:00:00Z"), "end is before"),
+        (("--start", "then", "--end", "2025-01-01T00:00:00Z"), "ISO 8601"),
+        (
+            ("--start", "2025-01-01T00:00:00Z", "--end", "2025-01-02T00:00:00Z", "--speed", "0"),
+            "--speed",
+        ),
+    ],
+)
 async def test_bad_arguments_are_refused(topics, args, message):
     code, _, err = await run_cli(topics, "--stream", "quotes", "--symbols", "AAPL", *args)
     assert code == 2
@@ -111,9 +153,12 @@ async def test_bad_arguments_are_refused(topics, args, message):
 
 def recent_trades(numbers: range, base: int) -> list[Trade]:
     """Trades ``number`` ms after ``base``, a recent time that the topic's retention keeps."""
-    return [dataclasses.replace(t, ts_event=t.ts_event - BASE_US + base,
-                                ts_ingest=t.ts_ingest - BASE_US + base)
-            for t in (trade(n) for n in numbers)]
+    return [
+        dataclasses.replace(
+            t, ts_event=t.ts_event - BASE_US + base, ts_ingest=t.ts_ingest - BASE_US + base
+        )
+        for t in (replay_trade(n) for n in numbers)
+    ]
 
 
 def lines(path: Path) -> list[dict]:
@@ -122,8 +167,15 @@ def lines(path: Path) -> list[dict]:
 
 async def start_cli(settings, *args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fiml", "replay", *args, env=service_env(settings),
-        stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "fiml",
+        "replay",
+        *args,
+        env=service_env(settings),
+        stdin=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 async def stop_cli(process: asyncio.subprocess.Process, signum: int) -> tuple[int, bytes]:
@@ -140,13 +192,22 @@ async def stop_cli(process: asyncio.subprocess.Process, signum: int) -> tuple[in
 async def test_without_end_it_follows_live_until_stopped(topics, tmp_path, signum):
     base = now_micros() // 1_000_000 * 1_000_000 - 60_000_000
     symbols = {"ETH/USDT", "AAPL"}
-    await produce_trades(topics, recent_trades(range(100), base))
+    await produce(topics, "trades", recent_trades(range(100), base), written_ms=ingest_ms)
     target = tmp_path / "follow.jsonl"
-    process = await start_cli(topics, "--stream", "trades", "--symbols", "ETH/USDT,aapl",
-                              "--start", micros_to_iso(base + 10 * MS), "--out", str(target))
+    process = await start_cli(
+        topics,
+        "--stream",
+        "trades",
+        "--symbols",
+        "ETH/USDT,aapl",
+        "--start",
+        micros_to_iso(base + 10 * MS),
+        "--out",
+        str(target),
+    )
     try:
         await poll_until(lambda: len(lines(target)) >= 45, 30)
-        await produce_trades(topics, recent_trades(range(100, 200), base))
+        await produce(topics, "trades", recent_trades(range(100, 200), base), written_ms=ingest_ms)
         await poll_until(lambda: len(lines(target)) >= 95, 30)
     finally:
         code, err = await stop_cli(process, signum)
@@ -167,12 +228,25 @@ async def test_without_end_it_follows_live_until_stopped(topics, tmp_path, signu
 
 async def test_a_signal_ends_a_replay_with_end_early_with_its_output_flushed(topics, tmp_path):
     base = now_micros() // 1_000_000 * 1_000_000 - 60_000_000
-    await produce_trades(topics, recent_trades(range(0, 60_000, 1000), base))
+    await produce(
+        topics, "trades", recent_trades(range(0, 60_000, 1000), base), written_ms=ingest_ms
+    )
     target = tmp_path / "paced.jsonl"
-    process = await start_cli(topics, "--stream", "trades", "--symbols", "ETH/USDT,AAPL",
-                              "--start", micros_to_iso(base), "--end",
-                              micros_to_iso(base + 60_000 * MS), "--speed", "1",
-                              "--out", str(target))
+    process = await start_cli(
+        topics,
+        "--stream",
+        "trades",
+        "--symbols",
+        "ETH/USDT,AAPL",
+        "--start",
+        micros_to_iso(base),
+        "--end",
+        micros_to_iso(base + 60_000 * MS),
+        "--speed",
+        "1",
+        "--out",
+        str(target),
+    )
     try:
         await poll_until(lambda: len(lines(target)) >= 1, 30)
     finally:

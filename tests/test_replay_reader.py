@@ -7,55 +7,21 @@ import dataclasses
 
 import pytest
 
-from fiml.kafka_clients import make_producer
-from fiml.replay import Replay, ReplayError
-from schemas import Candle, Trade, encode
-from schemas.records import LAST_MICROS
-from tests.support import expire_oldest, poll_until, read_topic
-
-BASE_US = 1_764_000_000_000_000
-MS = 1000
-SYMBOLS = ("ETH/USDT", "BTC/USDT", "AAPL", "MSFT")
-
-
-def trade(number: int, symbol: str | None = None) -> Trade:
-    """A trade whose event time is ``number`` ms after BASE_US, ingested 2 ms later."""
-    return Trade(symbol=symbol or SYMBOLS[number % len(SYMBOLS)], trade_id=f"t{number}",
-                 provider="synthetic:alpha", ts_event=BASE_US + number * MS,
-                 ts_ingest=BASE_US + number * MS + 2 * MS, price=100.0 + number, amount=1.0)
-
-
-async def produce_written(settings, role: str, entries: list[tuple[bytes, bytes, int]]) -> None:
-    """Write (key, value, Kafka time in ms) entries to a topic, in order."""
-    producer = make_producer(settings, "test-replay")
-    await producer.start()
-    try:
-        for key, value, written_ms in entries:
-            await producer.send(settings.topic(role), value, key=key, timestamp_ms=written_ms)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
-async def produce_timed(settings, role: str, records: list) -> None:
-    """Write records as the services do: keyed by symbol, Kafka time = ingest time.
-
-    A candle has no ingest time; its open time stands in.
-    """
-    await produce_written(settings, role, [
-        (item.symbol.encode(), encode(item),
-         (item.open_time if isinstance(item, Candle) else item.ts_ingest) // MS)
-        for item in records])
-
-
-async def produce_trades(settings, trades: list[Trade]) -> None:
-    """Write trades to the trades topic with their ingest time as Kafka time."""
-    await produce_timed(settings, "trades", trades)
+from runtime.replay import Replay
+from runtime.replay_request import ReplayError, ReplayRequest
+from schemas import Candle, Trade
+from schemas.times import LAST_MICROS
+from tests.factories import BASE_US, MS, REPLAY_SYMBOLS, replay_trade
+from tests.support import poll_until
+from tests.support_kafka import expire_oldest, ingest_ms, produce, read_topic
 
 
 def expected(stored: list[tuple], symbols: set[str], start: int, end: int) -> list[tuple]:
-    chosen = [(r.ts_event, p, o, r) for p, o, r in stored
-              if r.symbol in symbols and start <= r.ts_event <= end]
+    chosen = [
+        (r.ts_event, p, o, r)
+        for p, o, r in stored
+        if r.symbol in symbols and start <= r.ts_event <= end
+    ]
     return [(p, o, r) for _, p, o, r in sorted(chosen, key=lambda row: row[:3])]
 
 
@@ -69,12 +35,14 @@ async def collect(replay: Replay, limit: int | None = None) -> list:
 
 
 async def test_a_range_returns_exactly_the_topics_records_in_event_time_order(topics):
-    await produce_trades(topics, [trade(n) for n in range(400)])
+    await produce(topics, "trades", [replay_trade(n) for n in range(400)], written_ms=ingest_ms)
     stored = await read_topic(topics, "trades", Trade)
     start, end = BASE_US + 50 * MS, BASE_US + 300 * MS
-    async with Replay(topics, "trades", ["ETH/USDT", "AAPL"], start, end, batch=7) as replay:
+    async with Replay(
+        topics, ReplayRequest("trades", ("ETH/USDT", "AAPL"), start, end), batch=7
+    ) as replay:
         found = await collect(replay)
-    async with Replay(topics, "trades", ["ETH/USDT", "AAPL"], start, end) as replay:
+    async with Replay(topics, ReplayRequest("trades", ("ETH/USDT", "AAPL"), start, end)) as replay:
         chunks = [chunk async for chunk in replay.chunks(10)]
     assert [item for chunk in chunks for item in chunk] == found
     assert [len(chunk) for chunk in chunks] == [10] * 12 + [6]
@@ -86,56 +54,80 @@ async def test_a_range_returns_exactly_the_topics_records_in_event_time_order(to
 
 
 async def test_a_range_past_the_last_record_ends_at_the_log_end(topics):
-    await produce_trades(topics, [trade(n) for n in range(20)])
-    async with Replay(topics, "trades", list(SYMBOLS), BASE_US, BASE_US + 10**12) as replay:
+    await produce(topics, "trades", [replay_trade(n) for n in range(20)], written_ms=ingest_ms)
+    async with Replay(
+        topics, ReplayRequest("trades", tuple(REPLAY_SYMBOLS), BASE_US, BASE_US + 10**12)
+    ) as replay:
         found = await asyncio.wait_for(collect(replay), 10)
     assert [i.record.trade_id for i in found] == [f"t{n}" for n in range(20)]
 
 
-@pytest.mark.parametrize(("start", "end", "reason"), [
-    (BASE_US - 60_000 * MS, None, "older than the retention"),
-    (BASE_US + 10 * MS, BASE_US + 5 * MS, "end is before start"),
-    (BASE_US, 4_102_444_800_000_000, "end is in the future"),
-])
+@pytest.mark.parametrize(
+    ("start", "end", "reason"),
+    [
+        (BASE_US - 60_000 * MS, None, "older than the retention"),
+        (BASE_US + 10 * MS, BASE_US + 5 * MS, "end is before start"),
+        (BASE_US, 4_102_444_800_000_000, "end is in the future"),
+    ],
+)
 async def test_bad_ranges_raise_replay_errors(topics, start, end, reason):
-    await produce_trades(topics, [trade(n) for n in range(5)])
+    await produce(topics, "trades", [replay_trade(n) for n in range(5)], written_ms=ingest_ms)
     await expire_oldest(topics, "trades")
     with pytest.raises(ReplayError, match=reason):
-        async with Replay(topics, "trades", ["AAPL"], start, end):
+        async with Replay(topics, ReplayRequest("trades", ("AAPL",), start, end)):
             pass
 
 
 async def test_a_topic_that_lost_no_record_replays_from_any_start(topics):
     """The first candle of a timeframe is written well after its open time; nothing was
     deleted, so a start at that open time, or an hour before, is no error."""
-    first = Candle(symbol="AAPL", timeframe="1m", open_time=BASE_US, open=1.0, high=2.0,
-                   low=0.5, close=1.5, volume=10.0, is_closed=True, revision=3, seq=7)
-    await produce_written(topics, "candles", [(b"AAPL", encode(first), BASE_US // MS + 30_000)])
+    first = Candle(
+        symbol="AAPL",
+        timeframe="1m",
+        open_time=BASE_US,
+        open=1.0,
+        high=2.0,
+        low=0.5,
+        close=1.5,
+        volume=10.0,
+        is_closed=True,
+        revision=3,
+        seq=7,
+    )
+    await produce(topics, "candles", [first], written_ms=BASE_US // MS + 30_000)
     for start in (BASE_US, BASE_US - 3_600_000 * MS):
-        async with Replay(topics, "candles", ["AAPL"], start, BASE_US + 60_000 * MS,
-                          timeframe="1m") as replay:
+        async with Replay(
+            topics,
+            ReplayRequest("candles", ("AAPL",), start, BASE_US + 60_000 * MS, timeframe="1m"),
+        ) as replay:
             assert [item.record for item in await collect(replay)] == [first]
 
 
 async def test_a_page_past_the_deleted_records_is_not_refused(topics):
-    await produce_trades(topics, [trade(n) for n in range(8)])
+    await produce(topics, "trades", [replay_trade(n) for n in range(8)], written_ms=ingest_ms)
     stored = await read_topic(topics, "trades", Trade)
     await expire_oldest(topics, "trades")
     start = BASE_US - 3_600_000 * MS
     with pytest.raises(ReplayError, match="older than the retention"):
-        async with Replay(topics, "trades", list(SYMBOLS), start):
+        async with Replay(topics, ReplayRequest("trades", tuple(REPLAY_SYMBOLS), start)):
             pass
     after = {partition: 1 for partition in range(topics.partitions)}
-    async with Replay(topics, "trades", list(SYMBOLS), start, BASE_US + 10 * MS,
-                      after=after) as replay:
+    async with Replay(
+        topics,
+        ReplayRequest("trades", tuple(REPLAY_SYMBOLS), start, BASE_US + 10 * MS),
+        after=after,
+    ) as replay:
         found = await collect(replay)
     assert sorted(i.record.trade_id for i in found) == sorted(
-        record.trade_id for _, offset, record in stored if offset >= 1)
+        record.trade_id for _, offset, record in stored if offset >= 1
+    )
 
 
 async def test_a_replay_cancelled_while_opening_leaves_no_consumer_running(topics):
-    await produce_trades(topics, [trade(n) for n in range(5)])
-    replay = Replay(topics, "trades", list(SYMBOLS), BASE_US, BASE_US + 10 * MS)
+    await produce(topics, "trades", [replay_trade(n) for n in range(5)], written_ms=ingest_ms)
+    replay = Replay(
+        topics, ReplayRequest("trades", tuple(REPLAY_SYMBOLS), BASE_US, BASE_US + 10 * MS)
+    )
     opening = asyncio.create_task(replay.open())
     await poll_until(lambda: replay.consumer is not None, 10, interval=0)  # now starting
     consumer = replay.consumer
@@ -146,10 +138,13 @@ async def test_a_replay_cancelled_while_opening_leaves_no_consumer_running(topic
 
 
 async def test_an_undecodable_record_is_skipped_with_a_warning(topics, caplog):
-    await produce_written(topics, "trades", [(b"AAPL", b"\x00\x00\x00\x00\x05\xff",
-                                              BASE_US // MS)])
-    await produce_trades(topics, [trade(2, "AAPL")])
-    async with Replay(topics, "trades", ["AAPL"], BASE_US, BASE_US + 10 * MS) as replay:
+    await produce(
+        topics, "trades", [b"\x00\x00\x00\x00\x05\xff"], key=b"AAPL", written_ms=BASE_US // MS
+    )
+    await produce(topics, "trades", [replay_trade(2, "AAPL")], written_ms=ingest_ms)
+    async with Replay(
+        topics, ReplayRequest("trades", ("AAPL",), BASE_US, BASE_US + 10 * MS)
+    ) as replay:
         found = await collect(replay)
     assert [item.record.trade_id for item in found] == ["t2"]
     assert f"skipped a record at {topics.topic('trades')}-" in caplog.text
@@ -157,23 +152,29 @@ async def test_an_undecodable_record_is_skipped_with_a_warning(topics, caplog):
 
 
 async def test_a_record_no_date_can_show_is_skipped_even_when_following_live(topics):
-    far = dataclasses.replace(trade(1, "AAPL"), trade_id="far", ts_event=LAST_MICROS + 1)
-    async with Replay(topics, "trades", ["AAPL"], BASE_US) as replay:
-        await produce_trades(topics, [far, trade(2, "AAPL")])
+    far = dataclasses.replace(replay_trade(1, "AAPL"), trade_id="far", ts_event=LAST_MICROS + 1)
+    async with Replay(topics, ReplayRequest("trades", ("AAPL",), BASE_US)) as replay:
+        await produce(topics, "trades", [far, replay_trade(2, "AAPL")], written_ms=ingest_ms)
         found = await asyncio.wait_for(collect(replay, limit=1), 20)
     assert [item.record.trade_id for item in found] == ["t2"]
 
 
 async def test_an_unknown_stream_is_a_replay_error(topics):
     with pytest.raises(ReplayError, match="unknown stream"):
-        Replay(topics, "orders", ["AAPL"], BASE_US)
+        Replay(topics, ReplayRequest("orders", ("AAPL",), BASE_US))
 
 
 async def test_without_end_the_replay_hands_over_to_live_with_no_gap_and_no_duplicate(topics):
-    await produce_trades(topics, [trade(n) for n in range(100)])
-    async with Replay(topics, "trades", list(SYMBOLS), BASE_US + 10 * MS, batch=9) as replay:
+    await produce(topics, "trades", [replay_trade(n) for n in range(100)], written_ms=ingest_ms)
+    async with Replay(
+        topics, ReplayRequest("trades", tuple(REPLAY_SYMBOLS), BASE_US + 10 * MS), batch=9
+    ) as replay:
         handover = dict(replay.handover)
-        writer = asyncio.create_task(produce_trades(topics, [trade(n) for n in range(100, 300)]))
+        writer = asyncio.create_task(
+            produce(
+                topics, "trades", [replay_trade(n) for n in range(100, 300)], written_ms=ingest_ms
+            )
+        )
         found = await asyncio.wait_for(collect(replay, limit=290), 20)
         await writer
     stored = await read_topic(topics, "trades", Trade)

@@ -1,4 +1,4 @@
-"""Tests of fiml/settings.py: defaults, FIML_* parsing, validation, to_env and topics."""
+"""Tests of runtime/settings.py: defaults, FIML_* parsing, validation, to_env and topics."""
 
 from __future__ import annotations
 
@@ -10,11 +10,19 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from fiml.settings import DEFAULT_CRYPTO, DEFAULT_EQUITIES, Settings, SettingsError, TopicSpec
+from runtime.settings import DEFAULT_CRYPTO, DEFAULT_EQUITIES, Settings, SettingsError, TopicSpec
 
 HOUR_MS = 3_600_000
-ROLES = {"ticks.raw", "provider.status", "quotes", "candles", "trades", "ticks.dlq", "demand",
-         "arbitration.state"}
+ROLES = {
+    "ticks.raw",
+    "provider.status",
+    "quotes",
+    "candles",
+    "trades",
+    "ticks.dlq",
+    "demand",
+    "arbitration.state",
+}
 COMPACTED = {"demand", "arbitration.state"}
 
 
@@ -30,8 +38,8 @@ def test_defaults():
     assert s.candles_retention_hours == 30 * 24
     assert s.dlq_retention_hours == 30 * 24
     assert s.providers == ("synthetic",)
-    assert s.synthetic_symbols == DEFAULT_EQUITIES + DEFAULT_CRYPTO
-    assert "AAPL" in s.synthetic_symbols and "BTC/USDT" in s.synthetic_symbols
+    assert s.symbols == DEFAULT_EQUITIES + DEFAULT_CRYPTO
+    assert "AAPL" in s.symbols and "BTC/USDT" in s.symbols
     assert s.synthetic_tick_hz == 10.0
     assert s.freshness_ms == 2000
     assert s.gateway_host == "127.0.0.1"
@@ -58,7 +66,7 @@ def test_from_env_parses_each_kind_of_field():
         "FIML_SYNTHETIC_TICK_HZ": "2.5",
         "FIML_HEARTBEAT_INTERVAL": "5",
         "FIML_PROVIDERS": " synthetic , ccxt:binance,,yfinance ,",
-        "FIML_SYNTHETIC_SYMBOLS": "AAPL,BTC/USDT",
+        "FIML_SYMBOLS": "AAPL,BTC/USDT",
         "FIML_KAFKA_BOOTSTRAP": "broker-1:9092,broker-2:9092",
         "FIML_LOG_LEVEL": "debug",
     }
@@ -68,14 +76,18 @@ def test_from_env_parses_each_kind_of_field():
     assert s.synthetic_tick_hz == 2.5
     assert s.heartbeat_interval == 5.0 and isinstance(s.heartbeat_interval, float)
     assert s.providers == ("synthetic", "ccxt:binance", "yfinance")
-    assert s.synthetic_symbols == ("AAPL", "BTC/USDT")
+    assert s.symbols == ("AAPL", "BTC/USDT")
     assert s.kafka_bootstrap == "broker-1:9092,broker-2:9092"
     assert s.log_level == "debug"
 
 
 def test_blank_and_unknown_variables_are_ignored():
-    env = {"FIML_PARTITIONS": "   ", "FIML_KAFKA_BOOTSTRAP": "", "FIML_NO_SUCH_THING": "x",
-           "PARTITIONS": "99"}
+    env = {
+        "FIML_PARTITIONS": "   ",
+        "FIML_KAFKA_BOOTSTRAP": "",
+        "FIML_NO_SUCH_THING": "x",
+        "PARTITIONS": "99",
+    }
     assert Settings.from_env(env) == Settings()
 
 
@@ -101,8 +113,14 @@ def test_bad_number_names_the_variable(variable, raw):
 @pytest.mark.parametrize("raw", ["0", "-1"])
 @pytest.mark.parametrize(
     "variable",
-    ["FIML_PARTITIONS", "FIML_REPLICATION_FACTOR", "FIML_SYNTHETIC_TICK_HZ", "FIML_FRESHNESS_MS",
-     "FIML_HEARTBEAT_INTERVAL", "FIML_SEND_QUEUE_LIMIT"],
+    [
+        "FIML_PARTITIONS",
+        "FIML_REPLICATION_FACTOR",
+        "FIML_SYNTHETIC_TICK_HZ",
+        "FIML_FRESHNESS_MS",
+        "FIML_HEARTBEAT_INTERVAL",
+        "FIML_SEND_QUEUE_LIMIT",
+    ],
 )
 def test_non_positive_values_are_refused(variable, raw):
     with pytest.raises(SettingsError, match=variable):
@@ -121,9 +139,7 @@ def test_non_positive_partitions_refused_in_the_constructor_too():
         Settings(partitions=0)
 
 
-@pytest.mark.parametrize(
-    "variable", ["FIML_SYNTHETIC_TICK_HZ", "FIML_HEARTBEAT_INTERVAL"]
-)
+@pytest.mark.parametrize("variable", ["FIML_SYNTHETIC_TICK_HZ", "FIML_HEARTBEAT_INTERVAL"])
 def test_nan_is_not_above_zero(variable):
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env({variable: "nan"})
@@ -145,8 +161,11 @@ def test_port_bounds_are_accepted(port):
 
 
 def test_overrides_win_over_env():
-    env = {"FIML_PARTITIONS": "12", "FIML_TOPIC_PREFIX": "from-env",
-           "FIML_KAFKA_BOOTSTRAP": "env:9092"}
+    env = {
+        "FIML_PARTITIONS": "12",
+        "FIML_TOPIC_PREFIX": "from-env",
+        "FIML_KAFKA_BOOTSTRAP": "env:9092",
+    }
     s = Settings.from_env(env, partitions=3, kafka_bootstrap=None)
     assert s.partitions == 3
     assert s.kafka_bootstrap is None
@@ -176,13 +195,20 @@ def test_to_env_of_defaults_round_trips():
 
 
 def test_to_env_of_a_custom_configuration_round_trips():
-    s = Settings(kafka_bootstrap="kafka:9092", partitions=24, synthetic_tick_hz=0.25,
-                 providers=("synthetic", "ccxt:binance"), synthetic_symbols=("AAPL",),
-                 heartbeat_interval=12.5, topic_prefix="staging.fiml", kafka_data_dir="/d")
+    s = Settings(
+        kafka_bootstrap="kafka:9092",
+        partitions=24,
+        synthetic_tick_hz=0.25,
+        providers=("synthetic", "ccxt:binance"),
+        symbols=("AAPL",),
+        heartbeat_interval=12.5,
+        topic_prefix="staging.fiml",
+        kafka_data_dir="/d",
+    )
     assert Settings.from_env(s.to_env()) == s
 
 
-@pytest.mark.parametrize("name", ["providers", "synthetic_symbols"])
+@pytest.mark.parametrize("name", ["providers", "symbols"])
 def test_empty_lists_are_refused(name):
     """An empty list could not survive to_env (a blank variable means unset), so refuse it."""
     with pytest.raises(SettingsError, match=name.upper()):
@@ -198,7 +224,7 @@ settings_values = st.fixed_dictionaries(
         "partitions": st.integers(1, 10_000),
         "raw_retention_hours": st.integers(0, 100_000),
         "providers": st.lists(tokens, min_size=1, max_size=4).map(tuple),
-        "synthetic_symbols": st.lists(tokens, min_size=1, max_size=6).map(tuple),
+        "symbols": st.lists(tokens, min_size=1, max_size=6).map(tuple),
         "synthetic_seed": st.integers(-(2**40), 2**40),
         "synthetic_tick_hz": st.floats(min_value=1e-6, max_value=1e6),
         "heartbeat_interval": st.floats(min_value=1e-3, max_value=1e5),
@@ -256,16 +282,26 @@ def test_default_retention_in_milliseconds():
 
 
 def test_retention_hours_come_from_each_setting():
-    s = Settings.from_env({
-        "FIML_RAW_RETENTION_HOURS": "1", "FIML_STATUS_RETENTION_HOURS": "2",
-        "FIML_QUOTES_RETENTION_HOURS": "3", "FIML_CANDLES_RETENTION_HOURS": "4",
-        "FIML_TRADES_RETENTION_HOURS": "5", "FIML_DLQ_RETENTION_HOURS": "6",
-    })
+    s = Settings.from_env(
+        {
+            "FIML_RAW_RETENTION_HOURS": "1",
+            "FIML_STATUS_RETENTION_HOURS": "2",
+            "FIML_QUOTES_RETENTION_HOURS": "3",
+            "FIML_CANDLES_RETENTION_HOURS": "4",
+            "FIML_TRADES_RETENTION_HOURS": "5",
+            "FIML_DLQ_RETENTION_HOURS": "6",
+        }
+    )
     retention = {role: spec.retention_ms for role, spec in s.topics().items()}
     assert retention == {
-        "ticks.raw": 1 * HOUR_MS, "provider.status": 2 * HOUR_MS, "quotes": 3 * HOUR_MS,
-        "candles": 4 * HOUR_MS, "trades": 5 * HOUR_MS, "ticks.dlq": 6 * HOUR_MS,
-        "demand": None, "arbitration.state": None,
+        "ticks.raw": 1 * HOUR_MS,
+        "provider.status": 2 * HOUR_MS,
+        "quotes": 3 * HOUR_MS,
+        "candles": 4 * HOUR_MS,
+        "trades": 5 * HOUR_MS,
+        "ticks.dlq": 6 * HOUR_MS,
+        "demand": None,
+        "arbitration.state": None,
     }
 
 
@@ -286,13 +322,17 @@ def test_every_field_has_a_variable_that_from_env_reads():
         else:
             raw = CONSTRAINED_TEXT.get(f.name, "changed")
         changed = Settings.from_env({f"FIML_{f.name.upper()}": raw})
-        differing = [g.name for g in dataclasses.fields(Settings)
-                     if getattr(changed, g.name) != getattr(base, g.name)]
+        differing = [
+            g.name
+            for g in dataclasses.fields(Settings)
+            if getattr(changed, g.name) != getattr(base, g.name)
+        ]
         assert differing == [f.name]
 
 
-@pytest.mark.parametrize(("raw", "value"), [("true", True), ("0", False), ("Off", False),
-                                            ("yes", True)])
+@pytest.mark.parametrize(
+    ("raw", "value"), [("true", True), ("0", False), ("Off", False), ("yes", True)]
+)
 def test_switches_read_the_usual_words(raw, value):
     settings = Settings.from_env({"FIML_SYNTHETIC_RESUME": raw})
     assert settings.synthetic_resume is value
@@ -302,3 +342,15 @@ def test_switches_read_the_usual_words(raw, value):
 def test_a_switch_that_is_neither_true_nor_false_is_refused():
     with pytest.raises(SettingsError, match="FIML_SYNTHETIC_RESUME must be true or false"):
         Settings.from_env({"FIML_SYNTHETIC_RESUME": "maybe"})
+
+
+def test_the_old_name_of_the_symbols_still_works_with_a_warning():
+    with pytest.warns(
+        FutureWarning, match="FIML_SYNTHETIC_SYMBOLS is deprecated; use FIML_SYMBOLS"
+    ):
+        old = Settings.from_env({"FIML_SYNTHETIC_SYMBOLS": "AAPL,BTC/USDT"})
+    assert old.symbols == ("AAPL", "BTC/USDT")
+    assert "FIML_SYNTHETIC_SYMBOLS" not in old.to_env()
+    with pytest.warns(FutureWarning):
+        both = Settings.from_env({"FIML_SYNTHETIC_SYMBOLS": "AAPL", "FIML_SYMBOLS": "MSFT"})
+    assert both.symbols == ("MSFT",)

@@ -66,8 +66,9 @@ def test_invalid_symbols_raise_with_a_useful_message(text, message):
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize(("value", "kind"), [(None, "NoneType"), (123, "int"),
-                                             (b"AAPL", "bytes"), (["AAPL"], "list")])
+@pytest.mark.parametrize(
+    ("value", "kind"), [(None, "NoneType"), (123, "int"), (b"AAPL", "bytes"), (["AAPL"], "list")]
+)
 def test_non_strings_are_refused_naming_their_type(value, kind):
     with pytest.raises(InvalidSymbol, match=f"must be a string, got {kind}"):
         canonical_symbol(value)

@@ -7,25 +7,25 @@ from itertools import pairwise
 
 import pytest
 
-from fiml.settings import DEFAULT_CRYPTO, DEFAULT_EQUITIES
-from ingest.synthetic import (
-    DEFAULT_VENUES,
-    MICROS,
-    SyntheticMarket,
-    Venue,
-    starting_price,
-    with_faults,
-)
+from ingest.synthetic import MICROS, SyntheticMarket, starting_price
+from ingest.venues import DEFAULT_VENUES, Venue, with_faults
+from runtime.settings import DEFAULT_CRYPTO, DEFAULT_EQUITIES
+from tests.factories import T0
 
-T0 = 1_763_807_400_000_000  # 2025-11-22T10:30:00Z
 STEP_US = 100_000
 UNIVERSE = DEFAULT_EQUITIES + DEFAULT_CRYPTO
 
 
 def steady(name, **changes):
     """A venue that never goes down."""
-    fields = dict(noise_bps=1.0, latency_ms=20, spread_bps=4, trade_probability=0.2,
-                  outages_per_hour=0, outage_seconds=0)
+    fields = dict(
+        noise_bps=1.0,
+        latency_ms=20,
+        spread_bps=4,
+        trade_probability=0.2,
+        outages_per_hour=0,
+        outage_seconds=0,
+    )
     fields.update(changes)
     return Venue(name, **fields)
 
@@ -80,8 +80,9 @@ def test_tick_rate_per_symbol_per_venue(tick_hz):
     venues = [steady("v:one"), steady("v:two", latency_ms=80)]
     symbols = ["AAPL", "BTC/USDT"]
     market = SyntheticMarket(symbols, seed=3, tick_hz=tick_hz, venues=venues)
-    counts = Counter((t.provider, t.symbol) for t in all_ticks(run(market, 60))
-                     if t.kind == "QUOTE")
+    counts = Counter(
+        (t.provider, t.symbol) for t in all_ticks(run(market, 60)) if t.kind == "QUOTE"
+    )
     assert set(counts) == {(v.name, s) for v in venues for s in symbols}
     expected = tick_hz * 60
     for count in counts.values():
@@ -127,8 +128,7 @@ def test_prices_stay_near_their_start_over_a_minute(default_minute):
 def test_low_priced_symbol_quotes_have_bid_below_ask():
     assert starting_price("ZZZZZA") < 50
     market = SyntheticMarket(["ZZZZZA"], seed=7, tick_hz=10)
-    locked = [t for t in all_ticks(run(market, 10))
-              if t.kind == "QUOTE" and not t.bid < t.ask]
+    locked = [t for t in all_ticks(run(market, 10)) if t.kind == "QUOTE" and not t.bid < t.ask]
     assert locked == []
 
 
@@ -170,8 +170,9 @@ def test_steady_venue_reports_up_every_five_seconds():
 
 def test_flaky_venue_goes_down_sends_nothing_and_comes_back():
     flaky = steady("v:flaky", outages_per_hour=7200, outage_seconds=1)
-    market = SyntheticMarket(["AAPL", "ETH/USDT"], seed=9, tick_hz=10,
-                             venues=[steady("v:solid"), flaky])
+    market = SyntheticMarket(
+        ["AAPL", "ETH/USDT"], seed=9, tick_hz=10, venues=[steady("v:solid"), flaky]
+    )
     steps = run(market, 60)
     state = {}
     transitions = []
@@ -233,8 +234,11 @@ def test_unknown_fault_or_venue_names_the_setting():
 def test_down_venue_is_down_four_seconds_in_every_twelve():
     market = SyntheticMarket(["AAPL"], seed=3, tick_hz=10, venues=faulty("v:one=down"))
     steps = run(market, 36)
-    silent = {now // MICROS - T0 // MICROS for now, ticks, _ in steps
-              if not any(t.provider == "v:one" for t in ticks)}
+    silent = {
+        now // MICROS - T0 // MICROS
+        for now, ticks, _ in steps
+        if not any(t.provider == "v:one" for t in ticks)
+    }
     assert silent == {8, 9, 10, 11, 20, 21, 22, 23, 32, 33, 34, 35}
     assert "DOWN" in {s.state for s in all_statuses(steps) if s.provider == "v:one"}
 
@@ -248,8 +252,9 @@ def test_lagging_venue_reports_event_times_late():
 
 
 def test_outliers_and_duplicates_on_one_venue():
-    market = SyntheticMarket(["AAPL"], seed=3, tick_hz=10,
-                             venues=faulty("v:two=outliers+duplicates"))
+    market = SyntheticMarket(
+        ["AAPL"], seed=3, tick_hz=10, venues=faulty("v:two=outliers+duplicates")
+    )
     ticks = all_ticks(run(market, 60))
     good = [t.price for t in ticks if t.provider == "v:one"]
     median = sorted(good)[len(good) // 2]
@@ -273,10 +278,12 @@ def test_a_resumed_market_continues_prices_and_never_repeats_a_seq_or_trade_id()
         assert abs(first_again.price / tick.price - 1) < 0.002
         assert first_again.reference_price == tick.reference_price
     assert next(t for t in after if t.symbol == "SOL/USDT").price == pytest.approx(
-        starting_price("SOL/USDT"), rel=0.002), "a symbol without a last tick starts afresh"
+        starting_price("SOL/USDT"), rel=0.002
+    ), "a symbol without a last tick starts afresh"
     assert not {(t.provider, t.seq) for t in before} & {(t.provider, t.seq) for t in after}
     assert not {t.trade_id for t in before if t.trade_id} & {
-        t.trade_id for t in after if t.trade_id}
+        t.trade_id for t in after if t.trade_id
+    }
 
 
 def test_a_trend_moves_every_walk_the_same_way():

@@ -13,23 +13,32 @@ import uuid
 import pytest
 import websockets
 
-from fiml.local_kafka import free_port, isolated_broker_settings
+from runtime.testing import free_port
 from tests.support import processes_with_env, service_env, wait_for_port
 
 
 @pytest.fixture
-def up(tmp_path):
+def up(own_broker, tmp_path):
     """Start ``fiml up`` with its own broker, ports and topics; yield (process, marker, port)."""
     marker_value = f"up-{uuid.uuid4().hex[:10]}"
-    settings = isolated_broker_settings(tmp_path / "broker")
+    settings = own_broker
     port = free_port()
-    env = service_env(settings, FIML_TOPIC_PREFIX=marker_value, FIML_GATEWAY_PORT=str(port),
-                      FIML_UP_INGEST_HEALTH_PORT=str(free_port()),
-                      FIML_UP_ARBITRATION_HEALTH_PORT=str(free_port()),
-                      FIML_SYNTHETIC_SYMBOLS="AAPL,BTC/USDT")
+    env = service_env(
+        settings,
+        FIML_TOPIC_PREFIX=marker_value,
+        FIML_GATEWAY_PORT=str(port),
+        FIML_UP_INGEST_HEALTH_PORT=str(free_port()),
+        FIML_UP_ARBITRATION_HEALTH_PORT=str(free_port()),
+        FIML_SYMBOLS="AAPL,BTC/USDT",
+    )
     log = (tmp_path / "up.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "fiml", "up"], env=env, stdout=log,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fiml", "up"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     marker = f"FIML_TOPIC_PREFIX={marker_value}"
     try:
         wait_for_port(port, timeout=90)
@@ -60,8 +69,16 @@ def service_pid(marker: str, name: str) -> int:
 
 async def first_price(port: int) -> dict:
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
-        await ws.send(json.dumps({"type": "subscribe", "stream_type": "price",
-                                  "symbols": ["AAPL"], "interval_ms": 100}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "stream_type": "price",
+                    "symbols": ["AAPL"],
+                    "interval_ms": 100,
+                }
+            )
+        )
         while True:
             message = json.loads(await ws.recv())
             if message["type"] == "data":

@@ -7,20 +7,28 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import yfinance as yf
 
 from ingest.providers.yahoo_provider import YahooProvider
 from schemas import ProviderStatus, RawTick
-from tests.support import Records, run_provider_until
-from tests.test_yahoo_provider import CHARTS, failures, yfinance_cache  # noqa: F401
-from tests.yahoo_http import RecordedYahooSession
+from tests.support_providers import Records, failures, run_provider_until
+from tests.yahoo_http import CHARTS, RecordedYahooSession
 from tests.yahoo_ws import RecordedStreamer
+
+pytestmark = pytest.mark.usefixtures("yfinance_cache")
 
 
 def streaming(symbols: tuple[str, ...], url: str, stall_s: float) -> YahooProvider:
-    return YahooProvider(symbols, timeout_s=5.0, stall_s=stall_s, poll_seconds=0.05,
-                         http=RecordedYahooSession(CHARTS), stream_url=url,
-                         rng=random.Random(1))
+    return YahooProvider(
+        symbols,
+        timeout_s=5.0,
+        stall_s=stall_s,
+        poll_seconds=0.05,
+        http=RecordedYahooSession(CHARTS),
+        stream_url=url,
+        rng=random.Random(1),
+    )
 
 
 def ticks(records: Records) -> list[RawTick]:
@@ -38,16 +46,29 @@ async def test_streamed_updates_become_ticks_for_every_kind_of_instrument() -> N
         assert yahoo.streaming
         records = await run_provider_until(yahoo, tick_count(4))
     assert [sorted(tickers) for tickers in streamer.subscriptions] == [
-        ["AAPL", "EURUSD=X", "GC=F", "^GSPC"]]
+        ["AAPL", "EURUSD=X", "GC=F", "^GSPC"]
+    ]
     by_symbol = {t.symbol: t for t in ticks(records)}
     aapl = by_symbol["AAPL"]
     assert (aapl.provider, aapl.kind, aapl.price, aapl.bid, aapl.ask) == (
-        "yfinance", "QUOTE", 276.97, 276.96, 276.98)
+        "yfinance",
+        "QUOTE",
+        276.97,
+        276.96,
+        276.98,
+    )
     assert (aapl.bid_size, aapl.ask_size, aapl.volume, aapl.reference_price) == (
-        300.0, 200.0, 44934425.0, 275.5)
+        300.0,
+        200.0,
+        44934425.0,
+        275.5,
+    )
     assert aapl.ts_event == 1764190800000000
     assert [(by_symbol[s].price, by_symbol[s].ts_event) for s in ("EUR/USD", "GC=F", "^GSPC")] == [
-        (1.1571, 1764151260000000), (4165.3, 1764151255000000), (6812.61, 1764190802000000)]
+        (1.1571, 1764151260000000),
+        (4165.3, 1764151255000000),
+        (6812.61, 1764190802000000),
+    ]
     assert by_symbol["EUR/USD"].bid is None and by_symbol["GC=F"].volume == 98231.0
     assert [r.state for r in records if isinstance(r, ProviderStatus)] == ["UP"]
 
@@ -94,5 +115,7 @@ async def test_demand_for_another_symbol_resubscribes() -> None:
 
         records = await run_provider_until(yahoo, more_demand_after_the_first_tick)
     assert [sorted(tickers) for tickers in streamer.subscriptions] == [
-        ["AAPL"], ["AAPL", "EURUSD=X"]]
+        ["AAPL"],
+        ["AAPL", "EURUSD=X"],
+    ]
     assert ticks(records)[0].symbol == "AAPL" and ticks(records)[-1].price == 1.1571

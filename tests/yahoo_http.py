@@ -45,6 +45,15 @@ class RecordedYahooSession(requests.Session):
                     response.content = fixture(answer).encode()
                 return response
         response.status_code, response.ok = 404, False
-        response.content = (b'{"chart":{"result":null,"error":{"code":"Not Found",'
-                            b'"description":"No data found, symbol may be delisted"}}}')
+        response.content = (
+            b'{"chart":{"result":null,"error":{"code":"Not Found",'
+            b'"description":"No data found, symbol may be delisted"}}}'
+        )
         return response
+
+
+# The recorded chart answers of the tests, by request path.
+CHARTS = {
+    "/v8/finance/chart/AAPL": "yahoo/chart_aapl.json",
+    "/v8/finance/chart/EURUSD=X": "yahoo/chart_eurusd.json",
+}

@@ -26,8 +26,10 @@ def pricing_frame(fields: dict) -> str:
     return json.dumps({"type": "pricing", "message": encoded})
 
 
-RECORDED = {fields["id"]: pricing_frame(fields)
-            for fields in json.loads(fixture("yahoo/streamer_pricing.json"))["messages"]}
+RECORDED = {
+    fields["id"]: pricing_frame(fields)
+    for fields in json.loads(fixture("yahoo/streamer_pricing.json"))["messages"]
+}
 
 
 class RecordedStreamer:

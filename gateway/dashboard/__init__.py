@@ -14,15 +14,17 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from fiml.settings import Settings
+from runtime.settings import Settings
 
 log = logging.getLogger("fiml.gateway.dashboard")
 
 STATIC = Path(__file__).parent / "static"
 CHART_LIBRARY = "node_modules/lightweight-charts/dist/lightweight-charts.standalone.production.mjs"
 CHART_LIBRARY_URL = "/dashboard/vendor/lightweight-charts.mjs"
-MISSING = ("the dashboard's chart library is missing at {path}: run `make dashboard-assets` "
-           "or set FIML_DASHBOARD_CHART_LIBRARY")
+MISSING = (
+    "the dashboard's chart library is missing at {path}: run `make dashboard-assets` "
+    "or set FIML_DASHBOARD_CHART_LIBRARY"
+)
 
 
 def chart_library_path(settings: Settings) -> Path:

@@ -46,6 +46,14 @@ class AlphaVantageProvider(KeyedQuoteProvider):
         price = number(quote, "05. price")
         if price is None or price <= 0:
             raise NoData(f"Alpha Vantage has no quote for {symbol}")
-        return RawTick(symbol, self.name, "QUOTE", ts_ingest, ts_ingest, seq, price,
-                       volume=number(quote, "06. volume"),
-                       reference_price=number(quote, "08. previous close"))
+        return RawTick(
+            symbol,
+            self.name,
+            "QUOTE",
+            ts_ingest,
+            ts_ingest,
+            seq,
+            price,
+            volume=number(quote, "06. volume"),
+            reference_price=number(quote, "08. previous close"),
+        )

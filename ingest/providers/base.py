@@ -8,9 +8,10 @@ import logging
 import random
 from collections.abc import Iterable
 
-from fiml.runtime import now_micros, until_stopped
 from ingest.providers import Batch, Emit
-from ingest.providers.backoff import Failure
+from ingest.providers.failure import Failure
+from runtime.clock import now_micros
+from runtime.service import until_stopped
 from schemas import ProviderStatus
 
 log = logging.getLogger("fiml.ingest.providers")
@@ -23,8 +24,7 @@ class RetryingProvider:
     ProviderStatus and followed by its backoff. Subclasses implement ``session`` and
     ``classify`` and call :meth:`up_status` whenever data arrived."""
 
-    def __init__(self, name: str, symbols: Iterable[str],
-                 rng: random.Random | None = None) -> None:
+    def __init__(self, name: str, symbols: Iterable[str], rng: random.Random | None = None) -> None:
         self.name = name
         self.base_symbols = tuple(symbol for symbol in symbols if self.accepts(symbol))
         self.symbols = self.base_symbols
@@ -52,8 +52,13 @@ class RetryingProvider:
 
     def set_demand(self, extra: frozenset[str]) -> None:
         """Serve the configured symbols and those of ``extra`` this provider accepts."""
-        symbols = self.base_symbols + tuple(sorted(
-            symbol for symbol in extra if self.accepts(symbol) and symbol not in self.base_symbols))
+        symbols = self.base_symbols + tuple(
+            sorted(
+                symbol
+                for symbol in extra
+                if self.accepts(symbol) and symbol not in self.base_symbols
+            )
+        )
         if symbols != self.symbols:
             self.symbols = symbols
             self.symbols_changed.set()
@@ -97,8 +102,13 @@ class RetryingProvider:
         self.up = False
         message = f"{type(error).__name__}: {self.describe(error)}; retrying in {delay:.1f} s"
         log.warning("%s %s", self.name, message, extra={"provider": self.name})
-        await emit([ProviderStatus(self.name, now_micros(), failure.state,
-                                   error_kind=failure.kind, message=message)])
+        await emit(
+            [
+                ProviderStatus(
+                    self.name, now_micros(), failure.state, error_kind=failure.kind, message=message
+                )
+            ]
+        )
         return delay
 
 

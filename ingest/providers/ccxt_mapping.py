@@ -8,14 +8,17 @@ from typing import Any
 
 import ccxt
 
-from ingest.providers.backoff import LONG, NETWORK, RATE_LIMIT, Failure
+from ingest.providers.failure import Failure
+from runtime.backoff import LONG, NETWORK, RATE_LIMIT
+from runtime.exchanges import active_spot
 from schemas import RawTick
 
 MS_TO_US = 1000
 
 
-def venue_symbols(markets: Mapping[str, Mapping[str, Any]],
-                  canonical: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+def venue_symbols(
+    markets: Mapping[str, Mapping[str, Any]], canonical: Iterable[str]
+) -> tuple[dict[str, str], list[str]]:
     """Split ``canonical`` symbols into those the venue lists as active spot markets and the rest.
 
     Returns ``({ccxt unified symbol: canonical symbol}, [missing canonical symbols])``. Our
@@ -26,20 +29,11 @@ def venue_symbols(markets: Mapping[str, Mapping[str, Any]],
     missing: list[str] = []
     for symbol in canonical:
         market = markets.get(symbol)
-        if market is not None and _active_spot(market):
+        if market is not None and active_spot(market):
             served[symbol] = symbol
         else:
             missing.append(symbol)
     return served, missing
-
-
-def spot_pairs(markets: Mapping[str, Mapping[str, Any]]) -> frozenset[str]:
-    """The canonical pairs of every active spot market of loaded ccxt ``markets``."""
-    return frozenset(symbol for symbol, market in markets.items() if _active_spot(market))
-
-
-def _active_spot(market: Mapping[str, Any]) -> bool:
-    return bool(market.get("spot")) and market.get("active") is not False
 
 
 def _number(value: Any) -> float | None:
@@ -50,8 +44,9 @@ def _event_micros(timestamp_ms: Any, ts_ingest: int) -> int:
     return ts_ingest if timestamp_ms is None else int(timestamp_ms) * MS_TO_US
 
 
-def ticker_to_tick(ticker: Mapping[str, Any], canonical: str, provider: str, seq: int,
-                   ts_ingest: int) -> RawTick | None:
+def ticker_to_tick(
+    ticker: Mapping[str, Any], canonical: str, provider: str, seq: int, ts_ingest: int
+) -> RawTick | None:
     """A QUOTE tick from a ccxt ticker; None when it carries no price at all.
 
     The price is ``last`` (else ``close``, else the bid/ask midpoint); missing bid, ask or
@@ -68,24 +63,44 @@ def ticker_to_tick(ticker: Mapping[str, Any], canonical: str, provider: str, seq
     reference = _number(ticker.get("open"))
     if reference is None:
         reference = _number(ticker.get("previousClose"))
-    return RawTick(canonical, provider, "QUOTE", _event_micros(ticker.get("timestamp"), ts_ingest),
-                   ts_ingest, seq, price, bid=bid, ask=ask,
-                   bid_size=_number(ticker.get("bidVolume")),
-                   ask_size=_number(ticker.get("askVolume")),
-                   volume=_number(ticker.get("baseVolume")), reference_price=reference)
+    return RawTick(
+        canonical,
+        provider,
+        "QUOTE",
+        _event_micros(ticker.get("timestamp"), ts_ingest),
+        ts_ingest,
+        seq,
+        price,
+        bid=bid,
+        ask=ask,
+        bid_size=_number(ticker.get("bidVolume")),
+        ask_size=_number(ticker.get("askVolume")),
+        volume=_number(ticker.get("baseVolume")),
+        reference_price=reference,
+    )
 
 
-def trade_to_tick(trade: Mapping[str, Any], canonical: str, provider: str, seq: int,
-                  ts_ingest: int) -> RawTick | None:
+def trade_to_tick(
+    trade: Mapping[str, Any], canonical: str, provider: str, seq: int, ts_ingest: int
+) -> RawTick | None:
     """A TRADE tick from a ccxt trade; None without a positive price or amount."""
     price, amount = _number(trade.get("price")), _number(trade.get("amount"))
     if price is None or price <= 0 or amount is None or amount <= 0:
         return None
     trade_id = trade.get("id")
     side = trade.get("side")
-    return RawTick(canonical, provider, "TRADE", _event_micros(trade.get("timestamp"), ts_ingest),
-                   ts_ingest, seq, price, trade_id=None if trade_id is None else str(trade_id),
-                   trade_size=amount, side=side if side in ("buy", "sell") else None)
+    return RawTick(
+        canonical,
+        provider,
+        "TRADE",
+        _event_micros(trade.get("timestamp"), ts_ingest),
+        ts_ingest,
+        seq,
+        price,
+        trade_id=None if trade_id is None else str(trade_id),
+        trade_size=amount,
+        side=side if side in ("buy", "sell") else None,
+    )
 
 
 def classify_ccxt_error(error: BaseException) -> Failure:

@@ -22,10 +22,7 @@ import ccxt
 import ccxt.async_support
 import ccxt.pro
 
-from fiml.catalog import is_fiat_pair
-from fiml.runtime import now_micros
 from ingest.providers import Emit
-from ingest.providers.backoff import Failure, parse_retry_after
 from ingest.providers.base import RetryingProvider, wait
 from ingest.providers.ccxt_mapping import (
     classify_ccxt_error,
@@ -33,34 +30,29 @@ from ingest.providers.ccxt_mapping import (
     trade_to_tick,
     venue_symbols,
 )
+from ingest.providers.failure import Failure
+from runtime.backoff import parse_retry_after
+from runtime.catalog import is_fiat_pair
+from runtime.clock import now_micros
 from schemas import ProviderStatus, RawTick
 
 SEEN_TRADES = 1000
-EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
-    "binance": {"fetchMarkets": {"types": ["spot"]}, "watchTickers": {"name": "ticker"}},
-    "okx": {"fetchMarkets": {"types": ["spot"]}},
-}
-
-
-def make_exchange(exchange_id: str, timeout_s: float) -> Any:
-    """A ccxt.pro exchange (REST and WebSocket) when ccxt.pro has it, else ccxt's async one;
-    spot markets only, and Binance's full ticker stream (with bid and ask) for tickers."""
-    module = ccxt.pro if exchange_id in ccxt.pro.exchanges else ccxt.async_support
-    if exchange_id not in module.exchanges:
-        raise ValueError(f"unknown ccxt exchange {exchange_id!r}")
-    return getattr(module, exchange_id)({
-        "enableRateLimit": True,
-        "timeout": int(timeout_s * 1000),
-        "options": EXCHANGE_OPTIONS.get(exchange_id, {}),
-    })
 
 
 class CcxtProvider(RetryingProvider):
     """Reports one exchange's tickers and trades for a set of canonical crypto pairs."""
 
-    def __init__(self, exchange: Any, symbols: Iterable[str], *, timeout_s: float,
-                 poll_seconds: float, stall_s: float | None = None,
-                 streaming: bool | None = None, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        exchange: Any,
+        symbols: Iterable[str],
+        *,
+        timeout_s: float,
+        poll_seconds: float,
+        stall_s: float | None = None,
+        streaming: bool | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         super().__init__(f"ccxt:{exchange.id}", symbols, rng)
         self.exchange = exchange
         self.reported_missing: frozenset[str] = frozenset()
@@ -68,8 +60,11 @@ class CcxtProvider(RetryingProvider):
         self.stall_s = timeout_s if stall_s is None else stall_s
         self.poll_seconds = max(poll_seconds, exchange.rateLimit / 1000)
         has = exchange.has
-        self.streaming = (bool(has.get("watchTickers")) and bool(has.get("watchTradesForSymbols"))
-                          if streaming is None else streaming)
+        self.streaming = (
+            bool(has.get("watchTickers")) and bool(has.get("watchTradesForSymbols"))
+            if streaming is None
+            else streaming
+        )
         self.seq = 0
         self.seen_trades: dict[str, deque[str]] = {}
 
@@ -84,8 +79,9 @@ class CcxtProvider(RetryingProvider):
     def retry_after(self, error: BaseException) -> float | None:
         """The ``Retry-After`` header of the response that carried the rate limit."""
         headers = getattr(self.exchange, "last_response_headers", None) or {}
-        return parse_retry_after(next(
-            (value for key, value in headers.items() if key.lower() == "retry-after"), None))
+        return parse_retry_after(
+            next((value for key, value in headers.items() if key.lower() == "retry-after"), None)
+        )
 
     async def close(self) -> None:
         """Close ccxt's HTTP session and WebSocket clients."""
@@ -107,9 +103,17 @@ class CcxtProvider(RetryingProvider):
         if frozenset(missing) != self.reported_missing:
             self.reported_missing = frozenset(missing)
             if missing:
-                await emit([ProviderStatus(self.name, now_micros(), "DEGRADED",
-                                           error_kind="missing_market",
-                                           message=f"no spot market for {', '.join(missing)}")])
+                await emit(
+                    [
+                        ProviderStatus(
+                            self.name,
+                            now_micros(),
+                            "DEGRADED",
+                            error_kind="missing_market",
+                            message=f"no spot market for {', '.join(missing)}",
+                        )
+                    ]
+                )
         return served
 
     async def _poll(self, markets: Mapping[str, Any], emit: Emit, stop: asyncio.Event) -> None:
@@ -121,10 +125,17 @@ class CcxtProvider(RetryingProvider):
             if self.exchange.has.get("fetchTickers"):
                 tickers = await self._call(self.exchange.fetch_tickers(venue))
             else:
-                tickers = {symbol: await self._call(self.exchange.fetch_ticker(symbol))
-                           for symbol in venue}
-            trades = {symbol: await self._call(self.exchange.fetch_trades(symbol, limit=100))
-                      for symbol in venue} if self.exchange.has.get("fetchTrades") else {}
+                tickers = {
+                    symbol: await self._call(self.exchange.fetch_ticker(symbol)) for symbol in venue
+                }
+            trades = (
+                {
+                    symbol: await self._call(self.exchange.fetch_trades(symbol, limit=100))
+                    for symbol in venue
+                }
+                if self.exchange.has.get("fetchTrades")
+                else {}
+            )
             latency_ms = (loop.time() - started) * 1000
             ts_ingest = now_micros()
             ticks = self._ticker_ticks(tickers, served, ts_ingest)
@@ -143,8 +154,9 @@ class CcxtProvider(RetryingProvider):
             while True:
                 update = await self.exchange.watch_tickers(venue)
                 last_update = loop.time()
-                await emit([*self.up_status(None), *self._ticker_ticks(update, served,
-                                                                        now_micros())])
+                await emit(
+                    [*self.up_status(None), *self._ticker_ticks(update, served, now_micros())]
+                )
 
         async def trades() -> None:
             nonlocal last_update
@@ -155,8 +167,14 @@ class CcxtProvider(RetryingProvider):
                 for trade in update:
                     by_symbol.setdefault(trade.get("symbol"), []).append(trade)
                 ts_ingest = now_micros()
-                await emit([tick for symbol, group in by_symbol.items() if symbol in served
-                            for tick in self._trade_ticks(group, served[symbol], ts_ingest)])
+                await emit(
+                    [
+                        tick
+                        for symbol, group in by_symbol.items()
+                        if symbol in served
+                        for tick in self._trade_ticks(group, served[symbol], ts_ingest)
+                    ]
+                )
 
         async def watchdog() -> None:
             idle = 0.0
@@ -165,16 +183,20 @@ class CcxtProvider(RetryingProvider):
                 idle = loop.time() - last_update
             raise TimeoutError(f"the stream sent nothing for {self.stall_s:g} s")
 
-        tasks = [asyncio.create_task(tickers()), asyncio.create_task(trades()),
-                 asyncio.create_task(watchdog()), asyncio.create_task(stop.wait()),
-                 asyncio.create_task(self.symbols_changed.wait())]
+        tasks = [
+            asyncio.create_task(tickers()),
+            asyncio.create_task(trades()),
+            asyncio.create_task(watchdog()),
+            asyncio.create_task(stop.wait()),
+            asyncio.create_task(self.symbols_changed.wait()),
+        ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        failed = [task.exception() for task in done if task.exception() is not None]
+        failed = [error for task in done if (error := task.exception()) is not None]
         if failed:
             await self.exchange.close_ws_clients()
             raise failed[0]
@@ -182,8 +204,9 @@ class CcxtProvider(RetryingProvider):
     async def _call(self, call: Awaitable[Any]) -> Any:
         return await asyncio.wait_for(call, self.timeout_s)
 
-    def _ticker_ticks(self, tickers: Mapping[str, Mapping[str, Any]], served: Mapping[str, str],
-                      ts_ingest: int) -> list[RawTick]:
+    def _ticker_ticks(
+        self, tickers: Mapping[str, Mapping[str, Any]], served: Mapping[str, str], ts_ingest: int
+    ) -> list[RawTick]:
         ticks = []
         for symbol, ticker in tickers.items():
             if symbol in served and isinstance(ticker, Mapping):
@@ -193,8 +216,9 @@ class CcxtProvider(RetryingProvider):
                     ticks.append(tick)
         return ticks
 
-    def _trade_ticks(self, trades: Iterable[Mapping[str, Any]], canonical: str,
-                     ts_ingest: int) -> list[RawTick]:
+    def _trade_ticks(
+        self, trades: Iterable[Mapping[str, Any]], canonical: str, ts_ingest: int
+    ) -> list[RawTick]:
         seen = self.seen_trades.setdefault(canonical, deque(maxlen=SEEN_TRADES))
         ticks = []
         for trade in trades:

@@ -37,6 +37,14 @@ class FmpProvider(KeyedQuoteProvider):
             raise NoData(f"FMP has no price for {symbol}")
         timestamp = number(quote, "timestamp")
         ts_event = ts_ingest if timestamp is None else int(timestamp * MICROS)
-        return RawTick(symbol, self.name, "QUOTE", ts_event, ts_ingest, seq, price,
-                       volume=number(quote, "volume"),
-                       reference_price=number(quote, "previousClose"))
+        return RawTick(
+            symbol,
+            self.name,
+            "QUOTE",
+            ts_event,
+            ts_ingest,
+            seq,
+            price,
+            volume=number(quote, "volume"),
+            reference_price=number(quote, "previousClose"),
+        )

@@ -15,10 +15,11 @@ from typing import Any
 
 import httpx
 
-from fiml.runtime import now_micros
 from ingest.providers import Emit
-from ingest.providers.backoff import LONG, NETWORK, RATE_LIMIT, Failure, parse_retry_after
 from ingest.providers.base import RetryingProvider, wait
+from ingest.providers.failure import Failure
+from runtime.backoff import LONG, NETWORK, RATE_LIMIT, parse_retry_after
+from runtime.clock import now_micros
 from schemas import RawTick
 
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -70,13 +71,21 @@ class KeyedQuoteProvider(RetryingProvider):
     per_minute = 1
     per_day = 1
 
-    def __init__(self, name: str, api_key: str, symbols: Iterable[str], *, timeout_s: float,
-                 transport: httpx.AsyncBaseTransport | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        api_key: str,
+        symbols: Iterable[str],
+        *,
+        timeout_s: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         super().__init__(name, symbols, rng)
         self.api_key = api_key
-        self.client = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s,
-                                        transport=transport)
+        self.client = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout_s, transport=transport
+        )
         self.interval = spacing(self.per_minute, self.per_day)
         self.seq = 0
         self.next_index = 0

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fiml.catalog import provider_families
-from fiml.settings import Settings
 from ingest.providers import Provider
 from ingest.providers.alphavantage import AlphaVantageProvider
-from ingest.providers.ccxt_provider import CcxtProvider, make_exchange
+from ingest.providers.ccxt_provider import CcxtProvider
 from ingest.providers.fmp import FmpProvider
 from ingest.providers.synthetic_provider import SyntheticProvider
 from ingest.providers.yahoo_provider import YahooProvider
+from runtime.catalog import parse_provider, provider_names
+from runtime.exchanges import make_exchange
+from runtime.settings import Settings
 
 Factory = Callable[[Settings, str | None], list[Provider]]
 
@@ -29,60 +30,77 @@ def _synthetic(settings: Settings, member: str | None) -> list[Provider]:
 
 def _ccxt(settings: Settings, member: str | None) -> list[Provider]:
     exchanges = settings.ccxt_exchanges if member is None else (member,)
-    return [CcxtProvider(make_exchange(exchange_id, settings.provider_call_timeout_seconds),
-                         settings.synthetic_symbols,
-                         timeout_s=settings.provider_call_timeout_seconds,
-                         stall_s=settings.provider_stall_seconds,
-                         poll_seconds=settings.provider_poll_seconds)
-            for exchange_id in exchanges]
+    return [
+        CcxtProvider(
+            make_exchange(exchange_id, settings.provider_call_timeout_seconds),
+            settings.symbols,
+            timeout_s=settings.provider_call_timeout_seconds,
+            stall_s=settings.provider_stall_seconds,
+            poll_seconds=settings.provider_poll_seconds,
+        )
+        for exchange_id in exchanges
+    ]
 
 
 def _yfinance(settings: Settings, member: str | None) -> list[Provider]:
     if member is not None:
         raise ValueError(f"unknown provider yfinance:{member} (use yfinance)")
-    return [YahooProvider(settings.synthetic_symbols,
-                          timeout_s=settings.provider_call_timeout_seconds,
-                          stall_s=settings.provider_stall_seconds,
-                          poll_seconds=settings.provider_poll_seconds)]
+    return [
+        YahooProvider(
+            settings.symbols,
+            timeout_s=settings.provider_call_timeout_seconds,
+            stall_s=settings.provider_stall_seconds,
+            poll_seconds=settings.provider_poll_seconds,
+        )
+    ]
 
 
 def _alphavantage(settings: Settings, member: str | None) -> list[Provider]:
     if not settings.alphavantage_api_key:
         raise ValueError("alphavantage needs FIML_ALPHAVANTAGE_API_KEY")
-    return [AlphaVantageProvider("alphavantage", settings.alphavantage_api_key,
-                                 settings.synthetic_symbols,
-                                 timeout_s=settings.provider_call_timeout_seconds)]
+    return [
+        AlphaVantageProvider(
+            "alphavantage",
+            settings.alphavantage_api_key,
+            settings.symbols,
+            timeout_s=settings.provider_call_timeout_seconds,
+        )
+    ]
 
 
 def _fmp(settings: Settings, member: str | None) -> list[Provider]:
     if not settings.fmp_api_key:
         raise ValueError("fmp needs FIML_FMP_API_KEY")
-    return [FmpProvider("fmp", settings.fmp_api_key, settings.synthetic_symbols,
-                        timeout_s=settings.provider_call_timeout_seconds)]
+    return [
+        FmpProvider(
+            "fmp",
+            settings.fmp_api_key,
+            settings.symbols,
+            timeout_s=settings.provider_call_timeout_seconds,
+        )
+    ]
 
 
-FACTORIES: dict[str, Factory] = {"synthetic": _synthetic, "ccxt": _ccxt, "yfinance": _yfinance,
-                                 "alphavantage": _alphavantage, "fmp": _fmp}
-
-
-def provider_names(settings: Settings) -> list[str]:
-    """``settings.providers``, plus ``alphavantage`` and ``fmp`` when their key is set."""
-    names = list(dict.fromkeys(settings.providers))
-    families = provider_families(settings)
-    names.extend(name for name in ("alphavantage", "fmp")
-                 if name in families and name not in names)
-    return names
+FACTORIES: dict[str, Factory] = {
+    "synthetic": _synthetic,
+    "ccxt": _ccxt,
+    "yfinance": _yfinance,
+    "alphavantage": _alphavantage,
+    "fmp": _fmp,
+}
 
 
 def build_providers(settings: Settings) -> list[Provider]:
-    """The providers of :func:`provider_names`; ValueError names an unknown one."""
+    """The providers of :func:`runtime.catalog.provider_names`; ValueError names an unknown
+    one."""
     names = provider_names(settings)
-    unknown = [name for name in names if name.partition(":")[0] not in FACTORIES]
+    unknown = [name for name in names if parse_provider(name)[0] not in FACTORIES]
     if unknown:
-        raise ValueError(f"unknown providers: {', '.join(sorted(unknown))} "
-                         f"(known: {', '.join(FACTORIES)})")
+        raise ValueError(
+            f"unknown providers: {', '.join(sorted(unknown))} (known: {', '.join(FACTORIES)})"
+        )
     providers: list[Provider] = []
     for name in names:
-        family, _, member = name.partition(":")
-        providers.extend(FACTORIES[family](settings, member or None))
+        family, member = parse_provider(name)
+        providers.extend(FACTORIES[family](settings, member))
     return providers

@@ -8,13 +8,15 @@ import logging
 
 from aiokafka.errors import KafkaError
 
-from fiml.intake import decode_or_skip
-from fiml.runtime import now_micros
-from fiml.settings import Settings
-from fiml.tail import read_tail
 from ingest.providers import Emit
-from ingest.synthetic import DEFAULT_VENUES, SyntheticMarket, with_faults
+from ingest.synthetic import SyntheticMarket
+from ingest.venues import DEFAULT_VENUES, with_faults
+from runtime.clock import now_micros
+from runtime.intake import decode_or_skip
+from runtime.kafka import read_tail
+from runtime.settings import Settings
 from schemas import RawTick
+from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.ingest.synthetic")
 
@@ -31,11 +33,15 @@ class SyntheticProvider:
 
     def __init__(self, settings: Settings, period: float = 0.1) -> None:
         self.settings = settings
-        self.configured = frozenset(settings.synthetic_symbols)
+        self.configured = frozenset(settings.symbols)
         venues = with_faults(DEFAULT_VENUES, settings.synthetic_faults)
-        self.market = SyntheticMarket(settings.synthetic_symbols, seed=settings.synthetic_seed,
-                                      tick_hz=settings.synthetic_tick_hz, venues=venues,
-                                      trend_bps=settings.synthetic_trend_bps)
+        self.market = SyntheticMarket(
+            settings.symbols,
+            seed=settings.synthetic_seed,
+            tick_hz=settings.synthetic_tick_hz,
+            venues=venues,
+            trend_bps=settings.synthetic_trend_bps,
+        )
         self.period = period
 
     def set_demand(self, extra: frozenset[str]) -> None:
@@ -55,11 +61,14 @@ class SyntheticProvider:
         last: dict[str, RawTick] = {}
         newest_seq = 0
         try:
-            records = await asyncio.wait_for(read_tail(
-                self.settings, self.settings.topic("ticks.raw"), TAIL_RECORDS), RESUME_TIMEOUT_S)
+            records = await asyncio.wait_for(
+                read_tail(self.settings, self.settings.topic(TopicRole.RAW), TAIL_RECORDS),
+                RESUME_TIMEOUT_S,
+            )
         except (KafkaError, OSError, TimeoutError) as error:
-            log.warning("synthetic market starts afresh: the raw topic could not be read (%s)",
-                        error)
+            log.warning(
+                "synthetic market starts afresh: the raw topic could not be read (%s)", error
+            )
             records = []
         for record in records:
             tick = decode_or_skip(record, RawTick)

@@ -12,10 +12,11 @@ from curl_cffi.requests import exceptions as http_errors
 from websockets import exceptions as ws_errors
 from yfinance import exceptions as yf_errors
 
-from fiml.catalog import is_fiat_pair
-from ingest.providers.backoff import LONG, NETWORK, RATE_LIMIT, Failure
+from ingest.providers.failure import Failure
+from runtime.backoff import LONG, NETWORK, RATE_LIMIT
+from runtime.catalog import is_fiat_pair
 from schemas import RawTick
-from schemas.records import datetime_to_micros
+from schemas.times import datetime_to_micros
 
 MICROS = 1_000_000
 
@@ -35,8 +36,7 @@ def yahoo_symbol(canonical: str) -> str | None:
 
 def yahoo_symbols(canonical: Iterable[str]) -> dict[str, str]:
     """``{Yahoo ticker: canonical symbol}`` for the symbols Yahoo can serve."""
-    return {yahoo: symbol for symbol in canonical
-            if (yahoo := yahoo_symbol(symbol)) is not None}
+    return {yahoo: symbol for symbol in canonical if (yahoo := yahoo_symbol(symbol)) is not None}
 
 
 def _micros(moment: Any, fallback: int) -> int:
@@ -47,22 +47,31 @@ def _micros(moment: Any, fallback: int) -> int:
     return fallback
 
 
-def chart_to_tick(meta: Mapping[str, Any], canonical: str, provider: str, seq: int,
-                  ts_ingest: int) -> RawTick | None:
+def chart_to_tick(
+    meta: Mapping[str, Any], canonical: str, provider: str, seq: int, ts_ingest: int
+) -> RawTick | None:
     """A QUOTE tick from the metadata of Yahoo's chart response; None without a price."""
     price = meta.get("regularMarketPrice")
     if price is None or price <= 0:
         return None
     reference = meta.get("chartPreviousClose") or meta.get("previousClose")
     volume = meta.get("regularMarketVolume")
-    return RawTick(canonical, provider, "QUOTE", _micros(meta.get("regularMarketTime"), ts_ingest),
-                   ts_ingest, seq, float(price),
-                   volume=None if volume is None else float(volume),
-                   reference_price=None if reference is None else float(reference))
+    return RawTick(
+        canonical,
+        provider,
+        "QUOTE",
+        _micros(meta.get("regularMarketTime"), ts_ingest),
+        ts_ingest,
+        seq,
+        float(price),
+        volume=None if volume is None else float(volume),
+        reference_price=None if reference is None else float(reference),
+    )
 
 
-def pricing_to_tick(message: Mapping[str, Any], canonical: str, provider: str, seq: int,
-                    ts_ingest: int) -> RawTick | None:
+def pricing_to_tick(
+    message: Mapping[str, Any], canonical: str, provider: str, seq: int, ts_ingest: int
+) -> RawTick | None:
     """A QUOTE tick from one decoded message of Yahoo's streamer (yfinance's PricingData)."""
     price = message.get("price")
     if price is None or float(price) <= 0:
@@ -71,16 +80,21 @@ def pricing_to_tick(message: Mapping[str, Any], canonical: str, provider: str, s
     bid, ask = message.get("bid"), message.get("ask")
     volume = message.get("day_volume")
     reference = message.get("previous_close")
-    return RawTick(canonical, provider, "QUOTE",
-                   ts_ingest if ts_ms is None else int(ts_ms) * 1000, ts_ingest, seq,
-                   float(price), bid=None if bid is None else float(bid),
-                   ask=None if ask is None else float(ask),
-                   bid_size=None if message.get("bid_size") is None
-                   else float(message["bid_size"]),
-                   ask_size=None if message.get("ask_size") is None
-                   else float(message["ask_size"]),
-                   volume=None if volume is None else float(volume),
-                   reference_price=None if reference is None else float(reference))
+    return RawTick(
+        canonical,
+        provider,
+        "QUOTE",
+        ts_ingest if ts_ms is None else int(ts_ms) * 1000,
+        ts_ingest,
+        seq,
+        float(price),
+        bid=None if bid is None else float(bid),
+        ask=None if ask is None else float(ask),
+        bid_size=None if message.get("bid_size") is None else float(message["bid_size"]),
+        ask_size=None if message.get("ask_size") is None else float(message["ask_size"]),
+        volume=None if volume is None else float(volume),
+        reference_price=None if reference is None else float(reference),
+    )
 
 
 def classify_yahoo_error(error: BaseException) -> Failure:

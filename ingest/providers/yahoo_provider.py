@@ -32,10 +32,9 @@ from typing import Any
 import yfinance as yf
 from curl_cffi import requests as curl_requests
 
-from fiml.runtime import now_micros
 from ingest.providers import Emit
-from ingest.providers.backoff import LONG, Failure
 from ingest.providers.base import RetryingProvider, wait
+from ingest.providers.failure import Failure
 from ingest.providers.yahoo_mapping import (
     chart_to_tick,
     classify_yahoo_error,
@@ -43,6 +42,9 @@ from ingest.providers.yahoo_mapping import (
     yahoo_symbol,
     yahoo_symbols,
 )
+from runtime.backoff import LONG
+from runtime.clock import now_micros
+from runtime.private import private_attribute
 from schemas import ProviderStatus, RawTick
 
 STREAMER_URL = "wss://streamer.finance.yahoo.com/?version=2"
@@ -51,10 +53,18 @@ STREAMER_URL = "wss://streamer.finance.yahoo.com/?version=2"
 class YahooProvider(RetryingProvider):
     """Streams (or polls) Yahoo's prices of the served symbols."""
 
-    def __init__(self, symbols: Iterable[str], *, timeout_s: float, poll_seconds: float,
-                 stall_s: float | None = None, http: Any = None,
-                 stream_url: str = STREAMER_URL, streaming: bool | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        symbols: Iterable[str],
+        *,
+        timeout_s: float,
+        poll_seconds: float,
+        stall_s: float | None = None,
+        http: Any = None,
+        stream_url: str = STREAMER_URL,
+        streaming: bool | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         super().__init__("yfinance", symbols, rng)
         self.timeout_s = timeout_s
         self.stall_s = timeout_s if stall_s is None else stall_s
@@ -87,12 +97,14 @@ class YahooProvider(RetryingProvider):
     def _chart_meta(self, ticker: str) -> dict[str, Any]:
         quotes = yf.Ticker(ticker, session=self.http)
         quotes.history(period="1d", interval="1m", timeout=self.timeout_s)
-        return quotes.get_history_metadata()
+        meta: dict[str, Any] = quotes.get_history_metadata()
+        return meta
 
     async def _off_loop(self, ticker: str) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        return await asyncio.wait_for(loop.run_in_executor(self.executor, self._chart_meta,
-                                                           ticker), self.timeout_s)
+        return await asyncio.wait_for(
+            loop.run_in_executor(self.executor, self._chart_meta, ticker), self.timeout_s
+        )
 
     async def session(self, emit: Emit, stop: asyncio.Event) -> None:
         """Stream where yfinance can, else poll, until ``stop`` is set."""
@@ -108,7 +120,8 @@ class YahooProvider(RetryingProvider):
         for a long cooldown, any other failure ends the session."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        ticks, statuses = [], []
+        ticks: list[RawTick] = []
+        statuses: list[RawTick | ProviderStatus] = []
         for ticker, canonical in self.served.items():
             if self.skipped.get(ticker, 0.0) > started:
                 continue
@@ -119,10 +132,16 @@ class YahooProvider(RetryingProvider):
                     raise
                 delay = LONG.delay(0, self.rng)
                 self.skipped[ticker] = loop.time() + delay
-                statuses.append(ProviderStatus(
-                    self.name, now_micros(), "DEGRADED", error_kind="missing_market",
-                    message=f"Yahoo has no data for {canonical} ({ticker}); "
-                            f"retrying it in {delay:.1f} s"))
+                statuses.append(
+                    ProviderStatus(
+                        self.name,
+                        now_micros(),
+                        "DEGRADED",
+                        error_kind="missing_market",
+                        message=f"Yahoo has no data for {canonical} ({ticker}); "
+                        f"retrying it in {delay:.1f} s",
+                    )
+                )
                 continue
             tick = chart_to_tick(meta, canonical, self.name, self.seq + 1, now_micros())
             if tick is not None:
@@ -144,9 +163,11 @@ class YahooProvider(RetryingProvider):
         try:
             await asyncio.wait_for(socket.subscribe(list(served)), self.timeout_s)
             while not changed.done():
-                receive = asyncio.ensure_future(socket._ws.recv())
-                done, _ = await asyncio.wait((receive, changed), timeout=self.stall_s,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                connection = private_attribute(socket, "_ws", "yfinance")
+                receive = asyncio.ensure_future(connection.recv())
+                done, _ = await asyncio.wait(
+                    (receive, changed), timeout=self.stall_s, return_when=asyncio.FIRST_COMPLETED
+                )
                 if receive in done:
                     await emit(self._pricing_ticks(socket, receive.result(), served))
                 elif not done:
@@ -158,9 +179,11 @@ class YahooProvider(RetryingProvider):
             await asyncio.gather(receive, changed, return_exceptions=True)
             await socket.close()
 
-    def _pricing_ticks(self, socket: Any, frame: str | bytes,
-                       served: dict[str, str]) -> list[ProviderStatus | RawTick]:
-        message = socket._decode_message(json.loads(frame)["message"])
+    def _pricing_ticks(
+        self, socket: Any, frame: str | bytes, served: dict[str, str]
+    ) -> list[ProviderStatus | RawTick]:
+        decode = private_attribute(socket, "_decode_message", "yfinance")
+        message = decode(json.loads(frame)["message"])
         canonical = served.get(message.get("id"))
         if canonical is None:
             return []

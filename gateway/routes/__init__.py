@@ -1,0 +1,2 @@
+"""The gateway's endpoints, one router each: WebSocket streams, REST history, provider
+statuses, monitoring (connections, metrics, health); the dashboard is ``gateway/dashboard``."""

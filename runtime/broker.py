@@ -1,0 +1,277 @@
+"""A single-node KRaft Apache Kafka broker on this machine, from Maven Central jars.
+
+The jars are resolved once with Maven into ``<cache_dir>/kafka-<version>/libs``. The broker
+keeps its log, configuration, ``broker.log`` and ``broker.pid`` in the data directory
+(``FIML_KAFKA_DATA_DIR``, default ``<cache_dir>/broker``), formatted once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka.client import AIOKafkaClient, CoordinationType
+
+from runtime.processes import command_line, die_with_parent, pid_alive, stop_process
+from runtime.settings import Settings
+
+MAIN_CLASS = "kafka.Kafka"
+RUNTIME_FILES = Path(__file__).parent / "kafka_runtime"
+READINESS_GROUP = "fiml-readiness"
+
+
+class KafkaRuntimeError(RuntimeError):
+    """The local broker could not be fetched, formatted, started or stopped."""
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (22 URL-safe base64 characters).
+
+    Like Kafka's own ``Uuid.randomUuid``, it never starts with ``-``: the storage tool would
+    read such an id as an option and refuse to format (one id in 64 otherwise).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+@dataclass
+class LocalKafka:
+    """Fetch, format, start, probe and stop the local broker that ``settings`` describe."""
+
+    settings: Settings
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.settings.kafka_port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.kafka_data_path
+
+    @property
+    def jar_dir(self) -> Path:
+        return Path(self.settings.cache_dir) / f"kafka-{self.settings.kafka_version}" / "libs"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    def fetch_jars(self) -> Path:
+        """Resolve the broker's jars with Maven unless they are already cached."""
+        done_marker = self.jar_dir / ".complete"
+        if done_marker.exists():
+            return self.jar_dir
+        maven = shutil.which("mvn")
+        if maven is None:
+            raise KafkaRuntimeError("Maven (mvn) is needed to fetch the Kafka jars; install it")
+        version = self.settings.kafka_version
+        print(
+            f"fetching Apache Kafka {version} jars from Maven Central (first run only)...",
+            flush=True,
+        )
+        home = self.jar_dir.parent
+        home.mkdir(parents=True, exist_ok=True)
+        staging = home / "libs.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        pom = home / "pom.xml"
+        pom.write_text(_runtime_file("pom.xml"))
+        command = [
+            maven,
+            "-B",
+            "-q",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-Dkafka.version={version}",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}",
+        ]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise KafkaRuntimeError(
+                f"Maven could not fetch Kafka {version}:\n"
+                f"{result.stdout[-4000:]}{result.stderr[-2000:]}"
+            )
+        shutil.rmtree(self.jar_dir, ignore_errors=True)
+        staging.rename(self.jar_dir)
+        done_marker.touch()
+        return self.jar_dir
+
+    def running_pid(self) -> int | None:
+        """The id of the broker started on this data directory, if it still runs."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if pid_alive(pid) and str(self.config_file) in command_line(pid):
+            return pid
+        return None
+
+    def start(
+        self, *, stop_with_parent: bool = False, timeout: float = 90.0
+    ) -> subprocess.Popen[bytes]:
+        """Start the broker and wait until its metadata lists it.
+
+        With ``stop_with_parent`` the broker gets SIGTERM when this process dies; without,
+        it runs on in its own session until :meth:`stop`.
+        """
+        if self.running_pid() is not None:
+            raise KafkaRuntimeError(f"a broker already runs on {self.data_dir} (fiml kafka stop)")
+        jars = self.fetch_jars()
+        self._write_config()
+        self._format_storage(jars)
+        java = _java()
+        command = [
+            java,
+            f"-Xmx{self.settings.kafka_heap}",
+            f"-Xms{self.settings.kafka_heap}",
+            "-XX:+UseG1GC",
+            "-XX:+AlwaysPreTouch",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+            "-cp",
+            f"{jars}/*",
+            MAIN_CLASS,
+            str(self.config_file),
+        ]
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent() if stop_with_parent else None,
+                start_new_session=not stop_with_parent,
+            )
+        self.pid_file.write_text(f"{process.pid}\n")
+        try:
+            self._await_ready(process, timeout)
+        except BaseException:
+            stop_process(process)
+            raise
+        return process
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the broker of this data directory. Returns False if none was running."""
+        pid = self.running_pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            while pid_alive(pid):
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def _write_config(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        properties = _runtime_file("server.properties").format(
+            port=self.settings.kafka_port,
+            controller_port=self.settings.kafka_controller_port,
+            log_dir=self.data_dir / "log",
+        )
+        self.config_file.write_text(properties)
+        (self.data_dir / "log4j2.properties").write_text(_runtime_file("log4j2.properties"))
+
+    def _format_storage(self, jars: Path) -> None:
+        if (self.data_dir / "log" / "meta.properties").exists():
+            return
+        command = [
+            _java(),
+            "-cp",
+            f"{jars}/*",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            new_cluster_id(),
+            "-c",
+            str(self.config_file),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr)[-3000:]
+            raise KafkaRuntimeError(f"formatting {self.data_dir} failed:\n{output}")
+
+    def _await_ready(self, process: subprocess.Popen[bytes], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise KafkaRuntimeError(
+                    f"the broker exited with code {process.returncode}; last lines of "
+                    f"{self.log_file}:\n{_tail(self.log_file)}"
+                )
+            if asyncio.run(broker_ready(self.bootstrap)):
+                return
+            time.sleep(0.3)
+        raise KafkaRuntimeError(
+            f"the broker was not ready after {timeout:.0f} s; see {self.log_file}"
+        )
+
+
+async def broker_ready(bootstrap: str, timeout_ms: int = 2000) -> bool:
+    """Whether the cluster at ``bootstrap`` answers, lists a broker and coordinates consumer
+    groups: the first coordinator lookup creates ``__consumer_offsets``, and until that is
+    done a worker joining its group logs GroupCoordinatorNotAvailable errors."""
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_ms / 1000):
+            pass
+    except OSError:
+        return False
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+    try:
+        await client.bootstrap()
+        if not client.cluster.brokers():
+            return False
+        await client.coordinator_lookup(CoordinationType.GROUP, READINESS_GROUP)
+        return True
+    except Exception:
+        return False
+    finally:
+        await client.close()
+
+
+def _java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if not java or not Path(java).exists():
+        raise KafkaRuntimeError(
+            "Java 17 or newer is needed to run Kafka; install it or set JAVA_HOME"
+        )
+    return java
+
+
+def _runtime_file(name: str) -> str:
+    return (RUNTIME_FILES / name).read_text()
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

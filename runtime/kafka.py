@@ -1,0 +1,93 @@
+"""aiokafka clients with the project's defaults, and what the services read with them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient
+from aiokafka.structs import ConsumerRecord
+
+from runtime.private import private_attribute
+from runtime.settings import Settings
+
+
+def make_producer(settings: Settings, client_id: str, **overrides: Any) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all) that batches for up to 5 ms."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "client_id": client_id,
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": 5,
+        "max_batch_size": 256 * 1024,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def make_consumer(settings: Settings, client_id: str, **overrides: Any) -> AIOKafkaConsumer:
+    """A consumer with no group: callers assign partitions and seek themselves."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "client_id": client_id,
+        "group_id": None,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "fetch_max_wait_ms": 50,
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(**options)
+
+
+async def topic_partitions(settings: Settings, topic: str) -> list[TopicPartition]:
+    """The partitions of ``topic``, or an empty list if the cluster does not have it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    numbers = sorted(
+        partition["partition"]
+        for entry in described
+        if entry["topic"] == topic and entry["error_code"] == 0
+        for partition in entry["partitions"]
+    )
+    return [TopicPartition(topic, number) for number in numbers]
+
+
+def connected(client: AIOKafkaClient) -> bool:
+    """Whether a client holds at least one open connection to a broker (it drops those a
+    broker closes and opens new ones as it needs them)."""
+    conns = private_attribute(client, "_conns", "aiokafka")
+    return any(conn.connected() for conn in conns.values())
+
+
+async def read_tail(settings: Settings, topic: str, count: int) -> list[ConsumerRecord]:
+    """Up to the last ``count`` records of each partition of ``topic`` (none if it does not
+    exist), per partition in offset order."""
+    partitions = await topic_partitions(settings, topic)
+    if not partitions:
+        return []
+    consumer = make_consumer(settings, "fiml-tail")
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        pending = set()
+        for tp in partitions:
+            if ends[tp] > starts[tp]:
+                consumer.seek(tp, max(starts[tp], ends[tp] - count))
+                pending.add(tp)
+        found: list[ConsumerRecord] = []
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=1000)
+            for tp, records in batches.items():
+                found.extend(record for record in records if record.offset < ends[tp])
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+        return found
+    finally:
+        await consumer.stop()

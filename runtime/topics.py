@@ -1,0 +1,55 @@
+"""Create the project's topics with explicit partitions and retention (idempotent)."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from runtime.settings import Settings, TopicSpec
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+class TopicError(RuntimeError):
+    """The broker refused to create a topic."""
+
+
+def topic_configs(spec: TopicSpec) -> dict[str, str]:
+    """Broker configuration of one topic."""
+    if spec.compacted:
+        return {"cleanup.policy": "compact"}
+    return {"cleanup.policy": "delete", "retention.ms": str(spec.retention_ms)}
+
+
+async def create_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
+    """Create every missing topic and return the names created; existing ones are left alone."""
+    specs = list(settings.topics().values()) if specs is None else specs
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if not missing:
+            return []
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    spec.name,
+                    spec.partitions,
+                    settings.replication_factor,
+                    topic_configs=topic_configs(spec),
+                )
+                for spec in missing
+            ]
+        )
+        created, failures = [], []
+        for name, code, *rest in response.topic_errors:
+            if code == 0:
+                created.append(name)
+            elif code != TOPIC_ALREADY_EXISTS:
+                message = rest[0] if rest else None
+                failures.append(f"{name}: {message or f'error code {code}'}")
+        if failures:
+            raise TopicError("could not create topics: " + "; ".join(failures))
+        return created
+    finally:
+        await admin.close()
