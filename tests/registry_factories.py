@@ -120,12 +120,14 @@ def read_problem(writer: Schema, reader: Schema, record: dict[str, Any]) -> str 
 
 
 def same(written: Any, read: Any) -> bool:
-    """Whether ``read`` is ``written`` after Avro's promotions (NaN is NaN; a datetime is
-    its microseconds)."""
-    if isinstance(read, datetime):
-        read = datetime_to_micros(read)
-    if isinstance(read, float) and isinstance(written, float | int):
-        return (math.isnan(read) and math.isnan(written)) or read == float(written)
+    """Whether ``read`` is ``written`` after Avro's promotions and JSON's: NaN is NaN, a number
+    its value, a datetime or an ISO 8601 time its microseconds, a string its UTF-8 bytes."""
+    if isinstance(read, datetime) or (isinstance(read, str) and isinstance(written, int)):
+        read = datetime_to_micros(read if isinstance(read, datetime) else iso_time(read))
+    if isinstance(read, float) or isinstance(written, float):
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (read, written)):
+            return False
+        return float(read) == float(written) or (math.isnan(read) and math.isnan(written))
     if isinstance(read, str) and isinstance(written, bytes):
         return read.encode() == written
     if isinstance(read, bytes) and isinstance(written, str):
@@ -135,6 +137,12 @@ def same(written: Any, read: Any) -> bool:
     if isinstance(read, list) and isinstance(written, list):
         return len(read) == len(written) and all(map(same, written, read))
     return bool(read == written) and type(read) is type(written)
+
+
+def iso_time(text: str) -> datetime:
+    """An RFC 3339 time as Go writes it (``Z``, up to nine decimals; microseconds kept)."""
+    head, _, fraction = text.removesuffix("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(fraction + '000000')[:6]}+00:00")
 
 
 @dataclass(frozen=True)
@@ -213,7 +221,7 @@ MUTATIONS = [
     Mutation(
         "an optional field made required",
         "quote.avsc",
-        lambda s: field_of(s, "bid").update(type="double"),
+        lambda s: field_of(s, "bid").update(type="double", default=0.0),
         False,
     ),
     Mutation("the record renamed", "quote.avsc", lambda s: s.update(name="Quotation"), False),
