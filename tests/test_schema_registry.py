@@ -178,3 +178,10 @@ def test_an_unknown_schema_id_is_a_404_for_both_clients(client, confluent):
     with pytest.raises(SchemaRegistryError) as refused:
         AvroDeserializer(confluent)(b"\0" + struct.pack(">I", 4040) + encode(QUOTE)[5:], CONTEXT)
     assert refused.value.http_status_code == 404
+
+
+def test_a_url_without_the_confluent_api_path_is_a_clear_error(registry):
+    client = SchemaRegistry(registry.url)  # Apicurio's root, not its /apis/ccompat/v7
+    with client, pytest.raises(RegistryError) as wrong:
+        client.register("quotes-value", schema_text("quote.avsc"))
+    assert wrong.value.status == 404 and registry.url in str(wrong.value)
