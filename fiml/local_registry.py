@@ -8,10 +8,10 @@ subjects and schema ids survive a restart), ``registry.log`` and ``registry.pid`
 directory. It listens on 127.0.0.1 only; the Confluent API is at ``/apis/ccompat/v7``.
 :meth:`LocalRegistry.seed` gives an empty registry the codec's schemas with their fixed ids.
 
-Why 2.4.2.Final and not 3.x: Maven Central, as it can be reached here, serves only some
-versions of each Apicurio module, and no 3.x release has them all. 3.3.3 (the only 3.x with
-both the app and its parent POM) fails on ``apicurio-registry-schema-util-provider:3.3.3``,
-and ``apicurio-registry-contracts-rules``, ``-config-definitions``,
+Why 2.4.2.Final and not 3.x: Maven Central, as reached when this was written, served only
+some versions of each Apicurio module, and no 3.x release had them all. 3.3.3 (the only 3.x
+with both the app and its parent POM) fails on ``apicurio-registry-schema-util-provider``
+3.3.3, and ``apicurio-registry-contracts-rules``, ``-config-definitions``,
 ``-utils-import-export`` and ``-protobuf-schema-utilities`` are not served at 3.3.3 either;
 3.0.9 and 3.3.2 lack their parent POM. Maven then reports unknown hosts (the extra
 repositories Apicurio's POM declares), which hides the 404 on Central. The 3.3.3 jars are
