@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from schemas.records import Candle, Demand, ProviderStatus, Quote, RawTick, Rejected, Trade
+
 
 class TopicRole(StrEnum):
     """What a topic holds."""
@@ -17,3 +19,16 @@ class TopicRole(StrEnum):
     DLQ = "ticks.dlq"
     DEMAND = "demand"
     STATE = "arbitration.state"
+
+
+RECORD_TOPICS: dict[type, TopicRole] = {
+    RawTick: TopicRole.RAW,
+    ProviderStatus: TopicRole.STATUS,
+    Quote: TopicRole.QUOTES,
+    Candle: TopicRole.CANDLES,
+    Trade: TopicRole.TRADES,
+    Rejected: TopicRole.DLQ,
+    Demand: TopicRole.DEMAND,
+}
+"""The topic whose values are each record type (its registry subject is
+``<topic>-value``)."""

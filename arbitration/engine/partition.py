@@ -29,15 +29,12 @@ from arbitration.engine.quote_book import SymbolBook
 from arbitration.engine.statuses import ProviderHealth, StatusTimeline
 from schemas import DecodeError, RawTick, decode
 from schemas.records import Candle, Quote, Rejected, Trade
-from schemas.topics import TopicRole
+from schemas.topics import RECORD_TOPICS, TopicRole
 
 Output = Quote | Candle | Trade | Rejected
 
 ROLES: dict[type, TopicRole] = {
-    Quote: TopicRole.QUOTES,
-    Candle: TopicRole.CANDLES,
-    Trade: TopicRole.TRADES,
-    Rejected: TopicRole.DLQ,
+    kind: RECORD_TOPICS[kind] for kind in (Quote, Candle, Trade, Rejected)
 }
 
 # A rejection keeps at most this much of its input's value and key, so that it always fits
