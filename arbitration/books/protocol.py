@@ -1,0 +1,219 @@
+"""The gateway's order book stream, pure: a snapshot, then deltas with ``seq`` and a checksum.
+
+A :class:`BookPublisher` serves one subscription (one symbol, one venue or the consolidated
+book, one depth of 10, 25 or 50). Given the current book whenever the gateway wants to send
+(each ``interval_ms``: the conflation), it returns the message that brings the client from
+the last book it *sent* to this one, so conflating any number of books never breaks the
+client's copy:
+
+- the first message is a ``snapshot`` of the top ``depth`` levels per side; after it,
+  ``delta`` messages carry each level whose price, size or per-venue sizes changed, in full,
+  and a size of zero for each level that left the top ``depth``; nothing is sent while the
+  book is unchanged;
+- ``seq`` counts the stream's messages from 1: a client that sees a gap has lost one;
+- ``checksum`` is Kraken's CRC32 (``checksums.kraken_checksum``) over every level of the
+  book after the message, as the texts were sent: asks best first, then bids best first,
+  each price and size with the point removed and leading zeros stripped;
+- prices and sizes are sent with a fixed number of decimals per stream (the most any of its
+  prices, respectively sizes, has needed), as Kraken writes them at the pair's precision, so
+  the digit strings are unambiguous; when a book needs more decimals the next message is a
+  snapshot written with the new count;
+- a consolidated level is ``[price, size, {venue: size}]``; its messages also carry the fresh
+  ``venues`` and the ``crossed`` prices of each side.
+
+:class:`ClientBook` is the client's side: it applies the messages and checks ``seq`` and the
+checksum, the reference for the examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from arbitration.books.checksums import kraken_checksum
+from arbitration.books.levels import decimals, fixed, plain
+from arbitration.books.venue_book import VenueBook
+from schemas.books import ConsolidatedBook
+from schemas.records import micros_to_iso
+
+DEPTHS = (10, 25, 50)
+CONSOLIDATED = "consolidated"
+
+ViewLevel = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class BookView:
+    """A book as the stream shows it: levels ``(price, size, per-venue sizes)`` in plain text,
+    best first."""
+
+    symbol: str
+    venue: str
+    ts_event: int
+    bids: tuple[ViewLevel, ...]
+    asks: tuple[ViewLevel, ...]
+    venues: tuple[str, ...] = ()
+    crossed_bids: tuple[str, ...] = ()
+    crossed_asks: tuple[str, ...] = ()
+
+
+def consolidated_view(book: ConsolidatedBook) -> BookView:
+    """The view of a consolidated book record."""
+
+    def levels(rows: list[list[str]]) -> tuple[ViewLevel, ...]:
+        return tuple(
+            (
+                row[0],
+                row[1],
+                tuple(
+                    (venue, size) for venue, size in zip(book.venues, row[2:], strict=True) if size
+                ),
+            )
+            for row in rows
+        )
+
+    return BookView(
+        book.symbol,
+        CONSOLIDATED,
+        book.ts_event,
+        levels(book.bids),
+        levels(book.asks),
+        tuple(book.venues),
+        tuple(book.bids[i][0] for i in book.crossed_bids),
+        tuple(book.asks[i][0] for i in book.crossed_asks),
+    )
+
+
+def venue_view(symbol: str, venue: str, book: VenueBook, depth: int) -> BookView:
+    """The view of one venue's book (empty while it is invalid)."""
+    bids, asks = book.top(depth)
+    return BookView(
+        symbol,
+        venue,
+        book.ts_event,
+        tuple((plain(price), plain(size), ()) for price, size in bids),
+        tuple((plain(price), plain(size), ()) for price, size in asks),
+    )
+
+
+class BookPublisher:
+    """The messages of one order book subscription; see the module docstring."""
+
+    def __init__(self, depth: int) -> None:
+        if depth not in DEPTHS:
+            raise ValueError(f"depth must be one of {', '.join(map(str, DEPTHS))}, got {depth}")
+        self.depth = depth
+        self.seq = 0
+        self.places = (0, 0)
+        self.sent: tuple[dict[str, ViewLevel], dict[str, ViewLevel]] | None = None
+        self.extras: tuple[object, ...] = ()
+
+    def publish(self, view: BookView) -> dict[str, Any] | None:
+        """The message from the last book sent to ``view``, or None when nothing changed."""
+        bids, asks = view.bids[: self.depth], view.asks[: self.depth]
+        places = _places((*bids, *asks), self.places)
+        extras = (view.venues, view.crossed_bids, view.crossed_asks)
+        current = ({level[0]: level for level in bids}, {level[0]: level for level in asks})
+        if self.sent is None or places != self.places:
+            action, changed = "snapshot", (list(bids), list(asks))
+        else:
+            changed = (
+                _changes(self.sent[0], bids, reverse=True),
+                _changes(self.sent[1], asks, reverse=False),
+            )
+            if not changed[0] and not changed[1] and extras == self.extras:
+                return None
+            action = "delta"
+        self.sent, self.places, self.extras = current, places, extras
+        self.seq += 1
+        message: dict[str, Any] = {
+            "action": action,
+            "symbol": view.symbol,
+            "venue": view.venue,
+            "depth": self.depth,
+            "seq": self.seq,
+            "timestamp": micros_to_iso(view.ts_event),
+            "checksum": kraken_checksum(
+                [_wire(level, places) for level in asks],
+                [_wire(level, places) for level in bids],
+                self.depth,
+            ),
+            "bids": [_wire(level, places) for level in changed[0]],
+            "asks": [_wire(level, places) for level in changed[1]],
+        }
+        if view.venue == CONSOLIDATED:
+            message["venues"] = list(view.venues)
+            message["crossed"] = {
+                "bids": [fixed(p, places[0]) for p in view.crossed_bids],
+                "asks": [fixed(p, places[0]) for p in view.crossed_asks],
+            }
+        return message
+
+
+def _places(levels: Iterable[ViewLevel], current: tuple[int, int]) -> tuple[int, int]:
+    """Decimals for prices and sizes: ``current``, or more if a level needs them."""
+    price_places, size_places = current
+    for price, size, sizes in levels:
+        price_places = max(price_places, decimals(price))
+        size_places = max(size_places, decimals(size), *(decimals(amount) for _, amount in sizes))
+    return price_places, size_places
+
+
+def _changes(
+    sent: Mapping[str, ViewLevel], levels: Sequence[ViewLevel], reverse: bool
+) -> list[ViewLevel]:
+    """The levels of ``levels`` that differ from ``sent``, and a zero size for each price of
+    ``sent`` no longer there, best first."""
+    now = {level[0]: level for level in levels}
+    changed = [level for level in levels if sent.get(level[0]) != level]
+    changed.extend((price, "0", ()) for price in sent if price not in now)
+    changed.sort(key=lambda level: float(level[0]), reverse=reverse)
+    return changed
+
+
+def _wire(level: ViewLevel, places: tuple[int, int]) -> list[Any]:
+    price, size, sizes = level
+    row: list[Any] = [fixed(price, places[0]), fixed(size, places[1])]
+    if sizes:
+        row.append({venue: fixed(amount, places[1]) for venue, amount in sizes})
+    return row
+
+
+class BookDesync(ValueError):
+    """A message the client's book cannot follow: a ``seq`` gap or a checksum mismatch."""
+
+
+class ClientBook:
+    """A client's copy of one order book stream, rebuilt from its messages."""
+
+    def __init__(self) -> None:
+        self.seq: int | None = None
+        self.depth = 0
+        self.bids: dict[str, list[Any]] = {}
+        self.asks: dict[str, list[Any]] = {}
+
+    def apply(self, message: Mapping[str, Any]) -> None:
+        """Apply one message; raises BookDesync on a seq gap or a checksum mismatch."""
+        if message["action"] == "snapshot":
+            self.bids, self.asks = {}, {}
+        elif self.seq is None or message["seq"] != self.seq + 1:
+            raise BookDesync(f"seq {message['seq']} does not follow {self.seq}")
+        self.seq = message["seq"]
+        self.depth = message["depth"]
+        for side, levels in ((self.bids, message["bids"]), (self.asks, message["asks"])):
+            for level in levels:
+                if float(level[1]) == 0:
+                    side.pop(level[0], None)
+                else:
+                    side[level[0]] = level
+        bids, asks = self.levels()
+        if kraken_checksum(asks, bids, self.depth) != message["checksum"]:
+            raise BookDesync(f"checksum mismatch at seq {self.seq}")
+
+    def levels(self) -> tuple[list[list[Any]], list[list[Any]]]:
+        """Bids and asks, best first."""
+        return (
+            sorted(self.bids.values(), key=lambda level: -float(level[0])),
+            sorted(self.asks.values(), key=lambda level: float(level[0])),
+        )
