@@ -19,19 +19,16 @@ KRAKEN_LEVELS = 10
 OKX_LEVELS = 25
 
 
-def _kraken_part(text: str) -> str:
-    return text.replace(".", "").lstrip("0")
+def kraken_digits(level: Sequence[str]) -> str:
+    """One level's part of Kraken's checksum: price then size, without point or leading zeros."""
+    return level[0].replace(".", "").lstrip("0") + level[1].replace(".", "").lstrip("0")
 
 
 def kraken_checksum(
     asks: Sequence[Sequence[str]], bids: Sequence[Sequence[str]], levels: int = KRAKEN_LEVELS
 ) -> int:
     """Kraken's checksum of the top ``levels`` of each side."""
-    parts = [
-        _kraken_part(level[0]) + _kraken_part(level[1])
-        for side in (asks, bids)
-        for level in side[:levels]
-    ]
+    parts = [kraken_digits(level) for side in (asks, bids) for level in side[:levels]]
     return zlib.crc32("".join(parts).encode())
 
 

@@ -8,8 +8,10 @@ client's copy:
 
 - the first message is a ``snapshot`` of the top ``depth`` levels per side; after it,
   ``delta`` messages carry each level whose price, size or per-venue sizes changed, in full,
-  and a size of zero for each level that left the top ``depth``; nothing is sent while the
-  book is unchanged;
+  and a size of zero for each level that left the book; nothing is sent while the book is
+  unchanged;
+- after each message the client keeps the best ``depth`` levels per side, as Kraken's
+  clients do: a level pushed out of the top ``depth`` by better ones is not sent as a zero;
 - ``seq`` counts the stream's messages from 1: a client that sees a gap has lost one;
 - ``checksum`` is Kraken's CRC32 (``checksums.kraken_checksum``) over every level of the
   book after the message, as the texts were sent: asks best first, then bids best first,
@@ -27,11 +29,12 @@ checksum, the reference for the examples.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arbitration.books.checksums import kraken_checksum
+from arbitration.books.checksums import kraken_checksum, kraken_digits
 from arbitration.books.levels import decimals, fixed, plain
 from arbitration.books.venue_book import VenueBook
 from schemas.books import ConsolidatedBook
@@ -107,25 +110,46 @@ class BookPublisher:
         self.seq = 0
         self.places = (0, 0)
         self.sent: tuple[dict[str, ViewLevel], dict[str, ViewLevel]] | None = None
+        self.digits: tuple[dict[str, str], dict[str, str]] = ({}, {})
         self.extras: tuple[object, ...] = ()
 
     def publish(self, view: BookView) -> dict[str, Any] | None:
         """The message from the last book sent to ``view``, or None when nothing changed."""
         bids, asks = view.bids[: self.depth], view.asks[: self.depth]
-        places = _places((*bids, *asks), self.places)
         extras = (view.venues, view.crossed_bids, view.crossed_asks)
-        current = ({level[0]: level for level in bids}, {level[0]: level for level in asks})
-        if self.sent is None or places != self.places:
-            action, changed = "snapshot", (list(bids), list(asks))
-        else:
+        places = self.places
+        if self.sent is not None:
             changed = (
-                _changes(self.sent[0], bids, reverse=True),
-                _changes(self.sent[1], asks, reverse=False),
+                _changes(self.sent[0], bids, self.depth, reverse=True),
+                _changes(self.sent[1], asks, self.depth, reverse=False),
             )
             if not changed[0] and not changed[1] and extras == self.extras:
                 return None
+            places = _places((*changed[0], *changed[1]), places)
+        if self.sent is None or places != self.places:
+            places = _places((*bids, *asks), places)
+            action, changed = "snapshot", (list(bids), list(asks))
+            self.digits = ({}, {})
+        else:
             action = "delta"
-        self.sent, self.places, self.extras = current, places, extras
+        rows = (
+            [_wire(level, places) for level in changed[0]],
+            [_wire(level, places) for level in changed[1]],
+        )
+        self.digits = (
+            _digits(self.digits[0], bids, changed[0], rows[0]),
+            _digits(self.digits[1], asks, changed[1], rows[1]),
+        )
+        checksum = zlib.crc32(
+            "".join(
+                [
+                    *(self.digits[1][level[0]] for level in asks),
+                    *(self.digits[0][level[0]] for level in bids),
+                ]
+            ).encode()
+        )
+        self.sent = ({level[0]: level for level in bids}, {level[0]: level for level in asks})
+        self.places, self.extras = places, extras
         self.seq += 1
         message: dict[str, Any] = {
             "action": action,
@@ -134,13 +158,9 @@ class BookPublisher:
             "depth": self.depth,
             "seq": self.seq,
             "timestamp": micros_to_iso(view.ts_event),
-            "checksum": kraken_checksum(
-                [_wire(level, places) for level in asks],
-                [_wire(level, places) for level in bids],
-                self.depth,
-            ),
-            "bids": [_wire(level, places) for level in changed[0]],
-            "asks": [_wire(level, places) for level in changed[1]],
+            "checksum": checksum,
+            "bids": rows[0],
+            "asks": rows[1],
         }
         if view.venue == CONSOLIDATED:
             message["venues"] = list(view.venues)
@@ -149,6 +169,18 @@ class BookPublisher:
                 "asks": [fixed(p, places[0]) for p in view.crossed_asks],
             }
         return message
+
+
+def _digits(
+    previous: Mapping[str, str],
+    levels: Sequence[ViewLevel],
+    changed: Sequence[ViewLevel],
+    rows: Sequence[list[Any]],
+) -> dict[str, str]:
+    """Each level's part of the checksum, by price: those of the changed levels from their
+    rows as sent, the others as before."""
+    fresh = {level[0]: kraken_digits(row) for level, row in zip(changed, rows, strict=True)}
+    return {level[0]: fresh.get(level[0]) or previous[level[0]] for level in levels}
 
 
 def _places(levels: Iterable[ViewLevel], current: tuple[int, int]) -> tuple[int, int]:
@@ -161,14 +193,21 @@ def _places(levels: Iterable[ViewLevel], current: tuple[int, int]) -> tuple[int,
 
 
 def _changes(
-    sent: Mapping[str, ViewLevel], levels: Sequence[ViewLevel], reverse: bool
+    sent: Mapping[str, ViewLevel], levels: Sequence[ViewLevel], depth: int, reverse: bool
 ) -> list[ViewLevel]:
     """The levels of ``levels`` that differ from ``sent``, and a zero size for each price of
-    ``sent`` no longer there, best first."""
+    ``sent`` no longer there that the client's truncation to ``depth`` would not drop, best
+    first."""
     now = {level[0]: level for level in levels}
     changed = [level for level in levels if sent.get(level[0]) != level]
-    changed.extend((price, "0", ()) for price in sent if price not in now)
-    changed.sort(key=lambda level: float(level[0]), reverse=reverse)
+    sign = -1.0 if reverse else 1.0
+    worst = sign * float(levels[-1][0]) if len(levels) >= depth else None
+    changed.extend(
+        (price, "0", ())
+        for price in sent
+        if price not in now and (worst is None or sign * float(price) < worst)
+    )
+    changed.sort(key=lambda level: sign * float(level[0]))
     return changed
 
 
@@ -208,6 +247,10 @@ class ClientBook:
                 else:
                     side[level[0]] = level
         bids, asks = self.levels()
+        for side, ordered in ((self.bids, bids), (self.asks, asks)):
+            for level in ordered[self.depth :]:
+                del side[level[0]]
+        bids, asks = bids[: self.depth], asks[: self.depth]
         if kraken_checksum(asks, bids, self.depth) != message["checksum"]:
             raise BookDesync(f"checksum mismatch at seq {self.seq}")
 
