@@ -21,6 +21,8 @@ Memory is bounded: at most ``depth`` (or the checksum's levels) per side per ven
 
 from __future__ import annotations
 
+import functools
+from bisect import bisect_right
 from decimal import Decimal
 
 from arbitration.books.continuity import rules_for
@@ -105,23 +107,37 @@ def _merge(sides: list[tuple[VenueBook, Side]], depth: int) -> list[list[str]]:
     """Levels ``[price, total, size per venue...]`` of the sides merged, best first."""
     edges = [edge for book, side in sides if (edge := book.edge(side)) is not None]
     cut = min(edges) if edges else None
-    width = len(sides)
-    rows: dict[float, tuple[str, list[Decimal], list[str]]] = {}
+    quotes: dict[float, list[tuple[int, str]]] = {}
     for index, (_, side) in enumerate(sides):
+        keys = side.keys[:depth]
+        if cut is not None:
+            keys = keys[: bisect_right(keys, cut)]
         levels = side.levels
-        for key in side.keys[:depth]:
-            if cut is not None and key > cut:
-                break
-            price, size = levels[key]
-            row = rows.get(key)
-            if row is None:
-                row = rows[key] = (plain(price), [ZERO], [""] * width)
-            row[1][0] += Decimal(size)
-            row[2][index] = plain(size)
+        for key in keys:
+            quote = (index, levels[key][1])
+            found = quotes.get(key)
+            if found is None:
+                quotes[key] = [quote]
+            else:
+                found.append(quote)
+    width = len(sides)
     return [
-        [price, decimal_plain(total[0]), *sizes]
-        for price, total, sizes in (rows[key] for key in sorted(rows)[:depth])
+        list(_row(sides[quotes[key][0][0]][1].levels[key][0], tuple(quotes[key]), width))
+        for key in sorted(quotes)[:depth]
     ]
+
+
+@functools.lru_cache(maxsize=16_384)
+def _row(price: str, quotes: tuple[tuple[int, str], ...], width: int) -> tuple[str, ...]:
+    """One level: price, total, each venue's size (``quotes``: venue index and size)."""
+    sizes = [""] * width
+    for index, size in quotes:
+        sizes[index] = plain(size)
+    if len(quotes) == 1:
+        total = sizes[quotes[0][0]]
+    else:
+        total = decimal_plain(sum((Decimal(size) for _, size in quotes), ZERO))
+    return (plain(price), total, *sizes)
 
 
 def _crossed(levels: list[list[str]], opposite: Bests, sign: float) -> list[int]:

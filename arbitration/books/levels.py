@@ -9,14 +9,12 @@ venue may have levels the side has never seen, so updates there are ignored.
 from __future__ import annotations
 
 import functools
-import re
 from bisect import bisect_left, insort
 from collections.abc import Iterable
 from decimal import Decimal
 
-_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?\Z")
-
 Level = tuple[str, str]
+INFINITY = float("inf")
 
 
 class MalformedLevel(ValueError):
@@ -24,10 +22,13 @@ class MalformedLevel(ValueError):
 
 
 def number(text: str) -> float:
-    """The value of plain decimal ``text``; raises MalformedLevel for anything else."""
-    if not isinstance(text, str) or _DECIMAL.match(text) is None:
-        raise MalformedLevel(f"not a plain decimal number: {text!r}")
-    return float(text)
+    """The value of plain decimal ``text`` (ASCII digits, at most one point); raises
+    MalformedLevel for anything else (signs, exponents, ``nan``, spaces, underscores)."""
+    if type(text) is str and text.isascii() and text.replace(".", "", 1).isdigit():
+        value = float(text)
+        if value < INFINITY:
+            return value
+    raise MalformedLevel(f"not a plain decimal number: {text!r}")
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -20,8 +20,10 @@ client's copy:
   prices, respectively sizes, has needed), as Kraken writes them at the pair's precision, so
   the digit strings are unambiguous; when a book needs more decimals the next message is a
   snapshot written with the new count;
-- a consolidated level is ``[price, size, {venue: size}]``; its messages also carry the fresh
-  ``venues`` and the ``crossed`` prices of each side.
+- a consolidated level is ``[price, size, [size of each venue]]``, the sizes in the order of
+  the ``venues`` of the last snapshot (an empty string where a venue has none): a change in
+  the fresh venues is sent as a snapshot; every consolidated message carries the ``crossed``
+  prices of each side.
 
 :class:`ClientBook` is the client's side: it applies the messages and checks ``seq`` and the
 checksum, the reference for the examples.
@@ -43,13 +45,13 @@ from schemas.records import micros_to_iso
 DEPTHS = (10, 25, 50)
 CONSOLIDATED = "consolidated"
 
-ViewLevel = tuple[str, str, tuple[tuple[str, str], ...]]
+ViewLevel = tuple[str, str, tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
 class BookView:
-    """A book as the stream shows it: levels ``(price, size, per-venue sizes)`` in plain text,
-    best first."""
+    """A book as the stream shows it: levels ``(price, size, sizes)`` in plain text, best
+    first, ``sizes`` being each of ``venues``' size ("" for none) in a consolidated book."""
 
     symbol: str
     venue: str
@@ -65,16 +67,7 @@ def consolidated_view(book: ConsolidatedBook) -> BookView:
     """The view of a consolidated book record."""
 
     def levels(rows: list[list[str]]) -> tuple[ViewLevel, ...]:
-        return tuple(
-            (
-                row[0],
-                row[1],
-                tuple(
-                    (venue, size) for venue, size in zip(book.venues, row[2:], strict=True) if size
-                ),
-            )
-            for row in rows
-        )
+        return tuple((row[0], row[1], tuple(row[2:])) for row in rows)
 
     return BookView(
         book.symbol,
@@ -111,22 +104,23 @@ class BookPublisher:
         self.places = (0, 0)
         self.sent: tuple[dict[str, ViewLevel], dict[str, ViewLevel]] | None = None
         self.digits: tuple[dict[str, str], dict[str, str]] = ({}, {})
-        self.extras: tuple[object, ...] = ()
+        self.venues: tuple[str, ...] = ()
+        self.crossed: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
     def publish(self, view: BookView) -> dict[str, Any] | None:
         """The message from the last book sent to ``view``, or None when nothing changed."""
         bids, asks = view.bids[: self.depth], view.asks[: self.depth]
-        extras = (view.venues, view.crossed_bids, view.crossed_asks)
+        crossed = (view.crossed_bids, view.crossed_asks)
         places = self.places
         if self.sent is not None:
             changed = (
                 _changes(self.sent[0], bids, self.depth, reverse=True),
                 _changes(self.sent[1], asks, self.depth, reverse=False),
             )
-            if not changed[0] and not changed[1] and extras == self.extras:
+            if not changed[0] and not changed[1] and crossed == self.crossed:
                 return None
             places = _places((*changed[0], *changed[1]), places)
-        if self.sent is None or places != self.places:
+        if self.sent is None or places != self.places or view.venues != self.venues:
             places = _places((*bids, *asks), places)
             action, changed = "snapshot", (list(bids), list(asks))
             self.digits = ({}, {})
@@ -149,7 +143,7 @@ class BookPublisher:
             ).encode()
         )
         self.sent = ({level[0]: level for level in bids}, {level[0]: level for level in asks})
-        self.places, self.extras = places, extras
+        self.places, self.venues, self.crossed = places, view.venues, crossed
         self.seq += 1
         message: dict[str, Any] = {
             "action": action,
@@ -163,7 +157,8 @@ class BookPublisher:
             "asks": rows[1],
         }
         if view.venue == CONSOLIDATED:
-            message["venues"] = list(view.venues)
+            if action == "snapshot":
+                message["venues"] = list(view.venues)
             message["crossed"] = {
                 "bids": [fixed(p, places[0]) for p in view.crossed_bids],
                 "asks": [fixed(p, places[0]) for p in view.crossed_asks],
@@ -188,7 +183,7 @@ def _places(levels: Iterable[ViewLevel], current: tuple[int, int]) -> tuple[int,
     price_places, size_places = current
     for price, size, sizes in levels:
         price_places = max(price_places, decimals(price))
-        size_places = max(size_places, decimals(size), *(decimals(amount) for _, amount in sizes))
+        size_places = max(size_places, decimals(size), *map(decimals, sizes))
     return price_places, size_places
 
 
@@ -215,7 +210,7 @@ def _wire(level: ViewLevel, places: tuple[int, int]) -> list[Any]:
     price, size, sizes = level
     row: list[Any] = [fixed(price, places[0]), fixed(size, places[1])]
     if sizes:
-        row.append({venue: fixed(amount, places[1]) for venue, amount in sizes})
+        row.append([fixed(amount, places[1]) if amount else "" for amount in sizes])
     return row
 
 
@@ -229,6 +224,7 @@ class ClientBook:
     def __init__(self) -> None:
         self.seq: int | None = None
         self.depth = 0
+        self.venues: list[str] = []
         self.bids: dict[str, list[Any]] = {}
         self.asks: dict[str, list[Any]] = {}
 
@@ -236,6 +232,7 @@ class ClientBook:
         """Apply one message; raises BookDesync on a seq gap or a checksum mismatch."""
         if message["action"] == "snapshot":
             self.bids, self.asks = {}, {}
+            self.venues = list(message.get("venues", []))
         elif self.seq is None or message["seq"] != self.seq + 1:
             raise BookDesync(f"seq {message['seq']} does not follow {self.seq}")
         self.seq = message["seq"]

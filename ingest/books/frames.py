@@ -116,7 +116,7 @@ def okx(message: Mapping[str, Any], markets: Markets) -> list[BookFrame]:
     """OKX ``books`` (snapshot then updates with ``seqId``/``prevSeqId`` and a checksum),
     and ``books5`` (a whole 5-level book in every message)."""
     arg = message.get("arg") or {}
-    depth = OKX_DEPTHS.get(arg.get("channel"))
+    depth = OKX_DEPTHS.get(str(arg.get("channel")))
     if depth is None or "data" not in message:
         return []
     action = message.get("action", "snapshot")

@@ -1,8 +1,8 @@
 """Order books of the synthetic venues: a snapshot, then deltas, around the synthetic prices.
 
 Each venue shows, per symbol, ``depth`` levels a side, one tick apart, around its own view of
-the price (the true price moved by the venue's noise, so venues' books sometimes cross) with
-its own spread and sizes. Its first message per symbol is a snapshot; each later
+the price (the true price off by a constant drawn from the venue's noise, so venues' books
+can cross) with its own spread and sizes. Its first message per symbol is a snapshot; each later
 :meth:`SyntheticBooks.advance` sends a delta of the levels whose size changed, the new levels
 and, with a size of 0, the levels that left the book. Update ids count per venue and symbol
 (``NEXT`` rule). Everything is a pure function of the seed and the sequence of calls.
@@ -19,15 +19,16 @@ from decimal import Decimal
 from ingest.synthetic import DEFAULT_VENUES, Venue
 from schemas.books import DELTA, SNAPSHOT, BookEvent
 
-RESIZE_PROBABILITY = 0.2
+RESIZE_PROBABILITY = 0.05
 TICK_DIGITS = 5
 
 
 @dataclass
 class _Book:
+    offset: float
     bids: dict[str, str] = field(default_factory=dict)
     asks: dict[str, str] = field(default_factory=dict)
-    seq: int = 0
+    seq: int = 1
 
 
 def book_tick(price: float) -> Decimal:
@@ -58,9 +59,9 @@ class SyntheticBooks:
         return events
 
     def _message(self, venue: Venue, symbol: str, price: float, now_us: int) -> BookEvent | None:
-        rng = self.random
         book = self.books.get((venue.name, symbol))
-        view = price * (1 + rng.gauss(0.0, venue.noise_bps / 10_000))
+        offset = self.random.gauss(0.0, venue.noise_bps) if book is None else book.offset
+        view = price * (1 + offset / 10_000)
         tick = book_tick(price)
         half_spread = max(1, round(view * venue.spread_bps / 20_000 / float(tick)))
         middle = round(view / float(tick))
@@ -71,8 +72,7 @@ class SyntheticBooks:
         )
         ts_event = now_us - int(venue.latency_ms * 1000)
         if book is None:
-            book = self.books[venue.name, symbol] = _Book(*sides)
-            book.seq = 1
+            book = self.books[venue.name, symbol] = _Book(offset, *sides)
             return BookEvent(
                 symbol,
                 venue.name,
