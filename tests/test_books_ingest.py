@@ -242,6 +242,22 @@ async def test_an_okx_sequence_gap_fails_in_ccxt_and_in_every_reader() -> None:
     await exchange.close()
 
 
+async def test_a_message_the_tap_cannot_read_sends_every_book_to_a_snapshot() -> None:
+    """Derived: a recorded OKX update without its ``ts`` (ccxt copes, the tap cannot)."""
+    exchange, tap, client = okx_tap()
+    unreadable = json.loads(OKX_FRAMES[2])
+    del unreadable["data"][0]["ts"]
+    feed(client, [OKX_FRAMES[1], unreadable, OKX_FRAMES[3]])
+    records = tap.drain()
+    assert [e.kind for e in events(records)] == [SNAPSHOT]  # the next update waits
+    [status] = statuses(records)
+    assert status.error_kind == "book_unreadable" and "KeyError('ts')" in status.message
+    assert tap.resync == {"BTC/USDT"}
+    feed(client, [OKX_FRAMES[1]])  # a fresh snapshot
+    assert [e.kind for e in events(tap.drain())] == [SNAPSHOT] and tap.resync == set()
+    await exchange.close()
+
+
 async def test_okx_books5_pushes_are_snapshots() -> None:
     entry = recorded("okx_watchOrderBook_books5.json")["watchOrderBook"][1]
     exchange, tap, client = okx_tap()

@@ -12,7 +12,11 @@ the book messages of the served symbols (``frames.py``) and checks each, as a
   malformed level, a book too thin), so that every reader of the log fails on it too, with a
   DEGRADED ProviderStatus (``error_kind`` ``book_<outcome>``) and the symbol in ``resync``:
   the caller gets a fresh snapshot (resubscribe, or reconnect) and clears it;
-- deltas while the book waits for a snapshot, and stale ones, are dropped.
+- deltas while the book waits for a snapshot, and stale ones, are dropped;
+- a message the tap cannot read (a venue changed its format) might have updated any book, so
+  every book waits for a snapshot (status ``book_unreadable``, every symbol in ``resync``);
+  the events already emitted stay valid for their readers, which see no more deltas and drop
+  the venue when its book goes stale (the freshness rule).
 
 Venues that number nothing (Kraken; OKX before 2023) get the tap's own count per symbol as
 update ids, continuing across snapshots. Coinbase numbers every message of a connection: a
@@ -105,10 +109,15 @@ class BookTap:
         """Read one decoded message of the connection to ``url``."""
         if not isinstance(message, Mapping):
             return
-        if "sequence_num" in message:
-            self.chains.setdefault(url, Chain()).see(int(message["sequence_num"]))
         ts_ingest = self.clock()
-        for frame in self.reader(message, self):
+        try:
+            if "sequence_num" in message:
+                self.chains.setdefault(url, Chain()).see(int(message["sequence_num"]))
+            frames = self.reader(message, self)
+        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as error:
+            self._unreadable(error, ts_ingest)
+            return
+        for frame in frames:
             symbol = self.symbols.get(frame.symbol)
             if symbol is not None:
                 self._take(symbol, self._numbered(symbol, frame, url), ts_ingest)
@@ -126,9 +135,27 @@ class BookTap:
         return str(self.exchange.safe_symbol(market_id, None, None, "spot"))
 
     def places(self, symbol: str) -> tuple[int, int]:
-        """Decimals of price and amount from ccxt's market precision (tick sizes)."""
-        precision = self.exchange.market(symbol)["precision"]
+        """Decimals of price and amount from ccxt's market precision (tick sizes); 0 for a
+        market ccxt does not know (its messages are not served anyway)."""
+        market = (self.exchange.markets or {}).get(symbol)
+        if market is None:
+            return 0, 0
+        precision = market["precision"]
         return _places(precision["price"]), _places(precision["amount"])
+
+    def _unreadable(self, error: Exception, ts_ingest: int) -> None:
+        """A message the tap cannot read may have updated any book: all wait for a snapshot."""
+        self.books.clear()
+        self.resync.update(self.symbols.values())
+        self.pending.append(
+            ProviderStatus(
+                self.provider,
+                ts_ingest,
+                "DEGRADED",
+                error_kind="book_unreadable",
+                message=f"an order book message could not be read: {error!r}"[:200],
+            )
+        )
 
     def _numbered(self, symbol: str, frame: BookFrame, url: str) -> BookFrame:
         if not frame.numbered:
