@@ -216,6 +216,23 @@ async def test_okx_books_frames_keep_okxs_strings_and_pass_its_checksums() -> No
     await exchange.close()
 
 
+async def test_a_wrong_okx_checksum_is_caught_by_the_tap_though_ccxt_ignores_it() -> None:
+    """Derived: the recorded checksum of the first update plus one."""
+    exchange, tap, client = okx_tap()
+    update = json.loads(OKX_FRAMES[2])
+    update["data"][0]["checksum"] += 1
+    feed(client, [OKX_FRAMES[1]])
+    future = client.future("books:BTC/USDT")
+    feed(client, [update])
+    assert future.done() and future.exception() is None  # ccxt applies it: it never checks
+    assert "BTC/USDT" in exchange.orderbooks
+    records = tap.drain()
+    assert [s.error_kind for s in statuses(records)] == ["book_checksum"]
+    books = SymbolBooks("BTC/USDT")
+    assert outcomes(books, events(records)) == [Outcome.APPLIED, Outcome.CHECKSUM]
+    await exchange.close()
+
+
 async def test_an_okx_sequence_gap_fails_in_ccxt_and_in_every_reader() -> None:
     """Derived: seqId/prevSeqId (sent since 2023) added to the recorded 2022 frames, the
     second update claiming to follow seqId 103 where the book is at 101."""
