@@ -55,6 +55,10 @@ def story(raw: list[tuple]) -> list[BookEvent]:
     return events
 
 
+def _best(side) -> float | None:
+    return side.sign * side.keys[0] if side.keys else None
+
+
 def check(
     books: SymbolBooks, record: ConsolidatedBook, applied: dict[str, int], depth: int
 ) -> None:
@@ -89,7 +93,7 @@ def check(
                 assert (Decimal(size) == Decimal(expected[1])) if expected else size == ""
             assert Decimal(row[1]) == sum(Decimal(size) for size in row[2:] if size)
         opposite = [
-            getattr(book, "asks" if side_name == "bids" else "bids").best() for book in venue_books
+            _best(getattr(book, "asks" if side_name == "bids" else "bids")) for book in venue_books
         ]
         expected_crossed = [
             index
@@ -128,11 +132,11 @@ def test_the_consolidated_books_are_a_function_of_the_events(raw) -> None:
 
     def replay() -> list[ConsolidatedBook]:
         books = SymbolBooks("BTC/USDT", depth=4)
-        return [
-            books.consolidated(seq)
-            for seq, event in enumerate(events)
-            if books.apply(event) is not None
-        ]
+        outputs = []
+        for seq, event in enumerate(events):
+            books.apply(event)
+            outputs.append(books.consolidated(seq))
+        return outputs
 
     assert replay() == replay()
 

@@ -123,7 +123,3 @@ class Side:
         """The best ``count`` levels, best first."""
         levels = self.levels
         return [levels[key] for key in self.keys[:count]]
-
-    def best(self) -> float | None:
-        """The best price, or None for an empty side."""
-        return self.sign * self.keys[0] if self.keys else None

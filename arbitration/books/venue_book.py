@@ -57,11 +57,6 @@ class Result:
     outcome: Outcome
     detail: str = ""
 
-    @property
-    def needs_snapshot(self) -> bool:
-        """True when the book is invalid until a fresh snapshot (WAITING included)."""
-        return self.outcome in FAILURES or self.outcome is Outcome.WAITING
-
 
 APPLIED = Result(Outcome.APPLIED)
 
