@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import fastavro
 
+from schemas.books import BookEvent, ConsolidatedBook
 from schemas.records import (
     Candle,
     Demand,
@@ -43,6 +44,8 @@ SCHEMA_IDS: dict[type, tuple[int, str]] = {
     Trade: (5, "trade.avsc"),
     Rejected: (6, "rejected.avsc"),
     Demand: (7, "demand.avsc"),
+    BookEvent: (9, "book_event.avsc"),
+    ConsolidatedBook: (10, "consolidated_book.avsc"),
 }
 
 EARLIER_SCHEMA_IDS: dict[int, tuple[type, str]] = {
