@@ -39,10 +39,10 @@ from typing import Any
 
 from harness import run_facts
 
-from arbitration.books.consolidated import SymbolBooks
-from arbitration.books.continuity import DEFAULT_RULES, rules_for
-from arbitration.books.protocol import BookPublisher, consolidated_view, venue_view
-from arbitration.books.venue_book import VenueBook
+from domain.books.consolidated import SymbolBooks
+from domain.books.continuity import DEFAULT_RULES, rules_for
+from domain.books.protocol import BookPublisher, consolidated_view, venue_view
+from domain.books.venue_book import VenueBook
 from ingest.books.synthetic_books import SyntheticBooks
 from schemas.books import DELTA, SNAPSHOT, BookEvent
 from schemas.codec import encode

@@ -20,7 +20,7 @@ from typing import Protocol, TypeVar
 
 from runtime.metrics import RECORDS_SKIPPED
 from schemas import DecodeError, decode
-from schemas.records import Record
+from schemas.codec import Record
 
 log = logging.getLogger("fiml.intake")
 

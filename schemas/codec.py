@@ -27,12 +27,24 @@ from schemas.records import (
     ProviderStatus,
     Quote,
     RawTick,
-    Record,
     Rejected,
     Trade,
 )
 
 MAGIC_BYTE = 0
+Record = (
+    RawTick
+    | ProviderStatus
+    | Quote
+    | Candle
+    | Trade
+    | Rejected
+    | Demand
+    | BookEvent
+    | ConsolidatedBook
+)
+"""Every record type the codec encodes: the types of ``SCHEMA_IDS``."""
+
 HEADER = struct.Struct(">BI")
 AVRO_DIR = Path(__file__).parent / "avro"
 

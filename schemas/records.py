@@ -123,6 +123,3 @@ class Rejected:
     symbol: str | None = None
     provider: str | None = None
     ts_event: int | None = None
-
-
-Record = RawTick | ProviderStatus | Quote | Candle | Trade | Rejected | Demand

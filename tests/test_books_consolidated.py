@@ -1,4 +1,4 @@
-"""The consolidated book (arbitration/books/consolidated.py): its invariants after every event
+"""The consolidated book (domain/books/consolidated.py): its invariants after every event
 of generated multi-venue stories."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arbitration.books.consolidated import SymbolBooks
-from arbitration.books.venue_book import Outcome
+from domain.books.consolidated import SymbolBooks
+from domain.books.venue_book import Outcome
 from schemas.books import BookEvent, ConsolidatedBook
 from tests.books_factories import delta, snapshot
 

@@ -21,8 +21,8 @@ import ccxt.pro
 import pytest
 from ccxt.base.errors import ChecksumError, InvalidNonce
 
-from arbitration.books.consolidated import SymbolBooks
-from arbitration.books.venue_book import Outcome
+from domain.books.consolidated import SymbolBooks
+from domain.books.venue_book import Outcome
 from ingest.books.frames import book_event, ccxt_book, iso_micros
 from ingest.books.tap import BookTap
 from schemas.books import DELTA, SNAPSHOT, BookEvent

@@ -1,4 +1,4 @@
-"""The gateway's order book stream (arbitration/books/protocol.py): a client rebuilds the
+"""The gateway's order book stream (domain/books/protocol.py): a client rebuilds the
 server's book from the messages at every checksum point, whatever the conflation, and a
 corrupted or lost message is detected."""
 
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arbitration.books.consolidated import SymbolBooks
-from arbitration.books.continuity import DEFAULT_RULES
-from arbitration.books.protocol import (
+from domain.books.consolidated import SymbolBooks
+from domain.books.continuity import DEFAULT_RULES
+from domain.books.protocol import (
     BookDesync,
     BookPublisher,
     BookView,
@@ -22,7 +22,7 @@ from arbitration.books.protocol import (
     consolidated_view,
     venue_view,
 )
-from arbitration.books.venue_book import Outcome, VenueBook
+from domain.books.venue_book import Outcome, VenueBook
 from tests.books_factories import delta, snapshot
 
 prices = st.integers(1, 400).map(lambda n: f"{n / 4:g}")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from arbitration.books.consolidated import SymbolBooks
-from arbitration.books.venue_book import Outcome
+from domain.books.consolidated import SymbolBooks
+from domain.books.venue_book import Outcome
 from ingest.books.synthetic_books import SyntheticBooks
 from ingest.synthetic import SyntheticMarket
 from schemas.books import DELTA, SNAPSHOT

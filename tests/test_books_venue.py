@@ -1,4 +1,4 @@
-"""The per-venue L2 book (arbitration/books/venue_book.py): continuity rules, checksums,
+"""The per-venue L2 book (domain/books/venue_book.py): continuity rules, checksums,
 depth, and the promise that a book it shows is exactly the venue's."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arbitration.books.checksums import kraken_checksum, okx_checksum
-from arbitration.books.continuity import FeedRules, rules_for
-from arbitration.books.venue_book import Outcome, VenueBook
+from domain.books.checksums import kraken_checksum, okx_checksum
+from domain.books.continuity import FeedRules, rules_for
+from domain.books.venue_book import Outcome, VenueBook
 from tests.books_factories import delta, snapshot
 
 NEXT = rules_for("synthetic:alpha")

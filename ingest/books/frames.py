@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from schemas.books import DELTA, SNAPSHOT, BookEvent
-from schemas.records import datetime_to_micros
+from schemas.times import datetime_to_micros
 
 MS_TO_US = 1000
 OKX_DEPTHS = {"books": 400, "books-l2-tbt": 400, "books50-l2-tbt": 50, "books5": 5}

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ingest.synthetic import DEFAULT_VENUES, Venue
+from ingest.venues import DEFAULT_VENUES, Venue
 from schemas.books import DELTA, SNAPSHOT, BookEvent
 
 RESIZE_PROBABILITY = 0.05

@@ -33,8 +33,8 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from arbitration.books.continuity import rules_for
-from arbitration.books.venue_book import DEFAULT_DEPTH, FAILURES, Outcome, VenueBook
+from domain.books.continuity import rules_for
+from domain.books.venue_book import DEFAULT_DEPTH, FAILURES, Outcome, VenueBook
 from ingest.books.frames import READERS, BookFrame, book_event, ccxt_book
 from schemas.books import SNAPSHOT, BookEvent
 from schemas.records import ProviderStatus

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from arbitration.books.checksums import KRAKEN_LEVELS, OKX_LEVELS
+from domain.books.checksums import KRAKEN_LEVELS, OKX_LEVELS
 from schemas.books import BookEvent
 
 

@@ -25,9 +25,9 @@ import functools
 from bisect import bisect_right
 from decimal import Decimal
 
-from arbitration.books.continuity import rules_for
-from arbitration.books.levels import Side, decimal_plain, plain
-from arbitration.books.venue_book import DEFAULT_DEPTH, Outcome, Result, VenueBook
+from domain.books.continuity import rules_for
+from domain.books.levels import Side, decimal_plain, plain
+from domain.books.venue_book import DEFAULT_DEPTH, Outcome, Result, VenueBook
 from schemas.books import BookEvent, ConsolidatedBook
 
 DEFAULT_FRESHNESS_US = 2_000_000

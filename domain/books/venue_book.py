@@ -24,10 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from arbitration.books import continuity
-from arbitration.books.checksums import kraken_checksum, okx_checksum
-from arbitration.books.continuity import ChecksumRule, FeedRules, Verdict
-from arbitration.books.levels import Level, MalformedLevel, Side
+from domain.books import continuity
+from domain.books.checksums import kraken_checksum, okx_checksum
+from domain.books.continuity import ChecksumRule, FeedRules, Verdict
+from domain.books.levels import Level, MalformedLevel, Side
 from schemas.books import SNAPSHOT, BookEvent
 
 DEFAULT_DEPTH = 50

@@ -36,11 +36,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arbitration.books.checksums import kraken_checksum, kraken_digits
-from arbitration.books.levels import decimals, fixed, plain
-from arbitration.books.venue_book import VenueBook
+from domain.books.checksums import kraken_checksum, kraken_digits
+from domain.books.levels import decimals, fixed, plain
+from domain.books.venue_book import VenueBook
 from schemas.books import ConsolidatedBook
-from schemas.records import micros_to_iso
+from schemas.times import micros_to_iso
 
 DEPTHS = (10, 25, 50)
 CONSOLIDATED = "consolidated"
