@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import fastavro
 
+from schemas.alerts import AlertRule, FiredAlert, WebhookDeadLetter
 from schemas.records import (
     Candle,
     Demand,
@@ -43,6 +44,9 @@ SCHEMA_IDS: dict[type, tuple[int, str]] = {
     Trade: (5, "trade.avsc"),
     Rejected: (6, "rejected.avsc"),
     Demand: (7, "demand.avsc"),
+    AlertRule: (12, "alert_rule.avsc"),
+    FiredAlert: (13, "fired_alert.avsc"),
+    WebhookDeadLetter: (14, "webhook_dead_letter.avsc"),
 }
 
 EARLIER_SCHEMA_IDS: dict[int, tuple[type, str]] = {
