@@ -47,6 +47,8 @@ class _Monotonic:
 
     def since(self, time: int) -> float:
         """The extreme of the prices at or after ``time`` (one must exist)."""
+        if self.times[self.head] >= time:
+            return self.prices[self.head]
         return self.prices[bisect_left(self.times, time, self.head)]
 
 
