@@ -13,13 +13,13 @@ from arbitration.alerts.delivery import (
     RateLimiter,
     RetryPolicy,
     Step,
-    destination_allowed,
     next_step,
     rule_secret,
     signature,
     verify,
     webhook_body,
 )
+from arbitration.alerts.webhooks import destination_allowed
 from schemas.alerts import FiredAlert
 from tests.alerts_factories import SECOND, T0
 
@@ -162,9 +162,7 @@ def test_a_delivery_ends_delivered_or_dead_within_the_attempts(answers, attempts
         step = next_step(policy, tried, status, "a")
         if step.action != "retry":
             break
-    terminal = next(
-        i for i, s in enumerate(answers) if s in (200, 404) or i >= attempts - 1
-    )
+    terminal = next(i for i, s in enumerate(answers) if s in (200, 404) or i >= attempts - 1)
     assert tried == terminal + 1 <= attempts
     if answers[terminal] == 200:
         assert step == Step("delivered")

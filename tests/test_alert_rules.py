@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from arbitration.alerts.evaluator import AlertEvaluator
 from arbitration.alerts.rules import (
     MAX_RULES_PER_OWNER,
     MAX_SYMBOLS_PER_RULE,
     InvalidRule,
-    check_webhook_url,
+    check_record,
     owner_of,
     parse_rule,
     rule_view,
 )
+from arbitration.alerts.webhooks import webhook_url_problem
 from tests.alerts_factories import SECOND, T0
 
 
@@ -209,13 +212,16 @@ REFUSED_URLS = [
 
 @pytest.mark.parametrize("url", ACCEPTED_URLS)
 def test_webhook_urls_accepted(url):
-    assert check_webhook_url(url) == url
+    assert webhook_url_problem(url) is None
+    data = {"kind": "stale", "symbols": ["A"], "parameters": {"seconds": 5}, "webhook_url": url}
+    assert parse(data).webhook_url == url
 
 
 @pytest.mark.parametrize("url", REFUSED_URLS)
 def test_webhook_urls_refused(url):
+    data = {"kind": "stale", "symbols": ["A"], "parameters": {"seconds": 5}, "webhook_url": url}
     with pytest.raises(InvalidRule, match="webhook_url"):
-        check_webhook_url(url)
+        parse(data)
 
 
 def test_owner_is_a_fingerprint_of_the_key_never_the_key():
@@ -295,6 +301,30 @@ def test_the_client_view_of_a_rule_parses_back_to_the_same_rule(data):
     assert (view["rule_id"], view["created_at"]) == ("rule-1", "2025-11-22T10:30:00.000000Z")
     again = {key: value for key, value in view.items() if key not in ("rule_id", "created_at")}
     assert parse(again) == parsed
+    check_record(dataclasses.replace(parsed, deleted_at=T0 + SECOND))
+
+
+MALFORMED = [
+    ({"level": None}, r"parameters\.level is required"),
+    ({"pct": 5.0}, "a field its kind does not take"),
+    ({"symbols": ["btc/usdt"]}, "canonical"),
+    ({"symbols": ["A", "A"]}, "canonical"),
+    ({"cooldown_us": SECOND + 1}, "whole seconds"),
+    ({"kind": "price_sideways"}, "kind must be one of"),
+    ({"mode": "often"}, "mode must be one of"),
+    ({"providers": ["ccxt:kraken"]}, "a field its kind does not take"),
+    ({"webhook_url": "http://10.0.0.1/x"}, "webhook_url"),
+    ({"rule_id": ""}, "rule id"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), MALFORMED)
+def test_a_rule_record_that_parse_rule_would_not_make_is_refused(change, message):
+    good = parse({"kind": "price_above", "symbols": ["A"], "parameters": {"level": 1}})
+    with pytest.raises(InvalidRule, match=message):
+        check_record(dataclasses.replace(good, **change))
+    with pytest.raises(InvalidRule, match=message):
+        AlertEvaluator().upsert(dataclasses.replace(good, **change))
 
 
 json_values = st.recursive(

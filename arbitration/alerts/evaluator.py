@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from arbitration.alerts import kinds
 from arbitration.alerts.firing import Source, Watch, sees
-from arbitration.alerts.rules import SECOND, TIMEFRAMES
+from arbitration.alerts.rules import SECOND, TIMEFRAMES, check_record
 from arbitration.alerts.series import ExtremaWindow, VolumeHistory
 from arbitration.alerts.stale import StaleTimers
 from schemas.alerts import AlertRule, FiredAlert
@@ -30,6 +30,11 @@ K = TypeVar("K")
 
 def _rule_id(entry: Entry) -> str:
     return entry[0]
+
+
+def _subjects(rule: AlertRule) -> tuple[str, ...]:
+    """The symbols of a rule (its providers for provider_down), each once."""
+    return tuple(dict.fromkeys(rule.providers if rule.kind == "provider_down" else rule.symbols))
 
 
 def _drop_entry(index: dict[K, list[Entry]], key: K, rule_id: str) -> None:
@@ -66,21 +71,25 @@ class AlertEvaluator:
     # --- rules ----------------------------------------------------------------------------
 
     def upsert(self, rule: AlertRule) -> None:
-        """Add or replace a rule; a replacement that only sets ``deleted_at`` keeps its state."""
+        """Add or replace a rule; a replacement that only sets ``deleted_at`` keeps its state.
+
+        Raises :class:`InvalidRule` for a record that :func:`parse_rule` would not make.
+        """
         old = self.rules.get(rule.rule_id)
         if old == rule:
             return
+        check_record(rule)
+        gone = self._purged(rule)
         if old is not None:
             same = dataclasses.replace(old, deleted_at=rule.deleted_at) == rule
-            self._detach(old, keep_state=same)
-        if (
-            rule.deleted_at is not None
-            and self.horizon is not None
-            and (self.horizon >= rule.deleted_at + PURGE_AFTER_US)
-        ):
-            self.watches.pop(rule.rule_id, None)
-            return
-        self.attach(rule)
+            self._detach(old, keep_state=same and not gone)
+        if not gone:
+            self.attach(rule)
+
+    def _purged(self, rule: AlertRule) -> bool:
+        """Whether the newest event time is an hour past the rule's deletion."""
+        deleted, horizon = rule.deleted_at, self.horizon
+        return deleted is not None and horizon is not None and horizon >= deleted + PURGE_AFTER_US
 
     def remove(self, rule_id: str) -> None:
         """Forget a rule and its state at once (a tombstone in the rules topic)."""
@@ -92,7 +101,7 @@ class AlertEvaluator:
         """Index a rule, creating the state it needs that does not exist yet."""
         self.rules[rule.rule_id] = rule
         watches = self.watches.setdefault(rule.rule_id, {})
-        for subject in rule.providers if rule.kind == "provider_down" else rule.symbols:
+        for subject in _subjects(rule):
             watch = watches.setdefault(subject, Watch())
             entry = (rule.rule_id, rule, watch)
             if rule.kind == "provider_down":
@@ -113,20 +122,20 @@ class AlertEvaluator:
 
     def _detach(self, rule: AlertRule, keep_state: bool) -> None:
         del self.rules[rule.rule_id]
-        for symbol in rule.symbols:
-            if rule.timeframe is None:
-                _drop_entry(self._by_symbol, symbol, rule.rule_id)
+        for subject in _subjects(rule):
+            if rule.kind == "provider_down":
+                _drop_entry(self._by_provider, subject, rule.rule_id)
+            elif rule.timeframe is not None:
+                _drop_entry(self._by_candle, (subject, rule.timeframe), rule.rule_id)
             else:
-                _drop_entry(self._by_candle, (symbol, rule.timeframe), rule.rule_id)
-        for provider in rule.providers:
-            _drop_entry(self._by_provider, provider, rule.rule_id)
+                _drop_entry(self._by_symbol, subject, rule.rule_id)
         if not keep_state:
             self.watches.pop(rule.rule_id, None)
             self._prune(rule)
 
     def _prune(self, rule: AlertRule) -> None:
         """Drop the windows and volume histories no rule uses any more."""
-        for symbol in rule.symbols:
+        for symbol in _subjects(rule) if rule.kind != "provider_down" else ():
             span, timeframe = rule.window_us, rule.timeframe
             if span is not None and not any(
                 other.window_us == span for _, other, _ in self._by_symbol.get(symbol, ())
@@ -182,8 +191,8 @@ class AlertEvaluator:
 
     def on_candle(self, candle: Candle, source: Source) -> list[FiredAlert]:
         """volume_spike rules of a closed candle's series; open candles and repeats fire nothing."""
-        size = TIMEFRAMES.get(candle.timeframe)
-        if not candle.is_closed or size is None:
+        size, volume = TIMEFRAMES.get(candle.timeframe), candle.volume
+        if not (candle.is_closed and size and math.isfinite(volume) and volume >= 0):
             return []
         end = candle.open_time + size
         self._advance(end)
@@ -216,11 +225,7 @@ class AlertEvaluator:
             return
         self.horizon = time
         while self._purges and self._purges[0][0] <= time:
-            due, rule_id = heapq.heappop(self._purges)
+            _, rule_id = heapq.heappop(self._purges)
             rule = self.rules.get(rule_id)
-            if (
-                rule is not None
-                and rule.deleted_at is not None
-                and (rule.deleted_at + PURGE_AFTER_US == due)
-            ):
+            if rule is not None and self._purged(rule):
                 self._detach(rule, keep_state=False)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import ipaddress
 import math
 import re
 from collections.abc import Mapping
 from typing import TypedDict
-from urllib.parse import urlsplit
 
+from arbitration.alerts.webhooks import webhook_url_problem
 from schemas.alerts import AlertRule
 from schemas.records import micros_to_iso
 from schemas.symbols import InvalidSymbol, canonical_symbol
@@ -49,7 +49,6 @@ MAX_FACTOR = 1000.0
 MAX_LOOKBACK = 100
 MAX_SILENCE_SECONDS = 86_400
 MAX_COOLDOWN_SECONDS = 7 * 86_400
-MAX_URL_LENGTH = 2048
 ANONYMOUS = "anonymous"
 _RULE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PROVIDER = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,63}")
@@ -111,6 +110,9 @@ def parse_rule(
         data.get("cooldown_seconds", 0), "cooldown_seconds", 0, MAX_COOLDOWN_SECONDS
     )
     url = data.get("webhook_url")
+    problem = None if url is None else webhook_url_problem(url)
+    if problem is not None:
+        raise InvalidRule(problem)
     return AlertRule(
         rule_id,
         owner,
@@ -120,20 +122,45 @@ def parse_rule(
         created_at,
         symbols,
         providers,
-        webhook_url=None if url is None else check_webhook_url(url),
+        webhook_url=url if isinstance(url, str) else None,
         **_parameters(kind, data.get("parameters", {})),
     )
 
 
 def rule_view(rule: AlertRule) -> dict[str, object]:
     """The client form of a rule: what :func:`parse_rule` reads, with its id and creation time."""
-    view: dict[str, object] = {"rule_id": rule.rule_id, "kind": rule.kind}
+    return {
+        "rule_id": rule.rule_id,
+        **_client_form(rule),
+        "created_at": micros_to_iso(rule.created_at),
+    }
+
+
+def check_record(rule: AlertRule) -> None:
+    """Raise :class:`InvalidRule` unless ``rule`` is what :func:`parse_rule` makes of its
+    client form (with any ``deleted_at``): for records read back from the rules topic."""
+    parsed = parse_rule(
+        _client_form(rule),
+        rule_id=rule.rule_id,
+        owner=rule.owner,
+        created_at=rule.created_at,
+        owner_rules=0,
+    )
+    if dataclasses.replace(parsed, deleted_at=rule.deleted_at) != rule:
+        raise InvalidRule(
+            f"rule {rule.rule_id}: a field its kind does not take, a symbol not "
+            "in canonical form, or a duration not in whole seconds"
+        )
+
+
+def _client_form(rule: AlertRule) -> dict[str, object]:
+    form: dict[str, object] = {"kind": rule.kind}
     if rule.kind == "provider_down":
-        view["providers"] = list(rule.providers)
+        form["providers"] = list(rule.providers)
     else:
-        view["symbols"] = list(rule.symbols)
+        form["symbols"] = list(rule.symbols)
     parameters: dict[str, object] = {}
-    if rule.level is not None:
+    if rule.kind in ("price_above", "price_below", "crosses"):
         parameters["level"] = rule.level
     if rule.kind == "change_pct":
         parameters.update(
@@ -143,43 +170,13 @@ def rule_view(rule: AlertRule) -> dict[str, object]:
         parameters.update(factor=rule.factor, lookback=rule.lookback, timeframe=rule.timeframe)
     if rule.kind == "stale":
         parameters["seconds"] = _seconds(rule.silence_us)
-    view.update(
+    form.update(
         parameters=parameters,
         mode=rule.mode,
         cooldown_seconds=rule.cooldown_us // SECOND,
         webhook_url=rule.webhook_url,
-        created_at=micros_to_iso(rule.created_at),
     )
-    return view
-
-
-def check_webhook_url(url: object) -> str:
-    """``url`` if it is an https URL (not to a private address) or http to 127.0.0.1."""
-    if not isinstance(url, str) or not 0 < len(url) <= MAX_URL_LENGTH:
-        raise InvalidRule(f"webhook_url must be a URL of at most {MAX_URL_LENGTH} characters")
-    if any(ord(char) <= 32 or ord(char) == 127 for char in url):
-        raise InvalidRule("webhook_url must not contain spaces or control characters")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises ValueError for a port out of range)
-    except ValueError as error:
-        raise InvalidRule(f"webhook_url is not a valid URL: {error}") from None
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise InvalidRule("webhook_url must be https://host/..., or http://127.0.0.1/...")
-    if "@" in parts.netloc or parts.fragment:
-        raise InvalidRule("webhook_url must not carry credentials or a fragment")
-    if parts.scheme == "http" and parts.hostname != "127.0.0.1":
-        raise InvalidRule("webhook_url over plain http is allowed only to 127.0.0.1; use https")
-    if parts.scheme == "https" and not _public_or_name(parts.hostname):
-        raise InvalidRule("webhook_url must not point to a private, loopback or local address")
-    return url
-
-
-def _public_or_name(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_global
-    except ValueError:
-        return True
+    return form
 
 
 def _parameters(kind: str, raw: object) -> Parameters:
@@ -277,6 +274,5 @@ def _providers(raw: object) -> list[str]:
     return list(dict.fromkeys(raw))
 
 
-def _seconds(micros: int | None) -> int:
-    assert micros is not None
-    return micros // SECOND
+def _seconds(micros: int | None) -> int | None:
+    return None if micros is None else micros // SECOND
