@@ -282,6 +282,8 @@ def test_volume_spike_is_strictly_over_the_factor_and_ignores_other_timeframes()
         candle("AAA", "1m", T0 + 4 * minute, 50.0),
     ]
     assert fires([each], records) == [("AAA", 6, T0 + 5 * minute)]
+    broken = [*records[:4], candle("AAA", "1m", T0 + 4 * minute, float("nan")), *records[6:]]
+    assert fires([each], broken) == [("AAA", 5, T0 + 5 * minute)]
 
 
 # --- stale -------------------------------------------------------------------------------

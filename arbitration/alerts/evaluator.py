@@ -32,9 +32,9 @@ def _rule_id(entry: Entry) -> str:
     return entry[0]
 
 
-def _subjects(rule: AlertRule) -> tuple[str, ...]:
-    """The symbols of a rule (its providers for provider_down), each once."""
-    return tuple(dict.fromkeys(rule.providers if rule.kind == "provider_down" else rule.symbols))
+def _subjects(rule: AlertRule) -> list[str]:
+    """The symbols of a rule (its providers for provider_down)."""
+    return rule.providers if rule.kind == "provider_down" else rule.symbols
 
 
 def _drop_entry(index: dict[K, list[Entry]], key: K, rule_id: str) -> None:
