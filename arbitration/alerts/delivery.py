@@ -113,10 +113,6 @@ class RetryPolicy:
         share = int.from_bytes(digest[:8], "big") / 2**64
         return min(self.max_delay_s, base * (1 + self.spread * share))
 
-    def schedule(self, alert_id: str) -> list[float]:
-        """Every delay between tries, in order: ``attempts - 1`` of them."""
-        return [self.delay(n, alert_id) for n in range(1, self.attempts)]
-
     def expired(self, alert: FiredAlert, now_us: int) -> bool:
         """Whether an alert is too old to deliver now: dead-letter it unsent as ``expired``."""
         return now_us - alert.ts_event > self.max_age_s * 1_000_000
