@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import fastavro
 
+from schemas.alerts import AlertRule, FiredAlert, WebhookDeadLetter
 from schemas.books import BookEvent, ConsolidatedBook
 from schemas.records import (
     Candle,
@@ -42,6 +43,9 @@ Record = (
     | Demand
     | BookEvent
     | ConsolidatedBook
+    | AlertRule
+    | FiredAlert
+    | WebhookDeadLetter
 )
 """Every record type the codec encodes: the types of ``SCHEMA_IDS``."""
 
@@ -58,6 +62,9 @@ SCHEMA_IDS: dict[type, tuple[int, str]] = {
     Demand: (7, "demand.avsc"),
     BookEvent: (9, "book_event.avsc"),
     ConsolidatedBook: (10, "consolidated_book.avsc"),
+    AlertRule: (12, "alert_rule.avsc"),
+    FiredAlert: (13, "fired_alert.avsc"),
+    WebhookDeadLetter: (14, "webhook_dead_letter.avsc"),
 }
 
 EARLIER_SCHEMA_IDS: dict[int, tuple[type, str]] = {

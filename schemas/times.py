@@ -14,6 +14,18 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+SECOND = 1_000_000
+TIMEFRAMES: dict[str, int] = {
+    "1s": SECOND,
+    "1m": 60 * SECOND,
+    "5m": 300 * SECOND,
+    "15m": 900 * SECOND,
+    "1h": 3600 * SECOND,
+    "1d": 86_400 * SECOND,
+}
+"""Candle timeframes by name: the length of their UTC-aligned buckets in microseconds."""
+
+
 def as_utc(moment: datetime) -> datetime:
     """``moment``, read as UTC if it has no zone."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

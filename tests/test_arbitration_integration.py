@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from arbitration.engine.candles import TIMEFRAMES
 from arbitration.rebuild import RebuildReport, rebuild
 from runtime.kafka import make_consumer, topic_partitions
 from runtime.processes import stop_process
 from runtime.settings import Settings
 from runtime.topics import create_topics
 from schemas import Candle, Quote, RawTick, Rejected, Trade
+from schemas.times import TIMEFRAMES
 from tests.support import service_env, spawn
 from tests.support_kafka import read_topic
 

@@ -30,11 +30,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from arbitration import snapshots
-from arbitration.engine.candles import TIMEFRAMES
 from arbitration.engine.partition import PartitionEngine, SourceRecord
 from arbitration.engine.statuses import StatusTimeline
 from schemas import encode
 from schemas.records import Candle, ProviderStatus, Quote, RawTick, Rejected, Trade
+from schemas.times import TIMEFRAMES
 from tests.factories import MS, SECOND, default_config
 
 SYMBOL = "BTC/USDT"

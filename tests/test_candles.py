@@ -6,8 +6,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arbitration.engine.candles import TIMEFRAMES, CandleSeries, bucket_start
+from arbitration.engine.candles import CandleSeries, bucket_start
 from schemas.records import Candle, Quote
+from schemas.times import TIMEFRAMES
 from tests.factories import MS, SECOND, T0, default_config, tick
 from tests.support_engine import Harness
 

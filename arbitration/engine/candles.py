@@ -25,16 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.records import Candle
-
-SECOND = 1_000_000
-TIMEFRAMES: dict[str, int] = {
-    "1s": SECOND,
-    "1m": 60 * SECOND,
-    "5m": 300 * SECOND,
-    "15m": 900 * SECOND,
-    "1h": 3600 * SECOND,
-    "1d": 86_400 * SECOND,
-}
+from schemas.times import TIMEFRAMES
 
 
 def bucket_start(ts_us: int, timeframe_us: int) -> int:
