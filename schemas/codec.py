@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import fastavro
 
+from schemas.news import NewsItem
 from schemas.records import (
     Candle,
     Demand,
@@ -43,6 +44,7 @@ SCHEMA_IDS: dict[type, tuple[int, str]] = {
     Trade: (5, "trade.avsc"),
     Rejected: (6, "rejected.avsc"),
     Demand: (7, "demand.avsc"),
+    NewsItem: (11, "news_item.avsc"),
 }
 
 EARLIER_SCHEMA_IDS: dict[int, tuple[type, str]] = {
