@@ -113,13 +113,8 @@ class KeyedQuoteProvider(RetryingProvider):
     async def fetch(self, symbol: str) -> RawTick:
         """One quote request, its HTTP status checked before its body is parsed."""
         path, query = self.params(symbol)
-        response = await self.client.get(path, params={**query, "apikey": self.api_key})
-        if response.status_code == 429:
-            raise QuotaExceeded("HTTP 429", parse_retry_after(response.headers.get("Retry-After")))
-        if response.status_code in (401, 403):
-            raise Unauthorized(f"HTTP {response.status_code}")
-        response.raise_for_status()
-        return self.parse(symbol, response.json(), self.seq + 1, now_micros())
+        body = await get_json(self.client, path, query, self.api_key)
+        return self.parse(symbol, body, self.seq + 1, now_micros())
 
     async def session(self, emit: Emit, stop: asyncio.Event) -> None:
         """Request the symbols round-robin, one every ``interval`` seconds."""
@@ -132,6 +127,19 @@ class KeyedQuoteProvider(RetryingProvider):
             self.seq += 1
             await emit([*self.up_status((loop.time() - started) * 1000), tick])
             await wait(stop, self.interval)
+
+
+async def get_json(client: httpx.AsyncClient, path: str, query: Mapping[str, str],
+                   api_key: str) -> Any:
+    """The decoded body of ``GET path`` with the key; HTTP 429 raises QuotaExceeded, 401 and
+    403 Unauthorized, any other error status httpx's HTTPStatusError."""
+    response = await client.get(path, params={**query, "apikey": api_key})
+    if response.status_code == 429:
+        raise QuotaExceeded("HTTP 429", parse_retry_after(response.headers.get("Retry-After")))
+    if response.status_code in (401, 403):
+        raise Unauthorized(f"HTTP {response.status_code}")
+    response.raise_for_status()
+    return response.json()
 
 
 def number(record: Mapping[str, Any], key: str) -> float | None:
