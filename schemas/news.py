@@ -14,10 +14,12 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 MAX_URL_LENGTH = 2048
 TRACKING_PREFIXES = ("utm_",)
+# fmt: off
 TRACKING_PARAMS = frozenset({
     "dclid", "fbclid", "gclid", "gclsrc", "guccounter", "guce_referrer", "guce_referrer_sig",
     "igshid", "mc_cid", "mc_eid", "msclkid", "ncid", "ocid", "siteid", "yptr",
 })
+# fmt: on
 FOLDED_HOST_PREFIXES = ("www.", "m.", "mobile.")
 DEFAULT_PORTS = frozenset({80, 443})
 _HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+")
@@ -59,8 +61,11 @@ def canonical_url(url: str) -> str | None:
     value, and encoded alike. Applying it to its own result gives that result again.
     """
     text = url.strip()
-    if not text or len(text) > MAX_URL_LENGTH or any(c.isspace() or not c.isprintable()
-                                                     for c in text):
+    if (
+        not text
+        or len(text) > MAX_URL_LENGTH
+        or any(c.isspace() or not c.isprintable() for c in text)
+    ):
         return None
     try:
         parts = urlsplit(text)
@@ -72,9 +77,14 @@ def canonical_url(url: str) -> str | None:
         return None
     netloc = host if port is None or port in DEFAULT_PORTS else f"{host}:{port}"
     path = parts.path.rstrip("/") or "/"
-    query = urlencode(sorted((key, value) for key, value in
-                             parse_qsl(parts.query, keep_blank_values=True)
-                             if not _tracking(key)), quote_via=quote)
+    query = urlencode(
+        sorted(
+            (key, value)
+            for key, value in parse_qsl(parts.query, keep_blank_values=True)
+            if not _tracking(key)
+        ),
+        quote_via=quote,
+    )
     canonical = f"https://{netloc}{path}" + (f"?{query}" if query else "")
     return canonical if len(canonical) <= MAX_URL_LENGTH else None
 
