@@ -11,7 +11,7 @@ dropped. The labels (``Somewhat-Bullish``) are left out: they are the score's ba
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ingest.news.normalize import (
@@ -60,8 +60,7 @@ def parse_feed(
 ) -> Parsed:
     """The raw items of one answer; every item is also about the ``requested`` symbols."""
 
-    def parse_one(item: Any, dropped: Counter[str]) -> NewsItem:
-        entry = obj(item)
+    def parse_one(entry: Mapping[str, Any], dropped: Counter[str]) -> NewsItem:
         symbols = set(requested)
         sentiment: dict[str, float] = {}
         relevance: dict[str, float] = {}
@@ -72,8 +71,11 @@ def parse_feed(
             weight = score(mention.get("relevance_score"), 0.0, 1.0)
             if not mapped:
                 dropped["ticker"] += 1
-            elif given is None:
+                continue
+            if given is None:
                 dropped["sentiment"] += 1
+            if weight is None:
+                dropped["relevance"] += 1
             for symbol in mapped:
                 symbols.add(symbol)
                 if given is not None:

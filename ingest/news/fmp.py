@@ -11,7 +11,7 @@ Eastern time explains), see :func:`~ingest.news.normalize.eastern_micros`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ingest.news.normalize import (
@@ -50,8 +50,7 @@ def parse_news(body: Any, feed: str, symbol_map: SymbolMap, ts_ingest: int) -> P
     symbol is taken as it is; an item without a known symbol is skipped (``no_symbols``)."""
     plain = feed in PLAIN_FEEDS
 
-    def parse_one(item: Any, dropped: Counter[str]) -> NewsItem:
-        entry = obj(item)
+    def parse_one(entry: Mapping[str, Any], dropped: Counter[str]) -> NewsItem:
         ticker = entry.get("symbol")
         symbols = map_ticker(ticker, symbol_map, plain)
         if ticker is not None and not symbols:

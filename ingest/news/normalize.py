@@ -44,13 +44,19 @@ class Parsed:
     dropped: Counter[str] = field(default_factory=Counter)
 
 
-def parse_items(entries: Any, parse_one: Callable[[Any, Counter[str]], NewsItem]) -> Parsed:
-    """Run ``parse_one`` on every entry; a :class:`Skip` or a value of the wrong shape skips
-    that entry alone (reason ``malformed`` for the latter)."""
+def parse_items(
+    entries: Any, parse_one: Callable[[Mapping[str, Any], Counter[str]], NewsItem]
+) -> Parsed:
+    """Run ``parse_one`` on every entry that is an object (others are skipped as
+    ``not_an_object``); a :class:`Skip` or a value of the wrong shape skips that entry alone
+    (reason ``malformed`` for the latter)."""
     parsed = Parsed()
     if not isinstance(entries, list):
         raise ValueError(f"expected a list of news items, got {type(entries).__name__}")
     for entry in entries:
+        if not isinstance(entry, Mapping):
+            parsed.skipped["not_an_object"] += 1
+            continue
         try:
             parsed.items.append(parse_one(entry, parsed.dropped))
         except Skip as skip:

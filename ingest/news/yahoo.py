@@ -10,7 +10,7 @@ may be null), so it is the item's URL; ``pubDate`` is ISO 8601 in UTC.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ingest.news.normalize import Copy, Parsed, Skip, build, iso_utc_micros, obj, parse_items
@@ -22,8 +22,8 @@ PROVIDER = "yfinance"
 def parse_stream(items: Any, symbols: Sequence[str], ts_ingest: int) -> Parsed:
     """The raw items of one ``get_news`` answer for the ticker of canonical ``symbols``."""
 
-    def parse_one(item: Any, dropped: Counter[str]) -> NewsItem:
-        content = obj(obj(item).get("content"))
+    def parse_one(item: Mapping[str, Any], dropped: Counter[str]) -> NewsItem:
+        content = obj(item.get("content"))
         if not content:
             raise Skip("malformed")
         link = next(
