@@ -10,7 +10,7 @@ on the order the copies came in, as long as none was forgotten.
 
 Each :meth:`StoryWindow.add` returns the story's item when it is new or changed (the same id
 is an update; a new id lists the ids it ``replaces``), or None when the copy changed nothing
-(a story seen again by a later poll).
+(an item seen again by a later poll).
 
 Memory is bounded by the log, not the wall clock: a story whose latest copy was ingested
 more than ``retention_us`` before the latest ingest time read is forgotten, a window holds at
@@ -91,6 +91,7 @@ class StoryWindow:
         for copy in sorted(other.copies.values(), key=copy_order):
             if copy.key in story.copies or len(story.copies) < self.config.max_copies:
                 story.add(copy)
+        story.last_ingest = max(story.last_ingest, other.last_ingest)
 
 
 class NewsDeduplicator:

@@ -1,12 +1,12 @@
 """A story: the copies of one piece of news, and the item they make together.
 
-A copy is one provider's raw item, known by ``(provider, canonical URL)``; a copy seen again
-(a later poll) is kept once, the smaller by :func:`copy_order`. The story's item is a
-function of its set of copies alone, whatever order they came in:
+A copy is one provider's raw item; the same item polled again (equal but for its ingest
+time) is one copy, with the earlier ingest time. The story's item is a function of its set
+of copies alone, whatever order they came in:
 
 - representative: the copy first by :func:`copy_order` (earliest published, then smaller
-  canonical URL, then provider); its headline, URL, canonical URL and time are the story's,
-  and its id is ``story_id(its canonical URL)``;
+  canonical URL, then provider, then the item's text form); its headline, URL, canonical
+  URL and time are the story's, and its id is ``story_id(its canonical URL)``;
 - summary, publisher, language, overall sentiment: the first copy in that order that has one;
   a symbol's sentiment and relevance likewise, symbol by symbol;
 - providers and symbols: the sorted union; ``ts_ingest``: the earliest.
@@ -14,6 +14,7 @@ function of its set of copies alone, whatever order they came in:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -23,49 +24,35 @@ from schemas.news import NewsItem, story_id
 
 @dataclass(frozen=True, slots=True)
 class Copy:
-    """One provider's item with what matching needs of it."""
+    """One provider's item with what matching needs of it; ``key`` is the item's text form
+    without its ingest time, the same for every poll of an unchanged item."""
 
     item: NewsItem
     provider: str
     headline: Headline
     symbols: frozenset[str]
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """Its identity: the provider and the canonical URL."""
-        return self.provider, self.item.canonical_url
+    key: str
 
 
 def copy_of(item: NewsItem) -> Copy:
     """A raw item as a copy (its first provider is the one that carried it)."""
     provider = item.providers[0] if item.providers else ""
-    return Copy(item, provider, tokens(item.headline), frozenset(item.symbols))
+    key = repr(dataclasses.replace(item, ts_ingest=0))
+    return Copy(item, provider, tokens(item.headline), frozenset(item.symbols), key)
 
 
-def copy_order(copy: Copy) -> tuple[int, str, str, int, str, str]:
-    """Earliest published first, then canonical URL, provider, ingest time, headline, URL."""
-    item = copy.item
-    return (
-        item.published_us,
-        item.canonical_url,
-        copy.provider,
-        item.ts_ingest,
-        item.headline,
-        item.url,
-    )
+def copy_order(copy: Copy) -> tuple[int, str, str, str]:
+    """Earliest published first, then canonical URL, provider and the item's text form."""
+    return (copy.item.published_us, copy.item.canonical_url, copy.provider, copy.key)
 
 
 @dataclass
 class Story:
-    """The copies of one story and the item last written for it."""
+    """The copies of one story, when one was last polled, and the item last written."""
 
-    copies: dict[tuple[str, str], Copy] = field(default_factory=dict)
+    copies: dict[str, Copy] = field(default_factory=dict)
+    last_ingest: int = 0
     written: NewsItem | None = None
-
-    @property
-    def last_ingest(self) -> int:
-        """When its latest copy was polled."""
-        return max(copy.item.ts_ingest for copy in self.copies.values())
 
     @property
     def id(self) -> str:
@@ -73,10 +60,11 @@ class Story:
         return story_id(min(self.copies.values(), key=copy_order).item.canonical_url)
 
     def add(self, copy: Copy) -> None:
-        """Take a copy; one with the key of a held copy keeps the smaller of the two."""
+        """Take a copy; a held copy of the same item keeps the earlier ingest time."""
         held = self.copies.get(copy.key)
-        if held is None or copy_order(copy) < copy_order(held):
+        if held is None or copy.item.ts_ingest < held.item.ts_ingest:
             self.copies[copy.key] = copy
+        self.last_ingest = max(self.last_ingest, copy.item.ts_ingest)
 
     def item(self, replaces: Iterable[str] = ()) -> NewsItem:
         """The story's item (see the module's docstring)."""
