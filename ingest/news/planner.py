@@ -6,7 +6,9 @@ one every 57.6 minutes). The requests of a provider form a rotation: its targets
 ticker of one feed, e.g. FMP's stock news for AAPL) sorted by feed, then ticker, grouped
 per feed into batches of at most ``max_batch`` tickers. Slot ``k`` makes request
 ``k mod len(rotation)``: round-robin, and the same for the same symbols and clock value, so
-a restarted poller picks up where the clock is, not where it stopped.
+a restarted poller picks up where the clock is, not where it stopped. Counted from the
+epoch, a UTC day holds exactly 25 slots of 3456 s; a poller restarted inside a slot may
+make that slot's request a second time.
 """
 
 from __future__ import annotations
