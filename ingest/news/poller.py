@@ -5,8 +5,8 @@ session with a status and a backoff, and the next session waits for the next slo
 failed request has spent its slot). Each slot's request is the planner's
 (:func:`~ingest.news.planner.plan`); items already emitted with the same canonical URL,
 headline and symbols are not emitted again (the last ``SEEN_LIMIT`` are remembered), so a
-poll that finds nothing new writes nothing but its UP status. Skipped items are counted by
-reason in ``skipped`` and logged.
+poll that finds nothing new writes nothing but an UP status when one is due. Skipped items
+are counted by reason in ``skipped`` and logged.
 """
 
 from __future__ import annotations
@@ -85,9 +85,9 @@ class NewsPoller(RetryingProvider):
                 started = loop.time()
                 parsed = await self.fetch(planned.request, symbol_map(targets), now)
                 self.count_skipped(planned.request, parsed)
-                await emit(
-                    [*self.up_status((loop.time() - started) * 1000), *self.fresh(parsed.items)]
-                )
+                batch = [*self.up_status((loop.time() - started) * 1000), *self.fresh(parsed.items)]
+                if batch:
+                    await emit(batch)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self.symbols_changed.wait(), max(0.0, (planned.next_us - now_micros()) / MICROS)
