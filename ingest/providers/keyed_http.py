@@ -63,7 +63,32 @@ def classify_http_error(error: BaseException) -> Failure:
     return Failure("bad_response", "DEGRADED", NETWORK)
 
 
-class KeyedQuoteProvider(RetryingProvider):
+class KeyedClient(RetryingProvider):
+    """What a provider with an API key and an httpx ``client`` shares: failures classified,
+    ``Retry-After`` honoured, the key masked in messages, the client closed at the end."""
+
+    api_key: str
+    client: httpx.AsyncClient
+
+    def classify(self, error: BaseException) -> Failure:
+        """See :func:`classify_http_error`."""
+        return classify_http_error(error)
+
+    def retry_after(self, error: BaseException) -> float | None:
+        """The ``Retry-After`` of a 429."""
+        return getattr(error, "retry_after", None)
+
+    def describe(self, error: BaseException) -> str:
+        """The error text with the API key masked."""
+        text = super().describe(error)
+        return text.replace(self.api_key, "***") if self.api_key else text
+
+    async def close(self) -> None:
+        """Close the HTTP client."""
+        await self.client.aclose()
+
+
+class KeyedQuoteProvider(KeyedClient):
     """Requests one symbol's quote at a time, round-robin, ``spacing`` seconds apart."""
 
     base_url = ""
@@ -92,23 +117,6 @@ class KeyedQuoteProvider(RetryingProvider):
     def parse(self, symbol: str, body: Any, seq: int, ts_ingest: int) -> RawTick:
         """The tick in a decoded response; raises QuotaExceeded, Unauthorized or NoData."""
         raise NotImplementedError
-
-    def classify(self, error: BaseException) -> Failure:
-        """See :func:`classify_http_error`."""
-        return classify_http_error(error)
-
-    def retry_after(self, error: BaseException) -> float | None:
-        """The ``Retry-After`` of a 429."""
-        return getattr(error, "retry_after", None)
-
-    def describe(self, error: BaseException) -> str:
-        """The error text with the API key masked."""
-        text = super().describe(error)
-        return text.replace(self.api_key, "***") if self.api_key else text
-
-    async def close(self) -> None:
-        """Close the HTTP client."""
-        await self.client.aclose()
 
     async def fetch(self, symbol: str) -> RawTick:
         """One quote request, its HTTP status checked before its body is parsed."""
