@@ -95,16 +95,12 @@ def test_a_time_more_than_a_day_ahead_of_ingest_is_refused() -> None:
 
 
 FMP_SYMBOLS = symbol_map(news_targets("fmp", ["AAPL", "MSFT"]))
+FMP_RECORDED = utc_us(2025, 9, 23, 3, 8)  # when the stable answers were recorded
 
 
 def test_fmp_stable_stock_news_in_new_york_time() -> None:
-    parsed = fmp.parse_news(
-        recorded("fmp_stable_news_stock_AAPL_MSFT.json"),
-        "stock",
-        FMP_SYMBOLS,
-        utc_us(2025, 9, 23, 3, 8),
-    )
-    (item,) = parsed.items
+    body = recorded("fmp_stable_news_stock_AAPL_MSFT.json")
+    (item,) = fmp.parse_news(body, "stock", FMP_SYMBOLS, FMP_RECORDED).items
     assert item.published_us == utc_us(2025, 9, 23, 1, 31, 48)  # 21:31:48 EDT
     assert (item.symbols, item.providers, item.publisher) == (["AAPL"], ["fmp"], "Reuters")
     assert item.headline == "CFPB ends monitoring of Apple, U.S. Bank years ahead of schedule"
@@ -113,12 +109,8 @@ def test_fmp_stable_stock_news_in_new_york_time() -> None:
 
 
 def test_fmp_general_news_has_no_symbol_and_is_skipped() -> None:
-    parsed = fmp.parse_news(
-        recorded("fmp_stable_news_general_latest.json"),
-        "stock",
-        FMP_SYMBOLS,
-        utc_us(2025, 9, 23, 3, 8),
-    )
+    body = recorded("fmp_stable_news_general_latest.json")
+    parsed = fmp.parse_news(body, "stock", FMP_SYMBOLS, FMP_RECORDED)
     assert (parsed.items, parsed.skipped) == ([], {"no_symbols": 1})
 
 

@@ -7,10 +7,12 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.news.keyed_pollers import ALPHAVANTAGE_BUDGET, FMP_BUDGET
+from ingest.news.keyed_pollers import AlphaVantageNewsPoller, FmpNewsPoller
 from ingest.news.planner import Budget, Target, plan, polled_symbols, rotation, symbol_map
 from ingest.news.tickers import news_targets
 
+ALPHAVANTAGE_BUDGET = AlphaVantageNewsPoller.budget_default
+FMP_BUDGET = FmpNewsPoller.budget_default
 DAY_US = 86_400_000_000
 T0 = 1_789_646_400_000_000  # 2026-09-17T12:00:00Z
 MIDNIGHT = T0 - DAY_US // 2

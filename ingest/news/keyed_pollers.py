@@ -18,18 +18,15 @@ from ingest.news import alphavantage, fmp
 from ingest.news.normalize import Parsed, SymbolMap
 from ingest.news.planner import Budget, NewsRequest
 from ingest.news.poller import NewsPoller
-from ingest.providers.backoff import Failure
 from ingest.providers.keyed_http import (
+    KeyedClient,
     NoData,
     QuotaExceeded,
     Unauthorized,
-    classify_http_error,
     get_json,
     spacing,
 )
 
-FMP_BUDGET = Budget(interval_s=spacing(250, 50), max_batch=5)
-ALPHAVANTAGE_BUDGET = Budget(interval_s=spacing(5, 25), demand_only=True)
 REFUSALS: dict[str, type[Exception]] = {
     "unauthorized": Unauthorized,
     "rate_limited": QuotaExceeded,
@@ -37,46 +34,31 @@ REFUSALS: dict[str, type[Exception]] = {
 }
 
 
-class KeyedNewsPoller(NewsPoller):
-    """A news API that needs a key: one GET a slot."""
+class KeyedNewsPoller(NewsPoller, KeyedClient):
+    """A news API that needs a key: one GET a slot, ``limit`` stories an answer."""
 
+    provider = ""
     base_url = ""
+    budget_default = Budget(interval_s=86_400.0)
+    limit_default = 20
 
     def __init__(
         self,
-        name: str,
         api_key: str,
         symbols: Iterable[str],
-        budget: Budget,
         *,
         timeout_s: float,
-        limit: int,
+        budget: Budget | None = None,
+        limit: int | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(name, symbols, budget, rng)
+        super().__init__(self.provider, symbols, budget or self.budget_default, rng)
         self.api_key = api_key
-        self.limit = limit
+        self.limit = limit or self.limit_default
         self.client = httpx.AsyncClient(
             base_url=self.base_url, timeout=timeout_s, transport=transport
         )
-
-    def classify(self, error: BaseException) -> Failure:
-        """See :func:`~ingest.providers.keyed_http.classify_http_error`."""
-        return classify_http_error(error)
-
-    def retry_after(self, error: BaseException) -> float | None:
-        """The ``Retry-After`` of a 429."""
-        return getattr(error, "retry_after", None)
-
-    def describe(self, error: BaseException) -> str:
-        """The error text with the API key masked."""
-        text = super().describe(error)
-        return text.replace(self.api_key, "***") if self.api_key else text
-
-    async def close(self) -> None:
-        """Close the HTTP client."""
-        await self.client.aclose()
 
     async def get(self, path: str, query: dict[str, str]) -> Any:
         """The decoded answer of one request (see :func:`get_json`)."""
@@ -86,29 +68,10 @@ class KeyedNewsPoller(NewsPoller):
 class FmpNewsPoller(KeyedNewsPoller):
     """FMP's stock, press release, crypto and forex news."""
 
+    provider = fmp.PROVIDER
     base_url = "https://financialmodelingprep.com"
-
-    def __init__(
-        self,
-        api_key: str,
-        symbols: Iterable[str],
-        *,
-        timeout_s: float,
-        budget: Budget = FMP_BUDGET,
-        limit: int = 20,
-        transport: httpx.AsyncBaseTransport | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        super().__init__(
-            fmp.PROVIDER,
-            api_key,
-            symbols,
-            budget,
-            timeout_s=timeout_s,
-            limit=limit,
-            transport=transport,
-            rng=rng,
-        )
+    budget_default = Budget(interval_s=spacing(250, 50), max_batch=5)
+    limit_default = 20
 
     async def fetch(self, request: NewsRequest, symbols: SymbolMap, ts_ingest: int) -> Parsed:
         """One request of a feed; an ``Error Message`` answer is a refused key."""
@@ -122,29 +85,10 @@ class FmpNewsPoller(KeyedNewsPoller):
 class AlphaVantageNewsPoller(KeyedNewsPoller):
     """Alpha Vantage's ``NEWS_SENTIMENT``, one ticker a request."""
 
+    provider = alphavantage.PROVIDER
     base_url = "https://www.alphavantage.co"
-
-    def __init__(
-        self,
-        api_key: str,
-        symbols: Iterable[str],
-        *,
-        timeout_s: float,
-        budget: Budget = ALPHAVANTAGE_BUDGET,
-        limit: int = 50,
-        transport: httpx.AsyncBaseTransport | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        super().__init__(
-            alphavantage.PROVIDER,
-            api_key,
-            symbols,
-            budget,
-            timeout_s=timeout_s,
-            limit=limit,
-            transport=transport,
-            rng=rng,
-        )
+    budget_default = Budget(interval_s=spacing(5, 25), demand_only=True)
+    limit_default = 50
 
     async def fetch(self, request: NewsRequest, symbols: SymbolMap, ts_ingest: int) -> Parsed:
         """One request; a note or error answer raises the matching refusal."""
