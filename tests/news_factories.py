@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.news.normalize import Copy, build
+from ingest.news.normalize import Draft, build
 from schemas.news import NewsItem
 from schemas.records import datetime_to_micros
 from tests.ccxt_http import fixture
@@ -36,7 +36,7 @@ def raw(
     """A raw item as the parsers build it (canonical URL and id included)."""
     ingest = published_us + 60_000_000 if ts_ingest is None else ts_ingest
     return build(
-        Copy(provider, headline, url, published_us, symbols, **optional), ingest, Counter()
+        Draft(provider, headline, url, published_us, symbols, **optional), ingest, Counter()
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ingest.news.normalize import (
-    Copy,
+    Draft,
     Parsed,
     SymbolMap,
     build,
@@ -86,7 +86,7 @@ def parse_feed(
         if overall is None and entry.get("overall_sentiment_score") is not None:
             dropped["sentiment"] += 1
         return build(
-            Copy(
+            Draft(
                 PROVIDER,
                 entry.get("title"),
                 entry.get("url"),

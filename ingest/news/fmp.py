@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ingest.news.normalize import (
-    Copy,
+    Draft,
     Parsed,
     SymbolMap,
     build,
@@ -57,7 +57,7 @@ def parse_news(body: Any, feed: str, symbol_map: SymbolMap, ts_ingest: int) -> P
             dropped["ticker"] += 1
         published = eastern_micros(entry.get("publishedDate") or entry.get("date"))
         return build(
-            Copy(
+            Draft(
                 PROVIDER,
                 entry.get("title"),
                 entry.get("url"),

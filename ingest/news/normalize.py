@@ -143,8 +143,8 @@ def map_ticker(ticker: Any, symbol_map: SymbolMap, plain: bool) -> tuple[str, ..
 
 
 @dataclass(frozen=True)
-class Copy:
-    """A provider's copy of a story before the checks :func:`build` makes."""
+class Draft:
+    """A provider's item as its parser read it, before the checks :func:`build` makes."""
 
     provider: str
     headline: Any
@@ -159,21 +159,21 @@ class Copy:
     language: Any = None
 
 
-def build(copy: Copy, ts_ingest: int, dropped: Counter[str]) -> NewsItem:
-    """The raw record of a copy; raises Skip when it has no headline, no usable URL, a time
+def build(draft: Draft, ts_ingest: int, dropped: Counter[str]) -> NewsItem:
+    """The raw record of a draft; raises Skip when it has no headline, no usable URL, a time
     before 2000 or more than a day after ``ts_ingest``, or no symbol."""
-    headline = text(copy.headline, MAX_HEADLINE)
+    headline = text(draft.headline, MAX_HEADLINE)
     if headline is None:
         raise Skip("no_headline")
-    url = text(copy.url, MAX_URL_LENGTH + 1)
+    url = text(draft.url, MAX_URL_LENGTH + 1)
     canonical = canonical_url(url) if url else None
     if url is None or canonical is None:
         raise Skip("no_url" if url is None else "bad_url")
-    if copy.published_us < EARLIEST_US:
+    if draft.published_us < EARLIEST_US:
         raise Skip("bad_time")
-    if copy.published_us > ts_ingest + FUTURE_TOLERANCE_US:
+    if draft.published_us > ts_ingest + FUTURE_TOLERANCE_US:
         raise Skip("future_time")
-    symbols = sorted(set(copy.symbols))
+    symbols = sorted(set(draft.symbols))
     if not symbols:
         raise Skip("no_symbols")
     if len(symbols) > MAX_SYMBOLS:
@@ -183,16 +183,16 @@ def build(copy: Copy, ts_ingest: int, dropped: Counter[str]) -> NewsItem:
     return NewsItem(
         story_id(canonical),
         headline,
-        text(copy.summary, MAX_SUMMARY),
+        text(draft.summary, MAX_SUMMARY),
         url,
         canonical,
-        text(copy.publisher, MAX_NAME),
-        copy.published_us,
+        text(draft.publisher, MAX_NAME),
+        draft.published_us,
         ts_ingest,
-        [copy.provider],
+        [draft.provider],
         symbols,
-        copy.sentiment,
-        {s: v for s, v in sorted(copy.symbol_sentiment.items()) if s in kept},
-        {s: v for s, v in sorted(copy.symbol_relevance.items()) if s in kept},
-        text(copy.language, 35),
+        draft.sentiment,
+        {s: v for s, v in sorted(draft.symbol_sentiment.items()) if s in kept},
+        {s: v for s, v in sorted(draft.symbol_relevance.items()) if s in kept},
+        text(draft.language, 35),
     )

@@ -85,7 +85,11 @@ class NewsPoller(RetryingProvider):
                 started = loop.time()
                 parsed = await self.fetch(planned.request, symbol_map(targets), now)
                 self.count_skipped(planned.request, parsed)
-                batch = [*self.up_status((loop.time() - started) * 1000), *self.fresh(parsed.items)]
+                latency_ms = (loop.time() - started) * 1000
+                batch: list[NewsItem | ProviderStatus] = [
+                    s for s in self.up_status(latency_ms) if isinstance(s, ProviderStatus)
+                ]
+                batch.extend(self.fresh(parsed.items))
                 if batch:
                     await emit(batch)
             with contextlib.suppress(TimeoutError):

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ingest.news.normalize import Copy, Parsed, Skip, build, iso_utc_micros, obj, parse_items
+from ingest.news.normalize import Draft, Parsed, Skip, build, iso_utc_micros, obj, parse_items
 from schemas.news import NewsItem
 
 PROVIDER = "yfinance"
@@ -35,7 +35,7 @@ def parse_stream(items: Any, symbols: Sequence[str], ts_ingest: int) -> Parsed:
             content.get("previewUrl"),
         )
         return build(
-            Copy(
+            Draft(
                 PROVIDER,
                 content.get("title"),
                 link,
