@@ -23,6 +23,7 @@ MICROS = 1_000_000
 MAX_HEADLINE = 500
 MAX_SUMMARY = 4000
 MAX_NAME = 200
+MAX_LANGUAGE = 35  # the longest BCP 47 tag a reader must accept
 MAX_SYMBOLS = 50
 EARLIEST_US = 946_684_800 * MICROS  # 2000-01-01: a news time before it is a bad time
 FUTURE_TOLERANCE_US = 86_400 * MICROS
@@ -194,5 +195,5 @@ def build(draft: Draft, ts_ingest: int, dropped: Counter[str]) -> NewsItem:
         draft.sentiment,
         {s: v for s, v in sorted(draft.symbol_sentiment.items()) if s in kept},
         {s: v for s, v in sorted(draft.symbol_relevance.items()) if s in kept},
-        text(draft.language, 35),
+        text(draft.language, MAX_LANGUAGE),
     )
