@@ -15,6 +15,7 @@ COPY pyproject.toml README.md ./
 COPY fiml ./fiml
 COPY runtime ./runtime
 COPY schemas ./schemas
+COPY domain ./domain
 COPY ingest ./ingest
 COPY arbitration ./arbitration
 COPY gateway ./gateway

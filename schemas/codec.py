@@ -22,6 +22,7 @@ import fastavro
 
 from schemas.alerts import AlertRule, FiredAlert, WebhookDeadLetter
 from schemas.books import BookEvent, ConsolidatedBook
+from schemas.news import NewsItem
 from schemas.records import (
     Candle,
     Demand,
@@ -43,6 +44,7 @@ Record = (
     | Demand
     | BookEvent
     | ConsolidatedBook
+    | NewsItem
     | AlertRule
     | FiredAlert
     | WebhookDeadLetter
@@ -62,6 +64,7 @@ SCHEMA_IDS: dict[type, tuple[int, str]] = {
     Demand: (7, "demand.avsc"),
     BookEvent: (9, "book_event.avsc"),
     ConsolidatedBook: (10, "consolidated_book.avsc"),
+    NewsItem: (11, "news_item.avsc"),
     AlertRule: (12, "alert_rule.avsc"),
     FiredAlert: (13, "fired_alert.avsc"),
     WebhookDeadLetter: (14, "webhook_dead_letter.avsc"),

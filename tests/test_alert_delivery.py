@@ -21,7 +21,7 @@ from domain.alerts.delivery import (
 )
 from domain.alerts.webhooks import destination_allowed
 from schemas.alerts import FiredAlert
-from tests.alerts_factories import SECOND, T0
+from tests.support_alerts import SECOND, T0
 
 ALERT = FiredAlert(
     "0f" * 16,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from domain.alerts.backtest import backtest
 from domain.alerts.evaluator import AlertEvaluator
 from domain.alerts.snapshot import SnapshotError, restore, snapshot
-from tests.alerts_factories import SECOND, T0, candle, quote, rule, sourced, status
+from tests.support_alerts import SECOND, T0, candle, quote, rule, sourced, status
 
 SYMBOLS = ("AAA", "BBB", "CCC")
 PROVIDERS = ("synthetic:alpha", "synthetic:beta")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from domain.alerts.evaluator import AlertEvaluator
 from domain.alerts.firing import EVENT_KINDS
 from schemas.alerts import AlertRule
-from tests.alerts_factories import (
+from tests.support_alerts import (
     SECOND,
     T0,
     Record,

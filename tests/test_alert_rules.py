@@ -20,7 +20,7 @@ from domain.alerts.rules import (
     rule_view,
 )
 from domain.alerts.webhooks import webhook_url_problem
-from tests.alerts_factories import SECOND, T0
+from tests.support_alerts import SECOND, T0
 
 
 def parse(data: object, owner_rules: int = 0):

@@ -17,7 +17,7 @@ from domain.alerts.rules import DIRECTIONS, KINDS
 from schemas.alerts import AlertRule, FiredAlert, WebhookDeadLetter
 from schemas.codec import HEADER, SCHEMA_IDS, DecodeError, decode, encode, load_schema
 from schemas.times import TIMEFRAMES, datetime_to_micros
-from tests.alerts_factories import T0
+from tests.support_alerts import T0
 
 TYPES = [AlertRule, FiredAlert, WebhookDeadLetter]
 times = st.integers(0, 4_102_444_800_000_000)  # until 2100

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from domain.books.consolidated import SymbolBooks
 from domain.books.venue_book import Outcome
 from schemas.books import BookEvent, ConsolidatedBook
-from tests.books_factories import delta, snapshot
+from tests.support_books import delta, snapshot
 
 FRESHNESS_US = 2_000_000
 VENUES = ("ccxt:binance", "synthetic:alpha", "synthetic:beta")

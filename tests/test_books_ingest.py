@@ -27,15 +27,15 @@ from ingest.books.frames import book_event, ccxt_book, iso_micros
 from ingest.books.tap import BookTap
 from schemas.books import DELTA, SNAPSHOT, BookEvent
 from schemas.records import ProviderStatus
-from tests.books_factories import (
+from tests.ccxt_http import RecordedSession, Reply, fixture
+from tests.ccxt_ws import RecordedVenue
+from tests.support_books import (
     connected_client,
     recorded,
     recorded_frames,
     spot_market,
     ticking_clock,
 )
-from tests.ccxt_http import RecordedSession, Reply, fixture
-from tests.ccxt_ws import RecordedVenue
 
 KRAKEN = recorded("kraken_watchOrderBook.json")["watchOrderBook"]
 OKX_FRAMES = recorded_frames("okx_books_BTC-USDT.jsonl")

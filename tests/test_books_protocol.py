@@ -23,7 +23,7 @@ from domain.books.protocol import (
     venue_view,
 )
 from domain.books.venue_book import Outcome, VenueBook
-from tests.books_factories import delta, snapshot
+from tests.support_books import delta, snapshot
 
 prices = st.integers(1, 400).map(lambda n: f"{n / 4:g}")
 sizes = st.sampled_from(["0", "0", "1", "0.25", "12.5", "0.001", "3"])

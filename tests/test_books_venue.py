@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from domain.books.checksums import kraken_checksum, okx_checksum
 from domain.books.continuity import FeedRules, rules_for
 from domain.books.venue_book import Outcome, VenueBook
-from tests.books_factories import delta, snapshot
+from tests.support_books import delta, snapshot
 
 NEXT = rules_for("synthetic:alpha")
 OKX = rules_for("ccxt:okx")

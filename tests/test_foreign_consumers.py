@@ -30,9 +30,9 @@ from runtime.processes import stop_process
 from runtime.settings import Settings
 from schemas.records import Candle, Quote
 from schemas.registry_plan import codec_versions
-from tests.registry_factories import registry_cache_dir, same, temporary_registry
 from tests.support import poll_until, service_env, spawn
 from tests.support_kafka import read_topic
+from tests.support_registry import registry_cache_dir, same, temporary_registry
 
 pytestmark = [pytest.mark.kafka, pytest.mark.registry]
 

@@ -12,7 +12,7 @@ from runtime.registry import APICURIO_VERSION, LocalRegistry, RegistryRuntimeErr
 from runtime.registry_client import SchemaRegistry
 from runtime.testing import free_port
 from schemas.registry_plan import SubjectVersion, schema_text
-from tests.registry_factories import registry_cache_dir, temporary_registry
+from tests.support_registry import registry_cache_dir, temporary_registry
 
 pytestmark = pytest.mark.registry
 

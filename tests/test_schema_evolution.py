@@ -4,7 +4,7 @@ The previous versions of a schema are the files under ``schemas/avro/released/``
 schema as last released) and ``schemas/avro/earlier/`` with the same full name (namespace
 and name). BACKWARD compatibility, as the registry enforces it per subject, means the current
 schema as reader resolves every record a previous version wrote. Two checks must agree: Avro's
-resolution rules (tests/registry_factories.py) and fastavro reading generated records.
+resolution rules (tests/support_registry.py) and fastavro reading generated records.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 
 from schemas.codec import AVRO_DIR, SCHEMA_IDS, load_schema
-from tests.registry_factories import (
+from tests.support_registry import (
     MUTATIONS,
     avro_values,
     backward_problems,

@@ -30,7 +30,7 @@ from schemas.codec import EARLIER_SCHEMA_IDS, SCHEMA_IDS, encode, load_schema
 from schemas.records import Quote
 from schemas.registry_plan import codec_versions, schema_text, subject
 from schemas.topics import RECORD_TOPICS
-from tests.registry_factories import (
+from tests.support_registry import (
     MUTATIONS,
     avro_values,
     backward_problems,

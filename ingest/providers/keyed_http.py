@@ -64,7 +64,32 @@ def classify_http_error(error: BaseException) -> Failure:
     return Failure("bad_response", "DEGRADED", NETWORK)
 
 
-class KeyedQuoteProvider(RetryingProvider):
+class KeyedClient(RetryingProvider):
+    """What a provider with an API key and an httpx ``client`` shares: failures classified,
+    ``Retry-After`` honoured, the key masked in messages, the client closed at the end."""
+
+    api_key: str
+    client: httpx.AsyncClient
+
+    def classify(self, error: BaseException) -> Failure:
+        """See :func:`classify_http_error`."""
+        return classify_http_error(error)
+
+    def retry_after(self, error: BaseException) -> float | None:
+        """The ``Retry-After`` of a 429."""
+        return getattr(error, "retry_after", None)
+
+    def describe(self, error: BaseException) -> str:
+        """The error text with the API key masked."""
+        text = super().describe(error)
+        return text.replace(self.api_key, "***") if self.api_key else text
+
+    async def close(self) -> None:
+        """Close the HTTP client."""
+        await self.client.aclose()
+
+
+class KeyedQuoteProvider(KeyedClient):
     """Requests one symbol's quote at a time, round-robin, ``spacing`` seconds apart."""
 
     base_url = ""
@@ -102,33 +127,11 @@ class KeyedQuoteProvider(RetryingProvider):
         """The tick in a decoded response; raises QuotaExceeded, Unauthorized or NoData."""
         raise NotImplementedError
 
-    def classify(self, error: BaseException) -> Failure:
-        """See :func:`classify_http_error`."""
-        return classify_http_error(error)
-
-    def retry_after(self, error: BaseException) -> float | None:
-        """The ``Retry-After`` of a 429."""
-        return getattr(error, "retry_after", None)
-
-    def describe(self, error: BaseException) -> str:
-        """The error text with the API key masked."""
-        text = super().describe(error)
-        return text.replace(self.api_key, "***") if self.api_key else text
-
-    async def close(self) -> None:
-        """Close the HTTP client."""
-        await self.client.aclose()
-
     async def fetch(self, symbol: str) -> RawTick:
         """One quote request, its HTTP status checked before its body is parsed."""
         path, query = self.params(symbol)
-        response = await self.client.get(path, params={**query, "apikey": self.api_key})
-        if response.status_code == 429:
-            raise QuotaExceeded("HTTP 429", parse_retry_after(response.headers.get("Retry-After")))
-        if response.status_code in (401, 403):
-            raise Unauthorized(f"HTTP {response.status_code}")
-        response.raise_for_status()
-        return self.parse(symbol, response.json(), self.seq + 1, now_micros())
+        body = await get_json(self.client, path, query, self.api_key)
+        return self.parse(symbol, body, self.seq + 1, now_micros())
 
     async def session(self, emit: Emit, stop: asyncio.Event) -> None:
         """Request the symbols round-robin, one every ``interval`` seconds."""
@@ -141,6 +144,20 @@ class KeyedQuoteProvider(RetryingProvider):
             self.seq += 1
             await emit([*self.up_status((loop.time() - started) * 1000), tick])
             await wait(stop, self.interval)
+
+
+async def get_json(
+    client: httpx.AsyncClient, path: str, query: Mapping[str, str], api_key: str
+) -> Any:
+    """The decoded body of ``GET path`` with the key; HTTP 429 raises QuotaExceeded, 401 and
+    403 Unauthorized, any other error status httpx's HTTPStatusError."""
+    response = await client.get(path, params={**query, "apikey": api_key})
+    if response.status_code == 429:
+        raise QuotaExceeded("HTTP 429", parse_retry_after(response.headers.get("Retry-After")))
+    if response.status_code in (401, 403):
+        raise Unauthorized(f"HTTP {response.status_code}")
+    response.raise_for_status()
+    return response.json()
 
 
 def number(record: Mapping[str, Any], key: str) -> float | None:

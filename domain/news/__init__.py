@@ -1,0 +1,1 @@
+"""News deduplication across providers and polls: pure, deterministic from the log."""
