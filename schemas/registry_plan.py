@@ -51,12 +51,15 @@ def schema_text(filename: str) -> str:
 
 
 def codec_versions(topic: Callable[[str], str]) -> list[SubjectVersion]:
-    """Every subject version of the codec's schemas, oldest first per subject.
+    """Every subject version of the codec's schemas that a topic holds (``RECORD_TOPICS``),
+    oldest first per subject.
 
     ``topic`` names the topic of a role, e.g. ``Settings.topic``.
     """
     versions = []
     for record_type, (current_id, filename) in SCHEMA_IDS.items():
+        if record_type not in RECORD_TOPICS:
+            continue
         name = subject(topic(RECORD_TOPICS[record_type]))
         earlier = sorted(
             (schema_id, earlier_file)
