@@ -119,6 +119,8 @@ def use_registry(settings: Settings) -> None:
     client = connect(settings)
     ids = register_subjects(client, settings)
     codec.use_writer_ids(ids)
+    if _resolver is not None:
+        _resolver.client.close()
     _resolver = Resolver(client)
     written = ", ".join(f"{t.__name__} {i}" for t, i in ids.items())
     log.info("schema registry %s: writing ids %s", client.url, written)

@@ -99,7 +99,7 @@ def yfinance_cache(tmp_path: Path) -> Iterator[None]:
 
 
 @pytest.fixture
-def codec_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+def codec_ids(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The codec's ids and the registry lookup (runtime/schema_ids.py) restored after the
     test: a test may make the codec use a registry's ids."""
     from runtime import schema_ids
@@ -108,3 +108,6 @@ def codec_ids(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(codec, "SCHEMAS_BY_ID", codec.SCHEMAS_BY_ID)
     monkeypatch.setattr(codec, "SCHEMAS_BY_TYPE", codec.SCHEMAS_BY_TYPE)
     monkeypatch.setattr(schema_ids, "_resolver", None)
+    yield
+    if schema_ids._resolver is not None:
+        schema_ids._resolver.client.close()

@@ -1,10 +1,13 @@
 """Consumers outside this repository read what the services write, through a schema registry.
 
-Ingest and arbitration run as processes on the session broker and write quotes and candles
-with the codec's fixed ids, as ``make run`` does. A registry seeded with those ids is all
-that a foreign consumer needs: confluent-kafka's ``Consumer`` with its ``AvroDeserializer``,
-and the Go example (examples/go-consumer: franz-go, its ``sr`` package and hamba/avro, built
-here from the Go module proxy) read every record field for field as our codec does.
+Ingest and arbitration run as processes on the session broker with
+``FIML_SCHEMA_REGISTRY_URL``, as ``fiml up --registry`` runs them: they register their
+subjects and write the ids the registry returns, which here differ from the codec's fixed
+ones (the registry holds other schemas first). The registry is all that a foreign consumer
+needs: confluent-kafka's ``Consumer`` with its ``AvroDeserializer``, and the Go example
+(examples/go-consumer: franz-go, its ``sr`` package and hamba/avro, built here from the Go
+module proxy) read every record field for field as our codec does. Records written with the
+fixed ids and a seeded registry are read by confluent-kafka in tests/test_schema_registry.py.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from runtime.processes import stop_process
+from runtime.registry_client import SchemaRegistry
+from runtime.schema_ids import use_registry
 from runtime.settings import Settings
+from schemas import codec
 from schemas.records import Candle, Quote
-from schemas.registry_plan import codec_versions
 from tests.support import poll_until, service_env, spawn
 from tests.support_kafka import read_topic
 from tests.support_registry import registry_cache_dir, same, temporary_registry
@@ -38,6 +43,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.registry]
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "go-consumer"
 ROLES = {"quotes": Quote, "candles": Candle}
+OTHERS = 20  # schemas the registry holds before ours: its ids for ours exceed the fixed ones
 Key = tuple[str, int, int]
 
 
@@ -126,10 +132,21 @@ def read_with_go(
 
 
 @pytest.mark.timeout(900)
-async def test_confluent_and_go_consumers_read_the_services_topics(topics, tmp_path):
-    settings = dataclasses.replace(topics, symbols=("AAPL", "BTC/USDT"))
+async def test_confluent_and_go_consumers_read_the_services_topics(topics, tmp_path, codec_ids):
     with temporary_registry(tmp_path / "registry") as registry:
-        assert registry.seed(codec_versions(Settings().topic))
+        settings = dataclasses.replace(
+            topics, symbols=("AAPL", "BTC/USDT"), schema_registry_url=registry.ccompat_url
+        )
+        with SchemaRegistry(registry.ccompat_url) as client:
+            for n in range(OTHERS):
+                other = {"type": "record", "name": f"Other{n}", "fields": []}
+                client.register("others-value", json.dumps(other))
+        use_registry(settings)  # this process reads with the registry's ids too
+        ids = {t: codec.SCHEMAS_BY_TYPE[t].schema_id for t in ROLES.values()}
+        # the codec knows no fixed id of these types now: every record read below carries
+        # the registry's id
+        assert min(ids.values()) > OTHERS
+        assert {codec.SCHEMA_IDS[t][0] for t in ROLES.values()}.isdisjoint(codec.SCHEMAS_BY_ID)
         binary = build_go_consumer(tmp_path / "go-consumer")
         env = service_env(settings)
         services = [
