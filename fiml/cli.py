@@ -176,7 +176,7 @@ def registry_seed(
     root = url or LocalRegistry.of(settings).url
     try:
         seeded = seed_apicurio(root, codec_versions(settings.topic))
-    except (RegistryRuntimeError, OSError) as error:
+    except RegistryRuntimeError as error:
         typer.echo(f"fiml registry seed: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo("seeded" if seeded else "the registry has subjects already: left as it is")

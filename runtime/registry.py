@@ -242,16 +242,23 @@ def seed_apicurio(
     """
     archive = apicurio_archive(versions, created_on_ms=time.time_ns() // 1_000_000)
     with httpx.Client(base_url=root_url.rstrip("/"), timeout=timeout) as client:
-        if _ok(client.get(CCOMPAT_PATH + "/subjects")).json():
-            return False
-        _ok(client.post(IMPORT_PATH, content=archive, headers={"Content-Type": "application/zip"}))
-        for version in versions:
-            found = client.get(f"{CCOMPAT_PATH}/schemas/ids/{version.schema_id}")
-            if found.status_code != 200 or found.json().get("schema") != version.text:
-                raise RegistryRuntimeError(
-                    f"the import did not keep id {version.schema_id} of {version.subject}; "
-                    f"{hint or 'see the registry log'}"
+        try:
+            if _ok(client.get(CCOMPAT_PATH + "/subjects")).json():
+                return False
+            _ok(
+                client.post(
+                    IMPORT_PATH, content=archive, headers={"Content-Type": "application/zip"}
                 )
+            )
+            found = [client.get(f"{CCOMPAT_PATH}/schemas/ids/{v.schema_id}") for v in versions]
+        except httpx.HTTPError as error:
+            raise RegistryRuntimeError(f"{root_url}: {type(error).__name__}: {error}") from None
+    for version, answer in zip(versions, found, strict=True):
+        if answer.status_code != 200 or answer.json().get("schema") != version.text:
+            raise RegistryRuntimeError(
+                f"the import did not keep id {version.schema_id} of {version.subject}; "
+                f"{hint or 'see the registry log'}"
+            )
     return True
 
 
