@@ -67,7 +67,7 @@ def up(
     settings = _settings(providers=_providers(providers))
     try:
         code = Supervisor(settings, with_registry=registry).run()
-    except (KafkaRuntimeError, RegistryRuntimeError) as error:
+    except (KafkaRuntimeError, RegistryRuntimeError, RegistryError) as error:
         typer.echo(f"fiml up: {error}", err=True)
         code = 1
     raise typer.Exit(code)

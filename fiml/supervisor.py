@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from runtime.broker import LocalKafka
 from runtime.processes import die_with_parent, stop_process
 from runtime.registry import LocalRegistry
+from runtime.schema_ids import connect, register_subjects
 from runtime.settings import Settings
 from runtime.topics import create_topics
 from schemas.registry_plan import codec_versions
@@ -93,6 +94,8 @@ class Supervisor:
         self.registry = local.start(stop_with_parent=True)
         local.seed(codec_versions(settings.topic))
         self.settings = dataclasses.replace(settings, schema_registry_url=local.ccompat_url)
+        with connect(self.settings) as client:  # once here, not by three services at once
+            register_subjects(client, self.settings)
         return self.settings
 
     def _health_env(self, name: str) -> dict[str, str]:

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from runtime.registry_client import RegistryError, SchemaRegistry
+from runtime.registry_client import IncompatibleSchemaError, RegistryError, SchemaRegistry
 from runtime.settings import Settings
 from schemas import codec
 from schemas.registry_plan import schema_text, subject
@@ -105,7 +105,12 @@ def register_subjects(client: SchemaRegistry, settings: Settings) -> dict[type, 
     ids = {}
     for record_type, role in RECORD_TOPICS.items():
         name = subject(settings.topic(role))
-        client.set_compatibility(name, COMPATIBILITY)
+        try:
+            client.set_compatibility(name, COMPATIBILITY)
+        except IncompatibleSchemaError:
+            # Apicurio's 409 when another service created the subject's rule meanwhile;
+            # the rule exists now, and setting it again updates it
+            client.set_compatibility(name, COMPATIBILITY)
         ids[record_type] = client.register(name, schema_text(codec.SCHEMA_IDS[record_type][1]))
     return ids
 

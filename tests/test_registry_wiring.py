@@ -34,25 +34,13 @@ from schemas.codec import SCHEMA_IDS, decode, encode, load_schema
 from schemas.records import Quote
 from schemas.registry_plan import codec_versions, schema_text, subject
 from schemas.topics import RECORD_TOPICS, TopicRole
+from tests.factories import Found, quote
 from tests.support_registry import same, temporary_registry
 
 pytestmark = pytest.mark.registry
 
 OTHERS = 20  # schemas registered before ours: our ids are above every fixed one
-QUOTE = Quote(
-    symbol="ETH/USDT",
-    ts_event=1_764_806_400_000_001,
-    ts_ingest=1_764_806_400_000_002,
-    seq=9,
-    price=3000.25,
-    bid=None,
-    ask=3000.5,
-    volume=2.0,
-    provider="ccxt:okx",
-    confidence=1.0,
-    providers=["ccxt:okx"],
-    scores={"ccxt:okx": 1.0},
-)
+QUOTE = quote("ETH/USDT", 3000.25, 9, bid=None, scores={"synthetic:alpha": 1.0})
 
 
 @pytest.fixture(scope="module")
@@ -127,12 +115,11 @@ async def test_a_reader_learns_new_ids_and_an_evolution_through_the_registry(reg
     fixed_codec()  # another process: it knows the fixed ids only
     schema_ids._resolver.client.close()
     schema_ids._resolver = Resolver(SchemaRegistry(registry.ccompat_url))
-    found = dataclasses.make_dataclass("Found", ["value", "topic", "partition", "offset"])
-    assert decode_or_skip(found(frame, "t", 0, 0), Quote) == QUOTE
-    assert decode_or_skip(found(evolved_frame, "t", 0, 1), Quote) == QUOTE
+    assert decode_or_skip(Found(frame), Quote) == QUOTE
+    assert decode_or_skip(Found(evolved_frame), Quote) == QUOTE
     # an id nobody registered: skipped, and not asked again for a while
     unknown = codec.HEADER.pack(0, 4000) + frame[5:]
-    assert decode_or_skip(found(unknown, "t", 0, 2), Quote) is None
+    assert decode_or_skip(Found(unknown), Quote) is None
     assert 4000 in schema_ids._resolver.misses
 
     fixed_codec()  # arbitration learns the ids of a batch before the engine decodes it

@@ -23,30 +23,9 @@ from schemas.alerts import AlertRule
 from schemas.codec import UnknownSchemaId, decode, encode, schema_from_text
 from schemas.records import Quote
 from schemas.registry_plan import schema_text
-from tests.factories import BASE_US
+from tests.factories import Found, quote
 
-QUOTE = Quote(
-    symbol="AAPL",
-    ts_event=BASE_US,
-    ts_ingest=BASE_US + 5,
-    seq=3,
-    price=190.5,
-    bid=190.4,
-    ask=None,
-    volume=None,
-    provider="synthetic:alpha",
-    confidence=0.5,
-    providers=["synthetic:alpha"],
-    scores={"synthetic:alpha": 0.7},
-)
-
-
-@dataclasses.dataclass
-class Found:
-    value: bytes | None
-    topic: str = "t.registry"
-    partition: int = 0
-    offset: int = 7
+QUOTE = quote("AAPL", 190.5, 3, ask=None, volume=None, scores={"synthetic:alpha": 0.7})
 
 
 def framed(schema_id: int, body: bytes) -> bytes:
@@ -73,9 +52,9 @@ def test_without_a_registry_url_the_fixed_ids_stay_and_nothing_is_asked(codec_id
     assert codec.SCHEMAS_BY_ID is by_id and codec.SCHEMAS_BY_TYPE is by_type
     assert schema_ids._resolver is None
     assert encode(QUOTE)[:5] == codec.HEADER.pack(0, 8)
-    before = RECORDS_SKIPPED.labels("t.registry", "unknown_schema")._value.get()
+    before = RECORDS_SKIPPED.labels("t.intake", "unknown_schema")._value.get()
     assert decode_or_skip(Found(framed(99, b"")), Quote) is None
-    assert RECORDS_SKIPPED.labels("t.registry", "unknown_schema")._value.get() == before + 1
+    assert RECORDS_SKIPPED.labels("t.intake", "unknown_schema")._value.get() == before + 1
 
 
 def test_writer_ids_replace_the_fixed_ones_and_a_taken_fixed_id_is_dropped(codec_ids):
