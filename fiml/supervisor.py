@@ -5,8 +5,9 @@ topics, then runs ingest, arbitration and the gateway as child processes; ingest
 arbitration serve /healthz, /readyz and /metrics on ``FIML_UP_INGEST_HEALTH_PORT`` and
 ``FIML_UP_ARBITRATION_HEALTH_PORT`` (8001, 8002; 0 turns one off). Ctrl-C or SIGTERM
 stops them all, the broker last. With ``--registry`` it also starts the local schema registry
-(seeded with the codec's fixed ids when empty) after the broker and gives the services its
-URL (``FIML_SCHEMA_REGISTRY_URL``). If one service dies, the rest are stopped too and the exit
+(seeded with the codec's fixed ids when empty; one ``fiml registry start`` began is used and
+left running) after the broker and gives the services its URL
+(``FIML_SCHEMA_REGISTRY_URL``). If one service dies, the rest are stopped too and the exit
 code says so. Children get SIGTERM from the kernel if this process itself is killed.
 """
 
@@ -87,11 +88,14 @@ class Supervisor:
 
     def _start_registry(self, settings: Settings) -> Settings:
         local = LocalRegistry.of(settings)
-        print(
-            f"starting the schema registry at {local.ccompat_url} (log: {local.log_file})",
-            flush=True,
-        )
-        self.registry = local.start(stop_with_parent=True)
+        if local.running_pid() is None:
+            print(
+                f"starting the schema registry at {local.ccompat_url} (log: {local.log_file})",
+                flush=True,
+            )
+            self.registry = local.start(stop_with_parent=True)
+        else:  # `fiml registry start` runs it: used, and left running
+            print(f"using the running schema registry at {local.ccompat_url}", flush=True)
         local.seed(codec_versions(settings.topic))
         self.settings = dataclasses.replace(settings, schema_registry_url=local.ccompat_url)
         with connect(self.settings) as client:  # once here, not by three services at once

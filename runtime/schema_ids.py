@@ -8,11 +8,11 @@ it does not know asks the registry once (:func:`learn_schema`, called by
 ``runtime.intake.decode_or_skip``; :func:`learn_ids` for arbitration's raw ticks) and keeps
 the answer. An id the registry does not know either (404) is not asked again for
 ``MISS_SECONDS`` (at most ``MAX_MISSES`` such ids are remembered), and its records are
-skipped as today. A registry that does not answer makes :func:`learn_ids` raise
+skipped as today. A registry that does not answer, fails or refuses the credentials is not
+asked again for ``RETRY_SECONDS``; meanwhile :func:`learn_ids` raises
 :class:`RegistryUnavailable` (arbitration processes the batch again after a backoff, so a
-good raw tick never goes to the DLQ) and :func:`learn_schema` return False (the record is
-skipped), and it is not asked again for ``RETRY_SECONDS``. Credentials go to the client only,
-never into a log line.
+good raw tick never goes to the DLQ) and :func:`learn_schema` returns False (the record is
+skipped). Credentials go to the client only, never into a log line.
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ class Resolver:
             text = self.client.schema(schema_id)
             schema = codec.schema_from_text(schema_id, text)
         except RegistryError as error:
-            if error.status is None or error.status >= 500:
+            if error.status != 404:  # no answer, a server error, or refused credentials
                 self.unavailable_until = now + RETRY_SECONDS
+                log.warning("schema id %d: the registry did not answer: %s", schema_id, error)
                 raise RegistryUnavailable(str(error)) from None
             self._miss(schema_id, now, str(error))
             return False
@@ -138,8 +139,7 @@ def learn_schema(schema_id: int) -> bool:
         return False
     try:
         return _resolver.learn(schema_id)
-    except RegistryUnavailable as error:
-        log.warning("schema id %d: the registry did not answer: %s", schema_id, error)
+    except RegistryUnavailable:
         return False
 
 
