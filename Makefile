@@ -56,6 +56,11 @@ test-tools: $(ASYNCAPI_SPECS) deploy-tools dashboard-assets browser
 run: kafka-jars dashboard-assets
 	$(BIN)/fiml up
 
+# `make run` with the local schema registry (README.md, "Reading the topics").
+.PHONY: run-registry
+run-registry: kafka-jars registry-runner dashboard-assets
+	$(BIN)/fiml up --registry
+
 # Benchmarks (benchmarks/README.md), each on a broker of its own unless FIML_KAFKA_BOOTSTRAP
 # is set. BENCH_ARGS= (empty) runs the full mode; the soak runs SOAK_MINUTES.
 .PHONY: bench-arbitration bench-replay bench-latency bench-fanout soak
