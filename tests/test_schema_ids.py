@@ -7,6 +7,10 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import fastavro
 import pytest
@@ -138,3 +142,50 @@ def test_registry_settings_and_credentials_stay_out_of_the_repr():
     for secret in ("pw-in-url", "user-name", "pass-word"):
         assert secret not in repr(settings)
     assert Settings.from_env(settings.to_env()) == settings
+
+
+class Answers(BaseHTTPRequestHandler):
+    """A registry that knows no id: 404 for each, 401 for id 401 (refused credentials)."""
+
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.asked.append(self.path)
+        status = 401 if self.path.endswith("/401") else 404
+        body = json.dumps({"error_code": status * 100 + 3, "message": "no"}).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def answers() -> Iterator[str]:
+    Answers.asked = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answers)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+async def test_misses_are_remembered_bounded_and_refused_credentials_are_no_miss(
+    answers, codec_ids, monkeypatch
+):
+    monkeypatch.setattr(schema_ids, "MAX_MISSES", 3)
+    clock = Clock()
+    resolver = schema_ids._resolver = Resolver(SchemaRegistry(answers), clock)
+    for schema_id in (70, 71, 72, 70):
+        assert schema_ids.learn_schema(schema_id) is False
+    assert Answers.asked == ["/schemas/ids/70", "/schemas/ids/71", "/schemas/ids/72"]
+    assert schema_ids.learn_schema(73) is False  # the oldest miss makes room
+    assert list(resolver.misses) == [71, 72, 73]
+    clock.now += schema_ids.MISS_SECONDS + 1
+    assert schema_ids.learn_schema(71) is False and Answers.asked[-1] == "/schemas/ids/71"
+    with pytest.raises(RegistryUnavailable, match="401"):
+        await learn_ids([framed(401, b"")])
+    assert 401 not in resolver.misses
