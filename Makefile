@@ -21,6 +21,12 @@ $(VENV)/.installed: pyproject.toml
 kafka-jars: setup
 	$(BIN)/fiml kafka fetch
 
+# The local schema registry (Apicurio Registry, built once with Maven into the cache), so
+# that no test times the build; the tests marked `registry` start it.
+.PHONY: registry-runner
+registry-runner: setup
+	$(BIN)/fiml registry fetch
+
 # The AsyncAPI JSON schemas the protocol tests validate /asyncapi.json against.
 $(ASYNCAPI_SPECS):
 	npm install --no-save --no-audit --no-fund --prefix $(CACHE)/npm @asyncapi/specs@6.11.1
@@ -49,6 +55,11 @@ test-tools: $(ASYNCAPI_SPECS) deploy-tools dashboard-assets browser
 
 run: kafka-jars dashboard-assets
 	$(BIN)/fiml up
+
+# `make run` with the local schema registry (README.md, "Reading the topics").
+.PHONY: run-registry
+run-registry: kafka-jars registry-runner dashboard-assets
+	$(BIN)/fiml up --registry
 
 # Benchmarks (benchmarks/README.md), each on a broker of its own unless FIML_KAFKA_BOOTSTRAP
 # is set. BENCH_ARGS= (empty) runs the full mode; the soak runs SOAK_MINUTES.
@@ -83,7 +94,7 @@ lint: setup
 check: lint deploy-tools
 	$(BIN)/pytest -m "not kafka" -n 2
 
-test: kafka-jars test-tools lint
+test: kafka-jars registry-runner test-tools lint
 	$(BIN)/pytest
 
 clean:

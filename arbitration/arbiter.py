@@ -27,6 +27,7 @@ from arbitration.engine.outputs import Marker, Message, messages
 from arbitration.engine.partition import PartitionEngine, SourceRecord
 from arbitration.feeds import StatusFeed, read_partition, written_markers
 from arbitration.snapshots import SnapshotStore
+from runtime.schema_ids import learn_ids
 from runtime.settings import Settings
 from schemas.topics import TopicRole
 
@@ -69,6 +70,7 @@ class Arbiter:
         """
         if not records:
             return []
+        await learn_ids(record.value for record in records)
         await self.feed.ensure(max(record.timestamp_us for record in records))
         engine = self.engines.get(partition)
         found: list[list[Message]] = []
@@ -106,6 +108,7 @@ class Arbiter:
                 self.source, self.raw_topic, partition, offset, start
             ):
                 await self.feed.ensure(record.timestamp_us)
+                await learn_ids((record.value,))
                 engine.process(record)
                 replayed += 1
                 self.replayed += 1

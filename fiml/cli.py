@@ -11,6 +11,9 @@ from typing import Annotated
 import typer
 
 from runtime.broker import KafkaRuntimeError, LocalKafka
+from runtime.registry import LocalRegistry, RegistryRuntimeError
+from runtime.registry_client import RegistryError
+from runtime.schema_ids import use_registry
 from runtime.service import configure_logging, run_until_signalled
 from runtime.settings import Settings, SettingsError
 from schemas.symbols import InvalidSymbol, canonical_symbol
@@ -25,6 +28,10 @@ kafka_app = typer.Typer(no_args_is_help=True, help="The local single-node Kafka 
 topics_app = typer.Typer(no_args_is_help=True, help="The project's Kafka topics.")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
+registry_app = typer.Typer(
+    no_args_is_help=True, help="The local schema registry (Apicurio Registry, Confluent API)."
+)
+app.add_typer(registry_app, name="registry")
 
 ProvidersOption = Annotated[
     str | None, typer.Option(help="Comma-separated providers (default: FIML_PROVIDERS).")
@@ -43,14 +50,24 @@ def _providers(value: str | None) -> tuple[str, ...] | None:
 
 
 @app.command()
-def up(providers: ProvidersOption = None) -> None:
+def up(
+    providers: ProvidersOption = None,
+    registry: Annotated[
+        bool,
+        typer.Option(
+            "--registry",
+            help="Also run the local schema registry (seeded with the codec's ids) and "
+            "register with it (FIML_SCHEMA_REGISTRY_URL).",
+        ),
+    ] = False,
+) -> None:
     """Run everything on this machine: Kafka, topics, ingest, arbitration, gateway."""
     from fiml.supervisor import Supervisor
 
     settings = _settings(providers=_providers(providers))
     try:
-        code = Supervisor(settings).run()
-    except KafkaRuntimeError as error:
+        code = Supervisor(settings, with_registry=registry).run()
+    except (KafkaRuntimeError, RegistryRuntimeError, RegistryError) as error:
         typer.echo(f"fiml up: {error}", err=True)
         code = 1
     raise typer.Exit(code)
@@ -90,6 +107,79 @@ def kafka_status() -> None:
         typer.echo(f"not running (data: {local.data_dir})")
         raise typer.Exit(3)
     typer.echo(f"running on {local.bootstrap} (pid {pid}, data: {local.data_dir})")
+
+
+@registry_app.command("fetch")
+def registry_fetch() -> None:
+    """Build the registry from Maven Central into the cache (once)."""
+    try:
+        typer.echo(LocalRegistry.of(_settings()).fetch())
+    except RegistryRuntimeError as error:
+        typer.echo(f"fiml registry fetch: {error}", err=True)
+        raise typer.Exit(1) from None
+
+
+@registry_app.command("start")
+def registry_start() -> None:
+    """Start the local registry in the background, seeded with the codec's fixed ids when
+    it is empty, and wait until it is ready."""
+    from schemas.registry_plan import codec_versions
+
+    settings = _settings()
+    local = LocalRegistry.of(settings)
+    try:
+        process = local.start()
+        seeded = local.seed(codec_versions(settings.topic))
+    except RegistryRuntimeError as error:
+        typer.echo(f"fiml registry start: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"registry ready: FIML_SCHEMA_REGISTRY_URL={local.ccompat_url} (pid {process.pid}, "
+        f"{'seeded' if seeded else 'kept its subjects'}, log {local.log_file})"
+    )
+
+
+@registry_app.command("stop")
+def registry_stop() -> None:
+    """Stop the registry that ``fiml registry start`` began."""
+    local = LocalRegistry.of(_settings())
+    typer.echo("stopped" if local.stop() else "no registry was running")
+
+
+@registry_app.command("status")
+def registry_status() -> None:
+    """Say whether the local registry runs; exit code 3 if it does not."""
+    local = LocalRegistry.of(_settings())
+    pid = local.running_pid()
+    if pid is None:
+        typer.echo(f"not running (data: {local.data_dir})")
+        raise typer.Exit(3)
+    typer.echo(f"running at {local.ccompat_url} (pid {pid}, data: {local.data_dir})")
+
+
+@registry_app.command("seed")
+def registry_seed(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Root URL of an Apicurio Registry 2.x (default: the local registry), e.g. "
+            "http://registry:8080."
+        ),
+    ] = None,
+) -> None:
+    """Give an empty Apicurio registry the codec's schemas with their fixed ids, so records
+    written without a registry resolve through it; a registry with subjects is left as is."""
+    from runtime.registry import seed_apicurio
+    from schemas.registry_plan import codec_versions
+
+    settings = _settings()
+    root = url or LocalRegistry.of(settings).url
+    try:
+        seeded = seed_apicurio(root, codec_versions(settings.topic))
+    except RegistryRuntimeError as error:
+        typer.echo(f"fiml registry seed: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo("seeded" if seeded else "the registry has subjects already: left as it is")
 
 
 @topics_app.command("create")
@@ -259,6 +349,11 @@ def _service_settings(**overrides: object) -> Settings:
     if settings.kafka_bootstrap is None:
         settings = _settings(kafka_bootstrap=LocalKafka(settings).bootstrap, **overrides)
     configure_logging(settings.log_level, settings.log_format)
+    try:
+        use_registry(settings)
+    except RegistryError as error:
+        typer.echo(f"fiml: schema registry: {error}", err=True)
+        raise typer.Exit(1) from None
     return settings
 
 

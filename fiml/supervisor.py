@@ -4,7 +4,10 @@ It starts the local broker (unless ``FIML_KAFKA_BOOTSTRAP`` names a cluster), cr
 topics, then runs ingest, arbitration and the gateway as child processes; ingest and
 arbitration serve /healthz, /readyz and /metrics on ``FIML_UP_INGEST_HEALTH_PORT`` and
 ``FIML_UP_ARBITRATION_HEALTH_PORT`` (8001, 8002; 0 turns one off). Ctrl-C or SIGTERM
-stops them all, the broker last. If one service dies, the rest are stopped too and the exit
+stops them all, the broker last. With ``--registry`` it also starts the local schema registry
+(seeded with the codec's fixed ids when empty; one ``fiml registry start`` began is used and
+left running) after the broker and gives the services its URL
+(``FIML_SCHEMA_REGISTRY_URL``). If one service dies, the rest are stopped too and the exit
 code says so. Children get SIGTERM from the kernel if this process itself is killed.
 """
 
@@ -22,8 +25,11 @@ from dataclasses import dataclass, field
 
 from runtime.broker import LocalKafka
 from runtime.processes import die_with_parent, stop_process
+from runtime.registry import LocalRegistry
+from runtime.schema_ids import connect, register_subjects
 from runtime.settings import Settings
 from runtime.topics import create_topics
+from schemas.registry_plan import codec_versions
 
 SERVICES = ("ingest", "arbitrate", "gateway")
 
@@ -34,6 +40,8 @@ class Supervisor:
 
     settings: Settings
     broker: subprocess.Popen[bytes] | None = None
+    with_registry: bool = False
+    registry: subprocess.Popen[bytes] | None = None
     services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     stopping: bool = False
 
@@ -62,6 +70,8 @@ class Supervisor:
             self.broker = local.start(stop_with_parent=True)
             settings = dataclasses.replace(settings, kafka_bootstrap=local.bootstrap)
             self.settings = settings
+        if self.with_registry:
+            settings = self._start_registry(settings)
         created = asyncio.run(create_topics(settings))
         print(f"topics ready ({len(created)} created)", flush=True)
         env = {**os.environ, **settings.to_env()}
@@ -75,6 +85,22 @@ class Supervisor:
                 preexec_fn=die_with_parent(),
             )
         self._await_gateway()
+
+    def _start_registry(self, settings: Settings) -> Settings:
+        local = LocalRegistry.of(settings)
+        if local.running_pid() is None:
+            print(
+                f"starting the schema registry at {local.ccompat_url} (log: {local.log_file})",
+                flush=True,
+            )
+            self.registry = local.start(stop_with_parent=True)
+        else:  # `fiml registry start` runs it: used, and left running
+            print(f"using the running schema registry at {local.ccompat_url}", flush=True)
+        local.seed(codec_versions(settings.topic))
+        self.settings = dataclasses.replace(settings, schema_registry_url=local.ccompat_url)
+        with connect(self.settings) as client:  # once here, not by three services at once
+            register_subjects(client, self.settings)
+        return self.settings
 
     def _health_env(self, name: str) -> dict[str, str]:
         """The health port of one service: ingest and arbitration get their own (the gateway
@@ -116,6 +142,8 @@ class Supervisor:
                 return name
         if self.broker is not None and self.broker.poll() is not None:
             return "kafka"
+        if self.registry is not None and self.registry.poll() is not None:
+            return "registry"
         return None
 
     def _watch(self) -> int:
@@ -138,6 +166,8 @@ class Supervisor:
             process = self.services.get(name)
             if process is not None:
                 stop_process(process)
+        if self.registry is not None:
+            stop_process(self.registry, timeout=30)
         if self.broker is not None:
             stop_process(self.broker, timeout=30)
         print("fiml up: stopped", flush=True)

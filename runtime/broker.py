@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -21,7 +19,14 @@ from pathlib import Path
 
 from aiokafka.client import AIOKafkaClient, CoordinationType
 
-from runtime.processes import command_line, die_with_parent, pid_alive, stop_process
+from runtime.processes import (
+    daemon_pid,
+    find_java,
+    start_daemon,
+    stop_pid,
+    stop_process,
+    tail,
+)
 from runtime.settings import Settings
 
 MAIN_CLASS = "kafka.Kafka"
@@ -118,13 +123,7 @@ class LocalKafka:
 
     def running_pid(self) -> int | None:
         """The id of the broker started on this data directory, if it still runs."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        if pid_alive(pid) and str(self.config_file) in command_line(pid):
-            return pid
-        return None
+        return daemon_pid(self.pid_file, str(self.config_file))
 
     def start(
         self, *, stop_with_parent: bool = False, timeout: float = 90.0
@@ -153,16 +152,9 @@ class LocalKafka:
             MAIN_CLASS,
             str(self.config_file),
         ]
-        with self.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent() if stop_with_parent else None,
-                start_new_session=not stop_with_parent,
-            )
-        self.pid_file.write_text(f"{process.pid}\n")
+        process = start_daemon(
+            command, self.log_file, self.pid_file, stop_with_parent=stop_with_parent
+        )
         try:
             self._await_ready(process, timeout)
         except BaseException:
@@ -176,14 +168,7 @@ class LocalKafka:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-            while pid_alive(pid):
-                time.sleep(0.05)
+        stop_pid(pid, timeout)
         self.pid_file.unlink(missing_ok=True)
         return True
 
@@ -223,7 +208,7 @@ class LocalKafka:
             if process.poll() is not None:
                 raise KafkaRuntimeError(
                     f"the broker exited with code {process.returncode}; last lines of "
-                    f"{self.log_file}:\n{_tail(self.log_file)}"
+                    f"{self.log_file}:\n{tail(self.log_file)}"
                 )
             if asyncio.run(broker_ready(self.bootstrap)):
                 return
@@ -257,9 +242,8 @@ async def broker_ready(bootstrap: str, timeout_ms: int = 2000) -> bool:
 
 
 def _java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-    if not java or not Path(java).exists():
+    java = find_java()
+    if java is None:
         raise KafkaRuntimeError(
             "Java 17 or newer is needed to run Kafka; install it or set JAVA_HOME"
         )
@@ -268,10 +252,3 @@ def _java() -> str:
 
 def _runtime_file(name: str) -> str:
     return (RUNTIME_FILES / name).read_text()
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"

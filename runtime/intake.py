@@ -19,8 +19,9 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from runtime.metrics import RECORDS_SKIPPED
+from runtime.schema_ids import learn_schema
 from schemas import DecodeError, decode
-from schemas.codec import Record
+from schemas.codec import Record, UnknownSchemaId
 
 log = logging.getLogger("fiml.intake")
 
@@ -86,9 +87,15 @@ def decode_or_skip(
 ) -> T | None:
     """The record's value as ``expected``, or None once it was skipped with its reason:
     the decode error's, or ``invalid`` if ``check(value)`` raises (a record its consumer
-    cannot use, such as a time no date can show)."""
+    cannot use, such as a time no date can show). An id the codec does not know is looked up
+    in the schema registry when there is one (runtime/schema_ids.py)."""
     try:
-        value = decode(record.value, expected)
+        try:
+            value = decode(record.value, expected)
+        except UnknownSchemaId as unknown:
+            if not learn_schema(unknown.schema_id):
+                raise
+            value = decode(record.value, expected)
     except DecodeError as error:
         skip(record.topic, record.partition, record.offset, error.reason, str(error))
         return None

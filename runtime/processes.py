@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,3 +60,68 @@ def command_line(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def find_java() -> str | None:
+    """The ``java`` of ``JAVA_HOME``, else the one on the PATH; None if there is none."""
+    java_home = os.environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    return java if java and Path(java).exists() else None
+
+
+def start_daemon(
+    command: list[str],
+    log_file: Path,
+    pid_file: Path,
+    *,
+    stop_with_parent: bool,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` with its output appended to ``log_file`` and its id in ``pid_file``.
+
+    With ``stop_with_parent`` it gets SIGTERM when this process dies; without, it runs on in
+    its own session until :func:`stop_pid`.
+    """
+    with log_file.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            preexec_fn=die_with_parent() if stop_with_parent else None,
+            start_new_session=not stop_with_parent,
+        )
+    pid_file.write_text(f"{process.pid}\n")
+    return process
+
+
+def daemon_pid(pid_file: Path, marker: str) -> int | None:
+    """The id in ``pid_file`` if that process runs and its command line holds ``marker``."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    if pid_alive(pid) and marker in command_line(pid):
+        return pid
+    return None
+
+
+def stop_pid(pid: int, timeout: float) -> None:
+    """Send SIGTERM to ``pid``, wait up to ``timeout`` seconds, then SIGKILL; return once
+    it is gone."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            deadline = float("inf")
+        time.sleep(0.1)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a log file."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

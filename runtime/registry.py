@@ -24,9 +24,7 @@ not served) by 0.1.10.Final, which has the same classes.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -36,7 +34,15 @@ from pathlib import Path
 
 import httpx
 
-from runtime.processes import command_line, die_with_parent, pid_alive, stop_process
+from runtime.processes import (
+    daemon_pid,
+    find_java,
+    start_daemon,
+    stop_pid,
+    stop_process,
+    tail,
+)
+from runtime.settings import Settings
 from schemas.registry_plan import SubjectVersion, apicurio_archive
 
 APICURIO_VERSION = "2.4.2.Final"
@@ -77,6 +83,16 @@ class LocalRegistry:
     data_dir: Path
     port: int = 8081
     heap: str = "256m"
+
+    @classmethod
+    def of(cls, settings: Settings) -> LocalRegistry:
+        """The local registry ``settings`` describe (``FIML_REGISTRY_*``)."""
+        return cls(
+            Path(settings.cache_dir),
+            settings.registry_data_path,
+            settings.registry_port,
+            settings.registry_heap,
+        )
 
     @property
     def url(self) -> str:
@@ -141,13 +157,7 @@ class LocalRegistry:
 
     def running_pid(self) -> int | None:
         """The id of the registry started on this data directory, if it still runs."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        if pid_alive(pid) and self.jdbc_url in command_line(pid):
-            return pid
-        return None
+        return daemon_pid(self.pid_file, self.jdbc_url)
 
     def start(
         self, *, stop_with_parent: bool = False, timeout: float = 90.0
@@ -172,17 +182,13 @@ class LocalRegistry:
             "-jar",
             str(jar),
         ]
-        with self.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.data_dir,
-                preexec_fn=die_with_parent() if stop_with_parent else None,
-                start_new_session=not stop_with_parent,
-            )
-        self.pid_file.write_text(f"{process.pid}\n")
+        process = start_daemon(
+            command,
+            self.log_file,
+            self.pid_file,
+            stop_with_parent=stop_with_parent,
+            cwd=self.data_dir,
+        )
         try:
             self._await_ready(process, timeout)
         except BaseException:
@@ -196,40 +202,13 @@ class LocalRegistry:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while pid_alive(pid):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                deadline = float("inf")
-            time.sleep(0.1)
+        stop_pid(pid, timeout)
         self.pid_file.unlink(missing_ok=True)
         return True
 
     def seed(self, versions: Sequence[SubjectVersion], timeout: float = 30.0) -> bool:
-        """Import ``versions`` with their fixed ids into an empty registry, then check them.
-
-        Returns False, importing nothing, when the registry already has subjects: ids that
-        records already carry must not move. Apicurio answers 204 even when it skipped part
-        of an archive, so every id is read back.
-        """
-        archive = apicurio_archive(versions, created_on_ms=time.time_ns() // 1_000_000)
-        with httpx.Client(base_url=self.url, timeout=timeout) as client:
-            if _ok(client.get(CCOMPAT_PATH + "/subjects")).json():
-                return False
-            _ok(
-                client.post(
-                    IMPORT_PATH, content=archive, headers={"Content-Type": "application/zip"}
-                )
-            )
-            for version in versions:
-                found = client.get(f"{CCOMPAT_PATH}/schemas/ids/{version.schema_id}")
-                if found.status_code != 200 or found.json().get("schema") != version.text:
-                    raise RegistryRuntimeError(
-                        f"the import did not keep id {version.schema_id} of {version.subject}; "
-                        f"see {self.log_file}"
-                    )
-        return True
+        """:func:`seed_apicurio` on this registry."""
+        return seed_apicurio(self.url, versions, timeout, f"see {self.log_file}")
 
     def _await_ready(self, process: subprocess.Popen[bytes], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -238,7 +217,7 @@ class LocalRegistry:
                 if process.poll() is not None:
                     raise RegistryRuntimeError(
                         f"the registry exited with code {process.returncode}; last lines of "
-                        f"{self.log_file}:\n{_tail(self.log_file)}"
+                        f"{self.log_file}:\n{tail(self.log_file)}"
                     )
                 try:
                     if client.get("/health/ready").status_code == 200:
@@ -249,6 +228,38 @@ class LocalRegistry:
         raise RegistryRuntimeError(
             f"the registry was not ready after {timeout:.0f} s; see {self.log_file}"
         )
+
+
+def seed_apicurio(
+    root_url: str, versions: Sequence[SubjectVersion], timeout: float = 30.0, hint: str = ""
+) -> bool:
+    """Import ``versions`` with their fixed ids into the empty Apicurio Registry 2.x at
+    ``root_url`` (without ``/apis/...``), then check them.
+
+    Returns False, importing nothing, when the registry already has subjects: ids that
+    records already carry must not move. Apicurio answers 204 even when it skipped part of
+    an archive, so every id is read back.
+    """
+    archive = apicurio_archive(versions, created_on_ms=time.time_ns() // 1_000_000)
+    with httpx.Client(base_url=root_url.rstrip("/"), timeout=timeout) as client:
+        try:
+            if _ok(client.get(CCOMPAT_PATH + "/subjects")).json():
+                return False
+            _ok(
+                client.post(
+                    IMPORT_PATH, content=archive, headers={"Content-Type": "application/zip"}
+                )
+            )
+            found = [client.get(f"{CCOMPAT_PATH}/schemas/ids/{v.schema_id}") for v in versions]
+        except httpx.HTTPError as error:
+            raise RegistryRuntimeError(f"{root_url}: {type(error).__name__}: {error}") from None
+    for version, answer in zip(versions, found, strict=True):
+        if answer.status_code != 200 or answer.json().get("schema") != version.text:
+            raise RegistryRuntimeError(
+                f"the import did not keep id {version.schema_id} of {version.subject}; "
+                f"{hint or 'see the registry log'}"
+            )
+    return True
 
 
 def _ok(response: httpx.Response) -> httpx.Response:
@@ -280,17 +291,9 @@ def _listening(port: int) -> bool:
 
 
 def _java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-    if not java or not Path(java).exists():
+    java = find_java()
+    if java is None:
         raise RegistryRuntimeError(
             "Java 11 or newer is needed to run the registry; install it or set JAVA_HOME"
         )
     return java
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"

@@ -140,6 +140,14 @@ class Settings:
     delivery_timeout_seconds: float = 30.0
     metrics_score_symbols: int = 100
 
+    schema_registry_url: str | None = field(default=None, repr=False)
+    schema_registry_username: str | None = field(default=None, repr=False)
+    schema_registry_password: str | None = field(default=None, repr=False)
+    schema_registry_timeout_seconds: float = 5.0
+    registry_port: int = 8081
+    registry_heap: str = "256m"
+    registry_data_dir: str | None = None
+
     log_level: str = "info"
     log_format: str = "auto"
 
@@ -164,6 +172,7 @@ class Settings:
             "ingest_buffer_records",
             "consumer_stall_seconds",
             "delivery_timeout_seconds",
+            "schema_registry_timeout_seconds",
         )
         for name in positive:
             if not getattr(self, name) > 0:
@@ -193,7 +202,7 @@ class Settings:
         for name in ("providers", "symbols"):
             if not getattr(self, name):
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must name at least one")
-        for name in ("kafka_port", "kafka_controller_port", "gateway_port"):
+        for name in ("kafka_port", "kafka_controller_port", "gateway_port", "registry_port"):
             if not 0 < getattr(self, name) < 65536:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be a TCP port")
         for name in ("health_port", "up_ingest_health_port", "up_arbitration_health_port"):
@@ -237,6 +246,11 @@ class Settings:
     def kafka_data_path(self) -> Path:
         """Where the local broker keeps its log."""
         return Path(self.kafka_data_dir or Path(self.cache_dir) / "broker")
+
+    @property
+    def registry_data_path(self) -> Path:
+        """Where the local schema registry keeps its database and log."""
+        return Path(self.registry_data_dir or Path(self.cache_dir) / "registry")
 
     def topic(self, role: TopicRole) -> str:
         """The full name of a topic, for example ``topic(TopicRole.QUOTES)`` is ``fiml.quotes``."""

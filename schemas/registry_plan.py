@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from io import BytesIO
 
 from schemas.codec import EARLIER_SCHEMA_IDS, SCHEMA_IDS, load_schema
-from schemas.topics import RECORD_TOPICS
+from schemas.topics import RECORD_TOPICS, TopicRole
 
 APICURIO_SYSTEM = {
     "systemVersion": "2.4.2.Final",
@@ -50,7 +50,7 @@ def schema_text(filename: str) -> str:
     return json.dumps(load_schema(filename), separators=(",", ":"))
 
 
-def codec_versions(topic: Callable[[str], str]) -> list[SubjectVersion]:
+def codec_versions(topic: Callable[[TopicRole], str]) -> list[SubjectVersion]:
     """Every subject version of the codec's schemas that a topic holds (``RECORD_TOPICS``),
     oldest first per subject.
 

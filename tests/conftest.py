@@ -96,3 +96,18 @@ def yfinance_cache(tmp_path: Path) -> Iterator[None]:
 
     yf.set_tz_cache_location(str(tmp_path))
     yield
+
+
+@pytest.fixture
+def codec_ids(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The codec's ids and the registry lookup (runtime/schema_ids.py) restored after the
+    test: a test may make the codec use a registry's ids."""
+    from runtime import schema_ids
+    from schemas import codec
+
+    monkeypatch.setattr(codec, "SCHEMAS_BY_ID", codec.SCHEMAS_BY_ID)
+    monkeypatch.setattr(codec, "SCHEMAS_BY_TYPE", codec.SCHEMAS_BY_TYPE)
+    monkeypatch.setattr(schema_ids, "_resolver", None)
+    yield
+    if schema_ids._resolver is not None:
+        schema_ids._resolver.client.close()

@@ -24,6 +24,16 @@ SECOND = 1_000_000
 MINUTE = 60 * SECOND
 
 
+@dataclasses.dataclass
+class Found:
+    """A consumed record, as aiokafka gives it."""
+
+    value: bytes | None
+    topic: str = "t.intake"
+    partition: int = 2
+    offset: int = 41
+
+
 def default_config(**changes: Any) -> EngineConfig:
     """The engine configuration of the default settings, with ``changes``."""
     return dataclasses.replace(engine_config(Settings()), **changes)

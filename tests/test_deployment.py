@@ -33,6 +33,7 @@ import yaml
 
 from fiml.cli import app as cli_app
 from gateway.dashboard import CHART_LIBRARY
+from runtime.registry import APICURIO_VERSION, CCOMPAT_PATH
 from runtime.settings import ENV_PREFIX, Settings, TopicSpec
 from tests.deploy_tools import kustomize, strimzi_crds
 
@@ -319,7 +320,7 @@ def test_the_services_have_probes_resources_and_a_graceful_stop(path):
         "name": "fiml-gateway",
     }
     assert 1 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
-    service = one(docs, "Service")
+    service = by_kind(docs, "Service")["fiml-gateway"]
     pod_labels = gateway["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     [service_port] = service["spec"]["ports"]
@@ -392,6 +393,53 @@ def test_topics_agree_between_settings_compose_and_kubernetes():
         assert {spec.name: spec for spec in from_cluster} == expected, path
 
 
+REGISTRY_SETTINGS = {
+    "ENABLE_CCOMPAT_CANONICAL_HASH_MODE": "false",
+    "ENABLE_CCOMPAT_LEGACY_ID_MODE": "false",
+    "REGISTRY_ALLOW_DYNAMIC_CONFIG": "false",
+}
+
+
+def test_the_schema_registry_is_the_local_release_and_every_service_uses_it():
+    """Compose and Kubernetes run the Apicurio release of ``fiml registry start`` with the
+    ccompat settings it needs, seed it with ``fiml registry seed`` at its root URL, and give
+    every service its Confluent API as FIML_SCHEMA_REGISTRY_URL."""
+    image = f"apicurio/apicurio-registry-kafkasql:{APICURIO_VERSION}"
+    commands = fiml_commands()
+    services = compose()["services"]
+    registry = services["registry"]
+    assert registry["image"] == image
+    assert REGISTRY_SETTINGS.items() <= registry["environment"].items()
+    assert registry["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    seed = services["registry-seed"]["command"]
+    assert tuple(seed[:2]) in commands and seed[2:] == ["--url", "http://registry:8080"]
+    fiml = {name: s for name, s in services.items() if s.get("image", "").startswith("fiml")}
+    assert set(fiml) >= {"registry-seed", "topics", *SERVICE_PORT_SETTING}
+    for name, service in fiml.items():
+        url = Settings.from_env(compose_env(service)).schema_registry_url
+        assert url == "http://registry:8080" + CCOMPAT_PATH
+        if name != "registry-seed":
+            assert service["depends_on"]["registry-seed"] == {
+                "condition": "service_completed_successfully"
+            }
+
+    for path in BUILDS:
+        docs = build(path)
+        box = container(docs, "schema-registry")
+        env = {item["name"]: item["value"] for item in box["env"]}
+        assert box["image"] == image and REGISTRY_SETTINGS.items() <= env.items()
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == cluster_env(docs)["FIML_KAFKA_BOOTSTRAP"]
+        service = by_kind(docs, "Service")["fiml-schema-registry"]
+        [port] = service["spec"]["ports"]
+        root = f"http://fiml-schema-registry:{port['port']}"
+        assert Settings.from_env(cluster_env(docs)).schema_registry_url == root + CCOMPAT_PATH
+        [job] = by_kind(docs, "Job").values()
+        [seeder] = job["spec"]["template"]["spec"]["containers"]
+        assert tuple(seeder["args"][:2]) in commands and seeder["args"][2:] == ["--url", root]
+        labels = deployment(docs, "schema-registry")["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items()
+
+
 # ---------------------------------------------------------------- docker compose
 
 
@@ -426,7 +474,7 @@ def test_compose_runs_the_system_like_make_run():
     bootstrap = {
         compose_env(service)["FIML_KAFKA_BOOTSTRAP"]
         for name, service in services.items()
-        if name != "kafka"
+        if name not in ("kafka", "registry")
     }
     assert bootstrap == {"kafka:9092"}
     assert "PLAINTEXT://kafka:9092" in kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"]

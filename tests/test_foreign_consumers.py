@@ -1,10 +1,14 @@
 """Consumers outside this repository read what the services write, through a schema registry.
 
-Ingest and arbitration run as processes on the session broker and write quotes and candles
-with the codec's fixed ids, as ``make run`` does. A registry seeded with those ids is all
-that a foreign consumer needs: confluent-kafka's ``Consumer`` with its ``AvroDeserializer``,
-and the Go example (examples/go-consumer: franz-go, its ``sr`` package and hamba/avro, built
-here from the Go module proxy) read every record field for field as our codec does.
+Ingest and arbitration run as processes on the session broker with
+``FIML_SCHEMA_REGISTRY_URL``, as ``fiml up --registry`` runs them: they register their
+subjects and write the ids the registry returns, which here differ from the codec's fixed
+ones (the registry holds other schemas first). The registry is all that a foreign consumer
+needs: confluent-kafka's ``Consumer`` with its ``AvroDeserializer``, and the Go example
+(examples/go-consumer: franz-go, its ``sr`` package and hamba/avro, built here from the Go
+module proxy) read every record field for field as our codec does. The same holds for
+services without the setting (the fixed ids, as ``make run``) and a registry seeded with
+those ids.
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from runtime.processes import stop_process
+from runtime.registry_client import SchemaRegistry
+from runtime.schema_ids import use_registry
 from runtime.settings import Settings
+from schemas import codec
 from schemas.records import Candle, Quote
 from schemas.registry_plan import codec_versions
 from tests.support import poll_until, service_env, spawn
@@ -38,6 +45,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.registry]
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "go-consumer"
 ROLES = {"quotes": Quote, "candles": Candle}
+OTHERS = 20  # schemas the registry holds before ours: its ids for ours exceed the fixed ones
 Key = tuple[str, int, int]
 
 
@@ -96,9 +104,11 @@ def read_with_confluent(settings: Settings, registry_url: str, count: int) -> di
 
 def read_with_go(
     binary: Path, settings: Settings, registry_url: str, counts: Counter[str]
-) -> dict[Key, dict]:
-    """The records of each topic as the Go example prints them."""
+) -> tuple[dict[Key, dict], dict[str, set[int]]]:
+    """The records of each topic as the Go example prints them, and the schema ids it saw
+    per topic."""
     found: dict[Key, dict] = {}
+    ids: dict[str, set[int]] = {}
     for topic, count in counts.items():
         run = subprocess.run(
             [
@@ -122,14 +132,34 @@ def read_with_go(
         for line in run.stdout.splitlines():
             item = json.loads(line)
             found[(item["topic"], item["partition"], item["offset"])] = item["value"]
-    return found
+            ids.setdefault(item["topic"], set()).add(item["schema_id"])
+    return found, ids
 
 
 @pytest.mark.timeout(900)
-async def test_confluent_and_go_consumers_read_the_services_topics(topics, tmp_path):
-    settings = dataclasses.replace(topics, symbols=("AAPL", "BTC/USDT"))
+@pytest.mark.parametrize("wired", [True, False], ids=["registry-ids", "fixed-ids-seeded"])
+async def test_confluent_and_go_consumers_read_the_services_topics(
+    wired, topics, tmp_path, codec_ids
+):
+    """``wired``: the services run with FIML_SCHEMA_REGISTRY_URL on a registry holding other
+    schemas first; else without it (the fixed ids, as ``make run``), on a seeded registry."""
     with temporary_registry(tmp_path / "registry") as registry:
-        assert registry.seed(codec_versions(Settings().topic))
+        settings = dataclasses.replace(topics, symbols=("AAPL", "BTC/USDT"))
+        if wired:
+            settings = dataclasses.replace(settings, schema_registry_url=registry.ccompat_url)
+            with SchemaRegistry(registry.ccompat_url) as client:
+                for n in range(OTHERS):
+                    other = {"type": "record", "name": f"Other{n}", "fields": []}
+                    client.register("others-value", json.dumps(other))
+            use_registry(settings)  # this process reads with the registry's ids too
+            # the codec knows no fixed id of these types now: every record it reads below
+            # carries the registry's id
+            fixed = {codec.SCHEMA_IDS[t][0] for t in ROLES.values()}
+            assert fixed.isdisjoint(codec.SCHEMAS_BY_ID)
+        else:
+            assert registry.seed(codec_versions(Settings().topic))
+        ids = {t: codec.SCHEMAS_BY_TYPE[t].schema_id for t in ROLES.values()}
+        assert (min(ids.values()) > OTHERS) is wired
         binary = build_go_consumer(tmp_path / "go-consumer")
         env = service_env(settings)
         services = [
@@ -157,8 +187,9 @@ async def test_confluent_and_go_consumers_read_the_services_topics(topics, tmp_p
         confluent = await asyncio.to_thread(
             read_with_confluent, settings, registry.ccompat_url, len(written)
         )
-        go = read_with_go(binary, settings, registry.ccompat_url, counts)
+        go, go_ids = read_with_go(binary, settings, registry.ccompat_url, counts)
 
+    assert go_ids == {settings.topic(role): {ids[t]} for role, t in ROLES.items()}
     assert confluent.keys() == written.keys() == go.keys()
     for key, record in written.items():
         assert same(record, confluent[key]), (key, record, confluent[key])

@@ -15,17 +15,7 @@ from runtime.health import HealthServer, Progress
 from runtime.intake import decode_or_skip, skip
 from runtime.metrics import RECORDS_SKIPPED
 from schemas import Demand, ProviderStatus, Quote, encode
-from tests.factories import BASE_US
-
-
-@dataclasses.dataclass
-class Found:
-    """A consumed record, as aiokafka gives it."""
-
-    value: bytes | None
-    topic: str = "t.intake"
-    partition: int = 2
-    offset: int = 41
+from tests.factories import BASE_US, Found
 
 
 def skipped(topic: str, reason: str) -> float:

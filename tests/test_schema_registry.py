@@ -136,7 +136,9 @@ def test_the_registry_refuses_exactly_what_the_offline_check_refuses(mutation, c
 
 
 @pytest.mark.parametrize("record_type", list(RECORD_TOPICS), ids=lambda t: t.__name__)
-@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_confluent_deserializer_reads_codec_records_field_for_field(record_type, data, confluent):
     values = data.draw(avro_values(load_schema(SCHEMA_IDS[record_type][1])))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,18 +11,20 @@ import sys
 import time
 import uuid
 
+import httpx
 import pytest
 import websockets
 
+from runtime.settings import Settings
 from runtime.testing import free_port
 from tests.support import processes_with_env, service_env, wait_for_port
 
 
-@pytest.fixture
-def up(own_broker, tmp_path):
-    """Start ``fiml up`` with its own broker, ports and topics; yield (process, marker, port)."""
+@contextlib.contextmanager
+def running_up(settings, tmp_path, *options: str, **env: str):
+    """``fiml up *options`` with its own broker, ports and topics; yields (process, marker,
+    port)."""
     marker_value = f"up-{uuid.uuid4().hex[:10]}"
-    settings = own_broker
     port = free_port()
     env = service_env(
         settings,
@@ -30,10 +33,11 @@ def up(own_broker, tmp_path):
         FIML_UP_INGEST_HEALTH_PORT=str(free_port()),
         FIML_UP_ARBITRATION_HEALTH_PORT=str(free_port()),
         FIML_SYMBOLS="AAPL,BTC/USDT",
+        **env,
     )
     log = (tmp_path / "up.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "fiml", "up"],
+        [sys.executable, "-m", "fiml", "up", *options],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -50,6 +54,13 @@ def up(own_broker, tmp_path):
         for pid in processes_with_env(marker):
             os.kill(pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture
+def up(own_broker, tmp_path):
+    """``fiml up`` with its own broker, ports and topics; yields (process, marker, port)."""
+    with running_up(own_broker, tmp_path) as running:
+        yield running
 
 
 def wait_until_gone(marker: str, timeout: float) -> list[int]:
@@ -107,3 +118,25 @@ def test_killing_fiml_up_itself_stops_its_children(up):
     process.kill()
     process.wait()
     assert wait_until_gone(marker, timeout=45) == []
+
+
+@pytest.mark.registry
+async def test_up_with_the_registry_runs_on_its_ids_and_stops_it_too(own_broker, tmp_path):
+    registry_port = free_port()
+    env = {
+        "FIML_REGISTRY_PORT": str(registry_port),
+        "FIML_REGISTRY_DATA_DIR": str(tmp_path / "registry"),
+        "FIML_CACHE_DIR": Settings.from_env().cache_dir,  # where the registry was built
+    }
+    with running_up(own_broker, tmp_path, "--registry", **env) as (process, marker, port):
+        assert len(processes_with_env(marker)) == 6  # and the registry
+        price = await first_price(port)  # ingest, arbitration and gateway on its ids
+        assert price["symbol"] == "AAPL" and price["price"] > 0
+        url = f"http://127.0.0.1:{registry_port}/apis/ccompat/v7"
+        async with httpx.AsyncClient() as client:
+            subjects = (await client.get(f"{url}/subjects")).json()
+        prefix = marker.removeprefix("FIML_TOPIC_PREFIX=")
+        assert f"{prefix}.quotes-value" in subjects and f"{prefix}.ticks.raw-value" in subjects
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+        assert wait_until_gone(marker, timeout=10) == []
