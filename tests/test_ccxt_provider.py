@@ -239,7 +239,8 @@ async def test_the_event_loop_stays_responsive_while_a_call_hangs() -> None:
         records.extend(batch)
 
     task = asyncio.create_task(provider.run(emit, stop))
-    assert await worst_loop_stall() < 0.1
+    # A call run on the loop would stall it for the whole 1 s timeout; 0.5 s leaves room for load.
+    assert await worst_loop_stall() < 0.5
     assert not failures(records)
     stop.set()
     await asyncio.wait_for(task, 5)
