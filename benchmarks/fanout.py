@@ -446,6 +446,8 @@ async def measure(
         topic_prefix=f"bench-{uuid.uuid4().hex[:8]}",
         gateway_port=free_port(),
         log_level="warning",
+        max_connections=0,  # every client comes from this machine: no connection caps
+        max_connections_per_client=0,
     )
     await create_topics(settings)
     stop = asyncio.Event()

@@ -122,10 +122,15 @@ class Settings:
     stale_after_seconds: float = 10.0
     max_message_bytes: int = 64 * 1024
     client_messages_per_second: float = 50.0
-    api_keys: tuple[str, ...] = ()
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
     allowed_origins: tuple[str, ...] = ()
-    max_connections: int = 0
-    max_subscriptions_per_connection: int = 0
+    # Limits on by default, far above what a dashboard needs (README "Limits"); 0: off.
+    max_connections: int = 5000
+    max_connections_per_client: int = 100
+    max_subscriptions_per_connection: int = 100
+    max_symbols_per_connection: int = 500
+    max_replays: int = 16
+    max_history_requests: int = 8
     gateway_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     demand_refresh_seconds: float = 60.0
     max_replays_per_connection: int = 2
@@ -182,6 +187,12 @@ class Settings:
             "status_delay_ms",
             "demand_linger_seconds",
             "max_replays_per_connection",
+            "max_connections",
+            "max_connections_per_client",
+            "max_subscriptions_per_connection",
+            "max_symbols_per_connection",
+            "max_replays",
+            "max_history_requests",
             "replay_lateness_ms",
             "outlier_floor_bps",
             "switch_margin",
