@@ -17,7 +17,7 @@ from gateway.session_state import SessionState
 from runtime.catalog import Catalog
 from runtime.settings import Settings
 
-CATALOG = Catalog(frozenset({"synthetic"}))
+CATALOG = Catalog(frozenset({"synthetic"}), frozenset({"AAPL"}))
 
 
 def replay_request():

@@ -252,7 +252,11 @@ async def test_connection_and_subscription_caps(secured):
         websockets.connect(url, additional_headers=headers) as first,
         websockets.connect(url, additional_headers=headers) as second,
     ):
-        too_many = {"type": "subscribe", "stream_type": "price", "symbols": ["A", "B", "C"]}
+        too_many = {
+            "type": "subscribe",
+            "stream_type": "price",
+            "symbols": ["AAPL", "TSLA", "NVDA"],
+        }
         await first.send(json.dumps(too_many))
         refused = await receive(first, "error")
         assert refused["error_code"] == "SUBSCRIPTION_ERROR"
