@@ -448,6 +448,7 @@ async def measure(
         log_level="warning",
         max_connections=0,  # every client comes from this machine: no connection caps
         max_connections_per_client=0,
+        symbols=SYMBOLS,  # the universe the gateway serves
     )
     await create_topics(settings)
     stop = asyncio.Event()
