@@ -31,6 +31,7 @@ from arbitration.configure import engine_config
 from arbitration.engine.partition import ROLES, SourceRecord
 from arbitration.feeds import StatusFeed
 from arbitration.health import faust_health
+from arbitration.kafka_auth import faust_credentials
 from arbitration.monitor import METRICS_PERIOD, ArbitrationMonitor
 from arbitration.relay import Relay
 from arbitration.sender import BatchSender
@@ -69,6 +70,7 @@ def make_app(settings: Settings, name: str | None = None) -> faust.App:
     return faust.App(
         name or f"{settings.topic_prefix}-arbitration",
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings),
         web_enabled=False,
         store="memory://",
         datadir=str(faust_root / "{conf.name}-data"),

@@ -446,6 +446,9 @@ async def measure(
         topic_prefix=f"bench-{uuid.uuid4().hex[:8]}",
         gateway_port=free_port(),
         log_level="warning",
+        max_connections=0,  # every client comes from this machine: no connection caps
+        max_connections_per_client=0,
+        symbols=SYMBOLS,  # the universe the gateway serves
     )
     await create_topics(settings)
     stop = asyncio.Event()

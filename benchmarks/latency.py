@@ -511,7 +511,12 @@ def verdicts(baseline: dict, pipeline: dict, rate: int) -> dict[str, dict]:
 
 async def measure(plan: Plan, bootstrap: str, _: int, tmp: Path) -> dict:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    common = {"kafka_bootstrap": bootstrap, "partitions": 6, "log_level": "warning"}
+    common = {
+        "kafka_bootstrap": bootstrap,
+        "partitions": 6,
+        "log_level": "warning",
+        "symbols": SYMBOLS,  # the universe the gateway serves
+    }
     baseline = await measure_baseline(
         Settings.from_env({}, topic_prefix=f"{prefix}-kafka", **common), plan
     )

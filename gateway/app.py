@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from gateway.admission import Admission
 from gateway.clock import Clocks
 from gateway.dashboard import mount_dashboard
 from gateway.demand import DemandPublisher
@@ -69,7 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
     statuses = ProviderStatuses()
     markets = ExchangeMarkets()
     catalog = Catalog.from_settings(settings, markets)
-    shared = Shared(settings, market, registry, statuses, catalog, Clocks())
+    admission = Admission.from_settings(settings)
+    shared = Shared(settings, market, registry, statuses, catalog, Clocks(), admission)
     feed = MarketFeed(settings, market, statuses)
     demand = DemandPublisher(settings, registry)
     CONNECTIONS.set_function(lambda: len(registry.connections))
@@ -87,7 +89,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.market = market
     app.state.statuses = statuses
     app.state.exchange_markets = markets
-    app.include_router(history_router(settings))
+    app.state.admission = admission
+    app.include_router(history_router(settings, admission.history))
     app.include_router(providers_router(settings, statuses))
     mount_dashboard(app, settings)
     app.include_router(stream_router(shared))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway import frames
+from gateway.admission import Admission
 from gateway.clock import Clocks
 from gateway.limits import TokenBucket
 from gateway.outbox import Outbox
@@ -64,6 +65,7 @@ class Shared:
     statuses: ProviderStatuses
     catalog: Catalog
     clocks: Clocks
+    admission: Admission
 
 
 class ClientSession:
@@ -78,6 +80,8 @@ class ClientSession:
             shared.catalog,
             settings.max_subscriptions_per_connection,
             settings.max_replays_per_connection,
+            settings.max_symbols_per_connection,
+            shared.admission.replays,
         )
         self.symbols = SymbolWatch(settings.stale_after_seconds)
         self.outbox: Outbox[tuple[str, Subscription | None]] = Outbox(settings.send_queue_limit)
@@ -201,9 +205,9 @@ class ClientSession:
         self.shared.registry.changed()
         ack = frames.subscription_ack(subscription, request)
         if subscription.replay:
-            self.replays[subscription.id] = asyncio.create_task(
-                self._replay(subscription, request, ack)
-            )
+            task = asyncio.create_task(self._replay(subscription, request, ack))
+            task.add_done_callback(lambda _: self.state.replay_slots.give())
+            self.replays[subscription.id] = task
             return
         self.send(ack)
         if subscription.stream_type in QUOTE_STREAMS:

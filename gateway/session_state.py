@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.admission import Slots
 from gateway.protocol import (
     ErrorCode,
     ProtocolError,
@@ -37,6 +38,8 @@ class SessionState:
     catalog: Catalog
     max_subscriptions: int = 0
     max_replays: int = 0
+    max_symbols: int = 0
+    replay_slots: Slots = field(default_factory=lambda: Slots(0))
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
 
     def subscribe(self, request: SubscribeRequest) -> Subscription:
@@ -54,12 +57,25 @@ class SessionState:
                 ErrorCode.SUBSCRIPTION_ERROR,
                 f"Failed to create subscription: at most {cap} per connection",
             )
+        if self.max_symbols:
+            held = {symbol for sub in self.subscriptions.values() for symbol in sub.symbols}
+            if len(held.union(request.symbols)) > self.max_symbols:
+                raise ProtocolError(
+                    ErrorCode.SUBSCRIPTION_ERROR,
+                    f"Failed to create subscription: at most {self.max_symbols} symbols "
+                    "per connection",
+                )
         replay = request.start is not None
         replays = sum(sub.replay for sub in self.subscriptions.values())
         if replay and self.max_replays and replays >= self.max_replays:
             raise ProtocolError(
                 ErrorCode.REPLAY_ERROR,
                 f"Failed to create subscription: at most {self.max_replays} replays per connection",
+            )
+        if replay and not self.replay_slots.take():
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"{self.replay_slots.limit} replays already run on this gateway; retry later",
             )
         subscription = Subscription(
             request.stream_type,

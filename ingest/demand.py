@@ -60,21 +60,25 @@ class DemandBook:
 
 
 class Universe:
-    """Symbols beyond the configured ones that ingest serves because clients want them."""
+    """Symbols beyond the configured ones that ingest serves because clients want them, at
+    most ``cap`` (0: no cap): a symbol demanded while the cap is full waits for a place."""
 
-    def __init__(self, configured: Iterable[str], linger_s: float) -> None:
+    def __init__(self, configured: Iterable[str], linger_s: float, cap: int = 0) -> None:
         self.configured = frozenset(configured)
         self.linger_us = int(linger_s * MICROS)
+        self.cap = cap
         self.last_wanted: dict[str, int] = {}
 
     def update(self, wanted: Iterable[str], now_us: int) -> frozenset[str]:
         """The extra symbols to serve at ``now_us``, given the symbols with demand now."""
-        for symbol in wanted:
-            if symbol not in self.configured:
-                self.last_wanted[symbol] = now_us
         for symbol, seen in list(self.last_wanted.items()):
             if now_us - seen > self.linger_us:
                 del self.last_wanted[symbol]
+        for symbol in sorted(wanted):
+            if symbol in self.configured:
+                continue
+            if symbol in self.last_wanted or not self.cap or len(self.last_wanted) < self.cap:
+                self.last_wanted[symbol] = now_us
         return frozenset(self.last_wanted)
 
 
@@ -125,7 +129,9 @@ class _DemandFollower:
         self.period = period
         self.progress = progress
         self.book = DemandBook()
-        self.universe = Universe(settings.symbols, settings.demand_linger_seconds)
+        self.universe = Universe(
+            settings.symbols, settings.demand_linger_seconds, settings.max_demanded_symbols
+        )
         self.extra: frozenset[str] = frozenset()
 
     async def follow(self) -> None:

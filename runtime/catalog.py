@@ -1,13 +1,14 @@
 """The instrument catalog: which symbols the configured providers can serve.
 
-Light (the gateway imports it at subscribe time). The synthetic provider serves any
-well-formed symbol. The CCXT exchanges serve the spot pairs they list: the gateway loads
-each enabled exchange's markets in the background at start (see
-``runtime/exchanges.py``) into its :class:`ExchangeMarkets`, which its one
-:class:`Catalog` reads; until at least one enabled exchange's markets are known (no
-network, a venue down), any crypto pair passes, and an exchange lacking it reports
-``missing_market``. Yahoo Finance, Alpha Vantage and FMP serve the known Yahoo tickers,
-the configured universe's tickers and, for Yahoo, fiat currency pairs.
+Light (the gateway imports it at subscribe time). The synthetic provider serves the
+configured universe (any well-formed symbol with ``FIML_SYNTHETIC_ANY_SYMBOL``). The CCXT
+exchanges serve the spot pairs they list: the gateway loads each enabled exchange's
+markets in the background at start (see ``runtime/exchanges.py``) into its
+:class:`ExchangeMarkets`, which its one :class:`Catalog` reads; until at least one enabled
+exchange's markets are known (no network, a venue down), any crypto pair passes, and an
+exchange lacking it reports ``missing_market``. Yahoo Finance, Alpha Vantage and FMP serve
+the known Yahoo tickers, the configured universe's tickers and, for Yahoo, fiat currency
+pairs.
 """
 
 from __future__ import annotations
@@ -152,10 +153,10 @@ def provider_families(settings: Settings) -> frozenset[str]:
 
 
 def needs_exchange_markets(settings: Settings) -> bool:
-    """Whether the catalog depends on exchange markets: ``ccxt`` runs and ``synthetic``
-    (which serves any pair) does not."""
+    """Whether the catalog depends on exchange markets: ``ccxt`` runs and no ``synthetic``
+    that serves any pair."""
     families = provider_families(settings)
-    return "ccxt" in families and "synthetic" not in families
+    return "ccxt" in families and not ("synthetic" in families and settings.synthetic_any_symbol)
 
 
 def ccxt_exchange_ids(settings: Settings) -> tuple[str, ...]:
@@ -183,6 +184,7 @@ class Catalog:
     universe: frozenset[str] = frozenset()
     exchanges: tuple[str, ...] = ()
     markets: ExchangeMarkets = field(default_factory=ExchangeMarkets, compare=False)
+    any_symbol: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, markets: ExchangeMarkets | None = None) -> Catalog:
@@ -193,11 +195,12 @@ class Catalog:
             frozenset(settings.symbols),
             ccxt_exchange_ids(settings),
             markets or ExchangeMarkets(),
+            settings.synthetic_any_symbol,
         )
 
     def can_serve(self, symbol: str) -> bool:
         """Whether some configured provider can serve the canonical ``symbol``."""
-        if "synthetic" in self.families:
+        if "synthetic" in self.families and (self.any_symbol or symbol in self.universe):
             return True
         if "/" in symbol:
             if is_fiat_pair(symbol):

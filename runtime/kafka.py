@@ -9,6 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient
 from aiokafka.structs import ConsumerRecord
 
+from runtime.kafka_security import security_options
 from runtime.private import private_attribute
 from runtime.settings import Settings
 
@@ -22,6 +23,7 @@ def make_producer(settings: Settings, client_id: str, **overrides: Any) -> AIOKa
         "acks": "all",
         "linger_ms": 5,
         "max_batch_size": 256 * 1024,
+        **security_options(settings),
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
@@ -36,14 +38,22 @@ def make_consumer(settings: Settings, client_id: str, **overrides: Any) -> AIOKa
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "fetch_max_wait_ms": 50,
+        **security_options(settings),
     }
     options.update(overrides)
     return AIOKafkaConsumer(**options)
 
 
+def make_admin(settings: Settings) -> AIOKafkaAdminClient:
+    """An admin client of the cluster."""
+    return AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **security_options(settings)
+    )
+
+
 async def topic_partitions(settings: Settings, topic: str) -> list[TopicPartition]:
     """The partitions of ``topic``, or an empty list if the cluster does not have it."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = make_admin(settings)
     await admin.start()
     try:
         described = await admin.describe_topics([topic])

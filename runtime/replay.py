@@ -2,7 +2,8 @@
 
 Kafka timestamps are set when a record is produced (ingest time, which derived records
 inherit from their raw tick), so they never precede the event time by more than
-``future_tolerance_ms``. Each partition is sought with ``offsets_for_times(start -
+``future_tolerance_ms``. A replay of some symbols reads only the partitions their keys map
+to (``runtime/partitioning.py``). Each partition is sought with ``offsets_for_times(start -
 future_tolerance_ms)``, read forward and stopped at the log end captured when the replay
 opened (or earlier, once its Kafka time passes ``end + replay_lateness_ms``). A partition
 holding fewer than ``batch`` fetched records takes what the consumer fetched for it since (at
@@ -34,6 +35,7 @@ from aiokafka.structs import ConsumerRecord
 from runtime.clock import now_micros
 from runtime.intake import INVALID, decode_or_skip, skip
 from runtime.kafka import make_consumer, topic_partitions
+from runtime.partitioning import key_partition
 from runtime.replay_request import ReplayError, ReplayRequest
 from runtime.settings import Settings
 from schemas.times import LAST_MICROS, micros_to_iso
@@ -121,6 +123,9 @@ class Replay:
         tps = await topic_partitions(self.settings, topic)
         if not tps:
             raise ReplayError(f"topic {topic} does not exist")
+        if self.keys:  # only the partitions the symbols' keys map to
+            held = {key_partition(key, len(tps)) for key in self.keys}
+            tps = [tp for tp in tps if tp.partition in held]
         self.consumer = make_consumer(
             self.settings, "fiml-replay", max_partition_fetch_bytes=FETCH_BYTES
         )

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from runtime.redaction import RedactingFilter
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CONTEXT_FIELDS = ("symbol", "provider")
 
@@ -32,16 +34,18 @@ class JsonFormatter(logging.Formatter):
             if name in record.__dict__:
                 line[name] = record.__dict__[name]
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = record.exc_text or self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()
 
 
 def configure_logging(level: str, log_format: str = "auto") -> None:
     """Log to standard error: JSON lines (``json``, or ``auto`` when standard error is not a
-    terminal), else lines with time, level, component and message (``text``)."""
+    terminal), else lines with time, level, component and message (``text``); credentials in
+    query strings are masked (``runtime/redaction.py``)."""
     handler = logging.StreamHandler(sys.stderr)
     json_lines = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(RedactingFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler])
 
 

@@ -122,10 +122,27 @@ class Settings:
     stale_after_seconds: float = 10.0
     max_message_bytes: int = 64 * 1024
     client_messages_per_second: float = 50.0
-    api_keys: tuple[str, ...] = ()
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
     allowed_origins: tuple[str, ...] = ()
-    max_connections: int = 0
-    max_subscriptions_per_connection: int = 0
+    # Limits on by default, far above what a dashboard needs (README "Limits"); 0: off.
+    max_connections: int = 5000
+    max_connections_per_client: int = 100
+    max_subscriptions_per_connection: int = 100
+    max_symbols_per_connection: int = 500
+    max_replays: int = 16
+    max_history_requests: int = 8
+    # Clients cannot steer ingest: the synthetic provider serves FIML_SYMBOLS unless this
+    # opts in to any symbol; ingest serves at most so many demanded symbols beyond them.
+    synthetic_any_symbol: bool = False
+    max_demanded_symbols: int = 100
+    # Kafka security (runtime/kafka_security.py): protocol, SASL user, TLS files.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
     gateway_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     demand_refresh_seconds: float = 60.0
     max_replays_per_connection: int = 2
@@ -154,6 +171,15 @@ class Settings:
     def __post_init__(self) -> None:
         if self.log_format not in ("auto", "json", "text"):
             raise SettingsError(f"{ENV_PREFIX}LOG_FORMAT must be auto, json or text")
+        if self.kafka_security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+            raise SettingsError(
+                f"{ENV_PREFIX}KAFKA_SECURITY_PROTOCOL must be PLAINTEXT, SSL, "
+                "SASL_PLAINTEXT or SASL_SSL"
+            )
+        if self.kafka_sasl_mechanism not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+            raise SettingsError(
+                f"{ENV_PREFIX}KAFKA_SASL_MECHANISM must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+            )
         positive = (
             "partitions",
             "replication_factor",
@@ -191,6 +217,13 @@ class Settings:
             "status_delay_ms",
             "demand_linger_seconds",
             "max_replays_per_connection",
+            "max_connections",
+            "max_connections_per_client",
+            "max_subscriptions_per_connection",
+            "max_symbols_per_connection",
+            "max_replays",
+            "max_history_requests",
+            "max_demanded_symbols",
             "replay_lateness_ms",
             "outlier_floor_bps",
             "switch_margin",

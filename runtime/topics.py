@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
+from runtime.kafka import make_admin
 from runtime.settings import Settings, TopicSpec
 
 TOPIC_ALREADY_EXISTS = 36
@@ -23,7 +24,7 @@ def topic_configs(spec: TopicSpec) -> dict[str, str]:
 async def create_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
     """Create every missing topic and return the names created; existing ones are left alone."""
     specs = list(settings.topics().values()) if specs is None else specs
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = make_admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

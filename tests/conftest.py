@@ -84,7 +84,13 @@ async def topics(settings: Settings) -> Settings:
 @pytest.fixture
 async def gateway(topics: Settings) -> AsyncIterator[tuple[Settings, int, Any]]:
     """A gateway serving on a free port; yields (settings, port, app)."""
-    settings = dataclasses.replace(topics, heartbeat_interval=0.5, gateway_port=free_port())
+    settings = dataclasses.replace(
+        # protocol tests subscribe to symbols of their own: the synthetic catalog serves any
+        topics,
+        heartbeat_interval=0.5,
+        gateway_port=free_port(),
+        synthetic_any_symbol=True,
+    )
     async with serve_gateway(settings) as app:
         yield settings, settings.gateway_port, app
 

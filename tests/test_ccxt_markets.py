@@ -53,7 +53,10 @@ def test_enabled_exchanges_and_when_markets_matter() -> None:
     ) == ("binance", "kraken")
     assert ccxt_exchange_ids(Settings(providers=("ccxt:okx",))) == ("okx",)
     assert needs_exchange_markets(Settings(providers=("ccxt:okx", "yfinance")))
-    assert not needs_exchange_markets(Settings(providers=("synthetic", "ccxt")))
+    assert needs_exchange_markets(Settings(providers=("synthetic", "ccxt")))
+    assert not needs_exchange_markets(
+        Settings(providers=("synthetic", "ccxt"), synthetic_any_symbol=True)
+    )
     assert not needs_exchange_markets(Settings(providers=("yfinance",)))
 
 
@@ -68,6 +71,9 @@ def test_catalog_serves_the_listed_pairs_of_enabled_exchanges_only() -> None:
     assert catalog.can_serve("AAPL")
     assert not catalog.can_serve("ETH/USDT") and not catalog.can_serve("ANY/COIN")
     assert Catalog.from_settings(
+        Settings(providers=("synthetic", "ccxt:kraken"), synthetic_any_symbol=True), markets
+    ).can_serve("ANY/COIN")
+    assert not Catalog.from_settings(
         Settings(providers=("synthetic", "ccxt:kraken")), markets
     ).can_serve("ANY/COIN")
 

@@ -46,10 +46,19 @@ def test_universe_lingers_after_demand_ends() -> None:
     assert universe.update([], BASE_US + 301 * SECOND) == frozenset()
 
 
+def test_universe_serves_at_most_its_cap_of_demanded_symbols() -> None:
+    universe = Universe(["AAPL"], linger_s=10, cap=2)
+    assert universe.update(["AAPL", "AMD", "IBM", "ZZZZ"], BASE_US) == {"AMD", "IBM"}
+    # while held, a symbol stays; a new one waits for a place
+    assert universe.update(["IBM", "ZZZZ"], BASE_US + 5 * SECOND) == {"AMD", "IBM"}
+    assert universe.update(["IBM", "ZZZZ"], BASE_US + 11 * SECOND) == {"IBM", "ZZZZ"}
+
+
 @pytest.mark.parametrize(
     ("providers", "symbol", "served"),
     [
-        (("synthetic",), "ZZZZ", True),
+        (("synthetic",), "ZZZZ", False),
+        (("synthetic",), "AAPL", True),
         (("synthetic", "ccxt"), "WHATEVER/COIN", True),
         (("ccxt",), "BTC/USDT", True),
         (("ccxt",), "AMD", False),
@@ -65,8 +74,16 @@ def test_catalog(providers: tuple[str, ...], symbol: str, served: bool) -> None:
     assert Catalog.from_settings(Settings(providers=providers)).can_serve(symbol) is served
 
 
+def test_the_synthetic_provider_serves_any_symbol_only_when_opted_in() -> None:
+    opted_in = Settings(providers=("synthetic",), synthetic_any_symbol=True)
+    assert Catalog.from_settings(opted_in).can_serve("ZZZZ")
+    ignored = SyntheticProvider(Settings())
+    ignored.set_demand(frozenset({"ZZZZ"}))
+    assert "ZZZZ" not in ignored.market.prices and "AAPL" in ignored.market.prices
+
+
 async def test_providers_take_the_demanded_symbols_they_can_serve() -> None:
-    settings = Settings()
+    settings = Settings(synthetic_any_symbol=True)
     synthetic = SyntheticProvider(settings)
     exchange = make_exchange("kraken", 1.0)
     ccxt = CcxtProvider(exchange, settings.symbols, timeout_s=1, poll_seconds=1)
@@ -89,7 +106,7 @@ async def test_providers_take_the_demanded_symbols_they_can_serve() -> None:
 
 
 async def test_a_subscription_outside_the_universe_reaches_ingest(topics: Settings) -> None:
-    settings = dataclasses.replace(topics, gateway_port=free_port())
+    settings = dataclasses.replace(topics, gateway_port=free_port(), synthetic_any_symbol=True)
     assert "AMD" not in settings.symbols
     stop = asyncio.Event()
     ingest = asyncio.create_task(run_ingest(settings, stop))
@@ -123,3 +140,25 @@ async def test_a_symbol_no_provider_serves_is_refused(topics: Settings) -> None:
     assert refused["type"] == "error" and refused["error_code"] == "SUBSCRIPTION_ERROR"
     assert refused["message"].startswith("unknown symbol ZZZZ")
     assert accepted["type"] == "subscription_ack"
+
+
+async def test_a_symbol_outside_the_synthetic_universe_is_refused_and_never_demanded(
+    topics: Settings,
+) -> None:
+    settings = dataclasses.replace(topics, gateway_port=free_port())
+    assert settings.providers == ("synthetic",) and not settings.synthetic_any_symbol
+    async with serve_gateway(settings):
+        refused = await first_answer(settings.gateway_port, ["AAPL", "ZZZZ"])
+        async with websockets.connect(f"ws://127.0.0.1:{settings.gateway_port}/ws/stream") as ws:
+            await ws.send(
+                json.dumps({"type": "subscribe", "stream_type": "price", "symbols": ["MSFT"]})
+            )
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "subscription_ack"
+            for _ in range(40):  # the publisher flushes every 0.5 s
+                demanded = {d.symbol for _, _, d in await read_topic(settings, "demand", Demand)}
+                if "MSFT" in demanded:
+                    break
+                await asyncio.sleep(0.25)
+    assert refused["error_code"] == "SUBSCRIPTION_ERROR"
+    assert refused["message"].startswith("unknown symbol ZZZZ")
+    assert "MSFT" in demanded and "ZZZZ" not in demanded and "AAPL" not in demanded

@@ -144,10 +144,13 @@ def one(docs: tuple[dict, ...], kind: str) -> dict:
 def cluster_env(docs: tuple[dict, ...]) -> dict[str, str]:
     """The FIML_* variables a pod of this build sees: the ConfigMap and the Secret."""
     env = dict(one(docs, "ConfigMap")["data"])
-    secret = one(docs, "Secret")
-    env.update(
-        {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
-    )
+    for secret in by_kind(docs, "Secret").values():
+        env.update(
+            {
+                key: base64.b64decode(value).decode()
+                for key, value in (secret.get("data") or {}).items()
+            }
+        )
     return env
 
 
@@ -334,8 +337,52 @@ def test_the_services_have_probes_resources_and_a_graceful_stop(path):
     assert 1 <= arbitration["replicas"] <= settings.partitions
     ingest = deployment(docs, "ingest")["spec"]
     assert ingest["replicas"] == 1 and ingest["strategy"] == {"type": "Recreate"}
-    secret_keys = set(one(docs, "Secret")["data"])
+    secret_keys = {key for secret in by_kind(docs, "Secret").values() for key in secret["data"]}
     assert all(value == "" for key, value in cluster_env(docs).items() if key in secret_keys)
+
+
+@pytest.mark.parametrize("path", BUILDS)
+def test_keys_come_from_secrets_and_each_component_has_a_network_policy(path):
+    """API keys are never in the ConfigMap; each component's pods are fenced by a policy
+    admitting only its own port, and Kafka's listener admits only FIML's pods."""
+    docs = build(path)
+    config = one(docs, "ConfigMap")["data"]
+    assert not {"FIML_API_KEYS", "FIML_ALPHAVANTAGE_API_KEY", "FIML_FMP_API_KEY"} & set(config)
+    secrets = by_kind(docs, "Secret")
+    [gateway_keys] = [name for name in secrets if "FIML_API_KEYS" in secrets[name]["data"]]
+    sources = [
+        ref.get("secretRef", {}).get("name") for ref in container(docs, "gateway")["envFrom"]
+    ]
+    assert gateway_keys in sources
+    policies = by_kind(docs, "NetworkPolicy")
+    settings = Settings.from_env(cluster_env(docs))
+    [registry_port] = [
+        port["containerPort"] for port in container(docs, "schema-registry")["ports"]
+    ]
+    for component, port_setting in SERVICE_PORT_SETTING.items():
+        labels = deployment(docs, component)["spec"]["template"]["metadata"]["labels"]
+        [policy] = [
+            p["spec"]
+            for p in policies.values()
+            if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+            and p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component")
+            == component
+        ]
+        assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+        [ingress] = policy["ingress"]
+        assert [port["port"] for port in ingress["ports"]] == [getattr(settings, port_setting)]
+        reachable = {
+            (peer["podSelector"]["matchLabels"].get("app.kubernetes.io/component"), port["port"])
+            for rule in policy["egress"]
+            for peer in rule.get("to", [])
+            if "podSelector" in peer
+            for port in rule["ports"]
+        }
+        assert ("schema-registry", registry_port) in reachable
+    [listener] = one(docs, "Kafka")["spec"]["kafka"]["listeners"]
+    [peer] = listener["networkPolicyPeers"]
+    pod_labels = deployment(docs, "gateway")["spec"]["template"]["metadata"]["labels"]
+    assert peer["podSelector"]["matchLabels"].items() <= pod_labels.items()
 
 
 @pytest.mark.parametrize("path", BUILDS)
@@ -491,7 +538,10 @@ def test_compose_runs_the_system_like_make_run():
         assert check == ["CMD", "python", "-m", "fiml.health", f"http://127.0.0.1:{port}/readyz"]
     gateway = Settings.from_env(compose_env(services["gateway"]))
     assert gateway.gateway_host == "0.0.0.0"
-    assert services["gateway"]["ports"] == [f"{gateway.gateway_port}:{gateway.gateway_port}"]
+    [published] = services["gateway"]["ports"]
+    address, host_port, container_port = published.rsplit(":", 2)
+    assert INTERPOLATION.match(address).group(1) == "127.0.0.1"  # loopback unless opened
+    assert host_port == container_port == str(gateway.gateway_port)
     defaults = Settings()
     for name, host_port in (
         ("ingest", defaults.up_ingest_health_port),

@@ -42,6 +42,7 @@ def threaded_gateway(topics):
         heartbeat_interval=0.5,
         gateway_port=free_port(),
         client_messages_per_second=100_000.0,
+        synthetic_any_symbol=True,  # any well-formed symbol gets an ack
     )
     ready = threading.Event()
     state: dict[str, object] = {}

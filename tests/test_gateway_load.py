@@ -47,7 +47,10 @@ async def test_a_thousand_connections(topics, tmp_path):
     settings = dataclasses.replace(topics, gateway_port=free_port())
     await produce(settings, "quotes", (quote(s, 100.0 + n, n) for n, s in enumerate(SYMBOLS)))
     gateway = spawn(
-        ["gateway"], service_env(settings, FIML_LOG_LEVEL="warning"), tmp_path / "gateway.log"
+        ["gateway"],
+        # all from 127.0.0.1: the per-client cap (100 by default) is off here
+        service_env(settings, FIML_LOG_LEVEL="warning", FIML_MAX_CONNECTIONS_PER_CLIENT="0"),
+        tmp_path / "gateway.log",
     )
     try:
         wait_for_port(settings.gateway_port, timeout=60)

@@ -252,6 +252,29 @@ async def test_a_connection_may_run_only_so_many_replays(topics):
         await skip_to(ws, "subscription_ack")
 
 
+async def test_the_gateway_runs_only_so_many_replays_at_once(topics):
+    settings = dataclasses.replace(topics, gateway_port=free_port(), max_replays=1)
+    await produce(settings, "trades", [replay_trade(n) for n in range(5)], written_ms=ingest_ms)
+    url = f"ws://127.0.0.1:{settings.gateway_port}/ws/stream"
+    async with serve_gateway(settings), websockets.connect(url) as other:
+        async with websockets.connect(url) as first:
+            await subscribe_replay(first, start=iso(BASE_US))  # no end: it runs on, live
+            await receive(first, "subscription_ack")
+            await subscribe_replay(other, start=iso(BASE_US))
+            error = await skip_to(other, "error")
+            assert error["error_code"] == "RATE_LIMITED"
+            assert "1 replays already run on this gateway" in error["message"]
+        # the first connection closed: its replay gave its slot back
+        for _ in range(50):
+            await subscribe_replay(other, start=iso(BASE_US))
+            answer = json.loads(await other.recv())
+            if answer["type"] == "subscription_ack":
+                break
+            assert answer["error_code"] == "RATE_LIMITED"
+            await asyncio.sleep(0.1)
+        assert answer["type"] == "subscription_ack"
+
+
 def silent_client(port: int, message: dict) -> socket.socket:
     """A WebSocket client that sends one text frame and then never reads."""
     sock = socket.socket()

@@ -51,7 +51,11 @@ def stalled_client(port: int, frames: list[str]) -> socket.socket:
 
 async def test_a_stalled_client_is_closed_and_a_normal_one_keeps_its_pace(topics):
     settings = dataclasses.replace(
-        topics, gateway_port=free_port(), slow_consumer_seconds=2.0, send_queue_limit=100
+        topics,
+        gateway_port=free_port(),
+        slow_consumer_seconds=2.0,
+        send_queue_limit=100,
+        synthetic_any_symbol=True,
     )
     stop = asyncio.Event()
     async with serve_gateway(settings) as app:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 
@@ -162,8 +163,10 @@ async def secured(topics):
         gateway_port=free_port(),
         api_keys=("k-one", "k-two"),
         allowed_origins=("https://dash.example",),
-        max_connections=2,
+        max_connections=3,
+        max_connections_per_client=2,
         max_subscriptions_per_connection=1,
+        max_symbols_per_connection=2,
         max_message_bytes=1024,
     )
     async with serve_gateway(settings):
@@ -184,10 +187,36 @@ async def test_api_key_is_required_when_configured(secured):
         assert (await receive(ws, "pong"))["type"] == "pong"
     async with websockets.connect(f"ws://{secured}/ws/prices/AAPL?api_key=k-one") as ws:
         assert (await receive(ws, "subscription_ack"))["symbols"] == ["AAPL"]
+    # a browser's way: the key as a subprotocol beside "fiml", which the gateway answers
+    key_protocol = "fiml.key." + base64.urlsafe_b64encode(b"k-two").decode().rstrip("=")
+    async with websockets.connect(
+        f"ws://{secured}/ws/stream", subprotocols=["fiml", key_protocol]
+    ) as ws:
+        assert ws.subprotocol == "fiml"
+        await ws.send(json.dumps({"type": "ping"}))
+        assert (await receive(ws, "pong"))["type"] == "pong"
     async with httpx.AsyncClient() as http:
         assert (await http.get(f"http://{secured}/ws/connections")).status_code == 401
-        allowed = await http.get(f"http://{secured}/ws/connections", headers={"X-API-Key": "k-one"})
-        assert allowed.status_code == 200
+        for headers in ({"X-API-Key": "k-one"}, {"Authorization": "Bearer k-two"}):
+            allowed = await http.get(f"http://{secured}/ws/connections", headers=headers)
+            assert allowed.status_code == 200
+        wrong = await http.get(
+            f"http://{secured}/ws/connections", headers={"Authorization": "Bearer k-three"}
+        )
+        assert wrong.status_code == 401
+
+
+async def test_by_default_only_the_gateways_own_origin_and_non_browsers_are_served(gateway):
+    _, port, _ = gateway
+    url = f"ws://127.0.0.1:{port}/ws/stream"
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(url, origin="http://evil.example"):
+            pass
+    assert refused.value.response.status_code == 403
+    for origin in (f"http://127.0.0.1:{port}", None):
+        async with websockets.connect(url, origin=origin) as ws:
+            await ws.send(json.dumps({"type": "ping"}))
+            assert (await receive(ws, "pong"))["type"] == "pong"
 
 
 async def test_origin_allowlist(secured):
@@ -204,6 +233,18 @@ async def test_origin_allowlist(secured):
         assert (await receive(ws, "pong"))["type"] == "pong"
 
 
+async def refused_with(url: str, headers: dict, source: str, reason: str) -> None:
+    """A connection from ``source`` is told ``reason`` and closed with 1013."""
+    async with websockets.connect(
+        url, additional_headers=headers, local_addr=(source, 0)
+    ) as refused:
+        error = await receive(refused, "error")
+        assert error["error_code"] == "PROCESSING_ERROR" and reason in error["message"]
+        with pytest.raises(websockets.ConnectionClosed):
+            await refused.recv()
+        assert refused.close_code == 1013
+
+
 async def test_connection_and_subscription_caps(secured):
     headers = {"X-API-Key": "k-one"}
     url = f"ws://{secured}/ws/stream"
@@ -211,7 +252,16 @@ async def test_connection_and_subscription_caps(secured):
         websockets.connect(url, additional_headers=headers) as first,
         websockets.connect(url, additional_headers=headers) as second,
     ):
-        await subscribe(first, stream_type="price", symbols=["AAPL"])
+        too_many = {
+            "type": "subscribe",
+            "stream_type": "price",
+            "symbols": ["AAPL", "TSLA", "NVDA"],
+        }
+        await first.send(json.dumps(too_many))
+        refused = await receive(first, "error")
+        assert refused["error_code"] == "SUBSCRIPTION_ERROR"
+        assert "at most 2 symbols per connection" in refused["message"]
+        await subscribe(first, stream_type="price", symbols=["AAPL", "MSFT"])
         await first.send(
             json.dumps({"type": "subscribe", "stream_type": "price", "symbols": ["MSFT"]})
         )
@@ -219,11 +269,17 @@ async def test_connection_and_subscription_caps(secured):
         assert refused["error_code"] == "SUBSCRIPTION_ERROR" and "at most 1" in refused["message"]
         await second.send(json.dumps({"type": "ping"}))
         await receive(second, "pong")
-        async with websockets.connect(url, additional_headers=headers) as third:
-            assert "connection limit" in (await receive(third, "error"))["message"]
-            with pytest.raises(websockets.ConnectionClosed):
-                await third.recv()
-            assert third.close_code == 1013
+        await refused_with(url, headers, "127.0.0.1", "2 connections per client address")
+        async with websockets.connect(
+            url, additional_headers=headers, local_addr=("127.0.0.2", 0)
+        ) as third:
+            await third.send(json.dumps({"type": "ping"}))
+            await receive(third, "pong")
+            await refused_with(url, headers, "127.0.0.3", "connection limit of 3")
+    # the closed connections no longer count
+    async with websockets.connect(url, additional_headers=headers) as again:
+        await again.send(json.dumps({"type": "ping"}))
+        await receive(again, "pong")
 
 
 async def test_a_message_over_the_size_limit_closes_with_1009(secured):

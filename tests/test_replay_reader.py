@@ -11,7 +11,7 @@ from runtime.replay import Replay
 from runtime.replay_request import ReplayError, ReplayRequest
 from schemas import Candle, Trade
 from schemas.times import LAST_MICROS
-from tests.factories import BASE_US, MS, REPLAY_SYMBOLS, replay_trade
+from tests.factories import BASE_US, MS, REPLAY_SYMBOLS, quote, replay_trade
 from tests.support import poll_until
 from tests.support_kafka import expire_oldest, ingest_ms, produce, read_topic
 
@@ -189,3 +189,24 @@ async def test_without_end_the_replay_hands_over_to_live_with_no_gap_and_no_dupl
     for partition in {i.partition for i in live}:
         offsets = [i.offset for i in live if i.partition == partition]
         assert offsets == sorted(offsets)
+
+
+async def test_one_symbols_range_reads_only_the_partition_its_key_maps_to(topics):
+    """Where the real producer put each symbol is where the reader looks, and nowhere else."""
+    symbols = [f"S{n:02d}" for n in range(30)]
+    written = await produce(
+        topics,
+        "quotes",
+        [quote(s, 100.0, seq) for seq in range(5) for s in symbols],
+        written_ms=ingest_ms,
+    )
+    placed = {s: written[n].partition for n, s in enumerate(symbols)}
+    assert len(set(placed.values())) == topics.partitions  # the symbols span every partition
+    for symbol in ("S00", "S17"):
+        request = ReplayRequest("quotes", (symbol,), BASE_US, BASE_US + 10 * MS)
+        async with Replay(topics, request) as replay:
+            assert replay.consumer is not None
+            assert {tp.partition for tp in replay.consumer.assignment()} == {placed[symbol]}
+            found = await collect(replay)
+        assert [item.record.seq for item in found] == [0, 1, 2, 3, 4]
+        assert {item.partition for item in found} == {placed[symbol]}

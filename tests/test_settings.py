@@ -305,7 +305,11 @@ def test_retention_hours_come_from_each_setting():
     }
 
 
-CONSTRAINED_TEXT = {"log_format": "json"}
+CONSTRAINED_TEXT = {
+    "log_format": "json",
+    "kafka_security_protocol": "SSL",
+    "kafka_sasl_mechanism": "PLAIN",
+}
 
 
 def test_every_field_has_a_variable_that_from_env_reads():

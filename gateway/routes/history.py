@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
+from gateway.admission import Slots
 from gateway.history import Answer, Item, Page, history_request, read_buckets, read_page
 from gateway.items import candle_item, quote_item
 from gateway.messages import OhlcvItem, QuoteItem
@@ -69,8 +70,9 @@ def _is_closed(candle: Candle) -> bool:
     return candle.is_closed
 
 
-def history_router(settings: Settings) -> APIRouter:
-    """The /v1 history endpoints of this configuration."""
+def history_router(settings: Settings, running: Slots) -> APIRouter:
+    """The /v1 history endpoints of this configuration; at most ``running`` requests read
+    at once, others are answered 429."""
     router = APIRouter(
         prefix="/v1", tags=["history"], dependencies=[Depends(api_key_dependency(settings))]
     )
@@ -79,11 +81,19 @@ def history_router(settings: Settings) -> APIRouter:
         symbol: str, read: Callable[[str], Awaitable[Answer]]
     ) -> tuple[str, list[Item], str | None]:
         """The canonical symbol and ``read(symbol)``, bad requests answered 400."""
+        if not running.take():
+            raise HTTPException(
+                429,
+                f"{running.limit} history requests already run; retry later",
+                headers={"Retry-After": "1"},
+            )
         try:
             canonical = canonical_symbol(symbol)
             items, next_cursor = await read(canonical)
         except (InvalidSymbol, ReplayError, ValueError) as error:
             raise HTTPException(400, str(error)) from None
+        finally:
+            running.give()
         return canonical, items, next_cursor
 
     @router.get("/candles/{symbol:path}", response_model=CandlePage)

@@ -18,7 +18,7 @@ from gateway.protocol import (
     error_frame,
     validate_message,
 )
-from gateway.security import api_key_accepted, origin_allowed
+from gateway.security import SUBPROTOCOL, api_key_accepted, offered_subprotocols, origin_allowed
 from gateway.session import ClientSession, Shared
 
 
@@ -33,25 +33,31 @@ def prices_path_request(symbols: str) -> SubscribeRequest:
     return typing.cast(SubscribeRequest, validate_message(request))
 
 
+def client_address(websocket: WebSocket) -> str:
+    """The client's address, as the per-client connection cap counts it."""
+    return websocket.client.host if websocket.client else "unknown"
+
+
 def refusal(shared: Shared, websocket: WebSocket) -> tuple[ErrorCode, str, CloseCode] | None:
-    """Why an accepted connection may not stay (no valid API key, the connection cap), with
-    the close code; None if it may."""
-    settings = shared.settings
-    if not api_key_accepted(settings, websocket):
+    """Why an accepted connection may not stay (no valid API key, a connection cap), with
+    the close code; None if it may (it then counts against the caps until it leaves)."""
+    if not api_key_accepted(shared.settings, websocket):
         return ErrorCode.UNAUTHORIZED, "a valid API key is required", CloseCode.UNAUTHORIZED
-    cap = settings.max_connections
-    if cap and len(shared.registry.connections) >= cap:
-        message = f"connection limit of {cap} reached; retry later"
-        return ErrorCode.PROCESSING_ERROR, message, CloseCode.TRY_AGAIN_LATER
+    refused = shared.admission.refuse_connection(client_address(websocket))
+    if refused is not None:
+        return ErrorCode.PROCESSING_ERROR, refused, CloseCode.TRY_AGAIN_LATER
     return None
 
 
 async def admit(shared: Shared, websocket: WebSocket) -> bool:
-    """Apply the access rules; refuse the connection with the right frame and code."""
+    """Apply the access rules; refuse the connection with the right frame and code. The
+    ``fiml`` subprotocol is chosen when the client offers it (a browser sending its key as a
+    subprotocol must get one of its own back)."""
     if not origin_allowed(shared.settings, websocket):
         await websocket.close(CloseCode.POLICY_VIOLATION)
         return False
-    await websocket.accept()
+    offered = SUBPROTOCOL in offered_subprotocols(websocket)
+    await websocket.accept(subprotocol=SUBPROTOCOL if offered else None)
     refused = refusal(shared, websocket)
     if refused is None:
         return True
@@ -59,6 +65,14 @@ async def admit(shared: Shared, websocket: WebSocket) -> bool:
     await websocket.send_text(error_frame(code, message))
     await websocket.close(close_code)
     return False
+
+
+async def serve(shared: Shared, websocket: WebSocket, first: SubscribeRequest | None) -> None:
+    """Serve an admitted connection; it stops counting against the caps when it ends."""
+    try:
+        await ClientSession(websocket, shared).serve(first)
+    finally:
+        shared.admission.leave(client_address(websocket))
 
 
 def stream_router(shared: Shared) -> APIRouter:
@@ -69,7 +83,7 @@ def stream_router(shared: Shared) -> APIRouter:
     @router.websocket("/ws/stream")
     async def stream(websocket: WebSocket) -> None:
         if await admit(shared, websocket):
-            await ClientSession(websocket, shared).serve()
+            await serve(shared, websocket, None)
 
     @router.websocket("/ws/prices/{symbols:path}")
     async def prices(websocket: WebSocket, symbols: str) -> None:
@@ -78,10 +92,11 @@ def stream_router(shared: Shared) -> APIRouter:
         try:
             request = prices_path_request(symbols)
         except ProtocolError as error:
+            shared.admission.leave(client_address(websocket))
             await websocket.send_text(error_frame(error.code, error.message))
             await websocket.close(CloseCode.POLICY_VIOLATION)
             return
-        await ClientSession(websocket, shared).serve(first=request)
+        await serve(shared, websocket, request)
 
     @router.get("/asyncapi.json")
     async def asyncapi(request: Request) -> dict[str, object]:

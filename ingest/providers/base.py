@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from ingest.providers import Batch, Emit
 from ingest.providers.failure import Failure
 from runtime.clock import now_micros
+from runtime.redaction import redact
 from runtime.service import until_stopped
 from schemas import ProviderStatus
 
@@ -64,8 +65,13 @@ class RetryingProvider:
             self.symbols_changed.set()
 
     def describe(self, error: BaseException) -> str:
-        """The error as text for a status message; must never contain a secret."""
-        return str(error).strip()[:200] or type(error).__name__
+        """The error as text for a status message, secrets masked before it is cut to 200
+        characters (a key cut in two would escape the mask)."""
+        return redact(self.mask(str(error).strip()))[:200] or type(error).__name__
+
+    def mask(self, text: str) -> str:
+        """``text`` with this provider's own secrets masked (none by default)."""
+        return text
 
     async def close(self) -> None:
         """Release network resources."""

@@ -20,6 +20,7 @@ from ingest.providers.base import RetryingProvider, wait
 from ingest.providers.failure import Failure
 from runtime.backoff import LONG, NETWORK, RATE_LIMIT, parse_retry_after
 from runtime.clock import now_micros
+from runtime.redaction import MASK
 from schemas import RawTick
 
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -79,10 +80,9 @@ class KeyedClient(RetryingProvider):
         """The ``Retry-After`` of a 429."""
         return getattr(error, "retry_after", None)
 
-    def describe(self, error: BaseException) -> str:
-        """The error text with the API key masked."""
-        text = super().describe(error)
-        return text.replace(self.api_key, "***") if self.api_key else text
+    def mask(self, text: str) -> str:
+        """The text with the API key masked."""
+        return text.replace(self.api_key, MASK) if self.api_key else text
 
     async def close(self) -> None:
         """Close the HTTP client."""

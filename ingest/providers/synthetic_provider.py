@@ -45,7 +45,10 @@ class SyntheticProvider:
         self.period = period
 
     def set_demand(self, extra: frozenset[str]) -> None:
-        """Simulate the demanded symbols too (any well-formed symbol gets a walk)."""
+        """Simulate the demanded symbols too: with ``synthetic_any_symbol`` any well-formed
+        symbol gets a walk; without, only the configured ones are simulated."""
+        if not self.settings.synthetic_any_symbol:
+            extra = frozenset()
         for symbol in extra:
             self.market.add_symbol(symbol)
         for symbol in list(self.market.prices):

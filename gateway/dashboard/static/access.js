@@ -20,12 +20,20 @@ export function setApiKey(key) {
   else sessionStorage.removeItem(STORAGE_KEY);
 }
 
-/** The WebSocket address of /ws/stream; a browser cannot set headers, so the key is a query. */
+/** The WebSocket address of /ws/stream, without the key: it must stay out of access logs. */
 export function streamUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/ws/stream`;
+}
+
+/** The WebSocket subprotocols to offer: ``fiml``, and the key as ``fiml.key.<base64url>``
+ * (a browser cannot set headers on a WebSocket; the gateway answers with ``fiml``). */
+export function streamProtocols() {
   const key = apiKey();
-  const query = key ? `?api_key=${encodeURIComponent(key)}` : "";
-  return `${scheme}//${location.host}/ws/stream${query}`;
+  if (!key) return ["fiml"];
+  const bytes = String.fromCharCode(...new TextEncoder().encode(key));
+  const encoded = btoa(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return ["fiml", `fiml.key.${encoded}`];
 }
 
 export class HttpError extends Error {

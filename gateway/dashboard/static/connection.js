@@ -1,6 +1,8 @@
 // One WebSocket to /ws/stream. It reconnects with exponential backoff and jitter, and on
 // every (re)connection sends the subscriptions its owner wants at that moment.
 
+import { streamProtocols } from "./access.js";
+
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 8000;
 const PING_EVERY_MS = 15000;
@@ -64,7 +66,7 @@ export class StreamConnection {
 
   open() {
     this.onState("connecting");
-    const socket = new WebSocket(this.url());
+    const socket = new WebSocket(this.url(), streamProtocols());
     this.socket = socket;
     let refused = false;
     socket.onopen = () => {
