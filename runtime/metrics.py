@@ -21,6 +21,11 @@ STATES = ("UP", "DEGRADED", "DOWN")
 TICKS_IN = Counter(
     "fiml_ticks_in_total", "Raw ticks ingest wrote to Kafka, per provider.", ["provider"]
 )
+NEWS_IN = Counter(
+    "fiml_news_in_total",
+    "Raw news records ingest wrote to Kafka (one per symbol of an item), per provider.",
+    ["provider"],
+)
 INGEST_BUFFERED = Gauge(
     "fiml_ingest_buffered_records",
     "Records ingest holds for Kafka: reported by providers, not yet acknowledged.",
