@@ -24,6 +24,7 @@ import faust
 from arbitration.feeds import read_partition
 from domain.news.dedup import NewsDeduplicator
 from runtime.intake import INVALID, decode_or_skip, skip
+from runtime.metrics import NEWS_WRITTEN
 from runtime.settings import Settings
 from schemas import DecodeError, decode, encode
 from schemas.news import NewsItem
@@ -94,3 +95,4 @@ def add_news_agent(
             story = held.dedup.add(symbol, item)
             if story is not None:
                 await news.send(key=symbol.encode(), value=encode(story))
+                NEWS_WRITTEN.inc()

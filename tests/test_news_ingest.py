@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
+from prometheus_client import REGISTRY
+
 from domain.news.dedup import NewsDeduplicator
+from ingest.news.keyed_pollers import FmpNewsPoller
+from ingest.news.normalize import Parsed
+from ingest.news.planner import NewsRequest, Target
 from ingest.news.synthetic_news import synthetic_story
 from ingest.writer import NewsCopy, as_records
 from schemas import ProviderStatus
@@ -36,3 +43,13 @@ def test_synthetic_stories_depend_on_seed_and_slot_and_deduplicate_to_one() -> N
     assert other.symbols == ["MSFT"]
     again = dedup.add("MSFT", other)
     assert again is not None and again.id != first.id
+
+
+def test_skipped_items_are_counted_per_provider_and_reason() -> None:
+    poller = FmpNewsPoller("KEY", ["AAPL"], timeout_s=1)
+    labels = {"provider": "fmp", "reason": "no_url"}
+    before = REGISTRY.get_sample_value("fiml_news_skipped_total", labels) or 0.0
+    parsed = Parsed(skipped=Counter({"no_url": 2}))
+    poller.count_skipped(NewsRequest("stock", (Target("stock", "AAPL", ("AAPL",)),)), parsed)
+    assert REGISTRY.get_sample_value("fiml_news_skipped_total", labels) == before + 2
+    assert poller.skipped == {"no_url": 2} and poller.name == "fmp-news"

@@ -6,9 +6,9 @@ failed request has spent its slot). Each slot's request is the planner's
 (:func:`~ingest.news.planner.plan`); items already emitted with the same canonical URL,
 headline and symbols are not emitted again (the last ``SEEN_LIMIT`` are remembered), so a
 poll that finds nothing new writes nothing but an UP status when one is due. Skipped items
-are counted by reason in ``skipped`` and logged. A poller's name, in its statuses, is its
-provider's with ``-news`` (``fmp-news``): a news failure never marks the provider's quotes
-down.
+are counted by reason in ``skipped`` and ``fiml_news_skipped_total``, and logged. A
+poller's name, in its statuses, is its provider's with ``-news`` (``fmp-news``): a news
+failure never marks the provider's quotes down.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ingest.news.tickers import news_targets
 from ingest.providers import Emit
 from ingest.providers.base import RetryingProvider
 from runtime.clock import now_micros
+from runtime.metrics import NEWS_SKIPPED
 from schemas import ProviderStatus
 from schemas.news import NewsItem
 
@@ -115,6 +116,8 @@ class NewsPoller(RetryingProvider):
         if not parsed.skipped and not parsed.dropped:
             return
         self.skipped.update(parsed.skipped)
+        for reason, count in parsed.skipped.items():
+            NEWS_SKIPPED.labels(self.provider, reason).inc(count)
         log.info(
             "%s news for %s: %d items, skipped %s, values dropped %s",
             self.name,
