@@ -55,12 +55,6 @@ class SessionState:
                 f"Failed to create subscription: at most {cap} per connection",
             )
         replay = request.start is not None
-        if replay and request.stream_type == StreamType.NEWS:
-            raise ProtocolError(
-                ErrorCode.REPLAY_ERROR,
-                "Failed to create subscription: news is not replayed; GET /v1/news has "
-                "the stories since a start",
-            )
         replays = sum(sub.replay for sub in self.subscriptions.values())
         if replay and self.max_replays and replays >= self.max_replays:
             raise ProtocolError(

@@ -18,9 +18,11 @@ from domain.news.dedup import NewsDeduplicator
 from ingest.news.keyed_pollers import FmpNewsPoller
 from ingest.news.planner import Budget
 from ingest.writer import TickWriter
+from runtime.clock import now_micros
 from runtime.processes import stop_process
 from runtime.testing import free_port
 from schemas.news import NewsItem
+from schemas.times import micros_to_iso
 from tests.support import poll_until, service_env, spawn, wait_for_port
 from tests.support_gateway import receive
 from tests.support_kafka import read_topic
@@ -92,6 +94,21 @@ async def next_news(ws) -> dict:
     return entry
 
 
+async def replay_news(port: int, symbol: str, start: str, end: str) -> list[dict]:
+    """Every item a news replay of ``symbol`` sends until ``replay_complete``."""
+    entries = []
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
+        request = {"stream_type": "news", "symbols": [symbol], "start": start, "end": end}
+        await ws.send(json.dumps({"type": "subscribe", **request, "speed": 0}))
+        await receive(ws, "subscription_ack", within=30)
+        async with asyncio.timeout(30):
+            while (message := json.loads(await ws.recv()))["type"] != "replay_complete":
+                if message["type"] == "data":
+                    assert message["replay"] is True
+                    entries.extend(message["data"])
+    return entries
+
+
 async def outputs_are_the_fold_of_the_raw_log(settings) -> list[NewsItem]:
     raw = await read_topic(settings, "news.raw", NewsItem)
     news = await read_topic(settings, "news", NewsItem)
@@ -147,6 +164,15 @@ async def test_a_story_reaches_the_clients_of_its_symbol_only(news_system):
         with contextlib.suppress(TimeoutError):  # heartbeats only: no story about MSFT
             await receive(msft, "data", within=3)
             pytest.fail("a client of MSFT got news about AAPL")
+
+        # A replay reads every state written, unconflated, under the symbol asked for.
+        replayed = await replay_news(
+            port, "AAPL", "2000-01-01T00:00:00Z", micros_to_iso(now_micros())
+        )
+        assert [(e["symbol"], e["id"], e["providers"]) for e in replayed] == [
+            ("AAPL", story.id, ["fmp"]),
+            ("AAPL", story.id, ["fmp", "yfinance"]),
+        ]
     finally:
         await aapl.close()
         await msft.close()

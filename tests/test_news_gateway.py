@@ -8,11 +8,14 @@ import dataclasses
 import orjson
 import pytest
 
+from fiml.export import row
 from gateway.news_store import NEWS_KEPT, NEWS_SNAPSHOT, NewsStore
-from gateway.protocol import ErrorCode, ProtocolError, StreamType, parse_client_message
+from gateway.protocol import StreamType, parse_client_message
+from gateway.replaying import keyed_news_item
 from gateway.session_state import SessionState
 from gateway.subscription import Subscription
 from runtime.catalog import Catalog, ExchangeMarkets
+from runtime.replay_request import Keyed
 from runtime.settings import Settings
 from tests.support_news import raw, utc_us
 
@@ -98,22 +101,20 @@ def test_pages_cover_every_story_in_range_once_in_publish_order() -> None:
         store.page(["AAPL"], T0, T0 + MINUTE, 4, "not-a-cursor")
 
 
-def test_news_cannot_be_replayed_over_the_socket() -> None:
+def test_a_news_subscription_with_a_start_is_a_replay() -> None:
     state = SessionState(Catalog.from_settings(Settings(), ExchangeMarkets()), 0, 0)
-    request = parse_client_message(
-        orjson.dumps(
-            {
-                "type": "subscribe",
-                "stream_type": "news",
-                "symbols": ["AAPL"],
-                "start": "2025-11-20T00:00:00Z",
-            }
-        )
-    )
-    with pytest.raises(ProtocolError) as refused:
-        state.subscribe(request)
-    assert refused.value.code == ErrorCode.REPLAY_ERROR
-    live = parse_client_message(
-        orjson.dumps({"type": "subscribe", "stream_type": "news", "symbols": ["AAPL"]})
-    )
-    assert state.subscribe(live).stream_type == StreamType.NEWS
+    request = {"type": "subscribe", "stream_type": "news", "symbols": ["AAPL"]}
+    live = state.subscribe(parse_client_message(orjson.dumps(request)))
+    assert (live.stream_type, live.replay) == (StreamType.NEWS, False)
+    replay = {**request, "start": "2025-11-20T00:00:00Z", "end": "2025-11-21T00:00:00Z"}
+    assert state.subscribe(parse_client_message(orjson.dumps(replay))).replay is True
+
+
+def test_a_replayed_story_keeps_its_key_symbol_in_items_and_exports() -> None:
+    item = story(1, ("AAPL", "MSFT"))
+    keyed = Keyed("MSFT", item)
+    assert (keyed.symbol, keyed.published_us, keyed.id) == ("MSFT", item.published_us, item.id)
+    assert keyed_news_item(keyed)["symbol"] == "MSFT"
+    exported = row(keyed)
+    assert list(exported)[:3] == ["symbol", "id", "headline"]
+    assert exported["symbol"] == "MSFT" and exported["symbols"] == ["AAPL", "MSFT"]
