@@ -33,6 +33,7 @@ from arbitration.feeds import StatusFeed
 from arbitration.health import faust_health
 from arbitration.kafka_auth import faust_credentials
 from arbitration.monitor import METRICS_PERIOD, ArbitrationMonitor
+from arbitration.news import NEWS_ROLES, add_news_agent
 from arbitration.relay import Relay
 from arbitration.sender import BatchSender
 from arbitration.snapshots import SnapshotStore
@@ -89,10 +90,10 @@ def make_app(settings: Settings, name: str | None = None) -> faust.App:
     )
 
 
-def raw_topic(app: faust.App, settings: Settings) -> faust.TopicT:
-    """``ticks.raw`` as raw bytes."""
+def raw_topic(app: faust.App, settings: Settings, role: TopicRole = TopicRole.RAW) -> faust.TopicT:
+    """The topic of ``role`` (by default ``ticks.raw``) as raw bytes."""
     return app.topic(
-        settings.topic(TopicRole.RAW),
+        settings.topic(role),
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -141,6 +142,7 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
             progress.observe(moved, relay.pending)
 
     app.timer(METRICS_PERIOD)(export_metrics)
+    add_news_agent(app, settings, *(raw_topic(app, settings, r) for r in NEWS_ROLES))
     return app
 
 

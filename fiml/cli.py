@@ -234,7 +234,7 @@ def _speed(value: str) -> float | None:
 
 @app.command()
 def replay(
-    stream: Annotated[str, typer.Option(help="quotes, candles, trades or raw.")],
+    stream: Annotated[str, typer.Option(help="quotes, candles, trades, raw or news.")],
     symbols: Annotated[str, typer.Option(help="Comma-separated symbols.")],
     start: Annotated[str, typer.Option(help="ISO 8601 event time to start at.")],
     end: Annotated[

@@ -21,7 +21,7 @@ import orjson
 from runtime.clock import now_micros
 from runtime.pacing import Pacer
 from runtime.replay import Replay
-from runtime.replay_request import STREAMS, ReplayRequest
+from runtime.replay_request import STREAMS, Keyed, ReplayRequest
 from runtime.service import until_stopped
 from runtime.settings import Settings
 
@@ -32,7 +32,9 @@ Progress = Callable[[int, int], None]
 
 
 def row(record: Any) -> dict[str, Any]:
-    """A record's fields as a dict, in schema order."""
+    """A record's fields as a dict, in schema order (a keyed record's symbol first)."""
+    if isinstance(record, Keyed):
+        return {"symbol": record.symbol, **row(record.record)}
     return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
 
 
@@ -55,7 +57,9 @@ class Writer:
         self.written = 0
         self.csv = None
         if fmt == "csv":
-            names = [f.name for f in dataclasses.fields(STREAMS[stream].record_type)]
+            source = STREAMS[stream]
+            names = [f.name for f in dataclasses.fields(source.record_type)]
+            names = ["symbol", *names] if source.keyed else names
             self.csv = csv.DictWriter(out, names, lineterminator="\n")
             self.csv.writeheader()
 

@@ -22,6 +22,7 @@ from gateway.providers import ProviderStatuses
 from gateway.registry import ConnectionRegistry
 from gateway.routes.history import history_router
 from gateway.routes.monitoring import monitoring_router
+from gateway.routes.news import news_router
 from gateway.routes.providers import providers_router
 from gateway.routes.stream import stream_router
 from gateway.session import Shared
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.admission = admission
     app.include_router(history_router(settings, admission.history))
     app.include_router(providers_router(settings, statuses))
+    app.include_router(news_router(settings, market.news))
     mount_dashboard(app, settings)
     app.include_router(stream_router(shared))
     app.include_router(monitoring_router(settings, feed, registry))

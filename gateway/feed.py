@@ -1,5 +1,5 @@
-"""Reads every partition of the quotes, candles, trades and provider status topics into the
-market stores and the provider statuses.
+"""Reads every partition of the quotes, candles, trades, news and provider status topics
+into the market stores and the provider statuses.
 
 Each gateway replica assigns all partitions itself (no consumer group), so every replica
 sees every symbol. On start it reads back up to ``gateway_warm_records`` records per
@@ -28,6 +28,7 @@ from runtime.metrics import ConsumerLag
 from runtime.private import private_attribute
 from runtime.settings import Settings
 from schemas import Candle, ProviderStatus, Quote, Trade
+from schemas.news import NewsItem
 from schemas.times import check_micros
 from schemas.topics import TopicRole
 
@@ -43,12 +44,14 @@ class MarketFeed:
         self, settings: Settings, market: MarketStores, statuses: ProviderStatuses
     ) -> None:
         self.settings = settings
-        self.routes: dict[str, tuple[type, Callable[[Any], None], Callable[[Any], None]]] = {
+        self.routes: dict[str, tuple[type, Callable[[Any], None], Callable[..., None]]] = {
             settings.topic(TopicRole.QUOTES): (Quote, check_event_time, market.quotes.update),
             settings.topic(TopicRole.CANDLES): (Candle, check_open_time, market.candles.update),
             settings.topic(TopicRole.TRADES): (Trade, check_event_time, market.trades.update),
             settings.topic(TopicRole.STATUS): (ProviderStatus, check_status, statuses.update),
         }
+        self.news_topic = settings.topic(TopicRole.NEWS)
+        self.routes[self.news_topic] = (NewsItem, check_news_time, market.news.update)
         self.lag = ConsumerLag()
         self.progress = Progress(settings.consumer_stall_seconds)
         self.ready = asyncio.Event()
@@ -86,11 +89,15 @@ class MarketFeed:
                     batches = await consumer.getmany(timeout_ms=500, max_records=5000)
                     for partition, records in batches.items():
                         record_type, check, update = self.routes[partition.topic]
+                        keyed = partition.topic == self.news_topic
                         for record in records:
                             value = decode_or_skip(record, record_type, check)
                             if value is not None:
                                 self.consumed += 1
-                                update(value)
+                                if keyed:  # a story is shown under the symbol of its key
+                                    update((record.key or b"?").decode(errors="replace"), value)
+                                else:
+                                    update(value)
         finally:
             self.lag.export({})
             await consumer.stop()
@@ -121,6 +128,11 @@ def check_event_time(record: Quote | Trade) -> None:
 def check_open_time(candle: Candle) -> None:
     """Raise ValueError unless the candle's open time is one a date can show."""
     check_micros(candle.open_time)
+
+
+def check_news_time(item: NewsItem) -> None:
+    """Raise ValueError unless the story's publish time is one a date can show."""
+    check_micros(item.published_us)
 
 
 def check_status(status: ProviderStatus) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from schemas.news import NewsItem
 from schemas.records import Candle, Quote, Trade
 from schemas.times import fast_micros_to_iso
 
@@ -59,4 +60,25 @@ def trade_item(trade: Trade) -> dict[str, object]:
         "side": trade.side,
         "timestamp": fast_micros_to_iso(trade.ts_event),
         "provider": trade.provider,
+    }
+
+
+def news_item(symbol: str, item: NewsItem) -> dict[str, object]:
+    """One story about ``symbol`` (docs/protocol.md, "News"); ``replaces`` lists the ids of
+    stories it merged, which a client drops."""
+    return {
+        "symbol": symbol,
+        "id": item.id,
+        "headline": item.headline,
+        "summary": item.summary,
+        "url": item.url,
+        "publisher": item.publisher,
+        "timestamp": fast_micros_to_iso(item.published_us),
+        "providers": item.providers,
+        "symbols": item.symbols,
+        "sentiment": item.sentiment,
+        "symbol_sentiment": item.symbol_sentiment.get(symbol),
+        "relevance": item.symbol_relevance.get(symbol),
+        "language": item.language,
+        "replaces": item.replaces,
     }

@@ -80,6 +80,28 @@ class TradeItem(BaseModel):
     provider: str
 
 
+class NewsEntry(BaseModel):
+    """One story about ``symbol`` in a news data message: ``timestamp`` is when it was
+    published, ``providers`` every provider that carried it, ``symbols`` all it is about,
+    ``sentiment`` in [-1, 1] where a provider gave one (``symbol_sentiment`` for
+    ``symbol``), ``replaces`` the ids of stories it merged (drop those)."""
+
+    symbol: str
+    id: str
+    headline: str
+    summary: str | None
+    url: str
+    publisher: str | None
+    timestamp: str
+    providers: list[str]
+    symbols: list[str]
+    sentiment: float | None
+    symbol_sentiment: float | None
+    relevance: float | None
+    language: str | None
+    replaces: list[str]
+
+
 class DataMessage(BaseModel):
     """New values of a subscription; ``seq`` counts 1, 2, 3... per subscription."""
 
@@ -89,7 +111,7 @@ class DataMessage(BaseModel):
     timestamp: str
     seq: int
     replay: bool | None = None
-    data: list[QuoteItem | PriceItem | OhlcvItem | TradeItem]
+    data: list[QuoteItem | PriceItem | OhlcvItem | TradeItem | NewsEntry]
 
 
 class ReplayComplete(BaseModel):

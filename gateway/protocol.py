@@ -64,6 +64,7 @@ class StreamType(StrEnum):
     QUOTE = "quote"
     TRADES = "trades"
     MULTI_ASSET = "multi_asset"
+    NEWS = "news"
 
 
 AssetType = Literal["equity", "crypto", "forex", "commodity", "index", "etf"]

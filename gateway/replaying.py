@@ -6,7 +6,8 @@ mostly built while the previous one is written) and puts it in a small bounded q
 pacer takes from it on the subscription's ``interval_ms`` cadence, releasing the items whose
 time (:attr:`runtime.replay.Replayed.time`) the replay clock (``start + elapsed * speed``) has
 reached, conflated per interval like live data (price and quote per symbol, ohlcv per
-bucket, trades never). At speed 0 the clock is off: every record is sent, unconflated, as
+bucket, trades and news never: news is read under each story's symbol key, by publish
+time). At speed 0 the clock is off: every record is sent, unconflated, as
 fast as the client takes the messages. While a message waits for the client (``in_flight``)
 nothing is taken, so the queue fills and the reader stops reading: memory stays bounded
 whatever the client's pace.
@@ -28,13 +29,13 @@ from typing import Any
 import orjson
 
 from gateway import frames
-from gateway.items import candle_item, trade_item
+from gateway.items import candle_item, news_item, trade_item
 from gateway.protocol import ErrorCode, StreamType, SubscribeRequest, error_frame
 from gateway.stores import QUOTE_BUILDERS
 from gateway.subscription import Subscription
 from runtime.pacing import Pacer
 from runtime.replay import Replay, Replayed
-from runtime.replay_request import ReplayError, ReplayRequest
+from runtime.replay_request import Keyed, ReplayError, ReplayRequest
 from runtime.settings import Settings
 from schemas.times import datetime_to_micros
 
@@ -52,7 +53,10 @@ SOURCES = {
     StreamType.MULTI_ASSET: "quotes",
     StreamType.OHLCV: "candles",
     StreamType.TRADES: "trades",
+    StreamType.NEWS: "news",
 }
+
+UNCONFLATED = frozenset({StreamType.TRADES, StreamType.NEWS})
 
 Send = Callable[[str, Subscription | None], None]
 
@@ -63,7 +67,14 @@ def item_builder(stream_type: StreamType) -> Callable[[Any], dict[str, object]]:
         return candle_item
     if stream_type == StreamType.TRADES:
         return trade_item
+    if stream_type == StreamType.NEWS:
+        return keyed_news_item
     return QUOTE_BUILDERS[stream_type]
+
+
+def keyed_news_item(keyed: Keyed) -> dict[str, object]:
+    """The news item of a story read back under its symbol key."""
+    return news_item(keyed.symbol, keyed.record)
 
 
 def conflation_key(stream_type: StreamType, record: Any) -> Hashable:
@@ -213,7 +224,7 @@ class ReplayRun:
         live = chunk[0].live
         records = [item.record for item in chunk]
         stream_type = self.subscription.stream_type
-        conflated = (self.speed is not None or live) and stream_type != StreamType.TRADES
+        conflated = (self.speed is not None or live) and stream_type not in UNCONFLATED
         return Encoded(
             live,
             [item.time for item in chunk],
@@ -225,7 +236,7 @@ class ReplayRun:
     def _take(self, clock: float | None) -> tuple[list[str], bool, bool]:
         """Items released by ``clock``, all replayed or all live; and whether the replay ended.
 
-        Replayed records at speed 0, and trades, are never conflated: they go to ``items``;
+        Replayed records at speed 0, trades and news are never conflated: they go to ``items``;
         the others to ``latest``, by conflation key.
         """
         symbols = set(self.subscription.symbols)

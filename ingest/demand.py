@@ -5,7 +5,8 @@ subscriber count per symbol, summed over gateways, ignoring records older than t
 their own refresh period (a gateway that died without writing zeros). :class:`Universe`
 keeps a symbol for ``demand_linger_seconds`` after its demand ends, so a client that
 reconnects finds it still flowing. :func:`follow_demand` reads the topic and tells every
-provider the extra symbols it should serve.
+provider the extra symbols it should serve, and the news pollers every symbol clients
+subscribe to now (a budget spent on demand alone polls those).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Iterable, Sequence
 
 from aiokafka.errors import KafkaError
 
+from ingest.news.poller import NewsPoller
 from ingest.providers import Provider
 from runtime.clock import now_micros
 from runtime.health import Progress
@@ -133,6 +135,7 @@ class _DemandFollower:
             settings.symbols, settings.demand_linger_seconds, settings.max_demanded_symbols
         )
         self.extra: frozenset[str] = frozenset()
+        self.subscribed: frozenset[str] = frozenset()
 
     async def follow(self) -> None:
         """Wait for the topic, then read it from its beginning until cancelled."""
@@ -160,7 +163,14 @@ class _DemandFollower:
             await consumer.stop()
 
     def _serve(self, now_us: int) -> None:
-        wanted = self.universe.update(self.book.subscribers(now_us), now_us)
+        subscribers = self.book.subscribers(now_us)
+        subscribed = frozenset(subscribers)
+        if subscribed != self.subscribed:
+            self.subscribed = subscribed
+            for provider in self.providers:
+                if isinstance(provider, NewsPoller):
+                    provider.set_subscribed(subscribed)
+        wanted = self.universe.update(subscribers, now_us)
         if wanted != self.extra:
             log.info("demand: serving %d extra symbols (%s)", len(wanted), ",".join(sorted(wanted)))
             self.extra = wanted

@@ -1,7 +1,8 @@
 """What ingest writes to Kafka: a bounded buffer delivered in order, whatever the broker does.
 
 Ticks go to ``fiml.ticks.raw`` keyed by symbol, statuses to ``fiml.provider.status`` keyed
-by provider, through one idempotent producer (acks=all). Providers never wait for Kafka:
+by provider, news items to ``fiml.news.raw`` once per symbol they name, keyed by that
+symbol, through one idempotent producer (acks=all). Providers never wait for Kafka:
 what they report goes into a bounded buffer (``FIML_INGEST_BUFFER_RECORDS``) that one
 delivery task empties, in order, removing a record only once Kafka acknowledged it. While
 the broker is away (not there at start, gone mid-run) the task retries with a backoff,
@@ -22,7 +23,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -36,14 +37,50 @@ from aiokafka.errors import (
 from ingest.providers import Batch
 from runtime.backoff import Backoff
 from runtime.kafka import make_producer
-from runtime.metrics import BROKER_UP, INGEST_BUFFERED, INGEST_DROPPED, count_ingested
+from runtime.metrics import (
+    BROKER_UP,
+    INGEST_BUFFERED,
+    INGEST_DROPPED,
+    NEWS_IN,
+    count_ingested,
+)
 from runtime.settings import Settings
 from schemas import ProviderStatus, RawTick, encode
+from schemas.news import NewsItem
 from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.ingest")
 
-Record = RawTick | ProviderStatus
+
+@dataclass(frozen=True, slots=True)
+class NewsCopy:
+    """A raw news item to be written under one of its symbols."""
+
+    symbol: str
+    item: NewsItem
+
+    @property
+    def provider(self) -> str:
+        """The provider that carried the item."""
+        return self.item.providers[0] if self.item.providers else ""
+
+
+Record = RawTick | ProviderStatus | NewsCopy
+
+
+def as_records(reported: Batch) -> Sequence[Record]:
+    """The records to write of what a provider reported: a news item becomes one record per
+    symbol it names."""
+    if not any(isinstance(record, NewsItem) for record in reported):
+        return cast(Sequence[Record], reported)
+    records: list[Record] = []
+    for record in reported:
+        if isinstance(record, NewsItem):
+            records.extend(NewsCopy(symbol, record) for symbol in record.symbols)
+        else:
+            records.append(record)
+    return records
+
 
 MAX_ROUND = 5000
 KAFKA_RETRY = Backoff(base=0.5, cap=5.0)
@@ -74,6 +111,7 @@ class IngestCounters:
     ticks: int = 0
     statuses: int = 0
     dropped: int = 0
+    news: int = 0
 
 
 class TickWriter:
@@ -82,6 +120,7 @@ class TickWriter:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.raw_topic = settings.topic(TopicRole.RAW)
+        self.news_topic = settings.topic(TopicRole.NEWS_RAW)
         self.status_topic = settings.topic(TopicRole.STATUS)
         self.limit = settings.ingest_buffer_records
         self.buffer: deque[Record] = deque()
@@ -95,8 +134,10 @@ class TickWriter:
         self._dropped_since_log: Counter[str] = Counter()
         self._drop_logged_at = float("-inf")
 
-    async def write(self, batch: Batch) -> None:
-        """Take a batch into the buffer (the providers' emit); what does not fit is dropped."""
+    async def write(self, reported: Batch) -> None:
+        """Take a batch into the buffer (the providers' emit); what does not fit is dropped.
+        A news item becomes one record per symbol it names."""
+        batch = as_records(reported)
         self.counters.reported += len(batch)
         room = max(0, self.limit - len(self.buffer))
         self.buffer.extend(batch[:room] if room < len(batch) else batch)
@@ -198,9 +239,13 @@ class TickWriter:
             r for r, o in zip(records, outcomes, strict=False) if not isinstance(o, BaseException)
         ]
         ticks = sum(isinstance(record, RawTick) for record in delivered)
+        news = [record for record in delivered if isinstance(record, NewsCopy)]
         self.counters.ticks += ticks
-        self.counters.statuses += len(delivered) - ticks
-        count_ingested(delivered)
+        self.counters.news += len(news)
+        self.counters.statuses += len(delivered) - ticks - len(news)
+        count_ingested([record for record in delivered if not isinstance(record, NewsCopy)])
+        for copy in news:
+            NEWS_IN.labels(copy.provider).inc()
         INGEST_BUFFERED.set(len(self.buffer))
         failure = failure or next(
             (o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, REFUSED)),
@@ -218,10 +263,12 @@ class TickWriter:
         provider's bug, comes back as refused rather than stopping the delivery)."""
         if isinstance(record, RawTick):
             topic, key = self.raw_topic, record.symbol
+        elif isinstance(record, NewsCopy):
+            topic, key = self.news_topic, record.symbol
         else:
             topic, key = self.status_topic, record.provider
         try:
-            value = encode(record)
+            value = encode(record.item if isinstance(record, NewsCopy) else record)
         except Exception as error:  # fastavro's errors on bad values have no common base
             refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             refused.set_exception(Unencodable(f"{type(error).__name__}: {error}"))

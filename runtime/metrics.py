@@ -21,6 +21,20 @@ STATES = ("UP", "DEGRADED", "DOWN")
 TICKS_IN = Counter(
     "fiml_ticks_in_total", "Raw ticks ingest wrote to Kafka, per provider.", ["provider"]
 )
+NEWS_IN = Counter(
+    "fiml_news_in_total",
+    "Raw news records ingest wrote to Kafka (one per symbol of an item), per provider.",
+    ["provider"],
+)
+NEWS_SKIPPED = Counter(
+    "fiml_news_skipped_total",
+    "News items a provider answered that ingest could not use, per provider and reason.",
+    ["provider", "reason"],
+)
+NEWS_WRITTEN = Counter(
+    "fiml_news_written_total",
+    "Story items (new or updated) the news agent wrote to the news topic.",
+)
 INGEST_BUFFERED = Gauge(
     "fiml_ingest_buffered_records",
     "Records ingest holds for Kafka: reported by providers, not yet acknowledged.",

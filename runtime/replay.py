@@ -36,7 +36,7 @@ from runtime.clock import now_micros
 from runtime.intake import INVALID, decode_or_skip, skip
 from runtime.kafka import make_consumer, topic_partitions
 from runtime.partitioning import key_partition
-from runtime.replay_request import ReplayError, ReplayRequest
+from runtime.replay_request import Keyed, ReplayError, ReplayRequest
 from runtime.settings import Settings
 from schemas.times import LAST_MICROS, micros_to_iso
 
@@ -277,6 +277,10 @@ class Replay:
         record = decode_or_skip(raw, self.source.record_type)
         if record is None:
             return None
+        if self.source.keyed:
+            if raw.key is None:
+                return None
+            record = Keyed(raw.key.decode(errors="replace"), record)
         if record.symbol not in self.symbols:
             return None
         if self.timeframe is not None and record.timeframe != self.timeframe:

@@ -7,8 +7,10 @@ they read as a :class:`ReplayRequest` and read it with :class:`runtime.replay.Re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from schemas import Candle, Quote, RawTick, Trade
+from schemas.news import NewsItem
 from schemas.topics import TopicRole
 
 
@@ -21,6 +23,19 @@ class StreamSource:
     record_type: type
     time_field: str
     by_write_time: bool = False
+    keyed: bool = False
+    """Its records name no symbol: the key is theirs, and each is read as :class:`Keyed`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """A record of a keyed stream with the symbol of its key; its own fields read through."""
+
+    symbol: str
+    record: Any
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.record, name)
 
 
 STREAMS: dict[str, StreamSource] = {
@@ -28,6 +43,7 @@ STREAMS: dict[str, StreamSource] = {
     "candles": StreamSource(TopicRole.CANDLES, Candle, "open_time", by_write_time=True),
     "trades": StreamSource(TopicRole.TRADES, Trade, "ts_event"),
     "raw": StreamSource(TopicRole.RAW, RawTick, "ts_event"),
+    "news": StreamSource(TopicRole.NEWS, NewsItem, "published_us", by_write_time=True, keyed=True),
 }
 
 

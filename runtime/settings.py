@@ -79,6 +79,7 @@ class Settings:
     trades_retention_hours: int = 7 * 24
     candles_retention_hours: int = 30 * 24
     dlq_retention_hours: int = 30 * 24
+    news_retention_hours: int = 7 * 24
 
     providers: tuple[str, ...] = ("synthetic",)
     alphavantage_api_key: str | None = field(default=None, repr=False)
@@ -94,6 +95,9 @@ class Settings:
     synthetic_tick_hz: float = 10.0
     synthetic_resume: bool = True
     synthetic_trend_bps: float = 0.0
+    news: bool = True
+    alphavantage_news_per_day: int = 10
+    synthetic_news_seconds: float = 20.0
 
     freshness_ms: int = 2000
     synthetic_faults: tuple[str, ...] = ()
@@ -199,6 +203,7 @@ class Settings:
             "consumer_stall_seconds",
             "delivery_timeout_seconds",
             "schema_registry_timeout_seconds",
+            "synthetic_news_seconds",
         )
         for name in positive:
             if not getattr(self, name) > 0:
@@ -232,6 +237,10 @@ class Settings:
         ):
             if not getattr(self, name) >= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must not be negative")
+        if not 0 <= self.alphavantage_news_per_day < 25:
+            raise SettingsError(
+                f"{ENV_PREFIX}ALPHAVANTAGE_NEWS_PER_DAY must be 0 to 24 of the key's 25 requests"
+            )
         for name in ("providers", "symbols"):
             if not getattr(self, name):
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must name at least one")
@@ -299,6 +308,8 @@ class Settings:
             TopicRole.CANDLES: self.candles_retention_hours,
             TopicRole.TRADES: self.trades_retention_hours,
             TopicRole.DLQ: self.dlq_retention_hours,
+            TopicRole.NEWS_RAW: self.news_retention_hours,
+            TopicRole.NEWS: self.news_retention_hours,
         }
         specs = {
             role: TopicSpec(self.topic(role), self.partitions, hours * hour_ms)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from schemas.news import NewsItem
 from schemas.records import Candle, Demand, ProviderStatus, Quote, RawTick, Rejected, Trade
 
 
@@ -19,6 +20,8 @@ class TopicRole(StrEnum):
     DLQ = "ticks.dlq"
     DEMAND = "demand"
     STATE = "arbitration.state"
+    NEWS_RAW = "news.raw"
+    NEWS = "news"
 
 
 RECORD_TOPICS: dict[type, TopicRole] = {
@@ -29,6 +32,8 @@ RECORD_TOPICS: dict[type, TopicRole] = {
     Trade: TopicRole.TRADES,
     Rejected: TopicRole.DLQ,
     Demand: TopicRole.DEMAND,
+    NewsItem: TopicRole.NEWS,
 }
 """The topic whose values are each record type (its registry subject is
-``<topic>-value``)."""
+``<topic>-value``). NewsItem is written to ``news.raw`` too (each provider's copy); its
+subject is the deduplicated topic's, which clients read."""

@@ -93,6 +93,7 @@ async def system(
         synthetic_tick_hz=5.0,
         api_keys=(API_KEY,),
         stale_after_seconds=STALE_AFTER,
+        synthetic_news_seconds=1.0,
     )
     await create_topics(settings)
     env = service_env(settings)
@@ -208,6 +209,36 @@ async def test_the_chart_draws_candles_and_a_new_one_when_a_1s_candle_closes(sys
         timeout=WAIT_MS,
     )
     assert await page.locator("#chart canvas").count() > 0
+
+
+async def news_ids(page: Page) -> set[str]:
+    return set(
+        await page.locator("#news-list li").evaluate_all("items => items.map(i => i.dataset.id)")
+    )
+
+
+async def test_the_news_panel_shows_the_stories_of_the_selected_symbol(system, page):
+    await open_dashboard(page, system, "?symbols=AAPL,BTC/USDT&symbol=AAPL&tf=1s")
+    count = "document.querySelectorAll('#news-list li').length"
+    await page.wait_for_function(f"{count} >= 2", timeout=WAIT_MS)
+    headers = {"X-API-Key": API_KEY}
+    async with httpx.AsyncClient(base_url=system.url, timeout=10, headers=headers) as client:
+
+        async def stories(symbol: str) -> set[str]:
+            query = {"symbols": symbol, "start": "2000-01-01T00:00:00Z", "limit": 1000}
+            answer = await client.get("/v1/news", params=query)
+            assert answer.status_code == 200, answer.text
+            return {item["id"] for item in answer.json()["items"]}
+
+        assert await news_ids(page) <= await stories("AAPL")
+        await page.click("#watchlist-rows tr[data-symbol='BTC/USDT'] td.symbol")
+        await page.wait_for_function(
+            "document.getElementById('news-title').textContent === 'BTC/USDT'", timeout=WAIT_MS
+        )
+        await page.wait_for_function(f"{count} >= 1", timeout=WAIT_MS)
+        shown = await news_ids(page)
+        assert shown <= await stories("BTC/USDT")
+        assert not shown & (await stories("AAPL") - await stories("BTC/USDT"))
 
 
 async def test_adding_a_symbol_subscribes_it_and_the_link_keeps_it(system, page):

@@ -29,6 +29,8 @@ def test_registry_expands_families_and_members() -> None:
         "ccxt:okx",
         "ccxt:kraken",
         "yfinance",
+        "synthetic-news",
+        "yfinance-news",
     ]
     assert isinstance(providers[0], SyntheticProvider)
     assert all(isinstance(p, CcxtProvider) for p in providers[1:4])
@@ -54,7 +56,8 @@ def test_call_timeout_and_stall_time_are_separate_settings() -> None:
             "FIML_PROVIDER_STALL_SECONDS": "45",
         }
     )
-    kraken, yahoo = build_providers(settings)
+    kraken, yahoo, yahoo_news = build_providers(settings)
+    assert yahoo_news.timeout_s == 4.0
     assert (kraken.timeout_s, kraken.stall_s, kraken.exchange.timeout) == (4.0, 45.0, 4000)
     assert (yahoo.timeout_s, yahoo.stall_s) == (4.0, 45.0)
     with pytest.raises(SettingsError, match="FIML_PROVIDER_STALL_SECONDS must be above zero"):

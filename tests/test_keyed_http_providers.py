@@ -3,6 +3,7 @@ spacing, rate limits, refused keys, unknown symbols and the key kept out of stat
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 
@@ -162,10 +163,39 @@ async def test_http_429_with_and_without_retry_after(headers: dict, floor: float
     assert (expected >= 90.0) == (floor is not None)
 
 
+def test_news_takes_its_share_of_each_keys_daily_quota() -> None:
+    settings = Settings(alphavantage_api_key=KEY, fmp_api_key=KEY, alphavantage_news_per_day=10)
+    providers = {p.name: p for p in build_providers(settings)}
+    assert list(providers) == [
+        "synthetic",
+        "alphavantage",
+        "fmp",
+        "synthetic-news",
+        "fmp-news",
+        "alphavantage-news",
+    ]
+    day = 86_400.0
+    assert providers["alphavantage"].interval == day / 15  # quotes keep 15 of 25
+    assert providers["alphavantage-news"].budget.interval_s == day / 10
+    assert providers["alphavantage-news"].budget.demand_only
+    assert providers["fmp"].interval == day / 200  # quotes keep 200 of 250
+    assert providers["fmp-news"].budget.interval_s == day / 50
+    quiet = {p.name: p for p in build_providers(dataclasses.replace(settings, news=False))}
+    assert list(quiet) == ["synthetic", "alphavantage", "fmp"]
+    assert quiet["alphavantage"].interval == day / 25
+    assert quiet["fmp"].interval == day / 250
+    no_av_news = dataclasses.replace(settings, alphavantage_news_per_day=0)
+    assert "alphavantage-news" not in [p.name for p in build_providers(no_av_news)]
+
+
 def test_keyed_providers_run_when_their_key_is_set() -> None:
     assert provider_names(Settings()) == ["synthetic"]
     settings = Settings(alphavantage_api_key=KEY, fmp_api_key=KEY)
     assert provider_names(settings) == ["synthetic", "alphavantage", "fmp"]
-    assert [p.name for p in build_providers(settings)] == ["synthetic", "alphavantage", "fmp"]
+    assert [p.name for p in build_providers(dataclasses.replace(settings, news=False))] == [
+        "synthetic",
+        "alphavantage",
+        "fmp",
+    ]
     with pytest.raises(ValueError, match="FIML_FMP_API_KEY"):
         build_providers(Settings(providers=("synthetic", "fmp")))

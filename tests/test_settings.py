@@ -22,6 +22,8 @@ ROLES = {
     "ticks.dlq",
     "demand",
     "arbitration.state",
+    "news.raw",
+    "news",
 }
 COMPACTED = {"demand", "arbitration.state"}
 
@@ -290,6 +292,7 @@ def test_retention_hours_come_from_each_setting():
             "FIML_CANDLES_RETENTION_HOURS": "4",
             "FIML_TRADES_RETENTION_HOURS": "5",
             "FIML_DLQ_RETENTION_HOURS": "6",
+            "FIML_NEWS_RETENTION_HOURS": "7",
         }
     )
     retention = {role: spec.retention_ms for role, spec in s.topics().items()}
@@ -302,6 +305,8 @@ def test_retention_hours_come_from_each_setting():
         "ticks.dlq": 6 * HOUR_MS,
         "demand": None,
         "arbitration.state": None,
+        "news.raw": 7 * HOUR_MS,
+        "news": 7 * HOUR_MS,
     }
 
 

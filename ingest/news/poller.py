@@ -6,7 +6,9 @@ failed request has spent its slot). Each slot's request is the planner's
 (:func:`~ingest.news.planner.plan`); items already emitted with the same canonical URL,
 headline and symbols are not emitted again (the last ``SEEN_LIMIT`` are remembered), so a
 poll that finds nothing new writes nothing but an UP status when one is due. Skipped items
-are counted by reason in ``skipped`` and logged.
+are counted by reason in ``skipped`` and ``fiml_news_skipped_total``, and logged. A
+poller's name, in its statuses, is its provider's with ``-news`` (``fmp-news``): a news
+failure never marks the provider's quotes down.
 """
 
 from __future__ import annotations
@@ -16,21 +18,21 @@ import contextlib
 import logging
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable
 
 from ingest.news.normalize import Parsed, SymbolMap
 from ingest.news.planner import MICROS, Budget, NewsRequest, plan, polled_symbols, symbol_map
 from ingest.news.tickers import news_targets
+from ingest.providers import Emit
 from ingest.providers.base import RetryingProvider
 from runtime.clock import now_micros
+from runtime.metrics import NEWS_SKIPPED
 from schemas import ProviderStatus
 from schemas.news import NewsItem
 
 log = logging.getLogger("fiml.ingest.news")
 
 SEEN_LIMIT = 5000
-NewsBatch = Sequence[NewsItem | ProviderStatus]
-NewsEmit = Callable[[NewsBatch], Awaitable[None]]
 
 
 class NewsPoller(RetryingProvider):
@@ -40,7 +42,8 @@ class NewsPoller(RetryingProvider):
     def __init__(
         self, name: str, symbols: Iterable[str], budget: Budget, rng: random.Random | None = None
     ) -> None:
-        super().__init__(name, symbols, rng)
+        self.provider = name
+        super().__init__(f"{name}-news", symbols, rng)
         self.budget = budget
         self.extra: frozenset[str] = frozenset()
         self.subscribed: frozenset[str] = frozenset()
@@ -50,7 +53,7 @@ class NewsPoller(RetryingProvider):
 
     def accepts(self, symbol: str) -> bool:
         """Whether the provider has a news feed for ``symbol``."""
-        return bool(news_targets(self.name, [symbol]))
+        return bool(news_targets(self.provider, [symbol]))
 
     def set_demand(self, extra: frozenset[str]) -> None:
         """Poll these symbols too, beyond the configured ones (those it has news for)."""
@@ -69,14 +72,14 @@ class NewsPoller(RetryingProvider):
         """Make ``request`` and parse its answer; raise on any failure."""
         raise NotImplementedError
 
-    async def session(self, emit: NewsEmit, stop: asyncio.Event) -> None:  # type: ignore[override]
+    async def session(self, emit: Emit, stop: asyncio.Event) -> None:
         """Make each slot's request, waking at the next slot or when the symbols change."""
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             self.symbols_changed.clear()
             wanted = self.extra | self.subscribed
             targets = news_targets(
-                self.name, polled_symbols(self.budget, self.base_symbols, wanted)
+                self.provider, polled_symbols(self.budget, self.base_symbols, wanted)
             )
             now = now_micros()
             planned = plan(self.budget, targets, now)
@@ -86,9 +89,7 @@ class NewsPoller(RetryingProvider):
                 parsed = await self.fetch(planned.request, symbol_map(targets), now)
                 self.count_skipped(planned.request, parsed)
                 latency_ms = (loop.time() - started) * 1000
-                batch: list[NewsItem | ProviderStatus] = [
-                    s for s in self.up_status(latency_ms) if isinstance(s, ProviderStatus)
-                ]
+                batch: list[NewsItem | ProviderStatus] = [*self.up_status(latency_ms)]
                 batch.extend(self.fresh(parsed.items))
                 if batch:
                     await emit(batch)
@@ -115,6 +116,8 @@ class NewsPoller(RetryingProvider):
         if not parsed.skipped and not parsed.dropped:
             return
         self.skipped.update(parsed.skipped)
+        for reason, count in parsed.skipped.items():
+            NEWS_SKIPPED.labels(self.provider, reason).inc(count)
         log.info(
             "%s news for %s: %d items, skipped %s, values dropped %s",
             self.name,

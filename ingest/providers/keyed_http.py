@@ -103,6 +103,7 @@ class KeyedQuoteProvider(KeyedClient):
         symbols: Iterable[str],
         *,
         timeout_s: float,
+        per_day: int | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -111,7 +112,7 @@ class KeyedQuoteProvider(KeyedClient):
         self.client = httpx.AsyncClient(
             base_url=self.base_url, timeout=timeout_s, transport=transport
         )
-        self.interval = spacing(self.per_minute, self.per_day)
+        self.interval = spacing(self.per_minute, per_day or self.per_day)
         self.seq = 0
         self.next_index = 0
 

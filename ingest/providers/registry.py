@@ -2,13 +2,15 @@
 
 An entry is a family (``synthetic``, ``ccxt``, ``yfinance``) or one member of it (``ccxt:kraken``);
 ``ccxt`` alone means every exchange of ``FIML_CCXT_EXCHANGES``. ``alphavantage`` and
-``fmp`` run whenever their API key is set.
+``fmp`` run whenever their API key is set. The news pollers of these families come after
+them (:mod:`ingest.news.providers`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from ingest.news.providers import news_providers, quote_requests_per_day
 from ingest.providers import Provider
 from ingest.providers.alphavantage import AlphaVantageProvider
 from ingest.providers.ccxt_provider import CcxtProvider
@@ -64,6 +66,7 @@ def _alphavantage(settings: Settings, member: str | None) -> list[Provider]:
             settings.alphavantage_api_key,
             settings.symbols,
             timeout_s=settings.provider_call_timeout_seconds,
+            per_day=quote_requests_per_day(settings, "alphavantage"),
         )
     ]
 
@@ -77,6 +80,7 @@ def _fmp(settings: Settings, member: str | None) -> list[Provider]:
             settings.fmp_api_key,
             settings.symbols,
             timeout_s=settings.provider_call_timeout_seconds,
+            per_day=quote_requests_per_day(settings, "fmp"),
         )
     ]
 
@@ -103,4 +107,4 @@ def build_providers(settings: Settings) -> list[Provider]:
     for name in names:
         family, member = parse_provider(name)
         providers.extend(FACTORIES[family](settings, member))
-    return providers
+    return providers + news_providers(settings, names)

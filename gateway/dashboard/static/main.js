@@ -1,10 +1,11 @@
-// The dashboard: wires the watchlist, chart, provider panel and replay control to one live
-// WebSocket (/ws/stream) and the REST history, and keeps the view in the address bar.
+// The dashboard: wires the watchlist, chart, provider and news panels and replay control to
+// one live WebSocket (/ws/stream) and the REST history, and keeps the view in the address bar.
 
 import { adoptKeyFromAddress, apiKey, setApiKey, streamUrl } from "./access.js";
 import { loadCandles } from "./candle-history.js";
 import { CandleChart } from "./chart.js";
 import { StreamConnection } from "./connection.js";
+import { NewsPanel } from "./news.js";
 import { ProviderPanel } from "./providers.js";
 import { ReplayControl } from "./replay.js";
 import { addSymbol, normalizeSymbol, readView, removeSymbol, writeView } from "./view-state.js";
@@ -31,6 +32,7 @@ let everConnected = false;
 
 const watchlist = new Watchlist($("watchlist-rows"), { onSelect: select, onRemove: remove });
 const providers = new ProviderPanel($("provider-table"), $("provider-note"));
+const news = new NewsPanel($("news-list"), $("news-note"));
 const connection = new StreamConnection({
   url: streamUrl, subscriptions: liveSubscriptions, onMessage: receive, onState: connectionChanged,
 });
@@ -47,11 +49,23 @@ function ohlcvRequest() {
     timeframe: view.timeframe, interval_ms: OHLCV_INTERVAL_MS };
 }
 
+function newsRequest() {
+  return { type: "subscribe", stream_type: "news", symbols: [view.selected] };
+}
+
+/** Follow the news of the selected symbol instead of ``previous``'s. */
+function followNews(previous) {
+  if (previous) connection.send({ type: "unsubscribe", stream_type: "news", symbols: [previous] });
+  news.reset(view.selected);
+  if (view.selected) connection.send(newsRequest());
+}
+
 /** What the live connection subscribes on every (re)connection. */
 function liveSubscriptions() {
   const requests = [];
   if (view.symbols.length) requests.push(quoteRequest(view.symbols));
-  if (view.selected) requests.push(ohlcvRequest());
+  if (view.selected) requests.push(ohlcvRequest(), newsRequest());
+  news.reset(view.selected);
   return requests;
 }
 
@@ -61,6 +75,7 @@ function setView(next) {
   watchlist.show(view.symbols, view.selected);
   $("chart-title").textContent = view.selected ? `${view.selected} · ${view.timeframe}` : "no symbol";
   $("provider-title").textContent = view.selected ?? "";
+  $("news-title").textContent = view.selected ?? "";
   $("timeframe").value = view.timeframe;
 }
 
@@ -70,6 +85,7 @@ function receive(message) {
       lastDataAt = Date.now();
       if (message.stream_type === "quote") liveQuotes(message.data);
       else if (message.stream_type === "ohlcv" && !replay.active) drawCandles(message.data);
+      else if (message.stream_type === "news") news.update(message.data);
       break;
     case "status":
       watchlist.setStatus(message.symbol, message.status);
@@ -135,9 +151,11 @@ function showConnection() {
 function select(symbol) {
   if (symbol === view.selected) return;
   if (replay.active) replay.backToLive();
-  if (view.selected) connection.send({ type: "unsubscribe", stream_type: "ohlcv", symbols: [view.selected] });
+  const previous = view.selected;
+  if (previous) connection.send({ type: "unsubscribe", stream_type: "ohlcv", symbols: [previous] });
   setView({ ...view, selected: symbol });
   connection.send(ohlcvRequest());
+  followNews(previous);
   providers.show(watchlist.latest(symbol));
   showChart();
 }
@@ -147,6 +165,7 @@ function remove(symbol) {
   connection.send({ type: "unsubscribe", stream_type: "quote", symbols: [symbol] });
   if (wasSelected) connection.send({ type: "unsubscribe", stream_type: "ohlcv", symbols: [symbol] });
   setView(removeSymbol(view, symbol));
+  if (wasSelected) followNews(symbol);
   if (wasSelected && view.selected) {
     connection.send(ohlcvRequest());
     providers.show(watchlist.latest(view.selected));
@@ -162,6 +181,7 @@ function add(text) {
   connection.send(quoteRequest([symbol]));
   if (first) {
     connection.send(ohlcvRequest());
+    followNews(null);
     showChart();
   }
 }
