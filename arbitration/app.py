@@ -16,10 +16,12 @@ none of it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
 import faust
+import uvloop
 from aiokafka import AIOKafkaProducer
 
 from arbitration.arbiter import Arbiter
@@ -29,6 +31,7 @@ from arbitration.engine.partition import ROLES, SourceRecord
 from arbitration.feeds import StatusFeed
 from arbitration.health import faust_health
 from arbitration.monitor import METRICS_PERIOD, ArbitrationMonitor
+from arbitration.quiet_monitor import QuietMonitor
 from arbitration.relay import Relay
 from arbitration.sender import BatchSender
 from arbitration.snapshots import SnapshotStore
@@ -86,6 +89,7 @@ def make_app(settings: Settings, name: str | None = None) -> faust.App:
         broker_max_poll_records=MAX_POLL_RECORDS,
         producer_request_timeout=settings.delivery_timeout_seconds,
         topic_disable_leader=True,
+        Monitor=QuietMonitor,
     )
 
 
@@ -148,8 +152,10 @@ def run_worker(settings: Settings, app: faust.App | None = None) -> None:
     """Run the arbitration worker (or another ``app``) until SIGTERM or Ctrl-C.
 
     Logging stays as ``fiml`` configured it (JSON lines or text), and the worker's progress
-    spinner is off: it would write control characters between the log lines.
+    spinner is off: it would write control characters between the log lines. The event
+    loops (the worker's and that of Faust's consumer thread) are uvloop's.
     """
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     progress = Progress(settings.consumer_stall_seconds)
     app = app or build_app(settings, progress)
     worker = faust.Worker(

@@ -45,6 +45,7 @@ from arbitration.batch_delivery import (
     batch_topic,
     register,
 )
+from arbitration.quiet_monitor import QuietMonitor
 from runtime.settings import Settings
 
 TOPIC = "fiml.ticks.raw"
@@ -85,6 +86,18 @@ def test_the_worker_uses_batch_delivery_without_a_leader_topic(tmp_path):
     app = make_app(settings)
     assert type(app.consumer) is BatchConsumer
     assert app.conf.topic_disable_leader is True
+    assert type(app.monitor) is QuietMonitor
+
+
+def test_the_quiet_monitor_overrides_hooks_faust_calls():
+    """Each hook QuietMonitor silences is one Faust's Monitor has, with the same parameters
+    (a renamed hook would silently count again; a removed one would never be called)."""
+    hooks = [name for name in vars(QuietMonitor) if name.startswith(("on_", "track_"))]
+    assert len(hooks) == 12
+    for name in hooks:
+        ours = inspect.signature(getattr(QuietMonitor, name))
+        theirs = inspect.signature(getattr(Monitor, name))
+        assert list(ours.parameters) == list(theirs.parameters), name
 
 
 def test_the_consumer_and_conductor_state_the_batch_path_reads_and_writes(app):
