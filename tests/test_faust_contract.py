@@ -39,10 +39,12 @@ from arbitration import batch_delivery
 from arbitration.app import make_app
 from arbitration.batch_delivery import (
     SCHEME,
+    AbandonedBatch,
     BatchConsumer,
     PartitionBatch,
     Transport,
     batch_topic,
+    batches,
     register,
 )
 from arbitration.quiet_monitor import QuietMonitor
@@ -173,6 +175,16 @@ def test_the_ack_lock_is_reentrant():
 # -------------------------------------------------------------------- behaviour
 
 
+class _Crashes:
+    """Stands in for ``App.crash``: records the reasons instead of stopping the app."""
+
+    def __init__(self):
+        self.reasons = []
+
+    async def __call__(self, reason):
+        self.reasons.append(reason)
+
+
 def _batch(consumer, offsets, generation=0):
     records = [SimpleNamespace(offset=offset) for offset in offsets]
     return PartitionBatch(consumer, TP(TOPIC, 0), records, generation, 1)
@@ -285,6 +297,49 @@ async def test_the_stream_passes_a_batch_through_without_ack(app):
         break
     else:
         pytest.fail("no batch")
+
+
+async def test_a_batch_is_acknowledged_when_the_loop_body_returns(app, monkeypatch):
+    monkeypatch.setattr(app, "crash", _record_crash := _Crashes())
+    app.flow_control.resume()
+    app.topics._acking_topics.add(TOPIC)
+    channel = app.channel()
+    first, stale, third = (
+        _batch(app.consumer, range(3)),
+        _batch(app.consumer, range(3, 6), generation=7),  # another generation: skipped
+        _batch(app.consumer, range(3, 6)),
+    )
+    delivered = batches(app.stream(channel))  # subscribes: put only reaches subscribers
+    for batch in (first, stale, third):
+        await channel.put(batch)
+    assert await anext(delivered) is first
+    assert first in app.consumer._unacked_messages and not first.acked
+    assert await anext(delivered) is third  # the body of the first returned
+    assert first.acked and not stale.acked and not third.acked
+    assert app.consumer._acked[TP(TOPIC, 0)] == [0, 1, 2]
+    await delivered.aclose()  # leaving the third unfinished crashes the worker
+    assert _record_crash.reasons and not third.acked
+
+
+async def test_an_abandoned_batch_crashes_the_worker_unacknowledged(app, monkeypatch):
+    """A loop body that raises leaves its batch unacknowledged and crashes the app, so the
+    restart resumes from the last commit instead of committing past the hole."""
+    crashes = _Crashes()
+    monkeypatch.setattr(app, "crash", crashes)
+    app.flow_control.resume()
+    app.topics._acking_topics.add(TOPIC)
+    channel = app.channel()
+    batch = _batch(app.consumer, range(3))
+    delivered = batches(app.stream(channel))
+    await channel.put(batch)
+    with pytest.raises(RuntimeError, match="engine failed"):
+        async for _ in delivered:
+            raise RuntimeError("engine failed")
+    await delivered.aclose()
+    assert [type(reason) for reason in crashes.reasons] == [AbandonedBatch]
+    assert not batch.acked
+    assert batch not in app.consumer._unacked_messages
+    assert not app.consumer._acked[TP(TOPIC, 0)]
 
 
 # -------------------------------------------------------------------- fingerprints
