@@ -70,6 +70,10 @@ SOAK_MINUTES ?= 30
 bench-arbitration: kafka-jars
 	$(BIN)/python benchmarks/arbitration_throughput.py $(BENCH_ARGS) --out benchmarks/arbitration_throughput.json
 
+.PHONY: bench-scaling
+bench-scaling: kafka-jars
+	$(BIN)/python benchmarks/arbitration_scaling.py $(BENCH_ARGS) --out benchmarks/arbitration_scaling.json
+
 bench-replay: kafka-jars
 	$(BIN)/python benchmarks/replay_throughput.py $(BENCH_ARGS) --out benchmarks/replay_throughput.json
 

@@ -1,32 +1,31 @@
 """The Faust worker: raw ticks in; quotes, candles, trades and rejections out.
 
 All decisions live in the pure engine (``arbitration/engine/``); this shell takes the raw
-records in batches (``take_events``: up to ``BATCH_EVENTS``, or what arrived within
-``BATCH_SECONDS``), hands each partition's records to the :class:`Arbiter` and sends what
-comes back to the partition of the same number as the input's, with the input's Kafka time
-and the marker header.
+records a fetched partition batch at a time (``arbitration/batch_delivery.py``: no Faust
+event per record), hands each batch to the :class:`Arbiter` and sends what comes back to the
+partition of the same number as the input's, with the input's Kafka time and the marker
+header.
 
 Outputs go to the producer of Faust's aiokafka driver as whole record batches
 (``arbitration/sender.py``) rather than through ``Topic.send`` or one ``send`` per record.
-At-least-once: each event of a batch is held (one more reference on its message) until
-:meth:`Relay.deliver` has every output of the batch acknowledged by the broker, retrying what
-failed (``arbitration/relay.py``); only then can ``take_events`` acknowledge the events and
-Faust commit their offsets. A worker stopped while a batch is held commits none of it.
+At-least-once: a batch is acknowledged to Faust only once :meth:`Relay.deliver` has every
+output of it acknowledged by the broker, retrying what failed (``arbitration/relay.py``);
+only then can Faust commit its offsets. A worker stopped while a batch is in process commits
+none of it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
 
 import faust
+import uvloop
 from aiokafka import AIOKafkaProducer
-from faust.streams import Stream
-from faust.types import EventT
 
 from arbitration.arbiter import Arbiter
+from arbitration.batch_delivery import SCHEME, batch_topic, batches, register
 from arbitration.configure import engine_config
 from arbitration.engine.partition import ROLES, SourceRecord
 from arbitration.feeds import StatusFeed
@@ -34,6 +33,7 @@ from arbitration.health import faust_health
 from arbitration.kafka_auth import faust_credentials
 from arbitration.monitor import METRICS_PERIOD, ArbitrationMonitor
 from arbitration.news import NEWS_ROLES, add_news_agent
+from arbitration.quiet_monitor import QuietMonitor
 from arbitration.relay import Relay
 from arbitration.sender import BatchSender
 from arbitration.snapshots import SnapshotStore
@@ -44,12 +44,10 @@ from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.arbitration")
 
-BATCH_EVENTS = 4000
-# How long a batch waits for more events, which each tick may wait before it is processed
-# (with 20 ms the oldest tick of a batch waited 23 ms at p50 at 1 000 ticks/s); batches
-# of 5 ms cost no measurably more CPU per tick (benchmarks/README.md, latency section).
-BATCH_SECONDS = 0.005
 MAX_POLL_RECORDS = 1000
+# Partition batches (up to MAX_POLL_RECORDS records each) queued for the agent; a full
+# queue blocks the fetch loop.
+QUEUED_BATCHES = 4
 
 
 def make_app(settings: Settings, name: str | None = None) -> faust.App:
@@ -65,12 +63,18 @@ def make_app(settings: Settings, name: str | None = None) -> faust.App:
     fetch brought beyond them stays as Kafka's compact record batches instead of becoming
     Python records all at once (with a backlog, up to 1 MiB per partition), which kept the
     worker's memory tied to its backlog (about 18 MB more at the peak, same throughput).
+
+    The broker URL selects the batch-delivery transport (``arbitration/batch_delivery.py``).
+    Faust's leader topic is off: the worker has no leader-only work, and its always empty
+    partition, fetched alone, held the fetch for Faust's 1.5 s ``fetch_max_wait_ms`` and
+    capped a worker at about 20 000 records/s.
     """
+    register()
     faust_root = Path(settings.cache_dir) / "faust"
     faust_root.mkdir(parents=True, exist_ok=True)
     return faust.App(
         name or f"{settings.topic_prefix}-arbitration",
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=f"{SCHEME}://{settings.kafka_bootstrap}",
         broker_credentials=faust_credentials(settings),
         web_enabled=False,
         store="memory://",
@@ -87,11 +91,18 @@ def make_app(settings: Settings, name: str | None = None) -> faust.App:
         producer_max_batch_size=256 * 1024,
         broker_max_poll_records=MAX_POLL_RECORDS,
         producer_request_timeout=settings.delivery_timeout_seconds,
+        topic_disable_leader=True,
+        Monitor=QuietMonitor,
     )
 
 
-def raw_topic(app: faust.App, settings: Settings, role: TopicRole = TopicRole.RAW) -> faust.TopicT:
-    """The topic of ``role`` (by default ``ticks.raw``) as raw bytes."""
+def raw_topic(app: faust.App, settings: Settings) -> faust.TopicT:
+    """``ticks.raw``, delivered a partition batch at a time."""
+    return batch_topic(app, settings.topic(TopicRole.RAW), maxsize=QUEUED_BATCHES)
+
+
+def bytes_topic(app: faust.App, settings: Settings, role: TopicRole) -> faust.TopicT:
+    """The topic of ``role`` as raw bytes, a record at a time."""
     return app.topic(
         settings.topic(role),
         key_type=bytes,
@@ -119,14 +130,12 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
         try:
             producer = aiokafka_producer(app)
             sender = BatchSender(producer)
-            # An agent gets a Stream, whose take_events its protocol type does not declare.
-            batches = cast(Stream[bytes], stream).take_events(BATCH_EVENTS, within=BATCH_SECONDS)
-            async for events in batches:
-                for event in events:
-                    event.message.incref()  # held: take_events' ack will not be the last
-                await relay.deliver(sender, by_partition(events))
-                for event in events:
-                    event.message.decref()
+            async for batch in batches(stream):  # acknowledged when the body returns
+                records = [
+                    SourceRecord(r.offset, r.key, r.value, r.timestamp * 1000)
+                    for r in batch.records
+                ]
+                await relay.deliver(sender, {batch.tp.partition: records})
                 await arbiter.checkpoint(producer)
         finally:
             await feed.stop()
@@ -142,7 +151,7 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
             progress.observe(moved, relay.pending)
 
     app.timer(METRICS_PERIOD)(export_metrics)
-    add_news_agent(app, settings, *(raw_topic(app, settings, r) for r in NEWS_ROLES))
+    add_news_agent(app, settings, *(bytes_topic(app, settings, r) for r in NEWS_ROLES))
     return app
 
 
@@ -154,28 +163,14 @@ def aiokafka_producer(app: faust.App) -> AIOKafkaProducer:
     return producer
 
 
-def by_partition(events: Sequence[EventT[Any]]) -> dict[int, list[SourceRecord]]:
-    """The raw records of a batch of events, per partition in offset order."""
-    found: dict[int, list[SourceRecord]] = {}
-    for event in events:
-        message = event.message
-        records = found.get(message.partition)
-        if records is None:
-            records = found[message.partition] = []
-        records.append(
-            SourceRecord(
-                message.offset, message.key, message.value, round(message.timestamp * 1000) * 1000
-            )
-        )
-    return found
-
-
 def run_worker(settings: Settings, app: faust.App | None = None) -> None:
     """Run the arbitration worker (or another ``app``) until SIGTERM or Ctrl-C.
 
     Logging stays as ``fiml`` configured it (JSON lines or text), and the worker's progress
-    spinner is off: it would write control characters between the log lines.
+    spinner is off: it would write control characters between the log lines. The event
+    loops (the worker's and that of Faust's consumer thread) are uvloop's.
     """
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     progress = Progress(settings.consumer_stall_seconds)
     app = app or build_app(settings, progress)
     worker = faust.Worker(

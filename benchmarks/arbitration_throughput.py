@@ -10,9 +10,11 @@ measures in the same run, on the same broker:
 - ``worker``: ``python -m fiml arbitrate`` as its own process (Faust, the full engine, every
   output: quotes, candles, trades, DLQ), timed from its first committed offset to the last,
   so its start-up is not counted;
-- ``faust``: the worker's Faust app and batching with an agent that does nothing else
-  (this script with ``--faust-floor``), timed the same way: the most any Faust worker so
-  configured can do here.
+- ``faust``: the worker's Faust app with an agent that does nothing else (this script with
+  ``--faust-floor MODE``), timed the same way: the most any Faust worker so configured can
+  do here; ``batch`` takes the partition batches the worker takes
+  (``arbitration/batch_delivery.py``), ``events`` Faust's per-message path in batches of
+  events (``take_events``), as the worker did before.
 
 Beside the rates, each side's CPU time per tick (all threads of the process, from
 ``/proc``): on a machine shared with other work the rates move with the load, the CPU time
@@ -38,13 +40,15 @@ import faust
 from aiokafka import TopicPartition
 from harness import cpu_seconds, run_and_report, run_facts, spawn_service
 
-from arbitration.app import BATCH_EVENTS, BATCH_SECONDS, make_app, raw_topic, run_worker
+from arbitration.app import make_app, raw_topic, run_worker
+from arbitration.batch_delivery import batches
 from ingest.synthetic import SyntheticMarket
 from runtime.kafka import make_consumer, make_producer, topic_partitions
 from runtime.processes import stop_process
 from runtime.settings import Settings
 from runtime.topics import create_topics
 from schemas import Quote, RawTick, decode, encode
+from schemas.topics import TopicRole
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA", "SPY", "BTC/USDT", "ETH/USDT", "SOL/USDT")
 
@@ -131,25 +135,47 @@ async def committed(settings: Settings, group: str, partitions: list[TopicPartit
         await consumer.stop()
 
 
-def floor_app(settings: Settings) -> faust.App:
-    """The worker's Faust app taking the raw records in the worker's batches, nothing else."""
-    app = make_app(settings, f"{settings.topic_prefix}-faust-floor")
+FLOOR_MODES = ("batch", "events")
+# The worker's batching before batch delivery: up to 4 000 events or what came in 5 ms.
+EVENTS_PER_TAKE = 4000
+TAKE_SECONDS = 0.005
 
-    @app.agent(raw_topic(app, settings), name="floor")
-    async def floor(stream: faust.StreamT) -> None:
-        async for _ in stream.take_events(BATCH_EVENTS, within=BATCH_SECONDS):
-            pass
+
+def floor_app(settings: Settings, mode: str) -> faust.App:
+    """The worker's Faust app taking the raw records and nothing else: as partition batches
+    (``batch``), or as Faust events through ``take_events`` (``events``)."""
+    app = make_app(settings, f"{settings.topic_prefix}-faust-floor-{mode}")
+    if mode == "batch":
+
+        @app.agent(raw_topic(app, settings), name="floor")
+        async def floor(stream: faust.StreamT) -> None:
+            async for _ in batches(stream):
+                pass
+
+    else:
+        events = app.topic(
+            settings.topic(TopicRole.RAW),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+        @app.agent(events, name="floor")
+        async def floor_events(stream: faust.StreamT) -> None:
+            async for _ in stream.take_events(EVENTS_PER_TAKE, within=TAKE_SECONDS):
+                pass
 
     return app
 
 
-def start_floor(settings: Settings, log: Path) -> subprocess.Popen:
-    """This script with ``--faust-floor`` on these settings, logging to ``log``."""
+def start_floor(settings: Settings, mode: str, log: Path) -> subprocess.Popen:
+    """This script with ``--faust-floor MODE`` on these settings, logging to ``log``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
     env.update(settings.to_env())
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, __file__, "--faust-floor"],
+            [sys.executable, __file__, "--faust-floor", mode],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -197,9 +223,15 @@ async def measure(bootstrap: str, count: int, tmp: Path) -> dict:
         spawn_service(settings, "arbitrate", tmp / "worker.log"),
         f"{prefix}-arbitration",
     )
-    floor = await process_rate(
-        settings, count, start_floor(settings, tmp / "floor.log"), f"{prefix}-faust-floor"
-    )
+    floors = {
+        mode: await process_rate(
+            settings,
+            count,
+            start_floor(settings, mode, tmp / f"floor-{mode}.log"),
+            f"{prefix}-faust-floor-{mode}",
+        )
+        for mode in FLOOR_MODES
+    }
     return {
         **run_facts(),
         "ticks": count,
@@ -211,8 +243,14 @@ async def measure(bootstrap: str, count: int, tmp: Path) -> dict:
         "bare_cpu_us_per_tick": round(bare["cpu_s_per_tick"] * 1e6, 1),
         "worker_cpu_us_per_tick": round(worker["cpu_s_per_tick"] * 1e6, 1),
         "cpu_ratio": round(bare["cpu_s_per_tick"] / worker["cpu_s_per_tick"], 3),
-        "faust_floor_ticks_per_s": round(floor["ticks_per_s"]),
-        "faust_floor_cpu_us_per_tick": round(floor["cpu_s_per_tick"] * 1e6, 1),
+        **{
+            f"faust_floor_{mode}_ticks_per_s": round(floor["ticks_per_s"])
+            for mode, floor in floors.items()
+        },
+        **{
+            f"faust_floor_{mode}_cpu_us_per_tick": round(floor["cpu_s_per_tick"] * 1e6, 1)
+            for mode, floor in floors.items()
+        },
     }
 
 
@@ -223,13 +261,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the JSON result here too")
     parser.add_argument(
         "--faust-floor",
-        action="store_true",
+        choices=FLOOR_MODES,
         help="run the do-nothing Faust worker on the FIML_* settings",
     )
     args = parser.parse_args()
     if args.faust_floor:
         settings = Settings.from_env()
-        run_worker(settings, floor_app(settings))
+        run_worker(settings, floor_app(settings, args.faust_floor))
         return
     count = args.ticks or (60_000 if args.quick else 400_000)
     run_and_report(measure, count, args.out)

@@ -1,6 +1,6 @@
 """End-to-end latency from a raw tick's ``ts_ingest`` to a WebSocket client, beside Kafka's own.
 
-Usage: ``python benchmarks/latency.py [--quick] [--seconds N] [--out FILE]``
+Usage: ``python benchmarks/latency.py [--quick] [--seconds N] [--workers N] [--out FILE]``
 
 A load generator (this process) writes RawTicks to the raw topic at a set rate through the
 project's codec: 50 symbols, one provider, every fifth round of ticks trade prints, each
@@ -76,12 +76,14 @@ Samples = dict[str, list[tuple[int, int]]]  # kind -> (ts_ingest µs, latency µ
 
 @dataclass(frozen=True)
 class Plan:
-    """How long each part runs, in seconds."""
+    """How long each part runs, in seconds, and how many arbitration workers share the
+    raw partitions."""
 
     first_warm_s: float
     warm_s: float
     measure_s: float
     drain_s: float
+    workers: int = 1
 
 
 def make_tick(n: int, now_us: int) -> RawTick:
@@ -436,7 +438,10 @@ async def measure_pipeline(settings: Settings, plan: Plan, tmp: Path) -> dict[st
     raw = await topic_partitions(settings, settings.topic("ticks.raw"))
     group = f"{settings.topic_prefix}-arbitration"
     services = [
-        spawn_service(settings, "arbitrate", tmp / "arbitrate.log"),
+        *(
+            spawn_service(settings, "arbitrate", tmp / f"arbitrate-{n}.log")
+            for n in range(plan.workers)
+        ),
         spawn_service(settings, "gateway", tmp / "gateway.log"),
     ]
     clients = Clients(
@@ -529,6 +534,7 @@ async def measure(plan: Plan, bootstrap: str, _: int, tmp: Path) -> dict:
         "first_warm_s": plan.first_warm_s,
         "warm_s": plan.warm_s,
         "measure_s": plan.measure_s,
+        "arbitration_workers": plan.workers,
         "baseline": baseline,
         "pipeline": pipeline,
         "targets": {str(rate): verdicts(baseline, pipeline, rate) for rate in RATES},
@@ -539,6 +545,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="about two minutes in all")
     parser.add_argument("--seconds", type=float, help="measured seconds per rate")
+    parser.add_argument("--workers", type=int, default=1, help="arbitration worker processes")
     parser.add_argument("--out", type=Path, help="write the JSON result here too")
     args = parser.parse_args()
     seconds = args.seconds or (10.0 if args.quick else 60.0)
@@ -547,6 +554,7 @@ def main() -> None:
         warm_s=3.0 if args.quick else 5.0,
         measure_s=seconds,
         drain_s=20.0 if args.quick else 120.0,
+        workers=args.workers,
     )
     run_and_report(functools.partial(measure, plan), 0, args.out)
 

@@ -6,7 +6,7 @@ from arbitration.engine.config import EngineConfig
 from arbitration.engine.partition import PartitionEngine, SourceRecord
 from arbitration.engine.statuses import StatusTimeline
 from schemas import encode
-from schemas.records import ProviderStatus, RawTick
+from schemas.records import Candle, ProviderStatus, Quote, RawTick, Rejected, Trade
 from tests.factories import T0, default_config
 
 
@@ -34,3 +34,16 @@ class Harness:
     def feed(self, ticks: list) -> list:
         """All outputs of several ticks, in order."""
         return [out for t in ticks for out in self.send(t)]
+
+
+def repeated_output_keys(
+    quotes: list[Quote], candles: list[Candle], trades: list[Trade], dlq: list[Rejected]
+) -> dict[str, int]:
+    """How many records of each output topic repeat a key written before (all 0 when none)."""
+    keys = {
+        "quotes": [(q.symbol, q.seq) for q in quotes],
+        "candles": [(c.symbol, c.timeframe, c.open_time, c.revision) for c in candles],
+        "trades": [(t.provider, t.trade_id) for t in trades],
+        "dlq": [(r.source_partition, r.source_offset) for r in dlq],
+    }
+    return {role: len(found) - len(set(found)) for role, found in keys.items()}
