@@ -1,15 +1,16 @@
 """What ingest writes to Kafka: a bounded buffer delivered in order, whatever the broker does.
 
-Ticks go to ``fiml.ticks.raw`` keyed by symbol, statuses to ``fiml.provider.status`` keyed
-by provider, through one idempotent producer (acks=all). Providers never wait for Kafka:
-what they report goes into a bounded buffer (``FIML_INGEST_BUFFER_RECORDS``) that one
-delivery task empties, in order, removing a record only once Kafka acknowledged it. While
-the broker is away (not there at start, gone mid-run) the task retries with a backoff,
-``/readyz`` says the broker is unavailable and the providers' own statuses stay theirs; the
-buffer keeps what they report meanwhile. Nothing is lost silently: a record that does not
-fit in the buffer, that the broker refuses for itself (too large) or that is still waiting
-when the service stops and the broker does not come back within ``STOP_GRACE_S`` is dropped,
-counted in ``fiml_ingest_dropped_total`` per provider and reason, and logged.
+Ticks go to ``fiml.ticks.raw`` and book events to ``fiml.books.raw`` keyed by symbol,
+statuses to ``fiml.provider.status`` keyed by provider, through one idempotent producer
+(acks=all). Providers never wait for Kafka: what they report goes into a bounded buffer
+(``FIML_INGEST_BUFFER_RECORDS``) that one delivery task empties, in order, removing a record
+only once Kafka acknowledged it. While the broker is away (not there at start, gone mid-run)
+the task retries with a backoff, ``/readyz`` says the broker is unavailable and the
+providers' own statuses stay theirs; the buffer keeps what they report meanwhile. Nothing is
+lost silently: a record that does not fit in the buffer, that the broker refuses for itself
+(too large) or that is still waiting when the service stops and the broker does not come
+back within ``STOP_GRACE_S`` is dropped, counted in ``fiml_ingest_dropped_total`` per
+provider and reason, and logged.
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ from runtime.kafka import make_producer
 from runtime.metrics import BROKER_UP, INGEST_BUFFERED, INGEST_DROPPED, count_ingested
 from runtime.settings import Settings
 from schemas import ProviderStatus, RawTick, encode
-from schemas.topics import TopicRole
+from schemas.books import BookEvent
+from schemas.topics import RECORD_TOPICS, TopicRole
 
 log = logging.getLogger("fiml.ingest")
 
-Record = RawTick | ProviderStatus
+Record = RawTick | ProviderStatus | BookEvent
 
 MAX_ROUND = 5000
 KAFKA_RETRY = Backoff(base=0.5, cap=5.0)
@@ -73,6 +75,7 @@ class IngestCounters:
     reported: int = 0
     ticks: int = 0
     statuses: int = 0
+    books: int = 0
     dropped: int = 0
 
 
@@ -81,7 +84,7 @@ class TickWriter:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.raw_topic = settings.topic(TopicRole.RAW)
+        self.topics = {kind: settings.topic(RECORD_TOPICS[kind]) for kind in (RawTick, BookEvent)}
         self.status_topic = settings.topic(TopicRole.STATUS)
         self.limit = settings.ingest_buffer_records
         self.buffer: deque[Record] = deque()
@@ -197,9 +200,10 @@ class TickWriter:
         delivered = [
             r for r, o in zip(records, outcomes, strict=False) if not isinstance(o, BaseException)
         ]
-        ticks = sum(isinstance(record, RawTick) for record in delivered)
+        ticks, books = (sum(isinstance(r, kind) for r in delivered) for kind in self.topics)
         self.counters.ticks += ticks
-        self.counters.statuses += len(delivered) - ticks
+        self.counters.books += books
+        self.counters.statuses += len(delivered) - ticks - books
         count_ingested(delivered)
         INGEST_BUFFERED.set(len(self.buffer))
         failure = failure or next(
@@ -216,10 +220,10 @@ class TickWriter:
     async def _send(self, record: Record) -> asyncio.Future[Any]:
         """Hand one record to the producer; its delivery future (an unencodable record, a
         provider's bug, comes back as refused rather than stopping the delivery)."""
-        if isinstance(record, RawTick):
-            topic, key = self.raw_topic, record.symbol
-        else:
+        if isinstance(record, ProviderStatus):
             topic, key = self.status_topic, record.provider
+        else:
+            topic, key = self.topics[type(record)], record.symbol
         try:
             value = encode(record)
         except Exception as error:  # fastavro's errors on bad values have no common base

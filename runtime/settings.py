@@ -79,6 +79,7 @@ class Settings:
     trades_retention_hours: int = 7 * 24
     candles_retention_hours: int = 30 * 24
     dlq_retention_hours: int = 30 * 24
+    books_retention_hours: int = 24
 
     providers: tuple[str, ...] = ("synthetic",)
     alphavantage_api_key: str | None = field(default=None, repr=False)
@@ -140,6 +141,9 @@ class Settings:
     delivery_timeout_seconds: float = 30.0
     metrics_score_symbols: int = 100
 
+    book_depth: int = 50
+    book_snapshot_ms: int = 250
+
     log_level: str = "info"
     log_format: str = "auto"
 
@@ -164,6 +168,8 @@ class Settings:
             "ingest_buffer_records",
             "consumer_stall_seconds",
             "delivery_timeout_seconds",
+            "book_depth",
+            "book_snapshot_ms",
         )
         for name in positive:
             if not getattr(self, name) > 0:
@@ -252,12 +258,13 @@ class Settings:
             TopicRole.CANDLES: self.candles_retention_hours,
             TopicRole.TRADES: self.trades_retention_hours,
             TopicRole.DLQ: self.dlq_retention_hours,
+            TopicRole.BOOKS: self.books_retention_hours,
         }
         specs = {
             role: TopicSpec(self.topic(role), self.partitions, hours * hour_ms)
             for role, hours in timed.items()
         }
-        for role in (TopicRole.DEMAND, TopicRole.STATE):
+        for role in (TopicRole.DEMAND, TopicRole.STATE, TopicRole.CONSOLIDATED_BOOKS):
             specs[role] = TopicSpec(self.topic(role), self.partitions, None, compacted=True)
         return specs
 

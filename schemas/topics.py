@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from schemas.books import BookEvent, ConsolidatedBook
 from schemas.records import Candle, Demand, ProviderStatus, Quote, RawTick, Rejected, Trade
 
 
@@ -19,6 +20,8 @@ class TopicRole(StrEnum):
     DLQ = "ticks.dlq"
     DEMAND = "demand"
     STATE = "arbitration.state"
+    BOOKS = "books.raw"
+    CONSOLIDATED_BOOKS = "books.consolidated"
 
 
 RECORD_TOPICS: dict[type, TopicRole] = {
@@ -29,6 +32,8 @@ RECORD_TOPICS: dict[type, TopicRole] = {
     Trade: TopicRole.TRADES,
     Rejected: TopicRole.DLQ,
     Demand: TopicRole.DEMAND,
+    BookEvent: TopicRole.BOOKS,
+    ConsolidatedBook: TopicRole.CONSOLIDATED_BOOKS,
 }
 """The topic whose values are each record type (its registry subject is
 ``<topic>-value``)."""

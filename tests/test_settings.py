@@ -22,8 +22,10 @@ ROLES = {
     "ticks.dlq",
     "demand",
     "arbitration.state",
+    "books.raw",
+    "books.consolidated",
 }
-COMPACTED = {"demand", "arbitration.state"}
+COMPACTED = {"demand", "arbitration.state", "books.consolidated"}
 
 
 def test_defaults():
@@ -290,6 +292,7 @@ def test_retention_hours_come_from_each_setting():
             "FIML_CANDLES_RETENTION_HOURS": "4",
             "FIML_TRADES_RETENTION_HOURS": "5",
             "FIML_DLQ_RETENTION_HOURS": "6",
+            "FIML_BOOKS_RETENTION_HOURS": "7",
         }
     )
     retention = {role: spec.retention_ms for role, spec in s.topics().items()}
@@ -300,8 +303,10 @@ def test_retention_hours_come_from_each_setting():
         "candles": 4 * HOUR_MS,
         "trades": 5 * HOUR_MS,
         "ticks.dlq": 6 * HOUR_MS,
+        "books.raw": 7 * HOUR_MS,
         "demand": None,
         "arbitration.state": None,
+        "books.consolidated": None,
     }
 
 

@@ -7,13 +7,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from schemas import ProviderStatus, RawTick
+from schemas.books import BookEvent
 
-Batch = Sequence[RawTick | ProviderStatus]
+Batch = Sequence[RawTick | ProviderStatus | BookEvent]
 Emit = Callable[[Batch], Awaitable[None]]
 
 
 class Provider(Protocol):
-    """A source of ticks and statuses, run until ``stop`` is set."""
+    """A source of ticks, statuses (and book events), run until ``stop`` is set."""
 
     name: str
 

@@ -8,7 +8,7 @@ import logging
 import random
 from collections.abc import Iterable
 
-from ingest.providers import Batch, Emit
+from ingest.providers import Emit
 from ingest.providers.failure import Failure
 from runtime.clock import now_micros
 from runtime.service import until_stopped
@@ -83,7 +83,7 @@ class RetryingProvider:
             with contextlib.suppress(Exception):
                 await self.close()
 
-    def up_status(self, latency_ms: float | None) -> Batch:
+    def up_status(self, latency_ms: float | None) -> list[ProviderStatus]:
         """An UP status when the provider just recovered or every few seconds, else none."""
         self.attempt = 0
         loop_now = asyncio.get_running_loop().time()

@@ -1,4 +1,7 @@
-"""The synthetic market as a provider: batches on a fixed cadence, with no network at all."""
+"""The synthetic market as a provider: batches on a fixed cadence, with no network at all.
+
+Its venues also show order books of the crypto symbols (``ingest/books/synthetic_books.py``),
+``FIML_BOOK_DEPTH`` levels a side, one message per venue and symbol per batch."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import logging
 
 from aiokafka.errors import KafkaError
 
+from ingest.books.synthetic_books import SyntheticBooks
 from ingest.providers import Emit
 from ingest.synthetic import SyntheticMarket
 from ingest.venues import DEFAULT_VENUES, with_faults
@@ -42,6 +46,7 @@ class SyntheticProvider:
             venues=venues,
             trend_bps=settings.synthetic_trend_bps,
         )
+        self.books = SyntheticBooks(venues, seed=settings.synthetic_seed, depth=settings.book_depth)
         self.period = period
 
     def set_demand(self, extra: frozenset[str]) -> None:
@@ -91,8 +96,10 @@ class SyntheticProvider:
         loop = asyncio.get_running_loop()
         next_step = loop.time()
         while not stop.is_set():
-            ticks, statuses = self.market.advance(now_micros())
-            await emit([*statuses, *ticks])
+            now = now_micros()
+            ticks, statuses = self.market.advance(now)
+            crypto = {symbol: p for symbol, p in self.market.prices.items() if "/" in symbol}
+            await emit([*statuses, *ticks, *self.books.advance(now, crypto)])
             next_step += self.period
             delay = next_step - loop.time()
             if delay < 0:
