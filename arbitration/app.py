@@ -27,6 +27,7 @@ from faust.streams import Stream
 from faust.types import EventT
 
 from arbitration.arbiter import Arbiter
+from arbitration.books import add_book_agent
 from arbitration.configure import engine_config
 from arbitration.engine.partition import ROLES, SourceRecord
 from arbitration.feeds import StatusFeed
@@ -139,6 +140,7 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
             progress.observe(moved, relay.pending)
 
     app.timer(METRICS_PERIOD)(export_metrics)
+    add_book_agent(app, settings)
     return app
 
 

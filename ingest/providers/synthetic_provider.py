@@ -28,6 +28,8 @@ log = logging.getLogger("fiml.ingest.synthetic")
 # 20 s of the default market (13 symbols, 3 venues, 10 Hz, 6 partitions).
 TAIL_RECORDS = 2000
 RESUME_TIMEOUT_S = 15.0
+# Each synthetic book is sent whole again this often, so a log cut by retention has books.
+BOOK_SNAPSHOT_EVERY_US = 60_000_000
 
 
 class SyntheticProvider:
@@ -46,7 +48,12 @@ class SyntheticProvider:
             venues=venues,
             trend_bps=settings.synthetic_trend_bps,
         )
-        self.books = SyntheticBooks(venues, seed=settings.synthetic_seed, depth=settings.book_depth)
+        self.books = SyntheticBooks(
+            venues,
+            seed=settings.synthetic_seed,
+            depth=settings.book_depth,
+            snapshot_every_us=BOOK_SNAPSHOT_EVERY_US,
+        )
         self.period = period
 
     def set_demand(self, extra: frozenset[str]) -> None:
