@@ -65,7 +65,9 @@ def asyncapi_document(version: str, host: str) -> dict[str, Any]:
         "info": {
             "title": "FIML streaming WebSocket API",
             "version": version,
-            "description": "Real-time arbitrated prices, quotes, trades and OHLCV candles.",
+            "description": (
+                "Real-time arbitrated prices, quotes, trades, OHLCV candles and order books."
+            ),
         },
         "servers": {"gateway": {"host": host, "protocol": "ws"}},
         "defaultContentType": "application/json",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 
+from gateway.books import BookStore
 from gateway.items import candle_item, price_item, quote_item, trade_item
 from gateway.protocol import MAX_INTERVAL_MS, StreamType
 from schemas.records import Candle, Quote, Trade
@@ -230,13 +231,18 @@ class TradeStore:
 
 @dataclass
 class MarketStores:
-    """The three stores a gateway keeps, and which one serves each stream type."""
+    """The stores a gateway keeps, and which one serves each stream type."""
 
     quotes: LatestQuotes = field(default_factory=LatestQuotes)
     candles: CandleStore = field(default_factory=CandleStore)
     trades: TradeStore = field(default_factory=TradeStore)
+    books: BookStore = field(default_factory=BookStore)
 
-    def store_for(self, stream_type: StreamType) -> LatestQuotes | CandleStore | TradeStore:
+    def store_for(
+        self, stream_type: StreamType
+    ) -> LatestQuotes | CandleStore | TradeStore | BookStore:
+        if stream_type == StreamType.ORDERBOOK:
+            return self.books
         if stream_type == StreamType.OHLCV:
             return self.candles
         if stream_type == StreamType.TRADES:

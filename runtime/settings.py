@@ -79,7 +79,7 @@ class Settings:
     trades_retention_hours: int = 7 * 24
     candles_retention_hours: int = 30 * 24
     dlq_retention_hours: int = 30 * 24
-    books_retention_hours: int = 24
+    books_retention_hours: int = 2
 
     providers: tuple[str, ...] = ("synthetic",)
     alphavantage_api_key: str | None = field(default=None, repr=False)
