@@ -1,7 +1,8 @@
 """Order books on the real broker: book events of two synthetic venues go through the book
 agent (``fiml arbitrate``, its own process) to ``books.consolidated`` and the gateway, and a
 WebSocket client rebuilds the consolidated book, with each venue's sizes, verifying every
-``seq`` and checksum; ``GET /v1/books/{symbol}`` serves the same book."""
+``seq`` and checksum; ``GET /v1/books/{symbol}`` serves the same book. A record in
+``books.raw`` that is not a book event is skipped."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from runtime.testing import free_port
 from schemas.books import BookEvent
 from tests.support import poll_until, service_env, spawn
 from tests.support_gateway import receive, serve_gateway
-from tests.support_kafka import produce
+from tests.support_kafka import Entry, produce
 
 SYMBOL = "BTC/USDT"
 VENUES = DEFAULT_VENUES[:2]
@@ -65,7 +66,10 @@ async def test_a_client_rebuilds_the_consolidated_book_of_two_venues(
     venues = Venues(now_micros() - 10_000_000)
     try:
         async with serve_gateway(settings) as app:
-            await write(settings, venues.steps(30))
+            events = venues.steps(30)
+            poison = Entry(b"not a book event", SYMBOL.encode(), None, events[0].ts_ingest // 1000)
+            await produce(settings, "books.raw", [poison])  # skipped and counted by the agent
+            await write(settings, events)
             store = app.state.market.books
             await poll_until(
                 lambda: SYMBOL in store.books and len(store.books[SYMBOL].venues) == 2, within=60

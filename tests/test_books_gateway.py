@@ -3,9 +3,12 @@ that rebuilds every book it is sent, consolidated or of one venue, whatever the 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import importlib.util
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -146,3 +149,25 @@ def test_a_corrupted_delta_is_detected() -> None:
     level[1] = str(Decimal(level[1]) + 1)
     with pytest.raises(Exception, match="checksum"):
         client.apply(message)
+
+
+def test_the_example_client_rebuilds_the_book_and_catches_a_corrupted_delta() -> None:
+    path = Path(__file__).resolve().parent.parent / "examples" / "orderbook_client.py"
+    spec = importlib.util.spec_from_file_location("orderbook_client", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    store = BookStore()
+    subscription = Subscription(StreamType.ORDERBOOK, [SYMBOL], 100, depth=25)
+    book, reference = example.Book(), ClientBook()
+    for consolidated in consolidated_books():
+        store.update(consolidated)
+        for item in map(json.loads, store.collect(subscription)):
+            book.apply(item)
+            reference.apply(item)
+            assert book.levels() == reference.levels()
+    store.update(dataclasses.replace(consolidated_books()[0], seq=10**6))
+    [item] = map(json.loads, store.collect(subscription))
+    item["asks"][0][1] = "7" + item["asks"][0][1]
+    with pytest.raises(example.Desync, match="checksum"):
+        book.apply(item)
