@@ -5,25 +5,28 @@ A symbol whose book failed (a gap, a checksum mismatch, ccxt's own ``ChecksumErr
 ``InvalidNonce``) needs a fresh snapshot: where ccxt can unsubscribe one symbol
 (``un_watch_order_book``: Binance, OKX, Coinbase) it does, and the next watch subscribes
 again and gets one; elsewhere (Kraken) :class:`BookResync` ends the session, whose retry
-connects afresh. Books are streamed only: an exchange without ``watch_order_book`` gets none.
+connects afresh. A polled exchange's books are ``fetch_order_book`` snapshots
+(:func:`fetch_books`), one per symbol and poll.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import ccxt
 
-from ingest.books.frames import READERS
+from ingest.books.frames import READERS, book_event, ccxt_book
 from ingest.books.tap import BookTap
 from ingest.providers import Emit
 from runtime.clock import now_micros
+from schemas.books import BookEvent
 
 # Kraken: the window subscribed to (10, 25, 100, 500 or 1000); Binance: the REST snapshot's
 # limit. Other venues send their whole (or fixed) book.
 BOOK_LIMITS = {"kraken": 100, "binance": 100}
+REST_LIMIT = 100
 
 
 class BookResync(ccxt.NetworkError):  # type: ignore[misc]  # ccxt has no type hints
@@ -67,3 +70,18 @@ async def _watch(
             if not exchange.has.get("unWatchOrderBook"):
                 raise BookResync(f"the {symbol} book of {exchange.id} needs a fresh snapshot")
             await exchange.un_watch_order_book(symbol)
+
+
+async def fetch_books(
+    exchange: Any, served: Mapping[str, str], call: Callable[[Awaitable[Any]], Awaitable[Any]]
+) -> list[BookEvent]:
+    """A snapshot of each served symbol's book by REST (``REST_LIMIT`` levels a side), each
+    request through ``call`` (the provider's timeout)."""
+    if not exchange.has.get("fetchOrderBook"):
+        return []
+    events = []
+    for symbol, canonical in served.items():
+        book = await call(exchange.fetch_order_book(symbol, REST_LIMIT))
+        frame = ccxt_book(symbol, book, REST_LIMIT)
+        events.append(book_event(frame, canonical, f"ccxt:{exchange.id}", now_micros()))
+    return events

@@ -23,7 +23,7 @@ import ccxt
 import ccxt.async_support
 import ccxt.pro
 
-from ingest.books.stream import book_tap, watch_books
+from ingest.books.stream import book_tap, fetch_books, watch_books
 from ingest.providers import Emit
 from ingest.providers.base import RetryingProvider, wait
 from ingest.providers.ccxt_mapping import (
@@ -70,6 +70,7 @@ class CcxtProvider(RetryingProvider):
         )
         self.seq = 0
         self.seen_trades: dict[str, deque[str]] = {}
+        self.books = book_depth is not None
         self.tap = book_tap(exchange, book_depth) if book_depth and self.streaming else None
 
     def accepts(self, symbol: str) -> bool:
@@ -140,12 +141,13 @@ class CcxtProvider(RetryingProvider):
                 if self.exchange.has.get("fetchTrades")
                 else {}
             )
+            books = await fetch_books(self.exchange, served, self._call) if self.books else []
             latency_ms = (loop.time() - started) * 1000
             ts_ingest = now_micros()
             ticks = self._ticker_ticks(tickers, served, ts_ingest)
             for symbol, venue_trades in trades.items():
                 ticks.extend(self._trade_ticks(venue_trades, served[symbol], ts_ingest))
-            await emit([*self.up_status(latency_ms), *ticks])
+            await emit([*self.up_status(latency_ms), *ticks, *books])
             await wait(stop, self.poll_seconds)
 
     async def _stream(self, served: Mapping[str, str], emit: Emit, stop: asyncio.Event) -> None:
