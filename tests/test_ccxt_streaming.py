@@ -4,6 +4,7 @@ sending or sends a malformed frame: a ``timeout`` status, a backoff, a fresh con
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 
@@ -163,6 +164,34 @@ async def test_kraken_books_stream_beside_ticker_and_trades_as_checked_book_even
     consolidated = SymbolBooks("BTC/USD", depth=10)
     assert {consolidated.apply(e).outcome for e in events} == {Outcome.APPLIED}
     assert [s.state for s in statuses(records)] == ["UP"]
+
+
+async def test_a_wrong_kraken_checksum_reconnects_for_a_fresh_snapshot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Derived: the recorded checksum of the second update plus one. Kraken cannot
+    unsubscribe one book in ccxt, so the session reconnects and gets a snapshot again."""
+    book = copy.deepcopy(recorded("kraken_watchOrderBook.json")["watchOrderBook"][1]["messages"])
+    book[4]["data"][0]["checksum"] += 1
+    venue = RecordedVenue(kraken_answer({**KRAKEN_MESSAGES, "book": book[2:7]}))
+    venue.install(monkeypatch)
+    routes = {
+        "/AssetPairs": Reply(fixture("ccxt/kraken_asset_pairs.json")),
+        "/Assets": Reply(fixture("ccxt/kraken_assets.json")),
+    }
+    provider = streaming("kraken", routes, ("BTC/USD",), stall_s=5.0, book_depth=10)
+
+    def snapshot_again(records: Records) -> bool:
+        return [e.kind for e in books(records)].count(SNAPSHOT) >= 2
+
+    records = await run_provider_until(provider, snapshot_again, limit_s=20.0)
+    assert len(venue.sockets) >= 2
+    kinds = [(s.state, s.error_kind) for s in failures(records)]
+    assert kinds[:2] == [("DEGRADED", "book_checksum"), ("DOWN", "network")]
+    consolidated = SymbolBooks("BTC/USD", depth=10)
+    outcomes = [consolidated.apply(e).outcome for e in books(records)]
+    assert Outcome.CHECKSUM in outcomes and outcomes[-1] is Outcome.APPLIED
+    assert consolidated.fresh() == ["ccxt:kraken"]
 
 
 def books(records: Records) -> list[BookEvent]:

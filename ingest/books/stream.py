@@ -26,6 +26,10 @@ from schemas.books import BookEvent
 # Kraken: the window subscribed to (10, 25, 100, 500 or 1000); Binance: the REST snapshot's
 # limit. Other venues send their whole (or fixed) book.
 BOOK_LIMITS = {"kraken": 100, "binance": 100}
+# Venues that send no snapshot on the socket: ccxt's first book after a subscription is the
+# REST snapshot it fetched. Elsewhere ccxt's book is only what the messages made of it (after
+# a failure, the very book that failed), so it is never taken as a snapshot.
+REST_SNAPSHOTS = frozenset({"binance"})
 REST_LIMIT = 100
 
 
@@ -61,7 +65,8 @@ async def _watch(
     while True:
         try:
             book = await exchange.watch_order_book(symbol, BOOK_LIMITS.get(exchange.id))
-            tap.take_book(symbol, book)
+            if exchange.id in REST_SNAPSHOTS:
+                tap.take_book(symbol, book)
         except (ccxt.ChecksumError, ccxt.InvalidNonce):
             tap.resync.add(canonical)
         seen()
