@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 
 from arbitration.arbiter import Arbiter
 from arbitration.batch_delivery import SCHEME, batch_topic, batches, register
+from arbitration.books import add_book_agent
 from arbitration.configure import engine_config
 from arbitration.engine.partition import ROLES, SourceRecord
 from arbitration.feeds import StatusFeed
@@ -152,6 +153,7 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
 
     app.timer(METRICS_PERIOD)(export_metrics)
     add_news_agent(app, settings, *(bytes_topic(app, settings, r) for r in NEWS_ROLES))
+    add_book_agent(app, settings, aiokafka_producer)
     return app
 
 

@@ -1,5 +1,6 @@
 """Rebuild: replay ``ticks.raw`` and ``provider.status`` through the same engine into topics
-with another prefix, and optionally compare them with the live topics record by record.
+with another prefix, and ``books.raw`` through the book agent's rule into its consolidated
+books, and optionally compare them with the live topics record by record.
 
 The rebuild uses the :class:`Arbiter` of the worker, so outputs carry the same markers:
 running it again on the same prefix writes only what is missing. Verification compares, per
@@ -13,12 +14,13 @@ import asyncio
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
 
 from arbitration.arbiter import Arbiter
+from arbitration.books import rebuild_books
 from arbitration.configure import engine_config
 from arbitration.engine.outputs import Marker, parse_marker
 from arbitration.engine.partition import ROLES
@@ -136,18 +138,25 @@ async def rebuild(
         await feed.stop()
     for engine in arbiter.engines.values():
         report.rejections.update(engine.rejections)
+    books = TopicRole.CONSOLIDATED_BOOKS
+    book_ends, report.written[books] = await rebuild_books(settings, target)
     if verify:
         report.comparison = await compare(settings, target, report.raw_ends)
+        report.comparison.update(await compare(settings, target, book_ends, [books]))
     report.seconds = time.monotonic() - began
     return report
 
 
 async def compare(
-    live: Settings, rebuilt: Settings, raw_ends: dict[int, int]
+    live: Settings,
+    rebuilt: Settings,
+    raw_ends: dict[int, int],
+    roles: Iterable[TopicRole] = ROLES.values(),
 ) -> dict[TopicRole, Comparison]:
-    """Compare the output topics of ``rebuilt`` with those of ``live`` up to ``raw_ends``."""
+    """Compare the output topics (``roles``) of ``rebuilt`` with those of ``live`` up to the
+    input offsets ``raw_ends``."""
     result = {}
-    for role in ROLES.values():
+    for role in roles:
         comparison = result[role] = Comparison()
         for partition, end in sorted(raw_ends.items()):
             ours = [r for r in await read_stored(live, role, partition) if _before(r, end)]

@@ -17,6 +17,12 @@ shared machine the slower ones measure its load as well):
   through a ``BookPublisher`` at depth 50, after every event and (consolidated) after every
   third one (one message per 100 ms of the three venues' books), per publish, with the JSON
   bytes per delta message;
+- ``agent``: each event as the ``books`` agent takes it, Avro bytes decoded then
+  ``BookSlots.process`` (a consolidated book per 250 ms of Kafka time), beside ``decode``
+  alone (its floor), per event;
+- ``gateway``: each consolidated book the agent made into the gateway's ``BookStore`` and
+  collected by one orderbook subscription at depth 50 (publisher and JSON encoding), per
+  book, with the JSON bytes of a delta item on the wire;
 - the Avro bytes of a delta ``BookEvent`` and of a ``ConsolidatedBook``;
 - the memory of one book at depth 50 (``tracemalloc``): a ``VenueBook`` holding 50 levels a
   side, the same levels in two plain dicts, and a windowed feed's book holding OKX's 400.
@@ -42,10 +48,14 @@ from harness import run_facts
 from domain.books.consolidated import SymbolBooks
 from domain.books.continuity import DEFAULT_RULES, rules_for
 from domain.books.protocol import BookPublisher, consolidated_view, venue_view
+from domain.books.slots import BookSlots
 from domain.books.venue_book import VenueBook
+from gateway.books import BookStore
+from gateway.protocol import StreamType
+from gateway.subscription import Subscription
 from ingest.books.synthetic_books import SyntheticBooks
-from schemas.books import DELTA, SNAPSHOT, BookEvent
-from schemas.codec import encode
+from schemas.books import DELTA, SNAPSHOT, BookEvent, ConsolidatedBook
+from schemas.codec import decode, encode
 
 SYMBOL = "BTC/USDT"
 STEP_US = 100_000
@@ -147,6 +157,37 @@ def publishing(events: list[BookEvent], venue: str | None, every: int) -> dict[s
     }
 
 
+def agent(payloads: list[tuple[int, bytes]]) -> list[ConsolidatedBook]:
+    """The books agent's rule on (Kafka time, Avro bytes): the consolidated books made."""
+    slots = BookSlots(slot_us=250_000, depth=50, freshness_us=2_000_000, future_tolerance_us=10**6)
+    made = []
+    for offset, (kafka_us, payload) in enumerate(payloads):
+        made.extend(slots.process(offset, kafka_us, decode(payload, BookEvent)))
+    return made
+
+
+def gateway(books: list[ConsolidatedBook]) -> dict[str, Any]:
+    """Each book into a BookStore, collected by one subscription at depth 50."""
+    items: list[str] = []
+
+    def run() -> None:
+        store = BookStore()
+        subscription = Subscription(StreamType.ORDERBOOK, [SYMBOL], 100, depth=50)
+        items.clear()
+        for book in books:
+            store.update(book)
+            items.extend(store.collect(subscription))
+
+    result = rate(len(books), run)
+    deltas = [len(item) for item in items if '"action":"delta"' in item]
+    return {
+        **result,
+        "books": len(books),
+        "delta_json_bytes_mean": round(statistics.fmean(deltas)) if deltas else None,
+        "snapshot_json_bytes": len(items[0]),
+    }
+
+
 def allocated(build: Callable[[], object]) -> int:
     """Bytes still allocated by what ``build`` returns."""
     gc.collect()
@@ -194,6 +235,8 @@ def measure(count: int) -> dict[str, Any]:
     books = SymbolBooks(SYMBOL)
     for event in events:
         books.apply(event)
+    payloads = [(event.ts_ingest, encode(event)) for event in events]
+    made = agent(payloads)
     return {
         **run_facts(),
         "events": len(events),
@@ -204,6 +247,9 @@ def measure(count: int) -> dict[str, Any]:
         "publish_consolidated": publishing(events, None, 1),
         "publish_consolidated_100ms": publishing(events, None, 3),
         "publish_venue": publishing(events, "synthetic:alpha", 1),
+        "decode": rate(len(payloads), lambda: [decode(p, BookEvent) for _, p in payloads]),
+        "agent": {**rate(len(payloads), lambda: agent(payloads)), "books_out": len(made)},
+        "gateway": gateway(made),
         "avro_bytes": {
             "delta_event_mean": round(statistics.fmean(len(encode(e)) for e in deltas)),
             "consolidated_book": len(encode(books.consolidated(len(events)))),

@@ -1,7 +1,7 @@
 """The FastAPI application of one gateway: the parts every connection shares, the Kafka
 feed and the demand publisher running beside it, and its routers (``gateway/routes/``):
-the WebSocket streams, the REST history, the provider statuses, monitoring, and the browser
-dashboard at ``/``."""
+the WebSocket streams, the REST history, the order books, the provider statuses,
+monitoring, and the browser dashboard at ``/``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from gateway.demand import DemandPublisher
 from gateway.feed import MarketFeed
 from gateway.providers import ProviderStatuses
 from gateway.registry import ConnectionRegistry
+from gateway.routes.books import books_router
 from gateway.routes.history import history_router
 from gateway.routes.monitoring import monitoring_router
 from gateway.routes.news import news_router
@@ -94,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(history_router(settings, admission.history))
     app.include_router(providers_router(settings, statuses))
     app.include_router(news_router(settings, market.news))
+    app.include_router(books_router(settings, market.books))
     mount_dashboard(app, settings)
     app.include_router(stream_router(shared))
     app.include_router(monitoring_router(settings, feed, registry))

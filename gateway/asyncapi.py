@@ -65,7 +65,9 @@ def asyncapi_document(version: str, host: str) -> dict[str, Any]:
         "info": {
             "title": "FIML streaming WebSocket API",
             "version": version,
-            "description": "Real-time arbitrated prices, quotes, trades, OHLCV candles and news.",
+            "description": (
+                "Real-time arbitrated prices, quotes, trades, OHLCV candles, order books and news."
+            ),
         },
         "servers": {"gateway": {"host": host, "protocol": "ws"}},
         "defaultContentType": "application/json",

@@ -1,5 +1,5 @@
-"""Reads every partition of the quotes, candles, trades, news and provider status topics
-into the market stores and the provider statuses.
+"""Reads every partition of the quotes, candles, trades, news, consolidated books and provider
+status topics into the market stores and the provider statuses.
 
 Each gateway replica assigns all partitions itself (no consumer group), so every replica
 sees every symbol. On start it reads back up to ``gateway_warm_records`` records per
@@ -28,6 +28,7 @@ from runtime.metrics import ConsumerLag
 from runtime.private import private_attribute
 from runtime.settings import Settings
 from schemas import Candle, ProviderStatus, Quote, Trade
+from schemas.books import ConsolidatedBook
 from schemas.news import NewsItem
 from schemas.times import check_micros
 from schemas.topics import TopicRole
@@ -49,6 +50,11 @@ class MarketFeed:
             settings.topic(TopicRole.CANDLES): (Candle, check_open_time, market.candles.update),
             settings.topic(TopicRole.TRADES): (Trade, check_event_time, market.trades.update),
             settings.topic(TopicRole.STATUS): (ProviderStatus, check_status, statuses.update),
+            settings.topic(TopicRole.CONSOLIDATED_BOOKS): (
+                ConsolidatedBook,
+                check_event_time,
+                market.books.update,
+            ),
         }
         self.news_topic = settings.topic(TopicRole.NEWS)
         self.routes[self.news_topic] = (NewsItem, check_news_time, market.news.update)
@@ -119,7 +125,7 @@ class MarketFeed:
             await asyncio.sleep(RESTART_DELAY)
 
 
-def check_event_time(record: Quote | Trade) -> None:
+def check_event_time(record: Quote | Trade | ConsolidatedBook) -> None:
     """Raise ValueError unless the record's event time is one a date can show (its item
     needs one)."""
     check_micros(record.ts_event)

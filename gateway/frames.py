@@ -44,6 +44,8 @@ def subscription_ack(subscription: Subscription, request: SubscribeRequest) -> s
     }
     if subscription.stream_type == StreamType.OHLCV:
         ack["timeframe"] = subscription.timeframe
+    if subscription.stream_type == StreamType.ORDERBOOK:
+        ack.update(depth=subscription.depth, venue=subscription.venue)
     if subscription.replay:
         ack.update(replay_ack_fields(request))
     return _json(ack)

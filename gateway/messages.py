@@ -26,6 +26,8 @@ class SubscriptionAck(BaseModel):
     start: str | None = None
     end: str | None = None
     speed: float | None = None
+    depth: int | None = None
+    venue: str | None = None
 
 
 class PriceItem(BaseModel):
@@ -102,6 +104,26 @@ class NewsEntry(BaseModel):
     replaces: list[str]
 
 
+class BookItem(BaseModel):
+    """One symbol in an orderbook data message: a ``snapshot`` of the top ``depth`` levels
+    a side, or a ``delta`` against the book the client holds (a size of 0 removes a level),
+    ``seq`` counting 1, 2, 3... per symbol and ``checksum`` the CRC32 of the client's book
+    after it (docs/protocol.md). A level is ``[price, size]``, in a consolidated book
+    ``[price, size, [size of each of venues]]``."""
+
+    action: Literal["snapshot", "delta"]
+    symbol: str
+    venue: str
+    depth: int
+    seq: int
+    timestamp: str
+    checksum: int
+    bids: list[list[str | list[str]]]
+    asks: list[list[str | list[str]]]
+    venues: list[str] | None = None
+    crossed: dict[Literal["bids", "asks"], list[str]] | None = None
+
+
 class DataMessage(BaseModel):
     """New values of a subscription; ``seq`` counts 1, 2, 3... per subscription."""
 
@@ -111,7 +133,7 @@ class DataMessage(BaseModel):
     timestamp: str
     seq: int
     replay: bool | None = None
-    data: list[QuoteItem | PriceItem | OhlcvItem | TradeItem | NewsEntry]
+    data: list[QuoteItem | PriceItem | OhlcvItem | TradeItem | NewsEntry | BookItem]
 
 
 class ReplayComplete(BaseModel):

@@ -18,6 +18,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from runtime.clock import now_iso
@@ -65,11 +66,15 @@ class StreamType(StrEnum):
     TRADES = "trades"
     MULTI_ASSET = "multi_asset"
     NEWS = "news"
+    ORDERBOOK = "orderbook"
 
 
 AssetType = Literal["equity", "crypto", "forex", "commodity", "index", "etf"]
 MarketCode = Literal["US", "UK", "EU", "JP", "CN", "HK", "CRYPTO", "GLOBAL"]
 DataType = Literal["price", "ohlcv", "quote", "trades", "fundamentals"]
+BookDepth = Literal[10, 25, 50]
+# A venue of an orderbook subscription: a provider's name, or "consolidated".
+VENUE_PATTERN = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"
 Timeframe = Literal["1s", "1m", "5m", "15m", "1h", "1d"]
 
 
@@ -110,11 +115,22 @@ class SubscribeRequest(BaseModel):
     start: datetime | None = None
     end: datetime | None = None
     speed: Annotated[float, Field(ge=0, le=MAX_REPLAY_SPEED)] = 1.0
+    depth: BookDepth | None = None
+    venue: Annotated[str, Field(pattern=VENUE_PATTERN)] | None = None
 
     @field_validator("symbols")
     @classmethod
     def _fold_symbols(cls, values: list[str]) -> list[str]:
         return list(_canonical_symbols(values))
+
+    @model_validator(mode="after")
+    def _book_fields(self) -> SubscribeRequest:
+        if self.stream_type != StreamType.ORDERBOOK:
+            if self.depth is not None or self.venue is not None:
+                raise ValueError("depth and venue are for the orderbook stream type only")
+        elif self.start is not None:
+            raise ValueError("start: replay of the orderbook stream type is not supported yet")
+        return self
 
     @field_validator("start", "end")
     @classmethod

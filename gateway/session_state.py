@@ -84,6 +84,9 @@ class SessionState:
             request.timeframe,
             replay=replay,
         )
+        if request.stream_type == StreamType.ORDERBOOK:
+            subscription.depth = request.depth or subscription.depth
+            subscription.venue = request.venue or subscription.venue
         self.subscriptions[subscription.id] = subscription
         return subscription
 

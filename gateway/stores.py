@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 
+from gateway.books import BookStore
 from gateway.items import candle_item, price_item, quote_item, trade_item
 from gateway.news_store import NewsStore
 from gateway.protocol import MAX_INTERVAL_MS, StreamType
@@ -237,12 +238,15 @@ class MarketStores:
     candles: CandleStore = field(default_factory=CandleStore)
     trades: TradeStore = field(default_factory=TradeStore)
     news: NewsStore = field(default_factory=NewsStore)
+    books: BookStore = field(default_factory=BookStore)
 
     def store_for(
         self, stream_type: StreamType
-    ) -> LatestQuotes | CandleStore | TradeStore | NewsStore:
+    ) -> LatestQuotes | CandleStore | TradeStore | NewsStore | BookStore:
         if stream_type == StreamType.NEWS:
             return self.news
+        if stream_type == StreamType.ORDERBOOK:
+            return self.books
         if stream_type == StreamType.OHLCV:
             return self.candles
         if stream_type == StreamType.TRADES:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from domain.books.protocol import CONSOLIDATED, BookPublisher
 from gateway.protocol import StreamType
 from runtime.clock import now_iso
+
+DEFAULT_BOOK_DEPTH = 10
 
 
 @dataclass
@@ -30,6 +33,9 @@ class Subscription:
     in_flight: bool = False
     ts_ingest: int | None = None
     replay: bool = False
+    depth: int = DEFAULT_BOOK_DEPTH
+    venue: str = CONSOLIDATED
+    publishers: dict[str, BookPublisher] = field(default_factory=dict)
 
     def data_message(self, items: list[str], replay: bool = False) -> str:
         """A data message around already encoded items; counts ``seq`` up by one.
@@ -50,4 +56,5 @@ class Subscription:
         self.symbols = [symbol for symbol in self.symbols if symbol not in removed]
         for symbol in removed:
             self.cursors.pop(symbol, None)
+            self.publishers.pop(symbol, None)
         return removed

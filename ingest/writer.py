@@ -1,16 +1,17 @@
 """What ingest writes to Kafka: a bounded buffer delivered in order, whatever the broker does.
 
-Ticks go to ``fiml.ticks.raw`` keyed by symbol, statuses to ``fiml.provider.status`` keyed
-by provider, news items to ``fiml.news.raw`` once per symbol they name, keyed by that
-symbol, through one idempotent producer (acks=all). Providers never wait for Kafka:
-what they report goes into a bounded buffer (``FIML_INGEST_BUFFER_RECORDS``) that one
-delivery task empties, in order, removing a record only once Kafka acknowledged it. While
-the broker is away (not there at start, gone mid-run) the task retries with a backoff,
-``/readyz`` says the broker is unavailable and the providers' own statuses stay theirs; the
-buffer keeps what they report meanwhile. Nothing is lost silently: a record that does not
-fit in the buffer, that the broker refuses for itself (too large) or that is still waiting
-when the service stops and the broker does not come back within ``STOP_GRACE_S`` is dropped,
-counted in ``fiml_ingest_dropped_total`` per provider and reason, and logged.
+Ticks go to ``fiml.ticks.raw`` and book events to ``fiml.books.raw`` keyed by symbol,
+statuses to ``fiml.provider.status`` keyed by provider, news items to ``fiml.news.raw`` once
+per symbol they name, keyed by that symbol, through one idempotent producer (acks=all).
+Providers never wait for Kafka: what they report goes into a bounded buffer
+(``FIML_INGEST_BUFFER_RECORDS``) that one delivery task empties, in order, removing a record
+only once Kafka acknowledged it. While the broker is away (not there at start, gone mid-run)
+the task retries with a backoff, ``/readyz`` says the broker is unavailable and the
+providers' own statuses stay theirs; the buffer keeps what they report meanwhile. Nothing is
+lost silently: a record that does not fit in the buffer, that the broker refuses for itself
+(too large) or that is still waiting when the service stops and the broker does not come
+back within ``STOP_GRACE_S`` is dropped, counted in ``fiml_ingest_dropped_total`` per
+provider and reason, and logged.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ from runtime.metrics import (
 )
 from runtime.settings import Settings
 from schemas import ProviderStatus, RawTick, encode
+from schemas.books import BookEvent
 from schemas.news import NewsItem
-from schemas.topics import TopicRole
+from schemas.topics import RECORD_TOPICS, TopicRole
 
 log = logging.getLogger("fiml.ingest")
 
@@ -65,7 +67,7 @@ class NewsCopy:
         return self.item.providers[0] if self.item.providers else ""
 
 
-Record = RawTick | ProviderStatus | NewsCopy
+Record = RawTick | ProviderStatus | BookEvent | NewsCopy
 
 
 def as_records(reported: Batch) -> Sequence[Record]:
@@ -110,6 +112,7 @@ class IngestCounters:
     reported: int = 0
     ticks: int = 0
     statuses: int = 0
+    books: int = 0
     dropped: int = 0
     news: int = 0
 
@@ -119,8 +122,10 @@ class TickWriter:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.raw_topic = settings.topic(TopicRole.RAW)
-        self.news_topic = settings.topic(TopicRole.NEWS_RAW)
+        self.topics: dict[type, str] = {
+            kind: settings.topic(RECORD_TOPICS[kind]) for kind in (RawTick, BookEvent)
+        }
+        self.topics[NewsCopy] = settings.topic(TopicRole.NEWS_RAW)
         self.status_topic = settings.topic(TopicRole.STATUS)
         self.limit = settings.ingest_buffer_records
         self.buffer: deque[Record] = deque()
@@ -239,10 +244,12 @@ class TickWriter:
             r for r, o in zip(records, outcomes, strict=False) if not isinstance(o, BaseException)
         ]
         ticks = sum(isinstance(record, RawTick) for record in delivered)
+        books = sum(isinstance(record, BookEvent) for record in delivered)
         news = [record for record in delivered if isinstance(record, NewsCopy)]
         self.counters.ticks += ticks
+        self.counters.books += books
         self.counters.news += len(news)
-        self.counters.statuses += len(delivered) - ticks - len(news)
+        self.counters.statuses += len(delivered) - ticks - books - len(news)
         count_ingested([record for record in delivered if not isinstance(record, NewsCopy)])
         for copy in news:
             NEWS_IN.labels(copy.provider).inc()
@@ -261,12 +268,10 @@ class TickWriter:
     async def _send(self, record: Record) -> asyncio.Future[Any]:
         """Hand one record to the producer; its delivery future (an unencodable record, a
         provider's bug, comes back as refused rather than stopping the delivery)."""
-        if isinstance(record, RawTick):
-            topic, key = self.raw_topic, record.symbol
-        elif isinstance(record, NewsCopy):
-            topic, key = self.news_topic, record.symbol
-        else:
+        if isinstance(record, ProviderStatus):
             topic, key = self.status_topic, record.provider
+        else:
+            topic, key = self.topics[type(record)], record.symbol
         try:
             value = encode(record.item if isinstance(record, NewsCopy) else record)
         except Exception as error:  # fastavro's errors on bad values have no common base

@@ -108,12 +108,12 @@ LATENCY = Histogram(
 )
 
 
-def count_ingested(records: Iterable[RawTick | ProviderStatus]) -> None:
+def count_ingested(records: Iterable[object]) -> None:
     """Count ticks written by ingest and note each provider's last status."""
     for record in records:
         if isinstance(record, RawTick):
             TICKS_IN.labels(record.provider).inc()
-        else:
+        elif isinstance(record, ProviderStatus):
             set_provider_state(record.provider, record.state)
 
 

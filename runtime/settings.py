@@ -80,6 +80,7 @@ class Settings:
     candles_retention_hours: int = 30 * 24
     dlq_retention_hours: int = 30 * 24
     news_retention_hours: int = 7 * 24
+    books_retention_hours: int = 2
 
     providers: tuple[str, ...] = ("synthetic",)
     alphavantage_api_key: str | None = field(default=None, repr=False)
@@ -168,6 +169,8 @@ class Settings:
     registry_port: int = 8081
     registry_heap: str = "256m"
     registry_data_dir: str | None = None
+    book_depth: int = 50
+    book_snapshot_ms: int = 250
 
     log_level: str = "info"
     log_format: str = "auto"
@@ -204,6 +207,8 @@ class Settings:
             "delivery_timeout_seconds",
             "schema_registry_timeout_seconds",
             "synthetic_news_seconds",
+            "book_depth",
+            "book_snapshot_ms",
         )
         for name in positive:
             if not getattr(self, name) > 0:
@@ -310,12 +315,13 @@ class Settings:
             TopicRole.DLQ: self.dlq_retention_hours,
             TopicRole.NEWS_RAW: self.news_retention_hours,
             TopicRole.NEWS: self.news_retention_hours,
+            TopicRole.BOOKS: self.books_retention_hours,
         }
         specs = {
             role: TopicSpec(self.topic(role), self.partitions, hours * hour_ms)
             for role, hours in timed.items()
         }
-        for role in (TopicRole.DEMAND, TopicRole.STATE):
+        for role in (TopicRole.DEMAND, TopicRole.STATE, TopicRole.CONSOLIDATED_BOOKS):
             specs[role] = TopicSpec(self.topic(role), self.partitions, None, compacted=True)
         return specs
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from schemas.books import BookEvent, ConsolidatedBook
 from schemas.news import NewsItem
 from schemas.records import Candle, Demand, ProviderStatus, Quote, RawTick, Rejected, Trade
 
@@ -22,6 +23,8 @@ class TopicRole(StrEnum):
     STATE = "arbitration.state"
     NEWS_RAW = "news.raw"
     NEWS = "news"
+    BOOKS = "books.raw"
+    CONSOLIDATED_BOOKS = "books.consolidated"
 
 
 RECORD_TOPICS: dict[type, TopicRole] = {
@@ -33,6 +36,8 @@ RECORD_TOPICS: dict[type, TopicRole] = {
     Rejected: TopicRole.DLQ,
     Demand: TopicRole.DEMAND,
     NewsItem: TopicRole.NEWS,
+    BookEvent: TopicRole.BOOKS,
+    ConsolidatedBook: TopicRole.CONSOLIDATED_BOOKS,
 }
 """The topic whose values are each record type (its registry subject is
 ``<topic>-value``). NewsItem is written to ``news.raw`` too (each provider's copy); its

@@ -26,6 +26,7 @@ from runtime.processes import stop_process
 from runtime.settings import Settings
 from runtime.topics import create_topics
 from schemas import Candle, Quote, RawTick, Rejected, Trade
+from schemas.books import ConsolidatedBook
 from schemas.times import TIMEFRAMES
 from tests.support import service_env, spawn
 from tests.support_engine import repeated_output_keys
@@ -49,7 +50,8 @@ async def wait_until_quiet(settings: Settings, quiet: float, within: float) -> N
     deadline = time.monotonic() + within
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
-        now = [await end_offsets(settings, role) for role in ("quotes", "candles", "ticks.dlq")]
+        roles = ("quotes", "candles", "ticks.dlq", "books.consolidated")
+        now = [await end_offsets(settings, role) for role in roles]
         if now != last:
             last, since = now, time.monotonic()
         elif time.monotonic() - since >= quiet:
@@ -68,6 +70,7 @@ class Run:
     candles: list[Candle]
     trades: list[Trade]
     dlq: list[Rejected]
+    books: list[tuple]
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +114,7 @@ async def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
         [c for _, _, c in await read_topic(settings, "candles", Candle)],
         [t for _, _, t in await read_topic(settings, "trades", Trade)],
         [r for _, _, r in await read_topic(settings, "ticks.dlq", Rejected)],
+        await read_topic(settings, "books.consolidated", ConsolidatedBook),
     )
 
 
@@ -193,8 +197,22 @@ def test_the_rebuild_from_raw_equals_the_live_topics(run: Run):
     report = run.report
     assert report.ok, report.summary()
     assert report.records == len(run.raw)
-    for role in ("quotes", "candles", "trades", "ticks.dlq"):
+    for role in ("quotes", "candles", "trades", "ticks.dlq", "books.consolidated"):
         assert report.comparison[role].matched > 0, report.summary()
+
+
+def test_consolidated_books_come_from_every_venue_once_per_slot(run: Run):
+    books = [b for _, _, b in run.books]
+    symbols = {"BTC/USDT", "ETH/USDT"}
+    assert {b.symbol for b in books} == symbols
+    venues = {venue for book in books for venue in book.venues}
+    assert venues == {"synthetic:alpha", "synthetic:beta", "synthetic:gamma"}
+    assert any(len(book.venues) >= 2 and book.bids and book.asks for book in books)
+    for symbol in symbols:
+        mine = [(partition, b.seq) for partition, _, b in run.books if b.symbol == symbol]
+        assert len({partition for partition, _ in mine}) == 1
+        seqs = [seq for _, seq in mine]
+        assert len(set(seqs)) == len(seqs), "one book per symbol per slot, never twice"
 
 
 def test_fiml_rebuild_command_verifies(run: Run, tmp_path: Path):

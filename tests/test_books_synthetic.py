@@ -65,3 +65,19 @@ def test_the_books_follow_the_price() -> None:
     bids, asks = book.venues["synthetic:alpha"].top(5)
     assert 65_900 < float(bids[0][0]) < 66_000 < float(asks[0][0]) < 66_100
     assert any(size == "0" for _, size in moved[0].bids + moved[0].asks)  # the old levels left
+
+
+def test_snapshots_again_when_asked_and_the_books_follow_on() -> None:
+    market = SyntheticMarket(["BTC/USDT"], seed=3, tick_hz=4)
+    books = SyntheticBooks(seed=3, depth=10, snapshot_every_us=2 * SECOND)
+    consolidated = SymbolBooks("BTC/USDT", depth=10)
+    kinds = []
+    for step in range(40):
+        now = START + step * SECOND // 4
+        market.advance(now)
+        for event in books.advance(now, market.prices):
+            assert consolidated.apply(event).outcome is Outcome.APPLIED
+            if event.provider == "synthetic:alpha":
+                kinds.append(event.kind)
+    assert [n for n, kind in enumerate(kinds) if kind == SNAPSHOT] == [0, 8, 16, 24, 32]
+    assert len(consolidated.fresh()) == 3

@@ -11,10 +11,13 @@ import re
 import aiohttp
 import pytest
 
+from domain.books.consolidated import SymbolBooks
+from domain.books.venue_book import Outcome
 from ingest.providers.ccxt_provider import CcxtProvider
 from runtime.backoff import LONG, NETWORK, RATE_LIMIT, Backoff
 from runtime.exchanges import make_exchange
 from schemas import ProviderStatus, RawTick
+from schemas.books import SNAPSHOT, BookEvent
 from tests.ccxt_http import RecordedSession, Reply, binance_routes, fixture
 from tests.support import worst_loop_stall
 from tests.support_providers import (
@@ -29,7 +32,11 @@ from tests.support_providers import (
 
 
 def binance(
-    routes: dict, *, symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"), timeout_s: float = 2.0
+    routes: dict,
+    *,
+    symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"),
+    timeout_s: float = 2.0,
+    book_depth: int | None = None,
 ) -> CcxtProvider:
     exchange = make_exchange("binance", timeout_s)
     exchange.session = RecordedSession(routes)
@@ -40,7 +47,30 @@ def binance(
         poll_seconds=0.05,
         streaming=False,
         rng=random.Random(SEED),
+        book_depth=book_depth,
     )
+
+
+async def test_polled_order_books_are_rest_snapshots_of_each_symbol() -> None:
+    depth = fixture("books/binance_spot_NKNUSDT_rest_depth_limit1000.json")
+    routes = {**binance_routes(), "/api/v3/depth": Reply(depth)}
+    provider = binance(routes, book_depth=50)
+
+    def two_books(records: Records) -> bool:
+        return len([r for r in records if isinstance(r, BookEvent)]) >= 2
+
+    records = await run_provider_until(provider, two_books)
+    books = [r for r in records if isinstance(r, BookEvent)][:2]
+    recorded = json.loads(depth)
+    assert [(b.symbol, b.provider, b.kind) for b in books] == [
+        ("BTC/USDT", "ccxt:binance", SNAPSHOT),
+        ("ETH/USDT", "ccxt:binance", SNAPSHOT),
+    ]
+    assert books[0].last_update_id == recorded["lastUpdateId"] and books[0].depth == 100
+    assert [float(x) for x in books[0].bids[0]] == [float(x) for x in recorded["bids"][0]]
+    consolidated = SymbolBooks("BTC/USDT", depth=50)
+    assert consolidated.apply(books[0]).outcome is Outcome.APPLIED
+    assert len(consolidated.consolidated(0).bids) == 50
 
 
 async def test_binance_rest_payloads_become_raw_ticks() -> None:

@@ -4,17 +4,22 @@ sending or sends a malformed frame: a ``timeout`` status, a backoff, a fresh con
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 
 import pytest
 
+from domain.books.consolidated import SymbolBooks
+from domain.books.venue_book import Outcome
 from ingest.providers.ccxt_provider import CcxtProvider
 from runtime.backoff import NETWORK
 from runtime.exchanges import make_exchange
 from schemas import RawTick
+from schemas.books import SNAPSHOT, BookEvent
 from tests.ccxt_http import RecordedSession, Reply, binance_routes, fixture
 from tests.ccxt_ws import RecordedVenue, binance_answer, kraken_answer
+from tests.support_books import recorded
 from tests.support_providers import (
     SEED,
     Records,
@@ -29,7 +34,11 @@ KRAKEN_MESSAGES = json.loads(fixture("ccxt/kraken_ws_v2_messages.json"))
 
 
 def streaming(
-    exchange_id: str, routes: dict, symbols: tuple[str, ...], stall_s: float
+    exchange_id: str,
+    routes: dict,
+    symbols: tuple[str, ...],
+    stall_s: float,
+    book_depth: int | None = None,
 ) -> CcxtProvider:
     exchange = make_exchange(exchange_id, 2.0)
     exchange.session = RecordedSession(routes)
@@ -40,6 +49,7 @@ def streaming(
         stall_s=stall_s,
         poll_seconds=0.05,
         rng=random.Random(SEED),
+        book_depth=book_depth,
     )
 
 
@@ -127,6 +137,65 @@ async def test_kraken_v2_ticker_and_trade_channels_become_raw_ticks(
         ("87654321", 90510.0, 0.0125, "sell", 1764151200708000),
         ("87654322", 90510.1, 0.5, "buy", 1764151201250000),
     ]
+
+
+async def test_kraken_books_stream_beside_ticker_and_trades_as_checked_book_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    book = recorded("kraken_watchOrderBook.json")["watchOrderBook"][1]["messages"][2:]
+    venue = RecordedVenue(kraken_answer({**KRAKEN_MESSAGES, "book": book})).install(monkeypatch)
+    routes = {
+        "/AssetPairs": Reply(fixture("ccxt/kraken_asset_pairs.json")),
+        "/Assets": Reply(fixture("ccxt/kraken_assets.json")),
+    }
+    provider = streaming("kraken", routes, ("BTC/USD",), stall_s=5.0, book_depth=10)
+
+    def done(records: Records) -> bool:
+        return has_quotes_and_trades(3)(records) and len(books(records)) == len(book)
+
+    records = await run_provider_until(provider, done, limit_s=15.0)
+    [socket] = venue.sockets
+    requests = [(r["params"]["channel"], r["params"].get("depth")) for r in socket.sent]
+    assert ("book", 100) in requests
+    events = books(records)
+    assert events[0].kind == SNAPSHOT
+    assert {(e.symbol, e.provider) for e in events} == {("BTC/USD", "ccxt:kraken")}
+    assert all(e.checksum is not None for e in events)
+    consolidated = SymbolBooks("BTC/USD", depth=10)
+    assert {consolidated.apply(e).outcome for e in events} == {Outcome.APPLIED}
+    assert [s.state for s in statuses(records)] == ["UP"]
+
+
+async def test_a_wrong_kraken_checksum_reconnects_for_a_fresh_snapshot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Derived: the recorded checksum of the second update plus one. Kraken cannot
+    unsubscribe one book in ccxt, so the session reconnects and gets a snapshot again."""
+    book = copy.deepcopy(recorded("kraken_watchOrderBook.json")["watchOrderBook"][1]["messages"])
+    book[4]["data"][0]["checksum"] += 1
+    venue = RecordedVenue(kraken_answer({**KRAKEN_MESSAGES, "book": book[2:7]}))
+    venue.install(monkeypatch)
+    routes = {
+        "/AssetPairs": Reply(fixture("ccxt/kraken_asset_pairs.json")),
+        "/Assets": Reply(fixture("ccxt/kraken_assets.json")),
+    }
+    provider = streaming("kraken", routes, ("BTC/USD",), stall_s=5.0, book_depth=10)
+
+    def snapshot_again(records: Records) -> bool:
+        return [e.kind for e in books(records)].count(SNAPSHOT) >= 2
+
+    records = await run_provider_until(provider, snapshot_again, limit_s=20.0)
+    assert len(venue.sockets) >= 2
+    kinds = [(s.state, s.error_kind) for s in failures(records)]
+    assert kinds[:2] == [("DEGRADED", "book_checksum"), ("DOWN", "network")]
+    consolidated = SymbolBooks("BTC/USD", depth=10)
+    outcomes = [consolidated.apply(e).outcome for e in books(records)]
+    assert Outcome.CHECKSUM in outcomes and outcomes[-1] is Outcome.APPLIED
+    assert consolidated.fresh() == ["ccxt:kraken"]
+
+
+def books(records: Records) -> list[BookEvent]:
+    return [r for r in records if isinstance(r, BookEvent)]
 
 
 async def test_a_stream_that_stops_sending_times_out_and_reconnects(

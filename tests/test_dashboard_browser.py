@@ -22,6 +22,7 @@ import typing
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -239,6 +240,29 @@ async def test_the_news_panel_shows_the_stories_of_the_selected_symbol(system, p
         shown = await news_ids(page)
         assert shown <= await stories("BTC/USDT")
         assert not shown & (await stories("AAPL") - await stories("BTC/USDT"))
+
+
+async def test_the_order_book_ladder_and_depth_chart_follow_the_crypto_symbol(system, page):
+    await open_dashboard(page, system, "?symbols=AAPL,BTC/USDT&symbol=BTC/USDT&tf=1s")
+    seq = "Number(document.getElementById('book').dataset.seq)"
+    await page.wait_for_function(f"{seq} >= 1", timeout=WAIT_MS)
+    first = int(await page.locator("#book").get_attribute("data-seq"))
+    await page.wait_for_function(f"{seq} >= {first + 3}", timeout=WAIT_MS)
+    assert await page.locator("#book").get_attribute("data-desyncs") is None
+    headers = await page.locator("#book-ladder thead th").all_inner_texts()
+    assert headers == ["side", "price", "size", "alpha", "beta", "gamma"]
+    rows = await page.locator("#book-ladder tbody tr").all()
+    assert len(rows) == 20
+    sides = []
+    for row in rows:
+        cells = await row.locator("td").all_inner_texts()
+        sides.append(cells[0])
+        sizes = [Decimal(size) for size in cells[3:] if size]
+        assert sizes and sum(sizes) == Decimal(cells[2]), cells
+    assert sides == ["ask"] * 10 + ["bid"] * 10
+    assert await page.locator("#book-depth polyline").count() == 2
+    await page.click("#watchlist-rows tr[data-symbol='AAPL'] td.symbol")
+    await page.wait_for_function("document.getElementById('book').hidden", timeout=WAIT_MS)
 
 
 async def test_adding_a_symbol_subscribes_it_and_the_link_keeps_it(system, page):

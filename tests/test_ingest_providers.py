@@ -12,8 +12,10 @@ from ingest.providers.registry import build_providers
 from ingest.providers.synthetic_provider import SyntheticProvider
 from ingest.providers.yahoo_provider import YahooProvider
 from ingest.service import run_ingest
+from ingest.venues import DEFAULT_VENUES
 from runtime.settings import Settings, SettingsError
 from schemas import ProviderStatus, RawTick
+from schemas.books import SNAPSHOT, BookEvent
 from tests.support_kafka import read_topic
 
 
@@ -101,3 +103,14 @@ async def test_offline_live_providers_report_down_while_synthetic_flows(topics: 
         assert all("retrying in" in status.message for status in mine)
     ticks = [record for _, _, record in await read_topic(settings, "ticks.raw", RawTick)]
     assert ticks and all(tick.provider.startswith("synthetic:") for tick in ticks)
+    books = await read_topic(settings, "books.raw", BookEvent)
+    assert counters.books == len(books) > 0
+    assert all("/" in event.symbol for _, _, event in books)
+    assert len({(event.symbol, partition) for partition, _, event in books}) == len(
+        {event.symbol for _, _, event in books}
+    )
+    first: dict[tuple[str, str], str] = {}
+    for _, _, event in books:
+        first.setdefault((event.provider, event.symbol), event.kind)
+    assert {event.provider for _, _, event in books} == {venue.name for venue in DEFAULT_VENUES}
+    assert set(first.values()) == {SNAPSHOT}

@@ -24,8 +24,10 @@ ROLES = {
     "arbitration.state",
     "news.raw",
     "news",
+    "books.raw",
+    "books.consolidated",
 }
-COMPACTED = {"demand", "arbitration.state"}
+COMPACTED = {"demand", "arbitration.state", "books.consolidated"}
 
 
 def test_defaults():
@@ -293,6 +295,7 @@ def test_retention_hours_come_from_each_setting():
             "FIML_TRADES_RETENTION_HOURS": "5",
             "FIML_DLQ_RETENTION_HOURS": "6",
             "FIML_NEWS_RETENTION_HOURS": "7",
+            "FIML_BOOKS_RETENTION_HOURS": "7",
         }
     )
     retention = {role: spec.retention_ms for role, spec in s.topics().items()}
@@ -303,10 +306,12 @@ def test_retention_hours_come_from_each_setting():
         "candles": 4 * HOUR_MS,
         "trades": 5 * HOUR_MS,
         "ticks.dlq": 6 * HOUR_MS,
+        "books.raw": 7 * HOUR_MS,
         "demand": None,
         "arbitration.state": None,
         "news.raw": 7 * HOUR_MS,
         "news": 7 * HOUR_MS,
+        "books.consolidated": None,
     }
 
 

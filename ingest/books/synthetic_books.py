@@ -4,7 +4,9 @@ Each venue shows, per symbol, ``depth`` levels a side, one tick apart, around it
 the price (the true price off by a constant drawn from the venue's noise, so venues' books
 can cross) with its own spread and sizes. Its first message per symbol is a snapshot; each later
 :meth:`SyntheticBooks.advance` sends a delta of the levels whose size changed, the new levels
-and, with a size of 0, the levels that left the book. Update ids count per venue and symbol
+and, with a size of 0, the levels that left the book; with ``snapshot_every_us``, a snapshot
+again once that long after the last one (so a reader of a log whose start was deleted by
+retention gets a book). Update ids count per venue and symbol
 (``NEXT`` rule). Everything is a pure function of the seed and the sequence of calls.
 """
 
@@ -29,6 +31,7 @@ class _Book:
     bids: dict[str, str] = field(default_factory=dict)
     asks: dict[str, str] = field(default_factory=dict)
     seq: int = 1
+    snapshot_us: int = 0
 
 
 def book_tick(price: float) -> Decimal:
@@ -40,9 +43,15 @@ class SyntheticBooks:
     """The synthetic venues' order books for the symbols whose prices it is given."""
 
     def __init__(
-        self, venues: Iterable[Venue] = DEFAULT_VENUES, *, seed: int, depth: int = 50
+        self,
+        venues: Iterable[Venue] = DEFAULT_VENUES,
+        *,
+        seed: int,
+        depth: int = 50,
+        snapshot_every_us: int | None = None,
     ) -> None:
         self.venues = tuple(venues)
+        self.snapshot_every_us = snapshot_every_us
         self.random = random.Random(seed)
         self.depth = depth
         self.books: dict[tuple[str, str], _Book] = {}
@@ -71,8 +80,10 @@ class SyntheticBooks:
             self._side(book.asks if book else {}, middle + half_spread, 1, tick, scale),
         )
         ts_event = now_us - int(venue.latency_ms * 1000)
-        if book is None:
-            book = self.books[venue.name, symbol] = _Book(offset, *sides)
+        every = self.snapshot_every_us
+        if book is None or (every is not None and now_us - book.snapshot_us >= every):
+            seq = 1 if book is None else book.seq + 1
+            book = self.books[venue.name, symbol] = _Book(offset, *sides, seq, now_us)
             return BookEvent(
                 symbol,
                 venue.name,
@@ -81,7 +92,7 @@ class SyntheticBooks:
                 now_us,
                 _levels(book.bids),
                 _levels(book.asks),
-                last_update_id=1,
+                last_update_id=seq,
             )
         changes = (_diff(book.bids, sides[0]), _diff(book.asks, sides[1]))
         if not changes[0] and not changes[1]:

@@ -7,14 +7,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from schemas import ProviderStatus, RawTick
+from schemas.books import BookEvent
 from schemas.news import NewsItem
 
-Batch = Sequence[RawTick | ProviderStatus | NewsItem]
+Batch = Sequence[RawTick | ProviderStatus | NewsItem | BookEvent]
 Emit = Callable[[Batch], Awaitable[None]]
 
 
 class Provider(Protocol):
-    """A source of ticks, news items and statuses, run until ``stop`` is set."""
+    """A source of ticks, statuses, news items and book events, run until ``stop`` is set."""
 
     name: str
 

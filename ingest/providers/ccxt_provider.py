@@ -7,7 +7,8 @@ exchange's ``rateLimit`` (ccxt's own throttler spaces the calls too). A failure 
 classified (:func:`classify_ccxt_error`), reported as a ProviderStatus and retried after
 its backoff. A REST call that gets no answer within the call timeout counts as a timeout;
 so does a stream that delivers neither a ticker nor a trade for the stall time, after which
-its WebSocket connections are closed so the retry connects afresh.
+its WebSocket connections are closed so the retry connects afresh. With ``book_depth``,
+a streamed exchange's order books go out too, as book events (``ingest/books/stream.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import ccxt
 import ccxt.async_support
 import ccxt.pro
 
+from ingest.books.stream import book_tap, fetch_books, watch_books
 from ingest.providers import Emit
 from ingest.providers.base import RetryingProvider, wait
 from ingest.providers.ccxt_mapping import (
@@ -52,6 +54,7 @@ class CcxtProvider(RetryingProvider):
         stall_s: float | None = None,
         streaming: bool | None = None,
         rng: random.Random | None = None,
+        book_depth: int | None = None,
     ) -> None:
         super().__init__(f"ccxt:{exchange.id}", symbols, rng)
         self.exchange = exchange
@@ -67,6 +70,8 @@ class CcxtProvider(RetryingProvider):
         )
         self.seq = 0
         self.seen_trades: dict[str, deque[str]] = {}
+        self.books = book_depth is not None
+        self.tap = book_tap(exchange, book_depth) if book_depth and self.streaming else None
 
     def accepts(self, symbol: str) -> bool:
         """Crypto pairs: ``BASE/QUOTE`` other than fiat currency pairs."""
@@ -136,12 +141,13 @@ class CcxtProvider(RetryingProvider):
                 if self.exchange.has.get("fetchTrades")
                 else {}
             )
+            books = await fetch_books(self.exchange, served, self._call) if self.books else []
             latency_ms = (loop.time() - started) * 1000
             ts_ingest = now_micros()
             ticks = self._ticker_ticks(tickers, served, ts_ingest)
             for symbol, venue_trades in trades.items():
                 ticks.extend(self._trade_ticks(venue_trades, served[symbol], ts_ingest))
-            await emit([*self.up_status(latency_ms), *ticks])
+            await emit([*self.up_status(latency_ms), *ticks, *books])
             await wait(stop, self.poll_seconds)
 
     async def _stream(self, served: Mapping[str, str], emit: Emit, stop: asyncio.Event) -> None:
@@ -176,6 +182,10 @@ class CcxtProvider(RetryingProvider):
                     ]
                 )
 
+        def seen() -> None:
+            nonlocal last_update
+            last_update = loop.time()
+
         async def watchdog() -> None:
             idle = 0.0
             while idle < self.stall_s:
@@ -190,6 +200,10 @@ class CcxtProvider(RetryingProvider):
             asyncio.create_task(stop.wait()),
             asyncio.create_task(self.symbols_changed.wait()),
         ]
+        if self.tap is not None:
+            tasks.append(
+                asyncio.create_task(watch_books(self.exchange, self.tap, served, emit, seen))
+            )
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:

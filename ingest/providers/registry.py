@@ -39,6 +39,7 @@ def _ccxt(settings: Settings, member: str | None) -> list[Provider]:
             timeout_s=settings.provider_call_timeout_seconds,
             stall_s=settings.provider_stall_seconds,
             poll_seconds=settings.provider_poll_seconds,
+            book_depth=settings.book_depth,
         )
         for exchange_id in exchanges
     ]

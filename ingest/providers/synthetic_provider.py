@@ -1,4 +1,7 @@
-"""The synthetic market as a provider: batches on a fixed cadence, with no network at all."""
+"""The synthetic market as a provider: batches on a fixed cadence, with no network at all.
+
+Its venues also show order books of the crypto symbols (``ingest/books/synthetic_books.py``),
+``FIML_BOOK_DEPTH`` levels a side, one message per venue and symbol per batch."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import logging
 
 from aiokafka.errors import KafkaError
 
+from ingest.books.synthetic_books import SyntheticBooks
 from ingest.providers import Emit
 from ingest.synthetic import SyntheticMarket
 from ingest.venues import DEFAULT_VENUES, with_faults
@@ -24,6 +28,8 @@ log = logging.getLogger("fiml.ingest.synthetic")
 # 20 s of the default market (13 symbols, 3 venues, 10 Hz, 6 partitions).
 TAIL_RECORDS = 2000
 RESUME_TIMEOUT_S = 15.0
+# Each synthetic book is sent whole again this often, so a log cut by retention has books.
+BOOK_SNAPSHOT_EVERY_US = 60_000_000
 
 
 class SyntheticProvider:
@@ -41,6 +47,12 @@ class SyntheticProvider:
             tick_hz=settings.synthetic_tick_hz,
             venues=venues,
             trend_bps=settings.synthetic_trend_bps,
+        )
+        self.books = SyntheticBooks(
+            venues,
+            seed=settings.synthetic_seed,
+            depth=settings.book_depth,
+            snapshot_every_us=BOOK_SNAPSHOT_EVERY_US,
         )
         self.period = period
 
@@ -94,8 +106,10 @@ class SyntheticProvider:
         loop = asyncio.get_running_loop()
         next_step = loop.time()
         while not stop.is_set():
-            ticks, statuses = self.market.advance(now_micros())
-            await emit([*statuses, *ticks])
+            now = now_micros()
+            ticks, statuses = self.market.advance(now)
+            crypto = {symbol: p for symbol, p in self.market.prices.items() if "/" in symbol}
+            await emit([*statuses, *ticks, *self.books.advance(now, crypto)])
             next_step += self.period
             delay = next_step - loop.time()
             if delay < 0:

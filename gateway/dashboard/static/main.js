@@ -2,6 +2,7 @@
 // one live WebSocket (/ws/stream) and the REST history, and keeps the view in the address bar.
 
 import { adoptKeyFromAddress, apiKey, setApiKey, streamUrl } from "./access.js";
+import { BookPanel } from "./book-panel.js";
 import { loadCandles } from "./candle-history.js";
 import { CandleChart } from "./chart.js";
 import { StreamConnection } from "./connection.js";
@@ -36,6 +37,10 @@ const news = new NewsPanel($("news-list"), $("news-note"));
 const connection = new StreamConnection({
   url: streamUrl, subscriptions: liveSubscriptions, onMessage: receive, onState: connectionChanged,
 });
+const book = new BookPanel($("book"), (symbol) => {
+  connection.send({ type: "unsubscribe", stream_type: "orderbook", symbols: [symbol] });
+  connection.send(book.request(symbol));
+});
 const replay = new ReplayControl($("replay-form"), $("replay-status"), {
   plan: () => view, onStart: replayStarted, onData: replayData, onEnd: replayEnded,
 });
@@ -66,6 +71,8 @@ function liveSubscriptions() {
   if (view.symbols.length) requests.push(quoteRequest(view.symbols));
   if (view.selected) requests.push(ohlcvRequest(), newsRequest());
   news.reset(view.selected);
+  const bookRequest = book.request(view.selected);
+  if (bookRequest) requests.push(bookRequest);
   return requests;
 }
 
@@ -77,6 +84,15 @@ function setView(next) {
   $("provider-title").textContent = view.selected ?? "";
   $("news-title").textContent = view.selected ?? "";
   $("timeframe").value = view.timeframe;
+  if (book.symbol !== view.selected) followBook(book.symbol, view.selected);
+}
+
+/** Move the order book panel from one symbol to another (subscriptions included). */
+function followBook(previous, symbol) {
+  if (previous) connection.send({ type: "unsubscribe", stream_type: "orderbook", symbols: [previous] });
+  book.follow(symbol);
+  const request = book.request(symbol);
+  if (request) connection.send(request);
 }
 
 function receive(message) {
@@ -86,6 +102,7 @@ function receive(message) {
       if (message.stream_type === "quote") liveQuotes(message.data);
       else if (message.stream_type === "ohlcv" && !replay.active) drawCandles(message.data);
       else if (message.stream_type === "news") news.update(message.data);
+      else if (message.stream_type === "orderbook") book.apply(message.data);
       break;
     case "status":
       watchlist.setStatus(message.symbol, message.status);
