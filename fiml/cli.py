@@ -15,7 +15,8 @@ from runtime.registry import LocalRegistry, RegistryRuntimeError
 from runtime.registry_client import RegistryError
 from runtime.schema_ids import use_registry
 from runtime.service import configure_logging, run_until_signalled
-from runtime.settings import Settings, SettingsError
+from runtime.settings import Settings
+from runtime.settings_checks import SettingsError
 from schemas.symbols import InvalidSymbol, canonical_symbol
 from schemas.times import datetime_to_micros, parse_iso
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from aiokafka.helpers import create_ssl_context
 
-from runtime.settings import ENV_PREFIX, Settings, SettingsError
+from runtime.settings import Settings
+from runtime.settings_checks import ENV_PREFIX, SettingsError
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:

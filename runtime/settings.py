@@ -18,29 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.settings_checks import ENV_PREFIX, SettingsError, check
 from schemas.topics import TopicRole
-
-ENV_PREFIX = "FIML_"
 
 DEFAULT_EQUITIES = ("AAPL", "GOOGL", "MSFT", "TSLA", "NVDA", "AMZN", "META", "SPY")
 DEFAULT_CRYPTO = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "DOGE/USDT")
 
 # Old variable names still read, each with the field it sets.
 RENAMED = {"FIML_SYNTHETIC_SYMBOLS": "symbols"}
-
-
-WEIGHTS = (
-    "weight_freshness",
-    "weight_latency",
-    "weight_uptime",
-    "weight_completeness",
-    "weight_reliability",
-    "weight_agreement",
-)
-
-
-class SettingsError(ValueError):
-    """A ``FIML_*`` variable holds a value its setting cannot take."""
 
 
 def _default_cache_dir() -> str:
@@ -176,85 +161,7 @@ class Settings:
     log_format: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.log_format not in ("auto", "json", "text"):
-            raise SettingsError(f"{ENV_PREFIX}LOG_FORMAT must be auto, json or text")
-        if self.kafka_security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
-            raise SettingsError(
-                f"{ENV_PREFIX}KAFKA_SECURITY_PROTOCOL must be PLAINTEXT, SSL, "
-                "SASL_PLAINTEXT or SASL_SSL"
-            )
-        if self.kafka_sasl_mechanism not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
-            raise SettingsError(
-                f"{ENV_PREFIX}KAFKA_SASL_MECHANISM must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
-            )
-        positive = (
-            "partitions",
-            "replication_factor",
-            "synthetic_tick_hz",
-            "freshness_ms",
-            "heartbeat_interval",
-            "send_queue_limit",
-            "slow_consumer_seconds",
-            "stale_after_seconds",
-            "max_message_bytes",
-            "client_messages_per_second",
-            "demand_refresh_seconds",
-            "provider_call_timeout_seconds",
-            "provider_stall_seconds",
-            "provider_poll_seconds",
-            "ingest_buffer_records",
-            "consumer_stall_seconds",
-            "delivery_timeout_seconds",
-            "schema_registry_timeout_seconds",
-            "synthetic_news_seconds",
-            "book_depth",
-            "book_snapshot_ms",
-        )
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be above zero")
-        for name in ("agreement_bps", "latency_scale_ms", "expected_providers"):
-            if not getattr(self, name) > 0:
-                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be above zero")
-        if not self.outlier_mads >= 1:
-            raise SettingsError(
-                f"{ENV_PREFIX}OUTLIER_MADS must be at least 1, so that the "
-                "providers at the consensus are never refused"
-            )
-        for name in (
-            "candle_lateness_ms",
-            "future_tolerance_ms",
-            "status_delay_ms",
-            "demand_linger_seconds",
-            "max_replays_per_connection",
-            "max_connections",
-            "max_connections_per_client",
-            "max_subscriptions_per_connection",
-            "max_symbols_per_connection",
-            "max_replays",
-            "max_history_requests",
-            "max_demanded_symbols",
-            "replay_lateness_ms",
-            "outlier_floor_bps",
-            "switch_margin",
-            "metrics_score_symbols",
-            *WEIGHTS,
-        ):
-            if not getattr(self, name) >= 0:
-                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must not be negative")
-        if not 0 <= self.alphavantage_news_per_day < 25:
-            raise SettingsError(
-                f"{ENV_PREFIX}ALPHAVANTAGE_NEWS_PER_DAY must be 0 to 24 of the key's 25 requests"
-            )
-        for name in ("providers", "symbols"):
-            if not getattr(self, name):
-                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must name at least one")
-        for name in ("kafka_port", "kafka_controller_port", "gateway_port", "registry_port"):
-            if not 0 < getattr(self, name) < 65536:
-                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be a TCP port")
-        for name in ("health_port", "up_ingest_health_port", "up_arbitration_health_port"):
-            if not 0 <= getattr(self, name) < 65536:
-                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be a TCP port, or 0 for off")
+        check(self)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

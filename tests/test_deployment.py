@@ -34,7 +34,8 @@ import yaml
 from fiml.cli import app as cli_app
 from gateway.dashboard import CHART_LIBRARY
 from runtime.registry import APICURIO_VERSION, CCOMPAT_PATH
-from runtime.settings import ENV_PREFIX, Settings, TopicSpec
+from runtime.settings import Settings, TopicSpec
+from runtime.settings_checks import ENV_PREFIX
 from tests.deploy_tools import kustomize, strimzi_crds
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,8 @@ from arbitration.health import FaustHealth, faust_health
 from fiml.health import main, probe
 from runtime.health import HealthServer, Progress, serve_health
 from runtime.processes import stop_process
-from runtime.settings import Settings, SettingsError
+from runtime.settings import Settings
+from runtime.settings_checks import SettingsError
 from runtime.testing import free_port
 from runtime.topics import create_topics
 from tests.factories import quote

@@ -13,7 +13,8 @@ from ingest.providers.synthetic_provider import SyntheticProvider
 from ingest.providers.yahoo_provider import YahooProvider
 from ingest.service import run_ingest
 from ingest.venues import DEFAULT_VENUES
-from runtime.settings import Settings, SettingsError
+from runtime.settings import Settings
+from runtime.settings_checks import SettingsError
 from schemas import ProviderStatus, RawTick
 from schemas.books import SNAPSHOT, BookEvent
 from tests.support_kafka import read_topic

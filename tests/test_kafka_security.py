@@ -13,7 +13,8 @@ import runtime.kafka
 from arbitration.kafka_auth import faust_credentials
 from runtime.kafka import make_admin, make_consumer, make_producer
 from runtime.kafka_security import security_options
-from runtime.settings import Settings, SettingsError
+from runtime.settings import Settings
+from runtime.settings_checks import SettingsError
 
 SASL = {
     "FIML_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from runtime.settings import Settings, SettingsError
+from runtime.settings import Settings
+from runtime.settings_checks import SettingsError
 
 EMIT = (
     "import logging, sys; from runtime.service import configure_logging; "

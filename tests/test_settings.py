@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from runtime.settings import DEFAULT_CRYPTO, DEFAULT_EQUITIES, Settings, SettingsError, TopicSpec
+from runtime.settings import DEFAULT_CRYPTO, DEFAULT_EQUITIES, Settings, TopicSpec
+from runtime.settings_checks import SettingsError
 
 HOUR_MS = 3_600_000
 ROLES = {
