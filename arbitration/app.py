@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 from faust.streams import Stream
 from faust.types import EventT
 
+from arbitration.alerting import register_alerts
 from arbitration.arbiter import Arbiter
 from arbitration.configure import engine_config
 from arbitration.engine.partition import ROLES, SourceRecord
@@ -139,6 +140,7 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
             progress.observe(moved, relay.pending)
 
     app.timer(METRICS_PERIOD)(export_metrics)
+    register_alerts(app, settings, aiokafka_producer)
     return app
 
 

@@ -13,12 +13,14 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from gateway.alerts import AlertBook
 from gateway.clock import Clocks
 from gateway.dashboard import mount_dashboard
 from gateway.demand import DemandPublisher
 from gateway.feed import MarketFeed
 from gateway.providers import ProviderStatuses
 from gateway.registry import ConnectionRegistry
+from gateway.routes.alerts import alerts_router
 from gateway.routes.history import history_router
 from gateway.routes.monitoring import monitoring_router
 from gateway.routes.providers import providers_router
@@ -72,12 +74,14 @@ def create_app(settings: Settings) -> FastAPI:
     shared = Shared(settings, market, registry, statuses, catalog, Clocks())
     feed = MarketFeed(settings, market, statuses)
     demand = DemandPublisher(settings, registry)
+    alerts = AlertBook(settings)
     CONNECTIONS.set_function(lambda: len(registry.connections))
     SUBSCRIPTIONS.set_function(registry.subscription_count)
     work: list[Callable[[], Coroutine[Any, Any, None]]] = [
         feed.run,
         demand.run,
         functools.partial(watch_connections, registry),
+        alerts.run,
     ]
     app = FastAPI(
         title="FIML streaming gateway", lifespan=background(settings, shared, work, markets)
@@ -87,9 +91,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.market = market
     app.state.statuses = statuses
     app.state.exchange_markets = markets
+    app.state.alerts = alerts
     app.include_router(history_router(settings))
     app.include_router(providers_router(settings, statuses))
     mount_dashboard(app, settings)
-    app.include_router(stream_router(shared))
+    app.include_router(alerts_router(settings, alerts))
+    app.include_router(stream_router(shared, alerts))
     app.include_router(monitoring_router(settings, feed, registry))
     return app

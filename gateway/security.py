@@ -9,6 +9,7 @@ from collections.abc import Callable
 from fastapi import HTTPException, Request
 from starlette.requests import HTTPConnection
 
+from domain.alerts.rules import ANONYMOUS, owner_of
 from runtime.settings import Settings
 
 API_KEY_HEADER = "x-api-key"
@@ -19,10 +20,20 @@ def api_key_accepted(settings: Settings, connection: HTTPConnection) -> bool:
     """True when no keys are configured, or the request carries one of them."""
     if not settings.api_keys:
         return True
-    offered = (
+    offered = offered_key(connection)
+    return any(hmac.compare_digest(offered.encode(), key.encode()) for key in settings.api_keys)
+
+
+def offered_key(connection: HTTPConnection) -> str:
+    """The API key a request carries (header, else query parameter), or an empty string."""
+    return (
         connection.headers.get(API_KEY_HEADER) or connection.query_params.get(API_KEY_QUERY) or ""
     )
-    return any(hmac.compare_digest(offered.encode(), key.encode()) for key in settings.api_keys)
+
+
+def caller_owner(settings: Settings, connection: HTTPConnection) -> str:
+    """Whose alert rules a caller's are: its key's identity, or ``anonymous`` without keys."""
+    return owner_of(offered_key(connection)) if settings.api_keys else ANONYMOUS
 
 
 def origin_allowed(settings: Settings, connection: HTTPConnection) -> bool:

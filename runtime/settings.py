@@ -79,6 +79,7 @@ class Settings:
     trades_retention_hours: int = 7 * 24
     candles_retention_hours: int = 30 * 24
     dlq_retention_hours: int = 30 * 24
+    alerts_retention_hours: int = 30 * 24
 
     providers: tuple[str, ...] = ("synthetic",)
     alphavantage_api_key: str | None = field(default=None, repr=False)
@@ -140,6 +141,9 @@ class Settings:
     delivery_timeout_seconds: float = 30.0
     metrics_score_symbols: int = 100
 
+    alert_rule_lead_ms: int = 1000
+    alert_checkpoint_seconds: float = 1.0
+
     log_level: str = "info"
     log_format: str = "auto"
 
@@ -164,6 +168,7 @@ class Settings:
             "ingest_buffer_records",
             "consumer_stall_seconds",
             "delivery_timeout_seconds",
+            "alert_checkpoint_seconds",
         )
         for name in positive:
             if not getattr(self, name) > 0:
@@ -186,6 +191,7 @@ class Settings:
             "outlier_floor_bps",
             "switch_margin",
             "metrics_score_symbols",
+            "alert_rule_lead_ms",
             *WEIGHTS,
         ):
             if not getattr(self, name) >= 0:
@@ -252,12 +258,19 @@ class Settings:
             TopicRole.CANDLES: self.candles_retention_hours,
             TopicRole.TRADES: self.trades_retention_hours,
             TopicRole.DLQ: self.dlq_retention_hours,
+            TopicRole.ALERTS_FIRED: self.alerts_retention_hours,
+            TopicRole.WEBHOOK_DLQ: self.alerts_retention_hours,
         }
         specs = {
             role: TopicSpec(self.topic(role), self.partitions, hours * hour_ms)
             for role, hours in timed.items()
         }
-        for role in (TopicRole.DEMAND, TopicRole.STATE):
+        for role in (
+            TopicRole.DEMAND,
+            TopicRole.STATE,
+            TopicRole.ALERT_RULES,
+            TopicRole.ALERTS_STATE,
+        ):
             specs[role] = TopicSpec(self.topic(role), self.partitions, None, compacted=True)
         return specs
 

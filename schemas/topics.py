@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from schemas.alerts import AlertRule, FiredAlert, WebhookDeadLetter
 from schemas.records import Candle, Demand, ProviderStatus, Quote, RawTick, Rejected, Trade
 
 
@@ -19,6 +20,10 @@ class TopicRole(StrEnum):
     DLQ = "ticks.dlq"
     DEMAND = "demand"
     STATE = "arbitration.state"
+    ALERT_RULES = "alerts.rules"
+    ALERTS_FIRED = "alerts.fired"
+    WEBHOOK_DLQ = "alerts.webhooks.dlq"
+    ALERTS_STATE = "alerts.state"
 
 
 RECORD_TOPICS: dict[type, TopicRole] = {
@@ -29,6 +34,9 @@ RECORD_TOPICS: dict[type, TopicRole] = {
     Trade: TopicRole.TRADES,
     Rejected: TopicRole.DLQ,
     Demand: TopicRole.DEMAND,
+    AlertRule: TopicRole.ALERT_RULES,
+    FiredAlert: TopicRole.ALERTS_FIRED,
+    WebhookDeadLetter: TopicRole.WEBHOOK_DLQ,
 }
 """The topic whose values are each record type (its registry subject is
 ``<topic>-value``)."""

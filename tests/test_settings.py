@@ -22,8 +22,12 @@ ROLES = {
     "ticks.dlq",
     "demand",
     "arbitration.state",
+    "alerts.rules",
+    "alerts.fired",
+    "alerts.webhooks.dlq",
+    "alerts.state",
 }
-COMPACTED = {"demand", "arbitration.state"}
+COMPACTED = {"demand", "arbitration.state", "alerts.rules", "alerts.state"}
 
 
 def test_defaults():
@@ -290,6 +294,7 @@ def test_retention_hours_come_from_each_setting():
             "FIML_CANDLES_RETENTION_HOURS": "4",
             "FIML_TRADES_RETENTION_HOURS": "5",
             "FIML_DLQ_RETENTION_HOURS": "6",
+            "FIML_ALERTS_RETENTION_HOURS": "7",
         }
     )
     retention = {role: spec.retention_ms for role, spec in s.topics().items()}
@@ -302,6 +307,10 @@ def test_retention_hours_come_from_each_setting():
         "ticks.dlq": 6 * HOUR_MS,
         "demand": None,
         "arbitration.state": None,
+        "alerts.rules": None,
+        "alerts.fired": 7 * HOUR_MS,
+        "alerts.webhooks.dlq": 7 * HOUR_MS,
+        "alerts.state": None,
     }
 
 

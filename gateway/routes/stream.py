@@ -8,6 +8,8 @@ import typing
 
 from fastapi import APIRouter, Request, WebSocket
 
+from gateway.alert_session import AlertingSession
+from gateway.alerts import AlertBook
 from gateway.asyncapi import asyncapi_document
 from gateway.protocol import (
     DEFAULT_INTERVAL_MS,
@@ -19,7 +21,7 @@ from gateway.protocol import (
     validate_message,
 )
 from gateway.security import api_key_accepted, origin_allowed
-from gateway.session import ClientSession, Shared
+from gateway.session import Shared
 
 
 def prices_path_request(symbols: str) -> SubscribeRequest:
@@ -61,7 +63,7 @@ async def admit(shared: Shared, websocket: WebSocket) -> bool:
     return False
 
 
-def stream_router(shared: Shared) -> APIRouter:
+def stream_router(shared: Shared, book: AlertBook) -> APIRouter:
     """The WebSocket endpoints of one gateway app, and ``GET /asyncapi.json``."""
     router = APIRouter()
     settings = shared.settings
@@ -69,7 +71,7 @@ def stream_router(shared: Shared) -> APIRouter:
     @router.websocket("/ws/stream")
     async def stream(websocket: WebSocket) -> None:
         if await admit(shared, websocket):
-            await ClientSession(websocket, shared).serve()
+            await AlertingSession(websocket, shared, book).serve()
 
     @router.websocket("/ws/prices/{symbols:path}")
     async def prices(websocket: WebSocket, symbols: str) -> None:
@@ -81,7 +83,7 @@ def stream_router(shared: Shared) -> APIRouter:
             await websocket.send_text(error_frame(error.code, error.message))
             await websocket.close(CloseCode.POLICY_VIOLATION)
             return
-        await ClientSession(websocket, shared).serve(first=request)
+        await AlertingSession(websocket, shared, book).serve(first=request)
 
     @router.get("/asyncapi.json")
     async def asyncapi(request: Request) -> dict[str, object]:
