@@ -14,7 +14,7 @@ RequestId = Annotated[str, Field(min_length=1, max_length=64)]
 class AlertsSubscribe(BaseModel):
     """``{"type": "subscribe", "stream_type": "alerts"}``: the caller's fired alerts."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", title="subscribe_alerts")
 
     type: Literal["subscribe"]
     stream_type: Literal["alerts"]
@@ -23,7 +23,7 @@ class AlertsSubscribe(BaseModel):
 class AlertsUnsubscribe(BaseModel):
     """``{"type": "unsubscribe", "stream_type": "alerts"}``: end the alerts stream."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", title="unsubscribe_alerts")
 
     type: Literal["unsubscribe"]
     stream_type: Literal["alerts"]
@@ -51,3 +51,9 @@ class AlertDelete(BaseModel):
 
 
 AlertMessage = AlertsSubscribe | AlertsUnsubscribe | AlertCreate | AlertDelete
+ALERT_MESSAGES: tuple[type[BaseModel], ...] = (
+    AlertsSubscribe,
+    AlertsUnsubscribe,
+    AlertCreate,
+    AlertDelete,
+)

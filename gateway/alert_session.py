@@ -49,7 +49,7 @@ class AlertingSession(ClientSession):
             if self.alerts_seq is None:
                 self.alerts_seq = 0
                 self.book.listen(self.owner, self._alert)
-            self.send(self._stream_frame("subscription_ack"))
+            self.send(self._stream_frame("subscription_ack", interval_ms=0))
         elif isinstance(request, AlertsUnsubscribe):
             self.book.unlisten(self.owner, self._alert)
             ended = [] if self.alerts_seq is None else [ALERTS_SUBSCRIPTION]

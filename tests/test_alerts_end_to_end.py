@@ -10,6 +10,7 @@ import dataclasses
 import json
 
 import httpx
+import jsonschema
 import pytest
 import websockets
 
@@ -19,7 +20,7 @@ from runtime.testing import free_port
 from schemas.alerts import FiredAlert
 from tests.support import service_env, spawn
 from tests.support_alerts import quote
-from tests.support_gateway import receive, serve_gateway
+from tests.support_gateway import fetch_document, receive, serve_gateway
 from tests.support_kafka import producing, read_topic
 
 KEYS = {"a": "alerts-key-a", "b": "alerts-key-b"}
@@ -51,25 +52,35 @@ async def system(topics, tmp_path):
         assert "Traceback" not in text, text[-3000:]
 
 
-async def alerts_socket(port: int, owner: str) -> websockets.ClientConnection:
-    """A WebSocket of ``owner`` subscribed to its alerts."""
+async def alerts_socket(port: int, owner: str) -> tuple[websockets.ClientConnection, dict]:
+    """A WebSocket of ``owner`` subscribed to its alerts, and the ack."""
     ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws/stream?api_key={KEYS[owner]}")
     await ws.send(json.dumps({"type": "subscribe", "stream_type": "alerts"}))
     ack = await receive(ws, "subscription_ack")
     assert ack["stream_type"] == "alerts"
-    return ws
+    return ws, ack
 
 
-async def alerts_until(ws, count: int, settings, prices: dict[str, list[float]]) -> list[dict]:
-    """The alerts ``ws`` receives while quotes cycling through ``prices`` are written, until
-    there are ``count``."""
+def check_frames(document: dict, frames: list[dict]) -> None:
+    """Each frame matches its message's schema in the AsyncAPI document."""
+    components = document["components"]
+    for frame in frames:
+        schema = {**components["messages"][frame["type"]]["payload"], "components": components}
+        jsonschema.validate(frame, schema, cls=jsonschema.Draft202012Validator)
+
+
+async def alerts_until(
+    ws, count: int, settings, prices: dict[str, list[float]], frames: list[dict] | None = None
+) -> list[dict]:
+    """The alerts ``ws`` receives while quotes of ``prices`` are written, a step every 0.3 s
+    (the last price repeated), until there are ``count`` (their frames go to ``frames``)."""
     got: list[dict] = []
     async with producing(settings) as producer, asyncio.timeout(120):
         step = 0
         while len(got) < count:
             time = now_micros()
             for symbol, cycle in prices.items():
-                await producer.send("quotes", quote(symbol, time, cycle[step % len(cycle)]))
+                await producer.send("quotes", quote(symbol, time, cycle[min(step, len(cycle) - 1)]))
             await producer.flush()
             step += 1
             try:
@@ -78,6 +89,8 @@ async def alerts_until(ws, count: int, settings, prices: dict[str, list[float]])
                         message = json.loads(await ws.recv())
                         if message["type"] == "data":
                             got.extend(message["data"])
+                            if frames is not None:
+                                frames.append(message)
             except TimeoutError:
                 pass
     return got
@@ -115,7 +128,7 @@ async def test_rules_fire_once_to_their_owner_and_survive_a_restart(system):
         assert bad.status_code == 422 and "parameters.level" in bad.text
         assert (await http.post(base, json={"kind": "stale"})).status_code == 401
 
-        ws_a, ws_b = await alerts_socket(port, "a"), await alerts_socket(port, "b")
+        (ws_a, ack_a), (ws_b, _) = await alerts_socket(port, "a"), await alerts_socket(port, "b")
         await ws_a.send(
             json.dumps(
                 {
@@ -140,9 +153,16 @@ async def test_rules_fire_once_to_their_owner_and_survive_a_restart(system):
         assert [rule["rule_id"] for rule in listed] == [rest_rule["rule_id"], ws_rule["rule_id"]]
 
         # AAPL goes above 100 (once); MSFT crosses 200 up, then down (two crossings).
+        # The first prices repeat so that the rules (ahead by their lead) see them.
+        frames = [ack_a, ack, error]
         got = await alerts_until(
-            ws_a, 3, settings, {"AAPL": [90, 110, 120], "MSFT": [150, 150, 250, 250, 150]}
+            ws_a,
+            3,
+            settings,
+            {"AAPL": [90, 90, 90, 110, 120], "MSFT": [150, 150, 150, 250, 250, 150]},
+            frames,
         )
+        check_frames(await fetch_document(port), frames)
         by_rule = {alert["rule_id"]: alert for alert in got}
         assert by_rule[rest_rule["rule_id"]]["subject"] == "AAPL"
         assert by_rule[rest_rule["rule_id"]]["values"]["price"] == 110
@@ -166,7 +186,7 @@ async def test_rules_fire_once_to_their_owner_and_survive_a_restart(system):
             json={"kind": "price_below", "symbols": ["NVDA"], "parameters": {"level": 10}},
         )
         assert after.status_code == 201
-        more = await alerts_until(ws_a, 1, settings, {"NVDA": [20, 5]})
+        more = await alerts_until(ws_a, 1, settings, {"NVDA": [20, 20, 20, 5]})
         assert [alert["rule_id"] for alert in more] == [after.json()["rule_id"]]
         deleted = await http.delete(f"{base}/{after.json()['rule_id']}", headers=a)
         assert deleted.status_code == 200 and deleted.json()["deleted"] is True
