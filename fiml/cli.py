@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from fiml.alerts_cli import alerts_app
 from runtime.broker import KafkaRuntimeError, LocalKafka
 from runtime.service import configure_logging, run_until_signalled
 from runtime.settings import Settings, SettingsError
@@ -25,6 +26,7 @@ kafka_app = typer.Typer(no_args_is_help=True, help="The local single-node Kafka 
 topics_app = typer.Typer(no_args_is_help=True, help="The project's Kafka topics.")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
+app.add_typer(alerts_app, name="alerts")
 
 ProvidersOption = Annotated[
     str | None, typer.Option(help="Comma-separated providers (default: FIML_PROVIDERS).")

@@ -106,6 +106,21 @@ class AlertBook:
         await self._publish(deleted)
         return deleted
 
+    def rule_to_try(
+        self, owner: str, data: Mapping[str, object] | None, rule_id: str | None
+    ) -> AlertRule:
+        """The rule a back-test of ``owner`` tries: one of its rules by id, or new client
+        input (id ``backtest``); InvalidRule otherwise."""
+        if (data is None) == (rule_id is None):
+            raise InvalidRule("give either rule (a new rule) or rule_id (one of yours)")
+        if rule_id is not None:
+            rule = self.feed.rules.get(rule_id)
+            if rule is None or rule.owner != owner:
+                raise InvalidRule(f"no rule {rule_id!r} of yours")
+            return rule
+        assert data is not None
+        return parse_rule(data, rule_id="backtest", owner=owner, created_at=0, owner_rules=0)
+
     def _check_ready(self) -> None:
         if not self.feed.ready.is_set() or self.producer is None:
             raise AlertsUnavailable("alert rules are not read yet; retry shortly")

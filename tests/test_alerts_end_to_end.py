@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import subprocess
+import sys
 
 import httpx
 import jsonschema
@@ -18,6 +20,7 @@ from runtime.clock import now_micros
 from runtime.processes import stop_process
 from runtime.testing import free_port
 from schemas.alerts import FiredAlert
+from schemas.times import micros_to_iso
 from tests.support import service_env, spawn
 from tests.support_alerts import quote
 from tests.support_gateway import fetch_document, receive, serve_gateway
@@ -114,6 +117,7 @@ async def test_rules_fire_once_to_their_owner_and_survive_a_restart(system):
     port = settings.gateway_port
     base = f"http://127.0.0.1:{port}/v1/alerts"
     a, b = ({"x-api-key": KEYS[owner]} for owner in ("a", "b"))
+    began = now_micros()
     async with httpx.AsyncClient() as http:
         created = await http.post(
             base,
@@ -176,6 +180,49 @@ async def test_rules_fire_once_to_their_owner_and_survive_a_restart(system):
         assert sorted(alert.alert_id for alert in fired) == sorted(a["alert_id"] for a in got)
         for alert in fired:
             assert alert.owner.startswith("k_") and KEYS["a"] not in alert.owner
+
+        # The same rule back-tested over the same range fires the same alerts, same ids.
+        span = {"start": micros_to_iso(began), "end": micros_to_iso(now_micros())}
+        tried = await http.post(
+            f"{base}/backtest", headers=a, json={"rule_id": ws_rule["rule_id"], **span}
+        )
+        assert tried.status_code == 200, tried.text
+        live = [alert for alert in got if alert["rule_id"] == ws_rule["rule_id"]]
+        assert tried.json()["alerts"] == live
+        denied = await http.post(
+            f"{base}/backtest", headers=b, json={"rule_id": ws_rule["rule_id"], **span}
+        )
+        assert denied.status_code == 422
+        command = [
+            "alerts",
+            "backtest",
+            "--rule",
+            json.dumps(
+                {
+                    "kind": "crosses",
+                    "symbols": ["MSFT"],
+                    "parameters": {"level": 200},
+                    "mode": "repeat",
+                }
+            ),
+            "--start",
+            span["start"],
+            "--end",
+            span["end"],
+        ]
+        run = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "fiml", *command],
+            env=service_env(settings),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+        lines = [json.loads(line) for line in run.stdout.splitlines()]
+        assert [(x["subject"], x["values"], x["source"]) for x in lines] == [
+            (x["subject"], x["values"], x["source"]) for x in live
+        ]
 
         # A restart on the same log: nothing fires again; a new rule after it fires.
         stop_process(worker.pop())
