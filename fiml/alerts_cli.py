@@ -48,3 +48,30 @@ def backtest(
         typer.echo(json.dumps(alert_view(alert)))
     cut = " (cut: the record limit was reached)" if result.truncated else ""
     typer.echo(f"{len(result.alerts)} alerts over {result.records} records{cut}", err=True)
+
+
+@alerts_app.command("webhooks")
+def webhooks() -> None:
+    """Deliver the webhooks of fired alerts (signed with FIML_ALERT_WEBHOOK_SECRET) until
+    Ctrl-C or SIGTERM; what is given up goes to fiml.alerts.webhooks.dlq."""
+    from arbitration.webhook_worker import WebhookWorker
+    from arbitration.webhooks import WebhookSender
+    from fiml.cli import _service_settings
+    from runtime.service import run_until_signalled
+
+    settings = _service_settings()
+    if not settings.alert_webhook_secret:
+        raise typer.BadParameter("set FIML_ALERT_WEBHOOK_SECRET: it signs every webhook")
+    secret = settings.alert_webhook_secret.encode()
+
+    async def serve(stop: asyncio.Event) -> None:
+        sender = WebhookSender(secret)
+        task = asyncio.create_task(WebhookWorker(settings, sender).run())
+        try:
+            await stop.wait()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await sender.close()
+
+    run_until_signalled(serve)

@@ -89,7 +89,7 @@ class AlertingSession(ClientSession):
             "type": "alert_ack",
             "action": action,
             "request_id": request.request_id,
-            "rule": rule_view(rule),
+            "rule": self.book.created_view(rule) if action == "created" else rule_view(rule),
             "timestamp": now_iso(),
         }
         self.send(_json(ack))

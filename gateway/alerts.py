@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 
 from aiokafka import AIOKafkaProducer
 
-from domain.alerts.rules import InvalidRule, parse_rule
+from domain.alerts.delivery import rule_secret
+from domain.alerts.rules import InvalidRule, parse_rule, rule_view
 from runtime.alert_rules import RuleFeed
 from runtime.clock import now_micros
 from runtime.intake import decode_or_skip
@@ -105,6 +106,15 @@ class AlertBook:
         deleted = dataclasses.replace(rule, deleted_at=max(now_micros(), rule.created_at))
         await self._publish(deleted)
         return deleted
+
+    def created_view(self, rule: AlertRule) -> dict[str, object]:
+        """A new rule as its owner sees it once: with its webhook's signing secret, when it
+        has a webhook and the server a secret (``FIML_ALERT_WEBHOOK_SECRET``)."""
+        view = rule_view(rule)
+        server_secret = self.settings.alert_webhook_secret
+        if rule.webhook_url is not None and server_secret:
+            view["webhook_secret"] = rule_secret(server_secret.encode(), rule.rule_id).decode()
+        return view
 
     def rule_to_try(
         self, owner: str, data: Mapping[str, object] | None, rule_id: str | None

@@ -143,6 +143,7 @@ class Settings:
 
     alert_rule_lead_ms: int = 1000
     alert_checkpoint_seconds: float = 1.0
+    alert_webhook_secret: str | None = field(default=None, repr=False)
 
     log_level: str = "info"
     log_format: str = "auto"

@@ -59,7 +59,7 @@ def alerts_router(settings: Settings, book: AlertBook) -> APIRouter:
             raise HTTPException(422, str(error)) from None
         except AlertsUnavailable as error:
             raise HTTPException(503, str(error)) from None
-        return rule_view(rule)
+        return book.created_view(rule)
 
     @router.post("/v1/alerts/backtest")
     async def backtest_alert(request: Request) -> dict[str, object]:
