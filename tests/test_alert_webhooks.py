@@ -9,14 +9,8 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections import Counter
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from arbitration.webhook_worker import WebhookWorker
 from arbitration.webhooks import WebhookSender
@@ -33,48 +27,18 @@ from runtime.testing import free_port
 from schemas.alerts import FiredAlert, WebhookDeadLetter
 from tests.support import poll_until
 from tests.support_kafka import produce, read_topic
+from tests.support_webhooks import serving_receiver
 
 SECRET = b"server-secret-for-tests"
 FAST = RetryPolicy(attempts=3, first_delay_s=0.01, factor=2.0, timeout_s=0.3)
 UNLIMITED = RateLimiter(per_second=1000.0, burst=1000.0)
 
 
-class Receiver:
-    """What the receiver was sent, and how many times each path was tried."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, dict[str, str], bytes]] = []
-        self.tries: Counter[str] = Counter()
-
-    async def handle(self, request: Request) -> Response:
-        path = request.url.path
-        self.tries[path] += 1
-        body = await request.body()
-        if path == "/slow":
-            await asyncio.sleep(2)
-        if path == "/flaky" and self.tries[path] <= 2:
-            return Response(status_code=503)
-        if path == "/reject":
-            return Response(status_code=404)
-        self.received.append((path, dict(request.headers), body))
-        return Response(status_code=204)
-
-
 @pytest.fixture
 async def receiver():
     """A receiver on 127.0.0.1: yields (it, its base URL)."""
-    state = Receiver()
-    app = Starlette(routes=[Route("/{path}", state.handle, methods=["POST"])])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    await poll_until(lambda: server.started, within=10, interval=0.02)
-    try:
-        yield state, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(task, 5)
+    async with serving_receiver() as served:
+        yield served
 
 
 def alert(url: str, number: int = 1, owner: str = "anonymous") -> FiredAlert:

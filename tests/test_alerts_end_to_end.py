@@ -6,32 +6,39 @@ worker on the log the last run left fires nothing twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import subprocess
 import sys
+import time
 
 import httpx
 import jsonschema
 import pytest
 import websockets
 
+from arbitration.webhook_worker import WebhookWorker
+from arbitration.webhooks import WebhookSender
+from domain.alerts.delivery import verify
 from runtime.clock import now_micros
 from runtime.processes import stop_process
 from runtime.testing import free_port
 from schemas.alerts import FiredAlert
 from schemas.times import micros_to_iso
-from tests.support import service_env, spawn
+from tests.support import poll_until, service_env, spawn
 from tests.support_alerts import quote
 from tests.support_gateway import fetch_document, receive, serve_gateway
 from tests.support_kafka import producing, read_topic
+from tests.support_webhooks import serving_receiver
 
 KEYS = {"a": "alerts-key-a", "b": "alerts-key-b"}
 
 
 @pytest.fixture
 async def system(topics, tmp_path):
-    """A gateway in this process with two API keys, the arbitration worker in its own."""
+    """A gateway in this process with two API keys, the arbitration worker in its own, the
+    webhook worker in this one and a webhook receiver."""
     settings = dataclasses.replace(
         topics,
         gateway_port=free_port(),
@@ -39,16 +46,23 @@ async def system(topics, tmp_path):
         alert_rule_lead_ms=200,
         alert_checkpoint_seconds=0.2,
         heartbeat_interval=0.5,
+        alert_webhook_secret="end-to-end-webhook-secret",
     )
     log = tmp_path / "arbitrate.log"
     env = service_env(settings)
     worker = [spawn(["arbitrate"], env, log)]
+    sender = WebhookSender(settings.alert_webhook_secret.encode())
+    webhooks = asyncio.create_task(WebhookWorker(settings, sender).run())
     try:
-        async with serve_gateway(settings) as app:
+        async with serve_gateway(settings) as app, serving_receiver() as hook:
             await asyncio.wait_for(app.state.alerts.feed.ready.wait(), 30)
             await asyncio.wait_for(app.state.alerts.following.wait(), 30)
-            yield settings, worker, lambda: spawn(["arbitrate"], env, log)
+            yield settings, worker, lambda: spawn(["arbitrate"], env, log), hook
     finally:
+        webhooks.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await webhooks
+        await sender.close()
         for process in worker:
             stop_process(process)
         text = log.read_text(errors="replace")
@@ -113,7 +127,7 @@ async def silent(ws, within: float) -> list[dict]:
 
 
 async def test_rules_fire_once_to_their_owner_and_survive_a_restart(system):
-    settings, worker, respawn = system
+    settings, worker, respawn, (receiver, hook) = system
     port = settings.gateway_port
     base = f"http://127.0.0.1:{port}/v1/alerts"
     a, b = ({"x-api-key": KEYS[owner]} for owner in ("a", "b"))
@@ -143,6 +157,7 @@ async def test_rules_fire_once_to_their_owner_and_survive_a_restart(system):
                         "symbols": ["MSFT"],
                         "parameters": {"level": 200},
                         "mode": "repeat",
+                        "webhook_url": f"{hook}/ok",
                     },
                 }
             )
@@ -181,13 +196,20 @@ async def test_rules_fire_once_to_their_owner_and_survive_a_restart(system):
         for alert in fired:
             assert alert.owner.startswith("k_") and KEYS["a"] not in alert.owner
 
+        live = [alert for alert in got if alert["rule_id"] == ws_rule["rule_id"]]
+        # The webhook receiver got the same alerts, once each, signed with the rule's secret.
+        await poll_until(lambda: len(receiver.received) == 2, within=30)
+        secret = ws_rule["webhook_secret"].encode()
+        for (_, headers, body), sent in zip(receiver.received, live, strict=True):
+            assert headers["x-fiml-alert-id"] == sent["alert_id"] == json.loads(body)["alert_id"]
+            assert verify(secret, body, headers["x-fiml-signature"], int(time.time()))
+
         # The same rule back-tested over the same range fires the same alerts, same ids.
         span = {"start": micros_to_iso(began), "end": micros_to_iso(now_micros())}
         tried = await http.post(
             f"{base}/backtest", headers=a, json={"rule_id": ws_rule["rule_id"], **span}
         )
         assert tried.status_code == 200, tried.text
-        live = [alert for alert in got if alert["rule_id"] == ws_rule["rule_id"]]
         assert tried.json()["alerts"] == live
         denied = await http.post(
             f"{base}/backtest", headers=b, json={"rule_id": ws_rule["rule_id"], **span}
@@ -241,5 +263,6 @@ async def test_rules_fire_once_to_their_owner_and_survive_a_restart(system):
         again = [alert for _, _, alert in await read_topic(settings, "alerts.fired", FiredAlert)]
         ids = [alert.alert_id for alert in again]
         assert len(ids) == len(set(ids)) == len(fired) + 1
+        assert len(receiver.received) == 2
         await ws_a.close()
         await ws_b.close()
