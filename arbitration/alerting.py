@@ -57,7 +57,6 @@ class AlertWorker:
         self.store = CheckpointStore(settings)
         self.partitions: dict[int, Checkpoint] = {}
         self.written: dict[int, set[str]] = {}
-        self.fired = 0
 
     def rule_changed(self, rule_id: str, rule: AlertRule | None) -> None:
         """Give a new, changed or removed rule to every evaluator."""
@@ -119,7 +118,6 @@ class AlertWorker:
             ]
             for sent in sends:
                 checkpoint.fired_next = (await sent).offset + 1
-            self.fired += len(fired)
             await self.store.save(producer, partition, checkpoint)
 
 

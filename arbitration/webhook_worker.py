@@ -72,6 +72,7 @@ class WebhookWorker:
                         task.add_done_callback(self.tasks.discard)
                 await self._commit(consumer)
         finally:
+            log.info("webhooks: %d delivered, %d dead letters", self.delivered, self.dead)
             for task in list(self.tasks):
                 task.cancel()
             await consumer.stop()

@@ -54,7 +54,6 @@ class WebhookSender:
         self.limiter = limiter or RateLimiter()
         self.clock = clock
         self.client = httpx.AsyncClient(timeout=self.policy.timeout_s, follow_redirects=False)
-        self.attempts = 0
 
     async def close(self) -> None:
         """Close the HTTP client."""
@@ -76,7 +75,6 @@ class WebhookSender:
                 await asyncio.sleep(wait)
                 wait = self.limiter.take(alert.owner, self._micros())
             attempt += 1
-            self.attempts += 1
             last = self._micros()
             status, error, retry_after = await self._post(url, body, secret, alert.alert_id)
             step = next_step(self.policy, attempt, status, alert.alert_id, retry_after)
