@@ -2,6 +2,7 @@
 // WebSocket (/ws/stream) and the REST history, and keeps the view in the address bar.
 
 import { adoptKeyFromAddress, apiKey, setApiKey, streamUrl } from "./access.js";
+import { AlertPanel } from "./alerts.js";
 import { loadCandles } from "./candle-history.js";
 import { CandleChart } from "./chart.js";
 import { StreamConnection } from "./connection.js";
@@ -34,6 +35,9 @@ const providers = new ProviderPanel($("provider-table"), $("provider-note"));
 const connection = new StreamConnection({
   url: streamUrl, subscriptions: liveSubscriptions, onMessage: receive, onState: connectionChanged,
 });
+const alerts = new AlertPanel($("alert-form"), $("alert-list"), $("alert-note"), {
+  send: (message) => connection.send(message), symbol: () => view.selected,
+});
 const replay = new ReplayControl($("replay-form"), $("replay-status"), {
   plan: () => view, onStart: replayStarted, onData: replayData, onEnd: replayEnded,
 });
@@ -49,7 +53,7 @@ function ohlcvRequest() {
 
 /** What the live connection subscribes on every (re)connection. */
 function liveSubscriptions() {
-  const requests = [];
+  const requests = [{ type: "subscribe", stream_type: "alerts" }];
   if (view.symbols.length) requests.push(quoteRequest(view.symbols));
   if (view.selected) requests.push(ohlcvRequest());
   return requests;
@@ -69,12 +73,17 @@ function receive(message) {
     case "data":
       lastDataAt = Date.now();
       if (message.stream_type === "quote") liveQuotes(message.data);
+      else if (message.stream_type === "alerts") alerts.fired(message.data);
       else if (message.stream_type === "ohlcv" && !replay.active) drawCandles(message.data);
       break;
     case "status":
       watchlist.setStatus(message.symbol, message.status);
       break;
+    case "alert_ack":
+      alerts.acknowledged(message);
+      break;
     case "error":
+      if (message.error_code === "ALERT_ERROR") alerts.refused(message);
       refused(message);
       break;
     default:
