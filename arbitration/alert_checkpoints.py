@@ -1,7 +1,8 @@
 """Checkpoints of the alert evaluators, one per input partition number, in the compacted
 topic ``<prefix>.alerts.state`` (key: the partition number).
 
-A checkpoint is zlib-compressed JSON: the evaluator's snapshot (``domain/alerts/snapshot.py``),
+A checkpoint is zlib-compressed JSON: the evaluator's snapshot without its rules (they are
+in the rules topic, and upserted again on restore: ``domain/alerts/snapshot.py``),
 ``next``: per input topic the first offset it has not seen, and ``fired_next``: the end of
 that partition of ``alerts.fired`` once the alerts of those records were written. A restart
 restores the evaluator, skips the input before ``next``, and does not write again the
@@ -44,7 +45,7 @@ class Checkpoint:
 def encode(checkpoint: Checkpoint) -> bytes:
     """The checkpoint as the state topic's value."""
     data = {
-        "snapshot": snapshot(checkpoint.evaluator),
+        "snapshot": snapshot(checkpoint.evaluator, rules=False),
         "next": checkpoint.next,
         "fired_next": checkpoint.fired_next,
     }
