@@ -63,7 +63,7 @@ run-registry: kafka-jars registry-runner dashboard-assets
 
 # Benchmarks (benchmarks/README.md), each on a broker of its own unless FIML_KAFKA_BOOTSTRAP
 # is set. BENCH_ARGS= (empty) runs the full mode; the soak runs SOAK_MINUTES.
-.PHONY: bench-arbitration bench-replay bench-latency bench-fanout soak
+.PHONY: bench-arbitration bench-replay bench-latency bench-fanout soak bench-alerts
 BENCH_ARGS ?= --quick
 SOAK_MINUTES ?= 30
 
@@ -85,6 +85,9 @@ bench-fanout: kafka-jars
 
 soak: kafka-jars
 	$(BIN)/python benchmarks/soak.py --minutes $(SOAK_MINUTES) --out benchmarks/soak.json
+
+bench-alerts: setup
+	cd benchmarks && ../$(BIN)/python alerts_core.py $(BENCH_ARGS) --out alerts_core.json
 
 # Style, formatting, types (mypy; strict on schemas, runtime and the arbitration engine)
 # and the import contracts (import-linter; both configured in pyproject.toml).

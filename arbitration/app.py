@@ -24,6 +24,7 @@ import faust
 import uvloop
 from aiokafka import AIOKafkaProducer
 
+from arbitration.alerting import register_alerts
 from arbitration.arbiter import Arbiter
 from arbitration.batch_delivery import SCHEME, batch_topic, batches, register
 from arbitration.books import add_book_agent
@@ -154,6 +155,7 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
     app.timer(METRICS_PERIOD)(export_metrics)
     add_news_agent(app, settings, *(bytes_topic(app, settings, r) for r in NEWS_ROLES))
     add_book_agent(app, settings, aiokafka_producer)
+    register_alerts(app, settings, aiokafka_producer)
     return app
 
 

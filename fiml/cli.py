@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from fiml.alerts_cli import alerts_app
 from runtime.broker import KafkaRuntimeError, LocalKafka
 from runtime.registry import LocalRegistry, RegistryRuntimeError
 from runtime.registry_client import RegistryError
@@ -33,6 +34,7 @@ registry_app = typer.Typer(
     no_args_is_help=True, help="The local schema registry (Apicurio Registry, Confluent API)."
 )
 app.add_typer(registry_app, name="registry")
+app.add_typer(alerts_app, name="alerts")
 
 ProvidersOption = Annotated[
     str | None, typer.Option(help="Comma-separated providers (default: FIML_PROVIDERS).")

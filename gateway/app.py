@@ -14,12 +14,14 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway.admission import Admission
+from gateway.alerts import AlertBook
 from gateway.clock import Clocks
 from gateway.dashboard import mount_dashboard
 from gateway.demand import DemandPublisher
 from gateway.feed import MarketFeed
 from gateway.providers import ProviderStatuses
 from gateway.registry import ConnectionRegistry
+from gateway.routes.alerts import alerts_router
 from gateway.routes.books import books_router
 from gateway.routes.history import history_router
 from gateway.routes.monitoring import monitoring_router
@@ -76,12 +78,14 @@ def create_app(settings: Settings) -> FastAPI:
     shared = Shared(settings, market, registry, statuses, catalog, Clocks(), admission)
     feed = MarketFeed(settings, market, statuses)
     demand = DemandPublisher(settings, registry)
+    alerts = AlertBook(settings)
     CONNECTIONS.set_function(lambda: len(registry.connections))
     SUBSCRIPTIONS.set_function(registry.subscription_count)
     work: list[Callable[[], Coroutine[Any, Any, None]]] = [
         feed.run,
         demand.run,
         functools.partial(watch_connections, registry),
+        alerts.run,
     ]
     app = FastAPI(
         title="FIML streaming gateway", lifespan=background(settings, shared, work, markets)
@@ -92,11 +96,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.statuses = statuses
     app.state.exchange_markets = markets
     app.state.admission = admission
+    app.state.alerts = alerts
     app.include_router(history_router(settings, admission.history))
     app.include_router(providers_router(settings, statuses))
     app.include_router(news_router(settings, market.news))
     app.include_router(books_router(settings, market.books))
     mount_dashboard(app, settings)
-    app.include_router(stream_router(shared))
+    app.include_router(alerts_router(settings, alerts))
+    app.include_router(stream_router(shared, alerts))
     app.include_router(monitoring_router(settings, feed, registry))
     return app

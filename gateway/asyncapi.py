@@ -8,14 +8,22 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from gateway.alert_protocol import ALERT_MESSAGES
 from gateway.messages import SERVER_MESSAGES
 from gateway.protocol import PingRequest, SubscribeRequest, UnsubscribeRequest
 
-CLIENT_MESSAGES: tuple[type[BaseModel], ...] = (SubscribeRequest, UnsubscribeRequest, PingRequest)
+CLIENT_MESSAGES: tuple[type[BaseModel], ...] = (
+    SubscribeRequest,
+    UnsubscribeRequest,
+    PingRequest,
+    *ALERT_MESSAGES,
+)
 
 
 def _message_name(model: type[BaseModel]) -> str:
-    return str(typing.get_args(model.model_fields["type"].annotation)[0])
+    """The message's ``type``, or the title of a model sharing its type with another."""
+    title = model.model_config.get("title")
+    return title or str(typing.get_args(model.model_fields["type"].annotation)[0])
 
 
 def asyncapi_document(version: str, host: str) -> dict[str, Any]:
@@ -39,7 +47,7 @@ def asyncapi_document(version: str, host: str) -> dict[str, Any]:
         "stream": {
             "address": "/ws/stream",
             "messages": channel_messages,
-            "description": "The full protocol: subscribe, unsubscribe, ping.",
+            "description": "The full protocol: subscribe, unsubscribe, ping, alerts.",
         },
         "prices": {
             "address": "/ws/prices/{symbols}",
@@ -66,7 +74,8 @@ def asyncapi_document(version: str, host: str) -> dict[str, Any]:
             "title": "FIML streaming WebSocket API",
             "version": version,
             "description": (
-                "Real-time arbitrated prices, quotes, trades, OHLCV candles, order books and news."
+                "Real-time arbitrated prices, quotes, trades, OHLCV candles, order books, news "
+                "and the caller's alerts."
             ),
         },
         "servers": {"gateway": {"host": host, "protocol": "ws"}},

@@ -6,18 +6,20 @@ they receive against the schemas generated from these models.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from gateway.protocol import ErrorCode, StreamType, Timeframe
+
+AnyStream = StreamType | Literal["alerts"]
 
 
 class SubscriptionAck(BaseModel):
     """Confirms a subscription; precedes all of its data."""
 
     type: Literal["subscription_ack"]
-    stream_type: StreamType
+    stream_type: AnyStream
     symbols: list[str]
     subscription_id: str
     interval_ms: int
@@ -124,16 +126,37 @@ class BookItem(BaseModel):
     crossed: dict[Literal["bids", "asks"], list[str]] | None = None
 
 
+class AlertSource(BaseModel):
+    """The input record an alert fired on: its place in the log."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class AlertItem(BaseModel):
+    """A fired alert of the ``alerts`` stream; ``alert_id`` is the same on every delivery."""
+
+    alert_id: str
+    rule_id: str
+    kind: str
+    subject: str
+    time: str
+    values: dict[str, float]
+    message: str
+    source: AlertSource
+
+
 class DataMessage(BaseModel):
     """New values of a subscription; ``seq`` counts 1, 2, 3... per subscription."""
 
     type: Literal["data"]
-    stream_type: StreamType
+    stream_type: AnyStream
     subscription_id: str
     timestamp: str
     seq: int
     replay: bool | None = None
-    data: list[QuoteItem | PriceItem | OhlcvItem | TradeItem | NewsEntry | BookItem]
+    data: list[QuoteItem | PriceItem | OhlcvItem | TradeItem | NewsEntry | BookItem | AlertItem]
 
 
 class ReplayComplete(BaseModel):
@@ -151,7 +174,7 @@ class UnsubscribeAck(BaseModel):
     """Says which symbols left and which subscriptions ended."""
 
     type: Literal["unsubscribe_ack"]
-    stream_type: StreamType
+    stream_type: AnyStream
     symbols: list[str]
     subscription_ids: list[str]
     timestamp: str
@@ -193,6 +216,16 @@ class ErrorMessage(BaseModel):
     timestamp: str
 
 
+class AlertAck(BaseModel):
+    """Confirms an ``alert_create`` or ``alert_delete``, with the rule as it now is."""
+
+    type: Literal["alert_ack"]
+    action: Literal["created", "deleted"]
+    request_id: str | None
+    rule: dict[str, Any]
+    timestamp: str
+
+
 SERVER_MESSAGES: tuple[type[BaseModel], ...] = (
     SubscriptionAck,
     DataMessage,
@@ -202,4 +235,5 @@ SERVER_MESSAGES: tuple[type[BaseModel], ...] = (
     Pong,
     Status,
     ErrorMessage,
+    AlertAck,
 )

@@ -21,6 +21,14 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.alert_protocol import (
+    ALERTS_STREAM,
+    AlertCreate,
+    AlertDelete,
+    AlertMessage,
+    AlertsSubscribe,
+    AlertsUnsubscribe,
+)
 from runtime.clock import now_iso
 from schemas.symbols import InvalidSymbol, canonical_symbol
 from schemas.times import as_utc
@@ -46,6 +54,7 @@ class ErrorCode(StrEnum):
     SLOW_CONSUMER = "SLOW_CONSUMER"
     MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
     REPLAY_ERROR = "REPLAY_ERROR"
+    ALERT_ERROR = "ALERT_ERROR"
 
 
 class CloseCode(IntEnum):
@@ -171,11 +180,17 @@ class PingRequest(BaseModel):
     type: Literal["ping"]
 
 
-ClientMessage = SubscribeRequest | UnsubscribeRequest | PingRequest
+ClientMessage = SubscribeRequest | UnsubscribeRequest | PingRequest | AlertMessage
 _MODELS: dict[str, tuple[type[BaseModel], ErrorCode]] = {
     "subscribe": (SubscribeRequest, ErrorCode.SUBSCRIPTION_ERROR),
     "unsubscribe": (UnsubscribeRequest, ErrorCode.UNSUBSCRIBE_ERROR),
     "ping": (PingRequest, ErrorCode.PROCESSING_ERROR),
+    "alert_create": (AlertCreate, ErrorCode.ALERT_ERROR),
+    "alert_delete": (AlertDelete, ErrorCode.ALERT_ERROR),
+}
+_ALERT_STREAM_MODELS: dict[str, type[BaseModel]] = {
+    "subscribe": AlertsSubscribe,
+    "unsubscribe": AlertsUnsubscribe,
 }
 
 
@@ -203,6 +218,8 @@ def validate_message(payload: dict[str, Any]) -> ClientMessage:
             f"unknown message type {kind!r}; expected one of: {known}",
         )
     model, code = entry
+    if payload.get("stream_type") == ALERTS_STREAM and kind in _ALERT_STREAM_MODELS:
+        model, code = _ALERT_STREAM_MODELS[str(kind)], ErrorCode.ALERT_ERROR
     try:
         return cast(ClientMessage, model.model_validate(payload))
     except ValidationError as error:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from fastapi import HTTPException, Request
 from starlette.requests import HTTPConnection
 
+from domain.alerts.rules import ANONYMOUS, owner_of
 from runtime.settings import Settings
 
 API_KEY_HEADER = "x-api-key"
@@ -64,6 +65,11 @@ def api_key_accepted(settings: Settings, connection: HTTPConnection) -> bool:
         return True
     offered = offered_key(connection).encode()
     return any(hmac.compare_digest(offered, key.encode()) for key in settings.api_keys)
+
+
+def caller_owner(settings: Settings, connection: HTTPConnection) -> str:
+    """Whose alert rules a caller's are: its key's identity, or ``anonymous`` without keys."""
+    return owner_of(offered_key(connection)) if settings.api_keys else ANONYMOUS
 
 
 def origin_allowed(settings: Settings, connection: HTTPConnection) -> bool:

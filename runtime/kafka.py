@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -79,6 +80,16 @@ async def read_tail(settings: Settings, topic: str, count: int) -> list[Consumer
     """Up to the last ``count`` records of each partition of ``topic`` (none if it does not
     exist), per partition in offset order."""
     partitions = await topic_partitions(settings, topic)
+    return await read_until_end(settings, partitions, lambda start, end: max(start, end - count))
+
+
+async def read_until_end(
+    settings: Settings,
+    partitions: list[TopicPartition],
+    first: Callable[[int, int], int] = lambda start, end: start,
+) -> list[ConsumerRecord]:
+    """The records of ``partitions`` from ``first(start, end)`` of each (by default its
+    start) up to its end when called, per partition in offset order."""
     if not partitions:
         return []
     consumer = make_consumer(settings, "fiml-tail")
@@ -89,8 +100,9 @@ async def read_tail(settings: Settings, topic: str, count: int) -> list[Consumer
         starts = await consumer.beginning_offsets(partitions)
         pending = set()
         for tp in partitions:
-            if ends[tp] > starts[tp]:
-                consumer.seek(tp, max(starts[tp], ends[tp] - count))
+            offset = first(starts[tp], ends[tp])
+            if ends[tp] > max(offset, starts[tp]):
+                consumer.seek(tp, max(offset, starts[tp]))
                 pending.add(tp)
         found: list[ConsumerRecord] = []
         while pending:

@@ -66,6 +66,7 @@ class Settings:
     dlq_retention_hours: int = 30 * 24
     news_retention_hours: int = 7 * 24
     books_retention_hours: int = 2
+    alerts_retention_hours: int = 30 * 24
 
     providers: tuple[str, ...] = ("synthetic",)
     alphavantage_api_key: str | None = field(default=None, repr=False)
@@ -156,6 +157,9 @@ class Settings:
     registry_data_dir: str | None = None
     book_depth: int = 50
     book_snapshot_ms: int = 250
+    alert_rule_lead_ms: int = 1000
+    alert_checkpoint_seconds: float = 1.0
+    alert_webhook_secret: str | None = field(default=None, repr=False)
 
     log_level: str = "info"
     log_format: str = "auto"
@@ -223,12 +227,20 @@ class Settings:
             TopicRole.NEWS_RAW: self.news_retention_hours,
             TopicRole.NEWS: self.news_retention_hours,
             TopicRole.BOOKS: self.books_retention_hours,
+            TopicRole.ALERTS_FIRED: self.alerts_retention_hours,
+            TopicRole.WEBHOOK_DLQ: self.alerts_retention_hours,
         }
         specs = {
             role: TopicSpec(self.topic(role), self.partitions, hours * hour_ms)
             for role, hours in timed.items()
         }
-        for role in (TopicRole.DEMAND, TopicRole.STATE, TopicRole.CONSOLIDATED_BOOKS):
+        for role in (
+            TopicRole.DEMAND,
+            TopicRole.STATE,
+            TopicRole.CONSOLIDATED_BOOKS,
+            TopicRole.ALERT_RULES,
+            TopicRole.ALERTS_STATE,
+        ):
             specs[role] = TopicSpec(self.topic(role), self.partitions, None, compacted=True)
         return specs
 

@@ -57,6 +57,7 @@ def check(settings: Settings) -> None:
         "delivery_timeout_seconds",
         "schema_registry_timeout_seconds",
         "synthetic_news_seconds",
+        "alert_checkpoint_seconds",
         "book_depth",
         "book_snapshot_ms",
     )
@@ -88,6 +89,7 @@ def check(settings: Settings) -> None:
         "outlier_floor_bps",
         "switch_margin",
         "metrics_score_symbols",
+        "alert_rule_lead_ms",
         *WEIGHTS,
     ):
         if not getattr(settings, name) >= 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from schemas.alerts import AlertRule, FiredAlert, WebhookDeadLetter
 from schemas.books import BookEvent, ConsolidatedBook
 from schemas.news import NewsItem
 from schemas.records import Candle, Demand, ProviderStatus, Quote, RawTick, Rejected, Trade
@@ -25,6 +26,10 @@ class TopicRole(StrEnum):
     NEWS = "news"
     BOOKS = "books.raw"
     CONSOLIDATED_BOOKS = "books.consolidated"
+    ALERT_RULES = "alerts.rules"
+    ALERTS_FIRED = "alerts.fired"
+    WEBHOOK_DLQ = "alerts.webhooks.dlq"
+    ALERTS_STATE = "alerts.state"
 
 
 RECORD_TOPICS: dict[type, TopicRole] = {
@@ -38,6 +43,9 @@ RECORD_TOPICS: dict[type, TopicRole] = {
     NewsItem: TopicRole.NEWS,
     BookEvent: TopicRole.BOOKS,
     ConsolidatedBook: TopicRole.CONSOLIDATED_BOOKS,
+    AlertRule: TopicRole.ALERT_RULES,
+    FiredAlert: TopicRole.ALERTS_FIRED,
+    WebhookDeadLetter: TopicRole.WEBHOOK_DLQ,
 }
 """The topic whose values are each record type (its registry subject is
 ``<topic>-value``). NewsItem is written to ``news.raw`` too (each provider's copy); its

@@ -54,6 +54,11 @@ async def test_the_document_is_valid_asyncapi_3(gateway, asyncapi_validator):
         "status",
         "error",
         "replay_complete",
+        "subscribe_alerts",
+        "unsubscribe_alerts",
+        "alert_create",
+        "alert_delete",
+        "alert_ack",
     }
     broken = copy.deepcopy(document)
     next(iter(broken["operations"].values()))["action"] = "publish"

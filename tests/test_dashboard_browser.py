@@ -279,6 +279,24 @@ async def test_adding_a_symbol_subscribes_it_and_the_link_keeps_it(system, page)
     assert page.url.endswith("?symbols=AAPL&symbol=AAPL&tf=1s")
 
 
+async def test_an_alert_made_from_the_watchlist_arrives_on_the_page(system, page):
+    await open_dashboard(page, system, "?symbols=AAPL&symbol=AAPL&tf=1s")
+    await page.select_option("#alert-form select[name=kind]", "price_above")
+    await page.fill("#alert-form input[name=level]", "1")
+    await page.click("#alert-form button")
+    await page.wait_for_function(
+        "document.getElementById('alert-note').textContent.includes('created')", timeout=WAIT_MS
+    )
+    note = await page.locator("#alert-note").inner_text()
+    assert "price_above 1 on AAPL" in note
+    fired = page.locator("#alert-list li").first
+    await fired.wait_for(timeout=WAIT_MS)
+    assert (await fired.inner_text()).split(" ", 2)[1] == "AAPL:"
+    await page.fill("#alert-form input[name=level]", "0")
+    await page.click("#alert-form button")
+    assert "level above 0" in await page.locator("#alert-note").inner_text()
+
+
 async def test_the_replay_control_plays_a_past_range_and_returns_to_live(system, page):
     await open_dashboard(page, system, "?symbols=AAPL,BTC/USDT&symbol=AAPL&tf=1s")
     await wait_price_change(page, "AAPL")

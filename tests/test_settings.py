@@ -27,8 +27,12 @@ ROLES = {
     "news",
     "books.raw",
     "books.consolidated",
+    "alerts.rules",
+    "alerts.fired",
+    "alerts.webhooks.dlq",
+    "alerts.state",
 }
-COMPACTED = {"demand", "arbitration.state", "books.consolidated"}
+COMPACTED = {"demand", "arbitration.state", "books.consolidated", "alerts.rules", "alerts.state"}
 
 
 def test_defaults():
@@ -297,6 +301,7 @@ def test_retention_hours_come_from_each_setting():
             "FIML_DLQ_RETENTION_HOURS": "6",
             "FIML_NEWS_RETENTION_HOURS": "7",
             "FIML_BOOKS_RETENTION_HOURS": "7",
+            "FIML_ALERTS_RETENTION_HOURS": "7",
         }
     )
     retention = {role: spec.retention_ms for role, spec in s.topics().items()}
@@ -313,6 +318,10 @@ def test_retention_hours_come_from_each_setting():
         "news.raw": 7 * HOUR_MS,
         "news": 7 * HOUR_MS,
         "books.consolidated": None,
+        "alerts.rules": None,
+        "alerts.fired": 7 * HOUR_MS,
+        "alerts.webhooks.dlq": 7 * HOUR_MS,
+        "alerts.state": None,
     }
 
 

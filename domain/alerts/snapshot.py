@@ -17,11 +17,16 @@ class SnapshotError(ValueError):
     """Data that is not a snapshot this version can restore."""
 
 
-def snapshot(evaluator: AlertEvaluator) -> dict[str, Any]:
-    """The evaluator's whole state; :func:`restore` of it continues exactly where it was."""
+def snapshot(evaluator: AlertEvaluator, *, rules: bool = True) -> dict[str, Any]:
+    """The evaluator's whole state; :func:`restore` of it continues exactly where it was.
+
+    Without ``rules`` the rules are left out (most of the cost with many rules): the caller
+    upserts them again after :func:`restore`, and their state is kept.
+    """
+    chosen = sorted(evaluator.rules.items()) if rules else []
     return {
         "version": FORMAT_VERSION,
-        "rules": [dataclasses.asdict(rule) for _, rule in sorted(evaluator.rules.items())],
+        "rules": [dataclasses.asdict(rule) for _, rule in chosen],
         "watches": {
             rule_id: {subject: watch.to_data() for subject, watch in watches.items()}
             for rule_id, watches in evaluator.watches.items()

@@ -8,6 +8,8 @@ import typing
 
 from fastapi import APIRouter, Request, WebSocket
 
+from gateway.alert_session import AlertingSession
+from gateway.alerts import AlertBook
 from gateway.asyncapi import asyncapi_document
 from gateway.protocol import (
     DEFAULT_INTERVAL_MS,
@@ -19,7 +21,7 @@ from gateway.protocol import (
     validate_message,
 )
 from gateway.security import SUBPROTOCOL, api_key_accepted, offered_subprotocols, origin_allowed
-from gateway.session import ClientSession, Shared
+from gateway.session import Shared
 
 
 def prices_path_request(symbols: str) -> SubscribeRequest:
@@ -67,15 +69,17 @@ async def admit(shared: Shared, websocket: WebSocket) -> bool:
     return False
 
 
-async def serve(shared: Shared, websocket: WebSocket, first: SubscribeRequest | None) -> None:
+async def serve(
+    shared: Shared, book: AlertBook, websocket: WebSocket, first: SubscribeRequest | None
+) -> None:
     """Serve an admitted connection; it stops counting against the caps when it ends."""
     try:
-        await ClientSession(websocket, shared).serve(first)
+        await AlertingSession(websocket, shared, book).serve(first)
     finally:
         shared.admission.leave(client_address(websocket))
 
 
-def stream_router(shared: Shared) -> APIRouter:
+def stream_router(shared: Shared, book: AlertBook) -> APIRouter:
     """The WebSocket endpoints of one gateway app, and ``GET /asyncapi.json``."""
     router = APIRouter()
     settings = shared.settings
@@ -83,7 +87,7 @@ def stream_router(shared: Shared) -> APIRouter:
     @router.websocket("/ws/stream")
     async def stream(websocket: WebSocket) -> None:
         if await admit(shared, websocket):
-            await serve(shared, websocket, None)
+            await serve(shared, book, websocket, None)
 
     @router.websocket("/ws/prices/{symbols:path}")
     async def prices(websocket: WebSocket, symbols: str) -> None:
@@ -96,7 +100,7 @@ def stream_router(shared: Shared) -> APIRouter:
             await websocket.send_text(error_frame(error.code, error.message))
             await websocket.close(CloseCode.POLICY_VIOLATION)
             return
-        await serve(shared, websocket, request)
+        await serve(shared, book, websocket, request)
 
     @router.get("/asyncapi.json")
     async def asyncapi(request: Request) -> dict[str, object]:

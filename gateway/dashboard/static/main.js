@@ -3,6 +3,7 @@
 
 import { adoptKeyFromAddress, apiKey, setApiKey, streamUrl } from "./access.js";
 import { BookPanel } from "./book-panel.js";
+import { AlertPanel } from "./alerts.js";
 import { loadCandles } from "./candle-history.js";
 import { CandleChart } from "./chart.js";
 import { StreamConnection } from "./connection.js";
@@ -41,6 +42,9 @@ const book = new BookPanel($("book"), (symbol) => {
   connection.send({ type: "unsubscribe", stream_type: "orderbook", symbols: [symbol] });
   connection.send(book.request(symbol));
 });
+const alerts = new AlertPanel($("alert-form"), $("alert-list"), $("alert-note"), {
+  send: (message) => connection.send(message), symbol: () => view.selected,
+});
 const replay = new ReplayControl($("replay-form"), $("replay-status"), {
   plan: () => view, onStart: replayStarted, onData: replayData, onEnd: replayEnded,
 });
@@ -67,7 +71,7 @@ function followNews(previous) {
 
 /** What the live connection subscribes on every (re)connection. */
 function liveSubscriptions() {
-  const requests = [];
+  const requests = [{ type: "subscribe", stream_type: "alerts" }];
   if (view.symbols.length) requests.push(quoteRequest(view.symbols));
   if (view.selected) requests.push(ohlcvRequest(), newsRequest());
   news.reset(view.selected);
@@ -100,6 +104,7 @@ function receive(message) {
     case "data":
       lastDataAt = Date.now();
       if (message.stream_type === "quote") liveQuotes(message.data);
+      else if (message.stream_type === "alerts") alerts.fired(message.data);
       else if (message.stream_type === "ohlcv" && !replay.active) drawCandles(message.data);
       else if (message.stream_type === "news") news.update(message.data);
       else if (message.stream_type === "orderbook") book.apply(message.data);
@@ -107,7 +112,11 @@ function receive(message) {
     case "status":
       watchlist.setStatus(message.symbol, message.status);
       break;
+    case "alert_ack":
+      alerts.acknowledged(message);
+      break;
     case "error":
+      if (message.error_code === "ALERT_ERROR") alerts.refused(message);
       refused(message);
       break;
     default:

@@ -1,0 +1,106 @@
+"""The webhook delivery worker (``fiml alerts webhooks``): reads ``alerts.fired`` in the
+consumer group ``<prefix>-webhooks`` and delivers the alerts of rules with a webhook
+(:class:`arbitration.webhooks.WebhookSender`), up to ``MAX_IN_FLIGHT`` at once; what is
+given up goes to ``alerts.webhooks.dlq``.
+
+An offset is committed once every alert before it is settled (delivered, or its dead
+letter acknowledged by the broker), so a restart tries again only what was not settled:
+a receiver may get an alert twice then, and drops the repeat by its ``X-Fiml-Alert-Id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from arbitration.webhooks import WebhookSender
+from runtime.intake import decode_or_skip
+from runtime.kafka import make_consumer, make_producer
+from runtime.settings import Settings
+from schemas.alerts import FiredAlert
+from schemas.codec import encode
+from schemas.topics import TopicRole
+
+log = logging.getLogger("fiml.webhooks")
+
+MAX_IN_FLIGHT = 100
+
+
+class WebhookWorker:
+    """Reads fired alerts, delivers their webhooks, commits what is settled."""
+
+    def __init__(self, settings: Settings, sender: WebhookSender) -> None:
+        self.settings = settings
+        self.sender = sender
+        self.fired_topic = settings.topic(TopicRole.ALERTS_FIRED)
+        self.dead_topic = settings.topic(TopicRole.WEBHOOK_DLQ)
+        self.slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self.in_flight: dict[TopicPartition, set[int]] = {}
+        self.read_to: dict[TopicPartition, int] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.delivered = 0
+        self.dead = 0
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+        consumer = make_consumer(
+            self.settings,
+            "fiml-webhooks",
+            group_id=f"{self.settings.topic_prefix}-webhooks",
+            enable_auto_commit=False,
+        )
+        producer = make_producer(self.settings, "fiml-webhooks")
+        await producer.start()
+        await consumer.start()
+        consumer.subscribe([self.fired_topic])
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=MAX_IN_FLIGHT)
+                for tp, records in batches.items():
+                    for record in records:
+                        self.read_to[tp] = record.offset + 1
+                        alert = decode_or_skip(record, FiredAlert)
+                        if alert is None or alert.webhook_url is None:
+                            continue
+                        await self.slots.acquire()
+                        self.in_flight.setdefault(tp, set()).add(record.offset)
+                        task = asyncio.create_task(self._settle(producer, tp, record.offset, alert))
+                        self.tasks.add(task)
+                        task.add_done_callback(self.tasks.discard)
+                await self._commit(consumer)
+        finally:
+            log.info("webhooks: %d delivered, %d dead letters", self.delivered, self.dead)
+            for task in list(self.tasks):
+                task.cancel()
+            await consumer.stop()
+            await producer.stop()
+
+    async def _settle(
+        self, producer: AIOKafkaProducer, tp: TopicPartition, offset: int, alert: FiredAlert
+    ) -> None:
+        """Deliver one alert, or write its dead letter; a failure leaves it unsettled (its
+        offset uncommitted: the next run tries it again)."""
+        try:
+            dead = await self.sender.deliver(alert)
+            if dead is None:
+                self.delivered += 1
+            else:
+                key = alert.alert_id.encode()
+                await producer.send_and_wait(self.dead_topic, encode(dead), key=key)
+                self.dead += 1
+            self.in_flight[tp].discard(offset)
+        except Exception:
+            log.exception("webhook delivery of alert %s failed", alert.alert_id)
+        finally:
+            self.slots.release()
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        offsets = {}
+        for tp, end in self.read_to.items():
+            pending = self.in_flight.get(tp)
+            offsets[tp] = OffsetAndMetadata(min(pending) if pending else end, "")
+        if offsets:
+            await consumer.commit(offsets)

@@ -1,0 +1,77 @@
+"""``fiml alerts backtest``: when a rule would have fired over a past range of the log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+alerts_app = typer.Typer(no_args_is_help=True, help="Alert rules.")
+
+
+@alerts_app.command("backtest")
+def backtest(
+    rule: Annotated[
+        str,
+        typer.Option(
+            help="The rule as JSON (the body of POST /v1/alerts), or @FILE to read it from FILE."
+        ),
+    ],
+    start: Annotated[str, typer.Option(help="ISO 8601 event time to start at.")],
+    end: Annotated[str, typer.Option(help="ISO 8601 event time to end at (inclusive).")],
+) -> None:
+    """Print, one JSON object a line, the alerts a rule fires from --start to --end, as the
+    alerts agent would have fired them; a summary goes to stderr."""
+    from domain.alerts.rules import ANONYMOUS, InvalidRule, parse_rule
+    from fiml.cli import _micros, _service_settings
+    from gateway.alerts import alert_view
+    from runtime.alert_backtest import run_backtest
+    from runtime.replay_request import ReplayError
+
+    text = Path(rule[1:]).read_text() if rule.startswith("@") else rule
+    try:
+        data = json.loads(text)
+        tried = parse_rule(data, rule_id="backtest", owner=ANONYMOUS, created_at=0, owner_rules=0)
+    except (json.JSONDecodeError, InvalidRule) as error:
+        raise typer.BadParameter(str(error), param_hint="--rule") from None
+    begin, finish = _micros(start, "--start"), _micros(end, "--end")
+    settings = _service_settings()
+    try:
+        result = asyncio.run(run_backtest(settings, tried, begin, finish))
+    except ReplayError as error:
+        typer.echo(f"fiml alerts backtest: {error}", err=True)
+        raise typer.Exit(2) from None
+    for alert in result.alerts:
+        typer.echo(json.dumps(alert_view(alert)))
+    cut = " (cut: the record limit was reached)" if result.truncated else ""
+    typer.echo(f"{len(result.alerts)} alerts over {result.records} records{cut}", err=True)
+
+
+@alerts_app.command("webhooks")
+def webhooks() -> None:
+    """Deliver the webhooks of fired alerts (signed with FIML_ALERT_WEBHOOK_SECRET) until
+    Ctrl-C or SIGTERM; what is given up goes to fiml.alerts.webhooks.dlq."""
+    from arbitration.webhook_worker import WebhookWorker
+    from arbitration.webhooks import WebhookSender
+    from fiml.cli import _service_settings
+    from runtime.service import run_until_signalled
+
+    settings = _service_settings()
+    if not settings.alert_webhook_secret:
+        raise typer.BadParameter("set FIML_ALERT_WEBHOOK_SECRET: it signs every webhook")
+    secret = settings.alert_webhook_secret.encode()
+
+    async def serve(stop: asyncio.Event) -> None:
+        sender = WebhookSender(secret)
+        task = asyncio.create_task(WebhookWorker(settings, sender).run())
+        try:
+            await stop.wait()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await sender.close()
+
+    run_until_signalled(serve)

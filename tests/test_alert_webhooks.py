@@ -1,0 +1,173 @@
+"""Webhook delivery (arbitration/webhooks.py, arbitration/webhook_worker.py) against a
+receiver on 127.0.0.1 started by the test: signed POSTs, retries on 5xx and timeouts, a
+dead letter for a rejection and after the last try, the per-owner rate limit, and the
+worker reading fiml.alerts.fired and writing fiml.alerts.webhooks.dlq on the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+
+import pytest
+
+from arbitration.webhook_worker import WebhookWorker
+from arbitration.webhooks import WebhookSender
+from domain.alerts.delivery import (
+    ALERT_ID_HEADER,
+    SIGNATURE_HEADER,
+    RateLimiter,
+    RetryPolicy,
+    rule_secret,
+    verify,
+    webhook_body,
+)
+from runtime.testing import free_port
+from schemas.alerts import FiredAlert, WebhookDeadLetter
+from tests.support import poll_until
+from tests.support_kafka import produce, read_topic
+from tests.support_webhooks import serving_receiver
+
+SECRET = b"server-secret-for-tests"
+FAST = RetryPolicy(attempts=3, first_delay_s=0.01, factor=2.0, timeout_s=0.3)
+UNLIMITED = RateLimiter(per_second=1000.0, burst=1000.0)
+
+
+@pytest.fixture
+async def receiver():
+    """A receiver on 127.0.0.1: yields (it, its base URL)."""
+    async with serving_receiver() as served:
+        yield served
+
+
+def alert(url: str, number: int = 1, owner: str = "anonymous") -> FiredAlert:
+    """A fired alert of rule r1 with a webhook to ``url``, fired just now."""
+    now = int(time.time() * 1_000_000)
+    return FiredAlert(
+        f"{number:032x}",
+        "r1",
+        owner,
+        "price_above",
+        "AAPL",
+        now,
+        {"price": 101.0, "level": 100.0},
+        "AAPL at 101 is above 100",
+        "fiml.quotes",
+        0,
+        number,
+        url,
+    )
+
+
+@contextlib.asynccontextmanager
+async def sender(policy=FAST, limiter=UNLIMITED):
+    made = WebhookSender(SECRET, policy, dataclasses.replace(limiter, buckets={}))
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+async def test_a_delivery_is_signed_and_names_the_alert(receiver):
+    state, base = receiver
+    fired = alert(f"{base}/ok")
+    async with sender() as webhooks:
+        assert await webhooks.deliver(fired) is None
+    [(_, headers, body)] = state.received
+    assert body == webhook_body(fired)
+    assert headers[ALERT_ID_HEADER.lower()] == fired.alert_id
+    secret = rule_secret(SECRET, "r1")
+    assert verify(secret, body, headers[SIGNATURE_HEADER.lower()], int(time.time()))
+    assert not verify(b"another secret", body, headers[SIGNATURE_HEADER.lower()], int(time.time()))
+
+
+async def test_5xx_is_retried_until_delivered(receiver):
+    state, base = receiver
+    async with sender() as webhooks:
+        assert await webhooks.deliver(alert(f"{base}/flaky")) is None
+    assert state.tries["/flaky"] == 3
+    assert len(state.received) == 1
+
+
+async def test_a_rejection_is_a_dead_letter_at_once(receiver):
+    state, base = receiver
+    fired = alert(f"{base}/reject")
+    async with sender() as webhooks:
+        dead = await webhooks.deliver(fired)
+    assert dead is not None
+    assert (dead.reason, dead.attempts, dead.last_status) == ("rejected", 1, 404)
+    assert dead.body == webhook_body(fired) and dead.alert_id == fired.alert_id
+    assert state.tries["/reject"] == 1
+
+
+async def test_a_receiver_that_never_answers_is_tried_then_dead_lettered(receiver):
+    state, base = receiver
+    async with sender() as webhooks:
+        dead = await webhooks.deliver(alert(f"{base}/slow"))
+    assert dead is not None
+    assert (dead.reason, dead.attempts, dead.last_status) == ("exhausted", 3, None)
+    assert "Timeout" in (dead.last_error or "")
+    assert state.tries["/slow"] == 3
+
+
+async def test_nothing_listening_is_retried_then_dead_lettered():
+    async with sender() as webhooks:
+        dead = await webhooks.deliver(alert(f"http://127.0.0.1:{free_port()}/gone"))
+    assert dead is not None and (dead.reason, dead.attempts) == ("exhausted", 3)
+    assert dead.last_error
+
+
+async def test_an_old_alert_expires_unsent(receiver):
+    state, base = receiver
+    old = dataclasses.replace(alert(f"{base}/ok"), ts_event=1_000_000)
+    async with sender() as webhooks:
+        dead = await webhooks.deliver(old)
+    assert dead is not None and (dead.reason, dead.attempts) == ("expired", 0)
+    assert state.tries["/ok"] == 0
+
+
+async def test_one_owner_is_held_to_its_rate_and_another_is_not(receiver):
+    state, base = receiver
+    limiter = RateLimiter(per_second=10.0, burst=1.0)
+    async with sender(limiter=limiter) as webhooks:
+        began = time.monotonic()
+        for number in range(3):
+            assert await webhooks.deliver(alert(f"{base}/ok", number, owner="k_busy")) is None
+        held = time.monotonic() - began
+        assert await webhooks.deliver(alert(f"{base}/ok", 9, owner="k_other")) is None
+    assert held >= 0.18  # two waits of 0.1 s: the third delivery waited for its tokens
+    assert len(state.received) == 4
+
+
+async def test_the_worker_delivers_dead_letters_and_commits(topics, receiver):
+    settings = topics
+    state, base = receiver
+    fired = [alert(f"{base}/ok", 1), alert(f"{base}/reject", 2), alert(f"{base}/ok", 3)]
+    fired[2] = dataclasses.replace(fired[2], webhook_url=None)
+    await produce(settings, "alerts.fired", fired, key=b"k", partition=0)
+    async with sender() as webhooks:
+        worker = WebhookWorker(settings, webhooks)
+        task = asyncio.create_task(worker.run())
+        try:
+            await poll_until(lambda: worker.delivered + worker.dead == 2, within=30, interval=0.05)
+            await asyncio.sleep(0.6)  # one more commit
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert [path for path, _, _ in state.received] == ["/ok"]
+    dead = [
+        record
+        for _, _, record in await read_topic(settings, "alerts.webhooks.dlq", WebhookDeadLetter)
+    ]
+    assert [(d.alert_id, d.reason) for d in dead] == [(fired[1].alert_id, "rejected")]
+
+    again = WebhookWorker(settings, WebhookSender(SECRET, FAST, UNLIMITED))
+    task = asyncio.create_task(again.run())
+    await asyncio.sleep(3)  # a restart finds everything committed: nothing is sent again
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await again.sender.close()
+    assert state.tries["/ok"] == 1 and state.tries["/reject"] == 1
