@@ -307,6 +307,7 @@ async def test_no_record_stops_a_service_before_or_after_a_restart(topics, tmp_p
         gateway_port=free_port(),
         symbols=("AAPL", "BTC/USDT"),
         gateway_warm_records=100_000,
+        synthetic_any_symbol=True,  # the fresh symbols the test writes itself are served
     )
     env = service_env(settings)
     services = Services(
