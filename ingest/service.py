@@ -54,8 +54,10 @@ async def run_ingest(settings: Settings, stop: asyncio.Event) -> IngestCounters:
             await asyncio.gather(*tasks, delivery, return_exceptions=True)
             counters = writer.counters
             log.info(
-                "ingest stopped: %d ticks, %d statuses written, %d dropped, of %d records reported",
+                "ingest stopped: %d ticks, %d news records, %d statuses written, %d dropped, "
+                "of %d records reported",
                 counters.ticks,
+                counters.news,
                 counters.statuses,
                 counters.dropped,
                 counters.reported,

@@ -35,7 +35,7 @@ from tests.support_kafka import read_topic
 
 OUTAGE_SECONDS = 20.0
 STOPPED = re.compile(
-    r"ingest stopped: (\d+) ticks, (\d+) statuses written, (\d+) dropped, "
+    r"ingest stopped: (\d+) ticks, (\d+) news records, (\d+) statuses written, (\d+) dropped, "
     r"of (\d+) records reported"
 )
 
@@ -127,8 +127,8 @@ async def test_ingest_rides_out_a_missing_then_vanishing_broker(own_broker, tmp_
         for name, settings in (("roomy", roomy), ("tight", tight)):
             log = (tmp_path / f"ingest-{name}.log").read_text()
             assert "Kafka unavailable" in log
-            ticks, statuses, dropped, reported = map(int, STOPPED.search(log).groups())
-            assert reported == ticks + statuses + dropped, log[-2000:]
+            ticks, news, statuses, dropped, reported = map(int, STOPPED.search(log).groups())
+            assert reported == ticks + news + statuses + dropped, log[-2000:]
             found = await read_topic(settings, "ticks.raw", RawTick)
             assert len({(t.provider, t.seq) for _, _, t in found}) == ticks > 0
             if name == "roomy":
