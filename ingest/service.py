@@ -54,11 +54,12 @@ async def run_ingest(settings: Settings, stop: asyncio.Event) -> IngestCounters:
             await asyncio.gather(*tasks, delivery, return_exceptions=True)
             counters = writer.counters
             log.info(
-                "ingest stopped: %d ticks, %d statuses, %d book events written, %d dropped, "
-                "of %d records reported",
+                "ingest stopped: %d ticks, %d news records, %d book events, %d statuses written, "
+                "%d dropped, of %d records reported",
                 counters.ticks,
-                counters.statuses,
+                counters.news,
                 counters.books,
+                counters.statuses,
                 counters.dropped,
                 counters.reported,
             )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.news.dedup import HOUR_US, DedupConfig, NewsDeduplicator, StoryWindow
@@ -242,6 +242,7 @@ def stories(outputs: list[NewsItem | None]) -> dict[str, NewsItem]:
     return {key: dataclasses.replace(item, replaces=[]) for key, item in fold(outputs).items()}
 
 
+@settings(deadline=None)  # no timing assertions: a busy machine runs an example slowly
 @given(st.data())
 def test_the_stories_do_not_depend_on_the_order_of_the_copies(data: st.DataObject) -> None:
     items = data.draw(copies)
@@ -253,6 +254,7 @@ def test_the_stories_do_not_depend_on_the_order_of_the_copies(data: st.DataObjec
     assert len({s.id for s in window.stories}) == len(window.stories)
 
 
+@settings(deadline=None)
 @given(copies)
 def test_the_same_log_gives_the_same_items(items: list[NewsItem]) -> None:
     window = StoryWindow()

@@ -7,12 +7,15 @@ from collections import Counter
 from prometheus_client import REGISTRY
 
 from domain.news.dedup import NewsDeduplicator
-from ingest.news.keyed_pollers import FmpNewsPoller
+from ingest.demand import _DemandFollower
+from ingest.news.keyed_pollers import AlphaVantageNewsPoller, FmpNewsPoller
 from ingest.news.normalize import Parsed
 from ingest.news.planner import NewsRequest, Target
 from ingest.news.synthetic_news import synthetic_story
 from ingest.writer import NewsCopy, as_records
-from schemas import ProviderStatus
+from runtime.health import Progress
+from runtime.settings import Settings
+from schemas import Demand, ProviderStatus
 
 SYMBOLS = ("AAPL", "MSFT", "BTC/USDT")
 PERIOD_US = 20_000_000
@@ -53,3 +56,15 @@ def test_skipped_items_are_counted_per_provider_and_reason() -> None:
     poller.count_skipped(NewsRequest("stock", (Target("stock", "AAPL", ("AAPL",)),)), parsed)
     assert REGISTRY.get_sample_value("fiml_news_skipped_total", labels) == before + 2
     assert poller.skipped == {"no_url": 2} and poller.name == "fmp-news"
+
+
+def test_news_pollers_learn_every_subscribed_symbol_from_demand() -> None:
+    poller = AlphaVantageNewsPoller("KEY", ["AAPL"], timeout_s=1)
+    follower = _DemandFollower(Settings(symbols=("AAPL",)), [poller], 0.5, Progress(60.0))
+    now = 1_800_000_000_000_000
+    follower.book.apply(Demand("AAPL", "gw-1", 2, now, 60.0))  # configured, subscribed
+    follower.book.apply(Demand("IBM", "gw-1", 1, now, 60.0))
+    follower.book.apply(Demand("MSFT", "gw-1", 0, now, 60.0))  # no subscriber
+    follower._serve(now)
+    assert poller.subscribed == {"AAPL", "IBM"}
+    assert poller.extra == {"IBM"}

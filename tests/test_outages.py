@@ -35,8 +35,8 @@ from tests.support_kafka import read_topic
 
 OUTAGE_SECONDS = 20.0
 STOPPED = re.compile(
-    r"ingest stopped: (\d+) ticks, (\d+) statuses, (\d+) book events written, (\d+) dropped, "
-    r"of (\d+) records reported"
+    r"ingest stopped: (\d+) ticks, (\d+) news records, (\d+) book events, (\d+) statuses written, "
+    r"(\d+) dropped, of (\d+) records reported"
 )
 
 
@@ -127,8 +127,9 @@ async def test_ingest_rides_out_a_missing_then_vanishing_broker(own_broker, tmp_
         for name, settings in (("roomy", roomy), ("tight", tight)):
             log = (tmp_path / f"ingest-{name}.log").read_text()
             assert "Kafka unavailable" in log
-            ticks, statuses, books, dropped, reported = map(int, STOPPED.search(log).groups())
-            assert reported == ticks + statuses + books + dropped, log[-2000:]
+            counts = map(int, STOPPED.search(log).groups())
+            ticks, news, books, statuses, dropped, reported = counts
+            assert reported == ticks + news + books + statuses + dropped, log[-2000:]
             found = await read_topic(settings, "ticks.raw", RawTick)
             assert len({(t.provider, t.seq) for _, _, t in found}) == ticks > 0
             if name == "roomy":
