@@ -11,7 +11,7 @@ from ingest.news.keyed_pollers import FmpNewsPoller
 from ingest.news.normalize import Parsed
 from ingest.news.planner import NewsRequest, Target
 from ingest.news.synthetic_news import synthetic_story
-from ingest.writer import NewsCopy, as_records
+from ingest.records import NewsCopy, as_records
 from schemas import ProviderStatus
 
 SYMBOLS = ("AAPL", "MSFT", "BTC/USDT")
