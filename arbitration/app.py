@@ -25,7 +25,8 @@ import uvloop
 from aiokafka import AIOKafkaProducer
 
 from arbitration.arbiter import Arbiter
-from arbitration.batch_delivery import SCHEME, batch_topic, batches, register
+from arbitration.batch_agent import batch_topic, batches
+from arbitration.batch_delivery import SCHEME, register
 from arbitration.books import add_book_agent
 from arbitration.configure import engine_config
 from arbitration.engine.partition import ROLES, SourceRecord
