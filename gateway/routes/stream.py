@@ -19,7 +19,8 @@ from gateway.protocol import (
     validate_message,
 )
 from gateway.security import SUBPROTOCOL, api_key_accepted, offered_subprotocols, origin_allowed
-from gateway.session import ClientSession, Shared
+from gateway.session import ClientSession
+from gateway.shared import Shared
 
 
 def prices_path_request(symbols: str) -> SubscribeRequest:
