@@ -26,7 +26,8 @@ from aiokafka import AIOKafkaProducer
 
 from arbitration.alerting import register_alerts
 from arbitration.arbiter import Arbiter
-from arbitration.batch_delivery import SCHEME, batch_topic, batches, register
+from arbitration.batch_agent import batch_topic, batches
+from arbitration.batch_delivery import SCHEME, register
 from arbitration.books import add_book_agent
 from arbitration.configure import engine_config
 from arbitration.engine.partition import ROLES, SourceRecord

@@ -6,8 +6,8 @@ faust-streaming delivers every record alone: ``Consumer._drain_messages`` awaits
 into an Event and queues it, and the stream takes it off with a ``sleep(0)``, sensor calls
 and an ack: about 72 CPU µs per record before the agent does anything. Here the consumer puts
 one :class:`PartitionBatch` (a partition's records of one poll, aiokafka ``ConsumerRecord``
-objects as fetched) on the agent's channel queue for each topic named with
-:func:`batch_topic`; every other topic keeps Faust's path.
+objects as fetched, ``partition_batch.py``) on the agent's channel queue for each topic
+named with ``batch_topic`` (``batch_agent.py``); every other topic keeps Faust's path.
 
 What stays Faust's: group membership and rebalancing, the fetch loop (``_drain_messages``
 calls :meth:`BatchConsumer.getmany`), the agent and its supervisor, flow control, the
@@ -31,7 +31,6 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from time import monotonic
 from typing import Any
 
-import faust
 from aiokafka.structs import ConsumerRecord
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as aiokafka_driver
@@ -39,48 +38,11 @@ from faust.types import TP
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
+from arbitration.partition_batch import PartitionBatch
+
 log = logging.getLogger("fiml.arbitration")
 
 SCHEME = "kafka+batch"
-
-
-class PartitionBatch:
-    """The records of one partition from one poll, handed to the agent as one value. It has
-    what ``Consumer.wait_empty`` reads of a message (``acked``, ``refcount``, a weak
-    reference), so it sits in ``Consumer._unacked_messages`` while the agent processes it."""
-
-    __slots__ = (
-        "__weakref__",
-        "acked",
-        "consumer",
-        "generation_id",
-        "records",
-        "refcount",
-        "tp",
-        "tracked",
-    )
-
-    def __init__(
-        self,
-        consumer: BatchConsumer,
-        tp: TP,
-        records: Sequence[ConsumerRecord],
-        generation_id: int,
-        refcount: int,
-    ) -> None:
-        self.consumer = consumer
-        self.tp = tp
-        self.records = records
-        self.generation_id = generation_id
-        self.refcount = refcount
-        self.acked = False
-        self.tracked = False
-
-    def __repr__(self) -> str:
-        return (
-            f"<PartitionBatch {self.tp.topic}[{self.tp.partition}] {self.records[0].offset}.."
-            f"{self.records[-1].offset} gen={self.generation_id}>"
-        )
 
 
 class BatchConsumer(aiokafka_driver.Consumer):
@@ -320,57 +282,3 @@ def register() -> None:
     """Make ``kafka+batch://`` broker URLs select :class:`Transport` (Faust's own transport
     registry, which the ``faust.transports`` entry points also fill)."""
     drivers.TRANSPORTS[SCHEME] = f"{__name__}:Transport"
-
-
-def batch_topic(app: faust.App, name: str, *, maxsize: int = 4) -> faust.TopicT:
-    """``name`` as a topic whose records the consumer delivers a partition batch at a time;
-    ``maxsize`` counts batches in the agent's queue. Key and value types do not apply: a
-    batch carries the records as fetched (bytes, Kafka time in ms)."""
-    transport = app.transport
-    if not isinstance(transport, Transport):
-        raise TypeError(f"batch delivery needs a {SCHEME}:// broker URL")
-    transport.batch_topics.add(name)
-    # Not app.topic(): faust-streaming 0.15.3 takes maxsize there and drops it (the queue
-    # would hold stream_buffer_maxsize, 4096, batches: the whole backlog).
-    make_topic: Any = app.conf.Topic
-    topic: faust.TopicT = make_topic(
-        app,
-        topics=[name],
-        maxsize=maxsize,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    return topic
-
-
-class AbandonedBatch(RuntimeError):
-    """The agent left a batch unfinished (its loop body raised or broke out)."""
-
-
-async def batches(stream: faust.StreamT[Any]) -> AsyncIterator[PartitionBatch]:
-    """The batches of an agent's stream over a :func:`batch_topic`, each acknowledged when
-    the loop body returns; a stale batch (flow suspended, generation changed) is skipped.
-
-    A batch the body does not finish is never acknowledged and, unless the worker is
-    stopping, crashes it: the partition's later batches would otherwise be acknowledged past
-    the hole (Faust commits past a leading hole before a partition's first commit) or hold
-    its commits back for good. A restarted worker resumes from the last commit. So the agent
-    must run with concurrency 1.
-    """
-    app = stream.app
-    consumer = app.consumer
-    if not isinstance(consumer, BatchConsumer):
-        raise TypeError(f"batches() needs the {SCHEME} transport")
-    async for batch in stream:
-        if not consumer.admit(batch):
-            continue
-        try:
-            yield batch
-        except GeneratorExit:
-            consumer.release(batch)
-            if not app.should_stop:
-                await app.crash(AbandonedBatch(repr(batch)))
-            raise
-        consumer.ack_batch(batch)

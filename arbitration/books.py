@@ -23,7 +23,7 @@ import faust
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from arbitration.batch_delivery import batch_topic, batches
+from arbitration.batch_agent import batch_topic, batches
 from arbitration.engine.outputs import Marker, Message, parse_marker
 from arbitration.engine.partition import SourceRecord
 from arbitration.feeds import last_record, read_partition

@@ -41,7 +41,7 @@ from aiokafka import TopicPartition
 from harness import cpu_seconds, run_and_report, run_facts, spawn_service
 
 from arbitration.app import make_app, raw_topic, run_worker
-from arbitration.batch_delivery import batches
+from arbitration.batch_agent import batches
 from ingest.synthetic import SyntheticMarket
 from runtime.kafka import make_consumer, make_producer, topic_partitions
 from runtime.processes import stop_process

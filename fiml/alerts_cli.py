@@ -26,7 +26,7 @@ def backtest(
     """Print, one JSON object a line, the alerts a rule fires from --start to --end, as the
     alerts agent would have fired them; a summary goes to stderr."""
     from domain.alerts.rules import ANONYMOUS, InvalidRule, parse_rule
-    from fiml.cli import _micros, _service_settings
+    from fiml.command_settings import service_settings, time_option
     from gateway.alerts import alert_view
     from runtime.alert_backtest import run_backtest
     from runtime.replay_request import ReplayError
@@ -37,8 +37,8 @@ def backtest(
         tried = parse_rule(data, rule_id="backtest", owner=ANONYMOUS, created_at=0, owner_rules=0)
     except (json.JSONDecodeError, InvalidRule) as error:
         raise typer.BadParameter(str(error), param_hint="--rule") from None
-    begin, finish = _micros(start, "--start"), _micros(end, "--end")
-    settings = _service_settings()
+    begin, finish = time_option(start, "--start"), time_option(end, "--end")
+    settings = service_settings()
     try:
         result = asyncio.run(run_backtest(settings, tried, begin, finish))
     except ReplayError as error:
@@ -56,10 +56,10 @@ def webhooks() -> None:
     Ctrl-C or SIGTERM; what is given up goes to fiml.alerts.webhooks.dlq."""
     from arbitration.webhook_worker import WebhookWorker
     from arbitration.webhooks import WebhookSender
-    from fiml.cli import _service_settings
+    from fiml.command_settings import service_settings
     from runtime.service import run_until_signalled
 
-    settings = _service_settings()
+    settings = service_settings()
     if not settings.alert_webhook_secret:
         raise typer.BadParameter("set FIML_ALERT_WEBHOOK_SECRET: it signs every webhook")
     secret = settings.alert_webhook_secret.encode()

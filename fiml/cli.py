@@ -11,15 +11,13 @@ from typing import Annotated
 import typer
 
 from fiml.alerts_cli import alerts_app
+from fiml.command_settings import command_settings, service_settings, time_option
+from fiml.registry_cli import registry_app
 from runtime.broker import KafkaRuntimeError, LocalKafka
-from runtime.registry import LocalRegistry, RegistryRuntimeError
+from runtime.registry import RegistryRuntimeError
 from runtime.registry_client import RegistryError
-from runtime.schema_ids import use_registry
-from runtime.service import configure_logging, run_until_signalled
-from runtime.settings import Settings
-from runtime.settings_checks import SettingsError
+from runtime.service import run_until_signalled
 from schemas.symbols import InvalidSymbol, canonical_symbol
-from schemas.times import datetime_to_micros, parse_iso
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -30,22 +28,12 @@ kafka_app = typer.Typer(no_args_is_help=True, help="The local single-node Kafka 
 topics_app = typer.Typer(no_args_is_help=True, help="The project's Kafka topics.")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
-registry_app = typer.Typer(
-    no_args_is_help=True, help="The local schema registry (Apicurio Registry, Confluent API)."
-)
 app.add_typer(registry_app, name="registry")
 app.add_typer(alerts_app, name="alerts")
 
 ProvidersOption = Annotated[
     str | None, typer.Option(help="Comma-separated providers (default: FIML_PROVIDERS).")
 ]
-
-
-def _settings(**overrides: object) -> Settings:
-    try:
-        return Settings.from_env(None, **{k: v for k, v in overrides.items() if v is not None})
-    except SettingsError as error:
-        raise typer.BadParameter(str(error)) from None
 
 
 def _providers(value: str | None) -> tuple[str, ...] | None:
@@ -67,7 +55,7 @@ def up(
     """Run everything on this machine: Kafka, topics, ingest, arbitration, gateway."""
     from fiml.supervisor import Supervisor
 
-    settings = _settings(providers=_providers(providers))
+    settings = command_settings(providers=_providers(providers))
     try:
         code = Supervisor(settings, with_registry=registry).run()
     except (KafkaRuntimeError, RegistryRuntimeError, RegistryError) as error:
@@ -79,13 +67,13 @@ def up(
 @kafka_app.command("fetch")
 def kafka_fetch() -> None:
     """Resolve the broker's jars from Maven Central into the cache (once)."""
-    typer.echo(LocalKafka(_settings()).fetch_jars())
+    typer.echo(LocalKafka(command_settings()).fetch_jars())
 
 
 @kafka_app.command("start")
 def kafka_start() -> None:
     """Start the local broker in the background and wait until it is ready."""
-    local = LocalKafka(_settings())
+    local = LocalKafka(command_settings())
     try:
         process = local.start()
     except KafkaRuntimeError as error:
@@ -97,14 +85,14 @@ def kafka_start() -> None:
 @kafka_app.command("stop")
 def kafka_stop() -> None:
     """Stop the broker that ``fiml kafka start`` began."""
-    local = LocalKafka(_settings())
+    local = LocalKafka(command_settings())
     typer.echo("stopped" if local.stop() else "no broker was running")
 
 
 @kafka_app.command("status")
 def kafka_status() -> None:
     """Say whether the local broker runs; exit code 3 if it does not."""
-    local = LocalKafka(_settings())
+    local = LocalKafka(command_settings())
     pid = local.running_pid()
     if pid is None:
         typer.echo(f"not running (data: {local.data_dir})")
@@ -112,85 +100,12 @@ def kafka_status() -> None:
     typer.echo(f"running on {local.bootstrap} (pid {pid}, data: {local.data_dir})")
 
 
-@registry_app.command("fetch")
-def registry_fetch() -> None:
-    """Build the registry from Maven Central into the cache (once)."""
-    try:
-        typer.echo(LocalRegistry.of(_settings()).fetch())
-    except RegistryRuntimeError as error:
-        typer.echo(f"fiml registry fetch: {error}", err=True)
-        raise typer.Exit(1) from None
-
-
-@registry_app.command("start")
-def registry_start() -> None:
-    """Start the local registry in the background, seeded with the codec's fixed ids when
-    it is empty, and wait until it is ready."""
-    from schemas.registry_plan import codec_versions
-
-    settings = _settings()
-    local = LocalRegistry.of(settings)
-    try:
-        process = local.start()
-        seeded = local.seed(codec_versions(settings.topic))
-    except RegistryRuntimeError as error:
-        typer.echo(f"fiml registry start: {error}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(
-        f"registry ready: FIML_SCHEMA_REGISTRY_URL={local.ccompat_url} (pid {process.pid}, "
-        f"{'seeded' if seeded else 'kept its subjects'}, log {local.log_file})"
-    )
-
-
-@registry_app.command("stop")
-def registry_stop() -> None:
-    """Stop the registry that ``fiml registry start`` began."""
-    local = LocalRegistry.of(_settings())
-    typer.echo("stopped" if local.stop() else "no registry was running")
-
-
-@registry_app.command("status")
-def registry_status() -> None:
-    """Say whether the local registry runs; exit code 3 if it does not."""
-    local = LocalRegistry.of(_settings())
-    pid = local.running_pid()
-    if pid is None:
-        typer.echo(f"not running (data: {local.data_dir})")
-        raise typer.Exit(3)
-    typer.echo(f"running at {local.ccompat_url} (pid {pid}, data: {local.data_dir})")
-
-
-@registry_app.command("seed")
-def registry_seed(
-    url: Annotated[
-        str | None,
-        typer.Option(
-            help="Root URL of an Apicurio Registry 2.x (default: the local registry), e.g. "
-            "http://registry:8080."
-        ),
-    ] = None,
-) -> None:
-    """Give an empty Apicurio registry the codec's schemas with their fixed ids, so records
-    written without a registry resolve through it; a registry with subjects is left as is."""
-    from runtime.registry import seed_apicurio
-    from schemas.registry_plan import codec_versions
-
-    settings = _settings()
-    root = url or LocalRegistry.of(settings).url
-    try:
-        seeded = seed_apicurio(root, codec_versions(settings.topic))
-    except RegistryRuntimeError as error:
-        typer.echo(f"fiml registry seed: {error}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo("seeded" if seeded else "the registry has subjects already: left as it is")
-
-
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every topic with its partitions and retention; existing ones are kept."""
     from runtime.topics import create_topics
 
-    settings = _service_settings()
+    settings = service_settings()
     created = asyncio.run(create_topics(settings))
     for spec in settings.topics().values():
         state = "created" if spec.name in created else "exists"
@@ -202,7 +117,7 @@ def ingest(providers: ProvidersOption = None) -> None:
     """Run the ingest service: providers to fiml.ticks.raw and fiml.provider.status."""
     from ingest.service import run_ingest
 
-    settings = _service_settings(providers=_providers(providers))
+    settings = service_settings(providers=_providers(providers))
     run_until_signalled(lambda stop: run_ingest(settings, stop))
 
 
@@ -211,16 +126,7 @@ def arbitrate() -> None:
     """Run the arbitration worker (Faust): fiml.ticks.raw to quotes, candles, trades, DLQ."""
     from arbitration.app import run_worker
 
-    run_worker(_service_settings())
-
-
-def _micros(value: str, name: str) -> int:
-    """ISO 8601 (UTC unless it says otherwise) to microseconds since the epoch."""
-    try:
-        moment = parse_iso(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=name) from None
-    return datetime_to_micros(moment)
+    run_worker(service_settings())
 
 
 def _speed(value: str) -> float | None:
@@ -262,13 +168,13 @@ def replay(
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"one of {', '.join(FORMATS)}", param_hint="--format")
-    settings = _service_settings()
+    settings = service_settings()
     try:
         names = [canonical_symbol(s) for s in symbols.split(",") if s.strip()]
     except InvalidSymbol as error:
         raise typer.BadParameter(str(error), param_hint="--symbols") from None
-    begin = _micros(start, "--start")
-    finish = None if end is None else _micros(end, "--end")
+    begin = time_option(start, "--start")
+    finish = None if end is None else time_option(end, "--end")
     request = ReplayRequest(stream, tuple(names), begin, finish, timeframe, _speed(speed))
     target = sys.stdout if out is None else out.open("w", newline="")
     show = sys.stderr.isatty() and (out is not None or sys.stdout.isatty())
@@ -314,7 +220,7 @@ def rebuild(
     from arbitration.rebuild import rebuild as run_rebuild
     from fiml.terminal import progress_bar
 
-    settings = _service_settings()
+    settings = service_settings()
     target = prefix or f"{settings.topic_prefix}-rebuild"
     with progress_bar(sys.stderr.isatty(), "rebuild") as progress:
         report = asyncio.run(run_rebuild(settings, target, verify=verify, progress=progress))
@@ -333,7 +239,7 @@ def gateway(
 
     from gateway.app import create_app
 
-    settings = _service_settings(gateway_host=host, gateway_port=port)
+    settings = service_settings(gateway_host=host, gateway_port=port)
     app = create_app(settings)
     gc.freeze()  # the objects of start-up live as long as the process: the collector skips them
     uvicorn.run(
@@ -345,19 +251,6 @@ def gateway(
         ws="websockets-sansio",
         ws_max_size=max(1 << 20, 4 * settings.max_message_bytes),
     )
-
-
-def _service_settings(**overrides: object) -> Settings:
-    settings = _settings(**overrides)
-    if settings.kafka_bootstrap is None:
-        settings = _settings(kafka_bootstrap=LocalKafka(settings).bootstrap, **overrides)
-    configure_logging(settings.log_level, settings.log_format)
-    try:
-        use_registry(settings)
-    except RegistryError as error:
-        typer.echo(f"fiml: schema registry: {error}", err=True)
-        raise typer.Exit(1) from None
-    return settings
 
 
 def main() -> None:

@@ -14,7 +14,8 @@ from gateway.alert_protocol import AlertCreate, AlertDelete, AlertsSubscribe, Al
 from gateway.alerts import AlertBook, AlertsUnavailable, alert_view
 from gateway.protocol import ClientMessage, ErrorCode, SubscribeRequest, error_frame
 from gateway.security import caller_owner
-from gateway.session import ClientSession, Shared
+from gateway.session import ClientSession
+from gateway.shared import Shared
 from runtime.clock import now_iso
 from schemas.alerts import FiredAlert
 

@@ -28,7 +28,7 @@ from gateway.routes.monitoring import monitoring_router
 from gateway.routes.news import news_router
 from gateway.routes.providers import providers_router
 from gateway.routes.stream import stream_router
-from gateway.session import Shared
+from gateway.shared import Shared
 from gateway.stores import MarketStores
 from gateway.watcher import watch_connections
 from runtime.catalog import Catalog, ExchangeMarkets, needs_exchange_markets

@@ -9,7 +9,7 @@ writes block longer than ``slow_consumer_seconds``, or whose queue fills, gets
 
 Its protocol rules are ``session_state.py`` (pure), its frames ``frames.py``, what it tells
 of its symbols ``staleness.py``; shared clocks pace it (``clock.py``), one watcher watches it
-(``watcher.py``), and what every connection shares is one :class:`Shared`.
+(``watcher.py``), and what every connection shares is one ``Shared`` (``shared.py``).
 """
 
 from __future__ import annotations
@@ -20,13 +20,10 @@ import functools
 import logging
 import math
 import time
-from dataclasses import dataclass
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway import frames
-from gateway.admission import Admission
-from gateway.clock import Clocks
 from gateway.limits import TokenBucket
 from gateway.outbox import Outbox
 from gateway.protocol import (
@@ -40,32 +37,16 @@ from gateway.protocol import (
     error_frame,
     parse_client_message,
 )
-from gateway.providers import ProviderStatuses
-from gateway.registry import ConnectionRegistry
 from gateway.replaying import ReplayRun
 from gateway.session_state import QUOTE_STREAMS, SessionState
+from gateway.shared import Shared
 from gateway.staleness import SymbolWatch
-from gateway.stores import MarketStores, TradesLost
+from gateway.stores import TradesLost
 from gateway.subscription import Subscription
-from runtime.catalog import Catalog
 from runtime.clock import now_micros
 from runtime.metrics import FRAMES_SENT, LATENCY, SEND_QUEUE_DEPTH, SLOW_CONSUMER_DROPS
-from runtime.settings import Settings
 
 log = logging.getLogger("fiml.gateway")
-
-
-@dataclass(frozen=True)
-class Shared:
-    """What every connection of one gateway app shares."""
-
-    settings: Settings
-    market: MarketStores
-    registry: ConnectionRegistry
-    statuses: ProviderStatuses
-    catalog: Catalog
-    clocks: Clocks
-    admission: Admission
 
 
 class ClientSession:

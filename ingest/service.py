@@ -14,7 +14,8 @@ import logging
 
 from ingest.demand import follow_demand
 from ingest.providers.registry import build_providers
-from ingest.writer import IngestCounters, TickWriter
+from ingest.records import IngestCounters
+from ingest.writer import TickWriter
 from runtime.health import Progress, serve_health
 from runtime.settings import Settings
 

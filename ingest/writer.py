@@ -21,10 +21,9 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter, deque
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from collections import deque
+from collections.abc import Awaitable
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -36,59 +35,22 @@ from aiokafka.errors import (
 )
 
 from ingest.providers import Batch
+from ingest.records import IngestCounters, NewsCopy, Record, as_records
 from runtime.backoff import Backoff
 from runtime.kafka import make_producer
-from runtime.metrics import (
-    BROKER_UP,
-    INGEST_BUFFERED,
-    INGEST_DROPPED,
-    NEWS_IN,
-    count_ingested,
-)
+from runtime.metrics import BROKER_UP, INGEST_BUFFERED
 from runtime.settings import Settings
 from schemas import ProviderStatus, RawTick, encode
 from schemas.books import BookEvent
-from schemas.news import NewsItem
 from schemas.topics import RECORD_TOPICS, TopicRole
 
 log = logging.getLogger("fiml.ingest")
-
-
-@dataclass(frozen=True, slots=True)
-class NewsCopy:
-    """A raw news item to be written under one of its symbols."""
-
-    symbol: str
-    item: NewsItem
-
-    @property
-    def provider(self) -> str:
-        """The provider that carried the item."""
-        return self.item.providers[0] if self.item.providers else ""
-
-
-Record = RawTick | ProviderStatus | BookEvent | NewsCopy
-
-
-def as_records(reported: Batch) -> Sequence[Record]:
-    """The records to write of what a provider reported: a news item becomes one record per
-    symbol it names."""
-    if not any(isinstance(record, NewsItem) for record in reported):
-        return cast(Sequence[Record], reported)
-    records: list[Record] = []
-    for record in reported:
-        if isinstance(record, NewsItem):
-            records.extend(NewsCopy(symbol, record) for symbol in record.symbols)
-        else:
-            records.append(record)
-    return records
 
 
 MAX_ROUND = 5000
 KAFKA_RETRY = Backoff(base=0.5, cap=5.0)
 STOP_GRACE_S = 10.0
 WAIT_REPORT_S = 5.0
-DROP_LOG_EVERY_S = 10.0
 
 
 class Unencodable(Exception):
@@ -102,19 +64,6 @@ REFUSED = (
     CorruptRecordException,
     Unencodable,
 )
-
-
-@dataclass
-class IngestCounters:
-    """What the providers reported so far (records), what was written of it, what dropped;
-    the rest is still buffered."""
-
-    reported: int = 0
-    ticks: int = 0
-    statuses: int = 0
-    books: int = 0
-    dropped: int = 0
-    news: int = 0
 
 
 class TickWriter:
@@ -136,8 +85,6 @@ class TickWriter:
         self.rng = random.Random()
         self._arrived = asyncio.Event()
         self._stop = asyncio.Event()
-        self._dropped_since_log: Counter[str] = Counter()
-        self._drop_logged_at = float("-inf")
 
     async def write(self, reported: Batch) -> None:
         """Take a batch into the buffer (the providers' emit); what does not fit is dropped.
@@ -147,7 +94,7 @@ class TickWriter:
         room = max(0, self.limit - len(self.buffer))
         self.buffer.extend(batch[:room] if room < len(batch) else batch)
         if room < len(batch):
-            self.drop(batch[room:], "buffer_full")
+            self.counters.drop(batch[room:], "buffer_full")
         INGEST_BUFFERED.set(len(self.buffer))
         self._arrived.set()
 
@@ -162,25 +109,6 @@ class TickWriter:
             f"broker unavailable ({self.problem or 'connection lost'}); "
             f"{len(self.buffer)} records buffered"
         )
-
-    def drop(self, records: Sequence[Record], reason: str) -> None:
-        """Count records that will never be written, and log them (at most every few s)."""
-        if not records:
-            return
-        for record in records:
-            INGEST_DROPPED.labels(record.provider, reason).inc()
-        self.counters.dropped += len(records)
-        self._dropped_since_log[reason] += len(records)
-        now = time.monotonic()
-        if now - self._drop_logged_at >= DROP_LOG_EVERY_S or reason != "buffer_full":
-            self._drop_logged_at = now
-            summary = ", ".join(f"{n} {why}" for why, n in sorted(self._dropped_since_log.items()))
-            log.warning(
-                "dropped records that will never reach Kafka: %s (%d dropped in all)",
-                summary,
-                self.counters.dropped,
-            )
-            self._dropped_since_log.clear()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver the buffer until ``stop`` is set, then what is left (within
@@ -211,7 +139,7 @@ class TickWriter:
                     while self.buffer and await self._round():
                         pass
         finally:
-            self.drop(list(self.buffer), "stopped")
+            self.counters.drop(list(self.buffer), "stopped")
             self.buffer.clear()
             INGEST_BUFFERED.set(0)
             await self._close()
@@ -233,7 +161,7 @@ class TickWriter:
         for _ in records:
             self.buffer.popleft()
         refused = [r for r, o in zip(records, outcomes, strict=False) if isinstance(o, REFUSED)]
-        self.drop(refused, "refused")
+        self.counters.drop(refused, "refused")
         retry = [
             r
             for r, o in zip(records, outcomes, strict=False)
@@ -243,16 +171,7 @@ class TickWriter:
         delivered = [
             r for r, o in zip(records, outcomes, strict=False) if not isinstance(o, BaseException)
         ]
-        ticks = sum(isinstance(record, RawTick) for record in delivered)
-        books = sum(isinstance(record, BookEvent) for record in delivered)
-        news = [record for record in delivered if isinstance(record, NewsCopy)]
-        self.counters.ticks += ticks
-        self.counters.books += books
-        self.counters.news += len(news)
-        self.counters.statuses += len(delivered) - ticks - books - len(news)
-        count_ingested([record for record in delivered if not isinstance(record, NewsCopy)])
-        for copy in news:
-            NEWS_IN.labels(copy.provider).inc()
+        self.counters.written(delivered)
         INGEST_BUFFERED.set(len(self.buffer))
         failure = failure or next(
             (o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, REFUSED)),

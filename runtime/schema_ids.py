@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 
 from runtime.registry_client import IncompatibleSchemaError, RegistryError, SchemaRegistry
 from runtime.settings import Settings
-from schemas import codec
+from schemas import codec, registry_ids
 from schemas.registry_plan import schema_text, subject
 from schemas.topics import RECORD_TOPICS
 
@@ -60,7 +60,7 @@ class Resolver:
             raise RegistryUnavailable(f"{self.client.url} did not answer lately")
         try:
             text = self.client.schema(schema_id)
-            schema = codec.schema_from_text(schema_id, text)
+            schema = registry_ids.schema_from_text(schema_id, text)
         except RegistryError as error:
             if error.status != 404:  # no answer, a server error, or refused credentials
                 self.unavailable_until = now + RETRY_SECONDS
@@ -71,7 +71,7 @@ class Resolver:
         except ValueError as error:
             self._miss(schema_id, now, str(error))
             return False
-        codec.add_schema(schema)
+        registry_ids.add_schema(schema)
         log.info("schema id %d: %s from the registry", schema_id, schema.record_type.__name__)
         return True
 
@@ -124,7 +124,7 @@ def use_registry(settings: Settings) -> None:
         return
     client = connect(settings)
     ids = register_subjects(client, settings)
-    codec.use_writer_ids(ids)
+    registry_ids.use_writer_ids(ids)
     if _resolver is not None:
         _resolver.client.close()
     _resolver = Resolver(client)

@@ -2,9 +2,8 @@
 
 Schema ids are fixed by this module (see ``SCHEMA_IDS``); no registry is needed to read
 our topics. With a schema registry (runtime/schema_ids.py) the ids are the registry's
-instead: :func:`use_writer_ids` makes the codec write and know only those, and
-:func:`add_schema` teaches it an id a reader met (:func:`schema_from_text`). A record
-type's schema evolves by a new id: records written with an earlier id
+instead (``schemas/registry_ids.py`` sets them in ``SCHEMAS_BY_ID`` and ``SCHEMAS_BY_TYPE``).
+A record type's schema evolves by a new id: records written with an earlier id
 (``EARLIER_SCHEMA_IDS``) are still read, resolved to the current schema by Avro's rules
 (fields added since take their defaults). The ``.avsc`` files keep ``timestamp-micros``
 logical types for other readers; this codec reads and writes those fields as plain integers.
@@ -137,19 +136,20 @@ def load_schema(filename: str) -> dict[str, Any]:
     return schema
 
 
-def _without_logical_types(node: Any) -> Any:
+def without_logical_types(node: Any) -> Any:
+    """An Avro schema with its logical types replaced by their underlying types."""
     if isinstance(node, dict):
         if "logicalType" in node and isinstance(node.get("type"), str):
             return node["type"]
-        return {key: _without_logical_types(value) for key, value in node.items()}
+        return {key: without_logical_types(value) for key, value in node.items()}
     if isinstance(node, list):
-        return [_without_logical_types(item) for item in node]
+        return [without_logical_types(item) for item in node]
     return node
 
 
 def _registered(schema_id: int, record_type: type, filename: str) -> RegisteredSchema:
     source = load_schema(filename)
-    parsed = fastavro.parse_schema(_without_logical_types(source), named_schemas={})
+    parsed = fastavro.parse_schema(without_logical_types(source), named_schemas={})
     names = tuple(f.name for f in dataclasses.fields(record_type))
     positional = tuple(f["name"] for f in source["fields"]) == names
     setters = tuple(getattr(record_type, name).__set__ for name in names)
@@ -194,70 +194,6 @@ def _register() -> tuple[dict[int, RegisteredSchema], dict[type, RegisteredSchem
 
 
 SCHEMAS_BY_ID, SCHEMAS_BY_TYPE = _register()
-
-
-def _full_name(source: dict[str, Any]) -> str:
-    name = str(source.get("name", ""))
-    namespace = source.get("namespace")
-    return name if "." in name or not namespace else f"{namespace}.{name}"
-
-
-def schema_from_text(schema_id: int, text: str) -> RegisteredSchema:
-    """The schema a registry gave for ``schema_id``: the record type of the same full name,
-    its records resolved to the current schema unless ``text`` is the current schema.
-
-    Raises ValueError for a text that is not an Avro record schema of one of our types.
-    """
-    source = json.loads(text)
-    if not isinstance(source, dict) or source.get("type") != "record":
-        raise ValueError(f"schema {schema_id} is not an Avro record schema")
-    name = _full_name(source)
-    current = next((s for s in SCHEMAS_BY_TYPE.values() if _full_name(s.source) == name), None)
-    if current is None:
-        raise ValueError(f"schema {schema_id} is {name}, not one of our record types")
-    header = HEADER.pack(MAGIC_BYTE, schema_id)
-    if source == current.source:
-        return dataclasses.replace(current, schema_id=schema_id, header=header)
-    try:
-        parsed = fastavro.parse_schema(_without_logical_types(source), named_schemas={})
-    except Exception as error:  # fastavro's schema errors have no common base
-        raise ValueError(f"schema {schema_id} does not parse: {error}") from None
-    return dataclasses.replace(
-        current,
-        schema_id=schema_id,
-        source=source,
-        parsed=parsed,
-        header=header,
-        reader=current.parsed,
-    )
-
-
-def add_schema(schema: RegisteredSchema) -> None:
-    """Read records of ``schema.schema_id`` with ``schema`` from now on."""
-    global SCHEMAS_BY_ID
-    SCHEMAS_BY_ID = {**SCHEMAS_BY_ID, schema.schema_id: schema}
-
-
-def use_writer_ids(ids: dict[type, int]) -> None:
-    """Write each record type of ``ids`` with its id (a registry's), and know only those
-    ids: an id, fixed or not, means what the registry says. Types not in ``ids`` keep their
-    fixed id unless the registry gave it to another schema."""
-    global SCHEMAS_BY_ID, SCHEMAS_BY_TYPE
-    by_type = {
-        record_type: dataclasses.replace(
-            schema, schema_id=ids[record_type], header=HEADER.pack(MAGIC_BYTE, ids[record_type])
-        )
-        if record_type in ids
-        else schema
-        for record_type, schema in SCHEMAS_BY_TYPE.items()
-    }
-    taken = set(ids.values())
-    by_id = {
-        schema.schema_id: schema
-        for record_type, schema in by_type.items()
-        if record_type in ids or schema.schema_id not in taken
-    }
-    SCHEMAS_BY_ID, SCHEMAS_BY_TYPE = by_id, by_type
 
 
 def encode(record: Record) -> bytes:

@@ -37,16 +37,9 @@ from mode.utils.queues import FlowControlQueue, ThrowableQueue
 
 from arbitration import batch_delivery
 from arbitration.app import make_app
-from arbitration.batch_delivery import (
-    SCHEME,
-    AbandonedBatch,
-    BatchConsumer,
-    PartitionBatch,
-    Transport,
-    batch_topic,
-    batches,
-    register,
-)
+from arbitration.batch_agent import AbandonedBatch, batch_topic, batches
+from arbitration.batch_delivery import SCHEME, BatchConsumer, Transport, register
+from arbitration.partition_batch import PartitionBatch
 from arbitration.quiet_monitor import QuietMonitor
 from runtime.settings import Settings
 

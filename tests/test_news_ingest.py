@@ -12,7 +12,7 @@ from ingest.news.keyed_pollers import AlphaVantageNewsPoller, FmpNewsPoller
 from ingest.news.normalize import Parsed
 from ingest.news.planner import NewsRequest, Target
 from ingest.news.synthetic_news import synthetic_story
-from ingest.writer import NewsCopy, as_records
+from ingest.records import NewsCopy, as_records
 from runtime.health import Progress
 from runtime.settings import Settings
 from schemas import Demand, ProviderStatus

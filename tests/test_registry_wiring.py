@@ -108,7 +108,7 @@ async def test_a_reader_learns_new_ids_and_an_evolution_through_the_registry(reg
         with pytest.raises(IncompatibleSchemaError):
             client.register(name, json.dumps(incompatible, separators=(",", ":")))
     buffer = io.BytesIO()  # the evolved writer: a producer outside this repository
-    writer = fastavro.parse_schema(codec._without_logical_types(evolved), named_schemas={})
+    writer = fastavro.parse_schema(codec.without_logical_types(evolved), named_schemas={})
     fastavro.schemaless_writer(buffer, writer, {**dataclasses.asdict(QUOTE), "mid": 3000.4})
     evolved_frame = codec.HEADER.pack(0, evolved_id) + buffer.getvalue()
 

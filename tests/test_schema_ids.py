@@ -22,10 +22,11 @@ from runtime.registry_client import SchemaRegistry
 from runtime.schema_ids import RETRY_SECONDS, RegistryUnavailable, Resolver, learn_ids
 from runtime.settings import Settings
 from runtime.testing import free_port
-from schemas import codec
+from schemas import codec, registry_ids
 from schemas.alerts import AlertRule
-from schemas.codec import UnknownSchemaId, decode, encode, schema_from_text
+from schemas.codec import UnknownSchemaId, decode, encode
 from schemas.records import Quote
+from schemas.registry_ids import schema_from_text
 from schemas.registry_plan import schema_text
 from tests.factories import Found, quote
 
@@ -45,7 +46,7 @@ def evolved_quote() -> dict:
 
 def written_with(schema: dict, record: Quote, **extra: object) -> bytes:
     body = io.BytesIO()
-    parsed = fastavro.parse_schema(codec._without_logical_types(schema), named_schemas={})
+    parsed = fastavro.parse_schema(codec.without_logical_types(schema), named_schemas={})
     fastavro.schemaless_writer(body, parsed, {**dataclasses.asdict(record), **extra})
     return body.getvalue()
 
@@ -62,7 +63,7 @@ def test_without_a_registry_url_the_fixed_ids_stay_and_nothing_is_asked(codec_id
 
 
 def test_writer_ids_replace_the_fixed_ones_and_a_taken_fixed_id_is_dropped(codec_ids):
-    codec.use_writer_ids({Quote: 12})
+    registry_ids.use_writer_ids({Quote: 12})
     frame = encode(QUOTE)
     assert frame[:5] == codec.HEADER.pack(0, 12)
     assert decode(frame, Quote) == QUOTE
@@ -80,8 +81,8 @@ def test_a_schema_from_the_registry_reads_old_and_new_writers_as_the_current_typ
     assert same.reader is None and same.header == codec.HEADER.pack(0, 40)
     newer = schema_from_text(41, json.dumps(evolved_quote()))
     assert newer.reader is not None and newer.record_type is Quote
-    codec.add_schema(same)
-    codec.add_schema(newer)
+    registry_ids.add_schema(same)
+    registry_ids.add_schema(newer)
     assert decode(framed(40, encode(QUOTE)[5:]), Quote) == QUOTE
     assert decode(framed(41, written_with(evolved_quote(), QUOTE, venue="XNAS")), Quote) == QUOTE
     assert decode(encode(QUOTE), Quote) == QUOTE  # the fixed id 8 still reads

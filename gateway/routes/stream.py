@@ -21,7 +21,7 @@ from gateway.protocol import (
     validate_message,
 )
 from gateway.security import SUBPROTOCOL, api_key_accepted, offered_subprotocols, origin_allowed
-from gateway.session import Shared
+from gateway.shared import Shared
 
 
 def prices_path_request(symbols: str) -> SubscribeRequest:

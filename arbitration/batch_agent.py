@@ -1,0 +1,66 @@
+"""The agent's side of batch delivery: a topic delivered a partition batch at a time, and
+the batches of its stream, each acknowledged when the agent's loop body returns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+
+from arbitration.batch_delivery import SCHEME, BatchConsumer, Transport
+from arbitration.partition_batch import PartitionBatch
+
+
+def batch_topic(app: faust.App, name: str, *, maxsize: int = 4) -> faust.TopicT:
+    """``name`` as a topic whose records the consumer delivers a partition batch at a time;
+    ``maxsize`` counts batches in the agent's queue. Key and value types do not apply: a
+    batch carries the records as fetched (bytes, Kafka time in ms)."""
+    transport = app.transport
+    if not isinstance(transport, Transport):
+        raise TypeError(f"batch delivery needs a {SCHEME}:// broker URL")
+    transport.batch_topics.add(name)
+    # Not app.topic(): faust-streaming 0.15.3 takes maxsize there and drops it (the queue
+    # would hold stream_buffer_maxsize, 4096, batches: the whole backlog).
+    make_topic: Any = app.conf.Topic
+    topic: faust.TopicT = make_topic(
+        app,
+        topics=[name],
+        maxsize=maxsize,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    return topic
+
+
+class AbandonedBatch(RuntimeError):
+    """The agent left a batch unfinished (its loop body raised or broke out)."""
+
+
+async def batches(stream: faust.StreamT[Any]) -> AsyncIterator[PartitionBatch]:
+    """The batches of an agent's stream over a :func:`batch_topic`, each acknowledged when
+    the loop body returns; a stale batch (flow suspended, generation changed) is skipped.
+
+    A batch the body does not finish is never acknowledged and, unless the worker is
+    stopping, crashes it: the partition's later batches would otherwise be acknowledged past
+    the hole (Faust commits past a leading hole before a partition's first commit) or hold
+    its commits back for good. A restarted worker resumes from the last commit. So the agent
+    must run with concurrency 1.
+    """
+    app = stream.app
+    consumer = app.consumer
+    if not isinstance(consumer, BatchConsumer):
+        raise TypeError(f"batches() needs the {SCHEME} transport")
+    async for batch in stream:
+        if not consumer.admit(batch):
+            continue
+        try:
+            yield batch
+        except GeneratorExit:
+            consumer.release(batch)
+            if not app.should_stop:
+                await app.crash(AbandonedBatch(repr(batch)))
+            raise
+        consumer.ack_batch(batch)
