@@ -16,6 +16,7 @@ from aiokafka.errors import CoordinatorNotAvailableError
 
 from runtime.broker import LocalKafka, new_cluster_id
 from runtime.processes import pid_alive
+from schemas.topics import TopicRole
 from tests.support import service_env
 
 
@@ -70,7 +71,7 @@ async def test_topics_create_is_idempotent_with_partitions_and_retention(setting
     first = fiml("topics", "create", env=env, timeout=60)
     assert first.returncode == 0, first.stderr
     roles = len(settings.topics())
-    assert first.stdout.count(": created") == roles == 8
+    assert first.stdout.count(": created") == roles == len(TopicRole)
     second = fiml("topics", "create", env=env, timeout=60)
     assert second.returncode == 0 and second.stdout.count(": exists") == roles
 

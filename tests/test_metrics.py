@@ -273,6 +273,7 @@ async def test_fiml_up_serves_lag_scores_and_statuses_on_every_service(topics, t
     process = spawn(["up"], env, tmp_path / "up.log")
     urls = {name: f"http://127.0.0.1:{port}/metrics" for name, port in ports.items()}
     venues = {"synthetic:alpha", "synthetic:beta", "synthetic:gamma"}
+    reporting = venues | {"synthetic-news"}  # the news poller reports a status of its own
     raw = settings.topic("ticks.raw")
     followed = [settings.topic(role) for role in ("quotes", "candles", "trades", "provider.status")]
     try:
@@ -286,11 +287,11 @@ async def test_fiml_up_serves_lag_scores_and_statuses_on_every_service(topics, t
                     len(lagging_partitions(s, raw)) == settings.partitions
                     and {dict(labels)["symbol"] for labels in series(s, "fiml_provider_score")}
                     == {"AAPL", "BTC/USDT"}
-                    and set(states_by_provider(s)) == venues
+                    and set(states_by_provider(s)) == reporting
                 ),
             )
             ingest = await scrape_until(
-                http, urls["ingest"], lambda s: set(states_by_provider(s)) == venues
+                http, urls["ingest"], lambda s: set(states_by_provider(s)) == reporting
             )
             gateway = await scrape_until(
                 http,
