@@ -122,7 +122,7 @@ async def test_a_worker_killed_while_writing_alerts_delivers_each_once(topics, t
     settings = dataclasses.replace(
         topics, alert_checkpoint_seconds=0.2, alert_webhook_secret=SECRET
     )
-    health = free_port()
+    health, hooks_health = free_port(), free_port()
     env = service_env(settings, FIML_HEALTH_PORT=str(health))
     log = tmp_path / "arbitrate.log"
     start = now_micros()
@@ -137,10 +137,12 @@ async def test_a_worker_killed_while_writing_alerts_delivers_each_once(topics, t
             await producer.send("alerts.rules", rule, key=rule.rule_id.encode())
         await producer.flush()
         try:
-            processes.append(spawn(["alerts", "webhooks"], env, tmp_path / "webhooks.log"))
+            hooks_env = service_env(settings, FIML_HEALTH_PORT=str(hooks_health))
+            processes.append(spawn(["alerts", "webhooks"], hooks_env, tmp_path / "webhooks.log"))
             worker = spawn(["arbitrate"], env, log)
             processes.append(worker)
             await poll_until(lambda: ready(health), within=40)
+            await poll_until(lambda: ready(hooks_health), within=20)
 
             written: dict[str, list[tuple[Source, object]]] = {s: [] for s in SYMBOLS}
             killed_at = None
