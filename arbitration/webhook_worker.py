@@ -6,6 +6,12 @@ given up goes to ``alerts.webhooks.dlq``.
 An offset is committed once every alert before it is settled (delivered, or its dead
 letter acknowledged by the broker), so a restart tries again only what was not settled:
 a receiver may get an alert twice then, and drops the repeat by its ``X-Fiml-Alert-Id``.
+
+Health (``runtime/health.py``): live while its consumer keeps up (:class:`Progress` over the
+partitions the group gave it; records waiting while all ``MAX_IN_FLIGHT`` deliveries are
+under way wait on the receivers, not on it), ready once it joined the group and holds
+partitions; ``fiml_webhook_deliveries_total`` counts what is settled, ``fiml_consumer_lag``
+its lag. The endpoints are on ``FIML_HEALTH_PORT`` (off while 0).
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from arbitration.webhooks import WebhookSender
+from runtime.health import Progress
 from runtime.intake import decode_or_skip
 from runtime.kafka import make_consumer, make_producer
+from runtime.metrics import WEBHOOK_DELIVERIES, ConsumerLag
 from runtime.settings import Settings
 from schemas.alerts import FiredAlert
 from schemas.codec import encode
@@ -43,6 +51,20 @@ class WebhookWorker:
         self.tasks: set[asyncio.Task[None]] = set()
         self.delivered = 0
         self.dead = 0
+        self.progress = Progress(settings.consumer_stall_seconds)
+        self.consumer: AIOKafkaConsumer | None = None
+
+    def ready(self) -> bool:
+        """The readiness check: joined the consumer group and holds partitions."""
+        return self.why_not_ready() == ""
+
+    def why_not_ready(self) -> str:
+        """Why the worker is not ready; empty once it is."""
+        if self.consumer is None:
+            return "not connected to Kafka yet"
+        if not self.consumer.assignment():
+            return "no partition of alerts.fired assigned (joining the group, or idle)"
+        return ""
 
     async def run(self) -> None:
         """Deliver until cancelled."""
@@ -56,27 +78,34 @@ class WebhookWorker:
         await producer.start()
         await consumer.start()
         consumer.subscribe([self.fired_topic])
+        self.consumer = consumer
         try:
-            while True:
-                batches = await consumer.getmany(timeout_ms=500, max_records=MAX_IN_FLIGHT)
-                for tp, records in batches.items():
-                    for record in records:
-                        self.read_to[tp] = record.offset + 1
-                        alert = decode_or_skip(record, FiredAlert)
-                        if alert is None or alert.webhook_url is None:
-                            continue
-                        await self.slots.acquire()
-                        self.in_flight.setdefault(tp, set()).add(record.offset)
-                        task = asyncio.create_task(self._settle(producer, tp, record.offset, alert))
-                        self.tasks.add(task)
-                        task.add_done_callback(self.tasks.discard)
-                await self._commit(consumer)
+            async with self.progress.watching(consumer, None, ConsumerLag(), self.slots.locked):
+                await self._consume(consumer, producer)
         finally:
+            self.consumer = None
             log.info("webhooks: %d delivered, %d dead letters", self.delivered, self.dead)
             for task in list(self.tasks):
                 task.cancel()
             await consumer.stop()
             await producer.stop()
+
+    async def _consume(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        """Read, deliver and commit until cancelled."""
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=MAX_IN_FLIGHT)
+            for tp, records in batches.items():
+                for record in records:
+                    self.read_to[tp] = record.offset + 1
+                    alert = decode_or_skip(record, FiredAlert)
+                    if alert is None or alert.webhook_url is None:
+                        continue
+                    await self.slots.acquire()
+                    self.in_flight.setdefault(tp, set()).add(record.offset)
+                    task = asyncio.create_task(self._settle(producer, tp, record.offset, alert))
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+            await self._commit(consumer)
 
     async def _settle(
         self, producer: AIOKafkaProducer, tp: TopicPartition, offset: int, alert: FiredAlert
@@ -87,10 +116,12 @@ class WebhookWorker:
             dead = await self.sender.deliver(alert)
             if dead is None:
                 self.delivered += 1
+                WEBHOOK_DELIVERIES.labels("delivered").inc()
             else:
                 key = alert.alert_id.encode()
                 await producer.send_and_wait(self.dead_topic, encode(dead), key=key)
                 self.dead += 1
+                WEBHOOK_DELIVERIES.labels("dead").inc()
             self.in_flight[tp].discard(offset)
         except Exception:
             log.exception("webhook delivery of alert %s failed", alert.alert_id)

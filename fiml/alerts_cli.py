@@ -53,10 +53,12 @@ def backtest(
 @alerts_app.command("webhooks")
 def webhooks() -> None:
     """Deliver the webhooks of fired alerts (signed with FIML_ALERT_WEBHOOK_SECRET) until
-    Ctrl-C or SIGTERM; what is given up goes to fiml.alerts.webhooks.dlq."""
+    Ctrl-C or SIGTERM; what is given up goes to fiml.alerts.webhooks.dlq. /healthz, /readyz
+    and /metrics on FIML_HEALTH_PORT (off while 0)."""
     from arbitration.webhook_worker import WebhookWorker
     from arbitration.webhooks import WebhookSender
     from fiml.command_settings import service_settings
+    from runtime.health import serve_health
     from runtime.service import run_until_signalled
 
     settings = service_settings()
@@ -66,12 +68,19 @@ def webhooks() -> None:
 
     async def serve(stop: asyncio.Event) -> None:
         sender = WebhookSender(secret)
-        task = asyncio.create_task(WebhookWorker(settings, sender).run())
-        try:
-            await stop.wait()
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await sender.close()
+        worker = WebhookWorker(settings, sender)
+        progress = worker.progress
+        async with serve_health(settings, worker.ready, progress.alive, worker.why_not_ready):
+            task = asyncio.create_task(worker.run())
+            stopped = asyncio.create_task(stop.wait())
+            try:  # until stopped, or the worker fails (raised below, so the service exits)
+                await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                task.cancel()
+                stopped.cancel()
+                [result, _] = await asyncio.gather(task, stopped, return_exceptions=True)
+                await sender.close()
+            if isinstance(result, Exception):
+                raise result
 
     run_until_signalled(serve)

@@ -3,7 +3,9 @@
 It starts the local broker (unless ``FIML_KAFKA_BOOTSTRAP`` names a cluster), creates the
 topics, then runs ingest, arbitration and the gateway as child processes; ingest and
 arbitration serve /healthz, /readyz and /metrics on ``FIML_UP_INGEST_HEALTH_PORT`` and
-``FIML_UP_ARBITRATION_HEALTH_PORT`` (8001, 8002; 0 turns one off). Ctrl-C or SIGTERM
+``FIML_UP_ARBITRATION_HEALTH_PORT`` (8001, 8002; 0 turns one off). When
+``FIML_ALERT_WEBHOOK_SECRET`` is set it also runs the webhook worker (``fiml alerts
+webhooks``), its endpoints on ``FIML_UP_WEBHOOKS_HEALTH_PORT`` (8003). Ctrl-C or SIGTERM
 stops them all, the broker last. With ``--registry`` it also starts the local schema registry
 (seeded with the codec's fixed ids when empty; one ``fiml registry start`` began is used and
 left running) after the broker and gives the services its URL
@@ -32,6 +34,9 @@ from runtime.topics import create_topics
 from schemas.registry_plan import codec_versions
 
 SERVICES = ("ingest", "arbitrate", "gateway")
+#: The service ``fiml up`` adds when ``FIML_ALERT_WEBHOOK_SECRET`` is set, and its command.
+WEBHOOKS = "webhooks"
+COMMANDS = {WEBHOOKS: ["alerts", "webhooks"]}
 
 
 @dataclass
@@ -75,11 +80,11 @@ class Supervisor:
         created = asyncio.run(create_topics(settings))
         print(f"topics ready ({len(created)} created)", flush=True)
         env = {**os.environ, **settings.to_env()}
-        for name in SERVICES:
+        for name in self.names():
             if self.stopping:
                 return
             self.services[name] = subprocess.Popen(
-                [sys.executable, "-m", "fiml", name],
+                [sys.executable, "-m", "fiml", *COMMANDS.get(name, [name])],
                 env={**env, **self._health_env(name)},
                 stdin=subprocess.DEVNULL,
                 preexec_fn=die_with_parent(),
@@ -102,12 +107,17 @@ class Supervisor:
             register_subjects(client, self.settings)
         return self.settings
 
+    def names(self) -> tuple[str, ...]:
+        """The services to run, in the order they start (they stop in the reverse)."""
+        return SERVICES + ((WEBHOOKS,) if self.settings.alert_webhook_secret else ())
+
     def _health_env(self, name: str) -> dict[str, str]:
         """The health port of one service: ingest and arbitration get their own (the gateway
         serves /healthz, /readyz and /metrics on its port)."""
         ports = {
             "ingest": self.settings.up_ingest_health_port,
             "arbitrate": self.settings.up_arbitration_health_port,
+            WEBHOOKS: self.settings.up_webhooks_health_port,
         }
         return {"FIML_HEALTH_PORT": str(ports[name])} if name in ports else {}
 
@@ -127,11 +137,12 @@ class Supervisor:
             )
             metrics = [f"http://{host}:{port}/metrics"] + [
                 f"http://{self.settings.health_host}:{health}/metrics"
-                for health in (
-                    self.settings.up_ingest_health_port,
-                    self.settings.up_arbitration_health_port,
+                for name, health in (
+                    ("ingest", self.settings.up_ingest_health_port),
+                    ("arbitrate", self.settings.up_arbitration_health_port),
+                    (WEBHOOKS, self.settings.up_webhooks_health_port),
                 )
-                if health
+                if health and name in self.services
             ]
             print(f"metrics: {', '.join(metrics)}", flush=True)
             return
@@ -162,7 +173,7 @@ class Supervisor:
     def _stop_all(self) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)
-        for name in reversed(SERVICES):
+        for name in reversed(self.names()):
             process = self.services.get(name)
             if process is not None:
                 stop_process(process)

@@ -25,6 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
 
 from runtime.metrics import CONTENT_TYPE, ConsumerLag, exposition
 from runtime.settings import Settings
@@ -78,11 +79,12 @@ class Progress:
     async def watching(
         self,
         consumer: AIOKafkaConsumer,
-        partitions: Sequence[TopicPartition],
+        partitions: Sequence[TopicPartition] | None,
         lag: ConsumerLag | None = None,
+        busy: Check | None = None,
     ) -> AsyncIterator[None]:
         """Run :meth:`watch` while the block runs."""
-        task = asyncio.create_task(self.watch(consumer, partitions, lag))
+        task = asyncio.create_task(self.watch(consumer, partitions, lag, busy))
         try:
             yield
         finally:
@@ -93,21 +95,28 @@ class Progress:
     async def watch(
         self,
         consumer: AIOKafkaConsumer,
-        partitions: Sequence[TopicPartition],
+        partitions: Sequence[TopicPartition] | None,
         lag: ConsumerLag | None = None,
+        busy: Check | None = None,
     ) -> None:
         """Sample an aiokafka consumer every ``WATCH_PERIOD`` seconds until cancelled,
         exporting its lag to ``lag`` too: what is waiting is the end offset it last fetched
-        minus its position, per partition."""
+        minus its position, per partition (``partitions``, or None: those its consumer group
+        assigned it at each sample). While ``busy()`` holds, records wait on work the loop
+        bounds itself (the webhook worker's full delivery slots) and count as none."""
         while True:
             positions, lags = [], {}
-            for tp in partitions:
-                position = await consumer.position(tp)
+            for tp in sorted(consumer.assignment()) if partitions is None else partitions:
+                try:
+                    position = await consumer.position(tp)
+                except IllegalStateError:  # revoked by a rebalance since the sample began
+                    continue
                 end = consumer.highwater(tp)
                 positions.append(position)
                 if end is not None:
                     lags[(tp.topic, tp.partition)] = end - position
-            self.observe(tuple(positions), sum(max(0, n) for n in lags.values()))
+            waiting = 0 if busy is not None and busy() else sum(max(0, n) for n in lags.values())
+            self.observe(tuple(positions), waiting)
             if lag is not None:
                 lag.export(lags)
             await asyncio.sleep(WATCH_PERIOD)

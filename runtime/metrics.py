@@ -85,6 +85,12 @@ OUTPUTS = Counter(
     "Records arbitration produced, per kind: quotes, candles, trades, ticks.dlq.",
     ["kind"],
 )
+WEBHOOK_DELIVERIES = Counter(
+    "fiml_webhook_deliveries_total",
+    "Alerts the webhook worker settled, per outcome: delivered, or dead (a dead letter "
+    "written after the last try).",
+    ["outcome"],
+)
 CONNECTIONS = Gauge("fiml_gateway_connections", "Open WebSocket connections of the gateway.")
 SUBSCRIPTIONS = Gauge(
     "fiml_gateway_subscriptions", "Subscriptions of the open WebSocket connections."

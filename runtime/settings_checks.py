@@ -104,6 +104,11 @@ def check(settings: Settings) -> None:
     for name in ("kafka_port", "kafka_controller_port", "gateway_port", "registry_port"):
         if not 0 < getattr(settings, name) < 65536:
             raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be a TCP port")
-    for name in ("health_port", "up_ingest_health_port", "up_arbitration_health_port"):
+    for name in (
+        "health_port",
+        "up_ingest_health_port",
+        "up_arbitration_health_port",
+        "up_webhooks_health_port",
+    ):
         if not 0 <= getattr(settings, name) < 65536:
             raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be a TCP port, or 0 for off")

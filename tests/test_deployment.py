@@ -51,6 +51,7 @@ SERVICE_PORT_SETTING = {
     "gateway": "gateway_port",
     "ingest": "health_port",
     "arbitration": "health_port",
+    "webhooks": "health_port",
 }
 
 
@@ -355,7 +356,21 @@ def test_keys_come_from_secrets_and_each_component_has_a_network_policy(path):
         ref.get("secretRef", {}).get("name") for ref in container(docs, "gateway")["envFrom"]
     ]
     assert gateway_keys in sources
+    assert "FIML_ALERT_WEBHOOK_SECRET" not in config
+    [signing] = [name for name in secrets if "FIML_ALERT_WEBHOOK_SECRET" in secrets[name]["data"]]
+    for component in ("gateway", "webhooks"):
+        envs = container(docs, component)["envFrom"]
+        assert signing in [ref.get("secretRef", {}).get("name") for ref in envs]
     policies = by_kind(docs, "NetworkPolicy")
+    [outside] = [
+        rule
+        for rule in policies["fiml-webhooks"]["spec"]["egress"]
+        for peer in rule["to"]
+        if "ipBlock" in peer
+    ]
+    assert [port["port"] for port in outside["ports"]] == [443]
+    [block] = [peer["ipBlock"] for peer in outside["to"]]
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} <= set(block["except"])
     settings = Settings.from_env(cluster_env(docs))
     [registry_port] = [
         port["containerPort"] for port in container(docs, "schema-registry")["ports"]
@@ -547,6 +562,7 @@ def test_compose_runs_the_system_like_make_run():
     for name, host_port in (
         ("ingest", defaults.up_ingest_health_port),
         ("arbitration", defaults.up_arbitration_health_port),
+        ("webhooks", defaults.up_webhooks_health_port),
     ):
         settings = Settings.from_env(compose_env(services[name]))
         assert settings.health_host == "0.0.0.0"

@@ -17,7 +17,7 @@ import websockets
 
 from runtime.settings import Settings
 from runtime.testing import free_port
-from tests.support import processes_with_env, service_env, wait_for_port
+from tests.support import poll_until, processes_with_env, service_env, wait_for_port
 
 
 @contextlib.contextmanager
@@ -26,14 +26,17 @@ def running_up(settings, tmp_path, *options: str, **env: str):
     port)."""
     marker_value = f"up-{uuid.uuid4().hex[:10]}"
     port = free_port()
+    defaults = {
+        "FIML_UP_INGEST_HEALTH_PORT": str(free_port()),
+        "FIML_UP_ARBITRATION_HEALTH_PORT": str(free_port()),
+        "FIML_UP_WEBHOOKS_HEALTH_PORT": str(free_port()),
+    }
     env = service_env(
         settings,
         FIML_TOPIC_PREFIX=marker_value,
         FIML_GATEWAY_PORT=str(port),
-        FIML_UP_INGEST_HEALTH_PORT=str(free_port()),
-        FIML_UP_ARBITRATION_HEALTH_PORT=str(free_port()),
         FIML_SYMBOLS="AAPL,BTC/USDT",
-        **env,
+        **{**defaults, **env},
     )
     log = (tmp_path / "up.log").open("wb")
     process = subprocess.Popen(
@@ -140,3 +143,34 @@ async def test_up_with_the_registry_runs_on_its_ids_and_stops_it_too(own_broker,
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
         assert wait_until_gone(marker, timeout=10) == []
+
+
+async def test_up_runs_the_webhook_worker_when_a_signing_secret_is_set(own_broker, tmp_path):
+    health = free_port()
+    env = {
+        "FIML_ALERT_WEBHOOK_SECRET": "up-test-secret",
+        "FIML_UP_WEBHOOKS_HEALTH_PORT": str(health),
+    }
+    with running_up(own_broker, tmp_path, **env) as (process, marker, _):
+        assert len(processes_with_env(marker)) == 6  # and `fiml alerts webhooks`
+        base = f"http://127.0.0.1:{health}"
+        async with httpx.AsyncClient() as client:
+            await poll_until(
+                lambda: _answers(client, f"{base}/readyz"), within=60
+            )  # joined its consumer group
+            assert (await client.get(f"{base}/healthz")).json() == {"status": "ok"}
+            metrics = (await client.get(f"{base}/metrics")).text
+        assert "fiml_webhook_deliveries_total" in metrics
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+        assert wait_until_gone(marker, timeout=10) == []
+    log = (tmp_path / "up.log").read_text(errors="replace")
+    assert f"http://127.0.0.1:{health}/metrics" in log and "Traceback" not in log
+
+
+async def _answers(client: httpx.AsyncClient, url: str) -> bool:
+    """Whether ``url`` answers 200 (False while nothing listens)."""
+    try:
+        return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
