@@ -25,9 +25,9 @@ def backtest(
 ) -> None:
     """Print, one JSON object a line, the alerts a rule fires from --start to --end, as the
     alerts agent would have fired them; a summary goes to stderr."""
+    from domain.alerts.delivery import alert_document
     from domain.alerts.rules import ANONYMOUS, InvalidRule, parse_rule
     from fiml.command_settings import service_settings, time_option
-    from gateway.alerts import alert_view
     from runtime.alert_backtest import run_backtest
     from runtime.replay_request import ReplayError
 
@@ -45,7 +45,7 @@ def backtest(
         typer.echo(f"fiml alerts backtest: {error}", err=True)
         raise typer.Exit(2) from None
     for alert in result.alerts:
-        typer.echo(json.dumps(alert_view(alert)))
+        typer.echo(json.dumps(alert_document(alert)))
     cut = " (cut: the record limit was reached)" if result.truncated else ""
     typer.echo(f"{len(result.alerts)} alerts over {result.records} records{cut}", err=True)
 

@@ -9,9 +9,10 @@ import asyncio
 import orjson
 from starlette.websockets import WebSocket
 
+from domain.alerts.delivery import alert_document
 from domain.alerts.rules import InvalidRule, rule_view
 from gateway.alert_protocol import AlertCreate, AlertDelete, AlertsSubscribe, AlertsUnsubscribe
-from gateway.alerts import AlertBook, AlertsUnavailable, alert_view
+from gateway.alerts import AlertBook, AlertsUnavailable
 from gateway.protocol import ClientMessage, ErrorCode, SubscribeRequest, error_frame
 from gateway.security import caller_owner
 from gateway.session import ClientSession
@@ -105,6 +106,6 @@ class AlertingSession(ClientSession):
             "subscription_id": ALERTS_SUBSCRIPTION,
             "timestamp": now_iso(),
             "seq": self.alerts_seq,
-            "data": [alert_view(alert)],
+            "data": [alert_document(alert)],
         }
         self.send(_json(frame))

@@ -28,7 +28,6 @@ from runtime.kafka import make_consumer, make_producer, topic_partitions
 from runtime.settings import Settings
 from schemas.alerts import AlertRule, FiredAlert
 from schemas.codec import encode
-from schemas.times import micros_to_iso
 from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.gateway.alerts")
@@ -40,24 +39,6 @@ Listener = Callable[[FiredAlert], None]
 
 class AlertsUnavailable(RuntimeError):
     """The gateway has not read the rules yet, or cannot write to Kafka."""
-
-
-def alert_view(alert: FiredAlert) -> dict[str, object]:
-    """A fired alert as clients see it (without its webhook)."""
-    return {
-        "alert_id": alert.alert_id,
-        "rule_id": alert.rule_id,
-        "kind": alert.kind,
-        "subject": alert.subject,
-        "time": micros_to_iso(alert.ts_event),
-        "values": alert.values,
-        "message": alert.message,
-        "source": {
-            "topic": alert.source_topic,
-            "partition": alert.source_partition,
-            "offset": alert.source_offset,
-        },
-    }
 
 
 class AlertBook:

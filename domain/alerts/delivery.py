@@ -22,15 +22,13 @@ _SECRET_DOMAIN = b"fiml-webhook-secret\x00"
 _SPREAD_DOMAIN = b"fiml-webhook-retry\x00"
 
 
-def webhook_body(alert: FiredAlert) -> bytes:
-    """The JSON body of an alert's POST: compact, keys sorted, UTF-8."""
-    document = {
-        "type": "alert",
+def alert_document(alert: FiredAlert) -> dict[str, object]:
+    """A fired alert as its owner sees it: on the WebSocket, in back-tests and webhooks."""
+    return {
         "alert_id": alert.alert_id,
         "rule_id": alert.rule_id,
         "kind": alert.kind,
         "subject": alert.subject,
-        "ts_event": alert.ts_event,
         "time": micros_to_iso(alert.ts_event),
         "values": alert.values,
         "message": alert.message,
@@ -40,6 +38,11 @@ def webhook_body(alert: FiredAlert) -> bytes:
             "offset": alert.source_offset,
         },
     }
+
+
+def webhook_body(alert: FiredAlert) -> bytes:
+    """The JSON body of an alert's POST: compact, keys sorted, UTF-8."""
+    document = {"type": "alert", "ts_event": alert.ts_event, **alert_document(alert)}
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -11,8 +11,9 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from domain.alerts.delivery import alert_document
 from domain.alerts.rules import InvalidRule, rule_view
-from gateway.alerts import AlertBook, AlertsUnavailable, alert_view
+from gateway.alerts import AlertBook, AlertsUnavailable
 from gateway.security import api_key_dependency, caller_owner
 from runtime.alert_backtest import run_backtest
 from runtime.replay_request import ReplayError
@@ -83,7 +84,7 @@ def alerts_router(settings: Settings, book: AlertBook) -> APIRouter:
             raise HTTPException(400, str(error)) from None
         return {
             "rule": rule_view(rule),
-            "alerts": [alert_view(alert) for alert in result.alerts],
+            "alerts": [alert_document(alert) for alert in result.alerts],
             "records": result.records,
             "truncated": result.truncated,
             "through": None if result.through is None else micros_to_iso(result.through),
