@@ -3,7 +3,10 @@ limit, and the dead letter when it is given up (the rules are ``domain/alerts/de
 
 The URL's host is resolved before every try and each address checked with
 :func:`destination_allowed` (https: public addresses only; http: 127.0.0.1 only); a host
-that resolves to a refused address is a failed try (no answer). Redirects are not followed.
+that resolves to a refused address is a failed try (no answer). The try then connects to an
+address it checked, not to what DNS answers next (the Host header and, for https, the TLS
+server name stay the URL's host), so a name that changes its answer in between cannot steer
+a webhook to a refused address. Redirects are not followed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -95,23 +98,28 @@ class WebhookSender:
             SIGNATURE_HEADER: signature(secret, body, int(self.clock())),
         }
         try:
-            await self._check_destination(url)
-            response = await self.client.post(url, content=body, headers=headers)
+            address = await self._checked_address(url)
+            target, host, extensions = pinned(url, address)
+            response = await self.client.post(
+                target, content=body, headers={**headers, "Host": host}, extensions=extensions
+            )
         except (httpx.HTTPError, OSError, Refused) as failure:
             return None, f"{type(failure).__name__}: {failure}"[:MAX_ERROR_CHARS], None
         retry_after = response.headers.get("retry-after", "")
         seconds = float(retry_after) if retry_after.isdigit() else None
         return response.status_code, None, seconds
 
-    async def _check_destination(self, url: str) -> None:
+    async def _checked_address(self, url: str) -> str:
+        """An address of the URL's host, once every address it resolves to is allowed."""
         parts = urlsplit(url)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
         found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses = {str(info[4][0]) for info in found}
+        addresses = sorted({str(info[4][0]) for info in found})
         refused = [address for address in addresses if not destination_allowed(url, address)]
         if not addresses or refused:
             raise Refused(f"{host} resolves to a refused address")
+        return addresses[0]
 
     def _micros(self) -> int:
         return int(self.clock() * 1_000_000)
@@ -142,3 +150,16 @@ class WebhookSender:
             status,
             error,
         )
+
+
+def pinned(url: str, address: str) -> tuple[str, str, dict[str, object]]:
+    """``url`` to ``address`` instead of its host, the Host header to send, and the request
+    extensions (the TLS server name to verify, for https)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    named = f"[{host}]" if ":" in host else host
+    header = named if parts.port is None else f"{named}:{parts.port}"
+    extensions: dict[str, object] = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return urlunsplit(parts._replace(netloc=netloc)), header, extensions

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from arbitration.webhook_worker import WebhookWorker
-from arbitration.webhooks import WebhookSender
+from arbitration.webhooks import WebhookSender, pinned
 from domain.alerts.delivery import (
     ALERT_ID_HEADER,
     SIGNATURE_HEADER,
@@ -80,6 +80,49 @@ async def test_a_delivery_is_signed_and_names_the_alert(receiver):
     secret = rule_secret(SECRET, "r1")
     assert verify(secret, body, headers[SIGNATURE_HEADER.lower()], int(time.time()))
     assert not verify(b"another secret", body, headers[SIGNATURE_HEADER.lower()], int(time.time()))
+
+
+async def test_a_try_connects_to_the_address_it_checked(receiver, monkeypatch):
+    """DNS rebinding: the name resolves once, to an allowed address, and the POST goes there
+    with the name as its Host; a second lookup (which would answer a private address, or
+    nothing: the name is not in any DNS) is never made."""
+    state, base = receiver
+    port = base.rsplit(":", 1)[1]
+    loop = asyncio.get_running_loop()
+    looked_up: list[str] = []
+    system_lookup = loop.getaddrinfo
+
+    async def rebinding(host, *args, **kwargs):
+        if host != "hooks.rebind.test":
+            return await system_lookup(host, *args, **kwargs)
+        looked_up.append(host)
+        address = "127.0.0.1" if len(looked_up) == 1 else "10.0.0.1"
+        return [(2, 1, 6, "", (address, int(port)))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", rebinding)
+    async with sender() as webhooks:
+        assert await webhooks.deliver(alert(f"http://hooks.rebind.test:{port}/ok")) is None
+    assert looked_up == ["hooks.rebind.test"]
+    [(_, headers, _)] = state.received
+    assert headers["host"] == f"hooks.rebind.test:{port}"
+
+
+def test_a_pinned_url_keeps_the_name_for_host_and_tls():
+    assert pinned("https://hooks.example.com/a?b=1", "93.184.216.34") == (
+        "https://93.184.216.34/a?b=1",
+        "hooks.example.com",
+        {"sni_hostname": "hooks.example.com"},
+    )
+    assert pinned("https://hooks.example.com:8443/a", "2606:2800:220:1::1") == (
+        "https://[2606:2800:220:1::1]:8443/a",
+        "hooks.example.com:8443",
+        {"sni_hostname": "hooks.example.com"},
+    )
+    assert pinned("http://127.0.0.1:9000/x", "127.0.0.1") == (
+        "http://127.0.0.1:9000/x",
+        "127.0.0.1:9000",
+        {},
+    )
 
 
 async def test_5xx_is_retried_until_delivered(receiver):
