@@ -89,6 +89,10 @@ soak: kafka-jars
 bench-alerts: setup
 	cd benchmarks && ../$(BIN)/python alerts_core.py $(BENCH_ARGS) --out alerts_core.json
 
+.PHONY: bench-books
+bench-books: kafka-jars
+	$(BIN)/python benchmarks/books_throughput.py $(BENCH_ARGS) --out benchmarks/books_throughput.json
+
 # Style, formatting, types (mypy; strict on schemas, runtime and the arbitration engine)
 # and the import contracts (import-linter; both configured in pyproject.toml).
 lint: setup

@@ -30,6 +30,7 @@ from arbitration.feeds import last_record, read_partition
 from arbitration.sender import BatchSender, DeliveryFailed
 from domain.books.slots import BookSlots
 from runtime.backoff import NETWORK
+from runtime.book_replay import book_slots
 from runtime.intake import decode_or_skip
 from runtime.kafka import make_consumer, make_producer, topic_partitions
 from runtime.settings import Settings
@@ -59,15 +60,6 @@ class BookWorker:
         self.slots: dict[int, BookSlots] = {}
         self.written: dict[int, Marker | None] = {}
 
-    def _new(self) -> BookSlots:
-        settings = self.source
-        return BookSlots(
-            slot_us=settings.book_snapshot_ms * 1000,
-            depth=settings.book_depth,
-            freshness_us=settings.freshness_ms * 1000,
-            future_tolerance_us=settings.future_tolerance_ms * 1000,
-        )
-
     def _event(self, partition: int, record: SourceRecord) -> BookEvent | None:
         located = _Located(self.topic, partition, record.offset, record.value)
         return decode_or_skip(located, BookEvent)
@@ -89,7 +81,7 @@ class BookWorker:
 
     async def restore(self, partition: int, offset: int) -> BookSlots:
         """The state of ``partition`` after every retained record before ``offset``."""
-        state = self._new()
+        state = book_slots(self.source)
         replayed = 0
         async for record in read_partition(self.source, self.topic, partition, offset):
             state.process(record.offset, record.timestamp_us, self._event(partition, record))

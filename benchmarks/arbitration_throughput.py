@@ -183,11 +183,12 @@ def start_floor(settings: Settings, mode: str, log: Path) -> subprocess.Popen:
 
 
 async def process_rate(
-    settings: Settings, count: int, process: subprocess.Popen, group: str
+    settings: Settings, count: int, process: subprocess.Popen, group: str, role: str = "ticks.raw"
 ) -> dict:
-    """Ticks per second and CPU time per tick of a consumer group's one ``process``, from
-    its first committed offset to ``count``, so that start-up is excluded."""
-    partitions = await topic_partitions(settings, settings.topic("ticks.raw"))
+    """Records per second (``ticks_per_s``) and CPU time per record of a consumer group's one
+    ``process`` on the topic of ``role``, from its first committed offset to ``count``, so
+    that start-up is excluded."""
+    partitions = await topic_partitions(settings, settings.topic(role))
     try:
         first = first_at = first_cpu = None
         deadline = time.monotonic() + 900

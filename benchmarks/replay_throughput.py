@@ -65,11 +65,12 @@ def trades(count: int, base: int) -> list[Trade]:
     ]
 
 
-async def fill(settings: Settings, records: list[Trade]) -> None:
+async def fill(settings: Settings, records: list, role: str = "trades") -> None:
+    """Write ``records`` to the topic of ``role``, keyed by symbol, at their ingest time."""
     producer = make_producer(settings, "bench-fill", linger_ms=20)
     await producer.start()
     try:
-        topic = settings.topic("trades")
+        topic = settings.topic(role)
         deliveries = [
             await producer.send(
                 topic, encode(t), key=t.symbol.encode(), timestamp_ms=t.ts_ingest // 1000

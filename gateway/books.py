@@ -12,6 +12,7 @@ rebuild.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -71,10 +72,23 @@ class BookStore:
             if version is None or version == cursors.get(symbol):
                 continue
             cursors[symbol] = version
-            publisher = subscription.publishers.get(symbol)
-            if publisher is None:
-                publisher = subscription.publishers[symbol] = BookPublisher(subscription.depth)
-            message = publisher.publish(venue_of(self.views[symbol], subscription.venue))
+            message = publish(subscription, self.views[symbol])
             if message is not None:
                 items.append(orjson.dumps(message).decode())
         return items
+
+
+def publish(subscription: Subscription, view: BookView) -> dict[str, Any] | None:
+    """The subscription's message for ``view`` (its symbol's new consolidated book), or None
+    when its venue's top ``depth`` levels did not change."""
+    publisher = subscription.publishers.get(view.symbol)
+    if publisher is None:
+        publisher = subscription.publishers[view.symbol] = BookPublisher(subscription.depth)
+    return publisher.publish(venue_of(view, subscription.venue))
+
+
+def replayed_items(subscription: Subscription) -> Callable[[ConsolidatedBook], Any]:
+    """How a replayed consolidated book becomes an item of the subscription (None for one
+    that changes nothing it shows): every book goes through the symbol's publisher, in order,
+    so the replay is a snapshot then deltas like the live stream."""
+    return lambda book: publish(subscription, consolidated_view(book))

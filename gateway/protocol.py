@@ -137,8 +137,8 @@ class SubscribeRequest(BaseModel):
         if self.stream_type != StreamType.ORDERBOOK:
             if self.depth is not None or self.venue is not None:
                 raise ValueError("depth and venue are for the orderbook stream type only")
-        elif self.start is not None:
-            raise ValueError("start: replay of the orderbook stream type is not supported yet")
+        elif self.start is not None and self.end is None:
+            raise ValueError("end: a replay of the orderbook stream type needs an end")
         return self
 
     @field_validator("start", "end")

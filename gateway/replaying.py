@@ -12,6 +12,9 @@ fast as the client takes the messages. While a message waits for the client (``i
 nothing is taken, so the queue fills and the reader stops reading: memory stays bounded
 whatever the client's pace.
 
+An orderbook replay (``end`` required) reads ``runtime/book_replay.py`` and sends every book
+through the symbol's publisher, unconflated: a snapshot, then checksummed deltas, as live.
+
 With ``end`` a ``replay_complete`` message ends the subscription. Without it, the records
 past the offsets captured at the start come live from the same consumer, so nothing is
 missed or repeated at the hand-over; from then on data messages carry no ``replay`` flag.
@@ -24,20 +27,17 @@ import bisect
 import logging
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
 from gateway import frames
-from gateway.items import candle_item, news_item, trade_item
-from gateway.protocol import ErrorCode, StreamType, SubscribeRequest, error_frame
-from gateway.stores import QUOTE_BUILDERS
+from gateway.protocol import ErrorCode, SubscribeRequest, error_frame
+from gateway.replay_sources import UNCONFLATED, conflation_key, reader_and_items, replay_request
 from gateway.subscription import Subscription
 from runtime.pacing import Pacer
 from runtime.replay import Replay, Replayed
-from runtime.replay_request import Keyed, ReplayError, ReplayRequest
+from runtime.replay_request import ReplayError
 from runtime.settings import Settings
-from schemas.times import datetime_to_micros
 
 log = logging.getLogger("fiml.gateway.replay")
 
@@ -47,57 +47,7 @@ QUEUE_CHUNKS = 2 * MAX_ITEMS // READ_CHUNK
 UNPACED_POLL = 0.001
 END = object()
 
-SOURCES = {
-    StreamType.PRICE: "quotes",
-    StreamType.QUOTE: "quotes",
-    StreamType.MULTI_ASSET: "quotes",
-    StreamType.OHLCV: "candles",
-    StreamType.TRADES: "trades",
-    StreamType.NEWS: "news",
-}
-
-UNCONFLATED = frozenset({StreamType.TRADES, StreamType.NEWS})
-
 Send = Callable[[str, Subscription | None], None]
-
-
-def item_builder(stream_type: StreamType) -> Callable[[Any], dict[str, object]]:
-    """How one record of ``stream_type`` becomes an item of a data message."""
-    if stream_type == StreamType.OHLCV:
-        return candle_item
-    if stream_type == StreamType.TRADES:
-        return trade_item
-    if stream_type == StreamType.NEWS:
-        return keyed_news_item
-    return QUOTE_BUILDERS[stream_type]
-
-
-def keyed_news_item(keyed: Keyed) -> dict[str, object]:
-    """The news item of a story read back under its symbol key."""
-    return news_item(keyed.symbol, keyed.record)
-
-
-def conflation_key(stream_type: StreamType, record: Any) -> Hashable:
-    """Price, quote and ohlcv items with the same key in one message keep only the latest."""
-    if stream_type == StreamType.OHLCV:
-        return (record.symbol, record.open_time)
-    symbol: str = record.symbol
-    return symbol
-
-
-def replay_request(subscription: Subscription, request: SubscribeRequest) -> ReplayRequest:
-    """What a replay subscription reads: its stream and symbols from ``start`` to ``end``,
-    paced at its speed (0 on the wire: not paced)."""
-    assert request.start is not None
-    ohlcv = subscription.stream_type == StreamType.OHLCV
-    return ReplayRequest(
-        SOURCES[subscription.stream_type],
-        tuple(subscription.symbols),
-        datetime_to_micros(request.start),
-        None if request.end is None else datetime_to_micros(request.end),
-        subscription.timeframe if ohlcv else None,
-        request.speed or None,
-    )
 
 
 @dataclass(slots=True)
@@ -128,7 +78,7 @@ class ReplayRun:
         self.end = self.replay.end
         self.speed = self.replay.speed
         self.pacer = Pacer(self.start, self.speed)
-        self.build = item_builder(subscription.stream_type)
+        self.reader, self.build = reader_and_items(subscription)
         self.queue: asyncio.Queue[object] = asyncio.Queue(QUEUE_CHUNKS)
         self.chunk = Encoded(False, [], [], [], [])
         self.next = 0
@@ -139,7 +89,7 @@ class ReplayRun:
         """Open the replay, send ``ack``, then pace; a bad range gets REPLAY_ERROR instead."""
         sub = self.subscription
         try:
-            replay = Replay(self.settings, self.replay)
+            replay = self.reader(self.settings, self.replay)
             await replay.open()
         except ReplayError as error:
             self.send(
@@ -179,7 +129,9 @@ class ReplayRun:
     async def _read(self, replay: Replay) -> None:
         try:
             async for chunk in replay.chunks(READ_CHUNK):
-                await self.queue.put(self._encode(chunk))
+                encoded = self._encode(chunk)
+                if encoded.items:
+                    await self.queue.put(encoded)
         except Exception as error:
             await self.queue.put(error)
             return
@@ -220,16 +172,18 @@ class ReplayRun:
             now = loop.time()
 
     def _encode(self, chunk: list[Replayed]) -> Encoded:
-        """Encode a chunk at once, so that its records die young."""
+        """Encode a chunk at once, so that its records die young (a replayed book that
+        changes nothing the subscription shows has no item and is left out)."""
         live = chunk[0].live
-        records = [item.record for item in chunk]
+        built = [(item, made) for item in chunk if (made := self.build(item.record)) is not None]
+        records = [item.record for item, _ in built]
         stream_type = self.subscription.stream_type
         conflated = (self.speed is not None or live) and stream_type not in UNCONFLATED
         return Encoded(
             live,
-            [item.time for item in chunk],
+            [item.time for item, _ in built],
             [r.symbol for r in records],
-            [orjson.dumps(self.build(r)).decode() for r in records],
+            [orjson.dumps(made).decode() for _, made in built],
             [conflation_key(stream_type, r) for r in records] if conflated else [],
         )
 

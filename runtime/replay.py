@@ -27,7 +27,7 @@ import heapq
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -36,7 +36,7 @@ from runtime.clock import now_micros
 from runtime.intake import INVALID, decode_or_skip, skip
 from runtime.kafka import make_consumer, topic_partitions
 from runtime.partitioning import key_partition
-from runtime.replay_request import Keyed, ReplayError, ReplayRequest
+from runtime.replay_request import STREAMS, Keyed, ReplayError, ReplayRequest, StreamSource
 from runtime.settings import Settings
 from schemas.times import LAST_MICROS, micros_to_iso
 
@@ -76,7 +76,7 @@ Head = tuple[int, int, int, Replayed, _Partition]
 
 
 class Replay:
-    """The reader of one :class:`ReplayRequest`.
+    """The reader of one :class:`ReplayRequest` of one of ``streams``.
 
     Use as ``async with Replay(...) as replay: async for item in replay.records()``.
     ``after`` maps partitions to offsets to resume from (a page cursor): a partition starts
@@ -88,6 +88,8 @@ class Replay:
     replayed from any start.
     """
 
+    streams: ClassVar[dict[str, StreamSource]] = STREAMS
+
     def __init__(
         self,
         settings: Settings,
@@ -96,7 +98,7 @@ class Replay:
         batch: int = DEFAULT_BATCH,
         after: dict[int, int] | None = None,
     ) -> None:
-        source = request.check(now_micros(), settings.future_tolerance_ms * 1000)
+        source = request.check(now_micros(), settings.future_tolerance_ms * 1000, self.streams)
         self.settings = settings
         self.source = source
         self.symbols = frozenset(request.symbols)

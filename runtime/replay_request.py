@@ -65,13 +65,15 @@ class ReplayRequest:
     timeframe: str | None = None
     speed: float | None = None
 
-    def check(self, now_us: int, future_tolerance_us: int) -> StreamSource:
-        """The stream's source; :class:`ReplayError` if the stream is unknown, ``end``
-        precedes ``start`` or is still to come at ``now_us`` (its records are not written
-        yet)."""
-        source = STREAMS.get(self.stream)
+    def check(
+        self, now_us: int, future_tolerance_us: int, streams: dict[str, StreamSource] = STREAMS
+    ) -> StreamSource:
+        """The stream's source among ``streams``; :class:`ReplayError` if the stream is
+        unknown, ``end`` precedes ``start`` or is still to come at ``now_us`` (its records are
+        not written yet)."""
+        source = streams.get(self.stream)
         if source is None:
-            known = ", ".join(STREAMS)
+            known = ", ".join(streams)
             raise ReplayError(f"unknown stream {self.stream!r}; expected one of {known}")
         if self.end is not None and self.end < self.start:
             raise ReplayError("end is before start")

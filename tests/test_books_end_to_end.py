@@ -1,8 +1,9 @@
 """Order books on the real broker: book events of two synthetic venues go through the book
 agent (``fiml arbitrate``, its own process) to ``books.consolidated`` and the gateway, and a
 WebSocket client rebuilds the consolidated book, with each venue's sizes, verifying every
-``seq`` and checksum; ``GET /v1/books/{symbol}`` serves the same book. A record in
-``books.raw`` that is not a book event is skipped."""
+``seq`` and checksum; ``GET /v1/books/{symbol}`` serves the same book; a replay of a range
+rebuilds the very books the agent wrote for it. A record in ``books.raw`` that is not a book
+event is skipped."""
 
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ from runtime.clock import now_micros
 from runtime.processes import stop_process
 from runtime.settings import Settings
 from runtime.testing import free_port
-from schemas.books import BookEvent
+from schemas.books import BookEvent, ConsolidatedBook
+from schemas.times import micros_to_iso
 from tests.support import poll_until, service_env, spawn
 from tests.support_gateway import receive, serve_gateway
-from tests.support_kafka import Entry, produce
+from tests.support_kafka import Entry, produce, read_topic
 
 SYMBOL = "BTC/USDT"
 VENUES = DEFAULT_VENUES[:2]
@@ -58,12 +60,64 @@ def as_decimals(side: list) -> list[tuple[Decimal, Decimal]]:
     return [(Decimal(level[0]), Decimal(level[1])) for level in side]
 
 
+async def replayed(settings: Settings, start: int, end: int) -> list[dict]:
+    """The items of an orderbook replay of BTC/USDT from ``start`` to ``end`` at speed 20."""
+    items = []
+    async with websockets.connect(f"ws://127.0.0.1:{settings.gateway_port}/ws/stream") as ws:
+        request = {
+            "type": "subscribe",
+            "stream_type": "orderbook",
+            "symbols": [SYMBOL],
+            "depth": 10,
+            "interval_ms": 100,
+            "start": micros_to_iso(start),
+            "end": micros_to_iso(end),
+            "speed": 20,
+        }
+        await ws.send(json.dumps(request))
+        await receive(ws, "subscription_ack")
+        async with asyncio.timeout(30):
+            while (message := json.loads(await ws.recv()))["type"] != "replay_complete":
+                if message["type"] == "data":
+                    assert message["replay"] is True
+                    items.extend(message["data"])
+                else:
+                    assert message["type"] == "heartbeat", message
+    return items
+
+
+async def check_replay(settings: Settings, start: int, end: int) -> None:
+    """A replayed range rebuilds, item by item with every seq and checksum verified, the
+    consolidated books the agent wrote for the same offsets, up to its last one in range."""
+    written = [
+        book
+        for _, _, book in await read_topic(settings, "books.consolidated", ConsolidatedBook)
+        if book.symbol == SYMBOL and start <= book.ts_event <= end
+    ]
+    assert len(written) >= 10
+    items = await replayed(settings, start, end)
+    assert items, "no book replayed"
+    client, at = ClientBook(), 0
+    for item in items:
+        client.apply(item)  # raises on a seq gap or checksum mismatch
+        while micros_to_iso(written[at].ts_event) != item["timestamp"]:
+            at += 1  # books that change nothing in the top 10 send nothing
+        bids, asks = client.levels()
+        assert as_decimals(bids) == as_decimals(written[at].bids[:10])
+        assert as_decimals(asks) == as_decimals(written[at].asks[:10])
+        assert client.venues == written[at].venues
+    assert items[0]["action"] == "snapshot" and items[0]["seq"] == 1
+    assert [item["action"] for item in items[1:]].count("delta") >= 5
+    assert at == len(written) - 1, "the replay ended before the agent's last book in range"
+
+
 async def test_a_client_rebuilds_the_consolidated_book_of_two_venues(
     topics: Settings, tmp_path: Path
 ) -> None:
     settings = dataclasses.replace(topics, gateway_port=free_port(), book_snapshot_ms=250)
     worker = spawn(["arbitrate"], service_env(settings), tmp_path / "arbitrate.log")
     venues = Venues(now_micros() - 10_000_000)
+    replay_start = venues.now + 1_500_000  # after the first books: the fold starts before it
     try:
         async with serve_gateway(settings) as app:
             events = venues.steps(30)
@@ -125,6 +179,7 @@ async def test_a_client_rebuilds_the_consolidated_book_of_two_venues(
                 assert (await http.get(f"{base}/BTC/USDT", params={"depth": 7})).status_code == 422
             assert served["action"] == "snapshot" and served["venues"] == client.venues
             assert as_decimals(served["bids"]) == as_decimals(store.books[SYMBOL].bids[:10])
+            await check_replay(settings, replay_start, latest)
     finally:
         stop_process(worker)
     log = (tmp_path / "arbitrate.log").read_text(errors="replace")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from domain.books.consolidated import SymbolBooks
 from domain.books.protocol import ClientBook
 from gateway import frames
-from gateway.books import BookStore
+from gateway.books import BookStore, replayed_items
 from gateway.protocol import ErrorCode, ProtocolError, StreamType, parse_client_message
 from gateway.subscription import Subscription
 from ingest.books.synthetic_books import SyntheticBooks
@@ -66,7 +66,7 @@ def test_an_orderbook_subscription_takes_a_depth_and_a_venue() -> None:
         ({"depth": "10"}, "depth"),
         ({"venue": "Not A Venue!"}, "venue"),
         ({"venue": "x" * 65}, "venue"),
-        ({"start": "2024-01-01T00:00:00Z"}, "replay of the orderbook"),
+        ({"start": "2024-01-01T00:00:00Z"}, "needs an end"),
         ({"stream_type": "price", "depth": 10}, "orderbook stream type only"),
         ({"stream_type": "quote", "venue": "consolidated"}, "orderbook stream type only"),
     ],
@@ -171,3 +171,21 @@ def test_the_example_client_rebuilds_the_book_and_catches_a_corrupted_delta() ->
     item["asks"][0][1] = "7" + item["asks"][0][1]
     with pytest.raises(example.Desync, match="checksum"):
         book.apply(item)
+
+
+@pytest.mark.parametrize("venue", ["consolidated", "synthetic:beta"])
+def test_replayed_books_reach_the_client_as_a_snapshot_then_checksummed_deltas(
+    venue: str,
+) -> None:
+    subscription = Subscription(StreamType.ORDERBOOK, [SYMBOL], 100, depth=25, venue=venue)
+    build = replayed_items(subscription)
+    client, actions = ClientBook(), []
+    for book in consolidated_books():
+        message = build(book)
+        if message is None:  # nothing this subscription shows changed
+            continue
+        client.apply(json.loads(json.dumps(message)))  # raises on a seq gap or bad checksum
+        actions.append(message["action"])
+        bids, asks = client.levels()
+        assert (levels(bids), levels(asks)) == expected(book, venue, 25)
+    assert actions[0] == "snapshot" and actions.count("delta") >= 30

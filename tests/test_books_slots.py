@@ -7,6 +7,7 @@ import functools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.books.replay import RangeFold
 from domain.books.slots import BookSlots
 from ingest.books.synthetic_books import SyntheticBooks
 from ingest.synthetic import SyntheticMarket
@@ -89,3 +90,24 @@ def test_a_restart_that_replays_the_log_gives_the_same_books(cut: int) -> None:
     restored = slots()
     before = run(records[:cut], restored)
     assert before + run(records[cut:], restored) == whole
+
+
+@settings(deadline=None)  # the first example builds the cached log
+@given(
+    st.integers(0, 40),
+    st.integers(0, 40),
+    st.sampled_from([("BTC/USDT",), ("ETH/USDT",), ("BTC/USDT", "ETH/USDT")]),
+)
+def test_a_replayed_range_gives_exactly_the_books_the_agent_made_in_it(
+    first: int, last: int, symbols: tuple[str, ...]
+) -> None:
+    records = log(steps=40)
+    start, end = START + first * SECOND // 10, START + last * SECOND // 10
+    fold = RangeFold(slots(), frozenset(symbols), start, end)
+    replayed = [book for record in records for book in fold.process(*record)]
+    made = run(records)
+    assert replayed == [
+        book for book in made if book.symbol in symbols and start <= book.ts_event <= end
+    ]
+    if first <= last - 5:  # a range of half a second or more flushes books of each symbol
+        assert {book.symbol for book in replayed} == set(symbols)

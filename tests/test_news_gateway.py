@@ -11,7 +11,7 @@ import pytest
 from fiml.export import row
 from gateway.news_store import NEWS_KEPT, NEWS_SNAPSHOT, NewsStore
 from gateway.protocol import StreamType, parse_client_message
-from gateway.replaying import keyed_news_item
+from gateway.replay_sources import keyed_news_item
 from gateway.session_state import SessionState
 from gateway.subscription import Subscription
 from runtime.catalog import Catalog, ExchangeMarkets
