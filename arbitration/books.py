@@ -27,7 +27,7 @@ from arbitration.batch_agent import batch_topic, batches
 from arbitration.engine.outputs import Marker, Message, parse_marker
 from arbitration.engine.partition import SourceRecord
 from arbitration.feeds import last_record, read_partition
-from arbitration.sender import BatchSender, DeliveryFailed
+from arbitration.sender import BatchSender, DeliveryFailed, send_each
 from domain.books.slots import BookSlots
 from runtime.backoff import NETWORK
 from runtime.book_replay import book_slots
@@ -173,18 +173,10 @@ async def rebuild_books(source: Settings, target: Settings) -> tuple[dict[int, i
         for tp in partitions:
             deliveries = []
             async for record in read_partition(source, topic, tp.partition, ends[tp]):
-                for message in await worker.handle(tp.partition, record):
-                    written += 1
-                    deliveries.append(
-                        await producer.send(
-                            target.topic(message.role),
-                            message.value,
-                            key=message.key,
-                            partition=tp.partition,
-                            timestamp_ms=record.timestamp_us // 1000,
-                            headers=message.headers,
-                        )
-                    )
+                messages = await worker.handle(tp.partition, record)
+                written += len(messages)
+                sent = send_each(producer, target, tp.partition, record.timestamp_us, messages)
+                deliveries.extend(await sent)
             await asyncio.gather(*deliveries)
     finally:
         await producer.stop()

@@ -25,6 +25,7 @@ from arbitration.configure import engine_config
 from arbitration.engine.outputs import Marker, parse_marker
 from arbitration.engine.partition import ROLES
 from arbitration.feeds import StatusFeed, read_partition
+from arbitration.sender import send_each
 from runtime.kafka import make_consumer, make_producer, topic_partitions
 from runtime.settings import Settings
 from runtime.topics import create_topics
@@ -120,18 +121,10 @@ async def rebuild(
                 report.records += 1
                 if progress is not None:
                     progress(report.records, total)
-                for message in await arbiter.handle(tp.partition, record):
-                    report.written[message.role] += 1
-                    deliveries.append(
-                        await producer.send(
-                            target.topic(message.role),
-                            message.value,
-                            key=message.key,
-                            partition=tp.partition,
-                            timestamp_ms=record.timestamp_us // 1000,
-                            headers=message.headers,
-                        )
-                    )
+                messages = await arbiter.handle(tp.partition, record)
+                report.written.update(message.role for message in messages)
+                sent = send_each(producer, target, tp.partition, record.timestamp_us, messages)
+                deliveries.extend(await sent)
             await asyncio.gather(*deliveries)
     finally:
         await producer.stop()

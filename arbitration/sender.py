@@ -17,10 +17,14 @@ still a prefix of what was sent to it: the markers then say exactly what is miss
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
+
+from arbitration.engine.outputs import Message
+from runtime.settings import Settings
 
 Headers = Sequence[tuple[str, bytes]]
 Where = tuple[str, int]
@@ -99,3 +103,25 @@ class BatchSender:
         for builder in builders:
             builder.close()
             await (await self.producer.send_batch(builder, topic, partition=partition))
+
+
+async def send_each(
+    producer: AIOKafkaProducer,
+    target: Settings,
+    partition: int,
+    timestamp_us: int,
+    messages: Iterable[Message],
+) -> list[asyncio.Future[Any]]:
+    """Send ``messages`` one by one to their topics of ``target``, in ``partition`` with the
+    input's Kafka time (a rebuild's path): their delivery futures."""
+    return [
+        await producer.send(
+            target.topic(message.role),
+            message.value,
+            key=message.key,
+            partition=partition,
+            timestamp_ms=timestamp_us // 1000,
+            headers=message.headers,
+        )
+        for message in messages
+    ]
