@@ -6,11 +6,12 @@ partition number; a provider's statuses are in one partition, so each fires once
 come from the compacted rules topic (:class:`runtime.alert_rules.RuleFeed`, read to its end
 before the first record is evaluated, then followed); every evaluator gets every rule.
 
-The agent takes its input in batches of up to ``alert_checkpoint_seconds``; for each batch
-it evaluates, writes the fired alerts to the partition of the same number of
-``alerts.fired`` (key: the alert id), waits for them, writes each touched partition's
-checkpoint (``arbitration/alert_checkpoints.py``) and only then acknowledges the batch, so
-Faust never commits an offset its checkpoint does not cover: a restart fires nothing twice.
+The agent takes its input a fetched partition batch at a time (``arbitration/batch_agent.py``,
+as the quotes agent does); for each batch it evaluates, writes the fired alerts to the
+partition of the same number of ``alerts.fired`` (key: the alert id), waits for them, writes
+the partition's checkpoint (``arbitration/alert_checkpoints.py``) and only then lets the
+batch be acknowledged, so Faust never commits an offset its checkpoint does not cover: a
+restart fires nothing twice.
 """
 
 from __future__ import annotations
@@ -19,19 +20,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
-from faust.streams import Stream
-from faust.types import EventT
 from mode.types.signals import BaseSignalT
 
 from arbitration.alert_checkpoints import Checkpoint, CheckpointStore
+from arbitration.batch_agent import batch_topic, batches
 from domain.alerts.firing import Source
 from domain.alerts.rules import InvalidRule
 from runtime.alert_rules import RuleFeed
-from runtime.intake import decode_or_skip
+from runtime.intake import Located, decode_or_skip
 from runtime.settings import Settings
 from schemas.alerts import AlertRule, FiredAlert
 from schemas.codec import encode
@@ -39,8 +39,6 @@ from schemas.records import Candle, ProviderStatus, Quote
 from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.alerts")
-
-BATCH_EVENTS = 10_000
 
 
 class AlertWorker:
@@ -85,14 +83,13 @@ class AlertWorker:
             self.partitions[partition], self.written[partition] = checkpoint, written
         return checkpoint
 
-    async def process(self, producer: AIOKafkaProducer, events: Sequence[EventT[Any]]) -> None:
+    async def process(self, producer: AIOKafkaProducer, records: Sequence[Located]) -> None:
         """Evaluate a batch, write its alerts, then the checkpoints of its partitions."""
-        touched = sorted({event.message.partition for event in events})
+        touched = sorted({record.partition for record in records})
         for partition in touched:
             await self._open(partition)
         alerts: dict[int, list[FiredAlert]] = {partition: [] for partition in touched}
-        for event in events:
-            message = event.message
+        for message in records:
             checkpoint = self.partitions[message.partition]
             if message.offset < checkpoint.next.get(message.topic, 0):
                 continue  # evaluated before the checkpoint
@@ -126,13 +123,7 @@ def register_alerts(
 ) -> None:
     """Add the alerts agent to the arbitration worker's ``app``."""
     worker = AlertWorker(settings)
-    source = app.topic(
-        *worker.inputs,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    source = batch_topic(app, *worker.inputs)
 
     def revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
         worker.partitions.clear()  # reloaded from their checkpoints when given back
@@ -145,16 +136,8 @@ def register_alerts(
         try:
             await worker.rules.ready.wait()
             producer = producer_of(app)
-            # An agent gets a Stream, whose take_events its protocol type does not declare.
-            batches = cast(Stream[bytes], stream).take_events(
-                BATCH_EVENTS, within=settings.alert_checkpoint_seconds
-            )
-            async for events in batches:
-                for event in events:
-                    event.message.incref()  # held: take_events' ack will not be the last
-                await worker.process(producer, events)
-                for event in events:
-                    event.message.decref()
+            async for batch in batches(stream):  # acknowledged once its checkpoint is written
+                await worker.process(producer, batch.records)
         finally:
             rules.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -12,20 +12,20 @@ from arbitration.batch_delivery import SCHEME, BatchConsumer, Transport
 from arbitration.partition_batch import PartitionBatch
 
 
-def batch_topic(app: faust.App, name: str, *, maxsize: int = 4) -> faust.TopicT:
-    """``name`` as a topic whose records the consumer delivers a partition batch at a time;
-    ``maxsize`` counts batches in the agent's queue. Key and value types do not apply: a
-    batch carries the records as fetched (bytes, Kafka time in ms)."""
+def batch_topic(app: faust.App, *names: str, maxsize: int = 4) -> faust.TopicT:
+    """``names`` as one topic whose records the consumer delivers a partition batch at a
+    time; ``maxsize`` counts batches in the agent's queue. Key and value types do not apply:
+    a batch carries the records as fetched (bytes, Kafka time in ms)."""
     transport = app.transport
     if not isinstance(transport, Transport):
         raise TypeError(f"batch delivery needs a {SCHEME}:// broker URL")
-    transport.batch_topics.add(name)
+    transport.batch_topics.update(names)
     # Not app.topic(): faust-streaming 0.15.3 takes maxsize there and drops it (the queue
     # would hold stream_buffer_maxsize, 4096, batches: the whole backlog).
     make_topic: Any = app.conf.Topic
     topic: faust.TopicT = make_topic(
         app,
-        topics=[name],
+        topics=list(names),
         maxsize=maxsize,
         key_type=bytes,
         value_type=bytes,

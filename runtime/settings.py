@@ -159,7 +159,6 @@ class Settings:
     book_depth: int = 50
     book_snapshot_ms: int = 250
     alert_rule_lead_ms: int = 1000
-    alert_checkpoint_seconds: float = 1.0
     alert_webhook_secret: str | None = field(default=None, repr=False)
 
     log_level: str = "info"

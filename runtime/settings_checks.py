@@ -57,7 +57,6 @@ def check(settings: Settings) -> None:
         "delivery_timeout_seconds",
         "schema_registry_timeout_seconds",
         "synthetic_news_seconds",
-        "alert_checkpoint_seconds",
         "book_depth",
         "book_snapshot_ms",
     )

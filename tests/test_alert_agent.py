@@ -40,13 +40,12 @@ async def running(settings):
 
 
 def events_of(settings, written, records):
-    """Faust-like events of quotes written to partition 0 of fiml.quotes."""
+    """The fetched records (as a batch carries them) of quotes written to partition 0 of
+    fiml.quotes."""
     topic = settings.topic("quotes")
     return [
         SimpleNamespace(
-            message=SimpleNamespace(
-                topic=topic, partition=0, offset=meta.offset, key=b"AAA", value=encode(record)
-            )
+            topic=topic, partition=0, offset=meta.offset, key=b"AAA", value=encode(record)
         )
         for meta, record in zip(written, records, strict=True)
     ]
@@ -93,7 +92,7 @@ async def test_bad_input_and_a_bad_checkpoint_are_skipped(topics):
     record = quote("AAA", T0, 120)
     written = await produce(settings, "quotes", [b"\x00junk", record], partition=0)
     events = events_of(settings, written, [record, record])
-    events[0].message.value = b"\x00junk"
+    events[0].value = b"\x00junk"
     async with running(settings) as (worker, producer):
         assert set(worker.rules.rules) == {"r1"}
         await worker.process(producer, events)

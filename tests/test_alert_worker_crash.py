@@ -119,9 +119,7 @@ async def ready(port: int) -> bool:
 
 
 async def test_a_worker_killed_while_writing_alerts_delivers_each_once(topics, tmp_path):
-    settings = dataclasses.replace(
-        topics, alert_checkpoint_seconds=0.2, alert_webhook_secret=SECRET
-    )
+    settings = dataclasses.replace(topics, alert_webhook_secret=SECRET)
     health, hooks_health = free_port(), free_port()
     env = service_env(settings, FIML_HEALTH_PORT=str(health))
     log = tmp_path / "arbitrate.log"

@@ -44,7 +44,6 @@ async def system(topics, tmp_path):
         gateway_port=free_port(),
         api_keys=tuple(KEYS.values()),
         alert_rule_lead_ms=200,
-        alert_checkpoint_seconds=0.2,
         heartbeat_interval=0.5,
         alert_webhook_secret="end-to-end-webhook-secret",
     )
