@@ -11,7 +11,8 @@ as the quotes agent does); for each batch it evaluates, writes the fired alerts 
 partition of the same number of ``alerts.fired`` (key: the alert id), waits for them, writes
 the partition's checkpoint (``arbitration/alert_checkpoints.py``) and only then lets the
 batch be acknowledged, so Faust never commits an offset its checkpoint does not cover: a
-restart fires nothing twice.
+restart fires nothing twice. A Kafka error (the broker away) retries the batch with backoff
+from the partitions' checkpoints, as a restart would, instead of crashing the worker.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from mode.types.signals import BaseSignalT
 
 from arbitration.alert_checkpoints import Checkpoint, CheckpointStore
@@ -31,6 +34,7 @@ from arbitration.batch_agent import batch_topic, batches
 from domain.alerts.firing import Source
 from domain.alerts.rules import InvalidRule
 from runtime.alert_rules import RuleFeed
+from runtime.backoff import NETWORK
 from runtime.intake import Located, decode_or_skip
 from runtime.settings import Settings
 from schemas.alerts import AlertRule, FiredAlert
@@ -137,7 +141,17 @@ def register_alerts(
             await worker.rules.ready.wait()
             producer = producer_of(app)
             async for batch in batches(stream):  # acknowledged once its checkpoint is written
-                await worker.process(producer, batch.records)
+                attempt = 0
+                while True:
+                    try:
+                        await worker.process(producer, batch.records)
+                        break
+                    except KafkaError as error:  # the broker away: again from the checkpoints
+                        delay = NETWORK.delay(attempt, random.Random())
+                        attempt += 1
+                        log.warning("alerts batch not delivered (%s); retrying", error)
+                        worker.partitions.clear()
+                        await asyncio.sleep(delay)
         finally:
             rules.cancel()
             with contextlib.suppress(asyncio.CancelledError):
