@@ -23,8 +23,7 @@ from runtime.processes import (
     daemon_pid,
     find_java,
     start_daemon,
-    stop_pid,
-    stop_process,
+    stop_daemon,
     tail,
 )
 from runtime.settings import Settings
@@ -152,25 +151,17 @@ class LocalKafka:
             MAIN_CLASS,
             str(self.config_file),
         ]
-        process = start_daemon(
-            command, self.log_file, self.pid_file, stop_with_parent=stop_with_parent
+        return start_daemon(
+            command,
+            self.log_file,
+            self.pid_file,
+            stop_with_parent=stop_with_parent,
+            ready=lambda process: self._await_ready(process, timeout),
         )
-        try:
-            self._await_ready(process, timeout)
-        except BaseException:
-            stop_process(process)
-            raise
-        return process
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the broker of this data directory. Returns False if none was running."""
-        pid = self.running_pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        stop_pid(pid, timeout)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return stop_daemon(self.pid_file, str(self.config_file), timeout)
 
     def _write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

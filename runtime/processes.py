@@ -75,12 +75,14 @@ def start_daemon(
     pid_file: Path,
     *,
     stop_with_parent: bool,
+    ready: Callable[[subprocess.Popen[bytes]], None],
     cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` with its output appended to ``log_file`` and its id in ``pid_file``.
+    """Start ``command`` with its output appended to ``log_file`` and its id in ``pid_file``,
+    and return once ``ready(process)`` returns; if it raises, the process is stopped.
 
     With ``stop_with_parent`` it gets SIGTERM when this process dies; without, it runs on in
-    its own session until :func:`stop_pid`.
+    its own session until :func:`stop_daemon`.
     """
     with log_file.open("ab") as log:
         process = subprocess.Popen(
@@ -93,6 +95,11 @@ def start_daemon(
             start_new_session=not stop_with_parent,
         )
     pid_file.write_text(f"{process.pid}\n")
+    try:
+        ready(process)
+    except BaseException:
+        stop_process(process)
+        raise
     return process
 
 
@@ -105,6 +112,16 @@ def daemon_pid(pid_file: Path, marker: str) -> int | None:
     if pid_alive(pid) and marker in command_line(pid):
         return pid
     return None
+
+
+def stop_daemon(pid_file: Path, marker: str, timeout: float) -> bool:
+    """Stop the daemon of ``pid_file`` (see :func:`daemon_pid`) and forget its id; False if
+    none was running."""
+    pid = daemon_pid(pid_file, marker)
+    if pid is not None:
+        stop_pid(pid, timeout)
+    pid_file.unlink(missing_ok=True)
+    return pid is not None
 
 
 def stop_pid(pid: int, timeout: float) -> None:

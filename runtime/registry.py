@@ -38,8 +38,7 @@ from runtime.processes import (
     daemon_pid,
     find_java,
     start_daemon,
-    stop_pid,
-    stop_process,
+    stop_daemon,
     tail,
 )
 from runtime.settings import Settings
@@ -182,29 +181,18 @@ class LocalRegistry:
             "-jar",
             str(jar),
         ]
-        process = start_daemon(
+        return start_daemon(
             command,
             self.log_file,
             self.pid_file,
             stop_with_parent=stop_with_parent,
+            ready=lambda process: self._await_ready(process, timeout),
             cwd=self.data_dir,
         )
-        try:
-            self._await_ready(process, timeout)
-        except BaseException:
-            stop_process(process)
-            raise
-        return process
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the registry of this data directory. Returns False if none was running."""
-        pid = self.running_pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        stop_pid(pid, timeout)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return stop_daemon(self.pid_file, self.jdbc_url, timeout)
 
     def seed(self, versions: Sequence[SubjectVersion], timeout: float = 30.0) -> bool:
         """:func:`seed_apicurio` on this registry."""
