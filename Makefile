@@ -105,8 +105,10 @@ lint: setup
 check: lint deploy-tools
 	$(BIN)/pytest -m "not kafka" -n 2
 
+# every test, on two workers (a module stays on one; each worker starts its own broker),
+# the slowest listed at the end
 test: kafka-jars registry-runner test-tools lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile --durations=15
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .hypothesis test-artifacts

@@ -81,7 +81,12 @@ async def test_ingest_rides_out_a_missing_then_vanishing_broker(own_broker, tmp_
     ready = {name: f"http://127.0.0.1:{ports[name]}/readyz" for name in ("roomy", "tight")}
     broker = None
     try:
-        await asyncio.sleep(5)
+        # alive (healthz) without a broker, for a few seconds of retrying, yet not ready
+        await until_ready(
+            {name: f"http://127.0.0.1:{ports[name]}/healthz" for name in ("roomy", "tight")},
+            within=30,
+        )
+        await asyncio.sleep(3)
         for name in ("roomy", "tight"):
             assert processes[name].poll() is None, f"ingest {name} exited without a broker"
             assert (await answer(f"http://127.0.0.1:{ports[name]}/healthz"))[0] == 200
