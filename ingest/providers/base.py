@@ -126,35 +126,41 @@ class RetryingProvider:
                 await self.close()
 
     async def _checks(self, emit: Emit, stop: asyncio.Event) -> None:
-        """Check the demanded symbols that are due, as the bound allows, until cancelled; a
-        check that could not tell pauses the checks for ``CHECK_RETRY_S``."""
-        admission = self.admission
-        assert admission is not None
+        """Check the demanded symbols that are due whenever demand changes (and every
+        ``CHECK_EVERY_S``), until cancelled."""
         while not stop.is_set():
             self.demand_changed.clear()
-            for symbol in admission.due(self.demanded, time.monotonic()):
-                if not admission.take(time.monotonic()):
-                    break
-                try:
-                    verdict, batch = await self.check(symbol)
-                except Exception as error:  # a lookup fault of any shape: check again later
-                    log.warning(
-                        "%s could not check %s (%s: %s); checking again in %.0f s",
-                        self.name,
-                        symbol,
-                        type(error).__name__,
-                        self.describe(error),
-                        CHECK_RETRY_S,
-                        extra={"provider": self.name},
-                    )
-                    await wait(stop, CHECK_RETRY_S)
-                    break
-                admission.record(symbol, verdict, time.monotonic())
-                self._serve_admitted()
-                if batch:
-                    await emit(batch)
+            await self._check_due(emit, stop)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.demand_changed.wait(), CHECK_EVERY_S)
+
+    async def _check_due(self, emit: Emit, stop: asyncio.Event) -> None:
+        """Check the due symbols one by one (still demanded at each turn) while the bound
+        allows; a check that could not tell pauses the checks for ``CHECK_RETRY_S``."""
+        admission = self.admission
+        assert admission is not None
+        while due := admission.due(self.demanded, time.monotonic()):
+            if not admission.take(time.monotonic()):
+                return
+            symbol = due[0]
+            try:
+                verdict, batch = await self.check(symbol)
+            except Exception as error:  # a lookup fault of any shape: check again later
+                log.warning(
+                    "%s could not check %s (%s: %s); checking again in %.0f s",
+                    self.name,
+                    symbol,
+                    type(error).__name__,
+                    self.describe(error),
+                    CHECK_RETRY_S,
+                    extra={"provider": self.name},
+                )
+                await wait(stop, CHECK_RETRY_S)
+                return
+            admission.record(symbol, verdict, time.monotonic())
+            self._serve_admitted()
+            if batch:
+                await emit(batch)
 
     def up_status(self, latency_ms: float | None) -> list[ProviderStatus]:
         """An UP status when the provider just recovered or every few seconds, else none."""
