@@ -46,6 +46,12 @@ INGEST_DROPPED = Counter(
     "encodable), stopped (still buffered at a stop with no broker).",
     ["provider", "reason"],
 )
+DEMAND_REFUSED = Counter(
+    "fiml_demand_refused_total",
+    "Demanded symbols a live provider's check refused (never polled), per provider and "
+    "reason: not_listed, not_spot, inactive (ccxt's markets) or not_found (a lookup).",
+    ["provider", "reason"],
+)
 BROKER_UP = Gauge(
     "fiml_ingest_broker_up",
     "1 while ingest's producer delivers to Kafka, 0 while the broker is away.",

@@ -126,6 +126,11 @@ class Settings:
     # opts in to any symbol; ingest serves at most so many demanded symbols beyond them.
     synthetic_any_symbol: bool = False
     max_demanded_symbols: int = 100
+    # Live providers check a demanded symbol before polling it (ingest/providers/admission.py):
+    # lookups a minute per provider, and how long an acceptance and a refusal are kept.
+    demand_checks_per_minute: int = 10
+    demand_accepted_seconds: float = 86_400.0
+    demand_refused_seconds: float = 3_600.0
     # Kafka security (runtime/kafka_security.py): protocol, SASL user, TLS files.
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"

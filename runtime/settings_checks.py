@@ -59,6 +59,9 @@ def check(settings: Settings) -> None:
         "synthetic_news_seconds",
         "book_depth",
         "book_snapshot_ms",
+        "demand_checks_per_minute",
+        "demand_accepted_seconds",
+        "demand_refused_seconds",
     )
     for name in positive:
         if not getattr(settings, name) > 0:

@@ -11,7 +11,8 @@ from tests.ccxt_http import fixture
 
 
 class RecordedYahooSession(requests.Session):
-    """Routes by URL fragment; ``/v1/test/getcrumb`` gets a crumb, unknown URLs a 404.
+    """Routes by URL fragment; ``/v1/test/getcrumb`` gets a crumb, unknown URLs Yahoo's
+    recorded 404 for a ticker it does not know.
 
     A route whose value is an exception raises it; ``hang`` blocks until released.
     """
@@ -45,10 +46,7 @@ class RecordedYahooSession(requests.Session):
                     response.content = fixture(answer).encode()
                 return response
         response.status_code, response.ok = 404, False
-        response.content = (
-            b'{"chart":{"result":null,"error":{"code":"Not Found",'
-            b'"description":"No data found, symbol may be delisted"}}}'
-        )
+        response.content = fixture("yahoo/chart_not_found.json").encode()
         return response
 
 

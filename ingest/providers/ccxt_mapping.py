@@ -8,6 +8,7 @@ from typing import Any
 
 import ccxt
 
+from ingest.providers.admission import ACCEPTED, Verdict, refused
 from ingest.providers.failure import Failure
 from runtime.backoff import LONG, NETWORK, RATE_LIMIT
 from runtime.exchanges import active_spot
@@ -28,12 +29,21 @@ def venue_symbols(
     served: dict[str, str] = {}
     missing: list[str] = []
     for symbol in canonical:
-        market = markets.get(symbol)
-        if market is not None and active_spot(market):
+        if market_verdict(markets.get(symbol)).ok:
             served[symbol] = symbol
         else:
             missing.append(symbol)
     return served, missing
+
+
+def market_verdict(market: Mapping[str, Any] | None) -> Verdict:
+    """Whether a loaded ccxt market (None: not listed) can serve its pair: listed, spot and
+    not marked inactive."""
+    if market is None:
+        return refused("not_listed")
+    if active_spot(market):
+        return ACCEPTED
+    return refused("inactive" if market.get("spot") else "not_spot")
 
 
 def _number(value: Any) -> float | None:

@@ -1,6 +1,7 @@
 """One CCXT exchange as a provider named ``ccxt:<exchange id>``.
 
-It loads the exchange's markets, serves the requested crypto pairs the venue lists, and
+It loads the exchange's markets, serves the requested crypto pairs the venue lists (a
+demanded pair only once the loaded markets show it listed, spot and active), and
 streams them with ccxt.pro's ``watch_tickers``/``watch_trades_for_symbols`` where the
 exchange has them, else polls ``fetch_tickers``/``fetch_trades`` no faster than the
 exchange's ``rateLimit`` (ccxt's own throttler spaces the calls too). A failure is
@@ -24,10 +25,12 @@ import ccxt.async_support
 import ccxt.pro
 
 from ingest.books.stream import book_tap, fetch_books, watch_books
-from ingest.providers import Emit
+from ingest.providers import Batch, Emit
+from ingest.providers.admission import Admission, Verdict
 from ingest.providers.base import RetryingProvider, wait
 from ingest.providers.ccxt_mapping import (
     classify_ccxt_error,
+    market_verdict,
     ticker_to_tick,
     trade_to_tick,
     venue_symbols,
@@ -55,8 +58,9 @@ class CcxtProvider(RetryingProvider):
         streaming: bool | None = None,
         rng: random.Random | None = None,
         book_depth: int | None = None,
+        admission: Admission | None = None,
     ) -> None:
-        super().__init__(f"ccxt:{exchange.id}", symbols, rng)
+        super().__init__(f"ccxt:{exchange.id}", symbols, rng, admission)
         self.exchange = exchange
         self.reported_missing: frozenset[str] = frozenset()
         self.timeout_s = timeout_s
@@ -76,6 +80,12 @@ class CcxtProvider(RetryingProvider):
     def accepts(self, symbol: str) -> bool:
         """Crypto pairs: ``BASE/QUOTE`` other than fiat currency pairs."""
         return "/" in symbol and not is_fiat_pair(symbol)
+
+    async def check(self, symbol: str) -> tuple[Verdict, Batch]:
+        """The pair's market among the exchange's loaded markets (loaded once, then no
+        request): see :func:`market_verdict`."""
+        markets = await self._call(self.exchange.load_markets())
+        return market_verdict(markets.get(symbol)), []
 
     def classify(self, error: BaseException) -> Failure:
         """See :func:`classify_ccxt_error`."""

@@ -2,7 +2,9 @@
 
 Requests are spaced evenly so that neither the per-minute nor the per-day limit of the
 free tier is ever reached (:func:`spacing`), the key never appears in a log line or a
-status, and failures are classified like the other providers'.
+status, and failures are classified like the other providers'. A demanded symbol is
+checked with one quote request, taking its turn among the polls' requests (so checks and
+polls together keep the spacing, and a flood of checks takes at most every other request).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 
 import httpx
 
-from ingest.providers import Emit
-from ingest.providers.base import RetryingProvider, wait
+from ingest.providers import Batch, Emit
+from ingest.providers.admission import ACCEPTED, Admission, Verdict, refused
+from ingest.providers.base import RetryingProvider
 from ingest.providers.failure import Failure
 from runtime.backoff import LONG, NETWORK, RATE_LIMIT, parse_retry_after
 from runtime.clock import now_micros
@@ -106,8 +109,9 @@ class KeyedQuoteProvider(KeyedClient):
         per_day: int | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
+        admission: Admission | None = None,
     ) -> None:
-        super().__init__(name, symbols, rng)
+        super().__init__(name, symbols, rng, admission)
         self.api_key = api_key
         self.client = httpx.AsyncClient(
             base_url=self.base_url, timeout=timeout_s, transport=transport
@@ -115,6 +119,8 @@ class KeyedQuoteProvider(KeyedClient):
         self.interval = spacing(self.per_minute, per_day or self.per_day)
         self.seq = 0
         self.next_index = 0
+        self.turns = asyncio.Lock()
+        self.next_turn = float("-inf")
 
     def accepts(self, symbol: str) -> bool:
         """Tickers; no pairs."""
@@ -128,23 +134,48 @@ class KeyedQuoteProvider(KeyedClient):
         """The tick in a decoded response; raises QuotaExceeded, Unauthorized or NoData."""
         raise NotImplementedError
 
+    async def take_turn(self) -> None:
+        """Wait for the next request's turn: ``interval`` seconds after the last one, first
+        come first served."""
+        async with self.turns:
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(max(0.0, self.next_turn - loop.time()))
+            self.next_turn = loop.time() + self.interval
+
     async def fetch(self, symbol: str) -> RawTick:
         """One quote request, its HTTP status checked before its body is parsed."""
         path, query = self.params(symbol)
         body = await get_json(self.client, path, query, self.api_key)
-        return self.parse(symbol, body, self.seq + 1, now_micros())
+        tick = self.parse(symbol, body, self.seq + 1, now_micros())
+        self.seq += 1
+        return tick
+
+    async def check(self, symbol: str) -> tuple[Verdict, Batch]:
+        """One quote request: no quote refuses the symbol, a quote accepts it and goes out."""
+        await self.take_turn()
+        try:
+            tick = await self.fetch(symbol)
+        except NoData:
+            return refused("not_found"), []
+        return ACCEPTED, [tick]
 
     async def session(self, emit: Emit, stop: asyncio.Event) -> None:
-        """Request the symbols round-robin, one every ``interval`` seconds."""
+        """Request the symbols round-robin, one every ``interval`` seconds (checks take
+        turns in between); with none to serve, wait until there are some."""
         loop = asyncio.get_running_loop()
         while not stop.is_set():
+            if not self.symbols:
+                self.symbols_changed.clear()
+                await self.symbols_changed.wait()
+                continue
+            await self.take_turn()
+            if not self.symbols:
+                continue
             symbol = self.symbols[self.next_index % len(self.symbols)]
             self.next_index += 1
             started = loop.time()
             tick = await self.fetch(symbol)
-            self.seq += 1
             await emit([*self.up_status((loop.time() - started) * 1000), tick])
-            await wait(stop, self.interval)
 
 
 async def get_json(

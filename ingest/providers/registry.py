@@ -2,8 +2,10 @@
 
 An entry is a family (``synthetic``, ``ccxt``, ``yfinance``) or one member of it (``ccxt:kraken``);
 ``ccxt`` alone means every exchange of ``FIML_CCXT_EXCHANGES``. ``alphavantage`` and
-``fmp`` run whenever their API key is set. The news pollers of these families come after
-them (:mod:`ingest.news.providers`).
+``fmp`` run whenever their API key is set. Every live provider checks a demanded symbol
+before serving it (:mod:`ingest.providers.admission`); ccxt's check reads the markets it
+loads anyway, so only the others' lookups are bounded per minute. The news pollers of
+these families come after them (:mod:`ingest.news.providers`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 
 from ingest.news.providers import news_providers, quote_requests_per_day
 from ingest.providers import Provider
+from ingest.providers.admission import Admission
 from ingest.providers.alphavantage import AlphaVantageProvider
 from ingest.providers.ccxt_provider import CcxtProvider
 from ingest.providers.fmp import FmpProvider
@@ -40,6 +43,7 @@ def _ccxt(settings: Settings, member: str | None) -> list[Provider]:
             stall_s=settings.provider_stall_seconds,
             poll_seconds=settings.provider_poll_seconds,
             book_depth=settings.book_depth,
+            admission=Admission.from_settings(f"ccxt:{exchange_id}", settings, bounded=False),
         )
         for exchange_id in exchanges
     ]
@@ -54,6 +58,7 @@ def _yfinance(settings: Settings, member: str | None) -> list[Provider]:
             timeout_s=settings.provider_call_timeout_seconds,
             stall_s=settings.provider_stall_seconds,
             poll_seconds=settings.provider_poll_seconds,
+            admission=Admission.from_settings("yfinance", settings),
         )
     ]
 
@@ -68,6 +73,7 @@ def _alphavantage(settings: Settings, member: str | None) -> list[Provider]:
             settings.symbols,
             timeout_s=settings.provider_call_timeout_seconds,
             per_day=quote_requests_per_day(settings, "alphavantage"),
+            admission=Admission.from_settings("alphavantage", settings),
         )
     ]
 
@@ -82,6 +88,7 @@ def _fmp(settings: Settings, member: str | None) -> list[Provider]:
             settings.symbols,
             timeout_s=settings.provider_call_timeout_seconds,
             per_day=quote_requests_per_day(settings, "fmp"),
+            admission=Admission.from_settings("fmp", settings),
         )
     ]
 

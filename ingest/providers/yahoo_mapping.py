@@ -47,6 +47,17 @@ def _micros(moment: Any, fallback: int) -> int:
     return fallback
 
 
+def chart_meta(body: Any) -> dict[str, Any] | None:
+    """The ``meta`` of the first result of a decoded chart response; None when the answer
+    carries an error or no result (a ticker Yahoo does not know)."""
+    chart = body.get("chart") if isinstance(body, dict) else None
+    results = chart.get("result") if isinstance(chart, dict) else None
+    if not isinstance(chart, dict) or chart.get("error") or not results:
+        return None
+    meta = results[0].get("meta") if isinstance(results[0], dict) else None
+    return meta if isinstance(meta, dict) else None
+
+
 def chart_to_tick(
     meta: Mapping[str, Any], canonical: str, provider: str, seq: int, ts_ingest: int
 ) -> RawTick | None:

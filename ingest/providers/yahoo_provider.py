@@ -16,6 +16,8 @@ make) with every call rather than relying on whatever session yfinance last held
 is told to raise its errors (``config.debug.hide_exceptions = False``) rather than log them
 and return nothing, so each becomes a status.
 
+A demanded ticker is served once one chart call found it (:meth:`YahooProvider.check`).
+
 Equities, ETFs, indices (``^GSPC``), futures (``GC=F``) and forex (``EUR/USD`` as
 ``EURUSD=X``) are served; crypto pairs are left to the exchanges.
 """
@@ -32,10 +34,12 @@ from typing import Any
 import yfinance as yf
 from curl_cffi import requests as curl_requests
 
-from ingest.providers import Emit
+from ingest.providers import Batch, Emit
+from ingest.providers.admission import ACCEPTED, Admission, Verdict, refused
 from ingest.providers.base import RetryingProvider, wait
 from ingest.providers.failure import Failure
 from ingest.providers.yahoo_mapping import (
+    chart_meta,
     chart_to_tick,
     classify_yahoo_error,
     pricing_to_tick,
@@ -48,6 +52,8 @@ from runtime.private import private_attribute
 from schemas import ProviderStatus, RawTick
 
 STREAMER_URL = "wss://streamer.finance.yahoo.com/?version=2"
+CHART_URL = "https://query2.finance.yahoo.com/v8/finance/chart/{}"
+CHECK_PARAMS = {"range": "1d", "interval": "1d"}
 
 
 class YahooProvider(RetryingProvider):
@@ -64,8 +70,9 @@ class YahooProvider(RetryingProvider):
         stream_url: str = STREAMER_URL,
         streaming: bool | None = None,
         rng: random.Random | None = None,
+        admission: Admission | None = None,
     ) -> None:
-        super().__init__("yfinance", symbols, rng)
+        super().__init__("yfinance", symbols, rng, admission)
         self.timeout_s = timeout_s
         self.stall_s = timeout_s if stall_s is None else stall_s
         self.poll_seconds = poll_seconds
@@ -86,6 +93,23 @@ class YahooProvider(RetryingProvider):
         """``{Yahoo ticker: canonical symbol}`` of the symbols served now."""
         return yahoo_symbols(self.symbols)
 
+    async def check(self, symbol: str) -> tuple[Verdict, Batch]:
+        """One chart request (:meth:`_chart_lookup`): a ticker Yahoo does not know is
+        refused, a known one accepted with its tick."""
+        ticker = yahoo_symbol(symbol)
+        assert ticker is not None
+        loop = asyncio.get_running_loop()
+        meta = await asyncio.wait_for(
+            loop.run_in_executor(self.executor, self._chart_lookup, ticker), self.timeout_s
+        )
+        if meta is None:
+            return refused("not_found"), []
+        tick = chart_to_tick(meta, symbol, self.name, self.seq + 1, now_micros())
+        if tick is None:
+            return ACCEPTED, []
+        self.seq += 1
+        return ACCEPTED, [tick]
+
     def classify(self, error: BaseException) -> Failure:
         """See :func:`classify_yahoo_error`."""
         return classify_yahoo_error(error)
@@ -99,6 +123,19 @@ class YahooProvider(RetryingProvider):
         quotes.history(period="1d", interval="1m", timeout=self.timeout_s)
         meta: dict[str, Any] = quotes.get_history_metadata()
         return meta
+
+    def _chart_lookup(self, ticker: str) -> dict[str, Any] | None:
+        """The chart metadata of ``ticker`` from exactly one request on the provider's
+        session, or None when Yahoo does not know it. Not through yfinance's history, which
+        first looks the timezone up and repeats every answer of HTTP 400 and above with its
+        other cookie strategy: two to four requests for an unknown ticker."""
+        response = self.http.get(
+            CHART_URL.format(ticker), params=CHECK_PARAMS, timeout=self.timeout_s
+        )
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return chart_meta(response.json())
 
     async def _off_loop(self, ticker: str) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
