@@ -261,7 +261,7 @@ async def test_a_venue_that_stops_sending_goes_down_and_is_retried() -> None:
 
 
 async def test_the_event_loop_stays_responsive_while_a_call_hangs() -> None:
-    provider = binance(ticker_fault(Reply(hang=True)), timeout_s=1.0)
+    provider = binance(ticker_fault(Reply(hang=True)), timeout_s=3.0)
     stop = asyncio.Event()
     records: Records = []
 
@@ -269,8 +269,8 @@ async def test_the_event_loop_stays_responsive_while_a_call_hangs() -> None:
         records.extend(batch)
 
     task = asyncio.create_task(provider.run(emit, stop))
-    # A call run on the loop would stall it for the whole 1 s timeout; 0.5 s leaves room for load.
-    assert await worst_loop_stall() < 0.5
+    # A call run on the loop would stall it for the whole 3 s timeout; 1.5 s leaves room for load.
+    assert await worst_loop_stall() < 1.5
     assert not failures(records)
     stop.set()
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, 10)
