@@ -1,5 +1,6 @@
 """The Kafka security settings reach every client: aiokafka's options and Faust's broker
-credentials (offline; no SASL broker here, see the issue notes)."""
+credentials, and the local broker's SCRAM user (offline; the real SASL_SSL broker is
+tests/test_kafka_sasl_ssl.py)."""
 
 from __future__ import annotations
 
