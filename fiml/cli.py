@@ -80,6 +80,8 @@ def kafka_start() -> None:
         typer.echo(f"fiml kafka start: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"Kafka ready on {local.bootstrap} (pid {process.pid}, log {local.log_file})")
+    if local.settings.kafka_security_protocol.endswith("SSL"):
+        typer.echo(f"clients trust its CA: FIML_KAFKA_SSL_CAFILE={local.tls.ca_pem}")
 
 
 @kafka_app.command("stop")

@@ -73,7 +73,7 @@ class Supervisor:
                 flush=True,
             )
             self.broker = local.start(stop_with_parent=True)
-            settings = dataclasses.replace(settings, kafka_bootstrap=local.bootstrap)
+            settings = local.client_settings()
             self.settings = settings
         if self.with_registry:
             settings = self._start_registry(settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from aiokafka.client import AIOKafkaClient, CoordinationType
 
+from runtime.kafka_security import security_options
+from runtime.local_tls import LocalTls, LocalTlsError
 from runtime.processes import (
     daemon_pid,
     find_java,
@@ -78,6 +81,21 @@ class LocalKafka:
     @property
     def config_file(self) -> Path:
         return self.data_dir / "server.properties"
+
+    @property
+    def tls(self) -> LocalTls:
+        """The CA and broker certificate of a TLS listener (made on the first start)."""
+        return LocalTls(self.data_dir / "tls")
+
+    def client_settings(self) -> Settings:
+        """The settings of a client of this broker: its address and, for TLS, its CA unless
+        ``FIML_KAFKA_SSL_CAFILE`` names one."""
+        cafile = self.settings.kafka_ssl_cafile
+        if cafile is None and self.settings.kafka_security_protocol.endswith("SSL"):
+            cafile = str(self.tls.ca_pem)
+        return dataclasses.replace(
+            self.settings, kafka_bootstrap=self.bootstrap, kafka_ssl_cafile=cafile
+        )
 
     def fetch_jars(self) -> Path:
         """Resolve the broker's jars with Maven unless they are already cached."""
@@ -170,7 +188,8 @@ class LocalKafka:
             controller_port=self.settings.kafka_controller_port,
             log_dir=self.data_dir / "log",
         )
-        self.config_file.write_text(properties)
+        self.config_file.write_text(properties + security_properties(self))
+        self.config_file.chmod(0o600)
         (self.data_dir / "log4j2.properties").write_text(_runtime_file("log4j2.properties"))
 
     def _format_storage(self, jars: Path) -> None:
@@ -187,6 +206,7 @@ class LocalKafka:
             new_cluster_id(),
             "-c",
             str(self.config_file),
+            *scram_user_options(self.settings),
         ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
@@ -201,7 +221,7 @@ class LocalKafka:
                     f"the broker exited with code {process.returncode}; last lines of "
                     f"{self.log_file}:\n{tail(self.log_file)}"
                 )
-            if asyncio.run(broker_ready(self.bootstrap)):
+            if asyncio.run(broker_ready(self.client_settings())):
                 return
             time.sleep(0.3)
         raise KafkaRuntimeError(
@@ -209,17 +229,21 @@ class LocalKafka:
         )
 
 
-async def broker_ready(bootstrap: str, timeout_ms: int = 2000) -> bool:
-    """Whether the cluster at ``bootstrap`` answers, lists a broker and coordinates consumer
-    groups: the first coordinator lookup creates ``__consumer_offsets``, and until that is
-    done a worker joining its group logs GroupCoordinatorNotAvailable errors."""
+async def broker_ready(settings: Settings, timeout_ms: int = 2000) -> bool:
+    """Whether the cluster at ``settings.kafka_bootstrap`` answers, lists a broker and
+    coordinates consumer groups: the first coordinator lookup creates ``__consumer_offsets``,
+    and until that is done a worker joining its group logs GroupCoordinatorNotAvailable
+    errors."""
+    bootstrap = settings.kafka_bootstrap or ""
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=timeout_ms / 1000):
             pass
     except OSError:
         return False
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, **security_options(settings)
+    )
     try:
         await client.bootstrap()
         if not client.cluster.brokers():
@@ -230,6 +254,75 @@ async def broker_ready(bootstrap: str, timeout_ms: int = 2000) -> bool:
         return False
     finally:
         await client.close()
+
+
+def security_properties(local: LocalKafka) -> str:
+    """The broker settings of a client listener with ``FIML_KAFKA_SECURITY_PROTOCOL``,
+    overriding the template's PLAINTEXT one (the last value of a key wins): TLS from
+    :class:`LocalTls`, SCRAM users from the storage format (:func:`scram_user_options`).
+    The broker talks to itself on the same listener as the configured user."""
+    settings = local.settings
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return ""
+    lines = [
+        f"listeners={protocol}://127.0.0.1:{settings.kafka_port},"
+        f"CONTROLLER://127.0.0.1:{settings.kafka_controller_port}",
+        f"advertised.listeners={protocol}://127.0.0.1:{settings.kafka_port}",
+        f"inter.broker.listener.name={protocol}",
+        f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,{protocol}:{protocol}",
+    ]
+    if protocol.endswith("SSL"):
+        try:
+            tls = local.tls.ensure()
+        except LocalTlsError as error:
+            raise KafkaRuntimeError(str(error)) from error
+        lines += [
+            "ssl.keystore.type=PKCS12",
+            f"ssl.keystore.location={tls.keystore}",
+            f"ssl.keystore.password={tls.password}",
+            f"ssl.key.password={tls.password}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={tls.ca_pem}",
+        ]
+    if protocol.startswith("SASL"):
+        mechanism = settings.kafka_sasl_mechanism
+        user, password = _scram_user(settings)
+        lines += [
+            f"sasl.enabled.mechanisms={mechanism}",
+            f"sasl.mechanism.inter.broker.protocol={mechanism}",
+            f"listener.name.{protocol.lower()}.{mechanism.lower()}.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{user}" password="{password}";',
+        ]
+    return "\n".join(["# FIML_KAFKA_SECURITY_PROTOCOL", *lines, ""])
+
+
+def scram_user_options(settings: Settings) -> list[str]:
+    """The storage tool's ``--add-scram`` option that creates the configured SASL user."""
+    if not settings.kafka_security_protocol.startswith("SASL"):
+        return []
+    user, password = _scram_user(settings)
+    return ["--add-scram", f"{settings.kafka_sasl_mechanism}=[name={user},password={password}]"]
+
+
+def _scram_user(settings: Settings) -> tuple[str, str]:
+    """The configured SASL user and password, checked for what the local broker takes."""
+    if settings.kafka_sasl_mechanism == "PLAIN":
+        raise KafkaRuntimeError("the local broker takes SCRAM-SHA-256 or SCRAM-SHA-512, not PLAIN")
+    user, password = settings.kafka_sasl_username, settings.kafka_sasl_password
+    if not user or not password:
+        raise KafkaRuntimeError(
+            "a SASL listener needs FIML_KAFKA_SASL_USERNAME and FIML_KAFKA_SASL_PASSWORD"
+        )
+    if not all((c.isascii() and c.isalnum()) or c in "-_." for c in user) or not all(
+        (c.isascii() and c.isalnum()) or c in "-_.~+/=" for c in password
+    ):
+        raise KafkaRuntimeError(
+            "the local broker takes a user name of letters, digits, '-', '_' and '.', and a "
+            "password of these and '~', '+', '/', '='"
+        )
+    return user, password
 
 
 def _java() -> str:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import copy
 import dataclasses
@@ -36,6 +37,8 @@ from gateway.dashboard import CHART_LIBRARY
 from runtime.registry import APICURIO_VERSION, CCOMPAT_PATH
 from runtime.settings import Settings, TopicSpec
 from runtime.settings_checks import ENV_PREFIX
+from schemas.news import NewsItem
+from schemas.topics import RECORD_TOPICS, TopicRole
 from tests.deploy_tools import kustomize, strimzi_crds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -264,13 +267,21 @@ def test_kafka_is_kraft_through_strimzi_and_the_services_find_it(path):
     assert pool["metadata"]["labels"]["strimzi.io/cluster"] == cluster
     assert set(pool["spec"]["roles"]) == {"controller", "broker"}
     assert kafka["spec"]["kafka"]["version"] == Settings().kafka_version
-    [plain] = [
+    env = cluster_env(docs)
+    [listener] = [
         listener
         for listener in kafka["spec"]["kafka"]["listeners"]
-        if not listener["tls"] and listener["type"] == "internal"
+        if env["FIML_KAFKA_BOOTSTRAP"] == f"{cluster}-kafka-bootstrap:{listener['port']}"
     ]
-    env = cluster_env(docs)
-    assert env["FIML_KAFKA_BOOTSTRAP"] == f"{cluster}-kafka-bootstrap:{plain['port']}"
+    assert listener["type"] == "internal"
+    settings = Settings.from_env(env)
+    if settings.kafka_security_protocol == "SASL_SSL":  # prod: TLS, SCRAM users, ACLs
+        assert listener["tls"] and listener["authentication"]["type"] == "scram-sha-512"
+        assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
+        assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
+        assert "userOperator" in kafka["spec"]["entityOperator"]
+    else:
+        assert settings.kafka_security_protocol == "PLAINTEXT" and not listener["tls"]
     config = kafka["spec"]["kafka"]["config"]
     brokers = pool["spec"]["replicas"]
     replication = int(env["FIML_REPLICATION_FACTOR"])
@@ -417,6 +428,124 @@ def test_prometheus_scrapes_metrics_of_every_service(path):
         assert int(annotations["prometheus.io/port"]) == probed == getattr(settings, port_setting)
 
 
+# ---------------------------------------------------------------- Kafka users and ACLs
+
+#: Each component's KafkaUser (k8s/overlays/prod/kafka-users.yaml), the module its command
+#: runs, and its consumer group (None: it assigns partitions itself).
+KAFKA_USERS = {
+    "ingest": ("fiml-ingest", "ingest.service", None),
+    "arbitration": ("fiml-arbitration", "arbitration.app", "{prefix}-arbitration"),  # Faust app id
+    "gateway": ("fiml-gateway", "gateway.app", None),
+    "webhooks": ("fiml-webhooks", "arbitration.webhook_worker", "{prefix}-webhooks"),
+}
+PROJECT_PACKAGES = ("ingest", "arbitration", "gateway", "runtime", "domain")
+#: Modules that list every topic (creation, settings, registry subjects), not a component's.
+EVERY_TOPIC = {"runtime.settings", "runtime.topics", "runtime.schema_ids"}
+
+
+def imported_modules(entry: str) -> dict[str, ast.Module]:
+    """The syntax trees of ``entry`` and every project module it imports, transitively."""
+    trees: dict[str, ast.Module] = {}
+    todo = [entry]
+    while todo:
+        name = todo.pop()
+        path = ROOT.joinpath(*name.split("."))
+        files = [f for f in (path.with_suffix(".py"), path / "__init__.py") if f.exists()]
+        if name in trees or name in EVERY_TOPIC or not files:
+            continue
+        trees[name] = tree = ast.parse(files[0].read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            todo += [m for m in modules if m.split(".")[0] in PROJECT_PACKAGES]
+    return trees
+
+
+def topics_in_code(entry: str) -> tuple[set[str], set[str], set[str]]:
+    """The topic roles a component's code names (``TopicRole.X``, or a role as a call's first
+    argument), those of the records it builds (``RECORD_TOPICS``; a NewsItem goes to news.raw
+    first, which it names), and those of the records its own package builds (what it
+    writes; the shared domain also builds records it parses)."""
+    roles = {role.value for role in TopicRole}
+    built_types = {kind.__name__: role.value for kind, role in RECORD_TOPICS.items()}
+    del built_types[NewsItem.__name__]
+    named, built, own = set(), set(), set()
+    for module, tree in imported_modules(entry).items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and getattr(node.value, "id", "") == "TopicRole":
+                named.add(TopicRole[node.attr].value)
+            elif isinstance(node, ast.Call) and node.args:
+                first = node.args[0]
+                if isinstance(first, ast.Constant) and first.value in roles:
+                    named.add(first.value)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") in built_types:
+                built.add(built_types[node.func.id])
+                if module.split(".")[0] == entry.split(".")[0]:
+                    own.add(built_types[node.func.id])
+    return named, built, own
+
+
+def test_each_component_has_a_kafka_user_with_acls_for_exactly_its_topics():
+    """Prod: every component connects as its own SCRAM user, whose ACLs cover the topics its
+    code names, no topic its code never touches, Write on the topics it builds records
+    for, and only its own consumer group; the credentials come from Strimzi's Secrets."""
+    docs = build("overlays/prod")
+    cluster = one(docs, "Kafka")["metadata"]["name"]
+    users = by_kind(docs, "KafkaUser")
+    settings = Settings.from_env(cluster_env(docs))
+    prefix = settings.topic_prefix
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert set(users) == {user for user, _, _ in KAFKA_USERS.values()} | {"fiml-registry"}
+    for component, (user, entry, group) in KAFKA_USERS.items():
+        spec = users[user]["spec"]
+        assert users[user]["metadata"]["labels"]["strimzi.io/cluster"] == cluster
+        assert spec["authentication"]["type"] == "scram-sha-512"
+        acls: dict[tuple[str, str], set[str]] = {}
+        for acl in spec["authorization"]["acls"]:
+            assert (
+                acl.get("type", "allow") == "allow" and acl["resource"]["patternType"] == "literal"
+            )
+            key = (acl["resource"]["type"], acl["resource"]["name"])
+            acls.setdefault(key, set()).update(acl["operations"])
+        topics = {
+            name.removeprefix(f"{prefix}."): ops
+            for (kind, name), ops in acls.items()
+            if kind == "topic"
+        }
+        groups = {name for kind, name in acls if kind == "group"}
+        named, built, writes = topics_in_code(entry)
+        assert named <= set(topics) <= named | built, component
+        assert writes and all("Write" in topics[role] for role in writes), component
+        assert all(ops <= {"Read", "Write", "Describe"} for ops in topics.values()), component
+        assert groups == ({group.format(prefix=prefix)} if group else set()), component
+        box = container(docs, component)
+        env = {item["name"]: item for item in box["env"]}
+        assert env["FIML_KAFKA_SASL_USERNAME"]["value"] == user
+        secret = env["FIML_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert (secret["name"], secret["key"]) == (user, "password")
+        volumes = deployment(docs, component)["spec"]["template"]["spec"]["volumes"]
+        [ca] = [
+            v
+            for v in volumes
+            if v.get("secret", {}).get("secretName") == f"{cluster}-cluster-ca-cert"
+        ]
+        [mount] = [m for m in box["volumeMounts"] if m["name"] == ca["name"]]
+        assert settings.kafka_ssl_cafile == f"{mount['mountPath']}/ca.crt"
+    # every component reaches the brokers on the TLS listener's port only
+    port = int(settings.kafka_bootstrap.rpartition(":")[2])
+    for policy in by_kind(docs, "NetworkPolicy").values():
+        for rule in policy["spec"].get("egress", []):
+            if any(
+                peer.get("podSelector", {}).get("matchLabels", {}).get("strimzi.io/kind") == "Kafka"
+                for peer in rule.get("to", [])
+            ):
+                assert [p["port"] for p in rule["ports"]] == [port], policy["metadata"]["name"]
+
+
 # ---------------------------------------------------------------- everywhere
 
 
@@ -489,7 +618,7 @@ def test_the_schema_registry_is_the_local_release_and_every_service_uses_it():
     for path in BUILDS:
         docs = build(path)
         box = container(docs, "schema-registry")
-        env = {item["name"]: item["value"] for item in box["env"]}
+        env = {item["name"]: item.get("value") for item in box["env"]}
         assert box["image"] == image and REGISTRY_SETTINGS.items() <= env.items()
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == cluster_env(docs)["FIML_KAFKA_BOOTSTRAP"]
         service = by_kind(docs, "Service")["fiml-schema-registry"]

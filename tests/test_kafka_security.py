@@ -1,5 +1,6 @@
 """The Kafka security settings reach every client: aiokafka's options and Faust's broker
-credentials (offline; no SASL broker here, see the issue notes)."""
+credentials, and the local broker's SCRAM user (offline; the real SASL_SSL broker is
+tests/test_kafka_sasl_ssl.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 import runtime.kafka
 from arbitration.kafka_auth import faust_credentials
+from runtime.broker import KafkaRuntimeError, scram_user_options
 from runtime.kafka import make_admin, make_consumer, make_producer
 from runtime.kafka_security import security_options
 from runtime.settings import Settings
@@ -88,3 +90,25 @@ def test_sasl_without_a_user_is_refused_when_a_client_is_made():
     settings = Settings(kafka_security_protocol="SASL_PLAINTEXT")
     with pytest.raises(SettingsError, match="FIML_KAFKA_SASL_USERNAME"):
         security_options(settings)
+
+
+def test_the_local_broker_creates_the_scram_user_when_it_formats_its_storage():
+    settings = Settings.from_env({**SASL, "FIML_KAFKA_SASL_PASSWORD": "Ab0-_.~+/="})
+    assert scram_user_options(settings) == [
+        "--add-scram",
+        "SCRAM-SHA-256=[name=fiml-gateway,password=Ab0-_.~+/=]",
+    ]
+    assert scram_user_options(Settings()) == []
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"FIML_KAFKA_SASL_PASSWORD": "a,b]"},  # the storage tool would split it
+        {"FIML_KAFKA_SASL_USERNAME": "a=b"},
+        {"FIML_KAFKA_SASL_MECHANISM": "PLAIN"},  # the local broker creates SCRAM users only
+    ],
+)
+def test_the_local_broker_refuses_a_user_its_storage_tool_would_misread(env):
+    with pytest.raises(KafkaRuntimeError):
+        scram_user_options(Settings.from_env({**SASL, **env}))
