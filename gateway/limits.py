@@ -12,11 +12,17 @@ class TokenBucket:
         self.tokens = burst
         self.updated = now
 
-    def take(self, now: float) -> bool:
-        """Take one token if there is one."""
+    def take(self, now: float, count: int = 1) -> bool:
+        """Take ``count`` tokens if there are so many (none otherwise)."""
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
+        if self.tokens >= count:
+            self.tokens -= count
             return True
         return False
+
+
+def new_symbol_bucket(per_minute: int, now: float) -> TokenBucket | None:
+    """The pace of new symbols on one connection: ``per_minute``, all of them at once if
+    need be (None for 0: no limit)."""
+    return TokenBucket(per_minute / 60, per_minute, now) if per_minute else None

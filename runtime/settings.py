@@ -126,6 +126,12 @@ class Settings:
     # opts in to any symbol; ingest serves at most so many demanded symbols beyond them.
     synthetic_any_symbol: bool = False
     max_demanded_symbols: int = 100
+    # Demand expiry and eviction (docs/invariants.md "Per-symbol state"): symbols a connection
+    # may add per minute; state of a symbol without demand and data dropped after so long
+    # (gateway, ingest: wall clock; arbitration: the partition's event time).
+    max_new_symbols_per_minute: int = 1000
+    symbol_evict_seconds: float = 600.0
+    arbitration_evict_seconds: float = 90_000.0
     # Kafka security (runtime/kafka_security.py): protocol, SASL user, TLS files.
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"
