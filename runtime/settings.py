@@ -131,7 +131,7 @@ class Settings:
     # (gateway, ingest: wall clock; arbitration: the partition's event time).
     max_new_symbols_per_minute: int = 1000
     symbol_evict_seconds: float = 600.0
-    arbitration_evict_seconds: float = 90_000.0
+    arbitration_evict_seconds: float = 172_800.0
     # Kafka security (runtime/kafka_security.py): protocol, SASL user, TLS files.
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"
