@@ -24,7 +24,7 @@ import time
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway import frames
-from gateway.limits import TokenBucket, new_symbol_bucket
+from gateway.limits import TokenBucket, new_symbol_limit
 from gateway.outbox import Outbox
 from gateway.protocol import (
     ClientMessage,
@@ -63,7 +63,7 @@ class ClientSession:
             settings.max_replays_per_connection,
             settings.max_symbols_per_connection,
             shared.admission.replays,
-            new_symbol_bucket(settings.max_new_symbols_per_minute, time.monotonic()),
+            new_symbol_limit(settings.max_new_symbols_per_minute),
         )
         self.symbols = SymbolWatch(settings.stale_after_seconds)
         self.outbox: Outbox[tuple[str, Subscription | None]] = Outbox(settings.send_queue_limit)

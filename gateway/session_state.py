@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.admission import Slots
-from gateway.limits import TokenBucket
+from gateway.limits import SlidingLimit
 from gateway.protocol import (
     ErrorCode,
     ProtocolError,
@@ -42,7 +42,7 @@ class SessionState:
     max_replays: int = 0
     max_symbols: int = 0
     replay_slots: Slots = field(default_factory=lambda: Slots(0))
-    new_symbols: TokenBucket | None = None
+    new_symbols: SlidingLimit | None = None
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
 
     def subscribe(self, request: SubscribeRequest, now: float = 0.0) -> Subscription:
@@ -71,7 +71,7 @@ class SessionState:
         if self.new_symbols is not None and added and not self.new_symbols.take(now, added):
             raise ProtocolError(
                 ErrorCode.RATE_LIMITED,
-                f"more than {self.new_symbols.burst:g} new symbols per minute on this "
+                f"more than {self.new_symbols.limit} new symbols per minute on this "
                 "connection; retry later",
             )
         replay = request.start is not None

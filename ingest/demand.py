@@ -174,7 +174,8 @@ class _DemandFollower:
             await consumer.stop()
 
     def _serve(self, now_us: int) -> None:
-        self.book.evict(now_us, int(self.settings.symbol_evict_seconds * MICROS))
+        if self.settings.symbol_evict_seconds:
+            self.book.evict(now_us, int(self.settings.symbol_evict_seconds * MICROS))
         subscribers = self.book.subscribers(now_us)
         subscribed = frozenset(subscribers)
         if subscribed != self.subscribed:

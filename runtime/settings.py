@@ -128,7 +128,7 @@ class Settings:
     max_demanded_symbols: int = 100
     # Demand expiry and eviction (docs/invariants.md "Per-symbol state"): symbols a connection
     # may add per minute; state of a symbol without demand and data dropped after so long
-    # (gateway, ingest: wall clock; arbitration: the partition's event time).
+    # (gateway, ingest: wall clock, 0: never; arbitration: the partition's event time).
     max_new_symbols_per_minute: int = 1000
     symbol_evict_seconds: float = 600.0
     arbitration_evict_seconds: float = 172_800.0

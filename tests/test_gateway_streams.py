@@ -283,7 +283,7 @@ async def test_connection_and_subscription_caps(secured):
 
 
 async def test_new_symbols_per_connection_are_rate_limited_by_default(gateway):
-    """The default pace (1000 new symbols a minute, all at once if need be): two full
+    """The default limit (1000 new symbols in any minute): two full
     watchlists of 500 pass, the next new symbol is refused with RATE_LIMITED and nothing is
     added; symbols the connection holds cost nothing."""
     settings, port, _ = gateway
