@@ -19,6 +19,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         latency_scale_us=settings.latency_scale_ms * 1000,
         expected_providers=settings.expected_providers,
         switch_margin=settings.switch_margin,
+        evict_us=int(settings.arbitration_evict_seconds * 1_000_000),
         weights=Weights(
             freshness=settings.weight_freshness,
             latency=settings.weight_latency,

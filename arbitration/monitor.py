@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from arbitration.engine.partition import PartitionEngine
-from runtime.metrics import ConsumerLag, ScoreExport, set_provider_state
+from runtime.metrics import SYMBOLS_HELD, ConsumerLag, ScoreExport, set_provider_state
 
 METRICS_PERIOD = 1.0
 
@@ -55,6 +55,7 @@ class ArbitrationMonitor:
         )
         for provider, state in applied_states(held).items():
             set_provider_state(provider, state)
+        SYMBOLS_HELD.labels("arbitration").set(sum(len(engine.books) for engine in held))
 
 
 def applied_states(engines: Iterable[PartitionEngine]) -> dict[str, str]:

@@ -53,7 +53,7 @@ log = logging.getLogger("fiml.arbitration")
 SNAPSHOT_EVERY = 50_000
 MAX_SNAPSHOT_BYTES = 900_000
 MAX_STATE_BYTES = 32 * 1024 * 1024
-FORMAT = b"FIMLSNAP\x02"
+FORMAT = b"FIMLSNAP\x03"
 TIMELINE = "statuses"
 
 ALLOWED = {

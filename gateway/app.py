@@ -18,6 +18,7 @@ from gateway.alerts import AlertBook
 from gateway.clock import Clocks
 from gateway.dashboard import mount_dashboard
 from gateway.demand import DemandPublisher
+from gateway.eviction import evict_idle_symbols
 from gateway.feed import MarketFeed
 from gateway.providers import ProviderStatuses
 from gateway.registry import ConnectionRegistry
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
         feed.run,
         demand.run,
         functools.partial(watch_connections, registry),
+        functools.partial(evict_idle_symbols, shared),
         alerts.run,
     ]
     app = FastAPI(

@@ -48,6 +48,12 @@ class BookStore:
         self.versions: dict[str, int] = {}
         self.version = 0
 
+    def forget(self, symbol: str) -> None:
+        """Drop the book of ``symbol``."""
+        self.views.pop(symbol, None)
+        self.books.pop(symbol, None)
+        self.versions.pop(symbol, None)
+
     def update(self, book: ConsolidatedBook) -> None:
         """Keep ``book`` unless the one held is newer."""
         current = self.books.get(book.symbol)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +46,7 @@ class MarketFeed:
         self, settings: Settings, market: MarketStores, statuses: ProviderStatuses
     ) -> None:
         self.settings = settings
+        self.market = market
         self.routes: dict[str, tuple[type, Callable[[Any], None], Callable[..., None]]] = {
             settings.topic(TopicRole.QUOTES): (Quote, check_event_time, market.quotes.update),
             settings.topic(TopicRole.CANDLES): (Candle, check_open_time, market.candles.update),
@@ -93,6 +95,7 @@ class MarketFeed:
             async with self.progress.watching(consumer, partitions, self.lag):
                 while True:
                     batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+                    now = time.monotonic()
                     for partition, records in batches.items():
                         record_type, check, update = self.routes[partition.topic]
                         keyed = partition.topic == self.news_topic
@@ -101,9 +104,13 @@ class MarketFeed:
                             if value is not None:
                                 self.consumed += 1
                                 if keyed:  # a story is shown under the symbol of its key
-                                    update((record.key or b"?").decode(errors="replace"), value)
+                                    symbol = (record.key or b"?").decode(errors="replace")
+                                    update(symbol, value)
+                                    self.market.touch(symbol, now)
                                 else:
                                     update(value)
+                                    if record_type is not ProviderStatus:
+                                        self.market.touch(value.symbol, now)
         finally:
             self.lag.export({})
             await consumer.stop()

@@ -51,6 +51,10 @@ class NewsStore:
         self.symbols: dict[str, _Symbol] = {}
         self.version = 0
 
+    def forget(self, symbol: str) -> None:
+        """Drop the stories of ``symbol``."""
+        self.symbols.pop(symbol, None)
+
     def update(self, symbol: str, item: NewsItem) -> None:
         """Take the state of a story written under ``symbol``."""
         held = self.symbols.setdefault(symbol, _Symbol())

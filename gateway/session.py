@@ -24,7 +24,7 @@ import time
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway import frames
-from gateway.limits import TokenBucket
+from gateway.limits import TokenBucket, new_symbol_limit
 from gateway.outbox import Outbox
 from gateway.protocol import (
     ClientMessage,
@@ -63,6 +63,7 @@ class ClientSession:
             settings.max_replays_per_connection,
             settings.max_symbols_per_connection,
             shared.admission.replays,
+            new_symbol_limit(settings.max_new_symbols_per_minute),
         )
         self.symbols = SymbolWatch(settings.stale_after_seconds)
         self.outbox: Outbox[tuple[str, Subscription | None]] = Outbox(settings.send_queue_limit)
@@ -182,7 +183,7 @@ class ClientSession:
             self.send(error_frame(ErrorCode.PROCESSING_ERROR, "the message could not be processed"))
 
     def _subscribe(self, request: SubscribeRequest) -> None:
-        subscription = self.state.subscribe(request)
+        subscription = self.state.subscribe(request, time.monotonic())
         self.shared.registry.changed()
         ack = frames.subscription_ack(subscription, request)
         if subscription.replay:

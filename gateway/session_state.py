@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.admission import Slots
+from gateway.limits import SlidingLimit
 from gateway.protocol import (
     ErrorCode,
     ProtocolError,
@@ -33,18 +34,21 @@ class Unsubscribed:
 
 @dataclass
 class SessionState:
-    """The subscriptions of one connection, within its caps (0: no cap)."""
+    """The subscriptions of one connection, within its caps (0: no cap); ``new_symbols``
+    paces the symbols it adds that it does not hold yet (None: no limit)."""
 
     catalog: Catalog
     max_subscriptions: int = 0
     max_replays: int = 0
     max_symbols: int = 0
     replay_slots: Slots = field(default_factory=lambda: Slots(0))
+    new_symbols: SlidingLimit | None = None
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
 
-    def subscribe(self, request: SubscribeRequest) -> Subscription:
+    def subscribe(self, request: SubscribeRequest, now: float = 0.0) -> Subscription:
         """Add the subscription ``request`` asks for, or raise ProtocolError: a symbol no
-        provider serves, or a cap reached."""
+        provider serves, a cap reached, or too many new symbols by ``now`` (seconds,
+        monotonic)."""
         unknown = [symbol for symbol in request.symbols if not self.catalog.can_serve(symbol)]
         if unknown:
             raise ProtocolError(
@@ -57,14 +61,19 @@ class SessionState:
                 ErrorCode.SUBSCRIPTION_ERROR,
                 f"Failed to create subscription: at most {cap} per connection",
             )
-        if self.max_symbols:
-            held = {symbol for sub in self.subscriptions.values() for symbol in sub.symbols}
-            if len(held.union(request.symbols)) > self.max_symbols:
-                raise ProtocolError(
-                    ErrorCode.SUBSCRIPTION_ERROR,
-                    f"Failed to create subscription: at most {self.max_symbols} symbols "
-                    "per connection",
-                )
+        held = {symbol for sub in self.subscriptions.values() for symbol in sub.symbols}
+        if self.max_symbols and len(held.union(request.symbols)) > self.max_symbols:
+            raise ProtocolError(
+                ErrorCode.SUBSCRIPTION_ERROR,
+                f"Failed to create subscription: at most {self.max_symbols} symbols per connection",
+            )
+        added = len(set(request.symbols) - held)
+        if self.new_symbols is not None and added and not self.new_symbols.take(now, added):
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"more than {self.new_symbols.limit} new symbols per minute on this "
+                "connection; retry later",
+            )
         replay = request.start is not None
         replays = sum(sub.replay for sub in self.subscriptions.values())
         if replay and self.max_replays and replays >= self.max_replays:

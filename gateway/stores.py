@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -21,6 +21,7 @@ from gateway.items import candle_item, price_item, quote_item, trade_item
 from gateway.news_store import NewsStore
 from gateway.protocol import MAX_INTERVAL_MS, StreamType
 from schemas.records import Candle, Quote, Trade
+from schemas.times import TIMEFRAMES
 
 if TYPE_CHECKING:
     from gateway.subscription import Subscription
@@ -76,6 +77,11 @@ class LatestQuotes:
         self.entries[quote.symbol] = _CachedQuote(quote, self.version)
         self.received_at[quote.symbol] = time.monotonic()
 
+    def forget(self, symbol: str) -> None:
+        """Drop what is held of ``symbol``."""
+        self.entries.pop(symbol, None)
+        self.received_at.pop(symbol, None)
+
     def latest(self, symbol: str) -> Quote | None:
         cached = self.entries.get(symbol)
         return None if cached is None else cached.quote
@@ -122,6 +128,11 @@ class CandleStore:
     def __init__(self) -> None:
         self.series: dict[tuple[str, str], _Series] = {}
         self.version = 0
+
+    def forget(self, symbol: str) -> None:
+        """Drop every series of ``symbol``."""
+        for timeframe in TIMEFRAMES:
+            self.series.pop((symbol, timeframe), None)
 
     def update(self, candle: Candle) -> None:
         series = self.series.setdefault((candle.symbol, candle.timeframe), _Series())
@@ -194,6 +205,12 @@ class TradeStore:
         self.seen: dict[str, set[tuple[str, str]]] = {}
         self.counts: dict[str, int] = {}
 
+    def forget(self, symbol: str) -> None:
+        """Drop the trades of ``symbol`` and its count."""
+        self.recent.pop(symbol, None)
+        self.seen.pop(symbol, None)
+        self.counts.pop(symbol, None)
+
     def update(self, trade: Trade) -> None:
         identity = (trade.provider, trade.trade_id)
         seen = self.seen.setdefault(trade.symbol, set())
@@ -239,6 +256,25 @@ class MarketStores:
     trades: TradeStore = field(default_factory=TradeStore)
     news: NewsStore = field(default_factory=NewsStore)
     books: BookStore = field(default_factory=BookStore)
+    touched: dict[str, float] = field(default_factory=dict)
+
+    def touch(self, symbol: str, now: float) -> None:
+        """Note that data of ``symbol`` arrived at ``now`` (monotonic seconds)."""
+        self.touched[symbol] = now
+
+    def evict(self, now: float, idle: float, demanded: Collection[str]) -> list[str]:
+        """Forget, in every store, the symbols no subscription holds whose last data is more
+        than ``idle`` seconds before ``now``; the symbols forgotten."""
+        gone = [
+            symbol
+            for symbol, seen in self.touched.items()
+            if now - seen > idle and symbol not in demanded
+        ]
+        for symbol in gone:
+            del self.touched[symbol]
+            for store in (self.quotes, self.candles, self.trades, self.news, self.books):
+                store.forget(symbol)
+        return gone
 
     def store_for(
         self, stream_type: StreamType

@@ -4,7 +4,8 @@
 subscriber count per symbol, summed over gateways, ignoring records older than three times
 their own refresh period (a gateway that died without writing zeros). :class:`Universe`
 keeps a symbol for ``demand_linger_seconds`` after its demand ends, so a client that
-reconnects finds it still flowing. :func:`follow_demand` reads the topic and tells every
+reconnects finds it still flowing; the book forgets records that count for nothing once they
+are ``symbol_evict_seconds`` old. :func:`follow_demand` reads the topic and tells every
 provider the extra symbols it should serve, and the news pollers every symbol clients
 subscribe to now (a budget spent on demand alone polls those).
 """
@@ -25,6 +26,7 @@ from runtime.clock import now_micros
 from runtime.health import Progress
 from runtime.intake import decode_or_skip
 from runtime.kafka import make_consumer, topic_partitions
+from runtime.metrics import SYMBOLS_HELD
 from runtime.service import until_stopped
 from runtime.settings import Settings
 from schemas import Demand
@@ -50,6 +52,14 @@ class DemandBook:
         held = self.records.get(key)
         if held is None or held.ts <= record.ts:
             self.records[key] = record
+
+    def evict(self, now_us: int, idle_us: int) -> None:
+        """Drop the records that count for nothing (no subscribers, or stale) and are older
+        than ``idle_us``: a symbol demanded once is not kept for ever."""
+        for key, record in list(self.records.items()):
+            stale = now_us - record.ts > STALE_REFRESHES * record.refresh_seconds * MICROS
+            if (stale or not record.subscribers) and now_us - record.ts > idle_us:
+                del self.records[key]
 
     def subscribers(self, now_us: int) -> dict[str, int]:
         """Subscribers per symbol over every gateway with fresh records; zeros left out."""
@@ -135,6 +145,7 @@ class _DemandFollower:
             settings.symbols, settings.demand_linger_seconds, settings.max_demanded_symbols
         )
         self.extra: frozenset[str] = frozenset()
+        SYMBOLS_HELD.labels("ingest").set_function(lambda: len(self.extra))
         self.subscribed: frozenset[str] = frozenset()
 
     async def follow(self) -> None:
@@ -163,6 +174,8 @@ class _DemandFollower:
             await consumer.stop()
 
     def _serve(self, now_us: int) -> None:
+        if self.settings.symbol_evict_seconds:
+            self.book.evict(now_us, int(self.settings.symbol_evict_seconds * MICROS))
         subscribers = self.book.subscribers(now_us)
         subscribed = frozenset(subscribers)
         if subscribed != self.subscribed:

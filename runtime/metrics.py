@@ -97,6 +97,12 @@ WEBHOOK_DELIVERIES = Counter(
     "written after the last try).",
     ["outcome"],
 )
+SYMBOLS_HELD = Gauge(
+    "fiml_symbols_held",
+    "Symbols a service holds state of (gateway: its stores; ingest: served on demand; "
+    "arbitration: the books of its partitions).",
+    ["service"],
+)
 CONNECTIONS = Gauge("fiml_gateway_connections", "Open WebSocket connections of the gateway.")
 SUBSCRIPTIONS = Gauge(
     "fiml_gateway_subscriptions", "Subscriptions of the open WebSocket connections."

@@ -131,6 +131,12 @@ class Settings:
     demand_checks_per_minute: int = 10
     demand_accepted_seconds: float = 86_400.0
     demand_refused_seconds: float = 3_600.0
+    # Demand expiry and eviction (docs/invariants.md "Per-symbol state"): symbols a connection
+    # may add per minute; state of a symbol without demand and data dropped after so long
+    # (gateway, ingest: wall clock, 0: never; arbitration: the partition's event time).
+    max_new_symbols_per_minute: int = 1000
+    symbol_evict_seconds: float = 600.0
+    arbitration_evict_seconds: float = 172_800.0
     # Kafka security (runtime/kafka_security.py): protocol, SASL user, TLS files.
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"

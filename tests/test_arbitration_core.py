@@ -502,3 +502,42 @@ def test_a_venue_left_alone_is_taken_once_the_others_are_stale():
     assert first.price == 103.0
     # b and c last ticked at 0.4 s: stale 2 s later, and a's next tick is taken.
     assert first.ts_event - T0 <= 400 * MS + 2 * SECOND + 100 * MS
+
+
+# --- eviction ----------------------------------------------------------------------------
+
+
+def test_a_symbol_is_forgotten_once_the_partition_passes_it_by_the_span():
+    """Eviction follows the log alone: the partition's event time more than the span past a
+    symbol's last tick forgets it, with its open candles closed; a tick of it older than
+    the forgotten horizon is late, a current one starts it afresh."""
+    harness = Harness()
+    span = harness.engine.config.effective_evict_us
+    assert span >= 2 * 86_400 * SECOND  # twice (one day + lateness) at least
+    harness.send(tick("alpha", 0, 100.0, symbol="MSFT"))
+    harness.send(tick("alpha", span, 10.0))
+    assert "MSFT" in harness.engine.books  # exactly the span behind: kept
+    closing = harness.send(tick("alpha", span + 2 * SECOND, 10.0))
+    assert "MSFT" not in harness.engine.books and "MSFT" not in harness.engine.candles
+    finals = [c for c in closing if getattr(c, "symbol", None) == "MSFT"]
+    assert {c.timeframe for c in finals} == {"1s", "1m", "5m", "15m", "1h", "1d"}
+    assert all(c.is_closed and c.open == 100.0 for c in finals)
+    straggler = harness.send(tick("alpha", SECOND, 101.0, symbol="MSFT"))
+    assert [r.reason for r in rejected(straggler)] == ["late"]
+    assert "MSFT" not in harness.engine.books
+    again = harness.send(tick("alpha", span + 3 * SECOND, 102.0, symbol="MSFT"))
+    assert [q.price for q in quotes(again)] == [102.0]
+
+
+@given(st.integers(1, 40), st.integers(0, 5))
+def test_the_books_held_are_those_ticked_within_the_span(symbols, late_seconds):
+    """However many symbols came and went, the engine holds only those whose last tick is
+    within the span of the partition's event time."""
+    harness = Harness()
+    span = harness.engine.config.effective_evict_us
+    for n in range(symbols):
+        harness.send(tick("alpha", n * SECOND, 100.0, symbol=f"S{n}"))
+    now = span + late_seconds * SECOND + SECOND
+    harness.send(tick("alpha", now, 100.0))
+    expected = {f"S{n}" for n in range(symbols) if now - n * SECOND <= span} | {"AAPL"}
+    assert set(harness.engine.books) == expected == set(harness.engine.candles)

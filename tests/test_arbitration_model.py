@@ -3,7 +3,9 @@
 Hypothesis writes a story of up to five venues quoting one symbol: rounds of ticks, the market
 drifting or gapping (0.1% to 30%, every venue at once), venues that stop, resume, lag, deviate
 alone, repeat or reorder ticks, send event times from the future, go DOWN and UP, a pause of
-minutes (a restart of ingest), and snapshot-and-restore of the engine. After every step the
+minutes (a restart of ingest), a pause past the eviction span while another symbol of the
+partition goes on (the engine forgets the symbol, then its ticks come again), and
+snapshot-and-restore of the engine. After every step the
 invariants of arbitration/README.md ("The rule and its guarantees") are checked against a
 model that knows only what was sent:
 
@@ -38,6 +40,7 @@ from schemas.times import TIMEFRAMES
 from tests.factories import MS, SECOND, default_config
 
 SYMBOL = "BTC/USDT"
+OTHER = "ETH/USDT"  # another symbol of the partition, whose ticks move its event time on
 VENUES = ("alpha", "beta", "gamma", "delta", "epsilon")
 CONFIG = default_config()
 FRESHNESS = CONFIG.freshness_us
@@ -136,6 +139,28 @@ class MarketStory(RuleBasedStateMachine):
     def pause(self, seconds: int) -> None:
         """Nothing is sent for a while (a weekend, a restart of ingest)."""
         self.now += seconds * SECOND
+
+    @rule(seconds=st.integers(1, 600))
+    def forget(self, seconds: int) -> None:
+        """The symbol pauses longer than the eviction span while another symbol of the
+        partition goes on: the engines forget the symbol (its open candles closed), and
+        its venues' next ticks start it afresh."""
+        self.now += CONFIG.effective_evict_us + seconds * SECOND
+        tick = RawTick(OTHER, "alpha", "QUOTE", self.now, self.now, self.offset, 10.0)
+        record = SourceRecord(self.offset, OTHER.encode(), encode(tick), self.now)
+        self.offset += 1
+        outputs = self.live.process(record)
+        assert self.restored.process(record) == outputs, (
+            "the restored engine and the uninterrupted one disagree"
+        )
+        assert SYMBOL not in self.live.books and SYMBOL not in self.live.candles
+        for output in outputs:
+            if isinstance(output, Candle) and output.symbol == SYMBOL and output.is_closed:
+                self.check_candle(output)
+        self.symbol_time = None
+        for venue in self.venues.values():
+            venue.observed = None
+            venue.streak_since = None
 
     @rule(venue=st.sampled_from(VENUES))
     def stop(self, venue: str) -> None:

@@ -88,7 +88,7 @@ def test_a_snapshot_leaves_the_engine_alone_and_refuses_what_is_not_ours(monkeyp
     refused(FORMAT + zlib.compress(pickle.dumps(print)), "corrupt", r"builtins\.print")
     refused(b"garbage", "format")
     refused(zlib.compress(pickle.dumps(harness.engine.config)), "format")  # no version
-    refused(FORMAT[:-1] + b"\x01" + data[len(FORMAT) :], "format", "version 2")
+    refused(FORMAT[:-1] + b"\x02" + data[len(FORMAT) :], "format", "version 3")
     refused(None, "null")
     refused(FORMAT + b"garbage", "corrupt")
     refused(FORMAT + zlib.compress(pickle.dumps({})), "corrupt", "not a snapshot: a dict")

@@ -81,3 +81,11 @@ def test_snapshots_again_when_asked_and_the_books_follow_on() -> None:
                 kinds.append(event.kind)
     assert [n for n, kind in enumerate(kinds) if kind == SNAPSHOT] == [0, 8, 16, 24, 32]
     assert len(consolidated.fresh()) == 3
+
+
+def test_books_of_symbols_no_longer_simulated_are_dropped():
+    books = SyntheticBooks(seed=3, depth=10)
+    books.advance(1_700_000_000_000_000, {"BTC/USDT": 60_000.0, "PEPE/USDT": 0.00001})
+    assert {symbol for _, symbol in books.books} == {"BTC/USDT", "PEPE/USDT"}
+    books.advance(1_700_000_001_000_000, {"BTC/USDT": 60_001.0})
+    assert {symbol for _, symbol in books.books} == {"BTC/USDT"}

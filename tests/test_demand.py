@@ -9,6 +9,9 @@ import json
 
 import pytest
 import websockets
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from ingest.demand import DemandBook, Universe
 from ingest.providers.ccxt_provider import CcxtProvider
@@ -20,9 +23,10 @@ from runtime.exchanges import make_exchange
 from runtime.settings import Settings
 from runtime.testing import free_port
 from schemas import Demand, RawTick
-from tests.factories import BASE_US, SECOND
+from tests.factories import BASE_US, SECOND, quote
+from tests.support import poll_until
 from tests.support_gateway import first_answer, serve_gateway
-from tests.support_kafka import read_topic
+from tests.support_kafka import produce, read_topic
 
 
 def test_book_sums_gateways_and_ignores_stale_and_zero_records() -> None:
@@ -37,6 +41,32 @@ def test_book_sums_gateways_and_ignores_stale_and_zero_records() -> None:
     assert book.subscribers(BASE_US)["AMD"] == 5
     book.apply(Demand("AMD", "gw-1", 0, BASE_US, 60.0))
     assert book.subscribers(BASE_US)["AMD"] == 3
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["AMD", "IBM"]),
+            st.sampled_from(["gw-1", "gw-2"]),
+            st.integers(0, 3),
+            st.integers(0, 600),
+        ),
+        max_size=12,
+    ),
+    st.integers(0, 400),
+)
+def test_book_forgets_only_records_that_count_for_nothing(records, idle_s) -> None:
+    """Eviction never changes the subscribers, and keeps no record that counts for nothing
+    (zero, or stale) once it is older than the span."""
+    book = DemandBook()
+    for symbol, gateway, count, age in records:
+        book.apply(Demand(symbol, gateway, count, BASE_US - age * SECOND, 60.0))
+    before = book.subscribers(BASE_US)
+    book.evict(BASE_US, idle_s * SECOND)
+    assert book.subscribers(BASE_US) == before
+    for record in book.records.values():
+        counts = record.subscribers and BASE_US - record.ts <= 180 * SECOND
+        assert counts or BASE_US - record.ts <= idle_s * SECOND
 
 
 def test_universe_lingers_after_demand_ends() -> None:
@@ -105,28 +135,58 @@ async def test_providers_take_the_demanded_symbols_they_can_serve() -> None:
         await yahoo.close()
 
 
-async def test_a_subscription_outside_the_universe_reaches_ingest(topics: Settings) -> None:
-    settings = dataclasses.replace(topics, gateway_port=free_port(), synthetic_any_symbol=True)
+def held(service: str) -> float | None:
+    """The ``fiml_symbols_held`` gauge of ``service``."""
+    return REGISTRY.get_sample_value("fiml_symbols_held", {"service": service})
+
+
+async def amd_ticks(settings: Settings) -> int:
+    return sum(
+        tick.symbol == "AMD" for _, _, tick in await read_topic(settings, "ticks.raw", RawTick)
+    )
+
+
+async def test_demand_ends_the_stated_time_after_the_last_subscriber_and_state_shrinks(
+    topics: Settings,
+) -> None:
+    """A subscription outside the universe reaches ingest; once its last subscriber leaves,
+    ingest stops producing the symbol after the linger, and the per-symbol state of ingest
+    and the gateway (held while demanded, however idle) goes back down."""
+    settings = dataclasses.replace(
+        topics,
+        gateway_port=free_port(),
+        synthetic_any_symbol=True,
+        demand_linger_seconds=1.0,
+        symbol_evict_seconds=1.0,
+    )
     assert "AMD" not in settings.symbols
     stop = asyncio.Event()
     ingest = asyncio.create_task(run_ingest(settings, stop))
     try:
-        async with (
-            serve_gateway(settings),
-            websockets.connect(f"ws://127.0.0.1:{settings.gateway_port}/ws/stream") as ws,
-        ):
-            await ws.send(
-                json.dumps({"type": "subscribe", "stream_type": "price", "symbols": ["AMD"]})
-            )
-            ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
-            assert ack["type"] == "subscription_ack" and ack["symbols"] == ["AMD"]
-            for _ in range(60):
-                ticks = await read_topic(settings, "ticks.raw", RawTick)
-                if any(tick.symbol == "AMD" for _, _, tick in ticks):
-                    break
-                await asyncio.sleep(0.5)
-            else:
-                raise AssertionError("ingest never served AMD")
+        async with serve_gateway(settings) as app:
+            market = app.state.market
+            async with websockets.connect(
+                f"ws://127.0.0.1:{settings.gateway_port}/ws/stream"
+            ) as ws:
+                await ws.send(
+                    json.dumps({"type": "subscribe", "stream_type": "price", "symbols": ["AMD"]})
+                )
+                ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                assert ack["type"] == "subscription_ack" and ack["symbols"] == ["AMD"]
+                await poll_until(lambda: held("ingest") == 1, 30)
+                await poll_until(lambda: amd_ticks(settings), 30, 0.5)
+                await produce(settings, "quotes", [quote("AMD", 100.0, 1)])
+                await poll_until(lambda: "AMD" in market.touched, 10)
+                assert held("gateway") == 1
+                await asyncio.sleep(2.0)  # idle past the span, but demanded: kept
+                assert "AMD" in market.quotes.entries and held("ingest") == 1
+            # the last subscriber left: zeros reach ingest, which stops after the linger
+            await poll_until(lambda: held("ingest") == 0 and held("gateway") == 0, 15)
+            assert not market.quotes.entries and not market.touched
+            await asyncio.sleep(1.0)  # ticks already handed to the writer land
+            produced = await amd_ticks(settings)
+            await asyncio.sleep(2.0)
+            assert await amd_ticks(settings) == produced, "ingest still produces AMD"
     finally:
         stop.set()
         await asyncio.wait_for(ingest, 30)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from gateway.admission import Admission, Slots
 from gateway.app import create_app
+from gateway.limits import new_symbol_limit
 from gateway.protocol import ErrorCode, ProtocolError, parse_client_message
 from gateway.session_state import SessionState
 from runtime.catalog import Catalog
@@ -40,6 +41,7 @@ def test_every_cap_is_on_by_default():
         settings.max_replays,
         settings.max_history_requests,
         settings.max_replays_per_connection,
+        settings.max_new_symbols_per_minute,
     )
     assert all(cap > 0 for cap in caps)
 
@@ -86,3 +88,32 @@ async def test_history_requests_beyond_the_limit_get_429():
     assert answer.status_code == 429 and answer.headers["retry-after"] == "1"
     assert "2 history requests already run" in answer.json()["detail"]
     assert history.taken == 2  # a refused request holds no slot
+
+
+def price_request(symbols):
+    request = {"type": "subscribe", "stream_type": "price", "symbols": symbols}
+    return parse_client_message(json.dumps(request))
+
+
+@given(st.lists(st.tuples(st.integers(1, 5), st.floats(0, 30)), max_size=30))
+def test_new_symbols_never_pass_their_pace(requests):
+    """A model: subscriptions of fresh symbols at increasing times; what is accepted never
+    passes 10 in any minute, a refusal adds nothing, and a request that fits is taken."""
+    state = SessionState(
+        Catalog(frozenset({"synthetic"}), frozenset(), any_symbol=True),
+        new_symbols=new_symbol_limit(10),
+    )
+    now, serial, accepted = 0.0, 0, []
+    for count, wait in requests:
+        now += wait
+        symbols = [f"S{serial + n}" for n in range(count)]
+        serial += count
+        held = len(state.subscriptions)
+        recent = sum(n for at, n in accepted if at > now - 60)
+        try:
+            state.subscribe(price_request(symbols), now)
+            accepted.append((now, count))
+            assert recent + count <= 10
+        except ProtocolError as refused:
+            assert refused.code == ErrorCode.RATE_LIMITED
+            assert len(state.subscriptions) == held and recent + count > 10

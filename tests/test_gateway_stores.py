@@ -28,6 +28,7 @@ from gateway.stores import (
     TradeStore,
 )
 from gateway.subscription import Subscription
+from schemas.news import NewsItem
 from schemas.records import Candle, Trade
 from schemas.times import micros_to_iso
 from tests.factories import BASE_US, MINUTE, candle, quote, trade
@@ -741,3 +742,33 @@ def test_token_bucket_never_refuses_a_client_within_the_rate(rate, burst, gaps):
     for gap in gaps:
         now += gap * 1.000001 / rate
         assert bucket.take(now)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["AAPL", "MSFT", "TSLA", "NVDA"]),
+        st.tuples(st.floats(0, 100), st.booleans()),
+    )
+)
+def test_eviction_forgets_exactly_the_idle_symbols_nobody_holds(symbols):
+    """Every store drops a symbol without demand whose last data is more than the span
+    old, and keeps the others (demanded ones whatever their age)."""
+    market = MarketStores()
+    for n, (symbol, (seen, _)) in enumerate(symbols.items()):
+        market.quotes.update(quote(symbol, 100.0, n + 1))
+        market.candles.update(candle(symbol=symbol))
+        market.trades.update(trade(symbol=symbol))
+        market.news.update(
+            symbol, NewsItem(f"n{n}", "h", None, "https://a.com/x", "https://a.com/x", None, 1, 2)
+        )
+        market.touch(symbol, seen)
+    demanded = {symbol for symbol, (_, wanted) in symbols.items() if wanted}
+    gone = market.evict(160.0, 60.0, demanded)
+    expected = {s for s, (seen, wanted) in symbols.items() if 160.0 - seen > 60.0 and not wanted}
+    assert set(gone) == expected
+    kept = set(symbols) - expected
+    assert set(market.touched) == kept
+    assert set(market.quotes.entries) == set(market.quotes.received_at) == kept
+    assert {symbol for symbol, _ in market.candles.series} == kept
+    assert set(market.trades.recent) == set(market.trades.counts) == kept
+    assert set(market.news.symbols) == kept

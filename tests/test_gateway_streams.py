@@ -282,6 +282,36 @@ async def test_connection_and_subscription_caps(secured):
         await receive(again, "pong")
 
 
+async def test_new_symbols_per_connection_are_rate_limited_by_default(gateway):
+    """The default limit (1000 new symbols in any minute): two full
+    watchlists of 500 pass, the next new symbol is refused with RATE_LIMITED and nothing is
+    added; symbols the connection holds cost nothing."""
+    settings, port, _ = gateway
+    limit = settings.max_new_symbols_per_minute
+    symbols = [f"N{n:04d}" for n in range(limit + 1)]
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stream") as ws:
+        for watchlist in range(0, limit, 500):
+            if watchlist:
+                await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "price"}))
+                await receive(ws, "unsubscribe_ack")
+            for start in range(watchlist, watchlist + 500, 50):
+                await subscribe(ws, stream_type="price", symbols=symbols[start : start + 50])
+        dropped = symbols[limit - 100 : limit - 50]  # room below the 500-symbol cap
+        await ws.send(
+            json.dumps({"type": "unsubscribe", "stream_type": "price", "symbols": dropped})
+        )
+        await receive(ws, "unsubscribe_ack")
+        await ws.send(
+            json.dumps({"type": "subscribe", "stream_type": "price", "symbols": symbols[-1:]})
+        )
+        refused = await receive(ws, "error")
+        assert refused["error_code"] == "RATE_LIMITED", refused
+        assert "1000 new symbols per minute" in refused["message"]
+        # a symbol the connection holds is not new
+        held = symbols[limit - 50 : limit]
+        assert (await subscribe(ws, stream_type="quote", symbols=held))["symbols"] == held
+
+
 async def test_a_message_over_the_size_limit_closes_with_1009(secured):
     async with websockets.connect(
         f"ws://{secured}/ws/stream", additional_headers={"X-API-Key": "k-one"}

@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from arbitration.engine.candles import CandleSeries
+from arbitration.engine.checks import Refusal
 from arbitration.engine.config import EngineConfig
 from arbitration.engine.quote_book import SymbolBook
 from arbitration.engine.statuses import ProviderHealth, StatusTimeline
@@ -40,6 +41,8 @@ ROLES: dict[type, TopicRole] = {
 # A rejection keeps at most this much of its input's value and key, so that it always fits
 # in a Kafka record whatever a producer wrote (``detail`` says when a value was cut).
 MAX_KEPT_BYTES = 64 * 1024
+# Symbols to forget are looked for once per second of the partition's event time.
+EVICT_CHECK_US = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,7 @@ class PartitionEngine:
         self._status_until: int | None = None
         self._slot: int | None = None
         self._dirty: dict[CandleSeries, None] = {}
+        self._evict_checked: int | None = None
 
     def process(self, record: SourceRecord) -> list[Output]:
         """Outputs of one raw record, the next in offset order."""
@@ -95,6 +99,10 @@ class PartitionEngine:
             return outputs
         book = self.books.get(tick.symbol)
         if book is None:
+            refusal = self._forgotten(tick.ts_event)
+            if refusal is not None:
+                outputs.append(self._reject(record, tick, *refusal))
+                return outputs
             book = self.books[tick.symbol] = SymbolBook(tick.symbol, self.config)
             self.candles[tick.symbol] = CandleSeries(tick.symbol, self.config.effective_lateness_us)
         refusal = book.refuse(tick)
@@ -104,6 +112,7 @@ class PartitionEngine:
             return outputs
         book.observe(tick)
         self._apply_statuses(tick.ts_event)
+        outputs.extend(self._evict(record.offset))
         series = self.candles[tick.symbol]
         assert book.watermark is not None, "an observed tick has moved the event time"
         closed = series.close_until(book.watermark, record.offset)
@@ -135,6 +144,33 @@ class PartitionEngine:
         records = [record for series in self._dirty for record in series.flush()]
         self._dirty.clear()
         return records
+
+    def _forgotten(self, ts_event: int) -> Refusal | None:
+        """Why a tick of a symbol without a book is too old to start one, or None."""
+        allowed = self.config.forgotten_us
+        if self.watermark is not None and ts_event < self.watermark - allowed:
+            behind = self.watermark - ts_event
+            return "late", f"{behind} us behind the partition's event time (allowed {allowed} us)"
+        return None
+
+    def _evict(self, seq: int) -> list[Candle]:
+        """Forget the symbols whose last tick the partition's event time has passed by more
+        than ``effective_evict_us``, checked once per second of event time; the final records
+        of their open candles (all of which the partition's event time has closed)."""
+        assert self.watermark is not None, "an observed tick has moved the event time"
+        second = self.watermark // EVICT_CHECK_US
+        if self._evict_checked is not None and second <= self._evict_checked:
+            return []
+        self._evict_checked = second
+        horizon = self.watermark - self.config.effective_evict_us
+        closed: list[Candle] = []
+        stale = [s for s, b in self.books.items() if b.watermark is None or b.watermark < horizon]
+        for symbol in stale:
+            del self.books[symbol]
+            series = self.candles.pop(symbol)
+            self._dirty.pop(series, None)
+            closed.extend(series.close_until(self.watermark, seq))
+        return closed
 
     def _apply_statuses(self, ts_event: int) -> None:
         if self.watermark is not None and ts_event <= self.watermark:

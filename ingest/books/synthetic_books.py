@@ -65,6 +65,8 @@ class SyntheticBooks:
                 event = self._message(venue, symbol, prices[symbol], now_us)
                 if event is not None:
                     events.append(event)
+        if len(self.books) > len(self.venues) * len(prices):  # symbols no longer simulated
+            self.books = {key: book for key, book in self.books.items() if key[1] in prices}
         return events
 
     def _message(self, venue: Venue, symbol: str, price: float, now_us: int) -> BookEvent | None:
