@@ -35,8 +35,14 @@ def _positive(value: float) -> bool:
 
 def bad_price(tick: RawTick) -> Refusal | None:
     """Price, bid and ask must be finite and above zero when present."""
-    for name in ("price", "bid", "ask"):
-        value = getattr(tick, name)
+    price, bid, ask = tick.price, tick.bid, tick.ask
+    if (
+        (price is None or _positive(price))
+        and (bid is None or _positive(bid))
+        and (ask is None or _positive(ask))
+    ):
+        return None
+    for name, value in (("price", price), ("bid", bid), ("ask", ask)):
         if value is not None and not _positive(value):
             return "bad_price", f"{name} is {value!r}"
     return None

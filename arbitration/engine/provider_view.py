@@ -26,7 +26,14 @@ class ProviderView:
         """Make ``tick`` the last quote tick; ``completeness`` becomes the share of the
         optional quote fields it carries."""
         self.tick = tick
-        present = sum(getattr(tick, name) is not None for name in OPTIONAL_FIELDS)
+        present = (
+            (tick.bid is not None)
+            + (tick.ask is not None)
+            + (tick.bid_size is not None)
+            + (tick.ask_size is not None)
+            + (tick.volume is not None)
+            + (tick.reference_price is not None)
+        )
         self.completeness = present / len(OPTIONAL_FIELDS)
 
     def observe(self, tick: RawTick, outlying: bool) -> None:

@@ -50,6 +50,10 @@ HEALTHY = ProviderHealth()
 class SymbolBook:
     """Providers of one symbol, the checks on its ticks, and the quote they make."""
 
+    # The last band and its inputs: a cache, left out of snapshots (see __getstate__).
+    _band: checks.Band | None = None
+    _band_key: tuple[tuple[float, ...], float | None] = ((), None)
+
     def __init__(self, symbol: str, config: EngineConfig) -> None:
         self.symbol = symbol
         self.config = config
@@ -68,6 +72,13 @@ class SymbolBook:
             weights.reliability,
             weights.agreement,
         )
+
+    def __getstate__(self) -> dict[str, object]:
+        """The state to pickle: everything but the band cache."""
+        state = self.__dict__.copy()
+        state.pop("_band", None)
+        state.pop("_band_key", None)
+        return state
 
     def view(self, provider: str) -> ProviderView:
         """The view of ``provider``, created empty on first use (``providers`` stays sorted)."""
@@ -124,14 +135,20 @@ class SymbolBook:
 
     def band(self, sample: Mapping[str, float]) -> checks.Band:
         """The band of ``sample``, the latest price of each fresh provider; the last quote's
-        price breaks a tie between two equal groups."""
+        price breaks a tie between two equal groups.
+
+        The last band is kept with its inputs: a quote tick's outlier check and its quote
+        most often ask for the same one."""
         reference = None if self.last_quote is None else self.last_quote.price
-        return checks.band(
-            list(sample.values()),
-            self.config.outlier_mads,
-            self.config.outlier_floor_bps,
-            reference,
+        values = tuple(sample.values())
+        key = (values, reference)
+        if key == self._band_key and self._band is not None:
+            return self._band
+        found = self._band = checks.band(
+            values, self.config.outlier_mads, self.config.outlier_floor_bps, reference
         )
+        self._band_key = key
+        return found
 
     def outlier(self, tick: RawTick, health: Mapping[str, ProviderHealth]) -> Refusal | None:
         """Why an observed ``tick`` is refused as an outlier, or None: its price against the
@@ -167,70 +184,86 @@ class SymbolBook:
     def quote(
         self, trigger: RawTick, seq: int, health: Mapping[str, ProviderHealth]
     ) -> Quote | None:
-        """The quote after ``trigger`` (offset ``seq``) was accepted, or None if unchanged."""
-        fresh = self.fresh()
+        """The quote after ``trigger`` (offset ``seq``) was accepted, or None if unchanged.
+
+        One pass over the providers finds the fresh ones and the observations; each
+        candidate is scored once; the Quote is built only when its content changed."""
         watermark = self.watermark
-        if trigger.kind != "QUOTE" or trigger.provider not in fresh or watermark is None:
+        if trigger.kind != "QUOTE" or watermark is None:
             return None
-        observed = self.observations(health, watermark)
-        if not observed:
-            return None  # every fresh provider is DOWN
+        config = self.config
+        window = config.freshness_us
+        horizon = watermark - window
+        fresh: dict[str, RawTick] = {}
+        observed: dict[str, float] = {}
+        for name, view in self.providers.items():
+            tick = view.tick
+            if tick is not None and tick.ts_event >= horizon and not view.outlying:
+                fresh[name] = tick
+            seen = view.observed
+            if seen is not None and seen.ts_event >= horizon and not health.get(name, HEALTHY).down:
+                observed[name] = seen.price
+        if trigger.provider not in fresh or not observed:
+            return None  # not fresh itself, or every fresh provider is DOWN
         band = self.band(observed)
-        agreement_bps = self.config.agreement_bps
+        center, limit, bps = band.center, band.limit, config.agreement_bps
         agreements = {
-            name: scoring.agreement(price, band.center, agreement_bps)
-            for name, price in observed.items()
+            name: scoring.agreement(price, center, bps) for name, price in observed.items()
         }
-        candidates = [
-            name
-            for name, tick in fresh.items()
-            if not health.get(name, HEALTHY).down and band.admits(tick.price)
-        ]
-        if not candidates:
+        scale, weights = config.latency_scale_us, self._weights
+        scores: dict[str, float] = {}
+        best: str | None = None
+        best_score = 0.0
+        for name, tick in fresh.items():
+            state = health.get(name, HEALTHY)
+            if state.down or abs(tick.price - center) > limit:  # not Band.admits
+                continue
+            view = self.providers[name]
+            score = scores[name] = scoring.weighted_mean(
+                (
+                    scoring.freshness(watermark - tick.ts_event, window),
+                    scoring.latency(view.latency_us, scale),
+                    state.uptime,
+                    view.completeness,
+                    scoring.reliability(view.seen, view.rejected),
+                    agreements[name],
+                ),
+                weights,
+            )
+            if best is None or score > best_score:  # the first of the best in name order
+                best, best_score = name, score
+        if best is None:
             return None
-        scores = {name: self._score(name, agreements[name], health) for name in candidates}
-        best = min(candidates, key=lambda name: (-scores[name], name))
-        if (
-            self.driver not in scores
-            or scores[best] > scores[self.driver] + self.config.switch_margin
-        ):
+        if self.driver not in scores or best_score > scores[self.driver] + config.switch_margin:
             self.driver = best
         driver = fresh[self.driver]
-        age = watermark - driver.ts_event
-        quote = _make_quote(
-            driver,
-            seq,
-            list(fresh),
-            scoring.confidence(
-                list(agreements.values()),
-                scoring.freshness(age, self.config.freshness_us),
-                self.config.expected_providers,
-            ),
-            scores,
+        confidence = scoring.confidence(
+            list(agreements.values()),
+            scoring.freshness(watermark - driver.ts_event, window),
+            config.expected_providers,
         )
-        if _same_content(quote, self.last_quote):
+        providers = list(fresh)
+        last = self.last_quote
+        if last is not None and (
+            driver.price,
+            driver.bid,
+            driver.ask,
+            driver.volume,
+            driver.provider,
+            confidence,
+            providers,
+        ) == (
+            last.price,
+            last.bid,
+            last.ask,
+            last.volume,
+            last.provider,
+            last.confidence,
+            last.providers,
+        ):
             return None
-        self.last_quote = quote
+        quote = self.last_quote = _make_quote(driver, seq, providers, confidence, scores)
         return quote
-
-    def components(
-        self, name: str, agreement: float, health: Mapping[str, ProviderHealth]
-    ) -> tuple[float, ...]:
-        """Score components of one fresh provider, in the order of ``scoring.Components``."""
-        view = self.providers[name]
-        config = self.config
-        assert self.watermark is not None and view.tick is not None, "a fresh provider"
-        return (
-            scoring.freshness(self.watermark - view.tick.ts_event, config.freshness_us),
-            scoring.latency(view.latency_us, config.latency_scale_us),
-            health.get(name, HEALTHY).uptime,
-            view.completeness,
-            scoring.reliability(view.seen, view.rejected),
-            agreement,
-        )
-
-    def _score(self, name: str, agreement: float, health: Mapping[str, ProviderHealth]) -> float:
-        return scoring.weighted_mean(self.components(name, agreement, health), self._weights)
 
     def _duplicate(self, tick: RawTick) -> Refusal | None:
         for key in checks.identities(tick):
@@ -272,26 +305,4 @@ def _make_quote(
         reference_price=reference,
         providers=providers,
         scores={name: round(score, 4) for name, score in scores.items()},
-    )
-
-
-def _same_content(quote: Quote, previous: Quote | None) -> bool:
-    if previous is None:
-        return False
-    return (
-        quote.price,
-        quote.bid,
-        quote.ask,
-        quote.volume,
-        quote.provider,
-        quote.confidence,
-        quote.providers,
-    ) == (
-        previous.price,
-        previous.bid,
-        previous.ask,
-        previous.volume,
-        previous.provider,
-        previous.confidence,
-        previous.providers,
     )
