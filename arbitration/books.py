@@ -31,7 +31,7 @@ from arbitration.sender import BatchSender, DeliveryFailed, send_each
 from domain.books.slots import BookSlots
 from runtime.backoff import NETWORK
 from runtime.book_replay import book_slots
-from runtime.intake import decode_or_skip
+from runtime.intake import decode_again, decode_or_skip
 from runtime.kafka import make_consumer, make_producer, topic_partitions
 from runtime.settings import Settings
 from runtime.topics import create_topics
@@ -84,7 +84,8 @@ class BookWorker:
         state = book_slots(self.source)
         replayed = 0
         async for record in read_partition(self.source, self.topic, partition, offset):
-            state.process(record.offset, record.timestamp_us, self._event(partition, record))
+            event = decode_again(record.value, BookEvent)  # counted when first read
+            state.process(record.offset, record.timestamp_us, event)
             replayed += 1
         state.next_offset = offset
         output = TopicPartition(self.target.topic(TopicRole.CONSOLIDATED_BOOKS), partition)
