@@ -37,6 +37,7 @@ from arbitration.feeds import read_partition
 from arbitration.news import NewsWorker
 from arbitration.webhook_worker import WebhookWorker
 from arbitration.webhooks import RateLimiter, RetryPolicy, WebhookSender
+from domain.alerts.delivery import alert_document
 from gateway.alerts import AlertBook
 from gateway.feed import MarketFeed
 from gateway.providers import ProviderStatuses
@@ -196,7 +197,7 @@ LAYOUTS: dict[TopicRole, Layout] = {
     ),
     TopicRole.ALERTS_FIRED: Layout(
         [fired(0), fired(1)],
-        poison_of(fired(0), OTHER),
+        poison_of(fired(0), OTHER, encode(dataclasses.replace(fired(5), ts_event=LAST_MICROS + 1))),
         lambda alert: alert.alert_id.encode(),
         badly_keyed=[fired(2), fired(3), fired(4)],
     ),
@@ -409,10 +410,11 @@ async def webhook_worker(system: System, restart: bool) -> set[str]:
 
 async def gateway_alerts(system: System, restart: bool) -> set[str]:
     """The gateway's alert stream (gateway/alerts.py), which follows ``alerts.fired`` from
-    its end: the layout is written again once it follows."""
+    its end: the layout is written again once it follows. Its listeners make the alerts'
+    documents, as a WebSocket session does."""
     book_ = AlertBook(system.settings)
     got: set[str] = set()
-    book_.listen("anonymous", lambda alert: got.add(alert.alert_id))
+    book_.listen("anonymous", lambda alert: got.add(str(alert_document(alert)["alert_id"])))
     async with running(book_.run()):
         await asyncio.wait_for(book_.following.wait(), WITHIN)
         layout = LAYOUTS[TopicRole.ALERTS_FIRED]
