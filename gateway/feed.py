@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from domain.books.protocol import check_consolidated
 from gateway.providers import NOTICES, ProviderStatuses
 from gateway.stores import MarketStores
 from runtime.health import Progress
@@ -53,7 +54,7 @@ class MarketFeed:
             settings.topic(TopicRole.STATUS): (ProviderStatus, check_status, statuses.update),
             settings.topic(TopicRole.CONSOLIDATED_BOOKS): (
                 ConsolidatedBook,
-                check_event_time,
+                check_consolidated,
                 market.books.update,
             ),
         }
@@ -137,7 +138,7 @@ def skip_unkeyed(record: ConsumerRecord, item: NewsItem) -> None:
     skip(record.topic, record.partition, record.offset, INVALID, detail)
 
 
-def check_event_time(record: Quote | Trade | ConsolidatedBook) -> None:
+def check_event_time(record: Quote | Trade) -> None:
     """Raise ValueError unless the record's event time is one a date can show (its item
     needs one)."""
     check_micros(record.ts_event)
