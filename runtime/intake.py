@@ -91,13 +91,18 @@ def _decode(value: bytes | None, expected: type[T]) -> T:
         return decode(value, expected)
 
 
-def decode_again(value: bytes | None, expected: type[T]) -> T | None:
+def decode_again(
+    value: bytes | None, expected: type[T], check: Callable[[T], object] | None = None
+) -> T | None:
     """A value read again to rebuild a consumer's state, as :func:`decode_or_skip` reads it,
     or None: not counted nor logged again (it was when first read)."""
     try:
-        return _decode(value, expected)
-    except DecodeError:
+        decoded = _decode(value, expected)
+        if check is not None:
+            check(decoded)
+    except Exception:  # a DecodeError, or any failure of the check: the record's, not ours
         return None
+    return decoded
 
 
 def decode_or_skip(

@@ -38,6 +38,7 @@ from arbitration.news import NewsWorker
 from arbitration.webhook_worker import WebhookWorker
 from arbitration.webhooks import RateLimiter, RetryPolicy, WebhookSender
 from domain.alerts.delivery import alert_document
+from domain.books.protocol import check_consolidated
 from gateway.alerts import AlertBook
 from gateway.feed import MarketFeed
 from gateway.providers import ProviderStatuses
@@ -159,7 +160,7 @@ CHECKPOINT = Checkpoint(next={"quotes": 7}, fired_next=0)
 LAYOUTS: dict[TopicRole, Layout] = {
     TopicRole.BOOKS: Layout(
         [book(PZA, NOW_US), book(PZB, NOW_US)],
-        poison_of(book(PZA, NOW_US), OTHER),
+        poison_of(book(PZA, NOW_US), OTHER, book(PZB, LAST_MICROS + 1)),
         lambda event: event.symbol.encode(),
         trailer=book(PZC, NOW_US),
         spaced_ms=300,  # a slot of its own for each record (FIML_BOOK_SNAPSHOT_MS 250)
@@ -302,7 +303,9 @@ async def books_agent(system: System, restart: bool) -> set[str]:
         system.settings, system.topic(TopicRole.BOOKS), system.partition, offsets[-1] + 1, start
     ):
         for message in await worker.handle(system.partition, record):
-            symbols.add(decode(message.value, ConsolidatedBook).symbol)
+            written = decode(message.value, ConsolidatedBook)
+            check_consolidated(written)  # a book the gateway can show
+            symbols.add(written.symbol)
     return symbols
 
 
@@ -379,7 +382,10 @@ async def book_replay(system: System, restart: bool) -> set[str]:
     """The replay of consolidated books from ``books.raw`` (runtime/book_replay.py)."""
     request = ReplayRequest("books", (PZA, PZB, PZC), 0, now_micros())
     async with BookReplay(system.settings, request) as replay:
-        return {item.record.symbol async for item in replay.records()}
+        books = [item.record async for item in replay.records()]
+    for made in books:
+        check_consolidated(made)
+    return {made.symbol for made in books}
 
 
 async def rule_feed(system: System, restart: bool) -> set[str]:
