@@ -23,7 +23,7 @@ from typing import Protocol
 import faust
 
 from arbitration.feeds import read_partition
-from domain.news.dedup import NewsDeduplicator
+from domain.news.dedup import NewsDeduplicator, check_item
 from runtime.intake import INVALID, decode_again, decode_or_skip, skip
 from runtime.metrics import NEWS_WRITTEN
 from runtime.settings import Settings
@@ -60,7 +60,7 @@ async def rebuilt(settings: Settings, topic: str, partition: int, end: int) -> P
     dedup = NewsDeduplicator()
     taken = 0
     async for record in read_partition(settings, topic, partition, end):
-        item = decode_again(record.value, NewsItem)
+        item = decode_again(record.value, NewsItem, check_item)
         if item is None:
             continue
         symbol = story_symbol(record.key, item)
@@ -86,7 +86,7 @@ class NewsWorker:
             held = await rebuilt(self.settings, self.raw_topic, message.partition, message.offset)
             self.partitions[message.partition] = held
         held.next_offset = message.offset + 1
-        item = decode_or_skip(message, NewsItem)
+        item = decode_or_skip(message, NewsItem, check_item)
         if item is None:
             return None
         symbol = story_symbol(message.key, item)

@@ -179,7 +179,7 @@ LAYOUTS: dict[TopicRole, Layout] = {
     ),
     TopicRole.NEWS_RAW: Layout(
         [story(0), story(1)],
-        poison_of(story(0), OTHER),
+        poison_of(story(0), OTHER, dataclasses.replace(story(8), ts_ingest=LAST_MICROS + 1)),
         lambda _: NEWS_SYMBOL.encode(),
         badly_keyed=[story(2), story(4), story(6)],
     ),
