@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 
 from arbitration.alert_checkpoints import (
     MAX_CHECKPOINT_BYTES,
@@ -347,14 +348,21 @@ class _Message:
 
 
 async def gateway_feed(system: System, role: TopicRole) -> MarketStores:
-    """The gateway's market feed (gateway/feed.py) once it read the goods of ``role``."""
+    """The gateway's market feed (gateway/feed.py) once it read every record of ``role``."""
     market = MarketStores()
     feed = MarketFeed(system.settings, market, ProviderStatuses())
-    async with running(feed.run()):
-        await poll_until(
-            lambda: feed.consumed >= len(LAYOUTS[role].goods), within=WITHIN, interval=0.05
+    tp = TopicPartition(system.topic(role), system.partition)
+
+    async def read_through() -> bool:
+        consumer = feed.consumer
+        return (
+            feed.ready.is_set()
+            and consumer is not None
+            and await consumer.position(tp) > system.offsets[role][-1]
         )
-        await asyncio.sleep(0.5)  # anything more would come now
+
+    async with running(feed.run()):
+        await poll_until(read_through, within=WITHIN, interval=0.05)
     return market
 
 
