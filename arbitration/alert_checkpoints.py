@@ -12,6 +12,7 @@ that stopped before its next one): the same records fire the same alert ids.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import zlib
 from dataclasses import dataclass, field
@@ -19,10 +20,11 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from domain.alerts.evaluator import AlertEvaluator
 from domain.alerts.snapshot import restore, snapshot
-from runtime.intake import skip
+from runtime.intake import INVALID, skip
 from runtime.kafka import read_until_end
 from runtime.settings import Settings
 from schemas.topics import TopicRole
@@ -97,7 +99,7 @@ class CheckpointStore:
         records = await read_until_end(
             self.settings, [fired], lambda start, end: checkpoint.fired_next
         )
-        written = {record.key.decode() for record in records if record.key is not None}
+        written = {key for record in records if (key := alert_id(record)) is not None}
         if records:
             checkpoint.fired_next = records[-1].offset + 1
         return checkpoint, written
@@ -110,3 +112,14 @@ class CheckpointStore:
             self.topic, encode(checkpoint), key=str(partition).encode(), partition=partition
         )
         await sent
+
+
+def alert_id(record: ConsumerRecord) -> str | None:
+    """The id of the alert of an ``alerts.fired`` record: its key; None (skipped as
+    ``invalid``) for a record without one or with one no alert has."""
+    key = record.key
+    if key is not None:
+        with contextlib.suppress(UnicodeDecodeError):
+            return str(key.decode())
+    skip(record.topic, record.partition, record.offset, INVALID, f"no alert id in key {key!r}")
+    return None

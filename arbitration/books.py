@@ -28,10 +28,10 @@ from arbitration.engine.outputs import Marker, Message, parse_marker
 from arbitration.engine.partition import SourceRecord
 from arbitration.feeds import last_record, read_partition
 from arbitration.sender import BatchSender, DeliveryFailed, send_each
-from domain.books.slots import BookSlots
+from domain.books.slots import BookSlots, check_event
 from runtime.backoff import NETWORK
 from runtime.book_replay import book_slots
-from runtime.intake import decode_or_skip
+from runtime.intake import decode_again, decode_or_skip
 from runtime.kafka import make_consumer, make_producer, topic_partitions
 from runtime.settings import Settings
 from runtime.topics import create_topics
@@ -62,7 +62,7 @@ class BookWorker:
 
     def _event(self, partition: int, record: SourceRecord) -> BookEvent | None:
         located = _Located(self.topic, partition, record.offset, record.value)
-        return decode_or_skip(located, BookEvent)
+        return decode_or_skip(located, BookEvent, check_event)
 
     async def handle(self, partition: int, record: SourceRecord) -> list[Message]:
         """Process the next record of ``partition``; the messages not yet written."""
@@ -84,7 +84,8 @@ class BookWorker:
         state = book_slots(self.source)
         replayed = 0
         async for record in read_partition(self.source, self.topic, partition, offset):
-            state.process(record.offset, record.timestamp_us, self._event(partition, record))
+            event = decode_again(record.value, BookEvent, check_event)  # counted when first read
+            state.process(record.offset, record.timestamp_us, event)
             replayed += 1
         state.next_offset = offset
         output = TopicPartition(self.target.topic(TopicRole.CONSOLIDATED_BOOKS), partition)

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from arbitration.webhooks import WebhookSender
+from domain.alerts.delivery import check_alert
 from runtime.health import Progress
 from runtime.intake import decode_or_skip
 from runtime.kafka import make_consumer, make_producer
@@ -97,7 +98,7 @@ class WebhookWorker:
             for tp, records in batches.items():
                 for record in records:
                     self.read_to[tp] = record.offset + 1
-                    alert = decode_or_skip(record, FiredAlert)
+                    alert = decode_or_skip(record, FiredAlert, check_alert)
                     if alert is None or alert.webhook_url is None:
                         continue
                     await self.slots.acquire()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 
 from aiokafka import AIOKafkaProducer
 
-from domain.alerts.delivery import rule_secret
+from domain.alerts.delivery import check_alert, rule_secret
 from domain.alerts.rules import InvalidRule, parse_rule, rule_view
 from runtime.alert_rules import RuleFeed
 from runtime.clock import now_micros
@@ -188,7 +188,7 @@ class AlertBook:
                 batches = await consumer.getmany(timeout_ms=500, max_records=1000)
                 for records in batches.values():
                     for record in records:
-                        alert = decode_or_skip(record, FiredAlert)
+                        alert = decode_or_skip(record, FiredAlert, check_alert)
                         if alert is not None:
                             self.deliver(alert)
         finally:

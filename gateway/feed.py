@@ -19,18 +19,20 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
+from domain.books.protocol import check_consolidated
 from gateway.providers import NOTICES, ProviderStatuses
 from gateway.stores import MarketStores
 from runtime.health import Progress
-from runtime.intake import decode_or_skip
+from runtime.intake import INVALID, decode_or_skip, skip
 from runtime.kafka import connected, make_consumer, topic_partitions
 from runtime.metrics import ConsumerLag
 from runtime.private import private_attribute
 from runtime.settings import Settings
 from schemas import Candle, ProviderStatus, Quote, Trade
 from schemas.books import ConsolidatedBook
-from schemas.news import NewsItem
+from schemas.news import NewsItem, story_symbol
 from schemas.times import check_micros
 from schemas.topics import TopicRole
 
@@ -54,7 +56,7 @@ class MarketFeed:
             settings.topic(TopicRole.STATUS): (ProviderStatus, check_status, statuses.update),
             settings.topic(TopicRole.CONSOLIDATED_BOOKS): (
                 ConsolidatedBook,
-                check_event_time,
+                check_consolidated,
                 market.books.update,
             ),
         }
@@ -101,16 +103,20 @@ class MarketFeed:
                         keyed = partition.topic == self.news_topic
                         for record in records:
                             value = decode_or_skip(record, record_type, check)
-                            if value is not None:
-                                self.consumed += 1
-                                if keyed:  # a story is shown under the symbol of its key
-                                    symbol = (record.key or b"?").decode(errors="replace")
-                                    update(symbol, value)
-                                    self.market.touch(symbol, now)
-                                else:
-                                    update(value)
-                                    if record_type is not ProviderStatus:
-                                        self.market.touch(value.symbol, now)
+                            if value is None:
+                                continue
+                            if keyed:  # a story is shown under the symbol of its key
+                                symbol = story_symbol(record.key, value)
+                                if symbol is None:
+                                    skip_unkeyed(record, value)
+                                    continue
+                                update(symbol, value)
+                                self.market.touch(symbol, now)
+                            else:
+                                update(value)
+                                if record_type is not ProviderStatus:
+                                    self.market.touch(value.symbol, now)
+                            self.consumed += 1
         finally:
             self.lag.export({})
             await consumer.stop()
@@ -132,7 +138,13 @@ class MarketFeed:
             await asyncio.sleep(RESTART_DELAY)
 
 
-def check_event_time(record: Quote | Trade | ConsolidatedBook) -> None:
+def skip_unkeyed(record: ConsumerRecord, item: NewsItem) -> None:
+    """Skip a story whose key is not one of its symbols (``invalid``)."""
+    detail = f"key {record.key!r} is not among the story's symbols {item.symbols}"
+    skip(record.topic, record.partition, record.offset, INVALID, detail)
+
+
+def check_event_time(record: Quote | Trade) -> None:
     """Raise ValueError unless the record's event time is one a date can show (its item
     needs one)."""
     check_micros(record.ts_event)

@@ -17,7 +17,7 @@ from typing import ClassVar
 from aiokafka import TopicPartition
 
 from domain.books.replay import RangeFold
-from domain.books.slots import BookSlots
+from domain.books.slots import BookSlots, check_event
 from runtime.intake import decode_or_skip
 from runtime.replay import Replay, Replayed, _Partition
 from runtime.replay_request import ReplayError, ReplayRequest, StreamSource
@@ -81,7 +81,7 @@ class BookReplay(Replay):
         pending, fold = self.pending[partition], self.folds[partition]
         while not pending and part.fetched:
             raw = part.fetched.popleft()
-            event = decode_or_skip(raw, BookEvent)
+            event = decode_or_skip(raw, BookEvent, check_event)
             for book in fold.process(raw.offset, raw.timestamp * 1000, event):
                 # the merge's time never goes back within a partition
                 time = self.times[partition] = max(self.times[partition], book.ts_event)

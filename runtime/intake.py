@@ -82,6 +82,29 @@ def skip(topic: str, partition: int, offset: int, reason: str, detail: str) -> N
     )
 
 
+def _decode(value: bytes | None, expected: type[T]) -> T:
+    try:
+        return decode(value, expected)
+    except UnknownSchemaId as unknown:
+        if not learn_schema(unknown.schema_id):
+            raise
+        return decode(value, expected)
+
+
+def decode_again(
+    value: bytes | None, expected: type[T], check: Callable[[T], object] | None = None
+) -> T | None:
+    """A value read again to rebuild a consumer's state, as :func:`decode_or_skip` reads it,
+    or None: not counted nor logged again (it was when first read)."""
+    try:
+        decoded = _decode(value, expected)
+        if check is not None:
+            check(decoded)
+    except Exception:  # a DecodeError, or any failure of the check: the record's, not ours
+        return None
+    return decoded
+
+
 def decode_or_skip(
     record: Located, expected: type[T], check: Callable[[T], object] | None = None
 ) -> T | None:
@@ -90,12 +113,7 @@ def decode_or_skip(
     cannot use, such as a time no date can show). An id the codec does not know is looked up
     in the schema registry when there is one (runtime/schema_ids.py)."""
     try:
-        try:
-            value = decode(record.value, expected)
-        except UnknownSchemaId as unknown:
-            if not learn_schema(unknown.schema_id):
-                raise
-            value = decode(record.value, expected)
+        value = _decode(record.value, expected)
     except DecodeError as error:
         skip(record.topic, record.partition, record.offset, error.reason, str(error))
         return None

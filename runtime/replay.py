@@ -281,6 +281,7 @@ class Replay:
             return None
         if self.source.keyed:
             if raw.key is None:
+                skip(raw.topic, raw.partition, raw.offset, INVALID, "no key: no symbol")
                 return None
             record = Keyed(raw.key.decode(errors="replace"), record)
         if record.symbol not in self.symbols:

@@ -46,6 +46,13 @@ class NewsItem:
     replaces: list[str] = field(default_factory=list)
 
 
+def story_symbol(key: bytes | None, item: NewsItem) -> str | None:
+    """The symbol a record of a news topic is under: its key, if one of the item's symbols;
+    else None (the record is not one of ours)."""
+    symbol = key.decode(errors="replace") if key is not None else None
+    return symbol if symbol is not None and symbol in item.symbols else None
+
+
 def story_id(canonical: str) -> str:
     """``n`` and 24 hex digits of BLAKE2b over the canonical URL: the same URL, the same id."""
     return "n" + hashlib.blake2b(canonical.encode(), digest_size=12).hexdigest()

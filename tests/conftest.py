@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from runtime.testing import free_port, isolated_broker_settings
 from runtime.topics import create_topics
 from tests.kafka_broker import session_broker
 from tests.support_gateway import serve_gateway
+from tests.support_kafka import settings_on
 
 # No deadline per example: speed is measured in benchmarks/, never asserted by a test, and a
 # loaded machine made examples miss Hypothesis's default 200 ms while their results were right.
@@ -56,27 +56,10 @@ def own_broker(tmp_path: Path) -> Settings:
     return isolated_broker_settings(tmp_path / "broker")
 
 
-# Tests write records with fixed event times (tests/factories.py's BASE_US, November 2025);
-# the broker's retention check would delete them mid-session under the default retention
-# of days, so test topics keep records for about ten years.
-TEST_RETENTION_HOURS = 10 * 365 * 24
-
-
 @pytest.fixture
 def settings(kafka_bootstrap: str) -> Settings:
     """Settings on the session broker, with a topic prefix no other test uses."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
-    retention = {
-        f"{kind}_retention_hours": TEST_RETENTION_HOURS
-        for kind in ("raw", "status", "quotes", "trades", "candles", "dlq")
-    }
-    return Settings.from_env(
-        env,
-        kafka_bootstrap=kafka_bootstrap,
-        topic_prefix=f"test-{uuid.uuid4().hex[:10]}",
-        partitions=3,
-        **retention,
-    )
+    return settings_on(kafka_bootstrap)
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
-"""Writing and reading test records on the broker: the tests' one producer helper, a topic
-read to its end, and retention at work."""
+"""Writing and reading test records on the broker: settings with topics of their own, the
+tests' one producer helper, a topic read to its end, and retention at work."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +17,28 @@ from aiokafka.structs import RecordMetadata
 from runtime.kafka import make_consumer, make_producer, topic_partitions
 from runtime.settings import Settings
 from schemas import Candle, DecodeError, Demand, ProviderStatus, decode, encode
+
+# Tests write records with fixed event times (tests/factories.py's BASE_US, November 2025);
+# the broker's retention check would delete them mid-session under the default retention
+# of days, so test topics keep records for about ten years.
+TEST_RETENTION_HOURS = 10 * 365 * 24
+
+
+def settings_on(kafka_bootstrap: str) -> Settings:
+    """Settings on the broker at ``kafka_bootstrap``, with a topic prefix of their own."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
+    retention = {
+        f"{kind}_retention_hours": TEST_RETENTION_HOURS
+        for kind in ("raw", "status", "quotes", "trades", "candles", "dlq")
+    }
+    return Settings.from_env(
+        env,
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=f"test-{uuid.uuid4().hex[:10]}",
+        partitions=3,
+        **retention,
+    )
+
 
 WrittenMs = int | Callable[[Any], int] | None
 

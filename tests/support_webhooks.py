@@ -40,11 +40,11 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def serving_receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    """A receiver on a free port of 127.0.0.1: (it, its base URL)."""
+async def serving_receiver(port: int | None = None) -> AsyncIterator[tuple[Receiver, str]]:
+    """A receiver on ``port`` (else a free one) of 127.0.0.1: (it, its base URL)."""
     state = Receiver()
     app = Starlette(routes=[Route("/{path}", state.handle, methods=["POST"])])
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     await poll_until(lambda: server.started, within=10, interval=0.02)

@@ -17,7 +17,6 @@ import asyncio
 import dataclasses
 import json
 import math
-import random
 import subprocess
 import time
 import zlib
@@ -35,20 +34,19 @@ from runtime.settings import Settings
 from runtime.testing import free_port
 from schemas import (
     Candle,
-    DecodeError,
     Demand,
     ProviderStatus,
     Quote,
     RawTick,
     Rejected,
     Trade,
-    decode,
     encode,
 )
-from schemas.codec import MAX_PAYLOAD_BYTES, REASONS
+from schemas.codec import REASONS
 from tests.factories import BASE_US
 from tests.support import SERVICE_START_TIMEOUT, Samples, poll, scrape, service_env, spawn
 from tests.support_kafka import Entry, produce, producing, read_topic
+from tests.support_poison import poison_values, reason_of
 
 FAR = 2**62  # a time no date can show
 VALID = {
@@ -96,27 +94,7 @@ RESTART_READERS = {**READERS, "ticks.raw": {"ingest": False}}
 
 def poison(record_type: type) -> list[bytes | None]:
     """Every kind of value that is not a ``record_type`` of ours."""
-    body = encode(VALID[record_type])
-    other = encode(VALID[Trade if record_type is not Trade else Quote])
-    return [
-        None,
-        b"",
-        b"\x01" + body[1:],
-        random.Random(16).randbytes(60),
-        b"\x00\x00\x00\x03\xe7" + body[5:],
-        other,
-        body[:-1],
-        body + b"\x00",
-        body[:5] + b"\x00" * (MAX_PAYLOAD_BYTES + 1),
-    ]
-
-
-def reason_of(value: bytes | None, record_type: type) -> str:
-    try:
-        decode(value, record_type)
-    except DecodeError as error:
-        return error.reason
-    raise AssertionError("a poison record decoded")
+    return poison_values(VALID[record_type], VALID[Trade if record_type is not Trade else Quote])
 
 
 def expected_skips(role: str) -> Counter[str]:

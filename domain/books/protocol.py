@@ -31,6 +31,7 @@ checksum, the reference for the examples.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from domain.books.checksums import kraken_checksum, kraken_digits
 from domain.books.levels import decimals, fixed, plain
 from domain.books.venue_book import VenueBook
 from schemas.books import ConsolidatedBook
-from schemas.times import micros_to_iso
+from schemas.times import check_micros, micros_to_iso
 
 DEPTHS = (10, 25, 50)
 CONSOLIDATED = "consolidated"
@@ -61,6 +62,18 @@ class BookView:
     venues: tuple[str, ...] = ()
     crossed_bids: tuple[str, ...] = ()
     crossed_asks: tuple[str, ...] = ()
+
+
+def check_consolidated(book: ConsolidatedBook) -> None:
+    """Raise ValueError unless clients can be shown ``book``: a time a date can show, levels
+    of a finite price and size, crossed levels among its own."""
+    check_micros(book.ts_event)
+    for levels, crossed in ((book.bids, book.crossed_bids), (book.asks, book.crossed_asks)):
+        for level in levels:
+            if len(level) < 2 or not all(math.isfinite(float(value)) for value in level[:2]):
+                raise ValueError(f"level {level!r} is no price and size")
+        if any(not 0 <= index < len(levels) for index in crossed):
+            raise ValueError(f"crossed levels {crossed} of {len(levels)}")
 
 
 def consolidated_view(book: ConsolidatedBook) -> BookView:

@@ -15,8 +15,16 @@ from __future__ import annotations
 from domain.books.consolidated import SymbolBooks
 from domain.books.venue_book import Outcome
 from schemas.books import BookEvent, ConsolidatedBook
+from schemas.times import check_micros
 
 UNCHANGED = frozenset({Outcome.STALE, Outcome.WAITING})
+
+
+def check_event(event: BookEvent) -> None:
+    """Raise ValueError unless ``event``'s times are times a date can show: one that is not
+    would hold its symbol's event time past every later event's."""
+    check_micros(event.ts_event)
+    check_micros(event.ts_ingest)
 
 
 class BookSlots:

@@ -27,8 +27,16 @@ from dataclasses import dataclass
 from domain.news.headlines import similar
 from domain.news.stories import Copy, Story, copy_of, copy_order
 from schemas.news import NewsItem
+from schemas.times import check_micros
 
 HOUR_US = 3_600_000_000
+
+
+def check_item(item: NewsItem) -> None:
+    """Raise ValueError unless the raw item's times are times a date can show: an ingest time
+    that is not would expire every story of its window from then on."""
+    check_micros(item.published_us)
+    check_micros(item.ts_ingest)
 
 
 @dataclass(frozen=True, slots=True)
