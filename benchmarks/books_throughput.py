@@ -17,6 +17,8 @@ on the same broker:
   follow the measured ones, so the last measured batch gets committed).
 
 Each with its CPU time per event (``/proc``), steadier than the rates on a shared machine.
+Then the gateway's side, beside a bare consume-and-broadcast server (``books_gateway.py``):
+the agent's books drained from ``books.consolidated`` to WebSocket clients.
 Uses ``FIML_KAFKA_BOOTSTRAP`` if set, else starts a local broker in a temporary directory.
 Prints the results as JSON and writes them to ``--out`` if given.
 """
@@ -31,6 +33,7 @@ import uuid
 from pathlib import Path
 
 from arbitration_throughput import process_rate
+from books_gateway import measure_gateway
 from harness import cpu_seconds, run_and_report, run_facts, spawn_service
 from replay_throughput import fill
 
@@ -119,7 +122,8 @@ async def measure(bootstrap: str, count: int, tmp: Path) -> dict:
         {}, kafka_bootstrap=bootstrap, topic_prefix=prefix, partitions=6, log_level="warning"
     )
     await create_topics(settings)
-    await fill(settings, synthetic_events(count + TAIL), role="books.raw")
+    events = synthetic_events(count + TAIL)
+    await fill(settings, events, role="books.raw")
     bare = await bare_loop(settings, count, rule=False)
     rule = await bare_loop(settings, count, rule=True)
     worker = await process_rate(
@@ -130,6 +134,7 @@ async def measure(bootstrap: str, count: int, tmp: Path) -> dict:
         role="books.raw",
     )
     partitions = await topic_partitions(settings, settings.topic("books.raw"))
+    gateway = await measure_gateway(settings, events[:count], tmp)
     return {
         **run_facts(),
         "events": count,
@@ -145,6 +150,7 @@ async def measure(bootstrap: str, count: int, tmp: Path) -> dict:
         "bare_cpu_us_per_event": round(bare["cpu_s_per_event"] * 1e6, 1),
         "rule_cpu_us_per_event": round(rule["cpu_s_per_event"] * 1e6, 1),
         "worker_cpu_us_per_event": round(worker["cpu_s_per_tick"] * 1e6, 1),
+        **gateway,
     }
 
 

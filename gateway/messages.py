@@ -109,9 +109,9 @@ class NewsEntry(BaseModel):
 class BookItem(BaseModel):
     """One symbol in an orderbook data message: a ``snapshot`` of the top ``depth`` levels
     a side, or a ``delta`` against the book the client holds (a size of 0 removes a level),
-    ``seq`` counting 1, 2, 3... per symbol and ``checksum`` the CRC32 of the client's book
-    after it (docs/protocol.md). A level is ``[price, size]``, in a consolidated book
-    ``[price, size, [size of each of venues]]``."""
+    ``seq`` counting 1, 2, 3... per symbol and ``checksum`` Kraken's CRC32 of the top 10
+    levels a side of the client's book after it (docs/protocol.md). A level is
+    ``[price, size]``, in a consolidated book ``[price, size, [size of each of venues]]``."""
 
     action: Literal["snapshot", "delta"]
     symbol: str

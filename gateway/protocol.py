@@ -134,11 +134,9 @@ class SubscribeRequest(BaseModel):
 
     @model_validator(mode="after")
     def _book_fields(self) -> SubscribeRequest:
-        if self.stream_type != StreamType.ORDERBOOK:
-            if self.depth is not None or self.venue is not None:
-                raise ValueError("depth and venue are for the orderbook stream type only")
-        elif self.start is not None and self.end is None:
-            raise ValueError("end: a replay of the orderbook stream type needs an end")
+        orderbook = self.stream_type == StreamType.ORDERBOOK
+        if not orderbook and (self.depth is not None or self.venue is not None):
+            raise ValueError("depth and venue are for the orderbook stream type only")
         return self
 
     @field_validator("start", "end")

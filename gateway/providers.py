@@ -6,14 +6,15 @@ symbols a provider serves.
 A client is told, per subscribed symbol (price, quote and multi_asset subscriptions), when a
 provider listed in the symbol's latest quote reports DOWN (``provider_down``) or DEGRADED
 (``provider_degraded``), and when that provider reports UP again (``provider_up``). Quotes
-keep flowing from the other providers meanwhile, with their lower confidence.
+keep flowing from the other providers meanwhile, with their lower confidence. A status of a
+provider's order book feed (``feed`` books) is listed beside, and tells no quote client.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from schemas.records import ProviderStatus
+from schemas.records import TICKS_FEED, ProviderStatus
 from schemas.times import micros_to_iso
 
 UP = "UP"
@@ -29,19 +30,27 @@ def provider_status_item(status: ProviderStatus) -> dict[str, object]:
         "error_kind": status.error_kind,
         "message": status.message,
         "timestamp": micros_to_iso(status.ts_event),
+        "feed": status.feed,
     }
 
 
 class ProviderStatuses:
-    """Latest status per provider by event time; ``version`` grows whenever a provider's
-    state (UP, DEGRADED, DOWN) changes, not with the periodic reports of the same state."""
+    """Latest status per provider by event time, of its ticks (``latest``) and of its other
+    feeds; ``version`` grows whenever the state (UP, DEGRADED, DOWN) of a provider's ticks
+    changes, not with the periodic reports of the same state."""
 
     def __init__(self) -> None:
         self.latest: dict[str, ProviderStatus] = {}
+        self.feeds: dict[tuple[str, str], ProviderStatus] = {}
         self.version = 0
 
     def update(self, status: ProviderStatus) -> None:
-        """Keep ``status`` unless a newer one of its provider is known."""
+        """Keep ``status`` unless a newer one of its provider and feed is known."""
+        if status.feed != TICKS_FEED:
+            other = self.feeds.get((status.provider, status.feed))
+            if other is None or other.ts_event <= status.ts_event:
+                self.feeds[(status.provider, status.feed)] = status
+            return
         current = self.latest.get(status.provider)
         if current is not None and current.ts_event > status.ts_event:
             return
@@ -55,8 +64,11 @@ class ProviderStatuses:
         return UP if status is None else status.state
 
     def items(self) -> list[dict[str, object]]:
-        """Every provider's latest status, by provider name."""
-        return [provider_status_item(self.latest[name]) for name in sorted(self.latest)]
+        """Every provider's latest status of each feed, by provider name, ticks first."""
+        kept = {(name, TICKS_FEED): status for name, status in self.latest.items()}
+        kept.update(self.feeds)
+        order = sorted(kept, key=lambda key: (key[0], key[1] != TICKS_FEED, key[1]))
+        return [provider_status_item(kept[key]) for key in order]
 
 
 Notice = tuple[str, str, str]

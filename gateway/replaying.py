@@ -12,8 +12,9 @@ fast as the client takes the messages. While a message waits for the client (``i
 nothing is taken, so the queue fills and the reader stops reading: memory stays bounded
 whatever the client's pace.
 
-An orderbook replay (``end`` required) reads ``runtime/book_replay.py`` and sends every book
-through the symbol's publisher, unconflated: a snapshot, then checksummed deltas, as live.
+An orderbook replay reads ``runtime/book_replay.py`` and sends every book through the
+symbol's publisher, unconflated: a snapshot, then checksummed deltas, as live; without
+``end`` the same publishers carry on with the live books, so ``seq`` and the checksum go on.
 
 With ``end`` a ``replay_complete`` message ends the subscription. Without it, the records
 past the offsets captured at the start come live from the same consumer, so nothing is

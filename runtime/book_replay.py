@@ -5,8 +5,10 @@ of its symbols from their first retained record to the log end captured when it 
 each through :class:`domain.books.replay.RangeFold` (the agent's :class:`BookSlots`) and
 yields the books of its symbols whose event time is in the range, merged across partitions
 by event time like :class:`runtime.replay.Replay` (whose reading and merging it reuses). Each
-book is the one the agent wrote for the same offsets, ``seq`` included. A book replay needs
-an ``end``; its work is bounded by what ``books.raw`` retains (``FIML_BOOKS_RETENTION_HOURS``).
+book is the one the agent wrote for the same offsets, ``seq`` included. Its work up to the
+captured end is bounded by what ``books.raw`` retains (``FIML_BOOKS_RETENTION_HOURS``).
+Without ``end`` each partition's fold goes on past that end with the records written since
+(the hand-over): the books it flushes, the agent's own, come live.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import deque
 from typing import ClassVar
 
 from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from domain.books.replay import RangeFold
 from domain.books.slots import BookSlots, check_event
@@ -46,8 +49,6 @@ class BookReplay(Replay):
 
     def __init__(self, settings: Settings, request: ReplayRequest) -> None:
         super().__init__(settings, request)
-        if request.end is None:
-            raise ReplayError("a replay of order books needs an end")
         self.folds: dict[int, RangeFold] = {}
         self.pending: dict[int, deque[Replayed]] = {}
         self.times: dict[int, int] = {}
@@ -55,7 +56,7 @@ class BookReplay(Replay):
     async def _seek(self, tps: list[TopicPartition]) -> None:
         """Seek every partition to its first retained record; refuse a ``start`` before it."""
         consumer = self.consumer
-        assert consumer is not None and self.end is not None
+        assert consumer is not None
         consumer.assign(tps)
         begins = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
@@ -87,3 +88,12 @@ class BookReplay(Replay):
                 time = self.times[partition] = max(self.times[partition], book.ts_event)
                 pending.append(Replayed(partition, raw.offset, time, book))
         return pending.popleft() if pending else None
+
+    def _live(self, raw: ConsumerRecord) -> list[Replayed]:
+        """After the hand-over: the books the partition's fold flushes with ``raw``."""
+        event = decode_or_skip(raw, BookEvent)
+        fold = self.folds[raw.partition]
+        return [
+            Replayed(raw.partition, raw.offset, book.ts_event, book, live=True)
+            for book in fold.process(raw.offset, raw.timestamp * 1000, event)
+        ]

@@ -266,12 +266,17 @@ class Replay:
                 item
                 for tp in sorted(batches, key=lambda tp: tp.partition)
                 for raw in batches[tp]
-                if (item := self._take(raw, live=True)) is not None
+                for item in self._live(raw)
             ]
             if chunk:
                 yield chunk
             elif not batches:
                 await asyncio.sleep(0)
+
+    def _live(self, raw: ConsumerRecord) -> list[Replayed]:
+        """What a record read after the hand-over yields."""
+        item = self._take(raw, live=True)
+        return [] if item is None else [item]
 
     def _take(self, raw: ConsumerRecord, live: bool = False) -> Replayed | None:
         if raw.key is not None and raw.key not in self.keys:

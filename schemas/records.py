@@ -30,9 +30,13 @@ class RawTick:
     side: str | None = None
 
 
+TICKS_FEED = "ticks"  # a status of the provider's quotes: what the quote engine scores
+BOOKS_FEED = "books"  # a status of its order book feed
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderStatus:
-    """A provider's health: UP, DEGRADED or DOWN."""
+    """A provider's health: UP, DEGRADED or DOWN, of its ticks or of its order book feed."""
 
     provider: str
     ts_event: int
@@ -40,6 +44,7 @@ class ProviderStatus:
     latency_ms: float | None = None
     error_kind: str | None = None
     message: str | None = None
+    feed: str = TICKS_FEED
 
 
 @dataclass(frozen=True, slots=True)

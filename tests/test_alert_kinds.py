@@ -7,6 +7,8 @@ exactly the same (subject, input offset, event time) triples.
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -404,6 +406,18 @@ def test_provider_down_says_why():
         "fiml.provider.status",
         {},
     )
+
+
+def test_a_book_feed_status_neither_fires_nor_rearms_provider_down():
+    evaluator = AlertEvaluator()
+    evaluator.upsert(rule("provider_down", providers=("ccxt:kraken",)))
+    records = [
+        status("ccxt:kraken", T0, "DOWN"),
+        dataclasses.replace(status("ccxt:kraken", T0 + SECOND, "DEGRADED"), feed="books"),
+        status("ccxt:kraken", T0 + 2 * SECOND, "DOWN"),
+    ]
+    alerts = [a for s, r in sourced(records) for a in evaluator.evaluate(r, s)]
+    assert [alert.ts_event for alert in alerts] == [T0], "the book status re-armed the rule"
 
 
 # --- a rule's life -----------------------------------------------------------------------

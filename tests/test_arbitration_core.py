@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -296,6 +297,22 @@ def test_a_down_status_hands_over_after_the_status_delay():
     assert 1 * SECOND + delay < switch <= 1 * SECOND + delay + 100 * MS
     assert all(p == "b" for at, p in drivers if at >= switch)
     assert harness.engine.health["a"].down
+
+
+def test_a_book_feed_failure_leaves_the_quote_scores_unchanged():
+    failures = [status("a", at * SECOND, "DEGRADED", error_kind="book_gap") for at in range(4)]
+    book_failures = [dataclasses.replace(failure, feed="books") for failure in failures]
+    runs = []
+    for statuses in ([], book_failures, failures):
+        harness = Harness(default_config(), statuses)
+        made = []
+        for step in range(50):
+            for p, latency in (("a", 5 * MS), ("b", 50 * MS)):
+                at = step * 100 * MS
+                made += quotes(harness.send(tick(p, at, 100.0 + step / 100, latency=latency)))
+        runs.append([(q.provider, q.scores) for q in made])
+    assert runs[1] == runs[0], "a book feed status changed the quotes"
+    assert runs[2] != runs[0], "a status of the ticks feed changes them"
 
 
 def test_quotes_carry_the_score_of_each_fresh_provider_that_is_not_down():

@@ -2,7 +2,8 @@
 agent (``fiml arbitrate``, its own process) to ``books.consolidated`` and the gateway, and a
 WebSocket client rebuilds the consolidated book, with each venue's sizes, verifying every
 ``seq`` and checksum; ``GET /v1/books/{symbol}`` serves the same book; a replay of a range
-rebuilds the very books the agent wrote for it. A record in ``books.raw`` that is not a book
+rebuilds the very books the agent wrote for it, and one without ``end`` hands over to the
+live books, ``seq`` and checksum unbroken. A record in ``books.raw`` that is not a book
 event is skipped."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Awaitable
 from decimal import Decimal
 from pathlib import Path
 
@@ -111,6 +113,60 @@ async def check_replay(settings: Settings, start: int, end: int) -> None:
     assert at == len(written) - 1, "the replay ended before the agent's last book in range"
 
 
+async def check_handover(settings: Settings, start: int, venues: Venues) -> None:
+    """A replay without ``end`` sends the replayed books, then (without ``replay``) the live
+    ones of what is written after it started, all rebuilt by one client with every seq and
+    checksum verified, each equal to the book the agent wrote with the same timestamp."""
+    flags: list[bool] = []
+    client, rebuilt = ClientBook(), []
+
+    async def keep_writing() -> None:
+        while True:
+            await write(settings, venues.steps(5))
+            await asyncio.sleep(0.3)
+
+    writer = asyncio.create_task(keep_writing())
+    try:
+        async with websockets.connect(f"ws://127.0.0.1:{settings.gateway_port}/ws/stream") as ws:
+            request = {
+                "type": "subscribe",
+                "stream_type": "orderbook",
+                "symbols": [SYMBOL],
+                "depth": 10,
+                "start": micros_to_iso(start),
+                "speed": 0,
+            }
+            await ws.send(json.dumps(request))
+            await receive(ws, "subscription_ack")
+            while flags.count(False) < 5:
+                message = await receive(ws, "data", within=20)
+                for item in message["data"]:
+                    client.apply(item)  # raises on a seq gap or checksum mismatch
+                    bids, asks = client.levels()
+                    rebuilt.append((item["timestamp"], as_decimals(bids), as_decimals(asks)))
+                    flags.append(message.get("replay", False))
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+    assert flags[0] is True and flags.index(False) > 5, "no replayed books before live ones"
+    assert all(flags[: flags.index(False)]) and not any(flags[flags.index(False) :])
+    last = rebuilt[-1][0]
+
+    async def written() -> dict[str, ConsolidatedBook]:
+        records = await read_topic(settings, "books.consolidated", ConsolidatedBook)
+        return {micros_to_iso(b.ts_event): b for _, _, b in records if b.symbol == SYMBOL}
+
+    await poll_until(lambda: _has(written(), last), within=20)
+    books = await written()
+    for timestamp, bids, asks in rebuilt:
+        book = books[timestamp]
+        assert (bids, asks) == (as_decimals(book.bids[:10]), as_decimals(book.asks[:10]))
+
+
+async def _has(books: Awaitable[dict[str, ConsolidatedBook]], timestamp: str) -> bool:
+    return timestamp in await books
+
+
 async def test_a_client_rebuilds_the_consolidated_book_of_two_venues(
     topics: Settings, tmp_path: Path
 ) -> None:
@@ -180,6 +236,7 @@ async def test_a_client_rebuilds_the_consolidated_book_of_two_venues(
             assert served["action"] == "snapshot" and served["venues"] == client.venues
             assert as_decimals(served["bids"]) == as_decimals(store.books[SYMBOL].bids[:10])
             await check_replay(settings, replay_start, latest)
+            await check_handover(settings, replay_start, venues)
     finally:
         stop_process(worker)
     log = (tmp_path / "arbitrate.log").read_text(errors="replace")

@@ -174,7 +174,7 @@ async def test_a_wrong_kraken_checksum_invalidates_the_book_until_the_next_snaps
     records = tap.drain()
     assert [e.kind for e in events(records)] == [SNAPSHOT, DELTA, DELTA]  # 2 more dropped
     [status] = statuses(records)
-    assert (status.state, status.error_kind) == ("DEGRADED", "book_checksum")
+    assert (status.state, status.error_kind, status.feed) == ("DEGRADED", "book_checksum", "books")
     assert status.message.startswith("BTC/USD: kraken checksum")
     assert tap.resync == {"BTC/USD"}
     assert "BTC/USD" in exchange.orderbooks  # ccxt kept its book
@@ -269,6 +269,7 @@ async def test_a_message_the_tap_cannot_read_sends_every_book_to_a_snapshot() ->
     assert [e.kind for e in events(records)] == [SNAPSHOT]  # the next update waits
     [status] = statuses(records)
     assert status.error_kind == "book_unreadable" and "KeyError('ts')" in status.message
+    assert status.feed == "books"
     assert tap.resync == {"BTC/USDT"}
     feed(client, [OKX_FRAMES[1]])  # a fresh snapshot
     assert [e.kind for e in events(tap.drain())] == [SNAPSHOT] and tap.resync == set()

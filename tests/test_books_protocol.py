@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.books.checksums import kraken_checksum
 from domain.books.consolidated import SymbolBooks
 from domain.books.continuity import DEFAULT_RULES
 from domain.books.protocol import (
@@ -157,21 +158,34 @@ def corrupt(message: dict[str, Any], how: int, index: int) -> dict[str, Any] | N
     return bad
 
 
+def top_10(client: ClientBook) -> tuple[list[Any], list[Any]]:
+    bids, asks = client.levels()
+    return bids[:10], asks[:10]
+
+
 @settings(max_examples=100, deadline=None)
 @given(**VENUE_STORY, how=st.integers(0, 2), index=st.integers(0, 100))
-def test_a_corrupted_delta_is_detected_by_the_checksum(
+def test_a_corrupted_delta_is_detected_by_the_checksum_when_it_changes_the_top_10(
     start, start_asks, deltas, depth, how, index
 ) -> None:
+    """The checksum is Kraken's, of the top 10 levels a side: a corrupted delta is caught
+    exactly when the book it leaves differs from the right one there (below, it is not)."""
     publisher, client = BookPublisher(depth), ClientBook()
     for view in venue_story(start, start_asks, deltas):
         message = publisher.publish(view)
         if message is None:
             continue
         bad = corrupt(message, how, index) if message["action"] == "delta" else None
-        if bad is not None:
-            with pytest.raises(BookDesync, match="checksum"):
-                copy.deepcopy(client).apply(bad)
+        trial = copy.deepcopy(client)
         client.apply(message)
+        if bad is not None:
+            try:
+                trial.apply(bad)
+                caught = False
+            except BookDesync as error:
+                assert "checksum" in str(error)
+                caught = True
+            assert caught == (top_10(trial) != top_10(client))
 
 
 def view_of(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> BookView:
@@ -216,15 +230,22 @@ def test_a_lost_message_is_a_seq_gap() -> None:
         client.apply(publisher.publish(view_of([("100", "3")], [])))
 
 
-def test_the_checksum_covers_every_level_of_the_depth() -> None:
-    """Kraken's covers 10 levels; this stream's covers its whole depth (here the 40th)."""
+@pytest.mark.parametrize(("level", "caught"), [(9, True), (10, False), (39, False)])
+def test_the_checksum_is_krakens_of_the_top_10_levels(level: int, caught: bool) -> None:
+    """A corrupted size at the 10th level is caught; at the 11th or 40th it is not."""
     levels = [(str(1000 - i), "1") for i in range(50)]
     publisher, client = BookPublisher(50), ClientBook()
-    client.apply(publisher.publish(view_of(levels, [])))
-    changed = publisher.publish(view_of([*levels[:39], ("961", "2"), *levels[40:]], []))
-    assert changed["bids"] == [["961", "2"]]
+    snapshot = publisher.publish(view_of(levels, []))
+    assert snapshot["checksum"] == kraken_checksum([], snapshot["bids"])
+    client.apply(snapshot)
+    price = str(1000 - level)
+    changed = publisher.publish(view_of([*levels[:level], (price, "2"), *levels[level + 1 :]], []))
+    assert changed["bids"] == [[price, "2"]]
     changed["bids"][0][1] = "3"
-    with pytest.raises(BookDesync):
+    if caught:
+        with pytest.raises(BookDesync, match="checksum"):
+            client.apply(changed)
+    else:
         client.apply(changed)
 
 

@@ -69,6 +69,7 @@ provider_statuses = st.builds(
     latency_ms=optional_doubles,
     error_kind=optional_text,
     message=optional_text,
+    feed=st.sampled_from(["ticks", "books"]),
 )
 quotes = st.builds(
     Quote,

@@ -44,7 +44,20 @@ def test_the_store_keeps_the_newest_status_and_counts_only_state_changes():
         "error_kind": "outage",
         "message": None,
         "timestamp": "2025-11-24T16:00:00.000030Z",
+        "feed": "ticks",
     }
+
+
+def test_a_book_feed_status_is_listed_beside_and_leaves_the_provider_state_alone():
+    store = ProviderStatuses()
+    store.update(status_at("ccxt:kraken", 10, "UP"))
+    store.update(status_at("ccxt:kraken", 20, "DEGRADED", error_kind="book_gap", feed="books"))
+    store.update(status_at("ccxt:kraken", 15, "UP", feed="books"))  # older: not kept
+    assert (store.state("ccxt:kraken"), store.version) == ("UP", 1)
+    assert [(i["feed"], i["status"], i["error_kind"]) for i in store.items()] == [
+        ("ticks", "UP", None),
+        ("books", "DEGRADED", "book_gap"),
+    ]
 
 
 def test_a_client_hears_of_a_provider_going_down_and_coming_back_once_each():
@@ -137,17 +150,18 @@ async def test_the_gateway_serves_the_latest_status_of_each_provider(gateway):
             status_at(
                 "synthetic:alpha", 3, "DOWN", error_kind="outage", message="simulated outage"
             ),
+            status_at("synthetic:beta", 4, "DEGRADED", error_kind="book_gap", feed="books"),
         ],
     )
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
         async with asyncio.timeout(30):
             while True:
                 answer = (await http.get("/v1/providers")).json()
-                if len(answer) == 2 and answer[0]["status"] == "DOWN":
+                if len(answer) == 3 and answer[0]["status"] == "DOWN":
                     break
                 await asyncio.sleep(0.2)
         document = (await http.get("/openapi.json")).json()
-    alpha, beta = answer
+    alpha, beta, beta_books = answer
     assert alpha == {
         "provider": "synthetic:alpha",
         "status": "DOWN",
@@ -155,6 +169,12 @@ async def test_the_gateway_serves_the_latest_status_of_each_provider(gateway):
         "error_kind": "outage",
         "message": "simulated outage",
         "timestamp": "2025-11-24T16:00:00.000003Z",
+        "feed": "ticks",
     }
     assert (beta["provider"], beta["status"], beta["latency_ms"]) == ("synthetic:beta", "UP", 60.0)
+    assert (beta_books["provider"], beta_books["status"], beta_books["feed"]) == (
+        "synthetic:beta",
+        "DEGRADED",
+        "books",
+    )
     assert "/v1/providers" in document["paths"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from schemas.records import ProviderStatus
+from schemas.records import TICKS_FEED, ProviderStatus
 
 UPTIME_SMOOTHING = 0.2
 STATE_VALUE = {"UP": 1.0, "DEGRADED": 0.5, "DOWN": 0.0}
@@ -56,7 +56,10 @@ class StatusTimeline:
         return len(self._statuses)
 
     def add(self, status: ProviderStatus) -> None:
-        """Insert one status in event-time order."""
+        """Insert one status of a provider's ticks in event-time order; a status of another
+        feed (its order books) says nothing of its quotes and is left out."""
+        if status.feed != TICKS_FEED:
+            return
         key = _order(status)
         index = bisect.bisect_right(self._keys, key)
         self._keys.insert(index, key)

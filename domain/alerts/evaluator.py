@@ -20,7 +20,7 @@ from domain.alerts.rules import check_record
 from domain.alerts.series import ExtremaWindow, VolumeHistory
 from domain.alerts.stale import StaleTimers
 from schemas.alerts import AlertRule, FiredAlert
-from schemas.records import Candle, ProviderStatus, Quote
+from schemas.records import TICKS_FEED, Candle, ProviderStatus, Quote
 from schemas.times import SECOND, TIMEFRAMES
 
 PURGE_AFTER_US = 3600 * SECOND
@@ -210,7 +210,10 @@ class AlertEvaluator:
         return alerts
 
     def on_status(self, status: ProviderStatus, source: Source) -> list[FiredAlert]:
-        """provider_down rules of the status's provider."""
+        """provider_down rules of the status's provider (a status of its ticks; one of its
+        order book feed says nothing of it)."""
+        if status.feed != TICKS_FEED:
+            return []
         self._advance(status.ts_event)
         alerts: list[FiredAlert] = []
         for _, rule, watch in self._by_provider.get(status.provider, ()):

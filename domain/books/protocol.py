@@ -13,9 +13,10 @@ client's copy:
 - after each message the client keeps the best ``depth`` levels per side, as Kraken's
   clients do: a level pushed out of the top ``depth`` by better ones is not sent as a zero;
 - ``seq`` counts the stream's messages from 1: a client that sees a gap has lost one;
-- ``checksum`` is Kraken's CRC32 (``checksums.kraken_checksum``) over every level of the
-  book after the message, as the texts were sent: asks best first, then bids best first,
-  each price and size with the point removed and leading zeros stripped;
+- ``checksum`` is Kraken's CRC32 (``checksums.kraken_checksum``), exactly: over the top 10
+  levels per side of the book after the message, as the texts were sent: asks best first,
+  then bids best first, each price and size with the point removed and leading zeros
+  stripped (``seq`` catches a lost message at any depth);
 - prices and sizes are sent with a fixed number of decimals per stream (the most any of its
   prices, respectively sizes, has needed), as Kraken writes them at the pair's precision, so
   the digit strings are unambiguous; when a book needs more decimals the next message is a
@@ -37,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domain.books.checksums import kraken_checksum, kraken_digits
+from domain.books.checksums import KRAKEN_LEVELS, kraken_checksum, kraken_digits
 from domain.books.levels import decimals, fixed, plain
 from domain.books.venue_book import VenueBook
 from schemas.books import ConsolidatedBook
@@ -150,8 +151,8 @@ class BookPublisher:
         checksum = zlib.crc32(
             "".join(
                 [
-                    *(self.digits[1][level[0]] for level in asks),
-                    *(self.digits[0][level[0]] for level in bids),
+                    *(self.digits[1][level[0]] for level in asks[:KRAKEN_LEVELS]),
+                    *(self.digits[0][level[0]] for level in bids[:KRAKEN_LEVELS]),
                 ]
             ).encode()
         )
@@ -261,7 +262,7 @@ class ClientBook:
             for level in ordered[self.depth :]:
                 del side[level[0]]
         bids, asks = bids[: self.depth], asks[: self.depth]
-        if kraken_checksum(asks, bids, self.depth) != message["checksum"]:
+        if kraken_checksum(asks, bids) != message["checksum"]:
             raise BookDesync(f"checksum mismatch at seq {self.seq}")
 
     def levels(self) -> tuple[list[list[Any]], list[list[Any]]]:

@@ -15,9 +15,11 @@ from schemas.books import BookEvent, ConsolidatedBook
 
 class RangeFold:
     """One partition's records in offset order in; its books of ``symbols`` from ``start`` to
-    ``end`` (µs of event time, inclusive) out."""
+    ``end`` (µs of event time, inclusive; None: no end) out."""
 
-    def __init__(self, slots: BookSlots, symbols: frozenset[str], start: int, end: int) -> None:
+    def __init__(
+        self, slots: BookSlots, symbols: frozenset[str], start: int, end: int | None
+    ) -> None:
         self.slots = slots
         self.symbols = symbols
         self.start = start
@@ -31,5 +33,7 @@ class RangeFold:
         return [
             book
             for book in self.slots.process(offset, timestamp_us, event)
-            if book.symbol in self.symbols and self.start <= book.ts_event <= self.end
+            if book.symbol in self.symbols
+            and self.start <= book.ts_event
+            and (self.end is None or book.ts_event <= self.end)
         ]

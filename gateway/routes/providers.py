@@ -20,6 +20,7 @@ class ProviderStatusItem(BaseModel):
     error_kind: str | None
     message: str | None
     timestamp: str
+    feed: str
 
 
 def providers_router(settings: Settings, statuses: ProviderStatuses) -> APIRouter:

@@ -10,7 +10,8 @@ the book messages of the served symbols (``frames.py``) and checks each, as a
 
 - an event the book applies is emitted; so is one it fails on (a gap, a checksum mismatch, a
   malformed level, a book too thin), so that every reader of the log fails on it too, with a
-  DEGRADED ProviderStatus (``error_kind`` ``book_<outcome>``) and the symbol in ``resync``:
+  DEGRADED ProviderStatus (``feed`` books, ``error_kind`` ``book_<outcome>``: the quote
+  engine's scores ignore it) and the symbol in ``resync``:
   the caller gets a fresh snapshot (resubscribe, or reconnect) and clears it;
 - deltas while the book waits for a snapshot, and stale ones, are dropped;
 - a message the tap cannot read (a venue changed its format) might have updated any book, so
@@ -37,7 +38,7 @@ from domain.books.continuity import rules_for
 from domain.books.venue_book import DEFAULT_DEPTH, FAILURES, Outcome, VenueBook
 from ingest.books.frames import READERS, BookFrame, book_event, ccxt_book
 from schemas.books import SNAPSHOT, BookEvent
-from schemas.records import ProviderStatus
+from schemas.records import BOOKS_FEED, ProviderStatus
 
 
 class Chain:
@@ -154,6 +155,7 @@ class BookTap:
                 "DEGRADED",
                 error_kind="book_unreadable",
                 message=f"an order book message could not be read: {error!r}"[:200],
+                feed=BOOKS_FEED,
             )
         )
 
@@ -188,6 +190,7 @@ class BookTap:
                     "DEGRADED",
                     error_kind=f"book_{result.outcome}",
                     message=f"{symbol}: {result.detail}",
+                    feed=BOOKS_FEED,
                 )
             )
         elif event.kind == SNAPSHOT:
