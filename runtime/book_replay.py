@@ -6,7 +6,8 @@ each through :class:`domain.books.replay.RangeFold` (the agent's :class:`BookSlo
 yields the books of its symbols whose event time is in the range, merged across partitions
 by event time like :class:`runtime.replay.Replay` (whose reading and merging it reuses). Each
 book is the one the agent wrote for the same offsets, ``seq`` included. A book replay needs
-an ``end``; its work is bounded by what ``books.raw`` retains (``FIML_BOOKS_RETENTION_HOURS``).
+an ``end``; its work is bounded by what ``books.raw`` retains (``FIML_BOOKS_RETENTION_HOURS``)
+and by ``scan_limit``: partitions holding more records than that are refused, never cut.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiokafka import TopicPartition
 from domain.books.replay import RangeFold
 from domain.books.slots import BookSlots
 from runtime.intake import decode_or_skip
+from runtime.readers import ReaderPool
 from runtime.replay import Replay, Replayed, _Partition
 from runtime.replay_request import ReplayError, ReplayRequest, StreamSource
 from runtime.settings import Settings
@@ -44,8 +46,15 @@ class BookReplay(Replay):
 
     streams: ClassVar[dict[str, StreamSource]] = {"books": BOOKS}
 
-    def __init__(self, settings: Settings, request: ReplayRequest) -> None:
-        super().__init__(settings, request)
+    def __init__(
+        self,
+        settings: Settings,
+        request: ReplayRequest,
+        *,
+        readers: ReaderPool | None = None,
+        scan_limit: int = 0,
+    ) -> None:
+        super().__init__(settings, request, readers=readers, scan_limit=scan_limit)
         if request.end is None:
             raise ReplayError("a replay of order books needs an end")
         self.folds: dict[int, RangeFold] = {}
@@ -67,6 +76,7 @@ class BookReplay(Replay):
                 f"start is older than the retention of books.raw: records written before "
                 f"{micros_to_iso(max(kept_since) * 1000)} were deleted"
             )
+        self._bound(begins, ends)
         for tp in tps:
             consumer.seek(tp, begins[tp])
             self.partitions.append(_Partition(tp, ends[tp], done=begins[tp] >= ends[tp]))

@@ -58,7 +58,8 @@ def own_broker(tmp_path: Path) -> Settings:
 
 # Tests write records with fixed event times (tests/factories.py's BASE_US, November 2025);
 # the broker's retention check would delete them mid-session under the default retention
-# of days, so test topics keep records for about ten years.
+# of days, so test topics keep records for about ten years, and history may ask for as long
+# a range.
 TEST_RETENTION_HOURS = 10 * 365 * 24
 
 
@@ -75,6 +76,7 @@ def settings(kafka_bootstrap: str) -> Settings:
         kafka_bootstrap=kafka_bootstrap,
         topic_prefix=f"test-{uuid.uuid4().hex[:10]}",
         partitions=3,
+        max_history_range_hours=TEST_RETENTION_HOURS,
         **retention,
     )
 
