@@ -2,8 +2,10 @@
 
 A :class:`ReaderPool` holds one admin client (to find a topic's partitions) and up to
 ``size`` consumers without a group, each started once and reused by one reader after
-another: a reader takes one, assigns and seeks its partitions, and gives it back
-unassigned. A reader that finds every consumer taken waits for one. The gateway keeps one
+another: a reader takes one, assigns and seeks its partitions, and gives it back with
+every partition paused (the next reader's assignment replaces them; changing the assignment
+right before a consumer stops can leave aiokafka's fetch task running). A reader that finds
+every consumer taken waits for one. The gateway keeps one
 pool for its history requests and replays and closes it on shutdown; a replay made without
 a pool (the CLI) has a pool of one of its own, closed with it.
 """
@@ -45,7 +47,7 @@ class ReaderPool:
         return await described_partitions(self._admin, topic)
 
     async def take(self) -> AIOKafkaConsumer:
-        """A started consumer with no partitions, once one is free."""
+        """A started consumer fetching nothing, once one is free."""
         await self._free.acquire()
         if self.idle:
             return self.idle.pop()
@@ -66,7 +68,7 @@ class ReaderPool:
         if self._closed:
             await consumer.stop()
             return
-        consumer.assign([])
+        consumer.pause(*consumer.assignment())
         self.idle.append(consumer)
 
     async def close(self) -> None:

@@ -150,12 +150,12 @@ class Replay:
             raise
 
     async def close(self) -> None:
-        """Give the consumer back (and close a pool of its own)."""
+        """Give the consumer back (to a pool of its own: closed first, so it stops it)."""
+        if self.own_readers:
+            await self.readers.close()
         if self.consumer is not None:
             consumer, self.consumer = self.consumer, None
             await self.readers.give(consumer)
-        if self.own_readers:
-            await self.readers.close()
 
     async def _seek(self, tps: list[TopicPartition]) -> None:
         """Look up every offset the range needs at once, then seek each partition."""

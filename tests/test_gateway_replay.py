@@ -457,7 +457,7 @@ async def test_an_unsubscribe_while_a_replay_closes_still_gives_its_consumer_bac
         await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "trades"}))
         await skip_to(ws, "unsubscribe_ack")
     await poll_until(lambda: consumer in app.state.readers.idle, 5)
-    assert not consumer.assignment()
+    assert consumer.paused() == consumer.assignment()  # fetching nothing
 
 
 async def test_symbols_unsubscribed_during_a_replay_stop_arriving(gateway):
