@@ -93,6 +93,10 @@ bench-alerts: setup
 bench-books: kafka-jars
 	$(BIN)/python benchmarks/books_throughput.py $(BENCH_ARGS) --out benchmarks/books_throughput.json
 
+.PHONY: bench-history
+bench-history: kafka-jars
+	$(BIN)/python benchmarks/history_load.py $(BENCH_ARGS) --out benchmarks/history_load.json
+
 # Style, formatting, types (mypy; strict on schemas, runtime and the arbitration engine)
 # and the import contracts (import-linter; both configured in pyproject.toml).
 lint: setup

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 from runtime.settings import Settings
 
+# Consumers kept for history and replays when either of their caps is off.
+UNCAPPED_READERS = 64
+
 
 @dataclass
 class Slots:
@@ -26,6 +29,14 @@ class Slots:
     def give(self) -> None:
         """Give a slot back."""
         self.taken -= 1
+
+
+def history_readers(settings: Settings) -> int:
+    """How many consumers the gateway keeps for reading history: one per history request
+    and replay that may run at once."""
+    if settings.max_history_requests and settings.max_replays:
+        return settings.max_history_requests + settings.max_replays
+    return UNCAPPED_READERS
 
 
 @dataclass

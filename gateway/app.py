@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from gateway.admission import Admission
+from gateway.admission import Admission, history_readers
 from gateway.alerts import AlertBook
 from gateway.clock import Clocks
 from gateway.dashboard import mount_dashboard
@@ -34,6 +34,7 @@ from gateway.stores import MarketStores
 from gateway.watcher import watch_connections
 from runtime.catalog import Catalog, ExchangeMarkets, needs_exchange_markets
 from runtime.metrics import CONNECTIONS, SUBSCRIPTIONS
+from runtime.readers import ReaderPool
 from runtime.settings import Settings
 
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
@@ -64,6 +65,7 @@ def background(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             shared.clocks.close()
+            await shared.readers.close()
 
     return lifespan
 
@@ -76,7 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
     markets = ExchangeMarkets()
     catalog = Catalog.from_settings(settings, markets)
     admission = Admission.from_settings(settings)
-    shared = Shared(settings, market, registry, statuses, catalog, Clocks(), admission)
+    readers = ReaderPool(settings, history_readers(settings))
+    shared = Shared(settings, market, registry, statuses, catalog, Clocks(), admission, readers)
     feed = MarketFeed(settings, market, statuses)
     demand = DemandPublisher(settings, registry)
     alerts = AlertBook(settings)
@@ -99,7 +102,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.exchange_markets = markets
     app.state.admission = admission
     app.state.alerts = alerts
-    app.include_router(history_router(settings, admission.history))
+    app.state.readers = readers
+    app.include_router(history_router(settings, admission.history, readers))
     app.include_router(providers_router(settings, statuses))
     app.include_router(news_router(settings, market.news))
     app.include_router(books_router(settings, market.books))

@@ -6,6 +6,11 @@ partition's reading stopped (offsets, base64 JSON), so the next page continues t
 merge exactly: no record is repeated or skipped between pages. Candles come one row per
 bucket by default (its latest revision, ``gateway/buckets.py``): their cursor also names the
 last bucket returned and resumes at the first revision of every bucket not returned yet.
+
+A page reads at most ``FIML_MAX_HISTORY_SCAN_RECORDS`` records of its partition and a range
+of at most ``FIML_MAX_HISTORY_RANGE_HOURS``: a page whose read was cut there may hold fewer
+than ``limit`` items (none at all in a stretch of other symbols' records) and its cursor
+goes on from where the read stopped.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import orjson
 from gateway.buckets import BucketPage
 from gateway.items import candle_item
 from runtime.clock import now_micros
+from runtime.readers import ReaderPool
 from runtime.replay import Replay
-from runtime.replay_request import ReplayRequest
+from runtime.replay_request import ReplayError, ReplayRequest
 from runtime.settings import Settings
 from schemas.times import as_utc, datetime_to_micros
 
@@ -56,6 +62,8 @@ def decode_cursor(cursor: str | None) -> tuple[dict[int, int], int | None]:
         raise ValueError("the cursor is not one this server made") from None
 
 
+HOUR_US = 3_600_000_000
+
 # A page as it is answered: its items, and the cursor of the next page (None: no more).
 Item = dict[str, object]
 Answer = tuple[list[Item], str | None]
@@ -83,15 +91,37 @@ def history_request(
     return ReplayRequest(stream, (symbol,), start_us, end_us, timeframe)
 
 
-def _replay(settings: Settings, page: Page, positions: dict[int, int]) -> Replay | None:
-    """The replay a page reads, or None for a range that has not begun yet."""
+def check_range(settings: Settings, request: ReplayRequest) -> None:
+    """Refuse a range longer than ``FIML_MAX_HISTORY_RANGE_HOURS`` (to now without an end)."""
+    hours = settings.max_history_range_hours
+    end = now_micros() if request.end is None else request.end
+    if hours and end - request.start > hours * HOUR_US:
+        raise ReplayError(f"the range is longer than the {hours} hours one request may ask for")
+
+
+def _replay(
+    settings: Settings, readers: ReaderPool, page: Page, positions: dict[int, int]
+) -> Replay | None:
+    """The replay a page reads, cut after ``FIML_MAX_HISTORY_SCAN_RECORDS``, or None for a
+    range that has not begun yet."""
     if page.request is None:
         return None
-    return Replay(settings, page.request, after=positions, batch=min(page.limit + 1, 1000))
+    replay = Replay(
+        settings,
+        page.request,
+        after=positions,
+        batch=min(page.limit + 1, 1000),
+        readers=readers,
+        scan_limit=settings.max_history_scan_records,
+        truncate=True,
+    )
+    check_range(settings, page.request)  # once the range is known to be one
+    return replay
 
 
 async def read_page(
     settings: Settings,
+    readers: ReaderPool,
     page: Page,
     build: Callable[[Any], dict[str, object]],
     keep: Callable[[Any], bool] | None = None,
@@ -99,7 +129,7 @@ async def read_page(
     """Up to ``page.limit`` items from its cursor on (only records ``keep`` accepts, if
     given), and the cursor of the next page if any."""
     after, _ = decode_cursor(page.cursor)
-    replay = _replay(settings, page, after)
+    replay = _replay(settings, readers, page, after)
     if replay is None:
         return [], None
     items: list[Item] = []
@@ -113,15 +143,16 @@ async def read_page(
                 return items, encode_cursor(positions)
             items.append(build(item.record))
             positions[item.partition] = item.offset + 1
-    return items, None
+    return items, encode_cursor({**positions, **replay.cut}) if replay.cut else None
 
 
-async def read_buckets(settings: Settings, page: Page) -> Answer:
+async def read_buckets(settings: Settings, readers: ReaderPool, page: Page) -> Answer:
     """Up to ``page.limit`` candles, one per bucket (its latest revision) in open-time order,
     and the cursor of the next page if any. The cursor resumes at the first revision of every
-    bucket not returned yet, so none is cut between pages."""
+    bucket not returned yet, so none is cut between pages; a page that would resume where it
+    began (a bucket's revisions span more than the records a page may read) is refused."""
     after, last_bucket = decode_cursor(page.cursor)
-    replay = _replay(settings, page, after)
+    replay = _replay(settings, readers, page, after)
     if replay is None:
         return [], None
     buckets = BucketPage(page.limit, last_bucket)
@@ -132,7 +163,15 @@ async def read_buckets(settings: Settings, page: Page) -> Answer:
                 break
             positions[item.partition] = item.offset + 1
         else:
-            if not buckets.finish():
+            if replay.cut:
+                positions.update(replay.cut)
+            elif not buckets.finish():
                 return [candle_item(row) for row in buckets.rows], None
-    next_cursor = encode_cursor({**positions, **buckets.resume_offsets()}, buckets.after)
+    resume = {**positions, **buckets.resume_offsets()}
+    if (resume, buckets.after) == (after, last_bucket):
+        raise ReplayError(
+            "a candle's revisions span more records than one page may read; "
+            "ask for closed=true or revisions=true"
+        )
+    next_cursor = encode_cursor(resume, buckets.after)
     return [candle_item(row) for row in buckets.rows], next_cursor

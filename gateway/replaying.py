@@ -32,10 +32,12 @@ from dataclasses import dataclass
 import orjson
 
 from gateway import frames
+from gateway.history import check_range
 from gateway.protocol import ErrorCode, SubscribeRequest, error_frame
 from gateway.replay_sources import UNCONFLATED, conflation_key, reader_and_items, replay_request
 from gateway.subscription import Subscription
 from runtime.pacing import Pacer
+from runtime.readers import ReaderPool
 from runtime.replay import Replay, Replayed
 from runtime.replay_request import ReplayError
 from runtime.settings import Settings
@@ -67,13 +69,19 @@ class ReplayRun:
     """Serve one replay subscription until it completes or is cancelled."""
 
     def __init__(
-        self, settings: Settings, subscription: Subscription, request: SubscribeRequest, send: Send
+        self,
+        settings: Settings,
+        subscription: Subscription,
+        request: SubscribeRequest,
+        send: Send,
+        readers: ReaderPool,
     ) -> None:
         assert request.start is not None
         self.settings = settings
         self.subscription = subscription
         self.request = request
         self.send = send
+        self.readers = readers
         self.replay = replay_request(subscription, request)
         self.start = self.replay.start
         self.end = self.replay.end
@@ -90,7 +98,13 @@ class ReplayRun:
         """Open the replay, send ``ack``, then pace; a bad range gets REPLAY_ERROR instead."""
         sub = self.subscription
         try:
-            replay = self.reader(self.settings, self.replay)
+            replay = self.reader(
+                self.settings,
+                self.replay,
+                readers=self.readers,
+                scan_limit=self.settings.max_history_scan_records,
+            )
+            check_range(self.settings, self.replay)  # once the range is known to be one
             await replay.open()
         except ReplayError as error:
             self.send(

@@ -219,7 +219,9 @@ class ClientSession:
     ) -> None:
         """Run a replay subscription; it ends with its replay (with ``end``) or when cancelled."""
         try:
-            await ReplayRun(self.settings, subscription, request, self.send).run(ack)
+            await ReplayRun(
+                self.settings, subscription, request, self.send, self.shared.readers
+            ).run(ack)
         finally:
             self.state.end(subscription.id)
             self.replays.pop(subscription.id, None)

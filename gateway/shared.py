@@ -10,6 +10,7 @@ from gateway.providers import ProviderStatuses
 from gateway.registry import ConnectionRegistry
 from gateway.stores import MarketStores
 from runtime.catalog import Catalog
+from runtime.readers import ReaderPool
 from runtime.settings import Settings
 
 
@@ -24,3 +25,4 @@ class Shared:
     catalog: Catalog
     clocks: Clocks
     admission: Admission
+    readers: ReaderPool

@@ -6,9 +6,10 @@ each through :class:`domain.books.replay.RangeFold` (the agent's :class:`BookSlo
 yields the books of its symbols whose event time is in the range, merged across partitions
 by event time like :class:`runtime.replay.Replay` (whose reading and merging it reuses). Each
 book is the one the agent wrote for the same offsets, ``seq`` included. Its work up to the
-captured end is bounded by what ``books.raw`` retains (``FIML_BOOKS_RETENTION_HOURS``).
-Without ``end`` each partition's fold goes on past that end with the records written since
-(the hand-over): the books it flushes, the agent's own, come live.
+captured end is bounded by what ``books.raw`` retains (``FIML_BOOKS_RETENTION_HOURS``) and by
+``scan_limit``: partitions holding more records than that are refused, never cut. Without
+``end`` each partition's fold goes on past that end with the records written since (the
+hand-over): the books it flushes, the agent's own, come live.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aiokafka.structs import ConsumerRecord
 from domain.books.replay import RangeFold
 from domain.books.slots import BookSlots, check_event
 from runtime.intake import decode_or_skip
+from runtime.readers import ReaderPool
 from runtime.replay import Replay, Replayed, _Partition
 from runtime.replay_request import ReplayError, ReplayRequest, StreamSource
 from runtime.settings import Settings
@@ -47,8 +49,15 @@ class BookReplay(Replay):
 
     streams: ClassVar[dict[str, StreamSource]] = {"books": BOOKS}
 
-    def __init__(self, settings: Settings, request: ReplayRequest) -> None:
-        super().__init__(settings, request)
+    def __init__(
+        self,
+        settings: Settings,
+        request: ReplayRequest,
+        *,
+        readers: ReaderPool | None = None,
+        scan_limit: int = 0,
+    ) -> None:
+        super().__init__(settings, request, readers=readers, scan_limit=scan_limit)
         self.folds: dict[int, RangeFold] = {}
         self.pending: dict[int, deque[Replayed]] = {}
         self.times: dict[int, int] = {}
@@ -68,6 +77,7 @@ class BookReplay(Replay):
                 f"start is older than the retention of books.raw: records written before "
                 f"{micros_to_iso(max(kept_since) * 1000)} were deleted"
             )
+        self._bound(begins, ends)
         for tp in tps:
             consumer.seek(tp, begins[tp])
             self.partitions.append(_Partition(tp, ends[tp], done=begins[tp] >= ends[tp]))

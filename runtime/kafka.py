@@ -57,9 +57,14 @@ async def topic_partitions(settings: Settings, topic: str) -> list[TopicPartitio
     admin = make_admin(settings)
     await admin.start()
     try:
-        described = await admin.describe_topics([topic])
+        return await described_partitions(admin, topic)
     finally:
         await admin.close()
+
+
+async def described_partitions(admin: AIOKafkaAdminClient, topic: str) -> list[TopicPartition]:
+    """The partitions of ``topic`` as ``admin`` describes them (none if it does not exist)."""
+    described = await admin.describe_topics([topic])
     numbers = sorted(
         partition["partition"]
         for entry in described

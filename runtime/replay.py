@@ -7,7 +7,12 @@ to (``runtime/partitioning.py``). Each partition is sought with ``offsets_for_ti
 future_tolerance_ms)``, read forward and stopped at the log end captured when the replay
 opened (or earlier, once its Kafka time passes ``end + replay_lateness_ms``). A partition
 holding fewer than ``batch`` fetched records takes what the consumer fetched for it since (at
-most ``FETCH_BYTES``), so memory holds about that much per partition whatever the range.
+most ``FETCH_BYTES`` of ``runtime/readers.py``), so memory holds about that much per
+partition whatever the range.
+``scan_limit`` bounds the records read: a range whose partitions hold more between its first
+offsets and those stops is refused, or with ``truncate`` cut to that many (``cut`` then says
+where each partition stopped). The reader lets the event loop run once per fetched batch,
+so a long read never holds it for more than one batch of decoding.
 A heap merges the partitions' heads by (time, partition, offset); a record is decoded when
 it becomes its partition's head. The time is the event time, except for candles: every
 revision of a bucket has the bucket's open time, so candles (kept by open time) are merged and
@@ -34,15 +39,14 @@ from aiokafka.structs import ConsumerRecord
 
 from runtime.clock import now_micros
 from runtime.intake import INVALID, decode_or_skip, skip
-from runtime.kafka import make_consumer, topic_partitions
 from runtime.partitioning import key_partition
+from runtime.readers import ReaderPool
 from runtime.replay_request import STREAMS, Keyed, ReplayError, ReplayRequest, StreamSource
 from runtime.settings import Settings
 from schemas.times import LAST_MICROS, micros_to_iso
 
 DEFAULT_BATCH = 500
 FETCH_WAIT_MS = 200
-FETCH_BYTES = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -80,7 +84,9 @@ class Replay:
 
     Use as ``async with Replay(...) as replay: async for item in replay.records()``.
     ``after`` maps partitions to offsets to resume from (a page cursor): a partition starts
-    at the later of that offset and the one ``start`` gives.
+    at the later of that offset and the one ``start`` gives. ``readers`` lends the Kafka
+    clients (a pool of one of its own without it); ``scan_limit`` and ``truncate`` bound the
+    read (module docstring).
     Making one raises :class:`ReplayError` if ``end`` precedes ``start`` or is still to
     come; opening it, if records of the range may be gone: a partition lost records (to
     retention) that this replay would read, and the first it still keeps was written more
@@ -97,6 +103,9 @@ class Replay:
         *,
         batch: int = DEFAULT_BATCH,
         after: dict[int, int] | None = None,
+        readers: ReaderPool | None = None,
+        scan_limit: int = 0,
+        truncate: bool = False,
     ) -> None:
         source = request.check(now_micros(), settings.future_tolerance_ms * 1000, self.streams)
         self.settings = settings
@@ -108,6 +117,11 @@ class Replay:
         self.timeframe = request.timeframe
         self.batch = batch
         self.after = after or {}
+        self.own_readers = readers is None
+        self.readers = ReaderPool(settings, 1) if readers is None else readers
+        self.scan_limit = scan_limit
+        self.truncate = truncate
+        self.cut: dict[int, int] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.partitions: list[_Partition] = []
         self.handover: dict[int, int] = {}
@@ -122,27 +136,26 @@ class Replay:
     async def open(self) -> None:
         """Check the range against what the topic keeps and seek every partition."""
         topic = self.settings.topic(self.source.role)
-        tps = await topic_partitions(self.settings, topic)
-        if not tps:
-            raise ReplayError(f"topic {topic} does not exist")
-        if self.keys:  # only the partitions the symbols' keys map to
-            held = {key_partition(key, len(tps)) for key in self.keys}
-            tps = [tp for tp in tps if tp.partition in held]
-        self.consumer = make_consumer(
-            self.settings, "fiml-replay", max_partition_fetch_bytes=FETCH_BYTES
-        )
         try:
-            await self.consumer.start()
+            tps = await self.readers.partitions(topic)
+            if not tps:
+                raise ReplayError(f"topic {topic} does not exist")
+            if self.keys:  # only the partitions the symbols' keys map to
+                held = {key_partition(key, len(tps)) for key in self.keys}
+                tps = [tp for tp in tps if tp.partition in held]
+            self.consumer = await self.readers.take()
             await self._seek(tps)
         except BaseException:
             await self.close()
             raise
 
     async def close(self) -> None:
-        """Stop the consumer."""
+        """Give the consumer back (to a pool of its own: closed first, so it stops it)."""
+        if self.own_readers:
+            await self.readers.close()
         if self.consumer is not None:
             consumer, self.consumer = self.consumer, None
-            await consumer.stop()
+            await self.readers.give(consumer)
 
     async def _seek(self, tps: list[TopicPartition]) -> None:
         """Look up every offset the range needs at once, then seek each partition."""
@@ -176,12 +189,36 @@ class Replay:
         for tp, found in lates.items():
             if found is not None:
                 stops[tp] = min(stops[tp], found.offset)
+        froms = {
+            tp: max(
+                ends[tp] if starts[tp] is None else starts[tp].offset,
+                self.after.get(tp.partition, 0),
+            )
+            for tp in tps
+        }
+        self._bound(froms, stops)
         for tp in tps:
-            offset = ends[tp] if starts[tp] is None else starts[tp].offset
-            offset = max(offset, self.after.get(tp.partition, 0))
-            consumer.seek(tp, offset)
-            self.partitions.append(_Partition(tp, stops[tp], done=offset >= stops[tp]))
+            consumer.seek(tp, froms[tp])
+            self.partitions.append(_Partition(tp, stops[tp], done=froms[tp] >= stops[tp]))
         self.handover = {tp.partition: ends[tp] for tp in tps}
+
+    def _bound(self, froms: dict[TopicPartition, int], stops: dict[TopicPartition, int]) -> None:
+        """Hold the read from ``froms`` to ``stops`` to ``scan_limit`` records: refuse it,
+        or with ``truncate`` lower the stops to an equal share of it per partition."""
+        spans = {tp: max(0, stops[tp] - first) for tp, first in froms.items()}
+        if not self.scan_limit or sum(spans.values()) <= self.scan_limit:
+            return
+        if not self.truncate:
+            raise ReplayError(
+                f"the range spans {sum(spans.values())} records of its partitions, more than "
+                f"the {self.scan_limit} one request may read; ask for a shorter range"
+            )
+        assert self.end is not None, "only a range with an end is cut"
+        share = max(1, self.scan_limit // len(spans))
+        for tp, span in spans.items():
+            if span > share:
+                stops[tp] = froms[tp] + share
+                self.cut[tp.partition] = stops[tp]
 
     async def records(self) -> AsyncIterator[Replayed]:
         """Records in range in event-time order; then, without ``end``, live ones."""
@@ -253,6 +290,7 @@ class Replay:
             if await consumer.position(part.tp) >= part.stop:
                 part.done = True
                 consumer.pause(part.tp)
+        await asyncio.sleep(0)  # what was fetched is decoded after other tasks ran
 
     async def _follow(self, size: int) -> AsyncIterator[list[Replayed]]:
         consumer = self.consumer

@@ -122,6 +122,11 @@ class Settings:
     max_symbols_per_connection: int = 500
     max_replays: int = 16
     max_history_requests: int = 8
+    # Bounded history (README "Limits"): the range one history request or replay may ask
+    # for, and the records of its partitions it may read (a REST page stops there and
+    # gives a cursor; a longer replay is refused).
+    max_history_range_hours: int = 31 * 24
+    max_history_scan_records: int = 500_000
     # Clients cannot steer ingest: the synthetic provider serves FIML_SYMBOLS unless this
     # opts in to any symbol; ingest serves at most so many demanded symbols beyond them.
     synthetic_any_symbol: bool = False

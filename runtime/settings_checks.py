@@ -86,6 +86,8 @@ def check(settings: Settings) -> None:
         "max_symbols_per_connection",
         "max_replays",
         "max_history_requests",
+        "max_history_range_hours",
+        "max_history_scan_records",
         "max_demanded_symbols",
         "max_new_symbols_per_minute",
         "symbol_evict_seconds",

@@ -20,7 +20,8 @@ from schemas import Candle, DecodeError, Demand, ProviderStatus, decode, encode
 
 # Tests write records with fixed event times (tests/factories.py's BASE_US, November 2025);
 # the broker's retention check would delete them mid-session under the default retention
-# of days, so test topics keep records for about ten years.
+# of days, so test topics keep records for about ten years, and history may ask for as long
+# a range.
 TEST_RETENTION_HOURS = 10 * 365 * 24
 
 
@@ -36,6 +37,7 @@ def settings_on(kafka_bootstrap: str) -> Settings:
         kafka_bootstrap=kafka_bootstrap,
         topic_prefix=f"test-{uuid.uuid4().hex[:10]}",
         partitions=3,
+        max_history_range_hours=TEST_RETENTION_HOURS,
         **retention,
     )
 

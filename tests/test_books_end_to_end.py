@@ -16,14 +16,17 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import pytest
 import websockets
 
 from domain.books.protocol import ClientBook
 from ingest.books.synthetic_books import SyntheticBooks
 from ingest.synthetic import SyntheticMarket
 from ingest.venues import DEFAULT_VENUES
+from runtime.book_replay import BookReplay
 from runtime.clock import now_micros
 from runtime.processes import stop_process
+from runtime.replay_request import ReplayError, ReplayRequest
 from runtime.settings import Settings
 from runtime.testing import free_port
 from schemas.books import BookEvent, ConsolidatedBook
@@ -170,7 +173,9 @@ async def _has(books: Awaitable[dict[str, ConsolidatedBook]], timestamp: str) ->
 async def test_a_client_rebuilds_the_consolidated_book_of_two_venues(
     topics: Settings, tmp_path: Path
 ) -> None:
-    settings = dataclasses.replace(topics, gateway_port=free_port(), book_snapshot_ms=250)
+    settings = dataclasses.replace(
+        topics, gateway_port=free_port(), book_snapshot_ms=250, max_history_scan_records=1000
+    )
     worker = spawn(["arbitrate"], service_env(settings), tmp_path / "arbitrate.log")
     venues = Venues(now_micros() - 10_000_000)
     replay_start = venues.now + 1_500_000  # after the first books: the fold starts before it
@@ -235,7 +240,11 @@ async def test_a_client_rebuilds_the_consolidated_book_of_two_venues(
                 assert (await http.get(f"{base}/BTC/USDT", params={"depth": 7})).status_code == 422
             assert served["action"] == "snapshot" and served["venues"] == client.venues
             assert as_decimals(served["bids"]) == as_decimals(store.books[SYMBOL].bids[:10])
-            await check_replay(settings, replay_start, latest)
+            await check_replay(settings, replay_start, latest)  # under the scan cap
+            request = ReplayRequest("books", (SYMBOL,), replay_start, latest)
+            with pytest.raises(ReplayError, match="more than the 50 one request may read"):
+                async with BookReplay(settings, request, scan_limit=50):
+                    pass  # the fold would start at the first retained record: refused
             await check_handover(settings, replay_start, venues)
     finally:
         stop_process(worker)

@@ -220,6 +220,7 @@ async def test_without_end_the_replay_hands_over_to_live_with_no_gap_and_no_dupl
         ({"start": iso(BASE_US), "speed": 1001}, "speed"),
         ({"start": iso(BASE_US), "speed": -1}, "speed"),
         ({"start": "yesterday"}, "start"),
+        ({"start": iso(BASE_US - 87_601 * 3_600_000_000), "end": iso(BASE_US)}, "longer than"),
     ],
 )
 async def test_bad_replays_get_replay_errors(gateway, fields, reason):
@@ -434,8 +435,10 @@ async def test_a_candle_replay_at_speed_shows_the_bucket_forming_not_its_close(g
     ]
 
 
-async def test_an_unsubscribe_while_a_replay_closes_still_stops_its_consumer(gateway, monkeypatch):
-    settings, port, _ = gateway
+async def test_an_unsubscribe_while_a_replay_closes_still_gives_its_consumer_back(
+    gateway, monkeypatch
+):
+    settings, port, app = gateway
     closing: list[Replay] = []
     close = Replay.close
 
@@ -453,7 +456,8 @@ async def test_an_unsubscribe_while_a_replay_closes_still_stops_its_consumer(gat
         consumer = closing[0].consumer
         await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "trades"}))
         await skip_to(ws, "unsubscribe_ack")
-    await poll_until(lambda: consumer._closed, 5)
+    await poll_until(lambda: consumer in app.state.readers.idle, 5)
+    assert consumer.paused() == consumer.assignment()  # fetching nothing
 
 
 async def test_symbols_unsubscribed_during_a_replay_stop_arriving(gateway):

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+
 import httpx
 import pytest
 
 from gateway.items import candle_item, quote_item
 from runtime.clock import now_micros
+from runtime.partitioning import key_partition
+from runtime.testing import free_port
 from schemas import Candle, Quote
 from schemas.times import micros_to_iso
 from tests.factories import BASE_US, quote, second_candle
+from tests.support_gateway import serve_gateway
 from tests.support_kafka import expire_oldest, ingest_ms, produce, read_topic
 
 SYMBOLS = ("AAPL", "MSFT", "BTC/USDT")
@@ -199,3 +205,44 @@ async def test_the_openapi_page_documents_both_endpoints(gateway):
         assert schema == {"$ref": f"#/components/schemas/{page}"}
         assert {"start", "end", "limit", "cursor"} <= {p["name"] for p in get["parameters"]}
     assert "items" in document["components"]["schemas"]["CandlePage"]["properties"]
+
+
+async def test_caps_cut_pages_refuse_long_ranges_and_the_consumers_are_reused(topics):
+    """A page reads at most FIML_MAX_HISTORY_SCAN_RECORDS records of the symbol's partition
+    and its cursor goes on from there; a range over FIML_MAX_HISTORY_RANGE_HOURS is refused;
+    every request borrows a consumer of the gateway's pool instead of making one."""
+    settings = dataclasses.replace(
+        topics, gateway_port=free_port(), max_history_scan_records=10, max_history_range_hours=1
+    )
+    neighbour = next(  # a symbol in AAPL's partition: its records are read and skipped
+        s
+        for s in (f"N{n}" for n in range(100))
+        if key_partition(s.encode(), 3) == key_partition(b"AAPL", 3)
+    )
+    await produce(
+        settings,
+        "quotes",
+        [quote("AAPL" if n % 4 == 0 else neighbour, 100.0 + n, n * 1000) for n in range(60)],
+        written_ms=ingest_ms,
+    )
+    stored = await read_topic(settings, "quotes", Quote)
+    want = [quote_item(r) for _, _, r in sorted(stored, key=lambda x: x[1]) if r.symbol == "AAPL"]
+    start, end = micros_to_iso(BASE_US), micros_to_iso(BASE_US + 3_600_000_000)
+    url = "/v1/quotes/AAPL"
+    async with (
+        serve_gateway(settings) as app,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.gateway_port}", timeout=30) as http,
+    ):
+        pages = await all_pages(http, url, {"start": start, "end": end, "limit": 1000})
+        # 10 records of the partition a page, every fourth AAPL's
+        assert [len(page["items"]) for page in pages] == [3, 2, 3, 2, 3, 2]
+        assert [item for page in pages for item in page["items"]] == want
+        assert app.state.readers.created == 1  # one request after the other: one consumer
+        over = await http.get(url, params={"start": start, "end": "2025-11-24T17:00:00.001Z"})
+        assert over.status_code == 400
+        assert "longer than the 1 hours one request may ask for" in over.json()["detail"]
+        parallel = await asyncio.gather(
+            *(http.get(url, params={"start": start, "end": end}) for _ in range(4))
+        )
+        assert [answer.json()["items"] for answer in parallel] == [want[:3]] * 4
+        assert app.state.readers.created <= 4

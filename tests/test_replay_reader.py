@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from runtime.readers import ReaderPool
 from runtime.replay import Replay
 from runtime.replay_request import ReplayError, ReplayRequest
 from schemas import Candle, Trade
@@ -210,3 +211,42 @@ async def test_one_symbols_range_reads_only_the_partition_its_key_maps_to(topics
             found = await collect(replay)
         assert [item.record.seq for item in found] == [0, 1, 2, 3, 4]
         assert {item.partition for item in found} == {placed[symbol]}
+
+
+async def test_a_scan_limit_refuses_a_longer_read_or_cuts_it_where_it_says(topics):
+    await produce(topics, "trades", [replay_trade(n) for n in range(200)], written_ms=ingest_ms)
+    stored = await read_topic(topics, "trades", Trade)
+    request = ReplayRequest("trades", ("AAPL",), BASE_US, BASE_US + 200 * MS)
+    (partition,) = {p for p, _, r in stored if r.symbol == "AAPL"}
+    held = sorted((o, r) for p, o, r in stored if p == partition)
+    with pytest.raises(ReplayError, match="more than the 20 one request may read"):
+        async with Replay(topics, request, scan_limit=20):
+            pass
+    async with Replay(topics, request, scan_limit=20, truncate=True) as replay:
+        cut = await collect(replay)
+    assert replay.cut == {partition: 20}
+    assert [i.record for i in cut] == [r for o, r in held[:20] if r.symbol == "AAPL"]
+    async with Replay(topics, request, scan_limit=len(held)) as replay:  # at the cap: all
+        whole = await collect(replay)
+    assert replay.cut == {}
+    assert [i.record for i in whole] == [r for _, r in held if r.symbol == "AAPL"] != []
+
+
+async def test_replays_of_one_pool_reuse_its_consumers_and_wait_for_a_free_one(topics):
+    await produce(topics, "trades", [replay_trade(n) for n in range(40)], written_ms=ingest_ms)
+    request = ReplayRequest("trades", ("AAPL", "MSFT"), BASE_US, BASE_US + 40 * MS)
+    pool = ReaderPool(topics, 2)
+
+    async def read() -> int:
+        async with Replay(topics, request, readers=pool) as replay:
+            return len(await collect(replay))
+
+    counts = [await read() for _ in range(3)]
+    assert pool.created == 1  # one after the other: the same consumer
+    counts += await asyncio.gather(*(read() for _ in range(5)))  # three wait for one
+    assert counts == [20] * 8
+    assert pool.created == 2 and len(pool.idle) == 2
+    assert all(c.paused() == c.assignment() != set() for c in pool.idle)  # fetching nothing
+    consumers = list(pool.idle)
+    await pool.close()
+    assert all(consumer._closed for consumer in consumers)

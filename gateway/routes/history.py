@@ -16,6 +16,7 @@ from gateway.items import candle_item, quote_item
 from gateway.messages import OhlcvItem, QuoteItem
 from gateway.protocol import Timeframe
 from gateway.security import api_key_dependency
+from runtime.readers import ReaderPool
 from runtime.replay_request import ReplayError
 from runtime.settings import Settings
 from schemas.records import Candle
@@ -70,9 +71,9 @@ def _is_closed(candle: Candle) -> bool:
     return candle.is_closed
 
 
-def history_router(settings: Settings, running: Slots) -> APIRouter:
+def history_router(settings: Settings, running: Slots, readers: ReaderPool) -> APIRouter:
     """The /v1 history endpoints of this configuration; at most ``running`` requests read
-    at once, others are answered 429."""
+    at once (with the consumers of ``readers``), others are answered 429."""
     router = APIRouter(
         prefix="/v1", tags=["history"], dependencies=[Depends(api_key_dependency(settings))]
     )
@@ -114,8 +115,10 @@ def history_router(settings: Settings, running: Slots) -> APIRouter:
         def read(canonical: str) -> Awaitable[Answer]:
             page = Page(history_request("candles", canonical, start, end, timeframe), limit, cursor)
             if closed or revisions:
-                return read_page(settings, page, candle_item, _is_closed if closed else None)
-            return read_buckets(settings, page)
+                return read_page(
+                    settings, readers, page, candle_item, _is_closed if closed else None
+                )
+            return read_buckets(settings, readers, page)
 
         canonical, items, next_cursor = await answer(symbol, read)
         return {
@@ -138,6 +141,7 @@ def history_router(settings: Settings, running: Slots) -> APIRouter:
             symbol,
             lambda canonical: read_page(
                 settings,
+                readers,
                 Page(history_request("quotes", canonical, start, end), limit, cursor),
                 quote_item,
             ),
