@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from aiokafka.admin import NewTopic
+import asyncio
+import time
 
-from runtime.kafka import make_admin
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from runtime.kafka import described_partitions, make_admin
 from runtime.settings import Settings, TopicSpec
 
 TOPIC_ALREADY_EXISTS = 36
+# How long a broker's metadata may trail a create before the topics count as missing.
+DESCRIBED_WITHIN_S = 30.0
 
 
 class TopicError(RuntimeError):
@@ -51,6 +56,20 @@ async def create_topics(settings: Settings, specs: list[TopicSpec] | None = None
                 failures.append(f"{name}: {message or f'error code {code}'}")
         if failures:
             raise TopicError("could not create topics: " + "; ".join(failures))
+        await until_described(admin, created)
         return created
     finally:
         await admin.close()
+
+
+async def until_described(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Wait until the broker describes every topic of ``names``: its metadata trails the
+    controller's create, and a reader started in between would find no partitions."""
+    deadline = time.monotonic() + DESCRIBED_WITHIN_S
+    pending = list(names)
+    while pending:
+        pending = [name for name in pending if not await described_partitions(admin, name)]
+        if pending and time.monotonic() > deadline:
+            raise TopicError("created topics the broker does not describe: " + ", ".join(pending))
+        if pending:
+            await asyncio.sleep(0.05)
