@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ from fiml.alerts_cli import alerts_app
 from fiml.command_settings import command_settings, service_settings, time_option
 from fiml.registry_cli import registry_app
 from runtime.broker import KafkaRuntimeError, LocalKafka
+from runtime.processes import SUPERVISOR_VARIABLE, exit_when_orphaned
 from runtime.registry import RegistryRuntimeError
 from runtime.registry_client import RegistryError
 from runtime.service import run_until_signalled
@@ -256,7 +258,11 @@ def gateway(
 
 
 def main() -> None:
-    """Entry point of the ``fiml`` console script."""
+    """Entry point of the ``fiml`` console script; a service ``fiml up`` started ends at
+    most ``ORPHAN_GRACE_S`` after ``fiml up`` is gone, however its stop goes."""
+    supervisor = os.environ.get(SUPERVISOR_VARIABLE)
+    if supervisor:
+        exit_when_orphaned(int(supervisor))
     try:
         app()
     except KeyboardInterrupt:

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 from runtime.broker import LocalKafka
-from runtime.processes import die_with_parent, stop_process
+from runtime.processes import SUPERVISOR_VARIABLE, die_with_parent, stop_process
 from runtime.registry import LocalRegistry
 from runtime.schema_ids import connect, register_subjects
 from runtime.settings import Settings
@@ -79,7 +79,7 @@ class Supervisor:
             settings = self._start_registry(settings)
         created = asyncio.run(create_topics(settings))
         print(f"topics ready ({len(created)} created)", flush=True)
-        env = {**os.environ, **settings.to_env()}
+        env = {**os.environ, **settings.to_env(), SUPERVISOR_VARIABLE: str(os.getpid())}
         for name in self.names():
             if self.stopping:
                 return

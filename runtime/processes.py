@@ -8,11 +8,16 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+# The variable naming the supervisor's pid in a supervised service's environment, and how
+# long such a service may take to stop once the supervisor is gone.
+SUPERVISOR_VARIABLE = "FIML_SUPERVISOR_PID"
+ORPHAN_GRACE_S = 20.0
 
 
 def die_with_parent() -> Callable[[], None] | None:
@@ -31,6 +36,26 @@ def die_with_parent() -> Callable[[], None] | None:
             os.kill(os.getpid(), signal.SIGTERM)
 
     return arm
+
+
+def exit_when_orphaned(parent: int, grace: float = ORPHAN_GRACE_S) -> None:
+    """End this process ``grace`` seconds after ``parent`` is gone.
+
+    The parent's death sends SIGTERM (:func:`die_with_parent`) and a clean stop starts; a
+    broker stopped at the same moment could hold that stop for its request timeouts, with
+    nobody left to end it. Not armed in a process whose parent is already another one.
+    """
+    if os.getppid() != parent:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        time.sleep(grace)
+        print(f"the supervisor {parent} is gone; stopping after {grace:.0f} s", file=sys.stderr)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int | None:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import websockets
 
+from runtime.processes import command_line
 from runtime.settings import Settings
 from runtime.testing import free_port
 from tests.support import poll_until, processes_with_env, service_env, wait_for_port
@@ -120,7 +121,8 @@ def test_killing_fiml_up_itself_stops_its_children(up):
     process, marker, _ = up
     process.kill()
     process.wait()
-    assert wait_until_gone(marker, timeout=45) == []
+    left = wait_until_gone(marker, timeout=45)
+    assert left == [], [command_line(pid) for pid in left]
 
 
 @pytest.mark.registry
