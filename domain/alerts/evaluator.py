@@ -153,6 +153,9 @@ class AlertEvaluator:
 
     def evaluate(self, record: Quote | Candle | ProviderStatus, source: Source) -> list[FiredAlert]:
         """The alerts ``record``, found at ``source`` in the log, fires."""
+        if not (self.rules or self.windows or self.volumes or self._timers.heap or self._purges):
+            self._move_clocks(record)  # nothing to fire, push nor purge
+            return []
         if isinstance(record, Quote):
             return self.on_quote(record, source)
         if isinstance(record, Candle):
@@ -219,6 +222,22 @@ class AlertEvaluator:
                 if alert is not None:
                     alerts.append(alert)
         return alerts
+
+    def _move_clocks(self, record: Quote | Candle | ProviderStatus) -> None:
+        """What a record changes in an evaluator with no rules, windows, volume histories,
+        timers nor purges: the event times (the rest of ``on_*`` finds nothing to do)."""
+        if isinstance(record, Quote):
+            price, symbol, time = record.price, record.symbol, record.ts_event
+            if math.isfinite(price) and price > 0:
+                time = self.symbol_time[symbol] = max(time, self.symbol_time.get(symbol, time))
+                self.clock = time if self.clock is None else max(self.clock, time)
+                self._advance(time)
+        elif isinstance(record, Candle):
+            size, volume = TIMEFRAMES.get(record.timeframe), record.volume
+            if record.is_closed and size and math.isfinite(volume) and volume >= 0:
+                self._advance(record.open_time + size)
+        else:
+            self._advance(record.ts_event)
 
     def _advance(self, time: int) -> None:
         """Move the newest event time seen; purge the rules deleted long enough before it."""
