@@ -153,7 +153,8 @@ class AlertEvaluator:
 
     def evaluate(self, record: Quote | Candle | ProviderStatus, source: Source) -> list[FiredAlert]:
         """The alerts ``record``, found at ``source`` in the log, fires."""
-        if not (self.rules or self.windows or self.volumes or self._timers.heap or self._purges):
+        busy = self.rules or self.windows or self.volumes or self._timers.heap or self._purges
+        if not busy and not isinstance(record, ProviderStatus):  # statuses are few
             self._move_clocks(record)  # nothing to fire, push nor purge
             return []
         if isinstance(record, Quote):
@@ -223,21 +224,20 @@ class AlertEvaluator:
                     alerts.append(alert)
         return alerts
 
-    def _move_clocks(self, record: Quote | Candle | ProviderStatus) -> None:
-        """What a record changes in an evaluator with no rules, windows, volume histories,
-        timers nor purges: the event times (the rest of ``on_*`` finds nothing to do)."""
+    def _move_clocks(self, record: Quote | Candle) -> None:
+        """What a quote or candle changes in an evaluator with no rules, windows, volume
+        histories, timers nor purges: the event times (the rest of ``on_quote`` and
+        ``on_candle`` finds nothing to do)."""
         if isinstance(record, Quote):
             price, symbol, time = record.price, record.symbol, record.ts_event
             if math.isfinite(price) and price > 0:
                 time = self.symbol_time[symbol] = max(time, self.symbol_time.get(symbol, time))
                 self.clock = time if self.clock is None else max(self.clock, time)
                 self._advance(time)
-        elif isinstance(record, Candle):
+        else:
             size, volume = TIMEFRAMES.get(record.timeframe), record.volume
             if record.is_closed and size and math.isfinite(volume) and volume >= 0:
                 self._advance(record.open_time + size)
-        else:
-            self._advance(record.ts_event)
 
     def _advance(self, time: int) -> None:
         """Move the newest event time seen; purge the rules deleted long enough before it."""
