@@ -6,7 +6,9 @@ candles and statuses.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 from domain.alerts.backtest import backtest
 from domain.alerts.evaluator import AlertEvaluator
 from domain.alerts.snapshot import SnapshotError, restore, snapshot
+from schemas.records import Candle, Quote
 from tests.support_alerts import SECOND, T0, candle, quote, rule, sourced, status
 
 SYMBOLS = ("AAA", "BBB", "CCC")
@@ -181,6 +184,64 @@ def test_how_the_topics_interleave_does_not_change_what_fires(all_rules, events,
         queues = [q for q in queues if q]
     key = lambda alert: alert.alert_id  # noqa: E731
     assert sorted(live(all_rules, shuffled), key=key) == sorted(live(all_rules, events), key=key)
+
+
+def full_path(evaluator, record, source):
+    """``evaluate`` without its shortcut for an evaluator with nothing to watch."""
+    if isinstance(record, Quote):
+        return evaluator.on_quote(record, source)
+    if isinstance(record, Candle):
+        return evaluator.on_candle(record, source)
+    return evaluator.on_status(record, source)
+
+
+@st.composite
+def odd_records(draw):
+    """The stories' records, some spoiled (prices no quote has, open candles), the later
+    part an hour or more of event time on (the deleted rules are purged)."""
+    made = []
+    for _, record in draw(records()):
+        if isinstance(record, Quote) and draw(st.integers(0, 5)) == 0:
+            price = draw(st.sampled_from([0.0, -1.0, math.nan, math.inf]))
+            record = dataclasses.replace(record, price=price)
+        elif isinstance(record, Candle) and draw(st.booleans()):
+            record = dataclasses.replace(record, is_closed=False)
+        made.append(record)
+    cut, jump = draw(st.integers(0, len(made))), draw(st.sampled_from([0, 3601 * SECOND]))
+    for index in range(cut, len(made)):
+        record = made[index]
+        if isinstance(record, Candle):
+            made[index] = dataclasses.replace(record, open_time=record.open_time + jump)
+        else:
+            made[index] = dataclasses.replace(record, ts_event=record.ts_event + jump)
+    return sourced(made)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rules(), odd_records(), st.data())
+def test_an_evaluator_with_nothing_to_watch_changes_as_the_full_path_would(all_rules, events, data):
+    """Rules come and go (upserts, tombstones, purges) between the records; ``evaluate``
+    (with its shortcut when the evaluator is idle) and the full path fire the same alerts
+    and leave the same snapshot after every record, restored from it or not."""
+    changes: dict[int, list] = {}
+    for each in all_rules:
+        changes.setdefault(data.draw(st.integers(0, len(events))), []).append(each)
+        if data.draw(st.booleans()):
+            changes.setdefault(data.draw(st.integers(0, len(events))), []).append(each.rule_id)
+    fast, full = AlertEvaluator(), AlertEvaluator()
+    for index, (source, record) in enumerate([*events, (None, None)]):
+        for change in changes.get(index, []):
+            for evaluator in (fast, full):
+                if isinstance(change, str):
+                    evaluator.remove(change)
+                else:
+                    evaluator.upsert(change)
+        if record is None:
+            break
+        assert fast.evaluate(record, source) == full_path(full, record, source)
+        assert snapshot(fast) == snapshot(full)
+    resumed = restore(json.loads(json.dumps(snapshot(fast))))
+    assert snapshot(resumed) == snapshot(full)
 
 
 def test_replacing_a_rule_starts_it_afresh_and_removing_it_silences_it():

@@ -153,6 +153,10 @@ class AlertEvaluator:
 
     def evaluate(self, record: Quote | Candle | ProviderStatus, source: Source) -> list[FiredAlert]:
         """The alerts ``record``, found at ``source`` in the log, fires."""
+        busy = self.rules or self.windows or self.volumes or self._timers.heap or self._purges
+        if not busy and not isinstance(record, ProviderStatus):  # statuses are few
+            self._move_clocks(record)  # nothing to fire, push nor purge
+            return []
         if isinstance(record, Quote):
             return self.on_quote(record, source)
         if isinstance(record, Candle):
@@ -222,6 +226,21 @@ class AlertEvaluator:
                 if alert is not None:
                     alerts.append(alert)
         return alerts
+
+    def _move_clocks(self, record: Quote | Candle) -> None:
+        """What a quote or candle changes in an evaluator with no rules, windows, volume
+        histories, timers nor purges: the event times (the rest of ``on_quote`` and
+        ``on_candle`` finds nothing to do)."""
+        if isinstance(record, Quote):
+            price, symbol, time = record.price, record.symbol, record.ts_event
+            if math.isfinite(price) and price > 0:
+                time = self.symbol_time[symbol] = max(time, self.symbol_time.get(symbol, time))
+                self.clock = time if self.clock is None else max(self.clock, time)
+                self._advance(time)
+        else:
+            size, volume = TIMEFRAMES.get(record.timeframe), record.volume
+            if record.is_closed and size and math.isfinite(volume) and volume >= 0:
+                self._advance(record.open_time + size)
 
     def _advance(self, time: int) -> None:
         """Move the newest event time seen; purge the rules deleted long enough before it."""
