@@ -167,7 +167,7 @@ async def test_a_story_reaches_the_clients_of_its_symbol_only(news_system):
 
         # A replay reads every state written, unconflated, under the symbol asked for.
         replayed = await replay_news(
-            port, "AAPL", "2000-01-01T00:00:00Z", micros_to_iso(now_micros())
+            port, "AAPL", "2025-01-01T00:00:00Z", micros_to_iso(now_micros())
         )
         assert [(e["symbol"], e["id"], e["providers"]) for e in replayed] == [
             ("AAPL", story.id, ["fmp"]),
