@@ -106,8 +106,9 @@ def start_daemon(
     """Start ``command`` with its output appended to ``log_file`` and its id in ``pid_file``,
     and return once ``ready(process)`` returns; if it raises, the process is stopped.
 
-    With ``stop_with_parent`` it gets SIGTERM when this process dies; without, it runs on in
-    its own session until :func:`stop_daemon`.
+    It runs in a session of its own, so a terminal's Ctrl-C reaches only its starter, which
+    stops its clients first. With ``stop_with_parent`` it gets SIGTERM when this process
+    dies; without, it runs on until :func:`stop_daemon`.
     """
     with log_file.open("ab") as log:
         process = subprocess.Popen(
@@ -117,7 +118,7 @@ def start_daemon(
             stdin=subprocess.DEVNULL,
             cwd=cwd,
             preexec_fn=die_with_parent() if stop_with_parent else None,
-            start_new_session=not stop_with_parent,
+            start_new_session=True,
         )
     pid_file.write_text(f"{process.pid}\n")
     try:
