@@ -38,7 +38,7 @@ from pathlib import Path
 
 import faust
 from aiokafka import TopicPartition
-from harness import cpu_seconds, run_and_report, run_facts, spawn_service
+from harness import bare_clients, cpu_seconds, run_and_report, run_facts, spawn_service
 
 from arbitration.app import make_app, raw_topic, run_worker
 from arbitration.batch_agent import batches
@@ -79,14 +79,7 @@ async def fill(settings: Settings, ticks: list[RawTick]) -> None:
 async def bare_loop(settings: Settings, count: int) -> dict:
     """Ticks per second and CPU time per tick of consume, decode, encode, produce with
     aiokafka alone."""
-    partitions = await topic_partitions(settings, settings.topic("ticks.raw"))
-    consumer = make_consumer(settings, "bench-bare", max_partition_fetch_bytes=4 << 20)
-    producer = make_producer(settings, "bench-bare")
-    await consumer.start()
-    await producer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+    async with bare_clients(settings, "ticks.raw") as (consumer, producer):
         out_topic = settings.topic("quotes")
         seen, deliveries = 0, []
         start, cpu = time.perf_counter(), cpu_seconds(os.getpid())
@@ -117,9 +110,6 @@ async def bare_loop(settings: Settings, count: int) -> dict:
             "ticks_per_s": count / (time.perf_counter() - start),
             "cpu_s_per_tick": (cpu_seconds(os.getpid()) - cpu) / count,
         }
-    finally:
-        await consumer.stop()
-        await producer.stop()
 
 
 async def committed(settings: Settings, group: str, partitions: list[TopicPartition]) -> int:

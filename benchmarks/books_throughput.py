@@ -34,14 +34,14 @@ from pathlib import Path
 
 from arbitration_throughput import process_rate
 from books_gateway import measure_gateway
-from harness import cpu_seconds, run_and_report, run_facts, spawn_service
+from harness import bare_clients, cpu_seconds, run_and_report, run_facts, spawn_service
 from replay_throughput import fill
 
 from domain.books.slots import BookSlots
 from ingest.books.synthetic_books import SyntheticBooks
 from ingest.synthetic import SyntheticMarket
 from runtime.book_replay import book_slots
-from runtime.kafka import make_consumer, make_producer, topic_partitions
+from runtime.kafka import topic_partitions
 from runtime.partitioning import key_partition
 from runtime.settings import Settings
 from runtime.topics import create_topics
@@ -71,14 +71,7 @@ def synthetic_events(count: int) -> list[BookEvent]:
 async def bare_loop(settings: Settings, count: int, rule: bool) -> dict:
     """Events per second and CPU time per event of consume and decode with aiokafka alone;
     with ``rule``, also the agent's rule and the delivery of its books."""
-    partitions = await topic_partitions(settings, settings.topic("books.raw"))
-    consumer = make_consumer(settings, "bench-bare", max_partition_fetch_bytes=4 << 20)
-    producer = make_producer(settings, "bench-bare")
-    await consumer.start()
-    await producer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+    async with bare_clients(settings, "books.raw") as (consumer, producer):
         out_topic = settings.topic("books.consolidated")
         slots: dict[int, BookSlots] = {}
         seen, books, deliveries = 0, 0, []
@@ -111,9 +104,6 @@ async def bare_loop(settings: Settings, count: int, rule: bool) -> dict:
             "cpu_s_per_event": (cpu_seconds(os.getpid()) - cpu) / count,
             "books": books,
         }
-    finally:
-        await consumer.stop()
-        await producer.stop()
 
 
 async def measure(bootstrap: str, count: int, tmp: Path) -> dict:

@@ -12,10 +12,13 @@ import resource
 import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from runtime.kafka import make_consumer, make_producer, topic_partitions
 from runtime.processes import die_with_parent
 from runtime.settings import Settings
 from runtime.testing import temporary_broker
@@ -33,6 +36,26 @@ def broker(tmp: Path) -> Iterator[str]:
         return
     with temporary_broker(tmp / "broker") as bootstrap:
         yield bootstrap
+
+
+@contextlib.asynccontextmanager
+async def bare_clients(
+    settings: Settings, role: str
+) -> AsyncIterator[tuple[AIOKafkaConsumer, AIOKafkaProducer]]:
+    """A consumer of every partition of the ``role`` topic from its beginning and a producer,
+    for a bare aiokafka baseline; both stopped afterwards."""
+    partitions = await topic_partitions(settings, settings.topic(role))
+    consumer = make_consumer(settings, "bench-bare", max_partition_fetch_bytes=4 << 20)
+    producer = make_producer(settings, "bench-bare")
+    await consumer.start()
+    await producer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        yield consumer, producer
+    finally:
+        await consumer.stop()
+        await producer.stop()
 
 
 def run_and_report(measure: Measure, count: int, out: Path | None) -> None:
