@@ -24,7 +24,8 @@ from domain.alerts.rules import InvalidRule, parse_rule, rule_view
 from runtime.alert_rules import RuleFeed
 from runtime.clock import now_micros
 from runtime.intake import decode_or_skip
-from runtime.kafka import make_consumer, make_producer, topic_partitions
+from runtime.kafka import make_consumer, make_producer, partitions_once_created
+from runtime.service import restarting
 from runtime.settings import Settings
 from schemas.alerts import AlertRule, FiredAlert
 from schemas.codec import encode
@@ -148,14 +149,7 @@ class AlertBook:
         restart after unexpected errors."""
         rules = asyncio.create_task(self.feed.run())
         try:
-            while True:
-                try:
-                    await self._serve()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("alerts feed failed; restarting in %.0f s", RESTART_DELAY)
-                    await asyncio.sleep(RESTART_DELAY)
+            await restarting(self._serve, "alerts feed", log, RESTART_DELAY)
         finally:
             rules.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -172,10 +166,7 @@ class AlertBook:
             await producer.stop()
 
     async def _follow_fired(self) -> None:
-        partitions = await topic_partitions(self.settings, self.fired_topic)
-        while not partitions:
-            await asyncio.sleep(RESTART_DELAY)
-            partitions = await topic_partitions(self.settings, self.fired_topic)
+        partitions = await partitions_once_created(self.settings, self.fired_topic, RESTART_DELAY)
         consumer = make_consumer(self.settings, "fiml-gateway-alerts")
         await consumer.start()
         try:

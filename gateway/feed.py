@@ -29,6 +29,7 @@ from runtime.intake import INVALID, decode_or_skip, skip
 from runtime.kafka import connected, make_consumer, topic_partitions
 from runtime.metrics import ConsumerLag
 from runtime.private import private_attribute
+from runtime.service import restarting
 from runtime.settings import Settings
 from schemas import Candle, ProviderStatus, Quote, Trade
 from schemas.books import ConsolidatedBook
@@ -76,15 +77,7 @@ class MarketFeed:
 
     async def run(self) -> None:
         """Assign, warm up, then consume until cancelled; restart after unexpected errors."""
-        while True:
-            try:
-                await self._consume()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("market feed failed; restarting in %.0f s", RESTART_DELAY)
-                self.ready.clear()
-                await asyncio.sleep(RESTART_DELAY)
+        await restarting(self._consume, "market feed", log, RESTART_DELAY, self.ready.clear)
 
     async def _consume(self) -> None:
         partitions = [tp for topic in self.routes for tp in await self._partitions(topic)]

@@ -25,7 +25,7 @@ from ingest.providers import Provider
 from runtime.clock import now_micros
 from runtime.health import Progress
 from runtime.intake import decode_or_skip
-from runtime.kafka import make_consumer, topic_partitions
+from runtime.kafka import make_consumer, partitions_once_created
 from runtime.metrics import SYMBOLS_HELD
 from runtime.service import until_stopped
 from runtime.settings import Settings
@@ -151,11 +151,7 @@ class _DemandFollower:
     async def follow(self) -> None:
         """Wait for the topic, then read it from its beginning until cancelled."""
         topic = self.settings.topic(TopicRole.DEMAND)
-        partitions = await topic_partitions(self.settings, topic)
-        while not partitions:
-            log.warning("demand topic %s not found; retrying", topic)
-            await asyncio.sleep(RETRY_S)
-            partitions = await topic_partitions(self.settings, topic)
+        partitions = await partitions_once_created(self.settings, topic, RETRY_S)
         consumer = make_consumer(self.settings, "fiml-ingest-demand")
         await consumer.start()
         try:

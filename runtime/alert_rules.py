@@ -11,7 +11,8 @@ from aiokafka.structs import ConsumerRecord
 
 from domain.alerts.rules import check_record
 from runtime.intake import decode_or_skip
-from runtime.kafka import make_consumer, topic_partitions
+from runtime.kafka import make_consumer, partitions_once_created
+from runtime.service import restarting
 from runtime.settings import Settings
 from schemas.alerts import AlertRule
 from schemas.topics import TopicRole
@@ -35,20 +36,10 @@ class RuleFeed:
 
     async def run(self) -> None:
         """Read the topic until cancelled; restart after unexpected errors."""
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("alert rules feed failed; restarting in %.0f s", RESTART_DELAY)
-                await asyncio.sleep(RESTART_DELAY)
+        await restarting(self._follow, "alert rules feed", log, RESTART_DELAY)
 
     async def _follow(self) -> None:
-        partitions = await topic_partitions(self.settings, self.topic)
-        while not partitions:
-            await asyncio.sleep(RESTART_DELAY)
-            partitions = await topic_partitions(self.settings, self.topic)
+        partitions = await partitions_once_created(self.settings, self.topic, RESTART_DELAY)
         consumer = make_consumer(self.settings, "fiml-alert-rules")
         await consumer.start()
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +15,8 @@ from aiokafka.structs import ConsumerRecord
 from runtime.kafka_security import security_options
 from runtime.private import private_attribute
 from runtime.settings import Settings
+
+log = logging.getLogger("fiml.kafka")
 
 
 def make_producer(settings: Settings, client_id: str, **overrides: Any) -> AIOKafkaProducer:
@@ -60,6 +64,19 @@ async def topic_partitions(settings: Settings, topic: str) -> list[TopicPartitio
         return await described_partitions(admin, topic)
     finally:
         await admin.close()
+
+
+async def partitions_once_created(
+    settings: Settings, topic: str, retry_s: float = 1.0
+) -> list[TopicPartition]:
+    """The partitions of ``topic``, waiting ``retry_s`` between looks until it exists."""
+    partitions = await topic_partitions(settings, topic)
+    if not partitions:
+        log.warning("topic %s not found; waiting for it", topic)
+    while not partitions:
+        await asyncio.sleep(retry_s)
+        partitions = await topic_partitions(settings, topic)
+    return partitions
 
 
 async def described_partitions(admin: AIOKafkaAdminClient, topic: str) -> list[TopicPartition]:

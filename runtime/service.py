@@ -75,3 +75,24 @@ async def until_stopped(work: Awaitable[None], stop: asyncio.Event) -> None:
             await asyncio.gather(task, return_exceptions=True)
     if not task.cancelled():
         task.result()
+
+
+async def restarting(
+    work: Callable[[], Awaitable[None]],
+    name: str,
+    logger: logging.Logger,
+    delay: float = 1.0,
+    on_error: Callable[[], None] | None = None,
+) -> None:
+    """Run ``work()`` until cancelled; after an unexpected error log it, call ``on_error``,
+    wait ``delay`` seconds and run it again."""
+    while True:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("%s failed; restarting in %.0f s", name, delay)
+            if on_error is not None:
+                on_error()
+            await asyncio.sleep(delay)
