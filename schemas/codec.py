@@ -58,7 +58,7 @@ AVRO_DIR = Path(__file__).parent / "avro"
 
 SCHEMA_IDS: dict[type, tuple[int, str]] = {
     RawTick: (1, "raw_tick.avsc"),
-    ProviderStatus: (2, "provider_status.avsc"),
+    ProviderStatus: (15, "provider_status.avsc"),
     Quote: (8, "quote.avsc"),
     Candle: (4, "candle.avsc"),
     Trade: (5, "trade.avsc"),
@@ -73,6 +73,7 @@ SCHEMA_IDS: dict[type, tuple[int, str]] = {
 }
 
 EARLIER_SCHEMA_IDS: dict[int, tuple[type, str]] = {
+    2: (ProviderStatus, "earlier/provider_status_v1.avsc"),
     3: (Quote, "earlier/quote_v1.avsc"),
 }
 

@@ -341,6 +341,29 @@ def test_a_quote_written_before_scores_existed_still_decodes():
     assert encode(decoded)[: HEADER.size] == HEADER.pack(MAGIC_BYTE, SCHEMA_IDS[Quote][0])
 
 
+def test_a_status_written_before_feeds_existed_still_decodes_as_a_ticks_status():
+    """Statuses of schema id 2 (no ``feed``), written here by the official avro package."""
+    earlier = avro.schema.parse(json.dumps(load_schema("earlier/provider_status_v1.avsc")))
+    datum = {
+        "provider": "ccxt:binance",
+        "ts_event": EPOCH + timedelta(seconds=1_700_000_000),
+        "state": "DOWN",
+        "latency_ms": None,
+        "error_kind": "network",
+        "message": "connection reset",
+    }
+    body = io.BytesIO()
+    avro.io.DatumWriter(earlier).write(datum, avro.io.BinaryEncoder(body))
+    decoded = decode(HEADER.pack(MAGIC_BYTE, 2) + body.getvalue(), expected=ProviderStatus)
+    assert (decoded.provider, decoded.state, decoded.error_kind) == (
+        "ccxt:binance",
+        "DOWN",
+        "network",
+    )
+    assert decoded.feed == "ticks"
+    assert encode(decoded)[: HEADER.size] == HEADER.pack(MAGIC_BYTE, SCHEMA_IDS[ProviderStatus][0])
+
+
 @pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
 def test_header_is_magic_zero_and_big_endian_schema_id(record):
     payload = encode(record)
