@@ -34,6 +34,11 @@ from schemas.topics import TopicRole
 BOOKS = StreamSource(TopicRole.BOOKS, BookEvent, "ts_event")
 
 
+def book_event(raw: ConsumerRecord) -> BookEvent | None:
+    """The book event of ``raw``, or None (skipped and counted) as the agent decides."""
+    return decode_or_skip(raw, BookEvent, check_event)
+
+
 def book_slots(settings: Settings) -> BookSlots:
     """The agent's rule for one partition, as ``settings`` configure it."""
     return BookSlots(
@@ -92,8 +97,7 @@ class BookReplay(Replay):
         pending, fold = self.pending[partition], self.folds[partition]
         while not pending and part.fetched:
             raw = part.fetched.popleft()
-            event = decode_or_skip(raw, BookEvent, check_event)
-            for book in fold.process(raw.offset, raw.timestamp * 1000, event):
+            for book in fold.process(raw.offset, raw.timestamp * 1000, book_event(raw)):
                 # the merge's time never goes back within a partition
                 time = self.times[partition] = max(self.times[partition], book.ts_event)
                 pending.append(Replayed(partition, raw.offset, time, book))
@@ -101,9 +105,8 @@ class BookReplay(Replay):
 
     def _live(self, raw: ConsumerRecord) -> list[Replayed]:
         """After the hand-over: the books the partition's fold flushes with ``raw``."""
-        event = decode_or_skip(raw, BookEvent)
         fold = self.folds[raw.partition]
         return [
             Replayed(raw.partition, raw.offset, book.ts_event, book, live=True)
-            for book in fold.process(raw.offset, raw.timestamp * 1000, event)
+            for book in fold.process(raw.offset, raw.timestamp * 1000, book_event(raw))
         ]
