@@ -108,7 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(news_router(settings, market.news))
     app.include_router(books_router(settings, market.books))
     mount_dashboard(app, settings)
-    app.include_router(alerts_router(settings, alerts))
+    app.include_router(alerts_router(settings, alerts, admission.history, readers))
     app.include_router(stream_router(shared, alerts))
     app.include_router(monitoring_router(settings, feed, registry))
     return app

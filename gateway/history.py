@@ -93,9 +93,13 @@ def history_request(
 
 def check_range(settings: Settings, request: ReplayRequest) -> None:
     """Refuse a range longer than ``FIML_MAX_HISTORY_RANGE_HOURS`` (to now without an end)."""
+    check_span(settings, request.start, now_micros() if request.end is None else request.end)
+
+
+def check_span(settings: Settings, start: int, end: int) -> None:
+    """Refuse ``start`` to ``end`` (µs) if longer than ``FIML_MAX_HISTORY_RANGE_HOURS``."""
     hours = settings.max_history_range_hours
-    end = now_micros() if request.end is None else request.end
-    if hours and end - request.start > hours * HOUR_US:
+    if hours and end - start > hours * HOUR_US:
         raise ReplayError(f"the range is longer than the {hours} hours one request may ask for")
 
 

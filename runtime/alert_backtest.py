@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from domain.alerts.backtest import Event, backtest
 from domain.alerts.firing import Source
+from runtime.readers import ReaderPool
 from runtime.replay import Replay
 from runtime.replay_request import STREAMS, ReplayError, ReplayRequest
 from runtime.settings import Settings
@@ -35,28 +36,36 @@ class BacktestResult:
 
 
 async def run_backtest(
-    settings: Settings, rule: AlertRule, start: int, end: int, limit: int = MAX_BACKTEST_RECORDS
+    settings: Settings,
+    rule: AlertRule,
+    start: int,
+    end: int,
+    limit: int = MAX_BACKTEST_RECORDS,
+    readers: ReaderPool | None = None,
 ) -> BacktestResult:
     """The alerts ``rule`` fires on the log from ``start`` to ``end`` (µs, inclusive); the
     rule sees the range from ``start`` whenever it was created. ReplayError for a range or
-    rule that cannot be back-tested."""
+    rule that cannot be back-tested. ``readers``: the clients to read with (see
+    :class:`runtime.replay.Replay`)."""
     if rule.kind == "provider_down":
         raise ReplayError("provider_down rules cannot be back-tested")
     stream = "quotes" if rule.timeframe is None else "candles"
     request = ReplayRequest(stream, tuple(rule.symbols), start, end, timeframe=rule.timeframe)
     topic = settings.topic(STREAMS[stream].role)
     by_partition: dict[int, list[Event]] = {}
-    records, through = 0, None
-    async with Replay(settings, request) as replay:
+    records, through, truncated = 0, None, False
+    async with Replay(settings, request, readers=readers) as replay:
         async for chunk in replay.chunks(1000):
-            for item in chunk[: limit - records]:
+            room = limit - records
+            for item in chunk[:room]:
                 source = Source(topic, item.partition, item.offset)
                 by_partition.setdefault(item.partition, []).append((source, item.record))
                 through = item.time
-            records += min(len(chunk), limit - records)
-            if records >= limit:
+            records += min(len(chunk), room)
+            if len(chunk) > room:  # a record beyond the limit: the range is cut
+                truncated = True
                 break
     tried = dataclasses.replace(rule, created_at=start, deleted_at=None)
     alerts = [alert for events in by_partition.values() for alert in backtest(tried, events)]
     alerts.sort(key=lambda alert: (alert.ts_event, alert.source_partition, alert.source_offset))
-    return BacktestResult(alerts, records, records >= limit, through)
+    return BacktestResult(alerts, records, truncated, through)

@@ -20,11 +20,18 @@ RULE = {"kind": "price_above", "symbols": ["AAPL"], "parameters": {"level": 100}
 
 
 @pytest.fixture
-async def gateway_with_keys(topics):
-    settings = dataclasses.replace(topics, gateway_port=free_port(), api_keys=KEYS)
+async def gateway_app(topics):
+    settings = dataclasses.replace(
+        topics, gateway_port=free_port(), api_keys=KEYS, max_history_range_hours=24
+    )
     async with serve_gateway(settings) as app:
         await asyncio.wait_for(app.state.alerts.feed.ready.wait(), 30)
-        yield settings
+        yield settings, app
+
+
+@pytest.fixture
+def gateway_with_keys(gateway_app):
+    return gateway_app[0]
 
 
 async def test_an_owner_has_at_most_its_bound_of_rules(gateway_with_keys):
@@ -73,3 +80,24 @@ async def test_client_input_is_refused_with_reasons(gateway_with_keys):
         await ws.send(json.dumps({"type": "unsubscribe", "stream_type": "alerts"}))
         ack = await receive(ws, "unsubscribe_ack")
         assert ack["subscription_ids"] == []
+
+
+async def test_a_backtest_is_a_history_request_with_its_range_cap(gateway_app):
+    settings, app = gateway_app
+    url = f"http://127.0.0.1:{settings.gateway_port}/v1/alerts/backtest"
+    one = {"x-api-key": KEYS[0]}
+    day = {"rule": RULE, "start": "2025-11-01T00:00:00Z", "end": "2025-11-02T00:00:00Z"}
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(url, headers=one, json=day)
+        assert answer.status_code == 200 and answer.json()["truncated"] is False
+        longer = {**day, "end": "2025-11-02T00:00:01Z"}
+        answer = await http.post(url, headers=one, json=longer)
+        assert answer.status_code == 400 and "24 hours" in answer.text
+        running = app.state.admission.history
+        running.taken = running.limit  # every history slot held
+        try:
+            answer = await http.post(url, headers=one, json=day)
+        finally:
+            running.taken = 0
+        assert answer.status_code == 429 and answer.headers["retry-after"] == "1"
+        assert (await http.post(url, headers=one, json=day)).status_code == 200

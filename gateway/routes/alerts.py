@@ -13,9 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domain.alerts.delivery import alert_document
 from domain.alerts.rules import InvalidRule, rule_view
+from gateway.admission import Slots
 from gateway.alerts import AlertBook, AlertsUnavailable
+from gateway.history import check_span
+from gateway.routes.history import history_slot
 from gateway.security import api_key_dependency, caller_owner
 from runtime.alert_backtest import run_backtest
+from runtime.readers import ReaderPool
 from runtime.replay_request import ReplayError
 from runtime.settings import Settings
 from schemas.times import datetime_to_micros, micros_to_iso
@@ -45,7 +49,9 @@ class BacktestQuery(BaseModel):
     end: datetime
 
 
-def alerts_router(settings: Settings, book: AlertBook) -> APIRouter:
+def alerts_router(
+    settings: Settings, book: AlertBook, running: Slots, readers: ReaderPool
+) -> APIRouter:
     """The alert rule endpoints of one gateway."""
     router = APIRouter(dependencies=[Depends(api_key_dependency(settings))], tags=["alerts"])
 
@@ -65,7 +71,8 @@ def alerts_router(settings: Settings, book: AlertBook) -> APIRouter:
     @router.post("/v1/alerts/backtest")
     async def backtest_alert(request: Request) -> dict[str, object]:
         """When a rule (``rule``: a new rule's body, or ``rule_id``: one of the caller's)
-        would have fired from ``start`` to ``end``; at most 500 000 records are read."""
+        would have fired from ``start`` to ``end``; at most 500 000 records are read, as one
+        of the history requests that may run at once."""
         owner = caller_owner(settings, request)
         try:
             query = BacktestQuery.model_validate(
@@ -73,15 +80,16 @@ def alerts_router(settings: Settings, book: AlertBook) -> APIRouter:
             )
         except ValidationError as error:
             raise HTTPException(422, str(error)) from None
-        try:
-            rule = book.rule_to_try(owner, query.rule, query.rule_id)
-            result = await run_backtest(
-                settings, rule, datetime_to_micros(query.start), datetime_to_micros(query.end)
-            )
-        except InvalidRule as error:
-            raise HTTPException(422, str(error)) from None
-        except ReplayError as error:
-            raise HTTPException(400, str(error)) from None
+        start, end = datetime_to_micros(query.start), datetime_to_micros(query.end)
+        with history_slot(running):  # a back-test reads the log as history does
+            try:
+                rule = book.rule_to_try(owner, query.rule, query.rule_id)
+                check_span(settings, start, end)
+                result = await run_backtest(settings, rule, start, end, readers=readers)
+            except InvalidRule as error:
+                raise HTTPException(422, str(error)) from None
+            except ReplayError as error:
+                raise HTTPException(400, str(error)) from None
         return {
             "rule": rule_view(rule),
             "alerts": [alert_document(alert) for alert in result.alerts],

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Annotated
 
@@ -71,6 +72,22 @@ def _is_closed(candle: Candle) -> bool:
     return candle.is_closed
 
 
+@contextlib.contextmanager
+def history_slot(running: Slots) -> Iterator[None]:
+    """Hold one of ``running``'s slots while a request reads the log; HTTP 429 if none is
+    free."""
+    if not running.take():
+        raise HTTPException(
+            429,
+            f"{running.limit} history requests already run; retry later",
+            headers={"Retry-After": "1"},
+        )
+    try:
+        yield
+    finally:
+        running.give()
+
+
 def history_router(settings: Settings, running: Slots, readers: ReaderPool) -> APIRouter:
     """The /v1 history endpoints of this configuration; at most ``running`` requests read
     at once (with the consumers of ``readers``), others are answered 429."""
@@ -82,19 +99,12 @@ def history_router(settings: Settings, running: Slots, readers: ReaderPool) -> A
         symbol: str, read: Callable[[str], Awaitable[Answer]]
     ) -> tuple[str, list[Item], str | None]:
         """The canonical symbol and ``read(symbol)``, bad requests answered 400."""
-        if not running.take():
-            raise HTTPException(
-                429,
-                f"{running.limit} history requests already run; retry later",
-                headers={"Retry-After": "1"},
-            )
-        try:
-            canonical = canonical_symbol(symbol)
-            items, next_cursor = await read(canonical)
-        except (InvalidSymbol, ReplayError, ValueError) as error:
-            raise HTTPException(400, str(error)) from None
-        finally:
-            running.give()
+        with history_slot(running):
+            try:
+                canonical = canonical_symbol(symbol)
+                items, next_cursor = await read(canonical)
+            except (InvalidSymbol, ReplayError, ValueError) as error:
+                raise HTTPException(400, str(error)) from None
         return canonical, items, next_cursor
 
     @router.get("/candles/{symbol:path}", response_model=CandlePage)
