@@ -59,7 +59,7 @@ def webhooks() -> None:
     from arbitration.webhooks import WebhookSender
     from fiml.command_settings import service_settings
     from runtime.health import serve_health
-    from runtime.service import run_until_signalled
+    from runtime.service import run_until_signalled, until_stopped
 
     settings = service_settings()
     if not settings.alert_webhook_secret:
@@ -71,16 +71,9 @@ def webhooks() -> None:
         worker = WebhookWorker(settings, sender)
         progress = worker.progress
         async with serve_health(settings, worker.ready, progress.alive, worker.why_not_ready):
-            task = asyncio.create_task(worker.run())
-            stopped = asyncio.create_task(stop.wait())
-            try:  # until stopped, or the worker fails (raised below, so the service exits)
-                await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
+            try:  # until stopped, or the worker fails (raised, so the service exits)
+                await until_stopped(worker.run(), stop)
             finally:
-                task.cancel()
-                stopped.cancel()
-                [result, _] = await asyncio.gather(task, stopped, return_exceptions=True)
                 await sender.close()
-            if isinstance(result, Exception):
-                raise result
 
     run_until_signalled(serve)
