@@ -25,10 +25,11 @@ def command_settings(**overrides: object) -> Settings:
 
 def service_settings(**overrides: object) -> Settings:
     """:func:`command_settings` for a command that runs on Kafka: the local broker unless
-    one is set, logging configured, the schema registry's ids in use if there is one."""
+    one is set (as ``fiml up`` gives its services), logging configured, the schema
+    registry's ids in use if there is one."""
     settings = command_settings(**overrides)
-    if settings.kafka_bootstrap is None:
-        settings = command_settings(kafka_bootstrap=LocalKafka(settings).bootstrap, **overrides)
+    if settings.kafka_bootstrap is None:  # the local broker, with its CA for a TLS listener
+        settings = LocalKafka(settings).client_settings()
     configure_logging(settings.log_level, settings.log_format)
     try:
         use_registry(settings)

@@ -4,6 +4,7 @@ tests/test_kafka_sasl_ssl.py)."""
 
 from __future__ import annotations
 
+import os
 import ssl
 
 import pytest
@@ -112,3 +113,16 @@ def test_the_local_broker_creates_the_scram_user_when_it_formats_its_storage():
 def test_the_local_broker_refuses_a_user_its_storage_tool_would_misread(env):
     with pytest.raises(KafkaRuntimeError):
         scram_user_options(Settings.from_env({**SASL, **env}))
+
+
+def test_a_command_on_the_local_tls_broker_trusts_its_ca(tmp_path, monkeypatch):
+    """As ``fiml up`` hands its services the local broker's CA, so do the other commands."""
+    from fiml.command_settings import service_settings
+
+    for name in [name for name in os.environ if name.startswith("FIML_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("FIML_KAFKA_SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("FIML_KAFKA_DATA_DIR", str(tmp_path))
+    settings = service_settings()
+    assert settings.kafka_bootstrap is not None
+    assert settings.kafka_ssl_cafile == str(tmp_path / "tls" / "ca.pem")
