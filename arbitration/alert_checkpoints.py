@@ -44,14 +44,27 @@ class Checkpoint:
     fired_next: int = 0
 
 
+class CheckpointTooLarge(RuntimeError):
+    """A checkpoint :func:`decode` would refuse: the worker stops instead of writing it,
+    since its batch may only be acknowledged once a readable checkpoint covers it."""
+
+
 def encode(checkpoint: Checkpoint) -> bytes:
-    """The checkpoint as the state topic's value."""
+    """The checkpoint as the state topic's value; CheckpointTooLarge past the limits that
+    :func:`decode` holds it to."""
     data = {
         "snapshot": snapshot(checkpoint.evaluator, rules=False),
         "next": checkpoint.next,
         "fired_next": checkpoint.fired_next,
     }
-    return zlib.compress(orjson.dumps(data), 1)
+    text = orjson.dumps(data)
+    value = zlib.compress(text, 1)
+    if len(text) > MAX_STATE_BYTES or len(value) > MAX_CHECKPOINT_BYTES:
+        raise CheckpointTooLarge(
+            f"{len(text)} bytes ({len(value)} compressed), over the limits of "
+            f"{MAX_STATE_BYTES} ({MAX_CHECKPOINT_BYTES} compressed)"
+        )
+    return value
 
 
 def decode(value: bytes) -> Checkpoint:

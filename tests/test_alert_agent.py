@@ -11,7 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from arbitration.alert_checkpoints import decode
+from arbitration import alert_checkpoints
+from arbitration.alert_checkpoints import Checkpoint, CheckpointTooLarge, decode
+from arbitration.alert_checkpoints import encode as encode_checkpoint
 from arbitration.alerting import AlertWorker
 from domain.alerts.backtest import backtest
 from domain.alerts.firing import Source
@@ -102,3 +104,11 @@ async def test_bad_input_and_a_bad_checkpoint_are_skipped(topics):
     assert checkpoint.next == {settings.topic("quotes"): written[1].offset + 1}
     with pytest.raises(ValueError):
         decode(b"not a checkpoint")
+
+
+def test_a_checkpoint_the_next_start_could_not_read_is_never_written(monkeypatch):
+    checkpoint = Checkpoint(next={"quotes": 7}, fired_next=3)
+    assert decode(encode_checkpoint(checkpoint)).next == {"quotes": 7}
+    monkeypatch.setattr(alert_checkpoints, "MAX_CHECKPOINT_BYTES", 8)
+    with pytest.raises(CheckpointTooLarge, match="over the limits"):
+        encode_checkpoint(checkpoint)
