@@ -7,7 +7,7 @@ import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from runtime.kafka import described_partitions, make_admin
+from runtime.kafka import make_admin
 from runtime.settings import Settings, TopicSpec
 
 TOPIC_ALREADY_EXISTS = 36
@@ -66,10 +66,17 @@ async def until_described(admin: AIOKafkaAdminClient, names: list[str]) -> None:
     """Wait until the broker describes every topic of ``names``: its metadata trails the
     controller's create, and a reader started in between would find no partitions."""
     deadline = time.monotonic() + DESCRIBED_WITHIN_S
-    pending = list(names)
+    pending = set(names)
     while pending:
-        pending = [name for name in pending if not await described_partitions(admin, name)]
+        described = await admin.describe_topics(sorted(pending))  # one request a round
+        pending -= {
+            entry["topic"]
+            for entry in described
+            if entry["error_code"] == 0 and entry["partitions"]
+        }
         if pending and time.monotonic() > deadline:
-            raise TopicError("created topics the broker does not describe: " + ", ".join(pending))
+            raise TopicError(
+                "created topics the broker does not describe: " + ", ".join(sorted(pending))
+            )
         if pending:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
