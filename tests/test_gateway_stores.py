@@ -747,7 +747,7 @@ def test_token_bucket_never_refuses_a_client_within_the_rate(rate, burst, gaps):
 @given(
     st.dictionaries(
         st.sampled_from(["AAPL", "MSFT", "TSLA", "NVDA"]),
-        st.tuples(st.floats(0, 100), st.booleans()),
+        st.tuples(st.floats(0, 160), st.booleans()),  # idle or not at 160 with a 60 s span
     )
 )
 def test_eviction_forgets_exactly_the_idle_symbols_nobody_holds(symbols):

@@ -10,7 +10,6 @@ import asyncio
 import dataclasses
 import json
 import secrets
-import time
 from collections.abc import Iterator
 
 import certifi
@@ -78,12 +77,10 @@ async def test_a_quote_goes_through_the_sasl_ssl_broker_to_a_websocket_client(se
 async def refused(settings: Settings) -> str:
     """The error a producer with ``settings`` gets when it starts; fails if it connects."""
     producer = make_producer(settings, "fiml-tests")
-    started = time.monotonic()
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(30):  # refused, not left hanging
             await producer.start()
     except KafkaConnectionError as error:
-        assert time.monotonic() - started < 30
         return str(error)
     finally:
         await producer.stop()
