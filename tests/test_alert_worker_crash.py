@@ -16,8 +16,6 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
-import httpx
-
 from arbitration.alert_checkpoints import decode as decode_checkpoint
 from domain.alerts.backtest import backtest
 from domain.alerts.delivery import rule_secret, verify
@@ -28,7 +26,7 @@ from runtime.processes import stop_process
 from runtime.settings import Settings
 from runtime.testing import free_port
 from schemas.alerts import AlertRule, FiredAlert
-from tests.support import poll_until, service_env, spawn
+from tests.support import poll, poll_until, service_env, spawn
 from tests.support_alerts import SECOND, quote
 from tests.support_kafka import producing, read_topic
 from tests.support_webhooks import serving_receiver
@@ -109,15 +107,6 @@ async def uncovered(settings: Settings) -> int:
     return sum(max(0, end - covered.get(partition, 0)) for partition, end in ends.items())
 
 
-async def ready(port: int) -> bool:
-    """Whether the worker's /readyz answers 200."""
-    async with httpx.AsyncClient() as http:
-        try:
-            return (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-
 async def test_a_worker_killed_while_writing_alerts_delivers_each_once(topics, tmp_path):
     settings = dataclasses.replace(topics, alert_webhook_secret=SECRET)
     health, hooks_health = free_port(), free_port()
@@ -139,8 +128,8 @@ async def test_a_worker_killed_while_writing_alerts_delivers_each_once(topics, t
             processes.append(spawn(["alerts", "webhooks"], hooks_env, tmp_path / "webhooks.log"))
             worker = spawn(["arbitrate"], env, log)
             processes.append(worker)
-            await poll_until(lambda: ready(health), within=40)
-            await poll_until(lambda: ready(hooks_health), within=20)
+            await poll(f"http://127.0.0.1:{health}/readyz", within=40, process=worker)
+            await poll(f"http://127.0.0.1:{hooks_health}/readyz", within=20)
 
             written: dict[str, list[tuple[Source, object]]] = {s: [] for s in SYMBOLS}
             killed_at = None
