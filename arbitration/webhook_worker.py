@@ -6,6 +6,9 @@ given up goes to ``alerts.webhooks.dlq``.
 An offset is committed once every alert before it is settled (delivered, or its dead
 letter acknowledged by the broker), so a restart tries again only what was not settled:
 a receiver may get an alert twice then, and drops the repeat by its ``X-Fiml-Alert-Id``.
+A settling that fails (the broker away for the dead letter) is tried again with backoff
+rather than left to hold its partition's commits. Only partitions the worker holds are
+committed: one the group takes away goes, with its unsettled alerts, to its next owner.
 
 Health (``runtime/health.py``): live while its consumer keeps up (:class:`Progress` over the
 partitions the group gave it; records waiting while all ``MAX_IN_FLIGHT`` deliveries are
@@ -18,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from arbitration.webhooks import WebhookSender
 from domain.alerts.delivery import check_alert
+from runtime.backoff import NETWORK
 from runtime.health import Progress
 from runtime.intake import decode_or_skip
 from runtime.kafka import make_consumer, make_producer
@@ -78,7 +83,7 @@ class WebhookWorker:
         producer = make_producer(self.settings, "fiml-webhooks")
         await producer.start()
         await consumer.start()
-        consumer.subscribe([self.fired_topic])
+        consumer.subscribe([self.fired_topic], listener=_Forget(self))
         self.consumer = consumer
         try:
             async with self.progress.watching(consumer, None, ConsumerLag(), self.slots.locked):
@@ -111,8 +116,19 @@ class WebhookWorker:
     async def _settle(
         self, producer: AIOKafkaProducer, tp: TopicPartition, offset: int, alert: FiredAlert
     ) -> None:
-        """Deliver one alert, or write its dead letter; a failure leaves it unsettled (its
-        offset uncommitted: the next run tries it again)."""
+        """Deliver one alert, or write its dead letter; a failure is tried again with backoff
+        (its offset stays uncommitted meanwhile, as after a restart)."""
+        attempt = 0
+        try:
+            while not await self._settled(producer, alert):
+                await asyncio.sleep(NETWORK.delay(attempt, random.Random()))
+                attempt += 1
+            self.in_flight.get(tp, set()).discard(offset)
+        finally:
+            self.slots.release()
+
+    async def _settled(self, producer: AIOKafkaProducer, alert: FiredAlert) -> bool:
+        """One try at delivering ``alert`` or writing its dead letter; False if it failed."""
         try:
             dead = await self.sender.deliver(alert)
             if dead is None:
@@ -123,16 +139,37 @@ class WebhookWorker:
                 await producer.send_and_wait(self.dead_topic, encode(dead), key=key)
                 self.dead += 1
                 WEBHOOK_DELIVERIES.labels("dead").inc()
-            self.in_flight[tp].discard(offset)
+            return True
         except Exception:
-            log.exception("webhook delivery of alert %s failed", alert.alert_id)
-        finally:
-            self.slots.release()
+            log.exception("webhook delivery of alert %s failed; trying again", alert.alert_id)
+            return False
+
+    def forget(self, partitions: set[TopicPartition]) -> None:
+        """Forget how far partitions the group took away were read (their deliveries under
+        way still settle, and hold the commit back should a partition come back)."""
+        for tp in partitions:
+            self.read_to.pop(tp, None)
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        held = consumer.assignment()
         offsets = {}
         for tp, end in self.read_to.items():
+            if tp not in held:
+                continue
             pending = self.in_flight.get(tp)
             offsets[tp] = OffsetAndMetadata(min(pending) if pending else end, "")
         if offsets:
             await consumer.commit(offsets)
+
+
+class _Forget(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells the worker which partitions the group took away."""
+
+    def __init__(self, worker: WebhookWorker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.worker.forget(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass

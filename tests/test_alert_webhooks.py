@@ -214,3 +214,80 @@ async def test_the_worker_delivers_dead_letters_and_commits(topics, receiver):
         await task
     await again.sender.close()
     assert state.tries["/ok"] == 1 and state.tries["/reject"] == 1
+
+
+async def test_a_second_worker_shares_the_partitions_and_the_first_delivers_on(topics, receiver):
+    """A rebalance takes partitions from a running worker: it commits only those it still
+    holds (a commit of one taken away would fail and stop it), and every alert is delivered."""
+    settings = topics
+    state, base = receiver
+    tasks = []
+    async with sender() as first_sender, sender() as second_sender:
+        first, second = (
+            WebhookWorker(settings, first_sender),
+            WebhookWorker(settings, second_sender),
+        )
+        try:
+            tasks.append(asyncio.create_task(first.run()))
+            await poll_until(first.ready, within=30)
+            for partition in range(3):
+                fired = [alert(f"{base}/ok", 10 * partition + n) for n in range(2)]
+                await produce(settings, "alerts.fired", fired, key=b"k", partition=partition)
+            await poll_until(lambda: first.delivered == 6, within=30, interval=0.05)
+            tasks.append(asyncio.create_task(second.run()))
+            await poll_until(
+                lambda: second.ready() and first.ready() and len(held(first)) < 3, within=40
+            )
+            for partition in range(3):
+                fired = [alert(f"{base}/ok", 100 + 10 * partition + n) for n in range(2)]
+                await produce(settings, "alerts.fired", fired, key=b"k", partition=partition)
+            await poll_until(
+                lambda: first.delivered + second.delivered == 12, within=30, interval=0.05
+            )
+            await asyncio.sleep(1.2)  # two more commits of each
+            assert not any(task.done() for task in tasks), [
+                t.exception() for t in tasks if t.done()
+            ]
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    assert len(state.received) == 12
+
+
+def held(worker: WebhookWorker) -> set:
+    """The partitions the group gives ``worker`` now."""
+    return set() if worker.consumer is None else worker.consumer.assignment()
+
+
+async def test_a_delivery_that_fails_is_tried_again_and_its_partition_committed(topics, receiver):
+    settings = topics
+    state, base = receiver
+    await produce(settings, "alerts.fired", [alert(f"{base}/ok", 1)], key=b"k", partition=0)
+    async with sender() as webhooks:
+        deliver, failures = webhooks.deliver, []
+
+        async def fails_once(fired: FiredAlert):
+            if not failures:
+                failures.append(fired.alert_id)
+                raise RuntimeError("the receiver's resolver broke")
+            return await deliver(fired)
+
+        webhooks.deliver = fails_once  # type: ignore[method-assign]
+        worker = WebhookWorker(settings, webhooks)
+        task = asyncio.create_task(worker.run())
+        try:
+            await poll_until(lambda: worker.delivered == 1, within=30, interval=0.05)
+            await poll_until(lambda: not worker.in_flight.get(held_one(worker)), within=5)
+            await asyncio.sleep(0.6)  # one more commit
+            committed = await worker.consumer.committed(held_one(worker))
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert failures and len(state.received) == 1
+    assert committed == 1
+
+
+def held_one(worker: WebhookWorker):
+    """Partition 0 of alerts.fired as ``worker`` reads it."""
+    return next(tp for tp in held(worker) if tp.partition == 0)
