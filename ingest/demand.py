@@ -57,18 +57,22 @@ class DemandBook:
         """Drop the records that count for nothing (no subscribers, or stale) and are older
         than ``idle_us``: a symbol demanded once is not kept for ever."""
         for key, record in list(self.records.items()):
-            stale = now_us - record.ts > STALE_REFRESHES * record.refresh_seconds * MICROS
-            if (stale or not record.subscribers) and now_us - record.ts > idle_us:
+            counts = fresh(record, now_us) and record.subscribers > 0
+            if not counts and now_us - record.ts > idle_us:
                 del self.records[key]
 
     def subscribers(self, now_us: int) -> dict[str, int]:
         """Subscribers per symbol over every gateway with fresh records; zeros left out."""
         totals: dict[str, int] = {}
         for record in self.records.values():
-            fresh = now_us - record.ts <= STALE_REFRESHES * record.refresh_seconds * MICROS
-            if fresh and record.subscribers > 0:
+            if fresh(record, now_us) and record.subscribers > 0:
                 totals[record.symbol] = totals.get(record.symbol, 0) + record.subscribers
         return totals
+
+
+def fresh(record: Demand, now_us: int) -> bool:
+    """Whether ``record`` still counts: written within three of its gateway's refreshes."""
+    return now_us - record.ts <= STALE_REFRESHES * record.refresh_seconds * MICROS
 
 
 class Universe:
