@@ -80,8 +80,7 @@ class AlertWorker:
         if checkpoint is None:
             checkpoint, written = await self.store.load(partition)
             current = self.rules.rules
-            for rule_id in set(checkpoint.evaluator.watches) - set(current):
-                del checkpoint.evaluator.watches[rule_id]  # the state of rules gone since
+            checkpoint.evaluator.forget_all_but(current)  # the state of rules gone since
             for rule_id, rule in current.items():
                 self._apply(checkpoint, rule_id, rule)
             self.partitions[partition], self.written[partition] = checkpoint, written

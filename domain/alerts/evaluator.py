@@ -12,6 +12,7 @@ import dataclasses
 import heapq
 import math
 from bisect import insort
+from collections.abc import Collection
 from typing import TypeVar
 
 from domain.alerts import kinds
@@ -97,6 +98,12 @@ class AlertEvaluator:
         rule = self.rules.get(rule_id)
         if rule is not None:
             self._detach(rule, keep_state=False)
+
+    def forget_all_but(self, rule_ids: Collection[str]) -> None:
+        """Drop the watch state of rules not in ``rule_ids`` (a checkpoint restored after
+        they were deleted: it holds their state, not the rules)."""
+        for rule_id in set(self.watches) - set(rule_ids):
+            del self.watches[rule_id]
 
     def attach(self, rule: AlertRule) -> None:
         """Index a rule, creating the state it needs that does not exist yet."""
