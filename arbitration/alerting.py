@@ -19,22 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from mode.types.signals import BaseSignalT
 
 from arbitration.alert_checkpoints import Checkpoint, CheckpointStore
-from arbitration.batch_agent import batch_topic, batches
+from arbitration.batch_agent import batch_topic, batches, until_delivered
 from domain.alerts.firing import Source
 from domain.alerts.rules import InvalidRule
 from runtime.alert_rules import RuleFeed
-from runtime.backoff import NETWORK
 from runtime.intake import Located, decode_or_skip
 from runtime.settings import Settings
 from schemas.alerts import AlertRule, FiredAlert
@@ -140,17 +138,12 @@ def register_alerts(
             await worker.rules.ready.wait()
             producer = producer_of(app)
             async for batch in batches(stream):  # acknowledged once its checkpoint is written
-                attempt = 0
-                while True:
-                    try:
-                        await worker.process(producer, batch.records)
-                        break
-                    except KafkaError as error:  # the broker away: again from the checkpoints
-                        delay = NETWORK.delay(attempt, random.Random())
-                        attempt += 1
-                        log.warning("alerts batch not delivered (%s); retrying", error)
-                        worker.partitions.clear()
-                        await asyncio.sleep(delay)
+                await until_delivered(  # the broker away: again from the checkpoints
+                    functools.partial(worker.process, producer, batch.records),
+                    worker.partitions.clear,
+                    "alerts batch",
+                    log,
+                )
         finally:
             rules.cancel()
             with contextlib.suppress(asyncio.CancelledError):

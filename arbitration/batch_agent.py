@@ -3,13 +3,18 @@ the batches of its stream, each acknowledged when the agent's loop body returns.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 
 from arbitration.batch_delivery import SCHEME, BatchConsumer, Transport
 from arbitration.partition_batch import PartitionBatch
+from runtime.backoff import NETWORK
 
 
 def batch_topic(app: faust.App, *names: str, maxsize: int = 4) -> faust.TopicT:
@@ -64,3 +69,25 @@ async def batches(stream: faust.StreamT[Any]) -> AsyncIterator[PartitionBatch]:
                 await app.crash(AbandonedBatch(repr(batch)))
             raise
         consumer.ack_batch(batch)
+
+
+async def until_delivered(
+    attempt_batch: Callable[[], Awaitable[None]],
+    forget: Callable[[], None],
+    what: str,
+    log: logging.Logger,
+    errors: tuple[type[Exception], ...] = (KafkaError,),
+) -> None:
+    """Run ``attempt_batch()`` until it returns; after one of ``errors`` (the broker away)
+    ``forget()`` the state it built, to be rebuilt from the log, and try again with backoff."""
+    attempt = 0
+    while True:
+        try:
+            await attempt_batch()
+            return
+        except errors as error:
+            delay = NETWORK.delay(attempt, random.Random())
+            attempt += 1
+            log.warning("%s not delivered (%s); retrying", what, error)
+            forget()
+            await asyncio.sleep(delay)

@@ -14,8 +14,8 @@ of the same number as the input, with the input's Kafka time. A record that is n
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,13 +23,12 @@ import faust
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from arbitration.batch_agent import batch_topic, batches
+from arbitration.batch_agent import batch_topic, batches, until_delivered
 from arbitration.engine.outputs import Marker, Message, parse_marker
 from arbitration.engine.partition import SourceRecord
 from arbitration.feeds import last_record, read_partition
 from arbitration.sender import BatchSender, DeliveryFailed, send_each
 from domain.books.slots import BookSlots, check_event
-from runtime.backoff import NETWORK
 from runtime.book_replay import book_slots
 from runtime.intake import decode_again, decode_or_skip
 from runtime.kafka import make_consumer, make_producer, topic_partitions
@@ -125,33 +124,32 @@ def add_book_agent(
     async def consolidate(stream: faust.StreamT[bytes]) -> None:
         await create_topics(settings, [settings.topics()[TopicRole.CONSOLIDATED_BOOKS]])
         producer = producer_of(app)
+
+        async def deliver(partition: int, records: list[SourceRecord]) -> None:
+            sender = BatchSender(producer)
+            for record in records:
+                for message in await worker.handle(partition, record):
+                    sender.add(
+                        target,
+                        partition,
+                        message.key,
+                        message.value,
+                        record.timestamp_us // 1000,
+                        message.headers,
+                    )
+            await sender.send()
+
         async for batch in batches(stream):  # acknowledged when the outputs are
-            partition = batch.tp.partition
             records = [
                 SourceRecord(r.offset, r.key, r.value, r.timestamp * 1000) for r in batch.records
             ]
-            attempt = 0
-            while True:
-                sender = BatchSender(producer)
-                try:
-                    for record in records:
-                        for message in await worker.handle(partition, record):
-                            sender.add(
-                                target,
-                                partition,
-                                message.key,
-                                message.value,
-                                record.timestamp_us // 1000,
-                                message.headers,
-                            )
-                    await sender.send()
-                    break
-                except (DeliveryFailed, KafkaError) as error:
-                    delay = NETWORK.delay(attempt, random.Random())
-                    attempt += 1
-                    log.warning("consolidated books not delivered (%s); retrying", error)
-                    worker.forget()
-                    await asyncio.sleep(delay)
+            await until_delivered(
+                functools.partial(deliver, batch.tp.partition, records),
+                worker.forget,
+                "consolidated books",
+                log,
+                (DeliveryFailed, KafkaError),
+            )
 
 
 async def rebuild_books(source: Settings, target: Settings) -> tuple[dict[int, int], int]:
