@@ -6,6 +6,7 @@ The CA signs one certificate for ``localhost`` and ``127.0.0.1``; clients trust 
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 from dataclasses import dataclass
@@ -48,8 +49,10 @@ class LocalTls:
         if self.keystore.exists() and self.ca_pem.exists():
             return self
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.password_file.write_text(secrets.token_urlsafe(18))
-        self.password_file.chmod(0o600)
+        self.password_file.unlink(missing_ok=True)
+        descriptor = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as password:  # never readable by others, even briefly
+            password.write(secrets.token_urlsafe(18))
         ca_store, csr, signed = (self.directory / n for n in ("ca.p12", "broker.csr", "broker.pem"))
         for path in (ca_store, self.keystore):
             path.unlink(missing_ok=True)
@@ -92,7 +95,7 @@ class LocalTls:
             raise LocalTlsError("Java's keytool is needed to make the local certificates")
         keytool = str(Path(java).resolve().with_name("keytool"))
         result = subprocess.run(
-            [keytool, *args, "-storepass", self.password],
+            [keytool, *args, "-storepass:file", str(self.password_file)],  # not in ps
             capture_output=True,
             text=True,
         )
