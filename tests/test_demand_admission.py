@@ -86,6 +86,18 @@ def test_verdicts_are_kept_for_their_stated_times() -> None:
     assert set(checks.verdicts) == {"GOOD"}
 
 
+def test_a_symbol_whose_check_keeps_failing_goes_after_the_others() -> None:
+    checks = admission()
+    assert checks.due(["AAA", "BBB", "CCC"], 0.0) == ["AAA", "BBB", "CCC"]
+    checks.could_not_tell("AAA", 1.0)
+    assert checks.due(["AAA", "BBB", "CCC"], 2.0) == ["BBB", "CCC", "AAA"]
+    checks.could_not_tell("BBB", 3.0)
+    assert checks.due(["AAA", "BBB", "CCC"], 4.0) == ["CCC", "AAA", "BBB"]
+    checks.record("AAA", ACCEPTED, 5.0)  # a verdict at last: no longer a failing one
+    checks.forget(["AAA"], 6.0)
+    assert checks.failed == {} and checks.due(["AAA", "BBB"], 7.0) == ["BBB"]
+
+
 def test_a_refusal_is_counted_and_logged_at_most_a_few_lines_a_minute(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

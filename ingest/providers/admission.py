@@ -63,6 +63,7 @@ class Admission:
         self.refused_s = refused_s
         self.max_verdicts = max_verdicts
         self.verdicts: dict[str, Verdict] = {}
+        self.failed: dict[str, float] = {}  # when a symbol's check last could not tell
         self.tokens = float(per_minute or 0)
         self.refilled_at: float | None = None
         self.log_window = float("-inf")
@@ -85,8 +86,18 @@ class Admission:
         return verdict is not None and verdict.ok
 
     def due(self, symbols: Iterable[str], now: float) -> list[str]:
-        """The symbols of ``symbols`` never checked or whose verdict expired, in order."""
-        return [symbol for symbol in symbols if not self._fresh(symbol, now)]
+        """The symbols of ``symbols`` never checked or whose verdict expired, in order, those
+        whose last check could not tell last: a symbol whose lookup keeps failing never
+        holds up the others."""
+        due = [symbol for symbol in symbols if not self._fresh(symbol, now)]
+        return sorted(due, key=lambda symbol: self.failed.get(symbol, float("-inf")))
+
+    def could_not_tell(self, symbol: str, now: float) -> None:
+        """Note that a check of ``symbol`` at ``now`` failed (no verdict is kept)."""
+        self.failed.pop(symbol, None)
+        self.failed[symbol] = now
+        if len(self.failed) > self.max_verdicts:
+            del self.failed[next(iter(self.failed))]
 
     def take(self, now: float) -> bool:
         """Spend one lookup of the bound if one is left at ``now``."""
@@ -103,6 +114,7 @@ class Admission:
 
     def record(self, symbol: str, verdict: Verdict, now: float) -> None:
         """Keep the verdict of a check made at ``now``; count and log a refusal."""
+        self.failed.pop(symbol, None)
         self.verdicts.pop(symbol, None)
         self.verdicts[symbol] = Verdict(verdict.ok, verdict.reason, now)
         if len(self.verdicts) > self.max_verdicts:
@@ -116,6 +128,8 @@ class Admission:
         keep = frozenset(demanded)
         for symbol in [s for s in self.verdicts if s not in keep and not self._fresh(s, now)]:
             del self.verdicts[symbol]
+        for symbol in [s for s in self.failed if s not in keep]:
+            del self.failed[symbol]
 
     def _fresh(self, symbol: str, now: float) -> bool:
         verdict = self.verdicts.get(symbol)

@@ -155,6 +155,7 @@ class RetryingProvider:
                     CHECK_RETRY_S,
                     extra={"provider": self.name},
                 )
+                admission.could_not_tell(symbol, time.monotonic())  # the others go first
                 await wait(stop, CHECK_RETRY_S)
                 return
             admission.record(symbol, verdict, time.monotonic())
