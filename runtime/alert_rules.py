@@ -46,18 +46,30 @@ class RuleFeed:
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)
+            read: set[bytes] | None = set()  # the keys read up to ``ends``, while catching up
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=5000)
                 for records in batches.values():
                     for record in records:
                         self.apply(record)
-                if not self.ready.is_set():
+                        if read is not None and record.key is not None:
+                            read.add(record.key)
+                if read is not None:
                     positions = {tp: await consumer.position(tp) for tp in partitions}
                     if all(positions[tp] >= ends[tp] for tp in partitions):
+                        self._drop_unread(read)
+                        read = None
                         log.info("alert rules read: %d", len(self.rules))
                         self.ready.set()
         finally:
             await consumer.stop()
+
+    def _drop_unread(self, read: set[bytes]) -> None:
+        """After a restart read the topic again: drop the rules it no longer holds (their
+        tombstones compacted away while the feed was down)."""
+        for rule_id in [r for r in self.rules if r.encode() not in read]:
+            del self.rules[rule_id]
+            self._tell(rule_id, None)
 
     def apply(self, record: ConsumerRecord) -> None:
         """Take one record of the topic: a rule, a tombstone (keyed by rule id), or a skip."""

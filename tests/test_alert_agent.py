@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -17,6 +18,7 @@ from arbitration.alert_checkpoints import encode as encode_checkpoint
 from arbitration.alerting import AlertWorker
 from domain.alerts.backtest import backtest
 from domain.alerts.firing import Source
+from runtime.alert_rules import RuleFeed
 from runtime.kafka import make_producer
 from schemas.alerts import FiredAlert
 from schemas.codec import encode
@@ -112,3 +114,20 @@ def test_a_checkpoint_the_next_start_could_not_read_is_never_written(monkeypatch
     monkeypatch.setattr(alert_checkpoints, "MAX_CHECKPOINT_BYTES", 8)
     with pytest.raises(CheckpointTooLarge, match="over the limits"):
         encode_checkpoint(checkpoint)
+
+
+async def test_a_rule_feed_read_again_drops_the_rules_the_topic_no_longer_holds(topics):
+    """After a restart the feed reads the topic again over the rules it held: one whose
+    tombstone was compacted away meanwhile is dropped, and its listener told."""
+    await produce(topics, "alerts.rules", [rule("price_above", level=100.0)], key=b"r1")
+    told: list[tuple[str, bool]] = []
+    feed = RuleFeed(topics, lambda rule_id, known: told.append((rule_id, known is None)))
+    feed.rules["ghost"] = dataclasses.replace(rule("price_above", level=1.0), rule_id="ghost")
+    task = asyncio.create_task(feed.run())
+    try:
+        await asyncio.wait_for(feed.ready.wait(), 30)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert set(feed.rules) == {"r1"}
+    assert ("ghost", True) in told and ("r1", False) in told
