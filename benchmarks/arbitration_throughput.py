@@ -76,11 +76,11 @@ async def fill(settings: Settings, ticks: list[RawTick]) -> None:
         await producer.stop()
 
 
-async def bare_loop(settings: Settings, count: int) -> dict:
+async def bare_loop(settings: Settings, count: int, out_topic: str) -> dict:
     """Ticks per second and CPU time per tick of consume, decode, encode, produce with
-    aiokafka alone."""
+    aiokafka alone, writing to ``out_topic``: not the worker's quotes topic, whose records
+    the worker's alerts agent would then have to read as well."""
     async with bare_clients(settings, "ticks.raw") as (consumer, producer):
-        out_topic = settings.topic("quotes")
         seen, deliveries = 0, []
         start, cpu = time.perf_counter(), cpu_seconds(os.getpid())
         while seen < count:
@@ -204,10 +204,14 @@ async def measure(bootstrap: str, count: int, tmp: Path) -> dict:
     settings = Settings.from_env(
         {}, kafka_bootstrap=bootstrap, topic_prefix=prefix, partitions=6, log_level="warning"
     )
+    bare_out = Settings.from_env(
+        {}, kafka_bootstrap=bootstrap, topic_prefix=f"{prefix}-bare", partitions=6
+    )
     await create_topics(settings)
+    await create_topics(bare_out)
     ticks = synthetic_ticks(count)
     await fill(settings, ticks)
-    bare = await bare_loop(settings, count)
+    bare = await bare_loop(settings, count, bare_out.topic("quotes"))
     worker = await process_rate(
         settings,
         count,

@@ -9,6 +9,7 @@ before a worker loses or reorders records; ``arbitration/README.md`` lists them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import importlib
 import importlib.metadata
@@ -38,7 +39,13 @@ from mode.utils.queues import FlowControlQueue, ThrowableQueue
 from arbitration import batch_delivery
 from arbitration.app import make_app
 from arbitration.batch_agent import AbandonedBatch, batch_topic, batches
-from arbitration.batch_delivery import SCHEME, BatchConsumer, Transport, register
+from arbitration.batch_delivery import (
+    FETCH_MAX_WAIT_MS,
+    SCHEME,
+    BatchConsumer,
+    Transport,
+    register,
+)
 from arbitration.partition_batch import PartitionBatch
 from arbitration.quiet_monitor import QuietMonitor
 from runtime.settings import Settings
@@ -82,6 +89,17 @@ def test_the_worker_uses_batch_delivery_without_a_leader_topic(tmp_path):
     assert type(app.consumer) is BatchConsumer
     assert app.conf.topic_disable_leader is True
     assert type(app.monitor) is QuietMonitor
+
+
+async def test_the_worker_consumer_fetches_wait_at_most_fetch_max_wait_ms(settings, tmp_path):
+    """Faust's driver asks for 1.5 s; the started consumer's fetcher has ours."""
+    app = make_app(dataclasses.replace(settings, cache_dir=str(tmp_path)))
+    consumer = app.consumer._thread._create_worker_consumer(app.transport)
+    await consumer.start()
+    try:
+        assert consumer._fetcher._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 50
+    finally:
+        await consumer.stop()
 
 
 def test_the_quiet_monitor_overrides_hooks_faust_calls():
@@ -355,6 +373,12 @@ FINGERPRINTS = {
     "faust.transport.consumer:Consumer.wait_empty": "e4662fe24f094819",
     "faust.transport.consumer:Fetcher._fetcher": "68f894f0b577d810",
     "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._fetch_records": "39a2c6c79fc1455a",
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer": (
+        "c2701bfc3e6f6cad"
+    ),
+    "faust.transport.drivers.aiokafka:Consumer._new_consumer_thread": "0870ec53dea75083",
+    # One fetch in flight per broker, for the partitions without buffered records.
+    "aiokafka.consumer.fetcher:Fetcher._get_actions_per_node": "1dab2cf937d165d0",
     "faust.transport.drivers.aiokafka:ConsumerRebalanceListener.on_partitions_assigned": (
         "1c1f8406ad3698a6"
     ),
