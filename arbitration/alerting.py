@@ -6,12 +6,13 @@ partition number; a provider's statuses are in one partition, so each fires once
 come from the compacted rules topic (:class:`runtime.alert_rules.RuleFeed`, read to its end
 before the first record is evaluated, then followed); every evaluator gets every rule.
 
-The agent takes its input a fetched partition batch at a time (``arbitration/batch_agent.py``,
-as the quotes agent does); for each batch it evaluates, writes the fired alerts to the
-partition of the same number of ``alerts.fired`` (key: the alert id), waits for them, writes
-the partition's checkpoint (``arbitration/alert_checkpoints.py``) and only then lets the
-batch be acknowledged, so Faust never commits an offset its checkpoint does not cover: a
-restart fires nothing twice. A Kafka error (the broker away) retries the batch with backoff
+The agent takes its input a fetched partition batch at a time, with the batches queued behind
+it (``arbitration/batch_agent.py``, as the quotes agent does); for each step it evaluates,
+writes the fired alerts to the partition of the same number of ``alerts.fired`` (key: the
+alert id), waits for them, writes the partitions' checkpoints
+(``arbitration/alert_checkpoints.py``) and only then lets the batches be acknowledged, so
+Faust never commits an offset its checkpoint does not cover: a restart fires nothing twice. A
+Kafka error (the broker away) retries the step with backoff
 from the partitions' checkpoints, as a restart would, instead of crashing the worker.
 """
 
@@ -137,9 +138,10 @@ def register_alerts(
         try:
             await worker.rules.ready.wait()
             producer = producer_of(app)
-            async for batch in batches(stream):  # acknowledged once its checkpoint is written
+            async for group in batches(stream):  # acknowledged once its checkpoints are written
+                records = [record for batch in group for record in batch.records]
                 await until_delivered(  # the broker away: again from the checkpoints
-                    functools.partial(worker.process, producer, batch.records),
+                    functools.partial(worker.process, producer, records),
                     worker.partitions.clear,
                     "alerts batch",
                     log,

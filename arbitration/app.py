@@ -2,9 +2,9 @@
 
 All decisions live in the pure engine (``arbitration/engine/``); this shell takes the raw
 records a fetched partition batch at a time (``arbitration/batch_delivery.py``: no Faust
-event per record), hands each batch to the :class:`Arbiter` and sends what comes back to the
-partition of the same number as the input's, with the input's Kafka time and the marker
-header.
+event per record), hands each batch, with the batches queued behind it, to the
+:class:`Arbiter` and sends what comes back to the partition of the same number as the
+input's, with the input's Kafka time and the marker header.
 
 Outputs go to the producer of Faust's aiokafka driver as whole record batches
 (``arbitration/sender.py``) rather than through ``Topic.send`` or one ``send`` per record.
@@ -26,11 +26,11 @@ from aiokafka import AIOKafkaProducer
 
 from arbitration.alerting import register_alerts
 from arbitration.arbiter import Arbiter
-from arbitration.batch_agent import batch_topic, batches
+from arbitration.batch_agent import batch_topic, batches, source_records
 from arbitration.batch_delivery import SCHEME, register
 from arbitration.books import add_book_agent
 from arbitration.configure import engine_config
-from arbitration.engine.partition import ROLES, SourceRecord
+from arbitration.engine.partition import ROLES
 from arbitration.feeds import StatusFeed
 from arbitration.health import faust_health
 from arbitration.kafka_auth import faust_credentials
@@ -133,12 +133,8 @@ def build_app(settings: Settings, progress: Progress | None = None) -> faust.App
         try:
             producer = aiokafka_producer(app)
             sender = BatchSender(producer)
-            async for batch in batches(stream):  # acknowledged when the body returns
-                records = [
-                    SourceRecord(r.offset, r.key, r.value, r.timestamp * 1000)
-                    for r in batch.records
-                ]
-                await relay.deliver(sender, {batch.tp.partition: records})
+            async for group in batches(stream):  # acknowledged when the body returns
+                await relay.deliver(sender, source_records(group))
                 await arbiter.checkpoint(producer)
         finally:
             await feed.stop()

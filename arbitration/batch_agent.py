@@ -11,8 +11,10 @@ from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
+from faust.types import ChannelT
 
 from arbitration.batch_delivery import SCHEME, BatchConsumer, Transport
+from arbitration.engine.partition import SourceRecord
 from arbitration.partition_batch import PartitionBatch
 from runtime.backoff import NETWORK
 
@@ -44,12 +46,15 @@ class AbandonedBatch(RuntimeError):
     """The agent left a batch unfinished (its loop body raised or broke out)."""
 
 
-async def batches(stream: faust.StreamT[Any]) -> AsyncIterator[PartitionBatch]:
-    """The batches of an agent's stream over a :func:`batch_topic`, each acknowledged when
-    the loop body returns; a stale batch (flow suspended, generation changed) is skipped.
+async def batches(stream: faust.StreamT[Any]) -> AsyncIterator[list[PartitionBatch]]:
+    """The batches of an agent's stream over a :func:`batch_topic`, each step the next one
+    with every batch already queued behind it (at most the queue's ``maxsize``), all
+    acknowledged when the loop body returns; a stale batch (flow suspended, generation
+    changed) is skipped. An agent that waits for the broker on each step (its outputs
+    acknowledged) so waits once for what a poll brought, not once per partition.
 
-    A batch the body does not finish is never acknowledged and, unless the worker is
-    stopping, crashes it: the partition's later batches would otherwise be acknowledged past
+    Batches the body does not finish are never acknowledged and, unless the worker is
+    stopping, crash it: the partition's later batches would otherwise be acknowledged past
     the hole (Faust commits past a leading hole before a partition's first commit) or hold
     its commits back for good. A restarted worker resumes from the last commit. So the agent
     must run with concurrency 1.
@@ -58,17 +63,35 @@ async def batches(stream: faust.StreamT[Any]) -> AsyncIterator[PartitionBatch]:
     consumer = app.consumer
     if not isinstance(consumer, BatchConsumer):
         raise TypeError(f"batches() needs the {SCHEME} transport")
-    async for batch in stream:
-        if not consumer.admit(batch):
+    channel: ChannelT[Any] = stream.channel  # type: ignore[assignment]
+    queue = channel.queue  # what the stream reads: its values are these batches
+    async for first in stream:
+        taken = [first]
+        while not queue.empty():
+            taken.append(queue.get_nowait())
+        group = [batch for batch in taken if consumer.admit(batch)]
+        if not group:
             continue
         try:
-            yield batch
+            yield group
         except GeneratorExit:
-            consumer.release(batch)
+            for batch in group:
+                consumer.release(batch)
             if not app.should_stop:
-                await app.crash(AbandonedBatch(repr(batch)))
+                await app.crash(AbandonedBatch(repr(group)))
             raise
-        consumer.ack_batch(batch)
+        for batch in group:
+            consumer.ack_batch(batch)
+
+
+def source_records(group: list[PartitionBatch]) -> dict[int, list[SourceRecord]]:
+    """The records of ``group`` by partition, in offset order."""
+    found: dict[int, list[SourceRecord]] = {}
+    for batch in group:
+        found.setdefault(batch.tp.partition, []).extend(
+            SourceRecord(r.offset, r.key, r.value, r.timestamp * 1000) for r in batch.records
+        )
+    return found
 
 
 async def until_delivered(

@@ -23,7 +23,7 @@ import faust
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from arbitration.batch_agent import batch_topic, batches, until_delivered
+from arbitration.batch_agent import batch_topic, batches, source_records, until_delivered
 from arbitration.engine.outputs import Marker, Message, parse_marker
 from arbitration.engine.partition import SourceRecord
 from arbitration.feeds import last_record, read_partition
@@ -125,26 +125,24 @@ def add_book_agent(
         await create_topics(settings, [settings.topics()[TopicRole.CONSOLIDATED_BOOKS]])
         producer = producer_of(app)
 
-        async def deliver(partition: int, records: list[SourceRecord]) -> None:
+        async def deliver(group: dict[int, list[SourceRecord]]) -> None:
             sender = BatchSender(producer)
-            for record in records:
-                for message in await worker.handle(partition, record):
-                    sender.add(
-                        target,
-                        partition,
-                        message.key,
-                        message.value,
-                        record.timestamp_us // 1000,
-                        message.headers,
-                    )
+            for partition, records in group.items():
+                for record in records:
+                    for message in await worker.handle(partition, record):
+                        sender.add(
+                            target,
+                            partition,
+                            message.key,
+                            message.value,
+                            record.timestamp_us // 1000,
+                            message.headers,
+                        )
             await sender.send()
 
-        async for batch in batches(stream):  # acknowledged when the outputs are
-            records = [
-                SourceRecord(r.offset, r.key, r.value, r.timestamp * 1000) for r in batch.records
-            ]
+        async for group in batches(stream):  # acknowledged when the outputs are
             await until_delivered(
-                functools.partial(deliver, batch.tp.partition, records),
+                functools.partial(deliver, source_records(group)),
                 worker.forget,
                 "consolidated books",
                 log,

@@ -196,9 +196,9 @@ class _Crashes:
         self.reasons.append(reason)
 
 
-def _batch(consumer, offsets, generation=0):
+def _batch(consumer, offsets, generation=0, partition=0):
     records = [SimpleNamespace(offset=offset) for offset in offsets]
-    return PartitionBatch(consumer, TP(TOPIC, 0), records, generation, 1)
+    return PartitionBatch(consumer, TP(TOPIC, partition), records, generation, 1)
 
 
 def test_batch_acks_feed_fausts_own_commit_offset(app):
@@ -321,15 +321,44 @@ async def test_a_batch_is_acknowledged_when_the_loop_body_returns(app, monkeypat
         _batch(app.consumer, range(3, 6)),
     )
     delivered = batches(app.stream(channel))  # subscribes: put only reaches subscribers
-    for batch in (first, stale, third):
-        await channel.put(batch)
-    assert await anext(delivered) is first
+    await channel.put(first)
+    assert await anext(delivered) == [first]
     assert first in app.consumer._unacked_messages and not first.acked
-    assert await anext(delivered) is third  # the body of the first returned
+    for batch in (stale, third):
+        await channel.put(batch)
+    assert await anext(delivered) == [third]  # the body of the first returned
     assert first.acked and not stale.acked and not third.acked
     assert app.consumer._acked[TP(TOPIC, 0)] == [0, 1, 2]
     await delivered.aclose()  # leaving the third unfinished crashes the worker
     assert _record_crash.reasons and not third.acked
+
+
+async def test_the_batches_queued_behind_one_come_with_it(app, monkeypatch):
+    """A step takes every batch already queued, skipping stale ones, and acknowledges them
+    all when the loop body returns, none before."""
+    monkeypatch.setattr(app, "crash", _Crashes())
+    app.flow_control.resume()
+    app.topics._acking_topics.add(TOPIC)
+    channel = app.channel()
+    queued = [
+        _batch(app.consumer, range(3)),
+        _batch(app.consumer, range(3, 6), generation=7),  # another generation: skipped
+        _batch(app.consumer, range(3, 6)),
+        _batch(app.consumer, range(6, 8), partition=1),
+    ]
+    delivered = batches(app.stream(channel))
+    for batch in queued:
+        await channel.put(batch)
+    group = await anext(delivered)
+    assert group == [queued[0], queued[2], queued[3]]
+    assert not any(batch.acked for batch in queued)
+    later = _batch(app.consumer, range(8, 9), partition=1)
+    await channel.put(later)
+    assert await anext(delivered) == [later]
+    assert [batch.acked for batch in queued] == [True, False, True, True]
+    assert app.consumer._acked[TP(TOPIC, 0)] == [0, 1, 2, 3, 4, 5]
+    assert app.consumer._acked[TP(TOPIC, 1)] == [6, 7]
+    await delivered.aclose()
 
 
 async def test_an_abandoned_batch_crashes_the_worker_unacknowledged(app, monkeypatch):
