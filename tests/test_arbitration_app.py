@@ -29,7 +29,7 @@ async def test_a_poll_takes_at_most_max_poll_records(tmp_path):
 
 def subscribed(app) -> set[str]:
     """The topics the agents of a Faust app consume."""
-    return {topic for agent in app.agents.values() for topic in agent.channel.topics}
+    return {topic for agent in app.agents.values() for topic in agent.get_topic_names()}
 
 
 def test_alerts_are_evaluated_by_their_own_worker_not_by_arbitration(tmp_path):
@@ -42,7 +42,7 @@ def test_alerts_are_evaluated_by_their_own_worker_not_by_arbitration(tmp_path):
     }
     arbitration = build_app(settings)
     assert subscribed(arbitration) and not subscribed(arbitration) & evaluated
-    assert "alerts" not in {agent.name.rsplit(".", 1)[-1] for agent in arbitration.agents.values()}
+    assert "alerts" not in {agent.name for agent in arbitration.agents.values()}
     alerts = build_alerts_app(settings, Progress(settings.consumer_stall_seconds))
     assert subscribed(alerts) == evaluated
     assert alerts.conf.id == f"{settings.topic_prefix}-alerts" != arbitration.conf.id
