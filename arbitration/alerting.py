@@ -58,6 +58,8 @@ class AlertWorker:
         self.store = CheckpointStore(settings)
         self.partitions: dict[int, Checkpoint] = {}
         self.written: dict[int, set[str]] = {}
+        self.evaluated = 0  # records of the batches done
+        self.pending = 0  # records of the batch in hand
 
     def rule_changed(self, rule_id: str, rule: AlertRule | None) -> None:
         """Give a new, changed or removed rule to every evaluator."""
@@ -122,8 +124,8 @@ class AlertWorker:
 
 def register_alerts(
     app: faust.App, settings: Settings, producer_of: Callable[[faust.App], AIOKafkaProducer]
-) -> None:
-    """Add the alerts agent to the arbitration worker's ``app``."""
+) -> AlertWorker:
+    """Add the alerts agent to the alerts worker's ``app``; the worker it runs."""
     worker = AlertWorker(settings)
     source = batch_topic(app, *worker.inputs)
 
@@ -140,13 +142,18 @@ def register_alerts(
             producer = producer_of(app)
             async for group in batches(stream):  # acknowledged once its checkpoints are written
                 records = [record for batch in group for record in batch.records]
+                worker.pending = len(records)
                 await until_delivered(  # the broker away: again from the checkpoints
                     functools.partial(worker.process, producer, records),
                     worker.partitions.clear,
                     "alerts batch",
                     log,
                 )
+                worker.evaluated += worker.pending
+                worker.pending = 0
         finally:
             rules.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await rules
+
+    return worker

@@ -40,8 +40,9 @@ import faust
 from aiokafka import TopicPartition
 from harness import bare_clients, cpu_seconds, run_and_report, run_facts, spawn_service
 
-from arbitration.app import make_app, raw_topic, run_worker
+from arbitration.app import raw_topic
 from arbitration.batch_agent import batches
+from arbitration.faust_worker import make_app, run_worker
 from ingest.synthetic import SyntheticMarket
 from runtime.kafka import make_consumer, make_producer, topic_partitions
 from runtime.processes import stop_process
@@ -78,8 +79,8 @@ async def fill(settings: Settings, ticks: list[RawTick]) -> None:
 
 async def bare_loop(settings: Settings, count: int, out_topic: str) -> dict:
     """Ticks per second and CPU time per tick of consume, decode, encode, produce with
-    aiokafka alone, writing to ``out_topic``: not the worker's quotes topic, whose records
-    the worker's alerts agent would then have to read as well."""
+    aiokafka alone, writing to ``out_topic``: not the quotes topic, whose records an alerts
+    worker would then have to read as well."""
     async with bare_clients(settings, "ticks.raw") as (consumer, producer):
         seen, deliveries = 0, []
         start, cpu = time.perf_counter(), cpu_seconds(os.getpid())
@@ -262,7 +263,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.faust_floor:
         settings = Settings.from_env()
-        run_worker(settings, floor_app(settings, args.faust_floor))
+        run_worker(settings, lambda settings, _: floor_app(settings, args.faust_floor))
         return
     count = args.ticks or (60_000 if args.quick else 400_000)
     run_and_report(measure, count, args.out)

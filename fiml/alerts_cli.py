@@ -1,4 +1,5 @@
-"""``fiml alerts backtest``: when a rule would have fired over a past range of the log."""
+"""``fiml alerts``: the alerts worker (``evaluate``), when a rule would have fired over a past
+range of the log (``backtest``), and the webhook worker (``webhooks``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,18 @@ from typing import Annotated
 import typer
 
 alerts_app = typer.Typer(no_args_is_help=True, help="Alert rules.")
+
+
+@alerts_app.command("evaluate")
+def evaluate() -> None:
+    """Run the alerts worker (Faust): rules evaluated over fiml.quotes, fiml.candles and
+    fiml.provider.status, fired alerts to fiml.alerts.fired, until Ctrl-C or SIGTERM.
+    /healthz, /readyz and /metrics on FIML_HEALTH_PORT (off while 0)."""
+    from arbitration.alerts_app import build_alerts_app
+    from arbitration.faust_worker import run_worker
+    from fiml.command_settings import service_settings
+
+    run_worker(service_settings(), build_alerts_app)
 
 
 @alerts_app.command("backtest")

@@ -54,7 +54,7 @@ def up(
         ),
     ] = False,
 ) -> None:
-    """Run everything on this machine: Kafka, topics, ingest, arbitration, gateway."""
+    """Run everything on this machine: Kafka, topics, ingest, arbitration, alerts, gateway."""
     from fiml.supervisor import Supervisor
 
     settings = command_settings(providers=_providers(providers))
@@ -128,9 +128,10 @@ def ingest(providers: ProvidersOption = None) -> None:
 @app.command()
 def arbitrate() -> None:
     """Run the arbitration worker (Faust): fiml.ticks.raw to quotes, candles, trades, DLQ."""
-    from arbitration.app import run_worker
+    from arbitration.app import build_app
+    from arbitration.faust_worker import run_worker
 
-    run_worker(service_settings())
+    run_worker(service_settings(), build_app)
 
 
 def _speed(value: str) -> float | None:

@@ -1,9 +1,10 @@
 """``fiml up``: the whole system on one machine, stopped as one.
 
 It starts the local broker (unless ``FIML_KAFKA_BOOTSTRAP`` names a cluster), creates the
-topics, then runs ingest, arbitration and the gateway as child processes; ingest and
-arbitration serve /healthz, /readyz and /metrics on ``FIML_UP_INGEST_HEALTH_PORT`` and
-``FIML_UP_ARBITRATION_HEALTH_PORT`` (8001, 8002; 0 turns one off). When
+topics, then runs ingest, arbitration, the alerts worker (``fiml alerts evaluate``) and the
+gateway as child processes; ingest, arbitration and the alerts worker serve /healthz,
+/readyz and /metrics on ``FIML_UP_INGEST_HEALTH_PORT``, ``FIML_UP_ARBITRATION_HEALTH_PORT``
+and ``FIML_UP_ALERTS_HEALTH_PORT`` (8001, 8002, 8004; 0 turns one off). When
 ``FIML_ALERT_WEBHOOK_SECRET`` is set it also runs the webhook worker (``fiml alerts
 webhooks``), its endpoints on ``FIML_UP_WEBHOOKS_HEALTH_PORT`` (8003). Ctrl-C or SIGTERM
 stops them all, the broker last. With ``--registry`` it also starts the local schema registry
@@ -33,10 +34,13 @@ from runtime.settings import Settings
 from runtime.topics import create_topics
 from schemas.registry_plan import codec_versions
 
-SERVICES = ("ingest", "arbitrate", "gateway")
-#: The service ``fiml up`` adds when ``FIML_ALERT_WEBHOOK_SECRET`` is set, and its command.
+#: The alerts worker, which ``fiml up`` always runs.
+ALERTS = "alerts"
+SERVICES = ("ingest", "arbitrate", ALERTS, "gateway")
+#: The service ``fiml up`` adds when ``FIML_ALERT_WEBHOOK_SECRET`` is set.
 WEBHOOKS = "webhooks"
-COMMANDS = {WEBHOOKS: ["alerts", "webhooks"]}
+#: The command of each service whose name is not its command.
+COMMANDS = {ALERTS: ["alerts", "evaluate"], WEBHOOKS: ["alerts", "webhooks"]}
 
 
 @dataclass
@@ -112,14 +116,18 @@ class Supervisor:
         return SERVICES + ((WEBHOOKS,) if self.settings.alert_webhook_secret else ())
 
     def _health_env(self, name: str) -> dict[str, str]:
-        """The health port of one service: ingest and arbitration get their own (the gateway
+        """The health port of one service: each but the gateway gets its own (the gateway
         serves /healthz, /readyz and /metrics on its port)."""
-        ports = {
+        ports = self._health_ports()
+        return {"FIML_HEALTH_PORT": str(ports[name])} if name in ports else {}
+
+    def _health_ports(self) -> dict[str, int]:
+        return {
             "ingest": self.settings.up_ingest_health_port,
             "arbitrate": self.settings.up_arbitration_health_port,
+            ALERTS: self.settings.up_alerts_health_port,
             WEBHOOKS: self.settings.up_webhooks_health_port,
         }
-        return {"FIML_HEALTH_PORT": str(ports[name])} if name in ports else {}
 
     def _await_gateway(self, timeout: float = 60.0) -> None:
         host, port = self.settings.gateway_host, self.settings.gateway_port
@@ -137,11 +145,7 @@ class Supervisor:
             )
             metrics = [f"http://{host}:{port}/metrics"] + [
                 f"http://{self.settings.health_host}:{health}/metrics"
-                for name, health in (
-                    ("ingest", self.settings.up_ingest_health_port),
-                    ("arbitrate", self.settings.up_arbitration_health_port),
-                    (WEBHOOKS, self.settings.up_webhooks_health_port),
-                )
+                for name, health in self._health_ports().items()
                 if health and name in self.services
             ]
             print(f"metrics: {', '.join(metrics)}", flush=True)

@@ -11,8 +11,9 @@ connected to the broker, has joined its consumer group, received an assignment a
 in the middle of a rebalance (``arbitration/health.py``; the gateway has the same endpoints,
 see ``gateway/routes/monitoring.py``). The server listens on ``FIML_HEALTH_HOST:FIML_HEALTH_PORT``
 and is off while ``FIML_HEALTH_PORT`` is 0, the default for a service run alone; ``fiml up``
-gives ingest and arbitration ports of their own (``FIML_UP_INGEST_HEALTH_PORT``,
-``FIML_UP_ARBITRATION_HEALTH_PORT``). ``python -m fiml.health URL`` probes them.
+gives ingest, arbitration and the alerts worker ports of their own
+(``FIML_UP_INGEST_HEALTH_PORT``, ``FIML_UP_ARBITRATION_HEALTH_PORT``,
+``FIML_UP_ALERTS_HEALTH_PORT``). ``python -m fiml.health URL`` probes them.
 """
 
 from __future__ import annotations

@@ -161,6 +161,7 @@ class Settings:
     up_ingest_health_port: int = 8001
     up_arbitration_health_port: int = 8002
     up_webhooks_health_port: int = 8003
+    up_alerts_health_port: int = 8004
     consumer_stall_seconds: float = 60.0
     delivery_timeout_seconds: float = 30.0
     metrics_score_symbols: int = 100

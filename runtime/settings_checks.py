@@ -116,6 +116,7 @@ def check(settings: Settings) -> None:
         "up_ingest_health_port",
         "up_arbitration_health_port",
         "up_webhooks_health_port",
+        "up_alerts_health_port",
     ):
         if not 0 <= getattr(settings, name) < 65536:
             raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be a TCP port, or 0 for off")

@@ -1,5 +1,5 @@
-"""The alerts agent killed mid-stream on the real broker: ``fiml arbitrate`` (its own process)
-evaluates many rules over quotes the test writes round after round, is killed with SIGKILL
+"""The alerts agent killed mid-stream on the real broker: ``fiml alerts evaluate`` (its own
+process) evaluates many rules over quotes the test writes round after round, is killed with SIGKILL
 as soon as its first alerts show in ``alerts.fired`` (while it is writing them), and is
 restarted; every alert the rules fire on those quotes is then in ``alerts.fired`` exactly
 once, and ``fiml alerts webhooks`` (its own process) delivers each once to a receiver on
@@ -111,7 +111,7 @@ async def test_a_worker_killed_while_writing_alerts_delivers_each_once(topics, t
     settings = dataclasses.replace(topics, alert_webhook_secret=SECRET)
     health, hooks_health = free_port(), free_port()
     env = service_env(settings, FIML_HEALTH_PORT=str(health))
-    log = tmp_path / "arbitrate.log"
+    log = tmp_path / "alerts.log"
     start = now_micros()
     processes = []
     async with (
@@ -126,7 +126,7 @@ async def test_a_worker_killed_while_writing_alerts_delivers_each_once(topics, t
         try:
             hooks_env = service_env(settings, FIML_HEALTH_PORT=str(hooks_health))
             processes.append(spawn(["alerts", "webhooks"], hooks_env, tmp_path / "webhooks.log"))
-            worker = spawn(["arbitrate"], env, log)
+            worker = spawn(["alerts", "evaluate"], env, log)
             processes.append(worker)
             await poll(f"http://127.0.0.1:{health}/readyz", within=40, process=worker)
             await poll(f"http://127.0.0.1:{hooks_health}/readyz", within=20)
@@ -156,7 +156,7 @@ async def test_a_worker_killed_while_writing_alerts_delivers_each_once(topics, t
             past_checkpoint = await uncovered(settings)
             print(f"killed after {killed_at} alerts; {past_checkpoint} past the checkpoints")
 
-            processes.append(spawn(["arbitrate"], env, log))
+            processes.append(spawn(["alerts", "evaluate"], env, log))
             await poll_until(lambda: set(seen) >= expected, within=60)
             await asyncio.sleep(1.0)  # a few checkpoint periods, for any repeat to show
             fired = await read_topic(settings, "alerts.fired", FiredAlert)

@@ -1,7 +1,7 @@
 """Alerts end to end on the real broker: rules created over REST and over the WebSocket
-are evaluated by the arbitration worker's alerts agent (its own process) on quotes written
-to fiml.quotes, and reach their owner's WebSocket, not another owner's; a restart of the
-worker on the log the last run left fires nothing twice."""
+are evaluated by the alerts worker (``fiml alerts evaluate``, its own process) on quotes
+written to fiml.quotes, and reach their owner's WebSocket, not another owner's; a restart of
+the worker on the log the last run left fires nothing twice."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ KEYS = {"a": "alerts-key-a", "b": "alerts-key-b"}
 
 @pytest.fixture
 async def system(topics, tmp_path):
-    """A gateway in this process with two API keys, the arbitration worker in its own, the
+    """A gateway in this process with two API keys, the alerts worker in its own, the
     webhook worker in this one and a webhook receiver."""
     settings = dataclasses.replace(
         topics,
@@ -47,16 +47,16 @@ async def system(topics, tmp_path):
         heartbeat_interval=0.5,
         alert_webhook_secret="end-to-end-webhook-secret",
     )
-    log = tmp_path / "arbitrate.log"
+    log = tmp_path / "alerts.log"
     env = service_env(settings)
-    worker = [spawn(["arbitrate"], env, log)]
+    worker = [spawn(["alerts", "evaluate"], env, log)]
     sender = WebhookSender(settings.alert_webhook_secret.encode())
     webhooks = asyncio.create_task(WebhookWorker(settings, sender).run())
     try:
         async with serve_gateway(settings) as app, serving_receiver() as hook:
             await asyncio.wait_for(app.state.alerts.feed.ready.wait(), 30)
             await asyncio.wait_for(app.state.alerts.following.wait(), 30)
-            yield settings, worker, lambda: spawn(["arbitrate"], env, log), hook
+            yield settings, worker, lambda: spawn(["alerts", "evaluate"], env, log), hook
     finally:
         webhooks.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -1,9 +1,9 @@
 """The dashboard at / in headless Chromium, against the real running system.
 
-One system for the module: the session's broker, and synthetic ingest, arbitration and a
-gateway with API keys on, as processes. The page is driven like a person would: it shows
-live prices, draws 1 s candles, subscribes an added symbol, plays a past range and comes
-back after the gateway is killed and restarted.
+One system for the module: the session's broker, and synthetic ingest, arbitration, the
+alerts worker and a gateway with API keys on, as processes. The page is driven like a person
+would: it shows live prices, draws 1 s candles, subscribes an added symbol, plays a past
+range and comes back after the gateway is killed and restarted.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import pytest
 import websockets
 from playwright.async_api import BrowserContext, Page
 
+from fiml.supervisor import COMMANDS, SERVICES
 from gateway.app import create_app
 from gateway.protocol import Timeframe
 from runtime.processes import stop_process
@@ -101,10 +102,7 @@ async def system(
     running = System(
         settings,
         env,
-        {
-            name: spawn([name], env, logs / f"{name}.log")
-            for name in ("ingest", "arbitrate", "gateway")
-        },
+        {name: spawn(COMMANDS.get(name, [name]), env, logs / f"{name}.log") for name in SERVICES},
         logs,
         started=0.0,
     )

@@ -37,7 +37,6 @@ from mode.utils.imports import FactoryMapping
 from mode.utils.queues import FlowControlQueue, ThrowableQueue
 
 from arbitration import batch_delivery
-from arbitration.app import make_app
 from arbitration.batch_agent import AbandonedBatch, batch_topic, batches
 from arbitration.batch_delivery import (
     FETCH_MAX_WAIT_MS,
@@ -46,6 +45,7 @@ from arbitration.batch_delivery import (
     Transport,
     register,
 )
+from arbitration.faust_worker import make_app
 from arbitration.partition_batch import PartitionBatch
 from arbitration.quiet_monitor import QuietMonitor
 from runtime.settings import Settings

@@ -1,8 +1,9 @@
 """/healthz and /readyz of every service, and the graceful stop the deployments rely on.
 
-The health server itself and the Faust readiness rule are tested in-process; ingest and
-arbitration are then spawned as ``python -m fiml ...`` with ``FIML_HEALTH_PORT`` set and
-polled over HTTP, and the gateway runs on a real uvicorn, all on the session's real broker.
+The health server itself and the Faust readiness rule are tested in-process; ingest,
+arbitration and the alerts worker are then spawned as ``python -m fiml ...`` with
+``FIML_HEALTH_PORT`` set and polled over HTTP, and the gateway runs on a real uvicorn, all on
+the session's real broker.
 """
 
 from __future__ import annotations
@@ -167,15 +168,15 @@ async def test_a_faust_worker_is_ready_once_assigned_and_not_while_rebalancing(m
         await service.on_stop()
 
 
-@pytest.mark.parametrize("command", ["ingest", "arbitrate"])
+@pytest.mark.parametrize("command", ["ingest", "arbitrate", "alerts evaluate"])
 async def test_a_spawned_service_answers_health_and_stops_cleanly(command, topics, tmp_path):
     port = free_port()
     env = service_env(
         dataclasses.replace(topics, symbols=("AAPL", "BTC/USDT")),
         FIML_HEALTH_PORT=str(port),
     )
-    log = tmp_path / f"{command}.log"
-    process = spawn([command], env, log)
+    log = tmp_path / f"{command.replace(' ', '-')}.log"
+    process = spawn(command.split(), env, log)
     try:
         assert (await poll(f"http://127.0.0.1:{port}/healthz", process=process))[-1] == 200
         statuses = await poll(f"http://127.0.0.1:{port}/readyz", process=process)

@@ -47,6 +47,7 @@ def secure_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         FIML_UP_INGEST_HEALTH_PORT="0",
         FIML_UP_ARBITRATION_HEALTH_PORT="0",
         FIML_UP_WEBHOOKS_HEALTH_PORT="0",
+        FIML_UP_ALERTS_HEALTH_PORT="0",
     )
     log = tmp / "up.log"
     process = spawn(["up"], env, log)

@@ -124,6 +124,7 @@ async def test_a_restart_on_the_last_runs_data_keeps_every_quote_moving(
         FIML_GATEWAY_PORT=str(port),
         FIML_UP_INGEST_HEALTH_PORT="0",
         FIML_UP_ARBITRATION_HEALTH_PORT="0",
+        FIML_UP_ALERTS_HEALTH_PORT="0",
         FIML_SYMBOLS=",".join(SYMBOLS),
     )
     with (tmp_path / "up.log").open("ab") as log:

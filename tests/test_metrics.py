@@ -262,13 +262,20 @@ def lagging_partitions(samples: Samples, topic: str) -> dict[str, float]:
 
 async def test_fiml_up_serves_lag_scores_and_statuses_on_every_service(topics, tmp_path: Path):
     """Under ``fiml up`` (on the session's broker) every service answers /metrics without a
-    health setting of its own: ingest and arbitration on the ``FIML_UP_*_HEALTH_PORT``s."""
+    health setting of its own: ingest, arbitration and the alerts worker on the
+    ``FIML_UP_*_HEALTH_PORT``s."""
     settings = dataclasses.replace(topics, symbols=("AAPL", "BTC/USDT"), gateway_port=free_port())
-    ports = {"gateway": settings.gateway_port, "ingest": free_port(), "arbitration": free_port()}
+    ports = {
+        "gateway": settings.gateway_port,
+        "ingest": free_port(),
+        "arbitration": free_port(),
+        "alerts": free_port(),
+    }
     env = service_env(
         settings,
         FIML_UP_INGEST_HEALTH_PORT=str(ports["ingest"]),
         FIML_UP_ARBITRATION_HEALTH_PORT=str(ports["arbitration"]),
+        FIML_UP_ALERTS_HEALTH_PORT=str(ports["alerts"]),
     )
     process = spawn(["up"], env, tmp_path / "up.log")
     urls = {name: f"http://127.0.0.1:{port}/metrics" for name, port in ports.items()}

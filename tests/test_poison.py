@@ -1,6 +1,6 @@
 """Nothing a producer writes stops a service: every kind of record that is not ours, written
-to every topic of a running system (ingest, arbitration and gateway as processes on the
-real broker), then again after every service restarted on that data.
+to every topic of a running system (ingest, arbitration, the alerts worker and gateway as
+processes on the real broker), then again after every service restarted on that data.
 
 Each topic gets a tombstone, an empty value, a wrong magic byte, random bytes, an unknown
 schema id, a record of another type, a truncated and a corrupt record, an oversize value,
@@ -28,6 +28,7 @@ import websockets
 
 from arbitration.engine.partition import MAX_KEPT_BYTES
 from arbitration.snapshots import FORMAT, MAX_STATE_BYTES
+from fiml.supervisor import ALERTS, COMMANDS
 from runtime.clock import now_micros
 from runtime.processes import stop_process
 from runtime.settings import Settings
@@ -83,8 +84,8 @@ READERS = {
     "trades": {"gateway": True},
 }
 
-# The arbitration worker's alerts agent reads these too, and counts their poison once more;
-# after a restart it resumes after the poison it has done with.
+# The alerts worker reads these too, and counts their poison in its own process; after a
+# restart it resumes after the poison it has done with.
 ALERTS_AGENT_READS = ("provider.status", "quotes", "candles")
 
 # After a restart arbitration resumes after the raw poison it has done with, while ingest's
@@ -113,7 +114,7 @@ SNAPSHOT_POISON = {
 
 @dataclasses.dataclass
 class Services:
-    """The three services as processes, each with its log and health endpoint."""
+    """The services as processes, each with its log and health endpoint."""
 
     settings: Settings
     env: dict[str, dict[str, str]]
@@ -129,7 +130,9 @@ class Services:
 
     async def start(self, logs: Path, run: int) -> None:
         for command, env in self.env.items():
-            self.processes[command] = spawn([command], env, logs / f"{command}-{run}.log")
+            self.processes[command] = spawn(
+                COMMANDS.get(command, [command]), env, logs / f"{command}-{run}.log"
+            )
         for command, process in self.processes.items():
             await poll(self.url(command, "/readyz"), SERVICE_START_TIMEOUT, process)
 
@@ -247,7 +250,7 @@ async def counted(
             if checks:
                 want[(settings.topic(role), "invalid")] += 1
         if alerts_agent and role in ALERTS_AGENT_READS:
-            want = expected.setdefault("arbitrate", Counter())
+            want = expected.setdefault(ALERTS, Counter())
             for reason, n in expected_skips(role).items():
                 want[(settings.topic(role), reason)] += n
     if snapshots:
@@ -293,6 +296,7 @@ async def test_no_record_stops_a_service_before_or_after_a_restart(topics, tmp_p
         {
             "ingest": {**env, "FIML_HEALTH_PORT": str(free_port())},
             "arbitrate": {**env, "FIML_HEALTH_PORT": str(free_port())},
+            ALERTS: {**env, "FIML_HEALTH_PORT": str(free_port())},
             "gateway": env,
         },
     )

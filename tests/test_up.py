@@ -31,6 +31,7 @@ def running_up(settings, tmp_path, *options: str, **env: str):
         "FIML_UP_INGEST_HEALTH_PORT": str(free_port()),
         "FIML_UP_ARBITRATION_HEALTH_PORT": str(free_port()),
         "FIML_UP_WEBHOOKS_HEALTH_PORT": str(free_port()),
+        "FIML_UP_ALERTS_HEALTH_PORT": str(free_port()),
     }
     env = service_env(
         settings,
@@ -103,7 +104,8 @@ async def first_price(port: int) -> dict:
 
 async def test_ctrl_c_stops_every_process_including_kafka(up, tmp_path):
     process, marker, port = up
-    assert len(processes_with_env(marker)) == 5  # up, kafka, ingest, arbitrate, gateway
+    # up, kafka, ingest, arbitrate, alerts evaluate, gateway
+    assert len(processes_with_env(marker)) == 6
     price = await first_price(port)
     assert price["symbol"] == "AAPL" and price["price"] > 0
     log = tmp_path / "up.log"
@@ -139,7 +141,7 @@ async def test_up_with_the_registry_runs_on_its_ids_and_stops_it_too(own_broker,
         "FIML_CACHE_DIR": Settings.from_env().cache_dir,  # where the registry was built
     }
     with running_up(own_broker, tmp_path, "--registry", **env) as (process, marker, port):
-        assert len(processes_with_env(marker)) == 6  # and the registry
+        assert len(processes_with_env(marker)) == 7  # and the registry
         price = await first_price(port)  # ingest, arbitration and gateway on its ids
         assert price["symbol"] == "AAPL" and price["price"] > 0
         url = f"http://127.0.0.1:{registry_port}/apis/ccompat/v7"
@@ -159,7 +161,7 @@ async def test_up_runs_the_webhook_worker_when_a_signing_secret_is_set(own_broke
         "FIML_UP_WEBHOOKS_HEALTH_PORT": str(health),
     }
     with running_up(own_broker, tmp_path, **env) as (process, marker, _):
-        assert len(processes_with_env(marker)) == 6  # and `fiml alerts webhooks`
+        assert len(processes_with_env(marker)) == 7  # and `fiml alerts webhooks`
         base = f"http://127.0.0.1:{health}"
         await poll(f"{base}/readyz", within=60)  # joined its consumer group
         async with httpx.AsyncClient() as client:
