@@ -10,6 +10,9 @@ measures in the same run, on the same broker:
 - ``worker``: ``python -m fiml arbitrate`` as its own process (Faust, the full engine, every
   output: quotes, candles, trades, DLQ), timed from its first committed offset to the last,
   so its start-up is not counted;
+- ``alerts``: ``python -m fiml alerts evaluate`` (no rules) afterwards, over the quotes,
+  candles and statuses the worker wrote, timed the same way by its offsets of the quotes
+  topic and reported per raw tick: the alerts worker runs in a process of its own;
 - ``faust``: the worker's Faust app with an agent that does nothing else (this script with
   ``--faust-floor MODE``), timed the same way: the most any Faust worker so configured can
   do here; ``batch`` takes the partition batches the worker takes
@@ -38,7 +41,14 @@ from pathlib import Path
 
 import faust
 from aiokafka import TopicPartition
-from harness import bare_clients, cpu_seconds, run_and_report, run_facts, spawn_service
+from harness import (
+    bare_clients,
+    cpu_seconds,
+    end_offsets,
+    run_and_report,
+    run_facts,
+    spawn_service,
+)
 
 from arbitration.app import raw_topic
 from arbitration.batch_agent import batches
@@ -200,6 +210,25 @@ async def process_rate(
         stop_process(process)
 
 
+async def alerts_rate(settings: Settings, count: int, tmp: Path) -> dict:
+    """The alerts worker (no rules) over what the worker wrote from ``count`` raw ticks: raw
+    ticks' worth per second and CPU time per raw tick, timed as the worker is, by its
+    committed offsets of the quotes topic."""
+    quotes = await end_offsets(settings, await topic_partitions(settings, settings.topic("quotes")))
+    found = await process_rate(
+        settings,
+        quotes,
+        spawn_service(settings, "alerts evaluate", tmp / "alerts.log"),
+        f"{settings.topic_prefix}-alerts",
+        role="quotes",
+    )
+    per_tick = quotes / count
+    return {
+        "ticks_per_s": found["ticks_per_s"] / per_tick,
+        "cpu_s_per_tick": found["cpu_s_per_tick"] * per_tick,
+    }
+
+
 async def measure(bootstrap: str, count: int, tmp: Path) -> dict:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     settings = Settings.from_env(
@@ -219,6 +248,7 @@ async def measure(bootstrap: str, count: int, tmp: Path) -> dict:
         spawn_service(settings, "arbitrate", tmp / "worker.log"),
         f"{prefix}-arbitration",
     )
+    alerts = await alerts_rate(settings, count, tmp)
     floors = {
         mode: await process_rate(
             settings,
@@ -239,6 +269,8 @@ async def measure(bootstrap: str, count: int, tmp: Path) -> dict:
         "bare_cpu_us_per_tick": round(bare["cpu_s_per_tick"] * 1e6, 1),
         "worker_cpu_us_per_tick": round(worker["cpu_s_per_tick"] * 1e6, 1),
         "cpu_ratio": round(bare["cpu_s_per_tick"] / worker["cpu_s_per_tick"], 3),
+        "alerts_worker_ticks_per_s": round(alerts["ticks_per_s"]),
+        "alerts_worker_cpu_us_per_tick": round(alerts["cpu_s_per_tick"] * 1e6, 1),
         **{
             f"faust_floor_{mode}_ticks_per_s": round(floor["ticks_per_s"])
             for mode, floor in floors.items()

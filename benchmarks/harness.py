@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from runtime.kafka import make_consumer, make_producer, topic_partitions
 from runtime.processes import die_with_parent
@@ -91,13 +91,14 @@ def _prepare_child(die: Callable[[], None] | None) -> None:
 
 
 def spawn_service(settings: Settings, command: str, log: Path, **env: str) -> subprocess.Popen:
-    """``python -m fiml <command>`` on exactly ``settings`` (plus ``env``), logging to
+    """``python -m fiml <command>`` (words split on spaces) on exactly ``settings`` (plus
+    ``env``), logging to
     ``log``; it may open as many files as the hard limit allows and dies with this process."""
     child_env = {key: value for key, value in os.environ.items() if not key.startswith("FIML_")}
     child_env.update(settings.to_env(), **env)
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "fiml", command],
+            [sys.executable, "-m", "fiml", *command.split()],
             env=child_env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -105,6 +106,16 @@ def spawn_service(settings: Settings, command: str, log: Path, **env: str) -> su
             cwd=ROOT,
             preexec_fn=functools.partial(_prepare_child, die_with_parent()),
         )
+
+
+async def end_offsets(settings: Settings, partitions: list[TopicPartition]) -> int:
+    """Sum of the end offsets of ``partitions``: records written so far."""
+    consumer = make_consumer(settings, "bench-probe")
+    await consumer.start()
+    try:
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
 
 
 def cpu_seconds(pid: int) -> float:

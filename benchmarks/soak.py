@@ -26,13 +26,19 @@ import time
 import uuid
 from pathlib import Path
 
-from aiokafka import TopicPartition
 from arbitration_throughput import committed
 from fanout import ClientPool
-from harness import raise_open_files, rss_bytes, run_and_report, run_facts, spawn_service
+from harness import (
+    end_offsets,
+    raise_open_files,
+    rss_bytes,
+    run_and_report,
+    run_facts,
+    spawn_service,
+)
 from replay_throughput import wait_ready
 
-from runtime.kafka import make_consumer, topic_partitions
+from runtime.kafka import topic_partitions
 from runtime.processes import stop_process
 from runtime.settings import Settings
 from runtime.testing import free_port
@@ -56,16 +62,6 @@ def soak_request(n: int) -> dict[str, object]:
         "interval_ms": 1000,
         "symbols": [SYMBOLS[(first + k) % len(SYMBOLS)] for k in range(PER_CLIENT)],
     }
-
-
-async def end_offsets(settings: Settings, partitions: list[TopicPartition]) -> int:
-    """Sum of the end offsets of ``partitions``: records written so far."""
-    consumer = make_consumer(settings, "bench-soak-probe")
-    await consumer.start()
-    try:
-        return sum((await consumer.end_offsets(partitions)).values())
-    finally:
-        await consumer.stop()
 
 
 def growth(samples: list[int], warm: int) -> float | None:
