@@ -68,11 +68,11 @@ def synthetic_events(count: int) -> list[BookEvent]:
     return events[:count]
 
 
-async def bare_loop(settings: Settings, count: int, rule: bool) -> dict:
+async def bare_loop(settings: Settings, count: int, out_topic: str | None) -> dict:
     """Events per second and CPU time per event of consume and decode with aiokafka alone;
-    with ``rule``, also the agent's rule and the delivery of its books."""
+    with an ``out_topic``, also the agent's rule and the delivery of its books there (not to
+    the worker's topic, where the worker's restore would find them)."""
     async with bare_clients(settings, "books.raw") as (consumer, producer):
-        out_topic = settings.topic("books.consolidated")
         slots: dict[int, BookSlots] = {}
         seen, books, deliveries = 0, 0, []
         start, cpu = time.perf_counter(), cpu_seconds(os.getpid())
@@ -85,7 +85,7 @@ async def bare_loop(settings: Settings, count: int, rule: bool) -> dict:
                 for record in records:
                     event = decode(record.value, BookEvent)
                     seen += 1
-                    if not rule:
+                    if out_topic is None:
                         continue
                     for book in state.process(record.offset, record.timestamp * 1000, event):
                         books += 1
@@ -111,11 +111,15 @@ async def measure(bootstrap: str, count: int, tmp: Path) -> dict:
     settings = Settings.from_env(
         {}, kafka_bootstrap=bootstrap, topic_prefix=prefix, partitions=6, log_level="warning"
     )
+    bare_out = Settings.from_env(
+        {}, kafka_bootstrap=bootstrap, topic_prefix=f"{prefix}-bare", partitions=6
+    )
     await create_topics(settings)
+    await create_topics(bare_out)
     events = synthetic_events(count + TAIL)
     await fill(settings, events, role="books.raw")
-    bare = await bare_loop(settings, count, rule=False)
-    rule = await bare_loop(settings, count, rule=True)
+    bare = await bare_loop(settings, count, None)
+    rule = await bare_loop(settings, count, bare_out.topic("books.consolidated"))
     worker = await process_rate(
         settings,
         count,
