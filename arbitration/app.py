@@ -21,12 +21,12 @@ import logging
 import faust
 
 from arbitration.arbiter import Arbiter
-from arbitration.batch_agent import batch_topic, batches, source_records
+from arbitration.batch_agent import batch_topic, batches
 from arbitration.books import add_book_agent
 from arbitration.configure import engine_config
 from arbitration.engine.partition import ROLES
 from arbitration.faust_worker import aiokafka_producer, make_app
-from arbitration.feeds import StatusFeed
+from arbitration.feeds import StatusFeed, source_records
 from arbitration.monitor import METRICS_PERIOD, ArbitrationMonitor
 from arbitration.news import NEWS_ROLES, add_news_agent
 from arbitration.relay import Relay

@@ -14,7 +14,6 @@ from aiokafka.errors import KafkaError
 from faust.types import ChannelT
 
 from arbitration.batch_delivery import SCHEME, BatchConsumer, Transport
-from arbitration.engine.partition import SourceRecord
 from arbitration.partition_batch import PartitionBatch
 from runtime.backoff import NETWORK
 
@@ -82,16 +81,6 @@ async def batches(stream: faust.StreamT[Any]) -> AsyncIterator[list[PartitionBat
             raise
         for batch in group:
             consumer.ack_batch(batch)
-
-
-def source_records(group: list[PartitionBatch]) -> dict[int, list[SourceRecord]]:
-    """The records of ``group`` by partition, in offset order."""
-    found: dict[int, list[SourceRecord]] = {}
-    for batch in group:
-        found.setdefault(batch.tp.partition, []).extend(
-            SourceRecord(r.offset, r.key, r.value, r.timestamp * 1000) for r in batch.records
-        )
-    return found
 
 
 async def until_delivered(

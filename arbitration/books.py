@@ -23,10 +23,10 @@ import faust
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from arbitration.batch_agent import batch_topic, batches, source_records, until_delivered
+from arbitration.batch_agent import batch_topic, batches, until_delivered
 from arbitration.engine.outputs import Marker, Message, parse_marker
 from arbitration.engine.partition import SourceRecord
-from arbitration.feeds import last_record, read_partition
+from arbitration.feeds import last_record, read_partition, source_records
 from arbitration.sender import BatchSender, DeliveryFailed, send_each
 from domain.books.slots import BookSlots, check_event
 from runtime.book_replay import book_slots

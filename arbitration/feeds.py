@@ -1,4 +1,5 @@
-"""The Kafka side of arbitration: the status feed, partition reads, written markers."""
+"""The Kafka side of arbitration: the status feed, partition reads and batches, written
+markers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from arbitration.engine.config import EngineConfig
 from arbitration.engine.outputs import Marker, parse_marker
 from arbitration.engine.partition import ROLES, SourceRecord
 from arbitration.engine.statuses import StatusTimeline
+from arbitration.partition_batch import PartitionBatch
 from runtime.intake import decode_or_skip
 from runtime.kafka import make_consumer, topic_partitions
 from runtime.settings import Settings
@@ -95,6 +97,16 @@ class StatusFeed:
                     if status is not None:
                         self.timeline.add(status)
             pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+
+
+def source_records(group: list[PartitionBatch]) -> dict[int, list[SourceRecord]]:
+    """The records of ``group`` by partition, in offset order."""
+    found: dict[int, list[SourceRecord]] = {}
+    for batch in group:
+        found.setdefault(batch.tp.partition, []).extend(
+            SourceRecord(r.offset, r.key, r.value, r.timestamp * 1000) for r in batch.records
+        )
+    return found
 
 
 async def read_partition(
