@@ -163,6 +163,10 @@ class LocalKafka:
             "-XX:+UseG1GC",
             "-XX:+AlwaysPreTouch",
             "-Djava.awt.headless=true",
+            # Answer a client's TLS close_notify, which Java's TLS 1.3 does not by default:
+            # a Python client closing a connection to the TLS listener otherwise waits 30 s
+            # for it (the arbitration worker's first partition restore took 60 s).
+            "-Djdk.tls.acknowledgeCloseNotify=true",
             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
             "-cp",
             f"{jars}/*",
