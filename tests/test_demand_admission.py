@@ -201,13 +201,10 @@ def quotes_by_symbol(answers: dict[str, str], seen: list[str]) -> httpx.MockTran
     return httpx.MockTransport(handler)
 
 
-async def test_alphavantage_spends_one_request_on_junk_and_polls_the_real_ones() -> None:
-    seen: list[str] = []
-    answers = {
-        "IBM": "alphavantage_global_quote_ibm.json",
-        "BADX": "alphavantage_invalid_symbol.json",
-        "*": "alphavantage_global_quote_unknown.json",
-    }
+def alphavantage_ibm(answers: dict[str, str], seen: list[str]) -> AlphaVantageProvider:
+    """Alpha Vantage configured with IBM, answering from ``answers`` (see
+    :func:`quotes_by_symbol`), at most 5 lookups a minute, without the free tier's spacing
+    (tested on its own)."""
     provider = AlphaVantageProvider(
         "alphavantage",
         KEY,
@@ -216,7 +213,18 @@ async def test_alphavantage_spends_one_request_on_junk_and_polls_the_real_ones()
         transport=quotes_by_symbol(answers, seen),
         admission=admission("alphavantage", per_minute=5),
     )
-    provider.interval = 0.0  # the free tier's spacing is tested on its own
+    provider.interval = 0.0
+    return provider
+
+
+async def test_alphavantage_spends_one_request_on_junk_and_polls_the_real_ones() -> None:
+    seen: list[str] = []
+    answers = {
+        "IBM": "alphavantage_global_quote_ibm.json",
+        "BADX": "alphavantage_invalid_symbol.json",
+        "*": "alphavantage_global_quote_unknown.json",
+    }
+    provider = alphavantage_ibm(answers, seen)
     provider.set_demand(frozenset({"IBM", "BADX", "ZZZZ"}))
     records = await run_provider_until(provider, lambda r: ticked(r)["IBM"] >= 20)
     counts = Counter(seen)
@@ -227,18 +235,10 @@ async def test_alphavantage_spends_one_request_on_junk_and_polls_the_real_ones()
 
 async def test_a_flood_of_junk_costs_the_bound_and_half_the_turns_at_most() -> None:
     seen: list[str] = []
-    provider = AlphaVantageProvider(
-        "alphavantage",
-        KEY,
-        ["IBM"],
-        timeout_s=1,
-        transport=quotes_by_symbol(
-            {"IBM": "alphavantage_global_quote_ibm.json", "*": "alphavantage_invalid_symbol.json"},
-            seen,
-        ),
-        admission=admission("alphavantage", per_minute=5),
+    provider = alphavantage_ibm(
+        {"IBM": "alphavantage_global_quote_ibm.json", "*": "alphavantage_invalid_symbol.json"},
+        seen,
     )
-    provider.interval = 0.0
     provider.set_demand(frozenset(f"JUNK{n}" for n in range(500)))
     await run_provider_until(provider, lambda r: ticked(r)["IBM"] >= 30)
     junk = [symbol for symbol in seen if symbol != "IBM"]
