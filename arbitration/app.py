@@ -38,14 +38,10 @@ from schemas.topics import TopicRole
 
 log = logging.getLogger("fiml.arbitration")
 
-# Partition batches (up to MAX_POLL_RECORDS records each) queued for the agent; a full
-# queue blocks the fetch loop.
-QUEUED_BATCHES = 4
-
 
 def raw_topic(app: faust.App, settings: Settings) -> faust.TopicT:
     """``ticks.raw``, delivered a partition batch at a time."""
-    return batch_topic(app, settings.topic(TopicRole.RAW), maxsize=QUEUED_BATCHES)
+    return batch_topic(app, settings.topic(TopicRole.RAW))
 
 
 def bytes_topic(app: faust.App, settings: Settings, role: TopicRole) -> faust.TopicT:

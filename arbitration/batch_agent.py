@@ -17,8 +17,12 @@ from arbitration.batch_delivery import SCHEME, BatchConsumer, Transport
 from arbitration.partition_batch import PartitionBatch
 from runtime.backoff import NETWORK
 
+# Partition batches (up to MAX_POLL_RECORDS records each, arbitration/faust_worker.py) queued
+# for an agent; a full queue blocks the fetch loop of every agent of the worker.
+QUEUED_BATCHES = 4
 
-def batch_topic(app: faust.App, *names: str, maxsize: int = 4) -> faust.TopicT:
+
+def batch_topic(app: faust.App, *names: str, maxsize: int = QUEUED_BATCHES) -> faust.TopicT:
     """``names`` as one topic whose records the consumer delivers a partition batch at a
     time; ``maxsize`` counts batches in the agent's queue. Key and value types do not apply:
     a batch carries the records as fetched (bytes, Kafka time in ms)."""

@@ -1,5 +1,5 @@
-"""Batch delivery inside Faust: the agent of ``ticks.raw`` gets one fetched partition batch
-per step instead of one event per record.
+"""Batch delivery inside Faust: the agents of the topics named with ``batch_topic`` get one
+fetched partition batch per step instead of one event per record.
 
 faust-streaming delivers every record alone: ``Consumer._drain_messages`` awaits
 ``wait_first(callback(message), suspend_flow.wait())`` per record, the conductor decodes it
@@ -39,18 +39,17 @@ from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
 from arbitration.partition_batch import PartitionBatch
+from runtime.kafka import FETCH_MAX_WAIT_MS
 from runtime.private import private_attribute
 
 log = logging.getLogger("fiml.arbitration")
 
 SCHEME = "kafka+batch"
-# As long as a fetch may wait for data at the broker (Faust's driver asks for 1.5 s); as
-# every other consumer of ours (runtime/kafka.py).
-FETCH_MAX_WAIT_MS = 50
 
 
 class BatchConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
-    """Faust's consumer thread, whose fetches wait at most ``FETCH_MAX_WAIT_MS`` for data.
+    """Faust's consumer thread, whose fetches wait at most ``FETCH_MAX_WAIT_MS`` for data, as
+    every other consumer of ours (Faust's driver asks for 1.5 s).
 
     aiokafka keeps one fetch in flight per broker, for the partitions without buffered
     records. When those have no new data (the partitions a backlog has run out of, the

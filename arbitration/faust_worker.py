@@ -38,8 +38,8 @@ def make_app(settings: Settings, name: str | None = None) -> faust.App:
 
     The broker URL selects the batch-delivery transport (``arbitration/batch_delivery.py``).
     Faust's leader topic is off: the worker has no leader-only work, and its always empty
-    partition, fetched alone, held the fetch for Faust's 1.5 s ``fetch_max_wait_ms`` and
-    capped a worker at about 20 000 records/s.
+    partition, fetched alone, was waited for at the broker (then Faust's 1.5 s
+    ``fetch_max_wait_ms``) and capped a worker at about 20 000 records/s.
     """
     register()
     faust_root = Path(settings.cache_dir) / "faust"

@@ -103,10 +103,13 @@ def source_records(group: list[PartitionBatch]) -> dict[int, list[SourceRecord]]
     """The records of ``group`` by partition, in offset order."""
     found: dict[int, list[SourceRecord]] = {}
     for batch in group:
-        found.setdefault(batch.tp.partition, []).extend(
-            SourceRecord(r.offset, r.key, r.value, r.timestamp * 1000) for r in batch.records
-        )
+        found.setdefault(batch.tp.partition, []).extend(map(source_record, batch.records))
     return found
+
+
+def source_record(record: ConsumerRecord) -> SourceRecord:
+    """A fetched record as the engines take it: Kafka time in µs."""
+    return SourceRecord(record.offset, record.key, record.value, record.timestamp * 1000)
 
 
 async def read_partition(
@@ -128,7 +131,7 @@ async def read_partition(
             for record in batches.get(tp, []):
                 if record.offset >= end:
                     return
-                yield SourceRecord(record.offset, record.key, record.value, record.timestamp * 1000)
+                yield source_record(record)
     finally:
         await consumer.stop()
 

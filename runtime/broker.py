@@ -21,7 +21,7 @@ from pathlib import Path
 from aiokafka.client import AIOKafkaClient, CoordinationType
 
 from runtime.kafka_security import security_options
-from runtime.local_tls import LocalTls, LocalTlsError
+from runtime.local_tls import LocalTls, LocalTlsError, write_private
 from runtime.processes import (
     daemon_pid,
     find_java,
@@ -192,8 +192,7 @@ class LocalKafka:
             controller_port=self.settings.kafka_controller_port,
             log_dir=self.data_dir / "log",
         )
-        self.config_file.write_text(properties + security_properties(self))
-        self.config_file.chmod(0o600)
+        write_private(self.config_file, properties + security_properties(self))
         (self.data_dir / "log4j2.properties").write_text(_runtime_file("log4j2.properties"))
 
     def _format_storage(self, jars: Path) -> None:

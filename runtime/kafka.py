@@ -34,6 +34,12 @@ def make_producer(settings: Settings, client_id: str, **overrides: Any) -> AIOKa
     return AIOKafkaProducer(**options)
 
 
+#: How long a fetch of any consumer of ours may wait at the broker for data: aiokafka keeps
+#: one fetch in flight per broker, and a partition that runs out of buffered records waits
+#: behind it (arbitration/batch_delivery.py sets it for Faust's consumer too).
+FETCH_MAX_WAIT_MS = 50
+
+
 def make_consumer(settings: Settings, client_id: str, **overrides: Any) -> AIOKafkaConsumer:
     """A consumer with no group: callers assign partitions and seek themselves."""
     options: dict[str, Any] = {
@@ -42,7 +48,7 @@ def make_consumer(settings: Settings, client_id: str, **overrides: Any) -> AIOKa
         "group_id": None,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
-        "fetch_max_wait_ms": 50,
+        "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
         **security_options(settings),
     }
     options.update(overrides)

@@ -17,6 +17,15 @@ from runtime.processes import find_java
 VALIDITY_DAYS = "825"
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` (replacing it) readable by its owner only, never by others,
+    even briefly."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)
+
+
 class LocalTlsError(RuntimeError):
     """``keytool`` could not make the certificates."""
 
@@ -49,10 +58,7 @@ class LocalTls:
         if self.keystore.exists() and self.ca_pem.exists():
             return self
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.password_file.unlink(missing_ok=True)
-        descriptor = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as password:  # never readable by others, even briefly
-            password.write(secrets.token_urlsafe(18))
+        write_private(self.password_file, secrets.token_urlsafe(18))
         ca_store, csr, signed = (self.directory / n for n in ("ca.p12", "broker.csr", "broker.pem"))
         for path in (ca_store, self.keystore):
             path.unlink(missing_ok=True)

@@ -543,13 +543,16 @@ def test_each_component_has_a_kafka_user_with_acls_for_exactly_its_topics():
         assert settings.kafka_ssl_cafile == f"{mount['mountPath']}/ca.crt"
     # every component reaches the brokers on the TLS listener's port only
     port = int(settings.kafka_bootstrap.rpartition(":")[2])
+    to_kafka = 0
     for policy in by_kind(docs, "NetworkPolicy").values():
         for rule in policy["spec"].get("egress", []):
             if any(
                 peer.get("podSelector", {}).get("matchLabels", {}).get("strimzi.io/kind") == "Kafka"
                 for peer in rule.get("to", [])
             ):
+                to_kafka += 1
                 assert [p["port"] for p in rule["ports"]] == [port], policy["metadata"]["name"]
+    assert to_kafka >= len(KAFKA_USERS), "a component has no egress rule to the brokers"
 
 
 # ---------------------------------------------------------------- everywhere

@@ -38,16 +38,11 @@ from mode.utils.queues import FlowControlQueue, ThrowableQueue
 
 from arbitration import batch_delivery
 from arbitration.batch_agent import AbandonedBatch, batch_topic, batches
-from arbitration.batch_delivery import (
-    FETCH_MAX_WAIT_MS,
-    SCHEME,
-    BatchConsumer,
-    Transport,
-    register,
-)
+from arbitration.batch_delivery import SCHEME, BatchConsumer, Transport, register
 from arbitration.faust_worker import make_app
 from arbitration.partition_batch import PartitionBatch
 from arbitration.quiet_monitor import QuietMonitor
+from runtime.kafka import FETCH_MAX_WAIT_MS
 from runtime.settings import Settings
 
 TOPIC = "fiml.ticks.raw"
@@ -362,24 +357,27 @@ async def test_the_batches_queued_behind_one_come_with_it(app, monkeypatch):
 
 
 async def test_an_abandoned_batch_crashes_the_worker_unacknowledged(app, monkeypatch):
-    """A loop body that raises leaves its batch unacknowledged and crashes the app, so the
-    restart resumes from the last commit instead of committing past the hole."""
+    """A loop body that raises leaves every batch of its step unacknowledged and crashes the
+    app, so the restart resumes from the last commit instead of committing past the hole."""
     crashes = _Crashes()
     monkeypatch.setattr(app, "crash", crashes)
     app.flow_control.resume()
     app.topics._acking_topics.add(TOPIC)
     channel = app.channel()
-    batch = _batch(app.consumer, range(3))
+    group = [_batch(app.consumer, range(3)), _batch(app.consumer, range(3, 5), partition=1)]
     delivered = batches(app.stream(channel))
-    await channel.put(batch)
+    for batch in group:  # queued together: one step, abandoned as a whole
+        await channel.put(batch)
     with pytest.raises(RuntimeError, match="engine failed"):
-        async for _ in delivered:
+        async for taken in delivered:
+            assert taken == group
             raise RuntimeError("engine failed")
     await delivered.aclose()
     assert [type(reason) for reason in crashes.reasons] == [AbandonedBatch]
-    assert not batch.acked
-    assert batch not in app.consumer._unacked_messages
-    assert not app.consumer._acked[TP(TOPIC, 0)]
+    for batch in group:
+        assert not batch.acked
+        assert batch not in app.consumer._unacked_messages
+    assert not app.consumer._acked[TP(TOPIC, 0)] and not app.consumer._acked[TP(TOPIC, 1)]
 
 
 # -------------------------------------------------------------------- fingerprints

@@ -94,8 +94,9 @@ async def refused(settings: Settings) -> str:
 async def test_a_client_with_a_wrong_password_is_refused(secure_up):
     wrong = dataclasses.replace(secure_up, kafka_sasl_password="not-the-password")
     assert "Unable to bootstrap" in await refused(wrong)
-    log = LocalKafka(secure_up).log_file.read_text(errors="replace")
-    assert "invalid credentials" in log
+    broker = LocalKafka(secure_up)
+    assert "invalid credentials" in broker.log_file.read_text(errors="replace")
+    assert broker.config_file.stat().st_mode & 0o077 == 0  # it holds the SASL password
 
 
 async def test_a_client_that_does_not_trust_the_broker_ca_is_refused(secure_up):

@@ -15,6 +15,7 @@ from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.errors import CoordinatorNotAvailableError
 
 from runtime.broker import LocalKafka, new_cluster_id
+from runtime.local_tls import write_private
 from runtime.processes import pid_alive
 from schemas.topics import TopicRole
 from tests.support import service_env
@@ -116,3 +117,12 @@ def test_a_cluster_id_never_starts_with_a_dash(monkeypatch):
     cluster_id = new_cluster_id()
     assert cluster_id == "A" * 22
     assert next(drawn, None) is None
+
+
+def test_a_private_file_replaces_a_readable_one_and_only_its_owner_reads_it(tmp_path):
+    path = tmp_path / "server.properties"
+    path.write_text("old")
+    path.chmod(0o644)
+    write_private(path, "sasl.jaas.config=secret")
+    assert path.read_text() == "sasl.jaas.config=secret"
+    assert path.stat().st_mode & 0o777 == 0o600
